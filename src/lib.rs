@@ -1,0 +1,11 @@
+//! nova-lvm-exporter: measures the LVM disk space that OpenStack nova does not see.
+//!
+//! Data flows one way on every scrape: the raw source ([`lvm`]) and the tracked sources
+//! ([`tracked`]) are collected concurrently, [`accounting`] turns them into the derived figures
+//! with pure functions, and [`metrics`] renders the Prometheus exposition.
+
+#![warn(missing_docs)]
+
+pub mod lvm;
+pub mod novaconf;
+pub mod tracked;

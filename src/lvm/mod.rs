@@ -1,0 +1,130 @@
+//! The raw source: what LVM itself says about the volume groups we watch.
+//!
+//! Two implementations of [`RawSource`] exist: [`exec::LvmCommand`] runs the real `vgs`/`lvs`
+//! binaries, [`replay::ReplayFile`] reads a saved JSON report (the same JSON that `vgs`, `lvs` or
+//! `lvm fullreport` print with `--reportformat json`). Both produce a [`VgReport`]; everything
+//! downstream of it is pure.
+
+pub mod exec;
+pub mod owner;
+pub mod replay;
+pub mod report;
+
+use async_trait::async_trait;
+
+/// One volume group as LVM reports it. Sizes are bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vg {
+    /// `vg_name`.
+    pub name: String,
+    /// `vg_size`: the usable size of the VG (all PVs, minus metadata areas).
+    pub size_bytes: u64,
+    /// `vg_free`: bytes in unallocated extents.
+    pub free_bytes: u64,
+    /// `vg_extent_size`: the allocation grain (4 MiB by default); 0 when the report lacks it.
+    pub extent_size_bytes: u64,
+}
+
+/// One logical volume as `lvs -a` reports it, hidden sub-LVs included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lv {
+    /// `vg_name`: the VG the LV lives in.
+    pub vg: String,
+    /// `lv_name` without the brackets LVM puts around hidden LVs (`[pool_tdata]` -> `pool_tdata`).
+    pub name: String,
+    /// True when LVM printed the name in brackets: an internal sub-LV (thin pool data/metadata,
+    /// the pool metadata spare, raid/mirror images) that the user does not see in plain `lvs`.
+    pub hidden: bool,
+    /// `lv_size`: the LV's size. For thin LVs this is the *virtual* size, which consumes nothing
+    /// of the VG by itself.
+    pub size_bytes: u64,
+    /// `lv_attr`, e.g. `-wi-a-----`, `twi---tz--`, `Vwi---tz--`.
+    pub attr: String,
+    /// `segtype`: `linear`, `striped`, `thin`, `thin-pool`, `raid1`, ...
+    pub segtype: String,
+    /// `pool_lv`: for thin LVs, the thin pool they live in; empty otherwise.
+    pub pool_lv: String,
+    /// `lv_parent`: for hidden sub-LVs, the LV they are part of (`pool` for `[pool_tdata]`); empty otherwise.
+    pub parent: String,
+    /// `data_percent` / 100 for thin pools and thin LVs; `None` when LVM leaves it empty.
+    pub data_used_ratio: Option<f64>,
+    /// `lv_tags`, split on commas.
+    pub tags: Vec<String>,
+}
+
+/// Everything one collection read from LVM: the VGs found and all their LVs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VgReport {
+    /// The volume groups found (a requested VG that does not exist is simply absent).
+    pub vgs: Vec<Vg>,
+    /// The logical volumes of those VGs, hidden ones included.
+    pub lvs: Vec<Lv>,
+}
+
+impl VgReport {
+    /// The VG called `name`, if the report has it.
+    pub fn vg(&self, name: &str) -> Option<&Vg> {
+        self.vgs.iter().find(|vg| vg.name == name)
+    }
+
+    /// The LVs of the VG called `name`.
+    pub fn lvs_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Lv> + 'a {
+        self.lvs.iter().filter(move |lv| lv.vg == name)
+    }
+}
+
+/// A source of raw VG figures: the live LVM tools or a saved report.
+#[async_trait]
+pub trait RawSource: Send + Sync {
+    /// Reads the VGs named in `vg_names` (and their LVs). VGs that do not exist are left out
+    /// of the report rather than failing the whole call; the caller decides what a missing VG means.
+    async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError>;
+}
+
+/// Why reading LVM failed. Every variant carries enough context for a one-line log message
+/// that an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum LvmError {
+    /// The binary could not be started at all (missing, not executable, ...).
+    #[error("cannot run {command}: {source}")]
+    Spawn {
+        /// The command line that was attempted.
+        command: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The command ran past its timeout and was killed.
+    #[error("{command} did not finish within {timeout_ms} ms and was killed")]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// The timeout that expired, in milliseconds.
+        timeout_ms: u128,
+    },
+    /// The command exited unsuccessfully and printed nothing usable.
+    #[error("{command} failed ({status}): {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Exit status or signal, as text.
+        status: String,
+        /// The last meaningful stderr line(s).
+        stderr: String,
+    },
+    /// The output was not a report we understand.
+    #[error("cannot parse LVM report from {origin}: {message}")]
+    Parse {
+        /// Where the text came from (a command line or a file path).
+        origin: String,
+        /// What was wrong, naming the offending field where possible.
+        message: String,
+    },
+    /// A saved report could not be read.
+    #[error("cannot read LVM report file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,1 @@
+//! Replaying a saved LVM JSON report instead of running LVM.

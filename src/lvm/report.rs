@@ -1,0 +1,1 @@
+//! Parsing of LVM's JSON reports (`--reportformat json --units b --nosuffix`).
