@@ -6,6 +6,9 @@
 
 #![warn(missing_docs)]
 
+pub mod accounting;
+pub mod collect;
 pub mod lvm;
+pub mod metrics;
 pub mod novaconf;
 pub mod tracked;

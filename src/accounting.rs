@@ -1,0 +1,964 @@
+//! The accounting model: raw LVM figures + tracked usage -> drift, untracked consumption by cause,
+//! corrected free space, the scheduler's view and the reserve that would fix it.
+//!
+//! Everything here is pure: no I/O, no clocks. Sizes are bytes; signed figures are `i64`
+//! because drift, corrected free space and over-estimation can be negative.
+//!
+//! The identity that ties the causes together (tested below) is
+//!
+//! ```text
+//! drift = foreign + orphan + cinder + overhead + unexplained - unbacked
+//! ```
+//!
+//! where `overhead` is what instance LVs hold beyond their flavor, `unbacked` is tracked disk with
+//! no (or a smaller) LV behind it (instances still building, disks kept elsewhere), and
+//! `unexplained` is allocated space that no LV in the walk accounts for (0 when LVM's report is
+//! complete).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::lvm::owner::{attribute, LvAllocation, Owner};
+use crate::lvm::{Lv, Vg, VgReport};
+use crate::tracked::{TrackedUsage, GIB, MIB};
+
+/// The owner classes exported for every classified VG, in label order.
+pub const EXPORTED_OWNERS: [Owner; 4] = [
+    Owner::Instance,
+    Owner::Orphan,
+    Owner::Cinder,
+    Owner::Foreign,
+];
+
+/// The LV label used for the sum of LVs beyond the per-VG series cap.
+pub const OTHER_LVS_LABEL: &str = "_other";
+
+/// Count and bytes of the LVs of one owner class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OwnerTotals {
+    /// Visible LVs of this class (thin volumes included).
+    pub lvs: u64,
+    /// VG bytes these LVs hold.
+    pub bytes: u64,
+}
+
+/// One LV that is not a tracked instance disk, for the per-LV series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UntrackedLv {
+    /// LV name, or [`OTHER_LVS_LABEL`] for the overflow of the cap.
+    pub name: String,
+    /// Its owner class.
+    pub owner: Owner,
+    /// VG bytes it holds.
+    pub bytes: u64,
+}
+
+/// Positive drift explained by cause (label `cause` of `nova_lvm_untracked_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UntrackedByCause {
+    /// LVs that are neither nova's nor cinder's.
+    pub foreign_bytes: u64,
+    /// Nova-named LVs of instances not on this host.
+    pub orphan_bytes: u64,
+    /// Cinder volumes, snapshots and pools in the VG.
+    pub cinder_bytes: u64,
+    /// Instance LVs beyond their flavor size (extent rounding, config drives, swap rounding).
+    pub overhead_bytes: u64,
+    /// Allocated space no LV accounts for: should be 0. Negative would mean the LV walk
+    /// counted more than LVM reports allocated.
+    pub unexplained_bytes: i64,
+}
+
+/// The tracked side of one VG's accounting: present only when the primary tracked source
+/// succeeded and the VG is the one nova uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedAccounting {
+    /// Sum of the instances' tracked bytes (the source's "used", without reserved).
+    pub tracked_used_bytes: u64,
+    /// Disk reserved for the host.
+    pub reserved_bytes: u64,
+    /// raw used - tracked used.
+    pub drift_bytes: i64,
+    /// The drift explained by cause.
+    pub untracked: UntrackedByCause,
+    /// Tracked bytes with no LV behind them (the part of a negative drift the walk explains).
+    pub unbacked_bytes: u64,
+    /// size - max(raw used, tracked used) - reserved: the free space the scheduler should see.
+    pub corrected_free_bytes: i64,
+    /// What the scheduler believes is free (placement's rule).
+    pub scheduler_free_bytes: i64,
+    /// scheduler free - corrected free: phantom space handed out when positive.
+    pub overestimate_bytes: i64,
+    /// The `reserved_host_disk_mb` that makes the scheduler's free space match corrected free.
+    pub recommended_reserved_host_disk_mb: u64,
+}
+
+/// The full accounting of one watched VG.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VgAccounting {
+    /// VG name.
+    pub vg: String,
+    /// `vg_size`.
+    pub size_bytes: u64,
+    /// `vg_free`.
+    pub free_bytes: u64,
+    /// size - free.
+    pub used_bytes: u64,
+    /// Totals per owner class; instance and orphan are missing when no tracked source could
+    /// tell them apart.
+    pub owners: BTreeMap<Owner, OwnerTotals>,
+    /// LVs that are not tracked instance disks, largest first, capped (see [`account_vg`]).
+    pub untracked_lvs: Vec<UntrackedLv>,
+    /// Thin pools and their data usage ratio.
+    pub thin_pools: Vec<(String, f64)>,
+    /// The tracked side, when available.
+    pub tracked: Option<TrackedAccounting>,
+}
+
+/// The view of one tracked source on its own (exported per `source` for comparison).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceFigures {
+    /// Instances counted.
+    pub instances: u64,
+    /// Sum of tracked bytes, without reserved.
+    pub tracked_used_bytes: u64,
+    /// Sum of placement allocations (whole GiB per instance).
+    pub allocated_bytes: u64,
+    /// Reserved bytes.
+    pub reserved_bytes: u64,
+    /// DISK_GB allocation ratio.
+    pub allocation_ratio: f64,
+    /// The scheduler's free space; `None` when it needs the VG size and LVM failed.
+    pub scheduler_free_bytes: Option<i64>,
+}
+
+/// Figures of one tracked source. `vg_size_bytes` is needed only for sources that do not report
+/// placement's total themselves.
+pub fn source_figures(usage: &TrackedUsage, vg_size_bytes: Option<u64>) -> SourceFigures {
+    SourceFigures {
+        instances: usage.instances.len() as u64,
+        tracked_used_bytes: usage.instances.iter().map(|i| i.tracked_bytes).sum(),
+        allocated_bytes: usage.instances.iter().map(|i| i.allocated_bytes).sum(),
+        reserved_bytes: usage.reserved_bytes,
+        allocation_ratio: usage.allocation_ratio,
+        scheduler_free_bytes: scheduler_total_bytes(usage, vg_size_bytes)
+            .map(|total| scheduler_free_bytes(usage, total)),
+    }
+}
+
+/// Placement's DISK_GB total in bytes: reported by the source, or nova's rule on the VG size
+/// (floor to whole GiB).
+fn scheduler_total_bytes(usage: &TrackedUsage, vg_size_bytes: Option<u64>) -> Option<u64> {
+    usage
+        .scheduler_total_bytes
+        .or_else(|| vg_size_bytes.map(|size| size / GIB * GIB))
+}
+
+/// `(total - reserved) * allocation_ratio - used`, in placement's whole-GiB terms (reserved is
+/// rounded up to a GiB as nova does), converted to bytes (rounded down).
+fn scheduler_free_bytes(usage: &TrackedUsage, total_bytes: u64) -> i64 {
+    let total_gib = (total_bytes / GIB) as f64;
+    let reserved_gib = usage.reserved_bytes.div_ceil(GIB) as f64;
+    let used_bytes: u64 = usage.instances.iter().map(|i| i.allocated_bytes).sum();
+    let capacity_gib = (total_gib - reserved_gib) * usage.allocation_ratio;
+    let free_bytes = capacity_gib * GIB as f64 - used_bytes as f64;
+    free_bytes.floor() as i64
+}
+
+/// The smallest `reserved_host_disk_mb` (whole GiB, as placement rounds it up anyway, and never
+/// below today's) for which the scheduler's free space is no more than `corrected_free_bytes`.
+fn recommended_reserved_host_disk_mb(
+    usage: &TrackedUsage,
+    total_bytes: u64,
+    corrected_free_bytes: i64,
+) -> u64 {
+    let today_mb = usage.reserved_bytes.div_ceil(MIB);
+    let total_gib = (total_bytes / GIB) as f64;
+    let used_gib = usage
+        .instances
+        .iter()
+        .map(|i| i.allocated_bytes)
+        .sum::<u64>() as f64
+        / GIB as f64;
+    let corrected_free_gib = corrected_free_bytes as f64 / GIB as f64;
+    // (total - R) * ratio - used <= corrected_free  <=>  R >= total - (corrected_free + used) / ratio
+    let needed_gib = (total_gib - (corrected_free_gib + used_gib) / usage.allocation_ratio).ceil();
+    let needed_mb = if needed_gib > 0.0 {
+        (needed_gib as u64).saturating_mul(1024)
+    } else {
+        0
+    };
+    needed_mb.max(today_mb)
+}
+
+/// Accounts one VG. `allocations` are its visible LVs with their extents (from
+/// [`crate::lvm::owner::attribute`]); `tracked` is the primary tracked source's usage when this is
+/// nova's VG and the source succeeded. At most `lv_series_limit` LVs get a series of their own;
+/// the rest are summed per owner under [`OTHER_LVS_LABEL`].
+pub fn account_vg(
+    vg: &Vg,
+    allocations: &[LvAllocation],
+    tracked: Option<&TrackedUsage>,
+    lv_series_limit: usize,
+) -> VgAccounting {
+    let used_bytes = vg.size_bytes.saturating_sub(vg.free_bytes);
+    let owners = owner_totals(allocations, tracked.is_some());
+    let untracked_lvs = untracked_lvs(allocations, lv_series_limit);
+    let thin_pools = allocations
+        .iter()
+        .filter_map(|lv| {
+            lv.thin_pool_data_used_ratio
+                .map(|ratio| (lv.name.clone(), ratio))
+        })
+        .collect();
+    let tracked = tracked.map(|usage| account_tracked(vg, used_bytes, allocations, &owners, usage));
+    VgAccounting {
+        vg: vg.name.clone(),
+        size_bytes: vg.size_bytes,
+        free_bytes: vg.free_bytes,
+        used_bytes,
+        owners,
+        untracked_lvs,
+        thin_pools,
+        tracked,
+    }
+}
+
+fn owner_totals(allocations: &[LvAllocation], classified: bool) -> BTreeMap<Owner, OwnerTotals> {
+    let mut owners: BTreeMap<Owner, OwnerTotals> = EXPORTED_OWNERS
+        .iter()
+        .filter(|owner| classified || !matches!(owner, Owner::Instance | Owner::Orphan))
+        .map(|&owner| (owner, OwnerTotals::default()))
+        .collect();
+    for lv in allocations {
+        if let Some(totals) = owners.get_mut(&lv.owner) {
+            totals.lvs += 1;
+            totals.bytes += lv.allocated_bytes;
+        }
+    }
+    owners
+}
+
+fn untracked_lvs(allocations: &[LvAllocation], limit: usize) -> Vec<UntrackedLv> {
+    let mut candidates: Vec<&LvAllocation> = allocations
+        .iter()
+        .filter(|lv| matches!(lv.owner, Owner::Orphan | Owner::Cinder | Owner::Foreign))
+        .filter(|lv| !lv.thin_volume)
+        .collect();
+    candidates.sort_by(|a, b| {
+        b.allocated_bytes
+            .cmp(&a.allocated_bytes)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut series: Vec<UntrackedLv> = candidates
+        .iter()
+        .take(limit)
+        .map(|lv| UntrackedLv {
+            name: lv.name.clone(),
+            owner: lv.owner,
+            bytes: lv.allocated_bytes,
+        })
+        .collect();
+    let mut overflow: BTreeMap<Owner, u64> = BTreeMap::new();
+    for lv in candidates.iter().skip(limit) {
+        *overflow.entry(lv.owner).or_default() += lv.allocated_bytes;
+    }
+    series.extend(overflow.into_iter().map(|(owner, bytes)| UntrackedLv {
+        name: OTHER_LVS_LABEL.to_string(),
+        owner,
+        bytes,
+    }));
+    series
+}
+
+fn account_tracked(
+    vg: &Vg,
+    used_bytes: u64,
+    allocations: &[LvAllocation],
+    owners: &BTreeMap<Owner, OwnerTotals>,
+    usage: &TrackedUsage,
+) -> TrackedAccounting {
+    let tracked_used_bytes: u64 = usage.instances.iter().map(|i| i.tracked_bytes).sum();
+    let owner_bytes = |owner: Owner| owners.get(&owner).map_or(0, |t| t.bytes);
+
+    let mut lv_bytes_by_instance: HashMap<&str, u64> = HashMap::new();
+    for lv in allocations.iter().filter(|lv| lv.owner == Owner::Instance) {
+        if let Some(uuid) = lv.instance_uuid.as_deref() {
+            *lv_bytes_by_instance.entry(uuid).or_default() += lv.allocated_bytes;
+        }
+    }
+    let mut overhead_bytes = 0u64;
+    let mut unbacked_bytes = 0u64;
+    for instance in &usage.instances {
+        let lv_bytes = lv_bytes_by_instance
+            .get(instance.uuid.as_str())
+            .copied()
+            .unwrap_or(0);
+        overhead_bytes += lv_bytes.saturating_sub(instance.tracked_bytes);
+        unbacked_bytes += instance.tracked_bytes.saturating_sub(lv_bytes);
+    }
+    let walked_bytes: u64 = allocations.iter().map(|lv| lv.allocated_bytes).sum();
+    let untracked = UntrackedByCause {
+        foreign_bytes: owner_bytes(Owner::Foreign),
+        orphan_bytes: owner_bytes(Owner::Orphan),
+        cinder_bytes: owner_bytes(Owner::Cinder),
+        overhead_bytes,
+        unexplained_bytes: used_bytes as i64 - walked_bytes as i64,
+    };
+
+    let drift_bytes = used_bytes as i64 - tracked_used_bytes as i64;
+    let corrected_free_bytes = vg.size_bytes as i64
+        - used_bytes.max(tracked_used_bytes) as i64
+        - usage.reserved_bytes as i64;
+    let total_bytes = scheduler_total_bytes(usage, Some(vg.size_bytes)).unwrap_or(0);
+    let scheduler_free_bytes = scheduler_free_bytes(usage, total_bytes);
+    TrackedAccounting {
+        tracked_used_bytes,
+        reserved_bytes: usage.reserved_bytes,
+        drift_bytes,
+        untracked,
+        unbacked_bytes,
+        corrected_free_bytes,
+        scheduler_free_bytes,
+        overestimate_bytes: scheduler_free_bytes - corrected_free_bytes,
+        recommended_reserved_host_disk_mb: recommended_reserved_host_disk_mb(
+            usage,
+            total_bytes,
+            corrected_free_bytes,
+        ),
+    }
+}
+
+/// The accounting of every watched VG of the host.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostAccounting {
+    /// One entry per watched VG that LVM reported, in the order they were configured.
+    pub vgs: Vec<VgAccounting>,
+    /// Watched VGs that LVM did not report (the `lvm` collector fails when this is not empty).
+    pub missing_vgs: Vec<String>,
+}
+
+/// Accounts every watched VG. The tracked usage (primary source) applies to `nova_vg` only;
+/// its instance list also decides which nova-named LVs are instances and which are orphans in
+/// every VG.
+pub fn account_host(
+    report: &VgReport,
+    watched_vgs: &[String],
+    nova_vg: Option<&str>,
+    tracked: Option<&TrackedUsage>,
+    lv_series_limit: usize,
+) -> HostAccounting {
+    let tracked_uuids: Option<HashSet<String>> =
+        tracked.map(|usage| usage.instances.iter().map(|i| i.uuid.clone()).collect());
+    let mut host = HostAccounting::default();
+    for name in watched_vgs {
+        let Some(vg) = report.vg(name) else {
+            host.missing_vgs.push(name.clone());
+            continue;
+        };
+        let lvs: Vec<&Lv> = report.lvs_of(name).collect();
+        let allocations = attribute(vg, &lvs, tracked_uuids.as_ref());
+        let vg_tracked = tracked.filter(|_| nova_vg == Some(name.as_str()));
+        host.vgs
+            .push(account_vg(vg, &allocations, vg_tracked, lv_series_limit));
+    }
+    host
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance};
+
+    const UUID_A: &str = "3f5e6c1a-1111-2222-3333-444455556666";
+    const UUID_B: &str = "9b2d7e40-aaaa-bbbb-cccc-ddddeeeeffff";
+    const UUID_GONE: &str = "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6";
+    const EXTENT: u64 = 4 * MIB;
+    /// The size `vgcreate` gives a 20 GiB loop device (5119 extents of 4 MiB).
+    const VG_20G: u64 = 5119 * EXTENT;
+
+    fn vg(size_bytes: u64, free_bytes: u64) -> Vg {
+        Vg {
+            name: "vms-group".into(),
+            size_bytes,
+            free_bytes,
+            extent_size_bytes: EXTENT,
+        }
+    }
+
+    fn lv(name: &str, owner: Owner, bytes: u64) -> LvAllocation {
+        let instance_uuid =
+            matches!(owner, Owner::Instance | Owner::Orphan).then(|| name[..36].to_string());
+        LvAllocation {
+            name: name.into(),
+            owner,
+            instance_uuid,
+            allocated_bytes: bytes,
+            thin_pool_data_used_ratio: None,
+            thin_volume: false,
+        }
+    }
+
+    fn flavor(root_gb: u64, ephemeral_gb: u64, swap_mb: u64) -> Flavor {
+        Flavor {
+            root_gb,
+            ephemeral_gb,
+            swap_mb,
+            boot_from_volume: false,
+        }
+    }
+
+    fn usage(instances: &[(&str, Flavor)], reserved_host_disk_mb: u64, ratio: f64) -> TrackedUsage {
+        TrackedUsage::from_local(
+            instances
+                .iter()
+                .map(|(uuid, f)| TrackedInstance::from_flavor(*uuid, f))
+                .collect(),
+            &HostDiskSettings {
+                reserved_host_disk_mb,
+                disk_allocation_ratio: ratio,
+            },
+        )
+    }
+
+    /// A VG whose free space is exactly what the given LVs leave.
+    fn vg_with(lvs: &[LvAllocation]) -> Vg {
+        let allocated: u64 = lvs.iter().map(|l| l.allocated_bytes).sum();
+        vg(VG_20G, VG_20G - allocated)
+    }
+
+    fn tracked(acc: &VgAccounting) -> &TrackedAccounting {
+        acc.tracked.as_ref().expect("tracked accounting")
+    }
+
+    /// drift = foreign + orphan + cinder + overhead + unexplained - unbacked
+    fn assert_identity(acc: &VgAccounting) {
+        let t = tracked(acc);
+        let u = t.untracked;
+        let explained = (u.foreign_bytes + u.orphan_bytes + u.cinder_bytes + u.overhead_bytes)
+            as i64
+            + u.unexplained_bytes
+            - t.unbacked_bytes as i64;
+        assert_eq!(t.drift_bytes, explained, "cause identity broken: {t:#?}");
+    }
+
+    #[test]
+    fn no_drift_when_the_vg_holds_exactly_the_instances() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("{UUID_B}_disk"), Owner::Instance, 5 * GIB),
+        ];
+        let u = usage(
+            &[(UUID_A, flavor(10, 0, 0)), (UUID_B, flavor(5, 0, 0))],
+            0,
+            1.0,
+        );
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(acc.used_bytes, 15 * GIB);
+        assert_eq!(t.tracked_used_bytes, 15 * GIB);
+        assert_eq!(t.drift_bytes, 0);
+        assert_eq!(t.untracked, UntrackedByCause::default());
+        assert_eq!(t.corrected_free_bytes, (VG_20G - 15 * GIB) as i64);
+        // Placement floors the 19.99 GiB VG to 19 GiB: the scheduler sees less than there is.
+        assert_eq!(t.scheduler_free_bytes, (4 * GIB) as i64);
+        assert_eq!(
+            t.overestimate_bytes,
+            4 * GIB as i64 - (VG_20G - 15 * GIB) as i64
+        );
+        assert!(t.overestimate_bytes < 0);
+        assert_eq!(t.recommended_reserved_host_disk_mb, 0);
+        assert!(acc.untracked_lvs.is_empty());
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_foreign_lv_is_drift_and_phantom_space_as_in_the_seed_incident() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv("someone_elses_lv", Owner::Foreign, 8 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.drift_bytes, (8 * GIB) as i64);
+        assert_eq!(t.untracked.foreign_bytes, 8 * GIB);
+        assert_eq!(t.untracked.unexplained_bytes, 0);
+        let corrected = (VG_20G - 18 * GIB) as i64;
+        assert_eq!(t.corrected_free_bytes, corrected);
+        assert_eq!(t.scheduler_free_bytes, (9 * GIB) as i64);
+        assert_eq!(t.overestimate_bytes, 9 * GIB as i64 - corrected);
+        assert!(t.overestimate_bytes > 7 * GIB as i64);
+        // (19 - R) - 10 <= 1.99 GiB  =>  R >= 7.01  =>  8 GiB
+        assert_eq!(t.recommended_reserved_host_disk_mb, 8 * 1024);
+        assert_eq!(
+            acc.untracked_lvs,
+            vec![UntrackedLv {
+                name: "someone_elses_lv".into(),
+                owner: Owner::Foreign,
+                bytes: 8 * GIB
+            }]
+        );
+        assert_eq!(
+            acc.owners[&Owner::Foreign],
+            OwnerTotals {
+                lvs: 1,
+                bytes: 8 * GIB
+            }
+        );
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn an_orphaned_instance_disk_is_counted_as_orphan() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("{UUID_GONE}_disk"), Owner::Orphan, 4 * GIB),
+            lv(&format!("{UUID_GONE}_disk.swap"), Owner::Orphan, GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.drift_bytes, (5 * GIB) as i64);
+        assert_eq!(t.untracked.orphan_bytes, 5 * GIB);
+        assert_eq!(t.untracked.foreign_bytes, 0);
+        assert_eq!(
+            acc.owners[&Owner::Orphan],
+            OwnerTotals {
+                lvs: 2,
+                bytes: 5 * GIB
+            }
+        );
+        assert_eq!(
+            acc.owners[&Owner::Instance],
+            OwnerTotals {
+                lvs: 1,
+                bytes: 10 * GIB
+            }
+        );
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_cinder_volume_in_the_vg_is_counted_as_cinder() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("volume-{UUID_B}"), Owner::Cinder, 3 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.cinder_bytes, 3 * GIB);
+        assert_eq!(t.drift_bytes, (3 * GIB) as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn boot_from_volume_roots_are_not_tracked_and_have_no_root_lv() {
+        let bfv = Flavor {
+            boot_from_volume: true,
+            ..flavor(40, 0, 0)
+        };
+        // A BFV instance still gets a config drive LV in the VG: pure overhead.
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("{UUID_B}_disk.config"), Owner::Instance, 64 * MIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0)), (UUID_B, bfv)], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.tracked_used_bytes, 10 * GIB);
+        assert_eq!(t.untracked.overhead_bytes, 64 * MIB);
+        assert_eq!(t.drift_bytes, (64 * MIB) as i64);
+        // Placement allocates nothing for the BFV root either: 19 - 10 = 9 GiB free.
+        assert_eq!(t.scheduler_free_bytes, (9 * GIB) as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn swap_in_mib_is_exact_for_the_tracker_and_rounded_up_for_placement() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 512 * MIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 512))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.tracked_used_bytes, 10 * GIB + 512 * MIB);
+        assert_eq!(t.drift_bytes, 0);
+        // Placement: 10 + ceil(512 / 1024) = 11 GiB allocated of 19.
+        assert_eq!(t.scheduler_free_bytes, (8 * GIB) as i64);
+        let figures = source_figures(&u, Some(VG_20G));
+        assert_eq!(figures.allocated_bytes, 11 * GIB);
+        assert_eq!(figures.tracked_used_bytes, 10 * GIB + 512 * MIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn swap_lv_rounded_up_to_extents_is_overhead() {
+        // 1001 MiB of swap becomes 1004 MiB of LV (251 extents of 4 MiB).
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1004 * MIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 1001))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.overhead_bytes, 3 * MIB);
+        assert_eq!(t.drift_bytes, (3 * MIB) as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn ephemeral_disks_count_for_tracker_and_placement() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 5 * GIB),
+            lv(&format!("{UUID_A}_disk.local"), Owner::Instance, 3 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(5, 3, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.tracked_used_bytes, 8 * GIB);
+        assert_eq!(t.drift_bytes, 0);
+        assert_eq!(t.scheduler_free_bytes, (11 * GIB) as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn reserved_not_a_multiple_of_1024_is_exact_in_bytes_and_ceiled_by_placement() {
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB)];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 1500, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.reserved_bytes, 1500 * MIB);
+        assert_eq!(
+            t.corrected_free_bytes,
+            (VG_20G - 10 * GIB - 1500 * MIB) as i64
+        );
+        // Placement reserves ceil(1500 / 1024) = 2 GiB: 19 - 2 - 10 = 7 GiB.
+        assert_eq!(t.scheduler_free_bytes, (7 * GIB) as i64);
+        // Today's reserve already keeps the scheduler below corrected free: never recommend less.
+        assert_eq!(t.recommended_reserved_host_disk_mb, 1500);
+    }
+
+    #[test]
+    fn an_allocation_ratio_above_one_multiplies_the_schedulers_capacity() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv("backup", Owner::Foreign, 2 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.5);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        // (19 - 0) * 1.5 - 10 = 18.5 GiB
+        assert_eq!(t.scheduler_free_bytes, 18 * GIB as i64 + (GIB / 2) as i64);
+        let corrected = (VG_20G - 12 * GIB) as i64;
+        assert_eq!(t.corrected_free_bytes, corrected);
+        assert_eq!(t.overestimate_bytes, t.scheduler_free_bytes - corrected);
+        // (19 - R) * 1.5 - 10 <= 7.996  =>  R >= 7.003  =>  8 GiB
+        assert_eq!(t.recommended_reserved_host_disk_mb, 8 * 1024);
+        let figures = source_figures(&u, Some(VG_20G));
+        assert_eq!(figures.allocation_ratio, 1.5);
+    }
+
+    #[test]
+    fn tracked_above_raw_gives_negative_drift_explained_as_unbacked() {
+        // UUID_B is building: nova counts its 6 GiB, its LV does not exist yet.
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB)];
+        let u = usage(
+            &[(UUID_A, flavor(10, 0, 0)), (UUID_B, flavor(6, 0, 0))],
+            0,
+            1.0,
+        );
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.drift_bytes, -((6 * GIB) as i64));
+        assert_eq!(t.unbacked_bytes, 6 * GIB);
+        assert_eq!(t.untracked, UntrackedByCause::default());
+        // max(raw, tracked) = tracked
+        assert_eq!(t.corrected_free_bytes, (VG_20G - 16 * GIB) as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn an_empty_vg_has_no_drift_and_all_free() {
+        let u = usage(&[], 0, 1.0);
+        let acc = account_vg(&vg(VG_20G, VG_20G), &[], Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(acc.used_bytes, 0);
+        assert_eq!(t.drift_bytes, 0);
+        assert_eq!(t.corrected_free_bytes, VG_20G as i64);
+        assert_eq!(t.scheduler_free_bytes, (19 * GIB) as i64);
+        assert_eq!(acc.owners.values().map(|o| o.lvs).sum::<u64>(), 0);
+        assert_eq!(acc.owners.len(), 4);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn an_over_committed_host_has_negative_corrected_free() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv("someone_elses_lv", Owner::Foreign, VG_20G - 10 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 2048, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(acc.free_bytes, 0);
+        assert_eq!(t.corrected_free_bytes, -((2 * GIB) as i64));
+        assert_eq!(t.scheduler_free_bytes, (7 * GIB) as i64);
+        assert_eq!(t.overestimate_bytes, (9 * GIB) as i64);
+        // (19 - R) - 10 <= -2  =>  R >= 11
+        assert_eq!(t.recommended_reserved_host_disk_mb, 11 * 1024);
+    }
+
+    #[test]
+    fn allocated_space_no_lv_accounts_for_is_unexplained() {
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB)];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        let vg = vg(VG_20G, VG_20G - 11 * GIB);
+        let acc = account_vg(&vg, &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.unexplained_bytes, GIB as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn without_tracked_data_instance_and_orphan_are_not_exported_and_nothing_is_derived() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Unclassified, 10 * GIB),
+            lv("someone_elses_lv", Owner::Foreign, GIB),
+        ];
+        let acc = account_vg(&vg_with(&lvs), &lvs, None, 100);
+        assert!(acc.tracked.is_none());
+        assert_eq!(
+            acc.owners.keys().copied().collect::<Vec<_>>(),
+            vec![Owner::Cinder, Owner::Foreign]
+        );
+        assert_eq!(acc.untracked_lvs.len(), 1);
+        assert_eq!(acc.used_bytes, 11 * GIB);
+    }
+
+    #[test]
+    fn per_lv_series_are_capped_and_the_rest_summed_per_owner() {
+        let mut lvs: Vec<LvAllocation> = (0..5)
+            .map(|i| lv(&format!("foreign{i}"), Owner::Foreign, (i + 1) * GIB))
+            .collect();
+        lvs.push(lv(&format!("volume-{UUID_B}"), Owner::Cinder, 100 * MIB));
+        lvs.push(lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB));
+        let acc = account_vg(
+            &vg_with(&lvs),
+            &lvs,
+            Some(&usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0)),
+            2,
+        );
+        let names: Vec<(&str, u64)> = acc
+            .untracked_lvs
+            .iter()
+            .map(|l| (l.name.as_str(), l.bytes))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("foreign4", 5 * GIB),
+                ("foreign3", 4 * GIB),
+                (OTHER_LVS_LABEL, 100 * MIB),
+                (OTHER_LVS_LABEL, 6 * GIB),
+            ]
+        );
+        assert_eq!(acc.untracked_lvs[2].owner, Owner::Cinder);
+        assert_eq!(acc.untracked_lvs[3].owner, Owner::Foreign);
+    }
+
+    #[test]
+    fn thin_volumes_get_no_series_of_their_own_and_pools_report_usage() {
+        let mut pool = lv("vms-group-pool", Owner::Cinder, 2 * GIB);
+        pool.thin_pool_data_used_ratio = Some(0.25);
+        let mut thin = lv(&format!("volume-{UUID_B}"), Owner::Cinder, 0);
+        thin.thin_volume = true;
+        let lvs = [pool, thin];
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&usage(&[], 0, 1.0)), 100);
+        assert_eq!(acc.untracked_lvs.len(), 1);
+        assert_eq!(acc.thin_pools, vec![("vms-group-pool".to_string(), 0.25)]);
+        assert_eq!(
+            acc.owners[&Owner::Cinder],
+            OwnerTotals {
+                lvs: 2,
+                bytes: 2 * GIB
+            }
+        );
+    }
+
+    #[test]
+    fn a_placement_reported_total_overrides_the_vg_size() {
+        let mut u = usage(&[], 0, 1.0);
+        u.scheduler_total_bytes = Some(30 * GIB);
+        let acc = account_vg(&vg(VG_20G, VG_20G), &[], Some(&u), 100);
+        assert_eq!(tracked(&acc).scheduler_free_bytes, (30 * GIB) as i64);
+        assert_eq!(
+            tracked(&acc).overestimate_bytes,
+            30 * GIB as i64 - VG_20G as i64
+        );
+    }
+
+    #[test]
+    fn source_figures_without_a_vg_size_have_no_scheduler_view() {
+        let u = usage(&[(UUID_A, flavor(10, 2, 0))], 100, 1.0);
+        let figures = source_figures(&u, None);
+        assert_eq!(figures.scheduler_free_bytes, None);
+        assert_eq!(figures.instances, 1);
+        assert_eq!(figures.tracked_used_bytes, 12 * GIB);
+        assert_eq!(figures.reserved_bytes, 100 * MIB);
+    }
+
+    #[test]
+    fn the_cause_identity_holds_across_a_grid_of_hosts() {
+        let sizes = [0, MIB, 64 * MIB, GIB, 5 * GIB];
+        for foreign in sizes {
+            for orphan in sizes {
+                for instance_lv in sizes {
+                    for flavor_gb in [0u64, 1, 3] {
+                        let mut lvs = vec![];
+                        if foreign > 0 {
+                            lvs.push(lv("manual", Owner::Foreign, foreign));
+                        }
+                        if orphan > 0 {
+                            lvs.push(lv(&format!("{UUID_GONE}_disk"), Owner::Orphan, orphan));
+                        }
+                        if instance_lv > 0 {
+                            lvs.push(lv(&format!("{UUID_A}_disk"), Owner::Instance, instance_lv));
+                        }
+                        let u = usage(&[(UUID_A, flavor(flavor_gb, 0, 0))], 512, 1.0);
+                        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+                        assert_identity(&acc);
+                        let t = tracked(&acc);
+                        assert_eq!(
+                            t.corrected_free_bytes,
+                            VG_20G as i64
+                                - acc.used_bytes.max(t.tracked_used_bytes) as i64
+                                - (512 * MIB) as i64
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn report_lv(vg: &str, name: &str, bytes: u64) -> Lv {
+        Lv {
+            vg: vg.into(),
+            name: name.into(),
+            hidden: false,
+            size_bytes: bytes,
+            attr: "-wi-XX----".into(),
+            segtype: "linear".into(),
+            pool_lv: String::new(),
+            parent: String::new(),
+            data_used_ratio: None,
+            tags: vec![],
+        }
+    }
+
+    fn named_vg(name: &str, size_bytes: u64, free_bytes: u64) -> Vg {
+        Vg {
+            name: name.into(),
+            ..vg(size_bytes, free_bytes)
+        }
+    }
+
+    #[test]
+    fn a_missing_vg_is_listed_and_the_others_are_still_accounted() {
+        let report = VgReport {
+            vgs: vec![named_vg("vms-group", VG_20G, VG_20G)],
+            lvs: vec![],
+        };
+        let watched = ["vms-group".to_string(), "gone-vg".to_string()];
+        let host = account_host(
+            &report,
+            &watched,
+            Some("vms-group"),
+            Some(&usage(&[], 0, 1.0)),
+            100,
+        );
+        assert_eq!(host.missing_vgs, vec!["gone-vg".to_string()]);
+        assert_eq!(host.vgs.len(), 1);
+        assert!(host.vgs[0].tracked.is_some());
+    }
+
+    #[test]
+    fn when_novas_vg_is_missing_nothing_is_derived() {
+        let report = VgReport::default();
+        let watched = ["vms-group".to_string()];
+        let host = account_host(
+            &report,
+            &watched,
+            Some("vms-group"),
+            Some(&usage(&[], 0, 1.0)),
+            100,
+        );
+        assert_eq!(host.missing_vgs, vec!["vms-group".to_string()]);
+        assert!(host.vgs.is_empty());
+    }
+
+    #[test]
+    fn tracked_usage_applies_to_novas_vg_but_classifies_lvs_everywhere() {
+        let report = VgReport {
+            vgs: vec![
+                named_vg("vms-group", VG_20G, VG_20G - 10 * GIB),
+                named_vg("other-vg", VG_20G, VG_20G - 2 * GIB),
+            ],
+            lvs: vec![
+                report_lv("vms-group", &format!("{UUID_A}_disk"), 10 * GIB),
+                report_lv("other-vg", &format!("{UUID_GONE}_disk"), GIB),
+                report_lv("other-vg", "scratch", GIB),
+            ],
+        };
+        let watched = ["vms-group".to_string(), "other-vg".to_string()];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        let host = account_host(&report, &watched, Some("vms-group"), Some(&u), 100);
+        assert!(host.missing_vgs.is_empty());
+        let nova = &host.vgs[0];
+        assert_eq!(tracked(nova).drift_bytes, 0);
+        assert_eq!(
+            nova.owners[&Owner::Instance],
+            OwnerTotals {
+                lvs: 1,
+                bytes: 10 * GIB
+            }
+        );
+        let other = &host.vgs[1];
+        assert!(other.tracked.is_none());
+        assert_eq!(
+            other.owners[&Owner::Orphan],
+            OwnerTotals { lvs: 1, bytes: GIB }
+        );
+        assert_eq!(
+            other.owners[&Owner::Foreign],
+            OwnerTotals { lvs: 1, bytes: GIB }
+        );
+    }
+
+    #[test]
+    fn the_owner_bytes_plus_free_equal_the_vg_size() {
+        let report = VgReport {
+            vgs: vec![named_vg("vms-group", VG_20G, VG_20G - 13 * GIB)],
+            lvs: vec![
+                report_lv("vms-group", &format!("{UUID_A}_disk"), 10 * GIB),
+                report_lv("vms-group", &format!("{UUID_GONE}_disk"), GIB),
+                report_lv("vms-group", &format!("volume-{UUID_B}"), GIB),
+                report_lv("vms-group", "someone_elses_lv", GIB),
+            ],
+        };
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        let host = account_host(
+            &report,
+            &["vms-group".to_string()],
+            Some("vms-group"),
+            Some(&u),
+            100,
+        );
+        let acc = &host.vgs[0];
+        let owned: u64 = acc.owners.values().map(|o| o.bytes).sum();
+        assert_eq!(owned + acc.free_bytes, acc.size_bytes);
+        assert_eq!(tracked(acc).drift_bytes, (3 * GIB) as i64);
+        assert_identity(acc);
+    }
+}

@@ -1,0 +1,479 @@
+//! One collection: every source read concurrently under its own timeout, then accounted.
+//!
+//! [`Collector::collect`] never fails as a whole: a source that errors or times out is reported
+//! in its [`CollectorStatus`] and the figures that need it are left out of the [`Snapshot`].
+//! [`SingleFlight`] makes concurrent scrapes share one in-flight collection, so a burst of
+//! scrapes costs one LVM execution.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+
+use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigures};
+use crate::lvm::{RawSource, VgReport};
+use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
+
+/// The collector label of the raw source.
+pub const LVM_COLLECTOR: &str = "lvm";
+
+/// How one collector fared on one collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorStatus {
+    /// `lvm`, or the tracked source's name.
+    pub name: &'static str,
+    /// It produced usable data on this collection.
+    pub success: bool,
+    /// How long it took (up to its timeout).
+    pub duration: Duration,
+    /// Unix time of its last success, on this or an earlier collection.
+    pub last_success_unix: Option<f64>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+/// Everything one collection produced; rendered into metrics, the status page or a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// One entry per collector, `lvm` first.
+    pub collectors: Vec<CollectorStatus>,
+    /// The accounting of the watched VGs; `None` when LVM could not be read at all.
+    pub host: Option<HostAccounting>,
+    /// Figures of each tracked source that succeeded, for VG `nova_vg`.
+    pub sources: Vec<(SourceKind, SourceFigures)>,
+    /// The VG the tracked figures apply to.
+    pub nova_vg: String,
+    /// The source that drives the derived metrics.
+    pub primary: Option<SourceKind>,
+    /// Unix time the collection finished.
+    pub finished_unix: f64,
+}
+
+/// Reads all sources and accounts them.
+pub struct Collector {
+    raw: Box<dyn RawSource>,
+    raw_timeout: Duration,
+    tracked: Vec<Box<dyn TrackedSource>>,
+    tracked_timeout: Duration,
+    primary: Option<SourceKind>,
+    watched_vgs: Vec<String>,
+    nova_vg: String,
+    lv_series_limit: usize,
+    last_success: Mutex<HashMap<&'static str, f64>>,
+}
+
+/// What the collector needs to know besides its sources.
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    /// Upper bound for the raw source (the LVM command has its own, shorter, kill timeout).
+    pub raw_timeout: Duration,
+    /// Timeout of each tracked source.
+    pub tracked_timeout: Duration,
+    /// The source that drives derived metrics.
+    pub primary: Option<SourceKind>,
+    /// VGs to read.
+    pub watched_vgs: Vec<String>,
+    /// nova's VG.
+    pub nova_vg: String,
+    /// Per-VG cap of per-LV series.
+    pub lv_series_limit: usize,
+}
+
+impl Collector {
+    /// A collector over the given sources.
+    pub fn new(
+        raw: Box<dyn RawSource>,
+        tracked: Vec<Box<dyn TrackedSource>>,
+        settings: CollectorSettings,
+    ) -> Self {
+        Self {
+            raw,
+            raw_timeout: settings.raw_timeout,
+            tracked,
+            tracked_timeout: settings.tracked_timeout,
+            primary: settings.primary,
+            watched_vgs: settings.watched_vgs,
+            nova_vg: settings.nova_vg,
+            lv_series_limit: settings.lv_series_limit,
+            last_success: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs one collection. Never fails: failures are in the collector statuses.
+    pub async fn collect(&self) -> Snapshot {
+        let raw = timed(self.raw_timeout, self.raw.collect(&self.watched_vgs));
+        let tracked = futures::future::join_all(
+            self.tracked
+                .iter()
+                .map(|source| timed(self.tracked_timeout, source.collect())),
+        );
+        let ((raw_result, raw_duration), tracked_results) = tokio::join!(raw, tracked);
+
+        let mut statuses = Vec::with_capacity(1 + self.tracked.len());
+        let report: Option<VgReport> = match raw_result {
+            Ok(report) => {
+                let missing: Vec<&str> = self
+                    .watched_vgs
+                    .iter()
+                    .filter(|name| report.vg(name).is_none())
+                    .map(String::as_str)
+                    .collect();
+                let error = (!missing.is_empty())
+                    .then(|| format!("volume group not found: {}", missing.join(", ")));
+                statuses.push(self.status(LVM_COLLECTOR, raw_duration, error));
+                Some(report)
+            }
+            Err(error) => {
+                statuses.push(self.status(LVM_COLLECTOR, raw_duration, Some(error)));
+                None
+            }
+        };
+
+        let mut usages: Vec<(SourceKind, TrackedUsage)> = Vec::new();
+        for (source, (result, duration)) in self.tracked.iter().zip(tracked_results) {
+            match result {
+                Ok(usage) => {
+                    statuses.push(self.status(source.kind().as_str(), duration, None));
+                    usages.push((source.kind(), usage));
+                }
+                Err(error) => {
+                    statuses.push(self.status(source.kind().as_str(), duration, Some(error)))
+                }
+            }
+        }
+
+        let primary_usage = self
+            .primary
+            .and_then(|kind| usages.iter().find(|(k, _)| *k == kind).map(|(_, u)| u));
+        let host = report.as_ref().map(|report| {
+            account_host(
+                report,
+                &self.watched_vgs,
+                Some(&self.nova_vg),
+                primary_usage,
+                self.lv_series_limit,
+            )
+        });
+        let nova_vg_size = report
+            .as_ref()
+            .and_then(|r| r.vg(&self.nova_vg))
+            .map(|vg| vg.size_bytes);
+        let sources = usages
+            .iter()
+            .map(|(kind, usage)| (*kind, source_figures(usage, nova_vg_size)))
+            .collect();
+
+        Snapshot {
+            collectors: statuses,
+            host,
+            sources,
+            nova_vg: self.nova_vg.clone(),
+            primary: self.primary,
+            finished_unix: unix_now(),
+        }
+    }
+
+    /// Builds a status, logs a failure and remembers the time of a success.
+    fn status(
+        &self,
+        name: &'static str,
+        duration: Duration,
+        error: Option<String>,
+    ) -> CollectorStatus {
+        let mut last_success = self.last_success.lock().unwrap_or_else(|e| e.into_inner());
+        match &error {
+            None => {
+                last_success.insert(name, unix_now());
+            }
+            Some(message) => tracing::warn!(collector = name, error = %message, "collector failed"),
+        }
+        CollectorStatus {
+            name,
+            success: error.is_none(),
+            duration,
+            last_success_unix: last_success.get(name).copied(),
+            error,
+        }
+    }
+}
+
+/// Runs `future` under `timeout`, measuring it; errors become their display text.
+async fn timed<T, E: std::fmt::Display>(
+    timeout: Duration,
+    future: impl Future<Output = Result<T, E>>,
+) -> (Result<T, String>, Duration) {
+    let started = Instant::now();
+    let result = match tokio::time::timeout(timeout, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+    };
+    (result, started.elapsed())
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+type SharedCollection = Shared<BoxFuture<'static, Result<Arc<Snapshot>, String>>>;
+
+/// Shares one in-flight collection among concurrent callers. A caller that arrives while a
+/// collection runs waits for that one; a caller that arrives after it finished starts a new one,
+/// so no result is ever served twice.
+pub struct SingleFlight {
+    collector: Arc<Collector>,
+    in_flight: Arc<Mutex<Option<SharedCollection>>>,
+}
+
+impl SingleFlight {
+    /// Wraps a collector.
+    pub fn new(collector: Arc<Collector>) -> Self {
+        Self {
+            collector,
+            in_flight: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The result of the in-flight collection, starting one if none runs. The collection runs on
+    /// its own task: a caller that goes away does not cancel it for the others.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, String> {
+        let shared = {
+            let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_ref() {
+                Some(shared) => shared.clone(),
+                None => {
+                    let collector = Arc::clone(&self.collector);
+                    let in_flight = Arc::clone(&self.in_flight);
+                    let task = tokio::spawn(async move {
+                        let snapshot = Arc::new(collector.collect().await);
+                        *in_flight.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        snapshot
+                    });
+                    let shared = async move {
+                        task.await
+                            .map_err(|e| format!("collection task failed: {e}"))
+                    }
+                    .boxed()
+                    .shared();
+                    *slot = Some(shared.clone());
+                    shared
+                }
+            }
+        };
+        shared.await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::{LvmError, Vg};
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedError, TrackedInstance, GIB};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct CountingRaw {
+        calls: Arc<AtomicUsize>,
+        delay: Duration,
+        vg_free_bytes: u64,
+    }
+
+    #[async_trait]
+    impl RawSource for CountingRaw {
+        async fn collect(&self, _vg_names: &[String]) -> Result<VgReport, LvmError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            Ok(VgReport {
+                vgs: vec![Vg {
+                    name: "vms-group".into(),
+                    size_bytes: 20 * GIB,
+                    free_bytes: self.vg_free_bytes,
+                    extent_size_bytes: 4 << 20,
+                }],
+                lvs: vec![],
+            })
+        }
+    }
+
+    struct FixedTracked(Result<Vec<TrackedInstance>, String>);
+
+    #[async_trait]
+    impl TrackedSource for FixedTracked {
+        fn kind(&self) -> SourceKind {
+            SourceKind::File
+        }
+        async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+            match &self.0 {
+                Ok(instances) => Ok(TrackedUsage::from_local(
+                    instances.clone(),
+                    &HostDiskSettings::default(),
+                )),
+                Err(message) => Err(TrackedError::Invalid {
+                    path: "instances.json".into(),
+                    message: message.clone(),
+                }),
+            }
+        }
+    }
+
+    struct HangingTracked;
+
+    #[async_trait]
+    impl TrackedSource for HangingTracked {
+        fn kind(&self) -> SourceKind {
+            SourceKind::Libvirt
+        }
+        async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            unreachable!("the collector's timeout fires first")
+        }
+    }
+
+    fn settings(primary: SourceKind) -> CollectorSettings {
+        CollectorSettings {
+            raw_timeout: Duration::from_secs(5),
+            tracked_timeout: Duration::from_millis(200),
+            primary: Some(primary),
+            watched_vgs: vec!["vms-group".into()],
+            nova_vg: "vms-group".into(),
+            lv_series_limit: 100,
+        }
+    }
+
+    fn instance() -> TrackedInstance {
+        TrackedInstance::from_flavor(
+            "3f5e6c1a-1111-2222-3333-444455556666",
+            &Flavor {
+                root_gb: 5,
+                ..Flavor::default()
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_failing_tracked_source_leaves_raw_figures_and_drops_derived_ones() {
+        let raw = CountingRaw {
+            calls: Arc::default(),
+            delay: Duration::ZERO,
+            vg_free_bytes: 20 * GIB,
+        };
+        let tracked: Vec<Box<dyn TrackedSource>> = vec![Box::new(FixedTracked(Err("bad".into())))];
+        let collector = Collector::new(Box::new(raw), tracked, settings(SourceKind::File));
+        let snapshot = collector.collect().await;
+        assert!(snapshot.collectors[0].success);
+        assert!(!snapshot.collectors[1].success);
+        assert_eq!(
+            snapshot.collectors[1].error.as_deref(),
+            Some("instances.json: bad")
+        );
+        let host = snapshot.host.expect("raw figures");
+        assert!(host.vgs[0].tracked.is_none());
+        assert!(snapshot.sources.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_hanging_source_times_out_without_holding_the_others() {
+        let raw = CountingRaw {
+            calls: Arc::default(),
+            delay: Duration::ZERO,
+            vg_free_bytes: 15 * GIB,
+        };
+        let tracked: Vec<Box<dyn TrackedSource>> = vec![
+            Box::new(HangingTracked),
+            Box::new(FixedTracked(Ok(vec![instance()]))),
+        ];
+        let collector = Collector::new(Box::new(raw), tracked, settings(SourceKind::File));
+        let snapshot = collector.collect().await;
+        let libvirt = &snapshot.collectors[1];
+        assert_eq!(libvirt.name, "libvirt");
+        assert!(!libvirt.success);
+        assert!(libvirt.error.as_deref().unwrap().contains("timed out"));
+        assert!(libvirt.last_success_unix.is_none());
+        let derived = snapshot.host.unwrap().vgs[0]
+            .tracked
+            .clone()
+            .expect("file source drives");
+        assert_eq!(derived.drift_bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn a_missing_vg_fails_the_lvm_collector() {
+        let raw = CountingRaw {
+            calls: Arc::default(),
+            delay: Duration::ZERO,
+            vg_free_bytes: 20 * GIB,
+        };
+        let mut settings = settings(SourceKind::File);
+        settings.watched_vgs.push("gone-vg".into());
+        let collector = Collector::new(Box::new(raw), vec![], settings);
+        let snapshot = collector.collect().await;
+        assert!(!snapshot.collectors[0].success);
+        assert_eq!(
+            snapshot.collectors[0].error.as_deref(),
+            Some("volume group not found: gone-vg")
+        );
+        assert_eq!(snapshot.host.unwrap().vgs.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_collection_and_later_ones_get_a_fresh_one() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let raw = CountingRaw {
+            calls: Arc::clone(&calls),
+            delay: Duration::from_millis(100),
+            vg_free_bytes: 20 * GIB,
+        };
+        let collector = Arc::new(Collector::new(
+            Box::new(raw),
+            vec![],
+            settings(SourceKind::File),
+        ));
+        let flight = Arc::new(SingleFlight::new(collector));
+        let callers: Vec<_> = (0..50)
+            .map(|_| {
+                let flight = Arc::clone(&flight);
+                tokio::spawn(async move { flight.snapshot().await.unwrap() })
+            })
+            .collect();
+        let snapshots = futures::future::join_all(callers).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let first = snapshots[0].as_ref().unwrap();
+        assert!(snapshots
+            .iter()
+            .all(|s| Arc::ptr_eq(s.as_ref().unwrap(), first)));
+
+        let later = flight.snapshot().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(!Arc::ptr_eq(&later, first));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_does_not_cancel_the_collection() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let raw = CountingRaw {
+            calls: Arc::clone(&calls),
+            delay: Duration::from_millis(100),
+            vg_free_bytes: 20 * GIB,
+        };
+        let collector = Arc::new(Collector::new(
+            Box::new(raw),
+            vec![],
+            settings(SourceKind::File),
+        ));
+        let flight = Arc::new(SingleFlight::new(collector));
+        let impatient = {
+            let flight = Arc::clone(&flight);
+            tokio::spawn(async move { flight.snapshot().await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        impatient.abort();
+        let patient = flight.snapshot().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(patient.collectors[0].success);
+    }
+}

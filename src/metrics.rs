@@ -1,0 +1,414 @@
+//! The metric contract, in one place: every exported family is declared once in the table below
+//! (name, help, labels), and [`render`] turns a [`Snapshot`] into the Prometheus text exposition.
+//!
+//! A family with no value on a scrape is simply absent: derived metrics disappear when an input
+//! they need failed, instead of showing zero or a stale value.
+
+use prometheus::core::Collector as _;
+use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+
+use crate::accounting::{VgAccounting, EXPORTED_OWNERS};
+use crate::collect::Snapshot;
+use crate::tracked::SourceKind;
+
+/// One metric family: name, help and label names.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+macro_rules! families {
+    ($($ident:ident = $name:literal, [$($label:literal),*], $help:literal;)*) => {
+        $(const $ident: Family = Family { name: $name, help: $help, labels: &[$($label),*] };)*
+        /// Every family we export, for documentation checks.
+        const ALL_FAMILIES: &[&Family] = &[$(&$ident),*];
+    };
+}
+
+families! {
+    VG_SIZE = "nova_lvm_vg_size_bytes", ["vg"],
+        "Size of the volume group as LVM reports it (vg_size).";
+    VG_FREE = "nova_lvm_vg_free_bytes", ["vg"],
+        "Unallocated space in the volume group (vg_free).";
+    VG_USED = "nova_lvm_vg_used_bytes", ["vg"],
+        "Allocated space in the volume group, by anyone: size - free.";
+    LVS = "nova_lvm_lvs", ["vg", "owner"],
+        "Logical volumes by owner class: instance (an instance on this host), orphan (nova's naming, instance not on this host), cinder, foreign (anything else).";
+    LV_BYTES = "nova_lvm_lv_bytes", ["vg", "owner"],
+        "Bytes of the volume group allocated to LVs of each owner class (hidden sub-LVs included, thin volumes counted in their pool).";
+    LV_SIZE = "nova_lvm_lv_size_bytes", ["vg", "lv", "owner"],
+        "Bytes allocated to one LV that is not a tracked instance disk; beyond the per-VG series limit the rest is summed in lv=\"_other\".";
+    THIN_POOL_DATA_USED = "nova_lvm_thin_pool_data_used_ratio", ["vg", "lv"],
+        "Fraction of a thin pool's data space in use (data_percent / 100).";
+    TRACKED_USED = "nova_lvm_tracked_used_bytes", ["vg", "source"],
+        "Disk the instances on this host account for in nova's books, without the reserved part.";
+    TRACKED_ALLOCATED = "nova_lvm_tracked_allocated_bytes", ["vg", "source"],
+        "What placement allocates for the same instances: whole GiB each, boot-from-volume roots excluded, swap rounded up.";
+    TRACKED_INSTANCES = "nova_lvm_tracked_instances", ["vg", "source"],
+        "Instances the source places on this host.";
+    RESERVED = "nova_lvm_reserved_bytes", ["vg", "source"],
+        "Disk nova reserves for the host (reserved_host_disk_mb).";
+    ALLOCATION_RATIO = "nova_lvm_allocation_ratio", ["vg", "source"],
+        "DISK_GB allocation ratio; anything but 1 is suspicious on thick LVM.";
+    SCHEDULER_FREE = "nova_lvm_scheduler_free_bytes", ["vg", "source"],
+        "Free disk as the scheduler believes it: placement's (total - reserved) * ratio - used.";
+    DRIFT = "nova_lvm_drift_bytes", ["vg"],
+        "Raw used - tracked used. Positive: consumption nova does not know about. Negative: nova counts disk that is not allocated.";
+    UNTRACKED = "nova_lvm_untracked_bytes", ["vg", "cause"],
+        "Untracked consumption by cause: foreign, orphan and cinder LVs, overhead of instance LVs over their flavor, unexplained (allocated space no LV accounts for).";
+    UNBACKED = "nova_lvm_tracked_unbacked_bytes", ["vg"],
+        "Tracked disk with no LV behind it (instances building, disks elsewhere): the part of a negative drift the LV walk explains.";
+    CORRECTED_FREE = "nova_lvm_corrected_free_bytes", ["vg"],
+        "Free space the scheduler should see: size - max(raw used, tracked used) - reserved. Negative on an over-committed host.";
+    OVERESTIMATE = "nova_lvm_scheduler_overestimate_bytes", ["vg"],
+        "Scheduler free - corrected free: phantom space the scheduler is handing out when positive.";
+    RECOMMENDED_RESERVED = "nova_lvm_recommended_reserved_host_disk_mb", ["vg"],
+        "The reserved_host_disk_mb that would make the scheduler's free space match corrected free today (advice only).";
+    COLLECTOR_SUCCESS = "nova_lvm_collector_success", ["collector"],
+        "1 if the collector succeeded on this scrape, 0 if it failed.";
+    COLLECTOR_DURATION = "nova_lvm_collector_duration_seconds", ["collector"],
+        "How long the collector took on this scrape.";
+    COLLECTOR_LAST_SUCCESS = "nova_lvm_collector_last_success_timestamp_seconds", ["collector"],
+        "Unix time of the collector's last success.";
+    BUILD_INFO = "nova_lvm_build_info", ["version", "revision"],
+        "Always 1; labels carry the exporter's version and git revision.";
+}
+
+/// Registers one family and hands back its gauge vector.
+fn gauge(registry: &Registry, family: &Family) -> GaugeVec {
+    let vec = GaugeVec::new(Opts::new(family.name, family.help), family.labels)
+        .expect("metric names and labels in the table are valid");
+    registry
+        .register(Box::new(vec.clone()))
+        .expect("each family is registered once");
+    vec
+}
+
+/// Renders a snapshot (plus build info and the process metrics) as Prometheus text.
+pub fn render(snapshot: &Snapshot) -> String {
+    let registry = Registry::new();
+    render_collectors(&registry, snapshot);
+    if let Some(host) = &snapshot.host {
+        render_raw(&registry, &host.vgs);
+        render_derived(&registry, &host.vgs);
+    }
+    render_sources(&registry, snapshot);
+    gauge(&registry, &BUILD_INFO)
+        .with_label_values(&[
+            env!("CARGO_PKG_VERSION"),
+            env!("NOVA_LVM_EXPORTER_REVISION"),
+        ])
+        .set(1.0);
+    let process = prometheus::process_collector::ProcessCollector::for_self();
+    let mut families = registry.gather();
+    families.extend(process.collect());
+
+    let mut buffer = Vec::with_capacity(4096);
+    TextEncoder::new()
+        .encode(&families, &mut buffer)
+        .expect("encoding into a Vec cannot fail");
+    String::from_utf8(buffer).expect("the text format is UTF-8")
+}
+
+fn render_collectors(registry: &Registry, snapshot: &Snapshot) {
+    let success = gauge(registry, &COLLECTOR_SUCCESS);
+    let duration = gauge(registry, &COLLECTOR_DURATION);
+    let last_success = gauge(registry, &COLLECTOR_LAST_SUCCESS);
+    for status in &snapshot.collectors {
+        let labels = [status.name];
+        success
+            .with_label_values(&labels)
+            .set(f64::from(u8::from(status.success)));
+        duration
+            .with_label_values(&labels)
+            .set(status.duration.as_secs_f64());
+        if let Some(at) = status.last_success_unix {
+            last_success.with_label_values(&labels).set(at);
+        }
+    }
+}
+
+fn render_raw(registry: &Registry, vgs: &[VgAccounting]) {
+    let size = gauge(registry, &VG_SIZE);
+    let free = gauge(registry, &VG_FREE);
+    let used = gauge(registry, &VG_USED);
+    let lvs = gauge(registry, &LVS);
+    let lv_bytes = gauge(registry, &LV_BYTES);
+    let lv_size = gauge(registry, &LV_SIZE);
+    let thin = gauge(registry, &THIN_POOL_DATA_USED);
+    for vg in vgs {
+        let name = vg.vg.as_str();
+        size.with_label_values(&[name]).set(vg.size_bytes as f64);
+        free.with_label_values(&[name]).set(vg.free_bytes as f64);
+        used.with_label_values(&[name]).set(vg.used_bytes as f64);
+        for owner in EXPORTED_OWNERS {
+            if let Some(totals) = vg.owners.get(&owner) {
+                lvs.with_label_values(&[name, owner.as_str()])
+                    .set(totals.lvs as f64);
+                lv_bytes
+                    .with_label_values(&[name, owner.as_str()])
+                    .set(totals.bytes as f64);
+            }
+        }
+        for lv in &vg.untracked_lvs {
+            lv_size
+                .with_label_values(&[name, lv.name.as_str(), lv.owner.as_str()])
+                .set(lv.bytes as f64);
+        }
+        for (pool, ratio) in &vg.thin_pools {
+            thin.with_label_values(&[name, pool.as_str()]).set(*ratio);
+        }
+    }
+}
+
+fn render_derived(registry: &Registry, vgs: &[VgAccounting]) {
+    let drift = gauge(registry, &DRIFT);
+    let untracked = gauge(registry, &UNTRACKED);
+    let unbacked = gauge(registry, &UNBACKED);
+    let corrected = gauge(registry, &CORRECTED_FREE);
+    let overestimate = gauge(registry, &OVERESTIMATE);
+    let recommended = gauge(registry, &RECOMMENDED_RESERVED);
+    for vg in vgs {
+        let Some(t) = &vg.tracked else { continue };
+        let name = vg.vg.as_str();
+        drift.with_label_values(&[name]).set(t.drift_bytes as f64);
+        let causes = [
+            ("foreign", t.untracked.foreign_bytes as f64),
+            ("orphan", t.untracked.orphan_bytes as f64),
+            ("cinder", t.untracked.cinder_bytes as f64),
+            ("overhead", t.untracked.overhead_bytes as f64),
+            ("unexplained", t.untracked.unexplained_bytes as f64),
+        ];
+        for (cause, bytes) in causes {
+            untracked.with_label_values(&[name, cause]).set(bytes);
+        }
+        unbacked
+            .with_label_values(&[name])
+            .set(t.unbacked_bytes as f64);
+        corrected
+            .with_label_values(&[name])
+            .set(t.corrected_free_bytes as f64);
+        overestimate
+            .with_label_values(&[name])
+            .set(t.overestimate_bytes as f64);
+        recommended
+            .with_label_values(&[name])
+            .set(t.recommended_reserved_host_disk_mb as f64);
+    }
+}
+
+fn render_sources(registry: &Registry, snapshot: &Snapshot) {
+    let used = gauge(registry, &TRACKED_USED);
+    let allocated = gauge(registry, &TRACKED_ALLOCATED);
+    let instances = gauge(registry, &TRACKED_INSTANCES);
+    let reserved = gauge(registry, &RESERVED);
+    let ratio = gauge(registry, &ALLOCATION_RATIO);
+    let scheduler_free = gauge(registry, &SCHEDULER_FREE);
+    let vg = snapshot.nova_vg.as_str();
+    for (kind, figures) in &snapshot.sources {
+        let labels = [vg, SourceKind::as_str(*kind)];
+        used.with_label_values(&labels)
+            .set(figures.tracked_used_bytes as f64);
+        allocated
+            .with_label_values(&labels)
+            .set(figures.allocated_bytes as f64);
+        instances
+            .with_label_values(&labels)
+            .set(figures.instances as f64);
+        reserved
+            .with_label_values(&labels)
+            .set(figures.reserved_bytes as f64);
+        ratio
+            .with_label_values(&labels)
+            .set(figures.allocation_ratio);
+        if let Some(free) = figures.scheduler_free_bytes {
+            scheduler_free.with_label_values(&labels).set(free as f64);
+        }
+    }
+}
+
+/// Names and help texts of every family, for the README check and the landing page.
+pub fn documented_families() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ALL_FAMILIES.iter().map(|f| (f.name, f.help))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::{account_vg, HostAccounting, SourceFigures};
+    use crate::collect::CollectorStatus;
+    use crate::lvm::owner::{LvAllocation, Owner};
+    use crate::lvm::Vg;
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage, GIB};
+    use std::time::Duration;
+
+    const UUID: &str = "3f5e6c1a-1111-2222-3333-444455556666";
+
+    fn status(name: &'static str, success: bool) -> CollectorStatus {
+        CollectorStatus {
+            name,
+            success,
+            duration: Duration::from_millis(42),
+            last_success_unix: success.then_some(1_700_000_000.0),
+            error: (!success).then(|| "boom".to_string()),
+        }
+    }
+
+    fn snapshot(tracked_ok: bool) -> Snapshot {
+        let vg = Vg {
+            name: "vms-group".into(),
+            size_bytes: 20 * GIB,
+            free_bytes: 8 * GIB,
+            extent_size_bytes: 4 << 20,
+        };
+        let lvs = vec![
+            LvAllocation {
+                name: format!("{UUID}_disk"),
+                owner: if tracked_ok {
+                    Owner::Instance
+                } else {
+                    Owner::Unclassified
+                },
+                instance_uuid: Some(UUID.into()),
+                allocated_bytes: 10 * GIB,
+                thin_pool_data_used_ratio: None,
+                thin_volume: false,
+            },
+            LvAllocation {
+                name: "someone_elses_lv".into(),
+                owner: Owner::Foreign,
+                instance_uuid: None,
+                allocated_bytes: 2 * GIB,
+                thin_pool_data_used_ratio: None,
+                thin_volume: false,
+            },
+        ];
+        let usage = TrackedUsage::from_local(
+            vec![TrackedInstance::from_flavor(
+                UUID,
+                &Flavor {
+                    root_gb: 10,
+                    ..Flavor::default()
+                },
+            )],
+            &HostDiskSettings::default(),
+        );
+        let accounting = account_vg(&vg, &lvs, tracked_ok.then_some(&usage), 100);
+        Snapshot {
+            collectors: vec![status("lvm", true), status("libvirt", tracked_ok)],
+            host: Some(HostAccounting {
+                vgs: vec![accounting],
+                missing_vgs: vec![],
+            }),
+            sources: if tracked_ok {
+                vec![(
+                    SourceKind::Libvirt,
+                    crate::accounting::source_figures(&usage, Some(20 * GIB)),
+                )]
+            } else {
+                Vec::<(SourceKind, SourceFigures)>::new()
+            },
+            nova_vg: "vms-group".into(),
+            primary: Some(SourceKind::Libvirt),
+            finished_unix: 1_700_000_000.0,
+        }
+    }
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+            .map(|line| line.rsplit(' ').next().unwrap().parse().unwrap())
+    }
+
+    #[test]
+    fn every_family_has_help_and_the_prefix() {
+        for (name, help) in documented_families() {
+            assert!(name.starts_with("nova_lvm_"), "{name}");
+            assert!(help.len() > 20, "{name} needs a helpful HELP");
+        }
+    }
+
+    #[test]
+    fn a_healthy_snapshot_renders_raw_tracked_and_derived_figures() {
+        let text = render(&snapshot(true));
+        assert_eq!(
+            value(&text, "nova_lvm_vg_size_bytes{vg=\"vms-group\"}"),
+            Some((20 * GIB) as f64)
+        );
+        assert_eq!(
+            value(&text, "nova_lvm_vg_used_bytes{vg=\"vms-group\"}"),
+            Some((12 * GIB) as f64)
+        );
+        assert_eq!(
+            value(&text, "nova_lvm_drift_bytes{vg=\"vms-group\"}"),
+            Some((2 * GIB) as f64)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "nova_lvm_untracked_bytes{cause=\"foreign\",vg=\"vms-group\"}"
+            ),
+            Some((2 * GIB) as f64)
+        );
+        assert_eq!(
+            value(&text, "nova_lvm_lv_size_bytes{lv=\"someone_elses_lv\",owner=\"foreign\",vg=\"vms-group\"}"),
+            Some((2 * GIB) as f64)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "nova_lvm_tracked_used_bytes{source=\"libvirt\",vg=\"vms-group\"}"
+            ),
+            Some((10 * GIB) as f64)
+        );
+        assert_eq!(
+            value(&text, "nova_lvm_collector_success{collector=\"libvirt\"}"),
+            Some(1.0)
+        );
+        assert!(text.contains("# HELP nova_lvm_drift_bytes "));
+        assert!(text.contains("# TYPE nova_lvm_drift_bytes gauge"));
+        assert!(text.contains("nova_lvm_build_info{"));
+        assert!(text.contains("process_resident_memory_bytes"));
+    }
+
+    #[test]
+    fn derived_and_tracked_metrics_are_absent_when_the_tracked_source_failed() {
+        let text = render(&snapshot(false));
+        assert_eq!(
+            value(&text, "nova_lvm_collector_success{collector=\"libvirt\"}"),
+            Some(0.0)
+        );
+        assert!(!text
+            .contains("nova_lvm_collector_last_success_timestamp_seconds{collector=\"libvirt\"}"));
+        for absent in [
+            "nova_lvm_drift_bytes",
+            "nova_lvm_corrected_free_bytes",
+            "nova_lvm_scheduler_overestimate_bytes",
+            "nova_lvm_untracked_bytes",
+            "nova_lvm_tracked_used_bytes",
+            "owner=\"instance\"",
+            "owner=\"orphan\"",
+        ] {
+            assert!(!text.contains(absent), "{absent} should be absent:\n{text}");
+        }
+        assert_eq!(
+            value(&text, "nova_lvm_vg_free_bytes{vg=\"vms-group\"}"),
+            Some((8 * GIB) as f64)
+        );
+    }
+
+    #[test]
+    fn without_lvm_only_health_and_source_figures_remain() {
+        let mut snap = snapshot(true);
+        snap.host = None;
+        snap.collectors[0] = status("lvm", false);
+        let text = render(&snap);
+        assert!(!text.contains("nova_lvm_vg_size_bytes"));
+        assert!(!text.contains("nova_lvm_drift_bytes"));
+        assert_eq!(
+            value(&text, "nova_lvm_collector_success{collector=\"lvm\"}"),
+            Some(0.0)
+        );
+    }
+}
