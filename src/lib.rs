@@ -7,8 +7,11 @@
 #![warn(missing_docs)]
 
 pub mod accounting;
+pub mod app;
+pub mod cli;
 pub mod collect;
 pub mod lvm;
 pub mod metrics;
 pub mod novaconf;
+pub mod server;
 pub mod tracked;

@@ -32,14 +32,22 @@ impl Flavor {
     /// What nova's resource tracker adds to `local_gb_used` for this instance, in bytes:
     /// `root_gb` (0 when booted from volume) + `ephemeral_gb` + `swap / 1024` (exact, in MiB).
     pub fn resource_tracker_bytes(&self) -> u64 {
-        let root_gb = if self.boot_from_volume { 0 } else { self.root_gb };
+        let root_gb = if self.boot_from_volume {
+            0
+        } else {
+            self.root_gb
+        };
         (root_gb + self.ephemeral_gb) * GIB + self.swap_mb * MIB
     }
 
     /// What the scheduler allocates in placement as DISK_GB for this instance, in bytes:
     /// `root_gb` (0 when booted from volume) + `ephemeral_gb` + `ceil(swap / 1024)`, whole GiB.
     pub fn placement_allocation_bytes(&self) -> u64 {
-        let root_gb = if self.boot_from_volume { 0 } else { self.root_gb };
+        let root_gb = if self.boot_from_volume {
+            0
+        } else {
+            self.root_gb
+        };
         (root_gb + self.ephemeral_gb + self.swap_mb.div_ceil(1024)) * GIB
     }
 }

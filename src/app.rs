@@ -1,0 +1,126 @@
+//! Wiring: turns the effective [`Config`] into sources, a collector and the HTTP state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{Config, LvmSettings};
+use crate::collect::{Collector, CollectorSettings, SingleFlight};
+use crate::lvm::exec::LvmCommand;
+use crate::lvm::replay::ReplayFile;
+use crate::lvm::RawSource;
+use crate::server::AppState;
+use crate::tracked::file::FileSource;
+use crate::tracked::libvirt::LibvirtSource;
+use crate::tracked::TrackedSource;
+
+/// Extra time the collector grants the LVM command beyond its own kill timeout, so that the
+/// command's precise error (killed after N ms) wins over the generic one.
+const RAW_TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+
+/// Builds the collector with every enabled source.
+pub fn collector(config: &Config) -> Collector {
+    let (raw, raw_timeout): (Box<dyn RawSource>, Duration) = match &config.lvm {
+        LvmSettings::Exec {
+            vgs_path,
+            lvs_path,
+            command_prefix,
+            timeout,
+        } => (
+            Box::new(LvmCommand::new(
+                vgs_path.clone(),
+                lvs_path.clone(),
+                command_prefix.clone(),
+                *timeout,
+            )),
+            *timeout + RAW_TIMEOUT_GRACE,
+        ),
+        LvmSettings::Replay { path } => (
+            Box::new(ReplayFile::new(path.clone())),
+            config.collector_timeout,
+        ),
+    };
+    let mut tracked: Vec<Box<dyn TrackedSource>> = Vec::new();
+    if let Some(dir) = &config.libvirt_xml_dir {
+        tracked.push(Box::new(LibvirtSource::new(
+            dir.clone(),
+            config.host_settings,
+        )));
+    }
+    if let Some(path) = &config.file_path {
+        tracked.push(Box::new(FileSource::new(
+            path.clone(),
+            config.host_settings,
+        )));
+    }
+    Collector::new(
+        raw,
+        tracked,
+        CollectorSettings {
+            raw_timeout,
+            tracked_timeout: config.collector_timeout,
+            primary: config.primary,
+            watched_vgs: config.watched_vgs.clone(),
+            nova_vg: config.nova_vg.clone(),
+            lv_series_limit: config.lv_series_limit,
+        },
+    )
+}
+
+/// A human-readable summary of the configuration (start-up log and landing page).
+pub fn summary(config: &Config) -> Vec<(String, String)> {
+    let raw = match &config.lvm {
+        LvmSettings::Exec {
+            vgs_path,
+            lvs_path,
+            command_prefix,
+            timeout,
+        } => format!(
+            "{}{} and {} (killed after {} ms)",
+            if command_prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", command_prefix.join(" "))
+            },
+            vgs_path.display(),
+            lvs_path.display(),
+            timeout.as_millis()
+        ),
+        LvmSettings::Replay { path } => format!("saved report {}", path.display()),
+    };
+    let mut rows = vec![
+        (
+            "nova's VG".to_string(),
+            format!("{} (from {})", config.nova_vg, config.nova_vg_origin),
+        ),
+        ("watched VGs".to_string(), config.watched_vgs.join(", ")),
+        ("raw source".to_string(), raw),
+        (
+            "reserved_host_disk_mb".to_string(),
+            config.host_settings.reserved_host_disk_mb.to_string(),
+        ),
+        (
+            "disk_allocation_ratio".to_string(),
+            config.host_settings.disk_allocation_ratio.to_string(),
+        ),
+    ];
+    if let Some(dir) = &config.libvirt_xml_dir {
+        rows.push(("libvirt source".to_string(), dir.display().to_string()));
+    }
+    if let Some(path) = &config.file_path {
+        rows.push(("file source".to_string(), path.display().to_string()));
+    }
+    rows.push((
+        "primary tracked source".to_string(),
+        config.primary.map_or("none".to_string(), |k| k.to_string()),
+    ));
+    rows
+}
+
+/// The HTTP state for this configuration.
+pub fn state(config: &Config) -> Arc<AppState> {
+    Arc::new(AppState {
+        collections: SingleFlight::new(Arc::new(collector(config))),
+        telemetry_path: config.telemetry_path.clone(),
+        summary: summary(config),
+    })
+}

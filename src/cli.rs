@@ -1,0 +1,688 @@
+//! Command line: clap definitions with Prometheus-style dotted flags, and their resolution
+//! (together with `nova.conf` discovery) into one validated [`Config`].
+//!
+//! Precedence: a flag wins over `nova.conf`, which wins over nova's own defaults. Every error is
+//! one line that names the flag (or file) at fault and what was expected; `main` exits with 2.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::novaconf::{self, NovaConf};
+use crate::tracked::{HostDiskSettings, SourceKind};
+
+/// The port we listen on by default. Prometheus' default port allocations list 9100-9999 as full;
+/// this one is above that block and not allocated to another exporter.
+pub const DEFAULT_PORT: u16 = 10061;
+
+/// Where nova keeps its configuration on a compute node.
+pub const DEFAULT_NOVA_CONF: &str = "/etc/nova/nova.conf";
+
+/// `--version` text: the crate version and the git revision it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("NOVA_LVM_EXPORTER_REVISION"),
+    ")"
+);
+
+/// Log verbosity (`--log.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Everything, including each LVM command line and its stderr.
+    Debug,
+    /// Start-up summary and collection failures.
+    Info,
+    /// Collection failures and suspicious configuration.
+    Warn,
+    /// Only errors.
+    Error,
+}
+
+/// Log line format (`--log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` pairs, like the Prometheus Go exporters.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Measures the LVM disk space that OpenStack nova does not see.
+///
+/// On every scrape it reads the volume group nova keeps instance disks in (vgs/lvs), reads what
+/// nova tracks for the instances on this host (libvirt domain XML, or a JSON file), and exports
+/// drift, untracked consumption by cause, the free space the scheduler should see, and how much
+/// phantom space it is handing out.
+#[derive(Debug, Parser)]
+#[command(name = "nova-lvm-exporter", version = VERSION, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// Address to listen on: [HOST]:PORT. ":PORT" listens on all interfaces.
+    #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value_t = format!(":{DEFAULT_PORT}"))]
+    pub listen_address: String,
+
+    /// Path under which the metrics are exposed.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = parse_telemetry_path)]
+    pub telemetry_path: String,
+
+    /// nova.conf to read images_volume_group, reserved_host_disk_mb and disk_allocation_ratio from.
+    /// The default path may be absent (then set the values with flags); a path given here must exist.
+    #[arg(long = "nova.config-file", value_name = "FILE")]
+    pub nova_config_file: Option<PathBuf>,
+
+    /// The VG nova keeps instance disks in. Overrides nova.conf [libvirt] images_volume_group.
+    #[arg(long = "nova.images-volume-group", value_name = "VG", value_parser = parse_vg_name)]
+    pub nova_images_volume_group: Option<String>,
+
+    /// Disk reserved for the host, MiB. Overrides nova.conf [DEFAULT] reserved_host_disk_mb (default 0).
+    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB")]
+    pub nova_reserved_host_disk_mb: Option<u64>,
+
+    /// DISK_GB allocation ratio. Overrides nova.conf [DEFAULT] disk_allocation_ratio (default 1.0).
+    #[arg(long = "nova.disk-allocation-ratio", value_name = "RATIO", value_parser = parse_ratio)]
+    pub nova_disk_allocation_ratio: Option<f64>,
+
+    /// A volume group to watch (repeatable). Default: nova's images_volume_group.
+    #[arg(long = "collector.lvm.vg", value_name = "VG", value_parser = parse_vg_name, action = ArgAction::Append)]
+    pub lvm_vgs: Vec<String>,
+
+    /// Path of the vgs binary.
+    #[arg(
+        long = "collector.lvm.vgs-path",
+        value_name = "PATH",
+        default_value = "/usr/sbin/vgs"
+    )]
+    pub vgs_path: PathBuf,
+
+    /// Path of the lvs binary.
+    #[arg(
+        long = "collector.lvm.lvs-path",
+        value_name = "PATH",
+        default_value = "/usr/sbin/lvs"
+    )]
+    pub lvs_path: PathBuf,
+
+    /// Command (and arguments) to put before vgs/lvs, e.g. "sudo -n". Split on whitespace; no shell.
+    #[arg(
+        long = "collector.lvm.command-prefix",
+        value_name = "COMMAND",
+        default_value = ""
+    )]
+    pub lvm_command_prefix: String,
+
+    /// How long vgs and lvs may take together before they are killed (e.g. 5s, 500ms).
+    #[arg(long = "collector.lvm.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub lvm_timeout: Duration,
+
+    /// Read this saved LVM JSON report (vgs/lvs/lvm fullreport --reportformat json) instead of
+    /// running LVM. Re-read on every scrape.
+    #[arg(long = "collector.lvm.replay-file", value_name = "FILE")]
+    pub lvm_replay_file: Option<PathBuf>,
+
+    /// At most this many per-LV series (nova_lvm_lv_size_bytes) per VG; the rest are summed in lv="_other".
+    #[arg(
+        long = "collector.lvm.lv-series-limit",
+        value_name = "N",
+        default_value_t = 100
+    )]
+    pub lv_series_limit: usize,
+
+    /// Enable the libvirt tracked source (nova metadata in the domain XML files). On by default.
+    #[arg(long = "collector.libvirt", overrides_with = "no_libvirt", action = ArgAction::SetTrue)]
+    pub libvirt: bool,
+
+    /// Disable the libvirt tracked source.
+    #[arg(long = "no-collector.libvirt", overrides_with = "libvirt", action = ArgAction::SetTrue)]
+    pub no_libvirt: bool,
+
+    /// Directory of the persistent libvirt domain XML files (kolla: the nova_libvirt volume's qemu dir).
+    #[arg(
+        long = "collector.libvirt.xml-dir",
+        value_name = "DIR",
+        default_value = "/etc/libvirt/qemu"
+    )]
+    pub libvirt_xml_dir: PathBuf,
+
+    /// Enable the file tracked source with this JSON file of instances.
+    #[arg(long = "collector.file.path", value_name = "FILE")]
+    pub file_path: Option<PathBuf>,
+
+    /// How long a tracked source may take on one scrape.
+    #[arg(long = "collector.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub collector_timeout: Duration,
+
+    /// The tracked source that drives the derived metrics. Default: libvirt if enabled, else file.
+    #[arg(long = "tracked.primary", value_name = "SOURCE")]
+    pub primary: Option<SourceKind>,
+
+    /// Only log messages with this severity or above.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt")]
+    pub log_format: LogFormat,
+}
+
+/// Settings of the raw source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LvmSettings {
+    /// Run the LVM tools.
+    Exec {
+        /// vgs binary.
+        vgs_path: PathBuf,
+        /// lvs binary.
+        lvs_path: PathBuf,
+        /// Command put before them (may be empty).
+        command_prefix: Vec<String>,
+        /// Kill them after this long.
+        timeout: Duration,
+    },
+    /// Read a saved report.
+    Replay {
+        /// The report file.
+        path: PathBuf,
+    },
+}
+
+/// The effective, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Listen address as given (resolved when binding).
+    pub listen_address: String,
+    /// Metrics path.
+    pub telemetry_path: String,
+    /// The VG nova keeps instance disks in (tracked figures apply to it).
+    pub nova_vg: String,
+    /// Where `nova_vg` came from, for the start-up log.
+    pub nova_vg_origin: String,
+    /// VGs to watch (nova's first).
+    pub watched_vgs: Vec<String>,
+    /// reserved_host_disk_mb and disk_allocation_ratio.
+    pub host_settings: HostDiskSettings,
+    /// The raw source.
+    pub lvm: LvmSettings,
+    /// Per-VG cap of per-LV series.
+    pub lv_series_limit: usize,
+    /// libvirt XML directory, when that source is enabled.
+    pub libvirt_xml_dir: Option<PathBuf>,
+    /// Instances file, when that source is enabled.
+    pub file_path: Option<PathBuf>,
+    /// Timeout of each tracked source.
+    pub collector_timeout: Duration,
+    /// The primary tracked source, if any is enabled.
+    pub primary: Option<SourceKind>,
+    /// Log level.
+    pub log_level: LogLevel,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Things worth a warning at start-up (e.g. nova.conf says images_type is not lvm).
+    pub warnings: Vec<String>,
+}
+
+/// A configuration error: one line naming the flag or file at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Cli {
+    /// Resolves the flags and nova.conf into the effective configuration.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let nova_conf = load_nova_conf(self.nova_config_file.as_deref())?;
+        let conf_path = self
+            .nova_config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_NOVA_CONF));
+        let conf = nova_conf.clone().unwrap_or_default();
+        let mut warnings = Vec::new();
+
+        if let Some(images_type) = conf.images_type.as_deref() {
+            if images_type != "lvm" {
+                warnings.push(format!(
+                    "{}: [libvirt] images_type is {images_type:?}, not \"lvm\": nova does not keep instance disks in a VG on this host",
+                    conf_path.display()
+                ));
+            }
+        }
+
+        let (nova_vg, nova_vg_origin) = match (
+            &self.nova_images_volume_group,
+            &conf.images_volume_group,
+        ) {
+            (Some(vg), _) => (vg.clone(), "--nova.images-volume-group".to_string()),
+            (None, Some(vg)) => {
+                let vg = parse_vg_name(vg).map_err(|e| {
+                    ConfigError(format!(
+                        "{}: [libvirt] images_volume_group: {e}",
+                        conf_path.display()
+                    ))
+                })?;
+                (
+                    vg,
+                    format!("{} [libvirt] images_volume_group", conf_path.display()),
+                )
+            }
+            (None, None) if self.lvm_vgs.len() == 1 => (
+                self.lvm_vgs[0].clone(),
+                "--collector.lvm.vg (the only VG watched)".to_string(),
+            ),
+            (None, None) => {
+                let why = match nova_conf {
+                    None => format!("{} does not exist", conf_path.display()),
+                    Some(_) => format!(
+                        "{} has no [libvirt] images_volume_group",
+                        conf_path.display()
+                    ),
+                };
+                return Err(ConfigError(format!(
+                    "cannot tell which VG nova uses: {why}; set --nova.images-volume-group=VG (or a single --collector.lvm.vg)"
+                )));
+            }
+        };
+
+        let mut watched_vgs = vec![nova_vg.clone()];
+        for vg in &self.lvm_vgs {
+            if !watched_vgs.contains(vg) {
+                watched_vgs.push(vg.clone());
+            }
+        }
+        if !self.lvm_vgs.is_empty() && !self.lvm_vgs.contains(&nova_vg) {
+            watched_vgs.remove(0);
+            warnings.push(format!(
+                "nova's VG {nova_vg} is not among --collector.lvm.vg: tracked and derived figures will be absent"
+            ));
+        }
+
+        let host_settings = HostDiskSettings {
+            reserved_host_disk_mb: self
+                .nova_reserved_host_disk_mb
+                .or(conf.reserved_host_disk_mb)
+                .unwrap_or(0),
+            disk_allocation_ratio: self
+                .nova_disk_allocation_ratio
+                .or(conf.disk_allocation_ratio)
+                .unwrap_or(1.0),
+        };
+        if host_settings.disk_allocation_ratio != 1.0 {
+            warnings.push(format!(
+                "disk_allocation_ratio is {}: on thick LVM anything but 1.0 lets the scheduler promise space that does not exist",
+                host_settings.disk_allocation_ratio
+            ));
+        }
+
+        let lvm = match self.lvm_replay_file {
+            Some(path) => LvmSettings::Replay { path },
+            None => LvmSettings::Exec {
+                vgs_path: self.vgs_path,
+                lvs_path: self.lvs_path,
+                command_prefix: self
+                    .lvm_command_prefix
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+                timeout: self.lvm_timeout,
+            },
+        };
+
+        let libvirt_enabled = !self.no_libvirt;
+        let libvirt_xml_dir = libvirt_enabled.then_some(self.libvirt_xml_dir);
+        let enabled: Vec<SourceKind> = [
+            libvirt_xml_dir.as_ref().map(|_| SourceKind::Libvirt),
+            self.file_path.as_ref().map(|_| SourceKind::File),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let primary = match self.primary {
+            Some(kind) if enabled.contains(&kind) => Some(kind),
+            Some(kind) => {
+                return Err(ConfigError(format!(
+                    "--tracked.primary={kind}: that source is not enabled (enabled: {})",
+                    if enabled.is_empty() {
+                        "none".to_string()
+                    } else {
+                        enabled
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )))
+            }
+            None => enabled.first().copied(),
+        };
+        if primary.is_none() {
+            warnings.push(
+                "no tracked source is enabled: only raw LVM figures will be exported".to_string(),
+            );
+        }
+
+        Ok(Config {
+            listen_address: self.listen_address,
+            telemetry_path: self.telemetry_path,
+            nova_vg,
+            nova_vg_origin,
+            watched_vgs,
+            host_settings,
+            lvm,
+            lv_series_limit: self.lv_series_limit,
+            libvirt_xml_dir,
+            file_path: self.file_path,
+            collector_timeout: self.collector_timeout,
+            primary,
+            log_level: self.log_level,
+            log_format: self.log_format,
+            warnings,
+        })
+    }
+}
+
+fn load_nova_conf(explicit: Option<&Path>) -> Result<Option<NovaConf>, ConfigError> {
+    let path = explicit.unwrap_or(Path::new(DEFAULT_NOVA_CONF));
+    match novaconf::load(path) {
+        Ok(None) if explicit.is_some() => Err(ConfigError(format!(
+            "--nova.config-file: {} does not exist",
+            path.display()
+        ))),
+        Ok(conf) => Ok(conf),
+        Err(e) => Err(ConfigError(e.to_string())),
+    }
+}
+
+/// Parses a Prometheus-style duration: one or more `<integer><unit>` with units
+/// `ms`, `s`, `m`, `h`, `d`, `w`, `y` in decreasing order (`1m30s`, `500ms`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("m", 60 * 1000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let expected = || format!("expected a duration like 5s, 500ms or 1m30s, got {text:?}");
+    if text.is_empty() {
+        return Err(expected());
+    }
+    let mut rest = text;
+    let mut total_ms: u64 = 0;
+    let mut last_unit_index: Option<usize> = None;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(expected());
+        }
+        let value: u64 = rest[..digits].parse().map_err(|_| expected())?;
+        rest = &rest[digits..];
+        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..letters];
+        rest = &rest[letters..];
+        let Some(index) = UNITS.iter().position(|(name, _)| *name == unit) else {
+            return Err(expected());
+        };
+        if last_unit_index.is_some_and(|last| index <= last) {
+            return Err(expected());
+        }
+        last_unit_index = Some(index);
+        total_ms = value
+            .checked_mul(UNITS[index].1)
+            .and_then(|ms| total_ms.checked_add(ms))
+            .ok_or_else(expected)?;
+    }
+    if total_ms == 0 {
+        return Err(format!("expected a duration greater than 0, got {text:?}"));
+    }
+    Ok(Duration::from_millis(total_ms))
+}
+
+/// Validates a VG name against LVM's rules: 1-127 characters from `a-z A-Z 0-9 + _ . -`, not
+/// starting with `-`, not `.` or `..`.
+pub fn parse_vg_name(text: &str) -> Result<String, String> {
+    let valid_chars = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'_' | b'.' | b'-'));
+    if text.is_empty()
+        || text.len() > 127
+        || !valid_chars
+        || text.starts_with('-')
+        || text == "."
+        || text == ".."
+    {
+        return Err(format!(
+            "expected an LVM volume group name (1-127 characters of a-z A-Z 0-9 + _ . -, not starting with -), got {text:?}"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if ratio.is_finite() && ratio > 0.0 => Ok(ratio),
+        _ => Err(format!("expected a positive number like 1.0, got {text:?}")),
+    }
+}
+
+fn parse_telemetry_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/')
+        || text == "/"
+        || text == "/healthz"
+        || text.contains(char::is_whitespace)
+    {
+        return Err(format!(
+            "expected an absolute URL path other than / and /healthz, like /metrics, got {text:?}"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `args`, pointing `--nova.config-file` at an empty file unless the test sets it,
+    /// so that the machine's own /etc/nova/nova.conf never leaks into a test.
+    fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
+        let empty_conf = std::env::temp_dir().join("nova-lvm-exporter-test-empty-nova.conf");
+        std::fs::write(&empty_conf, "").unwrap();
+        let default_conf = format!("--nova.config-file={}", empty_conf.display());
+        let mut argv = vec!["nova-lvm-exporter"];
+        if !args.iter().any(|a| a.starts_with("--nova.config-file")) {
+            argv.push(&default_conf);
+        }
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+    }
+
+    fn conf_file(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn durations_follow_prometheus_syntax() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5x",
+            "-5s",
+            "1s1m",
+            "5s5s",
+            "0s",
+            "1.5s",
+            "99999999999999999999y",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn vg_names_follow_lvm_rules() {
+        for good in ["vms-group", "vg0", "a.b+c_d", "cinder-volumes"] {
+            assert_eq!(parse_vg_name(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "-vg",
+            ".",
+            "..",
+            "vg/x",
+            "vg name",
+            "vg;rm",
+            &"x".repeat(128),
+        ] {
+            assert!(parse_vg_name(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn a_bad_flag_value_names_the_flag_and_what_was_expected() {
+        let err = cli(&["--collector.lvm.timeout=soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--collector.lvm.timeout"), "{err}");
+        assert!(err.contains("expected a duration"), "{err}");
+        let err = cli(&["--nova.disk-allocation-ratio=-1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--nova.disk-allocation-ratio"), "{err}");
+        let err = cli(&["--log.format=xml"]).unwrap_err().to_string();
+        assert!(err.contains("--log.format"), "{err}");
+        let err = cli(&["--web.telemetry-path=metrics"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--web.telemetry-path"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_nova_conf_and_nova_conf_overrides_defaults() {
+        let conf = conf_file(
+            "[DEFAULT]\nreserved_host_disk_mb = 1500\ndisk_allocation_ratio = 1.0\n[libvirt]\nimages_type = lvm\nimages_volume_group = vms-group\n",
+        );
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let config = cli(&[&path]).unwrap().resolve().unwrap();
+        assert_eq!(config.nova_vg, "vms-group");
+        assert_eq!(config.watched_vgs, vec!["vms-group"]);
+        assert_eq!(config.host_settings.reserved_host_disk_mb, 1500);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(config.primary, Some(SourceKind::Libvirt));
+
+        let config = cli(&[
+            &path,
+            "--nova.reserved-host-disk-mb=0",
+            "--nova.images-volume-group=other",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(config.nova_vg, "other");
+        assert_eq!(config.host_settings.reserved_host_disk_mb, 0);
+    }
+
+    #[test]
+    fn an_explicit_missing_nova_conf_is_an_error_but_the_default_may_be_absent() {
+        let err = cli(&[
+            "--nova.config-file=/nonexistent/nova.conf",
+            "--nova.images-volume-group=vg",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+        assert!(err.0.contains("--nova.config-file"), "{err}");
+        assert!(err.0.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn without_nova_conf_a_vg_flag_is_required() {
+        let empty = conf_file("[DEFAULT]\n");
+        let path = format!("--nova.config-file={}", empty.path().display());
+        let err = cli(&[&path]).unwrap().resolve().unwrap_err();
+        assert!(err.0.contains("--nova.images-volume-group"), "{err}");
+        let config = cli(&[&path, "--collector.lvm.vg=vms-group"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(config.nova_vg, "vms-group");
+    }
+
+    #[test]
+    fn extra_vgs_are_watched_after_novas() {
+        let empty = conf_file("[libvirt]\nimages_volume_group = vms-group\n");
+        let path = format!("--nova.config-file={}", empty.path().display());
+        let config = cli(&[
+            &path,
+            "--collector.lvm.vg=cinder-volumes",
+            "--collector.lvm.vg=vms-group",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(config.watched_vgs, vec!["vms-group", "cinder-volumes"]);
+    }
+
+    #[test]
+    fn a_malformed_nova_conf_is_a_clear_error() {
+        let conf = conf_file("[DEFAULT]\nreserved_host_disk_mb = lots\n");
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let err = cli(&[&path, "--nova.images-volume-group=vg"])
+            .unwrap()
+            .resolve()
+            .unwrap_err();
+        assert!(err.0.contains("reserved_host_disk_mb"), "{err}");
+    }
+
+    #[test]
+    fn the_primary_source_must_be_enabled() {
+        let err = cli(&[
+            "--nova.images-volume-group=vg",
+            "--no-collector.libvirt",
+            "--tracked.primary=libvirt",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+        assert!(err.0.contains("--tracked.primary=libvirt"), "{err}");
+        let config = cli(&[
+            "--nova.images-volume-group=vg",
+            "--no-collector.libvirt",
+            "--collector.file.path=/x.json",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(config.primary, Some(SourceKind::File));
+        assert_eq!(config.libvirt_xml_dir, None);
+    }
+
+    #[test]
+    fn a_non_lvm_images_type_and_an_odd_ratio_are_warned_about() {
+        let conf = conf_file("[DEFAULT]\ndisk_allocation_ratio = 2.0\n[libvirt]\nimages_type = qcow2\nimages_volume_group = vg\n");
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let config = cli(&[&path]).unwrap().resolve().unwrap();
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn the_command_prefix_is_split_without_a_shell() {
+        let config = cli(&[
+            "--nova.images-volume-group=vg",
+            "--collector.lvm.command-prefix=sudo -n",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        match config.lvm {
+            LvmSettings::Exec { command_prefix, .. } => {
+                assert_eq!(command_prefix, vec!["sudo", "-n"])
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
