@@ -85,7 +85,7 @@ pub fn classify_name(name: &str) -> LvName<'_> {
     }
     let cinder = CINDER_PREFIXES
         .iter()
-        .any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| is_uuid(rest)));
+        .any(|prefix| name.strip_prefix(prefix).is_some_and(is_uuid));
     if cinder {
         LvName::Cinder
     } else {
@@ -469,7 +469,7 @@ mod tests {
     fn a_pool_of_someone_else_is_foreign_unless_all_its_volumes_are_cinders() {
         let mut pool = lv("mypool", "thin-pool", GIB);
         pool.attr = "twi---tz--".into();
-        let lvs = vec![
+        let lvs = [
             pool.clone(),
             hidden("mypool_tdata", "mypool", GIB),
             thin("scratch", "mypool", 10 * GIB),
@@ -479,7 +479,7 @@ mod tests {
         assert_eq!(find(&allocations, "mypool").owner, Owner::Foreign);
         assert_eq!(find(&allocations, "scratch").owner, Owner::Foreign);
 
-        let lvs = vec![
+        let lvs = [
             pool,
             hidden("mypool_tdata", "mypool", GIB),
             thin(&format!("volume-{UUID_A}"), "mypool", 10 * GIB),
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn raid_images_and_metadata_are_folded_into_the_raid_lv() {
-        let lvs = vec![
+        let lvs = [
             lv("mirrored", "raid1", GIB),
             hidden("mirrored_rimage_0", "mirrored", GIB),
             hidden("mirrored_rimage_1", "mirrored", GIB),
@@ -513,7 +513,7 @@ mod tests {
     fn nested_sub_lvs_reach_the_visible_lv() {
         let mut pool = lv("vms-group-pool", "thin-pool", GIB);
         pool.attr = "twi---tz--".into();
-        let lvs = vec![
+        let lvs = [
             pool,
             Lv {
                 segtype: "raid1".into(),
@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn orphaned_hidden_lvs_and_parent_cycles_stand_on_their_own() {
-        let lvs = vec![
+        let lvs = [
             hidden("lvol0_pmspare", "", 8 * MIB),
             hidden("loop_a", "loop_b", MIB),
             hidden("loop_b", "loop_a", MIB),
