@@ -1,0 +1,456 @@
+//! The built exporter against a real volume group on a loop device and a directory of nova
+//! libvirt domain XMLs: every exported value checked to the byte against hand-computed figures.
+
+mod common;
+
+use common::*;
+
+const A: &str = "3f5e6c1a-1111-4222-8333-444455556666";
+const B_BFV: &str = "9b2d7e40-aaaa-4bbb-8ccc-ddddeeeeffff";
+const C: &str = "c0ffee00-1234-4567-89ab-cdef01234567";
+const D_BUILDING: &str = "d00d0000-0000-4000-8000-00000000000d";
+const GONE: &str = "0d1e2f3a-4b5c-4d7e-8f90-a1b2c3d4e5f6";
+const VOLUME: &str = "volume-5a6b7c8d-0000-4000-8000-000000000005";
+
+/// The host of the tests below: four instances nova tracks (one booted from volume, one still
+/// building with no LV yet), an orphaned disk, a cinder volume and somebody else's LV.
+struct Host {
+    vg: LoopVg,
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new(tag: &str) -> Self {
+        let vg = LoopVg::new(tag, 20);
+        // A: root 2 GiB, ephemeral 1 GiB, swap 512 MiB.
+        vg.create_lv(&format!("{A}_disk"), "2G");
+        vg.create_lv(&format!("{A}_disk.local"), "1G");
+        vg.create_lv(&format!("{A}_disk.swap"), "512M");
+        // B: boot from volume; only its config drive is local (one 4 MiB extent).
+        vg.create_lv(&format!("{B_BFV}_disk.config"), "4M");
+        // C: root 3 GiB, swap 1001 MiB, which LVM rounds up to 1004 MiB (251 extents).
+        vg.create_lv(&format!("{C}_disk"), "3G");
+        vg.create_lv(&format!("{C}_disk.swap"), "1001M");
+        // D is building: nova counts it, its LV does not exist yet.
+        vg.create_lv(&format!("{GONE}_disk"), "1G");
+        vg.create_lv(VOLUME, "1G");
+        vg.create_lv("someone_elses_lv", "2G");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_domains(
+            &dir.path().join("qemu"),
+            &vg.name,
+            &[
+                Domain {
+                    uuid: A,
+                    name: "web-01",
+                    root_gb: 2,
+                    ephemeral_gb: 1,
+                    swap_mb: 512,
+                    boot_from_volume: false,
+                },
+                Domain {
+                    uuid: B_BFV,
+                    name: "db-bfv",
+                    root_gb: 10,
+                    ephemeral_gb: 0,
+                    swap_mb: 0,
+                    boot_from_volume: true,
+                },
+                Domain {
+                    uuid: C,
+                    name: "build-01",
+                    root_gb: 3,
+                    ephemeral_gb: 0,
+                    swap_mb: 1001,
+                    boot_from_volume: false,
+                },
+                Domain {
+                    uuid: D_BUILDING,
+                    name: "new-01",
+                    root_gb: 1,
+                    ephemeral_gb: 0,
+                    swap_mb: 0,
+                    boot_from_volume: false,
+                },
+            ],
+        );
+        write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 1500);
+        Host { vg, dir }
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            format!(
+                "--nova.config-file={}",
+                self.dir.path().join("nova.conf").display()
+            ),
+            format!(
+                "--collector.libvirt.xml-dir={}",
+                self.dir.path().join("qemu").display()
+            ),
+        ]
+    }
+}
+
+fn vg_series(name: &str, vg: &str) -> String {
+    format!("{name}{{vg=\"{vg}\"}}")
+}
+
+#[test]
+fn every_value_matches_the_hand_computed_accounting() {
+    if !lvm_available("every_value_matches_the_hand_computed_accounting") {
+        return;
+    }
+    let host = Host::new("exact");
+    let vg = host.vg.name.as_str();
+    let exporter = Exporter::start(&host.args());
+    let m = exporter.scrape();
+
+    // Raw: 5119 extents of 4 MiB = 20476 MiB; allocated 2048+1024+512 + 4 + 3072+1004 + 1024
+    // + 1024 + 2048 = 11760 MiB.
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_vg_size_bytes", vg)),
+        VG_20G_BYTES as f64
+    );
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_vg_used_bytes", vg)),
+        (11760 * MIB) as f64
+    );
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_vg_free_bytes", vg)),
+        (8716 * MIB) as f64
+    );
+
+    let owner =
+        |name: &str, owner: &str| m.value(&format!("{name}{{owner=\"{owner}\",vg=\"{vg}\"}}"));
+    assert_eq!(owner("nova_lvm_lvs", "instance"), 6.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "instance"), (7664 * MIB) as f64);
+    assert_eq!(owner("nova_lvm_lvs", "orphan"), 1.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "orphan"), GIB as f64);
+    assert_eq!(owner("nova_lvm_lvs", "cinder"), 1.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "cinder"), GIB as f64);
+    assert_eq!(owner("nova_lvm_lvs", "foreign"), 1.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "foreign"), (2 * GIB) as f64);
+    // The invariant: bytes over owners + free = size.
+    let owned: f64 = ["instance", "orphan", "cinder", "foreign"]
+        .iter()
+        .map(|o| owner("nova_lvm_lv_bytes", o))
+        .sum();
+    assert_eq!(owned + (8716 * MIB) as f64, VG_20G_BYTES as f64);
+
+    let lv = |lv: &str, owner: &str| {
+        m.value(&format!(
+            "nova_lvm_lv_size_bytes{{lv=\"{lv}\",owner=\"{owner}\",vg=\"{vg}\"}}"
+        ))
+    };
+    assert_eq!(lv("someone_elses_lv", "foreign"), (2 * GIB) as f64);
+    assert_eq!(lv(&format!("{GONE}_disk"), "orphan"), GIB as f64);
+    assert_eq!(lv(VOLUME, "cinder"), GIB as f64);
+    assert_eq!(
+        m.samples
+            .keys()
+            .filter(|s| s.starts_with("nova_lvm_lv_size_bytes{"))
+            .count(),
+        3,
+        "instance disks get no per-LV series"
+    );
+
+    // Tracked, nova's resource tracker rules: A 2+1 GiB + 512 MiB, B 0 (boot from volume),
+    // C 3 GiB + 1001 MiB, D 1 GiB = 8681 MiB.
+    let source = |name: &str| m.value(&format!("{name}{{source=\"libvirt\",vg=\"{vg}\"}}"));
+    assert_eq!(source("nova_lvm_tracked_used_bytes"), (8681 * MIB) as f64);
+    assert_eq!(source("nova_lvm_tracked_instances"), 4.0);
+    // Placement rules: A 2+1+ceil(0.5) = 4, B 0, C 3+ceil(0.98) = 4, D 1 = 9 GiB.
+    assert_eq!(source("nova_lvm_tracked_allocated_bytes"), (9 * GIB) as f64);
+    assert_eq!(source("nova_lvm_reserved_bytes"), (1500 * MIB) as f64);
+    assert_eq!(source("nova_lvm_allocation_ratio"), 1.0);
+    // (floor(20476 MiB) = 19 GiB - ceil(1500 MiB) = 2 GiB) * 1.0 - 9 GiB = 8 GiB.
+    assert_eq!(source("nova_lvm_scheduler_free_bytes"), (8 * GIB) as f64);
+
+    // Derived.
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_drift_bytes", vg)),
+        (3079 * MIB) as f64
+    );
+    let cause = |c: &str| {
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"{c}\",vg=\"{vg}\"}}"
+        ))
+    };
+    assert_eq!(cause("foreign"), (2048 * MIB) as f64);
+    assert_eq!(cause("orphan"), (1024 * MIB) as f64);
+    assert_eq!(cause("cinder"), (1024 * MIB) as f64);
+    // B's config drive (4 MiB over a flavor of 0) + C's swap rounded to extents (1004 - 1001).
+    assert_eq!(cause("overhead"), (7 * MIB) as f64);
+    assert_eq!(cause("unexplained"), 0.0);
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_tracked_unbacked_bytes", vg)),
+        GIB as f64
+    );
+    // 20476 - max(11760, 8681) - 1500 = 7216 MiB.
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_corrected_free_bytes", vg)),
+        (7216 * MIB) as f64
+    );
+    // 8192 - 7216 MiB of phantom space.
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_scheduler_overestimate_bytes", vg)),
+        (976 * MIB) as f64
+    );
+    // (19 - R) - 9 <= 7216 / 1024  =>  R >= 2.95  =>  3 GiB.
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_recommended_reserved_host_disk_mb", vg)),
+        3072.0
+    );
+
+    assert_eq!(
+        m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
+        1.0
+    );
+    assert_eq!(
+        m.value("nova_lvm_collector_success{collector=\"libvirt\"}"),
+        1.0
+    );
+    assert!(
+        m.value("nova_lvm_collector_last_success_timestamp_seconds{collector=\"lvm\"}") > 1.7e9
+    );
+    assert!(m.text.contains("nova_lvm_build_info{"));
+
+    let complaints = promtool_check_metrics(&m.text);
+    assert!(
+        complaints.is_empty(),
+        "promtool check metrics: {complaints}"
+    );
+}
+
+#[test]
+fn each_scrape_reads_lvm_afresh() {
+    if !lvm_available("each_scrape_reads_lvm_afresh") {
+        return;
+    }
+    let host = Host::new("fresh");
+    let vg = host.vg.name.as_str();
+    let exporter = Exporter::start(&host.args());
+    let drift = vg_series("nova_lvm_drift_bytes", vg);
+    assert_eq!(exporter.scrape().value(&drift), (3079 * MIB) as f64);
+
+    host.vg.remove_lv("someone_elses_lv");
+    let m = exporter.scrape();
+    assert_eq!(m.value(&drift), (1031 * MIB) as f64);
+    assert_eq!(
+        m.value(&format!("nova_lvm_lvs{{owner=\"foreign\",vg=\"{vg}\"}}")),
+        0.0
+    );
+    assert!(m
+        .get(&format!(
+            "nova_lvm_lv_size_bytes{{lv=\"someone_elses_lv\",owner=\"foreign\",vg=\"{vg}\"}}"
+        ))
+        .is_none());
+
+    host.vg.create_lv("backup_2026", "3G");
+    let m = exporter.scrape();
+    assert_eq!(m.value(&drift), ((1031 + 3072) * MIB) as f64);
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"foreign\",vg=\"{vg}\"}}"
+        )),
+        (3 * GIB) as f64
+    );
+}
+
+#[test]
+fn a_thin_pool_is_attributed_by_extents_not_virtual_sizes() {
+    if !lvm_available("a_thin_pool_is_attributed_by_extents_not_virtual_sizes") {
+        return;
+    }
+    let vg = LoopVg::new("thin", 20);
+    vg.create_lv(&format!("{A}_disk"), "2G");
+    // Cinder's LVM driver (lvm_type = thin) keeps its volumes in the pool `<vg>-pool`: a 1 GiB
+    // data LV, a 4 MiB metadata LV and the 4 MiB pool metadata spare hold extents; the thin
+    // volumes have a virtual size of 10 and 50 GiB and hold nothing of the VG by themselves.
+    vg.restore_with_extra_lvs(&thin_pool_metadata(&format!("{}-pool", vg.name), 512));
+    let out = run(
+        "lvs",
+        &["-a", "--noheadings", "-o", "lv_name,lv_attr", &vg.name],
+    );
+    assert!(out.contains("twi"), "the pool is a thin pool: {out}");
+    assert!(out.contains("[lvol0_pmspare]"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write_domains(
+        &dir.path().join("qemu"),
+        &vg.name,
+        &[Domain {
+            uuid: A,
+            name: "a",
+            root_gb: 2,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+            boot_from_volume: false,
+        }],
+    );
+    write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 0);
+    let exporter = Exporter::start(&[
+        format!(
+            "--nova.config-file={}",
+            dir.path().join("nova.conf").display()
+        ),
+        format!(
+            "--collector.libvirt.xml-dir={}",
+            dir.path().join("qemu").display()
+        ),
+    ]);
+    let m = exporter.scrape();
+    let name = vg.name.as_str();
+    let used = 2048 + 1024 + 4 + 4;
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_vg_used_bytes", name)),
+        (used * MIB) as f64
+    );
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_lv_bytes{{owner=\"cinder\",vg=\"{name}\"}}"
+        )),
+        (1032 * MIB) as f64
+    );
+    // The pool and its two thin volumes.
+    assert_eq!(
+        m.value(&format!("nova_lvm_lvs{{owner=\"cinder\",vg=\"{name}\"}}")),
+        3.0
+    );
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"cinder\",vg=\"{name}\"}}"
+        )),
+        (1032 * MIB) as f64
+    );
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"unexplained\",vg=\"{name}\"}}"
+        )),
+        0.0
+    );
+    assert_eq!(
+        m.value(&format!("nova_lvm_drift_bytes{{vg=\"{name}\"}}")),
+        (1032 * MIB) as f64
+    );
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_thin_pool_data_used_ratio{{lv=\"{name}-pool\",vg=\"{name}\"}}"
+        )),
+        0.0,
+        "an inactive pool reports no data usage"
+    );
+    let owned: f64 = ["instance", "orphan", "cinder", "foreign"]
+        .iter()
+        .map(|o| m.value(&format!("nova_lvm_lv_bytes{{owner=\"{o}\",vg=\"{name}\"}}")))
+        .sum();
+    assert_eq!(
+        owned + m.value(&vg_series("nova_lvm_vg_free_bytes", name)),
+        VG_20G_BYTES as f64
+    );
+}
+
+/// The metadata text of a thin pool `pool` (data `data_extents` extents, 1 extent of metadata,
+/// 1 extent of spare) with two thin volumes, placed after the first 512 extents of `pv0`
+/// (the 2 GiB instance disk created before it).
+fn thin_pool_metadata(pool: &str, data_extents: u64) -> String {
+    let data_start = 512;
+    let meta_start = data_start + data_extents;
+    let spare_start = meta_start + 1;
+    let thin = |name: &str, id: u32, gib: u64| {
+        format!(
+            r#"
+		{name} {{
+			id = "thin{id}-aaaa-bbbb-cccc-dddd-eeee-ffff{id}"
+			status = ["READ", "WRITE", "VISIBLE"]
+			flags = []
+			creation_time = 1764000000
+			creation_host = "compute-test"
+			segment_count = 1
+
+			segment1 {{
+				start_extent = 0
+				extent_count = {extents}
+				type = "thin"
+				thin_pool = "{pool}"
+				transaction_id = {id}
+				device_id = {id}
+			}}
+		}}"#,
+            extents = gib * 256
+        )
+    };
+    let linear = |name: &str, id: &str, count: u64, start: u64| {
+        format!(
+            r#"
+		{name} {{
+			id = "{id}"
+			status = ["READ", "WRITE"]
+			flags = []
+			creation_time = 1764000000
+			creation_host = "compute-test"
+			segment_count = 1
+
+			segment1 {{
+				start_extent = 0
+				extent_count = {count}
+				type = "striped"
+				stripe_count = 1
+				stripes = [
+					"{{pv}}", {start}
+				]
+			}}
+		}}"#
+        )
+    };
+    format!(
+        r#"
+		{pool} {{
+			id = "pool00-aaaa-bbbb-cccc-dddd-eeee-ffff00"
+			status = ["READ", "WRITE", "VISIBLE"]
+			flags = []
+			creation_time = 1764000000
+			creation_host = "compute-test"
+			segment_count = 1
+
+			segment1 {{
+				start_extent = 0
+				extent_count = {data_extents}
+				type = "thin-pool"
+				metadata = "{pool}_tmeta"
+				pool = "{pool}_tdata"
+				transaction_id = 2
+				chunk_size = 128
+				discards = "passdown"
+				zero_new_blocks = 1
+			}}
+		}}
+{}
+{}
+{}
+{}
+{}"#,
+        linear(
+            &format!("{pool}_tdata"),
+            "tdata0-aaaa-bbbb-cccc-dddd-eeee-ffff00",
+            data_extents,
+            data_start
+        ),
+        linear(
+            &format!("{pool}_tmeta"),
+            "tmeta0-aaaa-bbbb-cccc-dddd-eeee-ffff00",
+            1,
+            meta_start
+        ),
+        linear(
+            "lvol0_pmspare",
+            "spare0-aaaa-bbbb-cccc-dddd-eeee-ffff00",
+            1,
+            spare_start
+        ),
+        thin(&format!("volume-{GONE}"), 1, 10),
+        thin(&format!("volume-{A}"), 2, 50),
+    )
+}
