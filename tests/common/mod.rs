@@ -199,7 +199,12 @@ impl Drop for LoopVg {
                 .stderr(Stdio::null())
                 .status();
         };
-        quiet("vgremove", &["-f", "-q", &self.name]);
+        // activation=0: a VG with a thin pool written into its metadata cannot be "deactivated"
+        // without device-mapper, and vgremove refuses without it.
+        quiet(
+            "vgremove",
+            &["-f", "-q", "--config", "global{activation=0}", &self.name],
+        );
         quiet("pvremove", &["-q", "-ff", "-y", &self.device]);
         quiet("losetup", &["-d", &self.device]);
     }
