@@ -1,10 +1,75 @@
 //! The libvirt tracked source: nova's metadata in the persistent domain XML files of this host.
+//!
+//! # What nova writes
+//!
+//! Since Juno (2014.2) the libvirt driver puts a block like this into every domain it defines
+//! (`LibvirtConfigGuestMetaNova*` in `nova/virt/libvirt/config.py`, filled by the driver's
+//! `_get_guest_config_meta`); libvirt keeps it in the persistent definition,
+//! `/etc/libvirt/qemu/<domain name>.xml`:
+//!
+//! ```xml
+//! <domain type='kvm'>
+//!   <uuid>d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63</uuid>      <!-- the instance UUID -->
+//!   <metadata>
+//!     <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+//!       <nova:flavor name="m1.db">
+//!         <nova:disk>40</nova:disk>            <!-- root_gb, GiB -->
+//!         <nova:swap>1024</nova:swap>          <!-- swap, MiB -->
+//!         <nova:ephemeral>8</nova:ephemeral>   <!-- ephemeral_gb, GiB -->
+//!         ...
+//!       </nova:flavor>
+//!       <nova:root type="image" uuid="..."/>
+//!       ...
+//! ```
+//!
+//! - Namespace `.../nova/1.0` from Juno to Victoria (22.x); `.../nova/1.1` from Wallaby (23.0.0),
+//!   which added `<nova:ports>`. A domain keeps the metadata of the release that last defined it
+//!   (nova does not redefine domains on upgrade), so both are read. Any other `.../nova/<version>`
+//!   namespace is an error rather than a silently skipped instance.
+//! - `<nova:flavor>` with `<nova:disk>`, `<nova:swap>` and `<nova:ephemeral>` is always written
+//!   (the flavor's fields are never null), so each is required here.
+//! - `<nova:root>`: up to 2024.1 (29.x) nova writes it only for instances with an image
+//!   (`type="image"`); a volume-backed instance has no `<nova:root>` at all. From 2024.2 (30.0.0)
+//!   it is always written, `type="volume"` for volume-backed instances. Both mean
+//!   "boot from volume" here. The resource tracker decides from the root block device mapping,
+//!   the metadata from `image_ref`: the rare instance created with both an image and a root
+//!   volume shows as `type="image"` and is counted with its root disk.
+//!
+//! # What this source cannot see
+//!
+//! Nova counts every instance assigned to the host that is not deleted or shelved-offloaded;
+//! libvirt only knows the ones it has a definition for. Instances still building (before the
+//! domain is defined) and incoming migrations/resizes (nova counts them on the destination
+//! before the domain exists there) are missing, and an outgoing migration is counted here until
+//! the source domain is undefined. The difference is transient and shows as drift while it
+//! lasts; the placement source does not have this gap.
+//!
+//! # Reading the directory
+//!
+//! Every regular file named `*.xml` directly in the directory is read (symbolic links followed);
+//! other names (`*.xml.new` while libvirt rewrites a file) and subdirectories (`autostart/`,
+//! `networks/`) are ignored. A file that disappears between listing and reading (a domain
+//! undefined meanwhile) is skipped. Any other problem with any file fails the whole collection:
+//! a partial instance list would under-count tracked usage and invent drift.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use roxmltree::{Document, Node};
 
-use super::{HostDiskSettings, SourceKind, TrackedError, TrackedSource, TrackedUsage};
+use super::{
+    canonical_uuid, read_bounded_text, Flavor, HostDiskSettings, SourceKind, TrackedError,
+    TrackedInstance, TrackedSource, TrackedUsage, NOVA_MAX_INT,
+};
+
+/// nova's metadata namespace since Wallaby (23.0.0).
+pub const NOVA_NS_1_1: &str = "http://openstack.org/xmlns/libvirt/nova/1.1";
+/// nova's metadata namespace from Juno (2014.2) to Victoria (22.x).
+pub const NOVA_NS_1_0: &str = "http://openstack.org/xmlns/libvirt/nova/1.0";
+/// What every version of nova's namespace starts with.
+const NOVA_NS_BASE: &str = "http://openstack.org/xmlns/libvirt/nova/";
 
 /// Reads every `*.xml` of a directory on every collection.
 #[derive(Debug, Clone)]
@@ -27,7 +92,762 @@ impl TrackedSource for LibvirtSource {
     }
 
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
-        let _ = (&self.dir, self.settings);
-        todo!("libvirt source")
+        let dir = self.dir.clone();
+        let instances = tokio::task::spawn_blocking(move || read_domains(&dir))
+            .await
+            .map_err(|e| TrackedError::aborted(&self.dir, e))??;
+        Ok(TrackedUsage::from_local(instances, &self.settings))
+    }
+}
+
+/// Reads the nova instances defined in `dir` (blocking): every `*.xml` regular file, in name
+/// order. Domains without nova metadata are skipped.
+pub fn read_domains(dir: &Path) -> Result<Vec<TrackedInstance>, TrackedError> {
+    let dir_error = |source| TrackedError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_error)? {
+        let path = entry.map_err(dir_error)?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("xml") {
+            continue;
+        }
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => files.push(path),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                tracing::debug!(file = %path.display(), "skipping a domain file that vanished (or a dangling link)");
+            }
+            Err(source) => {
+                return Err(TrackedError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    files.sort();
+
+    let mut instances = Vec::new();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for path in files {
+        let origin = path.display().to_string();
+        let text = match read_bounded_text(&path) {
+            Ok(text) => text,
+            Err(TrackedError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                tracing::debug!(file = %origin, "skipping a domain file that vanished");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let Some((uuid, flavor)) = parse_domain(&text, &origin)? else {
+            tracing::debug!(file = %origin, "skipping a domain without nova metadata");
+            continue;
+        };
+        if let Some(first) = seen.get(&uuid) {
+            return Err(TrackedError::Invalid {
+                path: origin,
+                message: format!("domain UUID {uuid} is also defined in {}", first.display()),
+            });
+        }
+        instances.push(TrackedInstance::from_flavor(uuid.clone(), &flavor));
+        seen.insert(uuid, path);
+    }
+    tracing::debug!(dir = %dir.display(), instances = instances.len(), "read libvirt domains");
+    Ok(instances)
+}
+
+/// Parses one domain XML: the instance UUID (lower case) and its flavor from nova's metadata, or
+/// `None` for a domain nova did not define (no `<nova:instance>` in `<metadata>`). `origin`
+/// names the file in errors.
+pub fn parse_domain(xml: &str, origin: &str) -> Result<Option<(String, Flavor)>, TrackedError> {
+    let invalid = |message: String| TrackedError::Invalid {
+        path: origin.to_string(),
+        message,
+    };
+    let doc = Document::parse(xml).map_err(|e| {
+        // These two carry no position: say where the file ends, the usual cause is truncation.
+        let detail = match e {
+            roxmltree::Error::UnclosedRootNode | roxmltree::Error::UnexpectedEndOfStream => {
+                format!(
+                    "{e} (the file ends at line {}: truncated?)",
+                    xml.lines().count().max(1)
+                )
+            }
+            _ => e.to_string(),
+        };
+        invalid(format!("not well-formed XML: {detail}"))
+    })?;
+    let domain = doc.root_element();
+    if !is_element(domain, None, "domain") {
+        return Err(invalid(format!(
+            "the root element is <{}>, not <domain>: not a libvirt domain definition",
+            domain.tag_name().name()
+        )));
+    }
+
+    let mut blocks = Vec::new();
+    for metadata in children(domain, None, "metadata") {
+        for node in metadata.children().filter(Node::is_element) {
+            let Some(ns) = node.tag_name().namespace() else {
+                continue;
+            };
+            if node.tag_name().name() != "instance" || !ns.starts_with(NOVA_NS_BASE) {
+                continue;
+            }
+            if ns != NOVA_NS_1_1 && ns != NOVA_NS_1_0 {
+                return Err(invalid(format!(
+                    "<nova:instance> in namespace {ns}, which this exporter does not know (it reads {NOVA_NS_1_0} and {NOVA_NS_1_1})"
+                )));
+            }
+            blocks.push(node);
+        }
+    }
+    let instance = match blocks.as_slice() {
+        [] => return Ok(None),
+        [one] => *one,
+        more => {
+            return Err(invalid(format!(
+                "{} <nova:instance> metadata blocks; expected one",
+                more.len()
+            )))
+        }
+    };
+    let ns = instance.tag_name().namespace();
+
+    let uuid = match children(domain, None, "uuid").as_slice() {
+        [one] => {
+            let text = one.text().unwrap_or("").trim();
+            canonical_uuid(text).ok_or_else(|| {
+                invalid(format!(
+                    "domain <uuid> {text:?} is not a UUID (8-4-4-4-12 hex digits)"
+                ))
+            })?
+        }
+        [] => {
+            return Err(invalid(
+                "domain has nova metadata but no <uuid>".to_string(),
+            ))
+        }
+        more => {
+            return Err(invalid(format!(
+                "{} <uuid> elements; expected one",
+                more.len()
+            )))
+        }
+    };
+
+    let flavor = single(instance, ns, "flavor", "<nova:instance>").map_err(&invalid)?;
+    let figure = |name: &str, unit: &str| -> Result<u64, TrackedError> {
+        let node = single(flavor, ns, name, "<nova:flavor>").map_err(&invalid)?;
+        let text = node.text().unwrap_or("").trim();
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(format!(
+                "<nova:{name}> is {text:?}: expected a whole number of {unit}"
+            )));
+        }
+        match text.parse::<u64>() {
+            Ok(value) if value <= NOVA_MAX_INT => Ok(value),
+            _ => Err(invalid(format!(
+                "<nova:{name}> {text} is larger than nova allows ({NOVA_MAX_INT} {unit})"
+            ))),
+        }
+    };
+    let root_gb = figure("disk", "GiB")?;
+    let swap_mb = figure("swap", "MiB")?;
+    let ephemeral_gb = figure("ephemeral", "GiB")?;
+
+    let boot_from_volume = match children(instance, ns, "root").as_slice() {
+        [] => true,
+        [root] => match root.attribute("type") {
+            Some("image") => false,
+            Some("volume") => true,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "<nova:root type={other:?}>: expected type \"image\" or \"volume\""
+                )))
+            }
+            None => return Err(invalid("<nova:root> has no type".to_string())),
+        },
+        more => {
+            return Err(invalid(format!(
+                "{} <nova:root> elements; expected at most one",
+                more.len()
+            )))
+        }
+    };
+
+    Ok(Some((
+        uuid,
+        Flavor {
+            root_gb,
+            ephemeral_gb,
+            swap_mb,
+            boot_from_volume,
+        },
+    )))
+}
+
+fn is_element(node: Node<'_, '_>, ns: Option<&str>, name: &str) -> bool {
+    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == ns
+}
+
+/// The child elements of `parent` named `name` in namespace `ns`.
+fn children<'a, 'input>(
+    parent: Node<'a, 'input>,
+    ns: Option<&str>,
+    name: &str,
+) -> Vec<Node<'a, 'input>> {
+    parent
+        .children()
+        .filter(|child| is_element(*child, ns, name))
+        .collect()
+}
+
+/// The one child element `<nova:name>` of `parent` (called `parent_label` in the message).
+fn single<'a, 'input>(
+    parent: Node<'a, 'input>,
+    ns: Option<&str>,
+    name: &str,
+    parent_label: &str,
+) -> Result<Node<'a, 'input>, String> {
+    match children(parent, ns, name).as_slice() {
+        [one] => Ok(*one),
+        [] => Err(format!("{parent_label} has no <nova:{name}>")),
+        more => Err(format!(
+            "{parent_label} has {} <nova:{name}> elements; expected one",
+            more.len()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracked::{GIB, MIB};
+
+    const IMAGE: &str = include_str!("../../tests/fixtures/libvirt/instance-00000001.xml");
+    const BFV: &str = include_str!("../../tests/fixtures/libvirt/instance-00000002.xml");
+    const NS_1_0: &str = include_str!("../../tests/fixtures/libvirt/instance-00000003.xml");
+    const NOT_NOVA: &str = include_str!("../../tests/fixtures/libvirt/ops-debug.xml");
+    const TRUNCATED: &str = include_str!("../../tests/fixtures/libvirt-bad/instance-00000002.xml");
+
+    const IMAGE_UUID: &str = "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63";
+    const BFV_UUID: &str = "5e0c7a94-2b1d-4c8f-9a36-e4d1f7b2c805";
+    const NS_1_0_UUID: &str = "9b3d5f17-8c2e-4a6b-b0d9-1f4e7a2c6d38";
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    }
+
+    fn parsed(xml: &str) -> (String, Flavor) {
+        parse_domain(xml, "test.xml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("nova metadata")
+    }
+
+    /// The message of an `Invalid` error for `xml`, checking that it names the file.
+    fn rejected(xml: &str) -> String {
+        match parse_domain(xml, "/etc/libvirt/qemu/x.xml") {
+            Err(TrackedError::Invalid { path, message }) => {
+                assert_eq!(path, "/etc/libvirt/qemu/x.xml");
+                message
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    /// A small nova domain with the given metadata block inside `<metadata>`.
+    fn domain_with(uuid: &str, metadata: &str) -> String {
+        format!("<domain type='kvm'><name>instance-0000000f</name><uuid>{uuid}</uuid><metadata>{metadata}</metadata></domain>")
+    }
+
+    /// A 1.1 metadata block with the given flavor children and root element.
+    fn nova_block(flavor: &str, root: &str) -> String {
+        format!("<nova:instance xmlns:nova=\"{NOVA_NS_1_1}\"><nova:package version=\"27.1.0\"/><nova:flavor name=\"f\">{flavor}</nova:flavor>{root}</nova:instance>")
+    }
+
+    const FLAVOR_40_8_1024: &str = "<nova:memory>8192</nova:memory><nova:disk>40</nova:disk><nova:swap>1024</nova:swap><nova:ephemeral>8</nova:ephemeral><nova:vcpus>4</nova:vcpus>";
+    const ROOT_IMAGE: &str =
+        "<nova:root type=\"image\" uuid=\"0c3f5a1e-8d2b-4e6f-9a7c-1b5d3e9f2a40\"/>";
+
+    #[test]
+    fn an_image_backed_instance_with_ephemeral_and_swap() {
+        let (uuid, flavor) = parsed(IMAGE);
+        assert_eq!(uuid, IMAGE_UUID);
+        assert_eq!(
+            flavor,
+            Flavor {
+                root_gb: 40,
+                ephemeral_gb: 8,
+                swap_mb: 1024,
+                boot_from_volume: false
+            }
+        );
+        let instance = TrackedInstance::from_flavor(uuid, &flavor);
+        assert_eq!(instance.tracked_bytes, 49 * GIB);
+        assert_eq!(instance.allocated_bytes, 49 * GIB);
+    }
+
+    #[test]
+    fn a_volume_backed_instance_written_by_2023_has_no_root_element() {
+        let (uuid, flavor) = parsed(BFV);
+        assert_eq!(uuid, BFV_UUID);
+        assert_eq!(
+            flavor,
+            Flavor {
+                root_gb: 20,
+                ephemeral_gb: 0,
+                swap_mb: 512,
+                boot_from_volume: true
+            }
+        );
+        // The root disk is in cinder; swap of 512 MiB counts exactly for the resource tracker
+        // and as a whole GiB in placement.
+        let instance = TrackedInstance::from_flavor(uuid, &flavor);
+        assert_eq!(instance.tracked_bytes, 512 * MIB);
+        assert_eq!(instance.allocated_bytes, GIB);
+    }
+
+    #[test]
+    fn a_volume_backed_instance_written_by_2024_2_says_volume() {
+        // 2024.2 and later always write <nova:root>, with an empty uuid for volume-backed ones.
+        let xml = BFV.replace(
+            "      <nova:ports>",
+            "      <nova:root type=\"volume\" uuid=\"\"/>\n      <nova:ports>",
+        );
+        assert!(xml.contains("type=\"volume\""));
+        let (_, flavor) = parsed(&xml);
+        assert!(flavor.boot_from_volume);
+    }
+
+    #[test]
+    fn the_1_0_namespace_of_older_releases_is_read() {
+        assert!(NS_1_0.contains(NOVA_NS_1_0));
+        let (uuid, flavor) = parsed(NS_1_0);
+        assert_eq!(uuid, NS_1_0_UUID);
+        assert_eq!(
+            flavor,
+            Flavor {
+                root_gb: 20,
+                ephemeral_gb: 0,
+                swap_mb: 1001,
+                boot_from_volume: false
+            }
+        );
+        // 1001 MiB of swap: exact for the resource tracker, rounded up to 1 GiB in placement.
+        let instance = TrackedInstance::from_flavor(uuid, &flavor);
+        assert_eq!(instance.tracked_bytes, 20 * GIB + 1001 * MIB);
+        assert_eq!(instance.allocated_bytes, 21 * GIB);
+    }
+
+    #[test]
+    fn the_same_metadata_reads_the_same_in_both_namespaces() {
+        let v11 = domain_with(IMAGE_UUID, &nova_block(FLAVOR_40_8_1024, ROOT_IMAGE));
+        let v10 = v11.replace(NOVA_NS_1_1, NOVA_NS_1_0);
+        assert_ne!(v10, v11);
+        assert_eq!(parsed(&v10), parsed(&v11));
+    }
+
+    #[test]
+    fn the_namespace_prefix_does_not_matter() {
+        let xml = domain_with(IMAGE_UUID, &nova_block(FLAVOR_40_8_1024, ROOT_IMAGE))
+            .replace("nova:", "n:")
+            .replace("xmlns:nova=", "xmlns:n=");
+        assert_eq!(parsed(&xml).1.root_gb, 40);
+        // Without the namespace, elements named like nova's are not nova's.
+        let xml = domain_with(
+            IMAGE_UUID,
+            "<instance><flavor><disk>40</disk></flavor></instance>",
+        );
+        assert_eq!(parse_domain(&xml, "x").unwrap(), None);
+    }
+
+    #[test]
+    fn swap_is_mib_and_need_not_be_a_whole_gib() {
+        for swap in [0u64, 1, 512, 1001, 1024, 1025, 4096] {
+            let flavor = format!("<nova:disk>10</nova:disk><nova:swap>{swap}</nova:swap><nova:ephemeral>0</nova:ephemeral>");
+            let (_, parsed_flavor) =
+                parsed(&domain_with(IMAGE_UUID, &nova_block(&flavor, ROOT_IMAGE)));
+            assert_eq!(parsed_flavor.swap_mb, swap);
+            let instance = TrackedInstance::from_flavor(IMAGE_UUID, &parsed_flavor);
+            assert_eq!(instance.tracked_bytes, 10 * GIB + swap * MIB);
+            assert_eq!(instance.allocated_bytes, (10 + swap.div_ceil(1024)) * GIB);
+        }
+    }
+
+    #[test]
+    fn a_domain_without_nova_metadata_is_not_novas() {
+        assert_eq!(parse_domain(NOT_NOVA, "ops-debug.xml").unwrap(), None);
+        let no_metadata = "<domain type='kvm'><name>x</name><uuid>0f6b2d84-93a1-4e57-8c2f-6a1d9e3b7c40</uuid></domain>";
+        assert_eq!(parse_domain(no_metadata, "x.xml").unwrap(), None);
+        let empty_metadata = "<domain type='kvm'><uuid>x</uuid><metadata/></domain>";
+        assert_eq!(parse_domain(empty_metadata, "x.xml").unwrap(), None);
+    }
+
+    #[test]
+    fn the_uuid_is_validated_and_lower_cased() {
+        let upper = IMAGE_UUID.to_ascii_uppercase();
+        let xml = domain_with(
+            &format!(" {upper}\n"),
+            &nova_block(FLAVOR_40_8_1024, ROOT_IMAGE),
+        );
+        assert_eq!(parsed(&xml).0, IMAGE_UUID);
+        for bad in [
+            "",
+            "d47b9e21",
+            "d47b9e213c6a4f188e2d5a9b1c7f3e63",
+            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e6g",
+            "{d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63}",
+        ] {
+            let message = rejected(&domain_with(bad, &nova_block(FLAVOR_40_8_1024, ROOT_IMAGE)));
+            assert!(message.contains("is not a UUID"), "{bad}: {message}");
+        }
+        let no_uuid = format!(
+            "<domain type='kvm'><metadata>{}</metadata></domain>",
+            nova_block(FLAVOR_40_8_1024, ROOT_IMAGE)
+        );
+        assert!(rejected(&no_uuid).contains("no <uuid>"));
+    }
+
+    #[test]
+    fn the_flavor_figures_nova_always_writes_are_required() {
+        for (missing, flavor) in [
+            (
+                "disk",
+                "<nova:swap>0</nova:swap><nova:ephemeral>0</nova:ephemeral>",
+            ),
+            (
+                "swap",
+                "<nova:disk>1</nova:disk><nova:ephemeral>0</nova:ephemeral>",
+            ),
+            (
+                "ephemeral",
+                "<nova:disk>1</nova:disk><nova:swap>0</nova:swap>",
+            ),
+        ] {
+            let message = rejected(&domain_with(IMAGE_UUID, &nova_block(flavor, ROOT_IMAGE)));
+            assert_eq!(message, format!("<nova:flavor> has no <nova:{missing}>"));
+        }
+        let no_flavor = format!(
+            "<nova:instance xmlns:nova=\"{NOVA_NS_1_1}\"><nova:name>x</nova:name></nova:instance>"
+        );
+        assert_eq!(
+            rejected(&domain_with(IMAGE_UUID, &no_flavor)),
+            "<nova:instance> has no <nova:flavor>"
+        );
+        let twice = format!("{FLAVOR_40_8_1024}<nova:disk>41</nova:disk>");
+        assert!(
+            rejected(&domain_with(IMAGE_UUID, &nova_block(&twice, ROOT_IMAGE)))
+                .contains("2 <nova:disk> elements")
+        );
+    }
+
+    #[test]
+    fn flavor_figures_must_be_whole_numbers_within_novas_limits() {
+        for bad in ["", "-1", "1.5", "ten", "+5", "0x10"] {
+            let flavor = format!("<nova:disk>10</nova:disk><nova:swap>{bad}</nova:swap><nova:ephemeral>0</nova:ephemeral>");
+            let message = rejected(&domain_with(IMAGE_UUID, &nova_block(&flavor, ROOT_IMAGE)));
+            assert_eq!(
+                message,
+                format!("<nova:swap> is {bad:?}: expected a whole number of MiB")
+            );
+        }
+        let flavor = "<nova:disk>2147483648</nova:disk><nova:swap>0</nova:swap><nova:ephemeral>0</nova:ephemeral>";
+        let message = rejected(&domain_with(IMAGE_UUID, &nova_block(flavor, ROOT_IMAGE)));
+        assert!(message.contains("larger than nova allows"), "{message}");
+        let flavor = "<nova:disk>99999999999999999999999</nova:disk><nova:swap>0</nova:swap><nova:ephemeral>0</nova:ephemeral>";
+        let message = rejected(&domain_with(IMAGE_UUID, &nova_block(flavor, ROOT_IMAGE)));
+        assert!(message.contains("larger than nova allows"), "{message}");
+        // Whitespace around a figure is fine (pretty-printed by hand).
+        let flavor = "<nova:disk>\n 10 \n</nova:disk><nova:swap>0</nova:swap><nova:ephemeral>0</nova:ephemeral>";
+        assert_eq!(
+            parsed(&domain_with(IMAGE_UUID, &nova_block(flavor, ROOT_IMAGE)))
+                .1
+                .root_gb,
+            10
+        );
+    }
+
+    #[test]
+    fn an_unknown_root_type_is_an_error() {
+        let message = rejected(&domain_with(
+            IMAGE_UUID,
+            &nova_block(
+                FLAVOR_40_8_1024,
+                "<nova:root type=\"snapshot\" uuid=\"x\"/>",
+            ),
+        ));
+        assert_eq!(
+            message,
+            "<nova:root type=\"snapshot\">: expected type \"image\" or \"volume\""
+        );
+        let message = rejected(&domain_with(
+            IMAGE_UUID,
+            &nova_block(FLAVOR_40_8_1024, "<nova:root uuid=\"x\"/>"),
+        ));
+        assert_eq!(message, "<nova:root> has no type");
+    }
+
+    #[test]
+    fn an_unknown_nova_namespace_is_an_error_not_a_skipped_instance() {
+        let xml = domain_with(IMAGE_UUID, &nova_block(FLAVOR_40_8_1024, ROOT_IMAGE))
+            .replace(NOVA_NS_1_1, "http://openstack.org/xmlns/libvirt/nova/1.2");
+        let message = rejected(&xml);
+        assert!(message.contains("nova/1.2"), "{message}");
+    }
+
+    #[test]
+    fn two_nova_blocks_are_ambiguous() {
+        let block = nova_block(FLAVOR_40_8_1024, ROOT_IMAGE);
+        let both = format!("{block}{}", block.replace(NOVA_NS_1_1, NOVA_NS_1_0));
+        let message = rejected(&domain_with(IMAGE_UUID, &both));
+        assert!(
+            message.contains("2 <nova:instance> metadata blocks"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn malformed_xml_is_reported_with_its_position() {
+        let message = rejected(TRUNCATED);
+        assert_eq!(
+            message,
+            "not well-formed XML: the root node was opened but never closed (the file ends at line 19: truncated?)"
+        );
+        let message = rejected("<domain type='kvm'><uuid>x</uuid></domian>");
+        assert!(
+            message.starts_with("not well-formed XML: ") && message.ends_with("at 1:34"),
+            "{message}"
+        );
+        assert!(message.contains(':'), "{message}");
+        let message = rejected("");
+        assert!(message.starts_with("not well-formed XML"), "{message}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_domain_is_an_error() {
+        let network =
+            std::fs::read_to_string(fixtures().join("libvirt/networks/default.xml")).unwrap();
+        let message = rejected(&network);
+        assert!(message.contains("root element is <network>"), "{message}");
+    }
+
+    /// Copies the `.xml` files of a fixture directory into a fresh temporary directory.
+    fn copy_fixture_dir(name: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(fixtures().join(name)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        dir
+    }
+
+    fn settings() -> HostDiskSettings {
+        HostDiskSettings {
+            reserved_host_disk_mb: 2048,
+            disk_allocation_ratio: 1.0,
+        }
+    }
+
+    fn expected_instances() -> Vec<TrackedInstance> {
+        vec![
+            TrackedInstance::from_flavor(
+                IMAGE_UUID,
+                &Flavor {
+                    root_gb: 40,
+                    ephemeral_gb: 8,
+                    swap_mb: 1024,
+                    boot_from_volume: false,
+                },
+            ),
+            TrackedInstance::from_flavor(
+                BFV_UUID,
+                &Flavor {
+                    root_gb: 20,
+                    ephemeral_gb: 0,
+                    swap_mb: 512,
+                    boot_from_volume: true,
+                },
+            ),
+            TrackedInstance::from_flavor(
+                NS_1_0_UUID,
+                &Flavor {
+                    root_gb: 20,
+                    ephemeral_gb: 0,
+                    swap_mb: 1001,
+                    boot_from_volume: false,
+                },
+            ),
+        ]
+    }
+
+    #[tokio::test]
+    async fn the_fixture_directory_is_collected_in_name_order() {
+        // The fixture directory itself: README.md, autostart/ (with a link) and networks/ are ignored.
+        let source = LibvirtSource::new(fixtures().join("libvirt"), settings());
+        assert_eq!(source.kind(), SourceKind::Libvirt);
+        let usage = source.collect().await.unwrap();
+        assert_eq!(usage.instances, expected_instances());
+        assert_eq!(usage.reserved_bytes, 2048 * MIB);
+        assert_eq!(usage.allocation_ratio, 1.0);
+        assert_eq!(usage.scheduler_total_bytes, None);
+        let tracked: u64 = usage.instances.iter().map(|i| i.tracked_bytes).sum();
+        // Roots 40 + 20 (the volume-backed one's 20 GiB root is in cinder), ephemeral 8, swaps in MiB.
+        assert_eq!(tracked, (40 + 20 + 8) * GIB + (1024 + 512 + 1001) * MIB);
+        let allocated: u64 = usage.instances.iter().map(|i| i.allocated_bytes).sum();
+        assert_eq!(allocated, 71 * GIB);
+    }
+
+    #[tokio::test]
+    async fn other_files_and_subdirectories_are_ignored() {
+        let dir = copy_fixture_dir("libvirt");
+        let root = dir.path();
+        std::fs::write(root.join("instance-00000009.xml.new"), "<not xml").unwrap();
+        std::fs::write(root.join("notes.txt"), "<not xml").unwrap();
+        std::fs::write(root.join("XML"), "<not xml").unwrap();
+        std::fs::create_dir(root.join("autostart")).unwrap();
+        std::fs::write(root.join("autostart/instance-00000009.xml"), "<not xml").unwrap();
+        std::fs::create_dir(root.join("looks-like-a-file.xml")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone.xml"), root.join("dangling.xml")).unwrap();
+        let usage = LibvirtSource::new(root.to_path_buf(), settings())
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(usage.instances, expected_instances());
+    }
+
+    #[tokio::test]
+    async fn an_empty_directory_has_no_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        let usage = LibvirtSource::new(dir.path().to_path_buf(), HostDiskSettings::default())
+            .collect()
+            .await
+            .unwrap();
+        assert!(usage.instances.is_empty());
+        assert_eq!(usage.reserved_bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn one_malformed_file_fails_the_whole_source_and_is_named() {
+        let dir = copy_fixture_dir("libvirt-bad");
+        let error = LibvirtSource::new(dir.path().to_path_buf(), settings())
+            .collect()
+            .await
+            .unwrap_err();
+        let bad = dir
+            .path()
+            .join("instance-00000002.xml")
+            .display()
+            .to_string();
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("{bad}: not well-formed XML: ")),
+            "{message}"
+        );
+        // The checked-in directory behaves the same.
+        let error = LibvirtSource::new(fixtures().join("libvirt-bad"), settings())
+            .collect()
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("libvirt-bad/instance-00000002.xml: not well-formed XML"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_unreadable_directory_is_an_io_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("qemu");
+        match LibvirtSource::new(missing.clone(), settings())
+            .collect()
+            .await
+        {
+            Err(TrackedError::Io { path, source }) => {
+                assert_eq!(path, missing.display().to_string());
+                assert_eq!(source.kind(), ErrorKind::NotFound);
+            }
+            other => panic!("expected Io, got {other:?}"),
+        }
+        // A file where the directory should be (unreadable as a directory, even for root).
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let error = LibvirtSource::new(file.clone(), settings())
+            .collect()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, TrackedError::Io { path, .. } if *path == file.display().to_string()),
+            "{error}"
+        );
+        assert!(error
+            .to_string()
+            .starts_with(&format!("cannot read {}: ", file.display())));
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_uuid_across_files_is_an_error() {
+        let dir = copy_fixture_dir("libvirt");
+        std::fs::copy(
+            dir.path().join("instance-00000001.xml"),
+            dir.path().join("instance-00000004.xml"),
+        )
+        .unwrap();
+        let message = LibvirtSource::new(dir.path().to_path_buf(), settings())
+            .collect()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}: domain UUID {IMAGE_UUID} is also defined in {}",
+                dir.path().join("instance-00000004.xml").display(),
+                dir.path().join("instance-00000001.xml").display()
+            )),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_file_is_refused() {
+        let dir = copy_fixture_dir("libvirt");
+        let huge = dir.path().join("instance-00000005.xml");
+        let file = std::fs::File::create(&huge).unwrap();
+        file.set_len(crate::tracked::MAX_INPUT_FILE_BYTES + 1)
+            .unwrap();
+        let message = LibvirtSource::new(dir.path().to_path_buf(), settings())
+            .collect()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}: larger than 16 MiB; refusing to read it",
+                huge.display()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_utf8_is_named() {
+        let dir = copy_fixture_dir("libvirt");
+        let bad = dir.path().join("instance-00000006.xml");
+        std::fs::write(&bad, b"<domain>\xff</domain>").unwrap();
+        let message = LibvirtSource::new(dir.path().to_path_buf(), settings())
+            .collect()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            format!("{}: not valid UTF-8 (at byte 8)", bad.display())
+        );
     }
 }

@@ -7,6 +7,9 @@
 pub mod file;
 pub mod libvirt;
 
+use std::io::Read;
+use std::path::Path;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +17,59 @@ use serde::{Deserialize, Serialize};
 pub const GIB: u64 = 1024 * 1024 * 1024;
 /// Bytes in one MiB, nova's unit for `swap` and `reserved_host_disk_mb`.
 pub const MIB: u64 = 1024 * 1024;
+
+/// The largest flavor `root_gb`, `ephemeral_gb` and `swap` nova accepts (its `db.MAX_INT`, a
+/// signed 32-bit column). Sources reject larger figures, which also keeps the byte arithmetic of
+/// [`Flavor`] far from overflowing.
+pub const NOVA_MAX_INT: u64 = 0x7FFF_FFFF;
+
+/// The largest input file a local source reads (a domain XML, the instances file). Anything
+/// bigger is not what it claims to be, and reading it would only eat memory.
+pub const MAX_INPUT_FILE_BYTES: u64 = 16 * MIB;
+
+/// Checks that `text` is a UUID in canonical form (8-4-4-4-12 hex digits, either case) and
+/// returns it in lower case, nova's spelling.
+pub fn canonical_uuid(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let well_formed = bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    well_formed.then(|| text.to_ascii_lowercase())
+}
+
+/// Reads a UTF-8 text file of at most [`MAX_INPUT_FILE_BYTES`] (blocking). Errors name `path`.
+pub fn read_bounded_text(path: &Path) -> Result<String, TrackedError> {
+    let origin = || path.display().to_string();
+    let io = |source| TrackedError::Io {
+        path: origin(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let too_big = || TrackedError::Invalid {
+        path: origin(),
+        message: format!(
+            "larger than {} MiB; refusing to read it",
+            MAX_INPUT_FILE_BYTES / MIB
+        ),
+    };
+    if file.metadata().map_err(io)?.len() > MAX_INPUT_FILE_BYTES {
+        return Err(too_big());
+    }
+    // The file may grow between the check and the read: never read more than the limit + 1.
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_INPUT_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| TrackedError::Invalid {
+        path: origin(),
+        message: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+    })
+}
 
 /// The disk part of a flavor, as nova stores it on an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -178,4 +234,71 @@ pub enum TrackedError {
         /// What is wrong with it.
         message: String,
     },
+    /// The background task reading `path` did not finish (it panicked, or the runtime is
+    /// shutting down). A bug, not a problem of the input.
+    #[error("reading {path} was aborted: {message}")]
+    Aborted {
+        /// The file or directory being read.
+        path: String,
+        /// What happened to the task.
+        message: String,
+    },
+}
+
+impl TrackedError {
+    /// The error for a blocking read task of `path` that did not complete.
+    pub fn aborted(path: &Path, error: tokio::task::JoinError) -> Self {
+        TrackedError::Aborted {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_uuids_are_lower_cased_and_others_rejected() {
+        assert_eq!(
+            canonical_uuid("D47B9E21-3C6A-4F18-8E2D-5A9B1C7F3E63").as_deref(),
+            Some("d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63")
+        );
+        for bad in [
+            "",
+            "d47b9e213c6a4f188e2d5a9b1c7f3e63",
+            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e6",
+            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e634",
+            "d47b9e21_3c6a-4f18-8e2d-5a9b1c7f3e63",
+            "g47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63",
+            " d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e6",
+            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3é",
+        ] {
+            assert_eq!(canonical_uuid(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bounded_reads_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        let error = read_bounded_text(&path).unwrap_err();
+        assert!(
+            matches!(&error, TrackedError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+        assert!(error
+            .to_string()
+            .starts_with(&format!("cannot read {}: ", path.display())));
+        std::fs::write(&path, "text").unwrap();
+        assert_eq!(read_bounded_text(&path).unwrap(), "text");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(MAX_INPUT_FILE_BYTES)
+            .unwrap();
+        assert_eq!(
+            read_bounded_text(&path).unwrap().len() as u64,
+            MAX_INPUT_FILE_BYTES
+        );
+    }
 }
