@@ -200,8 +200,20 @@ pub fn account_vg(
     tracked: Option<&TrackedUsage>,
     lv_series_limit: usize,
 ) -> VgAccounting {
+    account_vg_classified(vg, allocations, tracked, tracked.is_some(), lv_series_limit)
+}
+
+/// [`account_vg`] for a VG whose nova-named LVs were classified into instance and orphan
+/// (`classified`) even though the tracked usage does not apply to it (a VG other than nova's).
+fn account_vg_classified(
+    vg: &Vg,
+    allocations: &[LvAllocation],
+    tracked: Option<&TrackedUsage>,
+    classified: bool,
+    lv_series_limit: usize,
+) -> VgAccounting {
     let used_bytes = vg.size_bytes.saturating_sub(vg.free_bytes);
-    let owners = owner_totals(allocations, tracked.is_some());
+    let owners = owner_totals(allocations, classified);
     let untracked_lvs = untracked_lvs(allocations, lv_series_limit);
     let thin_pools = allocations
         .iter()
@@ -358,8 +370,13 @@ pub fn account_host(
         let lvs: Vec<&Lv> = report.lvs_of(name).collect();
         let allocations = attribute(vg, &lvs, tracked_uuids.as_ref());
         let vg_tracked = tracked.filter(|_| nova_vg == Some(name.as_str()));
-        host.vgs
-            .push(account_vg(vg, &allocations, vg_tracked, lv_series_limit));
+        host.vgs.push(account_vg_classified(
+            vg,
+            &allocations,
+            vg_tracked,
+            tracked.is_some(),
+            lv_series_limit,
+        ));
     }
     host
 }

@@ -26,8 +26,8 @@ impl Host {
         vg.create_lv(&format!("{A}_disk"), "2G");
         vg.create_lv(&format!("{A}_disk.local"), "1G");
         vg.create_lv(&format!("{A}_disk.swap"), "512M");
-        // B: boot from volume; only its config drive is local (one 4 MiB extent).
-        vg.create_lv(&format!("{B_BFV}_disk.config"), "4M");
+        // B: boot from volume (root disk in cinder), swap 512 MiB local.
+        vg.create_lv(&format!("{B_BFV}_disk.swap"), "512M");
         // C: root 3 GiB, swap 1001 MiB, which LVM rounds up to 1004 MiB (251 extents).
         vg.create_lv(&format!("{C}_disk"), "3G");
         vg.create_lv(&format!("{C}_disk.swap"), "1001M");
@@ -54,7 +54,7 @@ impl Host {
                     name: "db-bfv",
                     root_gb: 10,
                     ephemeral_gb: 0,
-                    swap_mb: 0,
+                    swap_mb: 512,
                     boot_from_volume: true,
                 },
                 Domain {
