@@ -107,25 +107,25 @@ fn every_value_matches_the_hand_computed_accounting() {
     let exporter = Exporter::start(&host.args());
     let m = exporter.scrape();
 
-    // Raw: 5119 extents of 4 MiB = 20476 MiB; allocated 2048+1024+512 + 4 + 3072+1004 + 1024
-    // + 1024 + 2048 = 11760 MiB.
+    // Raw: 5119 extents of 4 MiB = 20476 MiB; allocated 2048+1024+512 + 512 + 3072+1004 + 1024
+    // + 1024 + 2048 = 12268 MiB.
     assert_eq!(
         m.value(&vg_series("nova_lvm_vg_size_bytes", vg)),
         VG_20G_BYTES as f64
     );
     assert_eq!(
         m.value(&vg_series("nova_lvm_vg_used_bytes", vg)),
-        (11760 * MIB) as f64
+        (12268 * MIB) as f64
     );
     assert_eq!(
         m.value(&vg_series("nova_lvm_vg_free_bytes", vg)),
-        (8716 * MIB) as f64
+        (8208 * MIB) as f64
     );
 
     let owner =
         |name: &str, owner: &str| m.value(&format!("{name}{{owner=\"{owner}\",vg=\"{vg}\"}}"));
     assert_eq!(owner("nova_lvm_lvs", "instance"), 6.0);
-    assert_eq!(owner("nova_lvm_lv_bytes", "instance"), (7664 * MIB) as f64);
+    assert_eq!(owner("nova_lvm_lv_bytes", "instance"), (8172 * MIB) as f64);
     assert_eq!(owner("nova_lvm_lvs", "orphan"), 1.0);
     assert_eq!(owner("nova_lvm_lv_bytes", "orphan"), GIB as f64);
     assert_eq!(owner("nova_lvm_lvs", "cinder"), 1.0);
@@ -137,7 +137,7 @@ fn every_value_matches_the_hand_computed_accounting() {
         .iter()
         .map(|o| owner("nova_lvm_lv_bytes", o))
         .sum();
-    assert_eq!(owned + (8716 * MIB) as f64, VG_20G_BYTES as f64);
+    assert_eq!(owned + (8208 * MIB) as f64, VG_20G_BYTES as f64);
 
     let lv = |lv: &str, owner: &str| {
         m.value(&format!(
@@ -156,22 +156,25 @@ fn every_value_matches_the_hand_computed_accounting() {
         "instance disks get no per-LV series"
     );
 
-    // Tracked, nova's resource tracker rules: A 2+1 GiB + 512 MiB, B 0 (boot from volume),
-    // C 3 GiB + 1001 MiB, D 1 GiB = 8681 MiB.
+    // Tracked, nova's resource tracker rules: A 2+1 GiB + 512 MiB, B 512 MiB (boot from volume:
+    // no root), C 3 GiB + 1001 MiB, D 1 GiB = 9193 MiB.
     let source = |name: &str| m.value(&format!("{name}{{source=\"libvirt\",vg=\"{vg}\"}}"));
-    assert_eq!(source("nova_lvm_tracked_used_bytes"), (8681 * MIB) as f64);
+    assert_eq!(source("nova_lvm_tracked_used_bytes"), (9193 * MIB) as f64);
     assert_eq!(source("nova_lvm_tracked_instances"), 4.0);
-    // Placement rules: A 2+1+ceil(0.5) = 4, B 0, C 3+ceil(0.98) = 4, D 1 = 9 GiB.
-    assert_eq!(source("nova_lvm_tracked_allocated_bytes"), (9 * GIB) as f64);
+    // Placement rules: A 2+1+ceil(0.5) = 4, B ceil(0.5) = 1, C 3+ceil(0.98) = 4, D 1 = 10 GiB.
+    assert_eq!(
+        source("nova_lvm_tracked_allocated_bytes"),
+        (10 * GIB) as f64
+    );
     assert_eq!(source("nova_lvm_reserved_bytes"), (1500 * MIB) as f64);
     assert_eq!(source("nova_lvm_allocation_ratio"), 1.0);
-    // (floor(20476 MiB) = 19 GiB - ceil(1500 MiB) = 2 GiB) * 1.0 - 9 GiB = 8 GiB.
-    assert_eq!(source("nova_lvm_scheduler_free_bytes"), (8 * GIB) as f64);
+    // (floor(20476 MiB) = 19 GiB - ceil(1500 MiB) = 2 GiB) * 1.0 - 10 GiB = 7 GiB.
+    assert_eq!(source("nova_lvm_scheduler_free_bytes"), (7 * GIB) as f64);
 
     // Derived.
     assert_eq!(
         m.value(&vg_series("nova_lvm_drift_bytes", vg)),
-        (3079 * MIB) as f64
+        (3075 * MIB) as f64
     );
     let cause = |c: &str| {
         m.value(&format!(
@@ -181,24 +184,24 @@ fn every_value_matches_the_hand_computed_accounting() {
     assert_eq!(cause("foreign"), (2048 * MIB) as f64);
     assert_eq!(cause("orphan"), (1024 * MIB) as f64);
     assert_eq!(cause("cinder"), (1024 * MIB) as f64);
-    // B's config drive (4 MiB over a flavor of 0) + C's swap rounded to extents (1004 - 1001).
-    assert_eq!(cause("overhead"), (7 * MIB) as f64);
+    // C's swap rounded up to whole extents (1004 - 1001).
+    assert_eq!(cause("overhead"), (3 * MIB) as f64);
     assert_eq!(cause("unexplained"), 0.0);
     assert_eq!(
         m.value(&vg_series("nova_lvm_tracked_unbacked_bytes", vg)),
         GIB as f64
     );
-    // 20476 - max(11760, 8681) - 1500 = 7216 MiB.
+    // 20476 - max(12268, 9193) - 1500 = 6708 MiB.
     assert_eq!(
         m.value(&vg_series("nova_lvm_corrected_free_bytes", vg)),
-        (7216 * MIB) as f64
+        (6708 * MIB) as f64
     );
-    // 8192 - 7216 MiB of phantom space.
+    // 7168 - 6708 MiB of phantom space.
     assert_eq!(
         m.value(&vg_series("nova_lvm_scheduler_overestimate_bytes", vg)),
-        (976 * MIB) as f64
+        (460 * MIB) as f64
     );
-    // (19 - R) - 9 <= 7216 / 1024  =>  R >= 2.95  =>  3 GiB.
+    // (19 - R) - 10 <= 6708 / 1024  =>  R >= 2.45  =>  3 GiB.
     assert_eq!(
         m.value(&vg_series("nova_lvm_recommended_reserved_host_disk_mb", vg)),
         3072.0
@@ -233,11 +236,11 @@ fn each_scrape_reads_lvm_afresh() {
     let vg = host.vg.name.as_str();
     let exporter = Exporter::start(&host.args());
     let drift = vg_series("nova_lvm_drift_bytes", vg);
-    assert_eq!(exporter.scrape().value(&drift), (3079 * MIB) as f64);
+    assert_eq!(exporter.scrape().value(&drift), (3075 * MIB) as f64);
 
     host.vg.remove_lv("someone_elses_lv");
     let m = exporter.scrape();
-    assert_eq!(m.value(&drift), (1031 * MIB) as f64);
+    assert_eq!(m.value(&drift), (1027 * MIB) as f64);
     assert_eq!(
         m.value(&format!("nova_lvm_lvs{{owner=\"foreign\",vg=\"{vg}\"}}")),
         0.0
@@ -250,7 +253,7 @@ fn each_scrape_reads_lvm_afresh() {
 
     host.vg.create_lv("backup_2026", "3G");
     let m = exporter.scrape();
-    assert_eq!(m.value(&drift), ((1031 + 3072) * MIB) as f64);
+    assert_eq!(m.value(&drift), ((1027 + 3072) * MIB) as f64);
     assert_eq!(
         m.value(&format!(
             "nova_lvm_untracked_bytes{{cause=\"foreign\",vg=\"{vg}\"}}"

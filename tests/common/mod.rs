@@ -409,7 +409,8 @@ pub fn nova_domain_xml(domain: &Domain, vg: &str, index: u32) -> String {
         boot_from_volume,
     } = domain;
     let (root_type, root_uuid) = if *boot_from_volume {
-        ("volume", String::new())
+        // nova 2024.2 and later; older releases write no <nova:root> for boot-from-volume.
+        ("volume", " uuid=\"\"".to_string())
     } else {
         (
             "image",
