@@ -9,7 +9,7 @@ use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 
 use crate::accounting::{VgAccounting, EXPORTED_OWNERS};
 use crate::collect::Snapshot;
-use crate::tracked::SourceKind;
+use crate::tracked::{SourceKind, MIB};
 
 /// One metric family: name, help and label names.
 struct Family {
@@ -63,8 +63,8 @@ families! {
         "Free space the scheduler should see: size - max(raw used, tracked used) - reserved. Negative on an over-committed host.";
     OVERESTIMATE = "nova_lvm_scheduler_overestimate_bytes", ["vg"],
         "Scheduler free - corrected free: phantom space the scheduler is handing out when positive.";
-    RECOMMENDED_RESERVED = "nova_lvm_recommended_reserved_host_disk_mb", ["vg"],
-        "The reserved_host_disk_mb that would make the scheduler's free space match corrected free today (advice only).";
+    RECOMMENDED_RESERVED = "nova_lvm_recommended_reserved_host_disk_bytes", ["vg"],
+        "The host disk reserve that would make the scheduler's free space match corrected free today, in bytes (whole GiB; divide by 1048576 for nova.conf reserved_host_disk_mb; advice only).";
     COLLECTOR_SUCCESS = "nova_lvm_collector_success", ["collector"],
         "1 if the collector succeeded on this scrape, 0 if it failed.";
     COLLECTOR_DURATION = "nova_lvm_collector_duration_seconds", ["collector"],
@@ -194,7 +194,7 @@ fn render_derived(registry: &Registry, vgs: &[VgAccounting]) {
             .set(t.overestimate_bytes as f64);
         recommended
             .with_label_values(&[name])
-            .set(t.recommended_reserved_host_disk_mb as f64);
+            .set((t.recommended_reserved_host_disk_mb * MIB) as f64);
     }
 }
 

@@ -203,8 +203,11 @@ fn every_value_matches_the_hand_computed_accounting() {
     );
     // (19 - R) - 10 <= 6708 / 1024  =>  R >= 2.45  =>  3 GiB.
     assert_eq!(
-        m.value(&vg_series("nova_lvm_recommended_reserved_host_disk_mb", vg)),
-        3072.0
+        m.value(&vg_series(
+            "nova_lvm_recommended_reserved_host_disk_bytes",
+            vg
+        )),
+        (3 * GIB) as f64
     );
 
     assert_eq!(
@@ -272,7 +275,7 @@ fn a_thin_pool_is_attributed_by_extents_not_virtual_sizes() {
     // Cinder's LVM driver (lvm_type = thin) keeps its volumes in the pool `<vg>-pool`: a 1 GiB
     // data LV, a 4 MiB metadata LV and the 4 MiB pool metadata spare hold extents; the thin
     // volumes have a virtual size of 10 and 50 GiB and hold nothing of the VG by themselves.
-    vg.restore_with_extra_lvs(&thin_pool_metadata(&format!("{}-pool", vg.name), 512));
+    vg.restore_with_extra_lvs(&thin_pool_metadata(&format!("{}-pool", vg.name), 256));
     let out = run(
         "lvs",
         &["-a", "--noheadings", "-o", "lv_name,lv_attr", &vg.name],
