@@ -3,6 +3,10 @@
 //!
 //! Precedence: a flag wins over `nova.conf`, which wins over nova's own defaults. Every error is
 //! one line that names the flag (or file) at fault and what was expected; `main` exits with 2.
+//!
+//! The doc comments of the flags are their `--help` text, so they keep nova.conf's `[SECTION]`
+//! notation literally rather than as rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,7 +63,7 @@ pub enum LogFormat {
 #[command(name = "nova-lvm-exporter", version = VERSION, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// Address to listen on: [HOST]:PORT. ":PORT" listens on all interfaces.
-    #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value_t = format!(":{DEFAULT_PORT}"))]
+    #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value_t = format!(":{DEFAULT_PORT}"), value_parser = parse_listen_address)]
     pub listen_address: String,
 
     /// Path under which the metrics are exposed.
@@ -79,7 +83,8 @@ pub struct Cli {
     #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB")]
     pub nova_reserved_host_disk_mb: Option<u64>,
 
-    /// DISK_GB allocation ratio. Overrides nova.conf [DEFAULT] disk_allocation_ratio (default 1.0).
+    /// DISK_GB allocation ratio. Overrides nova.conf [DEFAULT] disk_allocation_ratio (then
+    /// initial_disk_allocation_ratio; default 1.0).
     #[arg(long = "nova.disk-allocation-ratio", value_name = "RATIO", value_parser = parse_ratio)]
     pub nova_disk_allocation_ratio: Option<f64>,
 
@@ -301,7 +306,7 @@ impl Cli {
                 .unwrap_or(0),
             disk_allocation_ratio: self
                 .nova_disk_allocation_ratio
-                .or(conf.disk_allocation_ratio)
+                .or(conf.effective_disk_allocation_ratio())
                 .unwrap_or(1.0),
         };
         if host_settings.disk_allocation_ratio != 1.0 {
@@ -457,6 +462,21 @@ pub fn parse_vg_name(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// Checks the shape of a listen address, `[HOST]:PORT` (an IPv6 host in brackets), so that a
+/// typo is a usage error; whether the address can be bound is found out when binding.
+pub fn parse_listen_address(text: &str) -> Result<String, String> {
+    let expected = || {
+        format!("expected [HOST]:PORT such as :10061, 127.0.0.1:10061 or [::1]:10061, got {text:?}")
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(expected)?;
+    port.parse::<u16>().map_err(|_| expected())?;
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.contains(char::is_whitespace) || (host.contains(':') && !bracketed) {
+        return Err(expected());
+    }
+    Ok(text.to_string())
+}
+
 fn parse_ratio(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(ratio) if ratio.is_finite() && ratio > 0.0 => Ok(ratio),
@@ -520,6 +540,33 @@ mod tests {
             "99999999999999999999y",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_are_host_and_port() {
+        for good in [
+            ":10061",
+            "127.0.0.1:10061",
+            "localhost:0",
+            "[::1]:10061",
+            "[::]:9",
+        ] {
+            assert_eq!(parse_listen_address(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "10061",
+            ":notaport",
+            ":99999",
+            "::1:10061",
+            "a b:1",
+            "host:",
+        ] {
+            assert!(
+                parse_listen_address(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
