@@ -8,7 +8,7 @@ use crate::collect::{Collector, CollectorSettings, SingleFlight};
 use crate::lvm::exec::LvmCommand;
 use crate::lvm::replay::ReplayFile;
 use crate::lvm::RawSource;
-use crate::server::AppState;
+use crate::server::{AppState, ServerLimits, WebConfigSource};
 use crate::tracked::file::FileSource;
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::TrackedSource;
@@ -116,11 +116,17 @@ pub fn summary(config: &Config) -> Vec<(String, String)> {
     rows
 }
 
-/// The HTTP state for this configuration.
-pub fn state(config: &Config) -> Arc<AppState> {
-    Arc::new(AppState {
-        collections: SingleFlight::new(Arc::new(collector(config))),
-        telemetry_path: config.telemetry_path.clone(),
-        summary: summary(config),
-    })
+/// The HTTP state for this configuration, with the web configuration loaded at start-up.
+pub fn state(
+    config: &Config,
+    web: Option<Arc<WebConfigSource>>,
+    limits: &ServerLimits,
+) -> Arc<AppState> {
+    Arc::new(AppState::new(
+        SingleFlight::new(Arc::new(collector(config))),
+        config.telemetry_path.clone(),
+        summary(config),
+        web,
+        limits,
+    ))
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::novaconf::{self, NovaConf};
+use crate::server::ServerLimits;
 use crate::tracked::{HostDiskSettings, SourceKind};
 
 /// The port we listen on by default. Prometheus' default port allocations list 9100-9999 as full;
@@ -65,6 +66,23 @@ pub struct Cli {
     /// Address to listen on: [HOST]:PORT. ":PORT" listens on all interfaces.
     #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value_t = format!(":{DEFAULT_PORT}"), value_parser = parse_listen_address)]
     pub listen_address: String,
+
+    /// TLS, basic auth and response headers, in the format of Prometheus' exporter-toolkit
+    /// (the same file as node_exporter's --web.config.file). Re-read when it changes.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Open connections at most; more wait in the kernel's backlog.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub web_max_connections: u32,
+
+    /// A request's headers must arrive within this (protects against slow clients).
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub web_read_header_timeout: Duration,
+
+    /// Every request is answered within this; a scrape that would take longer gets a 503.
+    #[arg(long = "web.request-timeout", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub web_request_timeout: Duration,
 
     /// Path under which the metrics are exposed.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = parse_telemetry_path)]
@@ -198,6 +216,10 @@ pub struct Config {
     pub listen_address: String,
     /// Metrics path.
     pub telemetry_path: String,
+    /// exporter-toolkit web configuration file.
+    pub web_config_file: Option<PathBuf>,
+    /// Connection, timeout and concurrency limits of the HTTP server.
+    pub server_limits: ServerLimits,
     /// The VG nova keeps instance disks in (tracked figures apply to it).
     pub nova_vg: String,
     /// Where `nova_vg` came from, for the start-up log.
@@ -366,6 +388,13 @@ impl Cli {
         Ok(Config {
             listen_address: self.listen_address,
             telemetry_path: self.telemetry_path,
+            web_config_file: self.web_config_file,
+            server_limits: ServerLimits {
+                max_connections: self.web_max_connections as usize,
+                header_read_timeout: self.web_read_header_timeout,
+                request_timeout: self.web_request_timeout,
+                ..ServerLimits::default()
+            },
             nova_vg,
             nova_vg_origin,
             watched_vgs,

@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod novaconf;
 pub mod server;
 pub mod tracked;
+pub mod webconfig;

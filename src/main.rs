@@ -1,6 +1,7 @@
 //! nova-lvm-exporter: parse the command line, set up logging, serve.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use tracing_subscriber::filter::LevelFilter;
@@ -8,6 +9,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use nova_lvm_exporter::cli::{Cli, LogFormat, LogLevel};
+use nova_lvm_exporter::server::WebConfigSource;
 use nova_lvm_exporter::{app, server};
 
 /// Exit code for a bad flag or configuration, like clap's own usage errors.
@@ -55,6 +57,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let web = match &config.web_config_file {
+        None => None,
+        Some(path) => match WebConfigSource::load(path) {
+            Ok(web) => Some(Arc::new(web)),
+            Err(error) => {
+                eprintln!("nova-lvm-exporter: {error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
+    let limits = config.server_limits;
     runtime.block_on(async move {
         let listener = match server::bind(&config.listen_address).await {
             Ok(listener) => listener,
@@ -71,17 +84,12 @@ fn main() -> ExitCode {
             tracing::info!(setting = %key, value = %value, "configuration");
         }
         tracing::info!(address = %address, path = %config.telemetry_path, version = nova_lvm_exporter::cli::VERSION, "listening");
-        let router = server::router(app::state(&config));
-        match axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await {
-            Ok(()) => {
-                tracing::info!("shut down");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                tracing::error!(error = %error, "server failed");
-                ExitCode::FAILURE
-            }
-        }
+        let tls = web.as_ref().is_some_and(|web| web.tls());
+        tracing::info!(tls, basic_auth = web.is_some(), "web configuration");
+        let router = server::router(app::state(&config, web.clone(), &limits));
+        server::serve(listener, router, web, limits, shutdown_signal()).await;
+        tracing::info!("shut down");
+        ExitCode::SUCCESS
     })
 }
 

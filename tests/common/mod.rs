@@ -230,6 +230,19 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the exporter on a free loopback port and waits until `/healthz` answers.
     pub fn start(args: &[String]) -> Self {
+        Self::start_with_probe(args, |port| {
+            get(port, "/healthz").is_ok_and(|(status, _)| status == 200)
+        })
+    }
+
+    /// Starts the exporter and waits until its port accepts TCP connections (for TLS or
+    /// authenticated servers, which a plain `/healthz` probe cannot check).
+    pub fn start_listening(args: &[String]) -> Self {
+        Self::start_with_probe(args, |port| TcpStream::connect(("127.0.0.1", port)).is_ok())
+    }
+
+    /// Starts the exporter and waits until `ready(port)` is true.
+    pub fn start_with_probe(args: &[String], ready: impl Fn(u16) -> bool) -> Self {
         let port = free_port();
         let log_dir = tempfile::tempdir().expect("tempdir");
         let log = log_dir.path().join("exporter.log");
@@ -255,7 +268,7 @@ impl Exporter {
             if let Ok(Some(status)) = exporter.child.try_wait() {
                 panic!("exporter exited with {status}:\n{}", exporter.log());
             }
-            if get(port, "/healthz").is_ok_and(|(status, _)| status == 200) {
+            if ready(port) {
                 return exporter;
             }
             assert!(
