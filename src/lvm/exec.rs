@@ -169,8 +169,7 @@ impl LvmCommand {
                 })
             }
             Err(_elapsed) => {
-                group.kill();
-                reap(&mut child, &mut group, &command).await;
+                terminate(&mut child, &mut group, &command).await;
                 tracing::debug!(
                     command = %command,
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -386,6 +385,22 @@ async fn read_bounded<R: AsyncRead + Unpin>(
     Ok((kept, dropped > 0))
 }
 
+/// How long a command gets to exit after SIGTERM before its group gets SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(250);
+
+/// Stops a command that ran past its timeout: SIGTERM to its process group first, then SIGKILL.
+/// SIGTERM matters with a command prefix such as `sudo -n`: the exporter may not signal the
+/// root-owned LVM command itself, but sudo relays SIGTERM to it (SIGKILL cannot be relayed).
+async fn terminate(child: &mut tokio::process::Child, group: &mut ProcessGroup, command: &str) {
+    group.signal(libc::SIGTERM);
+    if let Ok(Ok(_)) = tokio::time::timeout(TERM_GRACE, child.wait()).await {
+        group.disarm();
+        return;
+    }
+    group.kill();
+    reap(child, group, command).await;
+}
+
 /// Waits up to [`REAP_GRACE`] for a killed child to be reaped. A child stuck in uninterruptible
 /// sleep (an LVM command blocked on a dead disk) does not die at once: it is left to tokio's
 /// background reaper rather than holding up the scrape.
@@ -403,8 +418,9 @@ async fn reap(child: &mut tokio::process::Child, group: &mut ProcessGroup, comma
     }
 }
 
-/// The process group a child leads (it was started with `process_group(0)`), killed with
-/// SIGKILL on [`ProcessGroup::kill`] and on drop until [`ProcessGroup::disarm`]ed.
+/// The process group a child leads (it was started with `process_group(0)`), signalled by
+/// [`ProcessGroup::signal`], killed with SIGKILL on [`ProcessGroup::kill`] and on drop until
+/// [`ProcessGroup::disarm`]ed.
 ///
 /// It must be disarmed once the leader is reaped: from then on the group id may be reused.
 struct ProcessGroup {
@@ -422,10 +438,14 @@ impl ProcessGroup {
     }
 
     fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         if let Some(pgid) = self.pgid {
             // SAFETY: killpg has no memory-safety preconditions. `pgid` is the id of a child we
             // started as a group leader and have not reaped, so it cannot name another group.
-            let rc = unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            let rc = unsafe { libc::killpg(pgid, signal) };
             if rc != 0 {
                 tracing::debug!(
                     pgid,
@@ -675,6 +695,44 @@ mod tests {
             members.is_empty(),
             "group {leader} still has live processes {members:?} (sleeper {sleeper})"
         );
+    }
+
+    #[tokio::test]
+    async fn a_command_that_ignores_sigterm_gets_sigkill() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        // Ignored signals are inherited: neither the shell nor its sleeping child obey SIGTERM.
+        let vgs = script(
+            dir.path(),
+            "vgs",
+            &format!("trap '' TERM\necho $$ > {d}/leader.pid\nsleep 60 &\nwait"),
+        )
+        .await;
+        let timeout = Duration::from_millis(300);
+        let started = StdInstant::now();
+        let result = collect(&command(&vgs, &vgs, timeout), &["vms-group"]).await;
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(result, Err(LvmError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(
+            elapsed >= timeout + TERM_GRACE && elapsed < timeout + Duration::from_secs(2),
+            "took {elapsed:?}"
+        );
+        let leader: i32 = read(dir.path().join("leader.pid"))
+            .trim()
+            .parse()
+            .expect("pid");
+        let mut members = live_members(leader);
+        for _ in 0..50 {
+            if members.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            members = live_members(leader);
+        }
+        assert!(members.is_empty(), "still alive: {members:?}");
     }
 
     #[tokio::test]

@@ -241,14 +241,32 @@ impl Exporter {
         Self::start_with_probe(args, |port| TcpStream::connect(("127.0.0.1", port)).is_ok())
     }
 
+    /// Starts the exporter through a wrapper (e.g. `setpriv ... -- BINARY`): `program` and
+    /// `wrapper_args` come first, then the listen address and `args`.
+    pub fn start_command(program: &str, wrapper_args: &[&str], args: &[String]) -> Self {
+        Self::spawn(program, wrapper_args, args, |port| {
+            get(port, "/healthz").is_ok_and(|(status, _)| status == 200)
+        })
+    }
+
     /// Starts the exporter and waits until `ready(port)` is true.
     pub fn start_with_probe(args: &[String], ready: impl Fn(u16) -> bool) -> Self {
+        Self::spawn(env!("CARGO_BIN_EXE_nova-lvm-exporter"), &[], args, ready)
+    }
+
+    fn spawn(
+        program: &str,
+        wrapper_args: &[&str],
+        args: &[String],
+        ready: impl Fn(u16) -> bool,
+    ) -> Self {
         let port = free_port();
         let log_dir = tempfile::tempdir().expect("tempdir");
         let log = log_dir.path().join("exporter.log");
         let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        let child = Command::new(program)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(wrapper_args)
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .args(args)
             .env("LVM_SUPPRESS_FD_WARNINGS", "1")
