@@ -97,12 +97,13 @@ impl LvmCommand {
     ) -> Result<Output, LvmError> {
         let (program, args) = self.argv(binary, args);
         let command = display_command(&program, &args);
-        let timeout_error = || LvmError::Timeout {
+        let timeout_error = |said: String| LvmError::Timeout {
             command: command.clone(),
             timeout_ms: self.timeout.as_millis(),
+            said,
         };
         if Instant::now() >= deadline {
-            return Err(timeout_error());
+            return Err(timeout_error(String::new()));
         }
         let started = Instant::now();
         let mut child = tokio::process::Command::new(&program)
@@ -131,11 +132,14 @@ impl LvmCommand {
             });
         };
 
+        // stderr is read on its own task, so that what a command said before it was stopped
+        // (LVM: "Giving up waiting for lock") is still there after a timeout.
+        let mut stderr_task = tokio::spawn(read_bounded(stderr, STDERR_CAP));
         let finished = tokio::time::timeout_at(deadline, async {
-            let (out, err) = tokio::join!(
-                read_bounded(stdout, STDOUT_CAP),
-                read_bounded(stderr, STDERR_CAP)
-            );
+            let out = read_bounded(stdout, STDOUT_CAP).await;
+            let err = (&mut stderr_task)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             let status = child.wait().await?;
             Ok::<_, std::io::Error>((status, out?, err?))
         })
@@ -170,12 +174,16 @@ impl LvmCommand {
             }
             Err(_elapsed) => {
                 terminate(&mut child, &mut group, &command).await;
+                let said = match tokio::time::timeout(STDERR_AFTER_KILL, stderr_task).await {
+                    Ok(Ok(Ok((stderr, _)))) => meaningful_stderr(&String::from_utf8_lossy(&stderr)),
+                    _ => String::new(),
+                };
                 tracing::debug!(
                     command = %command,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "LVM command killed after the timeout"
                 );
-                Err(timeout_error())
+                Err(timeout_error(said))
             }
         }
     }
@@ -384,6 +392,9 @@ async fn read_bounded<R: AsyncRead + Unpin>(
     let dropped = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await?;
     Ok((kept, dropped > 0))
 }
+
+/// How long to wait for the rest of a stopped command's stderr.
+const STDERR_AFTER_KILL: Duration = Duration::from_millis(200);
 
 /// How long a command gets to exit after SIGTERM before its group gets SIGKILL.
 const TERM_GRACE: Duration = Duration::from_millis(250);
@@ -660,8 +671,10 @@ mod tests {
             Err(LvmError::Timeout {
                 command,
                 timeout_ms,
+                said,
             }) => {
                 assert_eq!(timeout_ms, 500);
+                assert_eq!(said, "");
                 assert!(command.starts_with(&vgs.display().to_string()), "{command}");
             }
             other => panic!("expected Timeout, got {other:?}"),
@@ -695,6 +708,33 @@ mod tests {
             members.is_empty(),
             "group {leader} still has live processes {members:?} (sleeper {sleeper})"
         );
+    }
+
+    #[tokio::test]
+    async fn what_a_stopped_command_said_is_in_the_timeout_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // LVM waiting for a VG lock says this when interrupted.
+        let vgs = script(
+            dir.path(),
+            "vgs",
+            "trap 'echo \"  Giving up waiting for lock.\" >&2; echo \"  Can not get lock for vms-group.\" >&2; exit 5' TERM\nsleep 60 &\nwait",
+        )
+        .await;
+        let result = collect(
+            &command(&vgs, &vgs, Duration::from_millis(300)),
+            &["vms-group"],
+        )
+        .await;
+        match result {
+            Err(error @ LvmError::Timeout { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.ends_with("was killed (it said: Giving up waiting for lock.; Can not get lock for vms-group.)"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected Timeout, got {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -81,6 +81,14 @@ pub trait RawSource: Send + Sync {
     async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError>;
 }
 
+fn said_suffix(said: &str) -> String {
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(" (it said: {said})")
+    }
+}
+
 /// Why reading LVM failed. Every variant carries enough context for a one-line log message
 /// that an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -93,13 +101,20 @@ pub enum LvmError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The command ran past its timeout and was killed.
-    #[error("{command} did not finish within {timeout_ms} ms and was killed")]
+    /// The command ran past its timeout and was killed. LVM waiting for a VG lock that another
+    /// LVM command holds looks like this; what the command said when stopped tells.
+    #[error(
+        "{command} did not finish within {timeout_ms} ms and was killed{}",
+        said_suffix(said)
+    )]
     Timeout {
         /// The command line.
         command: String,
         /// The timeout that expired, in milliseconds.
         timeout_ms: u128,
+        /// The meaningful stderr lines it printed, e.g. LVM's "Giving up waiting for lock";
+        /// empty when it said nothing.
+        said: String,
     },
     /// The command exited unsuccessfully and printed nothing usable.
     #[error("{command} failed ({status}): {stderr}")]

@@ -1,0 +1,362 @@
+//! Load and faults against a real VG on a loop device: many concurrent scrapers share
+//! collections (one `vgs` + one `lvs` each, counted), memory and file descriptors stay bounded,
+//! and the exporter keeps answering while LVM's VG lock is held by someone else, while `vgs` is
+//! killed by a signal, and while clients disconnect in the middle of a scrape.
+//!
+//! Bounded in count and time, loopback only. `NOVA_LVM_LOAD_SECONDS` (default 30) sets how long
+//! the concurrent scrapers run.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const UUID: &str = "3f5e6c1a-1111-4222-8333-444455556666";
+
+/// A host: a real VG with an instance disk and a foreign LV, its nova.conf and domain XML, and
+/// wrappers around `vgs`/`lvs` that count their executions before running the real tools.
+struct Host {
+    vg: LoopVg,
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new(tag: &str) -> Self {
+        let vg = LoopVg::new(tag, 20);
+        vg.create_lv(&format!("{UUID}_disk"), "1G");
+        vg.create_lv("someone_elses_lv", "256M");
+        let dir = tempfile::tempdir().unwrap();
+        write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 0);
+        write_domains(
+            &dir.path().join("qemu"),
+            &vg.name,
+            &[Domain {
+                uuid: UUID,
+                name: "a",
+                root_gb: 1,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+                boot_from_volume: false,
+            }],
+        );
+        let host = Host { vg, dir };
+        for tool in ["vgs", "lvs"] {
+            host.wrapper(tool, "");
+        }
+        host
+    }
+
+    /// Writes `tool` into the host directory: counts the run, does `before`, runs the real tool.
+    fn wrapper(&self, tool: &str, before: &str) -> PathBuf {
+        let path = self.dir.path().join(tool);
+        let count = self.dir.path().join(format!("{tool}.count"));
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho run >> {}\n{before}\nexec /usr/sbin/{tool} \"$@\"\n",
+                count.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn runs(&self, tool: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join(format!("{tool}.count")))
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    }
+
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            format!(
+                "--nova.config-file={}",
+                self.dir.path().join("nova.conf").display()
+            ),
+            format!(
+                "--collector.libvirt.xml-dir={}",
+                self.dir.path().join("qemu").display()
+            ),
+            format!(
+                "--collector.lvm.vgs-path={}",
+                self.dir.path().join("vgs").display()
+            ),
+            format!(
+                "--collector.lvm.lvs-path={}",
+                self.dir.path().join("lvs").display()
+            ),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn assert_correct(&self, m: &Exposition) {
+        let vg = &self.vg.name;
+        assert_eq!(
+            m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
+            1.0,
+            "{}",
+            m.text
+        );
+        assert_eq!(
+            m.value(&format!("nova_lvm_vg_used_bytes{{vg=\"{vg}\"}}")),
+            (1280 * MIB) as f64
+        );
+        assert_eq!(
+            m.value(&format!("nova_lvm_drift_bytes{{vg=\"{vg}\"}}")),
+            (256 * MIB) as f64
+        );
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_hundred_concurrent_scrapers_share_collections_without_errors_or_leaks() {
+    if !lvm_available("two_hundred_concurrent_scrapers_share_collections_without_errors_or_leaks") {
+        return;
+    }
+    let seconds: u64 = std::env::var("NOVA_LVM_LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let host = Host::new("load");
+    let exporter = Exporter::start(&host.args(&[]));
+    host.assert_correct(&exporter.scrape());
+    let pid = exporter.pid();
+    let rss_before = proc_status_kib(pid, "VmRSS:");
+    let fds_before = open_fds(pid);
+    let runs_before = host.runs("vgs");
+
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let collections = Arc::new(Mutex::new(BTreeSet::<u64>::new()));
+    let port = exporter.port;
+    let workers: Vec<_> = (0..200)
+        .map(|_| {
+            let (scrapes, errors, collections) = (Arc::clone(&scrapes), Arc::clone(&errors), Arc::clone(&collections));
+            std::thread::spawn(move || {
+                while Instant::now() < deadline {
+                    match get(port, "/metrics") {
+                        Ok((200, body)) => {
+                            let m = Exposition::parse(&body);
+                            match m.get("nova_lvm_collector_last_success_timestamp_seconds{collector=\"lvm\"}") {
+                                Some(at) if m.get("nova_lvm_collector_success{collector=\"lvm\"}") == Some(1.0) => {
+                                    collections.lock().unwrap().insert(at.to_bits());
+                                }
+                                _ => errors.lock().unwrap().push(format!("lvm failed: {body}")),
+                            }
+                        }
+                        Ok((status, body)) => errors.lock().unwrap().push(format!("{status}: {body}")),
+                        Err(error) => errors.lock().unwrap().push(error.to_string()),
+                    }
+                    scrapes.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let scrapes = scrapes.load(Ordering::Relaxed);
+    let errors = errors.lock().unwrap();
+    let collections = collections.lock().unwrap().len();
+    let vgs_runs = host.runs("vgs") - runs_before;
+    let lvs_runs = host.runs("lvs") - runs_before;
+    std::thread::sleep(Duration::from_millis(200));
+    let rss_after = proc_status_kib(pid, "VmRSS:");
+    let fds_after = open_fds(pid);
+    eprintln!(
+        "load: {scrapes} scrapes by 200 clients in {seconds} s, {collections} collections, {vgs_runs} vgs + {lvs_runs} lvs runs, \
+         RSS {rss_before} -> {rss_after} KiB, fds {fds_before} -> {fds_after}"
+    );
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert!(scrapes >= 200, "only {scrapes} scrapes");
+    // Exactly one vgs and one lvs per collection, and far fewer collections than scrapes.
+    assert_eq!(vgs_runs, collections);
+    assert_eq!(lvs_runs, collections);
+    assert!(
+        (collections as u64) < scrapes / 5,
+        "{collections} collections for {scrapes} scrapes"
+    );
+    assert!(
+        rss_after < rss_before + 20 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    assert!(
+        fds_after <= fds_before + 2,
+        "fds grew from {fds_before} to {fds_after}"
+    );
+    host.assert_correct(&exporter.scrape());
+}
+
+/// Holds LVM's lock of `vg` (the file lock LVM itself takes) until dropped. `flock -o` keeps
+/// the lock in flock itself, not in its `sleep`, so that killing flock releases it.
+struct VgLock(Child);
+
+impl VgLock {
+    fn hold(vg: &str) -> Self {
+        let path = format!("/run/lock/lvm/V_{vg}");
+        let child = Command::new("flock")
+            .args(["-o", &path, "sleep", "60"])
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("flock (util-linux)");
+        let lock = VgLock(child);
+        // Wait until the lock is really held.
+        for _ in 0..100 {
+            let probe = Command::new("flock")
+                .args(["-n", &path, "true"])
+                .status()
+                .unwrap();
+            if !probe.success() {
+                return lock;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("could not take the lock {path}");
+    }
+}
+
+impl Drop for VgLock {
+    fn drop(&mut self) {
+        // The whole group: flock and its sleep.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_vg_lock_held_by_another_lvm_command_is_a_clear_timeout_and_then_recovers() {
+    if !lvm_available("a_vg_lock_held_by_another_lvm_command_is_a_clear_timeout_and_then_recovers")
+    {
+        return;
+    }
+    let host = Host::new("lock");
+    let exporter = Exporter::start(&host.args(&["--collector.lvm.timeout=1s"]));
+    host.assert_correct(&exporter.scrape());
+    {
+        let _lock = VgLock::hold(&host.vg.name);
+        let started = Instant::now();
+        let m = exporter.scrape();
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
+            0.0
+        );
+        assert!(m.lacks_family("nova_lvm_drift_bytes"));
+        assert_eq!(
+            m.value("nova_lvm_collector_success{collector=\"libvirt\"}"),
+            1.0
+        );
+        let log = exporter.log();
+        assert!(log.contains("did not finish within 1000 ms"), "{log}");
+        assert!(
+            log.contains("lock"),
+            "the error says it waited for a lock: {log}"
+        );
+    }
+    host.assert_correct(&exporter.scrape());
+}
+
+#[test]
+fn vgs_killed_by_a_signal_fails_that_scrape_only() {
+    if !lvm_available("vgs_killed_by_a_signal_fails_that_scrape_only") {
+        return;
+    }
+    let host = Host::new("signal");
+    let marker = host.dir.path().join("kill-next");
+    host.wrapper(
+        "vgs",
+        &format!(
+            "if [ -e {m} ]; then rm -f {m}; kill -9 $$; fi",
+            m = marker.display()
+        ),
+    );
+    let exporter = Exporter::start(&host.args(&[]));
+    host.assert_correct(&exporter.scrape());
+    std::fs::write(&marker, "").unwrap();
+    let m = exporter.scrape();
+    assert_eq!(
+        m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
+        0.0
+    );
+    assert!(
+        exporter.log().contains("killed by signal 9"),
+        "{}",
+        exporter.log()
+    );
+    host.assert_correct(&exporter.scrape());
+}
+
+#[test]
+fn clients_disconnecting_mid_scrape_do_not_disturb_the_others() {
+    if !lvm_available("clients_disconnecting_mid_scrape_do_not_disturb_the_others") {
+        return;
+    }
+    let host = Host::new("disconnect");
+    // A slow vgs: the scrape is in flight for half a second.
+    host.wrapper("vgs", "sleep 0.5");
+    let exporter = Exporter::start(&host.args(&[]));
+    for _ in 0..3 {
+        let impatient: Vec<TcpStream> = (0..20)
+            .map(|_| {
+                let mut stream = TcpStream::connect(("127.0.0.1", exporter.port)).unwrap();
+                stream
+                    .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                stream
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(impatient);
+        // A patient scraper arriving now shares the collection the impatient ones started.
+        host.assert_correct(&exporter.scrape());
+    }
+    assert_eq!(
+        host.runs("vgs"),
+        host.runs("lvs"),
+        "every collection ran to its end"
+    );
+    assert!(host.runs("vgs") <= 6, "{} collections", host.runs("vgs"));
+    assert!(!exporter.log().contains("panicked"), "{}", exporter.log());
+}
