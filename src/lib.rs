@@ -10,6 +10,8 @@ pub mod accounting;
 pub mod app;
 pub mod cli;
 pub mod collect;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lvm;
 pub mod metrics;
 pub mod novaconf;
