@@ -217,6 +217,11 @@ scrape_configs:
         "{ALERT} fired below its thresholds\n{}",
         logs()
     );
+    assert_eq!(
+        prometheus.query(&format!("ALERTS{{alertname=\"{ALERT}\"}}")),
+        Ok(vec![]),
+        "{ALERT} is not even pending below its thresholds"
+    );
     let baseline = started.elapsed();
 
     // Somebody creates a 10 GiB LV in nova's VG: 12 GiB untracked, 12 % of the VG.
