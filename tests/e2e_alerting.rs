@@ -8,7 +8,8 @@
 //! of 100 GiB) is below the thresholds. Somebody creates a 10 GiB LV in nova's VG:
 //! NovaLvmUntrackedConsumption must arrive at the receiver with the right numbers; every panel
 //! query of every dashboard must parse and return data; the LV is removed: the alert must
-//! arrive resolved.
+//! arrive resolved. In between, the libvirt collector fails for a while (derived metrics
+//! absent): the alert must stay firing, not resolve.
 //!
 //! Needs root, lvm2, prometheus and prometheus-alertmanager: skips loudly without them on a
 //! laptop, fails under CI=true.
@@ -261,6 +262,60 @@ scrape_configs:
     assert!(annotation(&firing, "runbook_url")
         .ends_with("/docs/runbook.md#novalvmuntrackedconsumption"));
 
+    // The libvirt collector fails (a half-written domain XML): drift and untracked consumption
+    // are absent, and the alert must neither resolve nor leave the firing state.
+    let broken = dir.path().join("qemu/instance-000000ff.xml");
+    std::fs::write(
+        &broken,
+        "<domain type='kvm'><name>instance-000000ff</name><uuid>",
+    )
+    .unwrap();
+    let libvirt_ok = format!(
+        "nova_lvm_collector_success{{job=\"nova-lvm\",instance=\"{instance}\",collector=\"libvirt\"}}"
+    );
+    let drift = format!("nova_lvm_drift_bytes{{instance=\"{instance}\"}}");
+    wait_until(
+        Duration::from_secs(30),
+        "the libvirt collector to fail",
+        logs,
+        || {
+            (prometheus.scalar(&libvirt_ok) == Some(0.0)
+                && prometheus.query(&drift).is_ok_and(|r| r.is_empty()))
+            .then_some(())
+        },
+    );
+    // Longer than for: plus a few evaluations and Alertmanager's group interval.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        receiver
+            .wait_for(Duration::ZERO, |a| {
+                label(a, "alertname") == ALERT && a["status"] == "resolved"
+            })
+            .is_none(),
+        "{ALERT} resolved because a collector failed\n{}",
+        logs()
+    );
+    assert_eq!(
+        prometheus
+            .query(&format!(
+                "ALERTS{{alertname=\"{ALERT}\",alertstate=\"firing\"}}"
+            ))
+            .map(|r| r.len()),
+        Ok(1),
+        "{ALERT} left the firing state during the collector outage"
+    );
+    std::fs::remove_file(&broken).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the libvirt collector to recover",
+        logs,
+        || {
+            (prometheus.scalar(&libvirt_ok) == Some(1.0)
+                && prometheus.query(&drift).is_ok_and(|r| !r.is_empty()))
+            .then_some(())
+        },
+    );
+
     // Every dashboard panel's PromQL against this Prometheus: each must parse and return data.
     let values = [
         ("job", "nova-lvm"),
@@ -341,7 +396,7 @@ scrape_configs:
     assert_eq!(label(&resolved, "instance"), instance);
     assert_eq!(label(&resolved, "vg"), vg.name);
     eprintln!(
-        "e2e: baseline {:.1?}, LV created -> firing at the receiver {:.1?}, {ran} dashboard queries, LV removed -> resolved {:.1?}, total {:.1?}",
+        "e2e: baseline {:.1?}, LV created -> firing at the receiver {:.1?}, collector outage survived, {ran} dashboard queries, LV removed -> resolved {:.1?}, total {:.1?}",
         baseline,
         to_firing,
         removed.elapsed(),
