@@ -6,10 +6,11 @@
 //!
 //! The scenario: a host whose untracked consumption (an orphaned disk and a cinder volume, 2 GiB
 //! of 100 GiB) is below the thresholds. Somebody creates a 10 GiB LV in nova's VG:
-//! NovaLvmUntrackedConsumption must arrive at the receiver with the right numbers; every panel
-//! query of every dashboard must parse and return data; the LV is removed: the alert must
-//! arrive resolved. In between, the libvirt collector fails for a while (derived metrics
-//! absent): the alert must stay firing, not resolve.
+//! NovaLvmUntrackedConsumption must arrive at the receiver with the right numbers. The libvirt
+//! collector then fails for a while (derived metrics absent): the alert must stay firing, not
+//! resolve. Every panel query of every dashboard must parse and return data. The LV is removed:
+//! the alert must arrive resolved. A second host, replayed from a saved report of an active thin
+//! pool, gives the fleet's thin-pool panels their data.
 //!
 //! Needs root, lvm2, prometheus and prometheus-alertmanager: skips loudly without them on a
 //! laptop, fails under CI=true.
@@ -130,6 +131,14 @@ fn a_foreign_lv_pages_through_alertmanager_every_panel_has_data_and_removal_reso
         ),
     ]);
     let instance = format!("127.0.0.1:{}", exporter.port);
+    // A second host, replayed from a saved report of an active thin pool (this kernel cannot
+    // activate one): the fleet's thin-pool panels need a pool that reports its usage.
+    let thin_host = Exporter::start(&[
+        "--nova.config-file=/dev/null".to_string(),
+        "--nova.images-volume-group=fixture-vms".to_string(),
+        "--collector.lvm.replay-file=tests/fixtures/lvm/thin-active.json".to_string(),
+        "--no-collector.libvirt".to_string(),
+    ]);
 
     // The monitoring stack.
     let receiver = WebhookReceiver::start();
@@ -154,12 +163,13 @@ alerting:
 scrape_configs:
   - job_name: nova-lvm
     static_configs:
-      - targets: ['{instance}']
+      - targets: ['{instance}', '127.0.0.1:{thin}']
         labels:
           availability_zone: az-e2e
           aggregate: lvm-e2e
 "#,
         am = alertmanager.service.port,
+        thin = thin_host.port,
     );
     let prometheus = Prometheus::start(
         &prometheus_bin,
