@@ -14,6 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod grafana;
+pub mod stack;
+
 /// Bytes in one MiB.
 pub const MIB: u64 = 1024 * 1024;
 /// Bytes in one GiB.

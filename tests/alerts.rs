@@ -1,0 +1,436 @@
+//! The Prometheus rules of `alerts/`: `promtool check rules` and `promtool test rules` pass, every
+//! alert is unit-tested firing and silent with its annotations, carries a severity, a `for:`, a
+//! summary, a description with its numbers and a runbook link to an existing section, and only
+//! selects metrics the exporter exports (or series the rules record). The test-only rule file of
+//! the end-to-end test differs from the real one only in `for:` and the evaluation interval.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::grafana::nova_lvm_names;
+use common::stack::fast_rules;
+use serde_yaml_ng::Value;
+
+/// Every alert's runbook_url is this base, `#`, and the anchor of its section.
+const RUNBOOK_BASE: &str = "https://github.com/OWNER/nova-lvm-exporter/blob/main/docs/runbook.md";
+const SEVERITIES: &[&str] = &["critical", "warning", "info"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn rule_files() -> Vec<PathBuf> {
+    let files = yml_files(&root().join("alerts"));
+    assert!(!files.is_empty(), "no rule file in alerts/");
+    files
+}
+
+fn unit_test_files() -> Vec<PathBuf> {
+    let files = yml_files(&root().join("alerts/tests"));
+    assert!(!files.is_empty(), "no promtool unit test in alerts/tests/");
+    files
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One rule of a rule file.
+struct Rule {
+    alert: Option<String>,
+    record: Option<String>,
+    expr: String,
+    for_: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+fn string_map(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_string(),
+                v.as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn rules() -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for file in rule_files() {
+        let doc = yaml(&file);
+        for group in doc["groups"].as_sequence().expect("groups") {
+            for rule in group["rules"].as_sequence().expect("rules") {
+                rules.push(Rule {
+                    alert: rule["alert"].as_str().map(str::to_string),
+                    record: rule["record"].as_str().map(str::to_string),
+                    expr: rule["expr"].as_str().expect("expr").to_string(),
+                    for_: rule["for"].as_str().map(str::to_string),
+                    labels: string_map(&rule["labels"]),
+                    annotations: string_map(&rule["annotations"]),
+                });
+            }
+        }
+    }
+    rules
+}
+
+fn alerts() -> Vec<Rule> {
+    rules().into_iter().filter(|r| r.alert.is_some()).collect()
+}
+
+/// Runs promtool; (success, everything it printed).
+fn promtool(args: &[&str], dir: &Path) -> (bool, String) {
+    let output = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect(
+            "promtool (Debian package prometheus) must be installed: scripts/install-test-deps",
+        );
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[test]
+fn promtool_check_rules_is_clean() {
+    for file in rule_files() {
+        let (ok, out) = promtool(&["check", "rules", file.to_str().unwrap()], &root());
+        assert!(ok, "promtool check rules {}:\n{out}", file.display());
+        assert!(out.contains("SUCCESS"), "{out}");
+        assert!(
+            !out.to_lowercase().contains("warn"),
+            "promtool check rules warns:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn promtool_unit_tests_pass() {
+    for file in unit_test_files() {
+        // rule_files in a unit test file are relative to the test file.
+        let (ok, out) = promtool(
+            &["test", "rules", file.file_name().unwrap().to_str().unwrap()],
+            file.parent().unwrap(),
+        );
+        assert!(ok, "promtool test rules {}:\n{out}", file.display());
+        assert!(out.contains("SUCCESS"), "{out}");
+    }
+}
+
+#[test]
+fn every_alert_is_unit_tested_firing_with_its_numbers_and_silent() {
+    // (alertname, severity) seen firing with a description; alertnames seen silent.
+    let mut fired: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut silent: BTreeSet<String> = BTreeSet::new();
+    for file in unit_test_files() {
+        let doc = yaml(&file);
+        for test in doc["tests"].as_sequence().expect("tests") {
+            for case in test["alert_rule_test"].as_sequence().into_iter().flatten() {
+                let name = case["alertname"].as_str().unwrap().to_string();
+                let expected = case["exp_alerts"]
+                    .as_sequence()
+                    .cloned()
+                    .unwrap_or_default();
+                if expected.is_empty() {
+                    silent.insert(name.clone());
+                }
+                for alert in expected {
+                    let severity = alert["exp_labels"]["severity"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    let annotations = string_map(&alert["exp_annotations"]);
+                    for key in ["summary", "description", "runbook_url"] {
+                        assert!(
+                            annotations.get(key).is_some_and(|v| !v.is_empty()),
+                            "{}: a firing {name} must be checked with its {key}",
+                            file.display()
+                        );
+                    }
+                    fired.insert((name.clone(), severity));
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for alert in alerts() {
+        let name = alert.alert.clone().unwrap();
+        let severity = alert.labels["severity"].clone();
+        if !fired.contains(&(name.clone(), severity.clone())) {
+            missing.push(format!("{name} ({severity}) never fires in a unit test"));
+        }
+        if !silent.contains(&name) {
+            missing.push(format!("{name} is never checked silent in a unit test"));
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+fn is_duration(text: &str) -> bool {
+    let mut rest = text;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ms", "s", "m", "h", "d", "w", "y"]
+            .into_iter()
+            .find(|u| rest.starts_with(u));
+        match unit {
+            Some(u) => rest = &rest[u.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn every_alert_has_a_severity_a_for_and_annotations_with_numbers() {
+    for alert in alerts() {
+        let name = alert.alert.as_deref().unwrap();
+        let severity = alert.labels.get("severity").map(String::as_str);
+        assert!(
+            severity.is_some_and(|s| SEVERITIES.contains(&s)),
+            "{name}: severity {severity:?} not in {SEVERITIES:?}"
+        );
+        let for_ = alert.for_.as_deref().unwrap_or("");
+        assert!(
+            is_duration(for_),
+            "{name}: needs a `for:` duration, has {for_:?}"
+        );
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(
+                alert
+                    .annotations
+                    .get(key)
+                    .is_some_and(|v| !v.trim().is_empty()),
+                "{name}: annotation {key} missing"
+            );
+        }
+        let description = &alert.annotations["description"];
+        assert!(
+            description.contains("{{") && description.contains("$labels.instance")
+                || !alert.expr.contains("nova_lvm"),
+            "{name}: the description must name the host and carry the numbers"
+        );
+        if alert.expr.contains("_bytes") {
+            assert!(
+                description.contains("humanize1024"),
+                "{name}: byte values are shown with humanize1024"
+            );
+        }
+    }
+}
+
+/// GitHub's anchor for a heading.
+fn github_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn runbook() -> String {
+    std::fs::read_to_string(root().join("docs/runbook.md")).expect("docs/runbook.md")
+}
+
+#[test]
+fn every_runbook_url_points_at_a_section_of_the_runbook() {
+    let runbook = runbook();
+    let anchors: BTreeSet<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(github_anchor)
+        .collect();
+    let names: BTreeSet<String> = alerts().iter().map(|a| a.alert.clone().unwrap()).collect();
+    for alert in alerts() {
+        let name = alert.alert.as_deref().unwrap();
+        let url = &alert.annotations["runbook_url"];
+        let anchor = url
+            .strip_prefix(RUNBOOK_BASE)
+            .and_then(|rest| rest.strip_prefix('#'))
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url} is not {RUNBOOK_BASE}#<section>"));
+        assert!(
+            anchors.contains(anchor),
+            "{name}: runbook_url anchor #{anchor} is not a section of docs/runbook.md"
+        );
+        assert_eq!(anchor, github_anchor(name), "{name}: its own section");
+    }
+    // And no section for an alert that does not exist (renamed alerts leave stale sections).
+    for heading in runbook.lines().filter_map(|l| l.strip_prefix("## ")) {
+        if heading.starts_with("NovaLvm") {
+            assert!(
+                names.contains(heading.trim()),
+                "docs/runbook.md has a section for {heading}, which is no alert"
+            );
+        }
+    }
+    // Every in-page link of the runbook resolves.
+    for (i, _) in runbook.match_indices("](#") {
+        let anchor: String = runbook[i + 3..].chars().take_while(|c| *c != ')').collect();
+        assert!(
+            anchors.contains(&anchor),
+            "runbook link #{anchor} is broken"
+        );
+    }
+}
+
+#[test]
+fn every_threshold_is_used_by_an_alert_and_documented() {
+    let rules = rules();
+    let runbook = runbook();
+    let thresholds: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.record.clone())
+        .filter(|r| r.starts_with("nova_lvm:alert_threshold:"))
+        .collect();
+    assert!(thresholds.len() >= 5, "{thresholds:?}");
+    for threshold in thresholds {
+        let used = rules
+            .iter()
+            .filter(|r| r.record.as_deref() != Some(threshold.as_str()))
+            .any(|r| nova_lvm_names(&r.expr).contains(&threshold));
+        assert!(used, "{threshold} is used by no rule");
+        assert!(
+            runbook.contains(&format!("`{threshold}`")),
+            "{threshold} is not in the runbook's tuning table"
+        );
+    }
+}
+
+/// The PromQL inside the annotation templates (`query` arguments are written in backquotes).
+fn annotation_queries(text: &str) -> Vec<String> {
+    text.split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, q)| q.to_string())
+        .collect()
+}
+
+#[test]
+fn rules_select_only_exported_metrics_and_recorded_series() {
+    let rules = rules();
+    let mut known: BTreeSet<String> = nova_lvm_exporter::metrics::documented_families()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    known.extend(rules.iter().filter_map(|r| r.record.clone()));
+    let mut unknown = Vec::new();
+    for rule in &rules {
+        let who = rule.alert.clone().or(rule.record.clone()).unwrap();
+        let mut texts = vec![rule.expr.clone()];
+        for annotation in rule.annotations.values() {
+            texts.extend(annotation_queries(annotation));
+        }
+        for text in texts {
+            for name in nova_lvm_names(&text) {
+                if !known.contains(&name) {
+                    unknown.push(format!("{who}: {name}"));
+                }
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "rules select series nobody exports or records:\n{}",
+        unknown.join("\n")
+    );
+}
+
+#[test]
+fn the_readme_lists_every_alert() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Dashboards and alerts\n")
+        .nth(1)
+        .expect("README has a \"## Dashboards and alerts\" section");
+    for alert in alerts() {
+        let name = alert.alert.unwrap();
+        assert!(
+            section.contains(&format!("`{name}`")),
+            "README's Dashboards and alerts section does not list {name}"
+        );
+    }
+    assert!(section.contains("docs/runbook.md"));
+}
+
+#[test]
+fn the_test_only_rule_file_differs_only_in_for_and_interval() {
+    let path = root().join("alerts/nova-lvm.rules.yml");
+    let real_text = std::fs::read_to_string(&path).unwrap();
+    let (fast_text, rewritten) = fast_rules(&real_text, "1s", "2s");
+    assert_eq!(rewritten, alerts().len());
+    let mut real: Value = serde_yaml_ng::from_str(&real_text).unwrap();
+    let fast: Value = serde_yaml_ng::from_str(&fast_text).unwrap();
+    // Put the real file's values in place of the rewritten ones: then both must be equal.
+    let mut undone = fast.clone();
+    for (g, group) in undone["groups"]
+        .as_sequence_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        assert_eq!(group["interval"].as_str(), Some("1s"));
+        let group = group.as_mapping_mut().unwrap();
+        match real["groups"][g].get("interval") {
+            Some(interval) => {
+                group.insert("interval".into(), interval.clone());
+            }
+            None => {
+                group.remove("interval");
+            }
+        }
+        for (r, rule) in group["rules"]
+            .as_sequence_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            let rule = rule.as_mapping_mut().unwrap();
+            if rule.contains_key("alert") {
+                assert_eq!(rule["for"].as_str(), Some("2s"));
+                rule.insert("for".into(), real["groups"][g]["rules"][r]["for"].clone());
+            }
+        }
+    }
+    assert!(
+        undone == std::mem::take(&mut real),
+        "only for: and interval may change"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fast.rules.yml"), &fast_text).unwrap();
+    let (ok, out) = promtool(&["check", "rules", "fast.rules.yml"], dir.path());
+    assert!(ok, "{out}\n{fast_text}");
+}

@@ -1,0 +1,415 @@
+//! End to end, with every component real: the built exporter on a real VG on a loop device and a
+//! directory of nova domain XMLs, a real Prometheus (Debian package) scraping it every second and
+//! loading a test-only rule file generated from `alerts/nova-lvm.rules.yml` (every `for:` 2s,
+//! every group evaluated every second, nothing else changed), a real Alertmanager routing to a
+//! webhook receiver inside this test.
+//!
+//! The scenario: a host whose untracked consumption (an orphaned disk and a cinder volume, 2 GiB
+//! of 100 GiB) is below the thresholds. Somebody creates a 10 GiB LV in nova's VG:
+//! NovaLvmUntrackedConsumption must arrive at the receiver with the right numbers. The libvirt
+//! collector then fails for a while (derived metrics absent): the alert must stay firing, not
+//! resolve. Every panel query of every dashboard must parse and return data. The LV is removed:
+//! the alert must arrive resolved. A second host, replayed from a saved report of an active thin
+//! pool, gives the fleet's thin-pool panels their data.
+//!
+//! Needs root, lvm2, prometheus and prometheus-alertmanager: skips loudly without them on a
+//! laptop, fails under CI=true.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::grafana::{dashboards, substitute};
+use common::stack::{fast_rules, stack_binaries, Alertmanager, Prometheus, WebhookReceiver};
+use common::*;
+use serde_json::Value as Json;
+
+const WEB: &str = "3f5e6c1a-1111-4222-8333-444455556666";
+const DB: &str = "9b2d7e40-aaaa-4bbb-8ccc-ddddeeeeffff";
+const GONE: &str = "0d1e2f3a-4b5c-4d7e-8f90-a1b2c3d4e5f6";
+const VOLUME: &str = "volume-5a6b7c8d-0000-4000-8000-000000000005";
+const FOREIGN: &str = "backup_scratch";
+const ALERT: &str = "NovaLvmUntrackedConsumption";
+
+/// The binaries of the stack, or `None` (after saying why) when this machine cannot run it.
+fn stack_available(test: &str) -> Option<(PathBuf, PathBuf)> {
+    if !lvm_available(test) {
+        return None;
+    }
+    match stack_binaries() {
+        Ok(binaries) => Some(binaries),
+        Err(missing) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: {missing} not installed; under CI=true a skip is a failure (scripts/install-test-deps installs them)")
+        }
+        Err(missing) => {
+            eprintln!(
+                "\n!!! SKIPPING {test}: {missing} not installed (scripts/install-test-deps) !!!\n"
+            );
+            None
+        }
+    }
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, or panics with `what` and `context()`.
+fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn label<'a>(alert: &'a Json, name: &str) -> &'a str {
+    alert["labels"][name].as_str().unwrap_or("")
+}
+
+fn annotation<'a>(alert: &'a Json, name: &str) -> &'a str {
+    alert["annotations"][name].as_str().unwrap_or("")
+}
+
+#[test]
+fn a_foreign_lv_pages_through_alertmanager_every_panel_has_data_and_removal_resolves() {
+    let test = "a_foreign_lv_pages_through_alertmanager_every_panel_has_data_and_removal_resolves";
+    let Some((prometheus_bin, alertmanager_bin)) = stack_available(test) else {
+        return;
+    };
+    let started = Instant::now();
+
+    // The host: two instances, an orphaned disk of a deleted instance, a cinder volume.
+    let vg = LoopVg::new("e2e", 100);
+    vg.create_lv(&format!("{WEB}_disk"), "20G");
+    vg.create_lv(&format!("{DB}_disk"), "10G");
+    vg.create_lv(&format!("{DB}_disk.local"), "5G");
+    vg.create_lv(&format!("{DB}_disk.swap"), "512M");
+    vg.create_lv(&format!("{GONE}_disk"), "1G");
+    vg.create_lv(VOLUME, "1G");
+    let dir = tempfile::tempdir().unwrap();
+    write_domains(
+        &dir.path().join("qemu"),
+        &vg.name,
+        &[
+            Domain {
+                uuid: WEB,
+                name: "web-01",
+                root_gb: 20,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+                boot_from_volume: false,
+            },
+            Domain {
+                uuid: DB,
+                name: "db-01",
+                root_gb: 10,
+                ephemeral_gb: 5,
+                swap_mb: 512,
+                boot_from_volume: false,
+            },
+        ],
+    );
+    write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 1024);
+    let exporter = Exporter::start(&[
+        format!(
+            "--nova.config-file={}",
+            dir.path().join("nova.conf").display()
+        ),
+        format!(
+            "--collector.libvirt.xml-dir={}",
+            dir.path().join("qemu").display()
+        ),
+    ]);
+    let instance = format!("127.0.0.1:{}", exporter.port);
+    // A second host, replayed from a saved report of an active thin pool (this kernel cannot
+    // activate one): the fleet's thin-pool panels need a pool that reports its usage.
+    let thin_host = Exporter::start(&[
+        "--nova.config-file=/dev/null".to_string(),
+        "--nova.images-volume-group=fixture-vms".to_string(),
+        "--collector.lvm.replay-file=tests/fixtures/lvm/thin-active.json".to_string(),
+        "--no-collector.libvirt".to_string(),
+    ]);
+
+    // The monitoring stack.
+    let receiver = WebhookReceiver::start();
+    let alertmanager = Alertmanager::start(&alertmanager_bin, &receiver.url());
+    let real_rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/alerts/nova-lvm.rules.yml"
+    ))
+    .unwrap();
+    let (rules, alert_rules) = fast_rules(&real_rules, "1s", "2s");
+    let config = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - nova-lvm.fast.rules.yml
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['127.0.0.1:{am}']
+scrape_configs:
+  - job_name: nova-lvm
+    static_configs:
+      - targets: ['{instance}', '127.0.0.1:{thin}']
+        labels:
+          availability_zone: az-e2e
+          aggregate: lvm-e2e
+"#,
+        am = alertmanager.service.port,
+        thin = thin_host.port,
+    );
+    let prometheus = Prometheus::start(
+        &prometheus_bin,
+        &config,
+        &[("nova-lvm.fast.rules.yml", &rules)],
+    );
+    let logs = || {
+        format!(
+            "--- notifications:\n{:#?}\n--- prometheus (pid {}):\n{}\n--- alertmanager (pid {}):\n{}\n--- exporter:\n{}",
+            receiver.notifications(),
+            prometheus.service.pid(),
+            prometheus.service.log(),
+            alertmanager.service.pid(),
+            alertmanager.service.log(),
+            exporter.log()
+        )
+    };
+
+    // Prometheus runs the generated rules: every alert with for 2s, every group every second.
+    let loaded = prometheus.api("/api/v1/rules");
+    let groups = loaded["data"]["groups"].as_array().unwrap();
+    let loaded_alerts: Vec<&Json> = groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .filter(|r| r["type"] == "alerting")
+        .collect();
+    assert_eq!(loaded_alerts.len(), alert_rules, "{loaded:#}");
+    assert!(
+        loaded_alerts.iter().all(|r| r["duration"] == 2.0),
+        "{loaded:#}"
+    );
+    assert!(groups.iter().all(|g| g["interval"] == 1.0), "{loaded:#}");
+
+    // Baseline: 2 GiB of untracked consumption (orphan + cinder) in a 100 GiB VG, below both
+    // thresholds. The orphaned disk's own alert arriving proves the pipeline runs and that the
+    // untracked alert had every chance to fire by then.
+    let untracked = format!(
+        "instance_vg:nova_lvm_untracked_consumption_bytes:sum{{job=\"nova-lvm\",instance=\"{instance}\",vg=\"{}\"}}",
+        vg.name
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the baseline's 2 GiB untracked",
+        logs,
+        || (prometheus.scalar(&untracked) == Some((2 * GIB) as f64)).then_some(()),
+    );
+    receiver
+        .wait_for(Duration::from_secs(30), |a| {
+            label(a, "alertname") == "NovaLvmOrphanedInstanceDisks" && a["status"] == "firing"
+        })
+        .unwrap_or_else(|| panic!("the orphaned disk's alert never arrived\n{}", logs()));
+    assert!(
+        receiver
+            .wait_for(Duration::ZERO, |a| label(a, "alertname") == ALERT)
+            .is_none(),
+        "{ALERT} fired below its thresholds\n{}",
+        logs()
+    );
+    assert_eq!(
+        prometheus.query(&format!("ALERTS{{alertname=\"{ALERT}\"}}")),
+        Ok(vec![]),
+        "{ALERT} is not even pending below its thresholds"
+    );
+    let baseline = started.elapsed();
+
+    // Somebody creates a 10 GiB LV in nova's VG: 12 GiB untracked, 12 % of the VG.
+    vg.create_lv(FOREIGN, "10G");
+    let created = Instant::now();
+    let firing = receiver
+        .wait_for(Duration::from_secs(60), |a| {
+            label(a, "alertname") == ALERT && a["status"] == "firing"
+        })
+        .unwrap_or_else(|| panic!("{ALERT} never arrived at the receiver\n{}", logs()));
+    let to_firing = created.elapsed();
+    assert_eq!(label(&firing, "severity"), "warning");
+    assert_eq!(label(&firing, "instance"), instance);
+    assert_eq!(label(&firing, "vg"), vg.name);
+    assert_eq!(label(&firing, "job"), "nova-lvm");
+    assert_eq!(label(&firing, "availability_zone"), "az-e2e");
+    assert_eq!(
+        annotation(&firing, "summary"),
+        format!(
+            "12GiB of VG {} on {instance} is allocated to LVs nova does not count",
+            vg.name
+        )
+    );
+    // The 100 GiB loop device gives 25599 extents of 4 MiB: 12 GiB is 12.0005 % of it.
+    let description = annotation(&firing, "description");
+    assert!(
+        description.starts_with(&format!(
+            "12GiB (12% of the VG) of volume group {} on {instance} is allocated",
+            vg.name
+        )),
+        "{description}"
+    );
+    assert!(
+        description.ends_with("By cause: cinder 1GiB, foreign 10GiB, orphan 1GiB."),
+        "{description}"
+    );
+    assert!(annotation(&firing, "runbook_url")
+        .ends_with("/docs/runbook.md#novalvmuntrackedconsumption"));
+
+    // The libvirt collector fails (a half-written domain XML): drift and untracked consumption
+    // are absent, and the alert must neither resolve nor leave the firing state.
+    let broken = dir.path().join("qemu/instance-000000ff.xml");
+    std::fs::write(
+        &broken,
+        "<domain type='kvm'><name>instance-000000ff</name><uuid>",
+    )
+    .unwrap();
+    let libvirt_ok = format!(
+        "nova_lvm_collector_success{{job=\"nova-lvm\",instance=\"{instance}\",collector=\"libvirt\"}}"
+    );
+    let drift = format!("nova_lvm_drift_bytes{{instance=\"{instance}\"}}");
+    wait_until(
+        Duration::from_secs(30),
+        "the libvirt collector to fail",
+        logs,
+        || {
+            (prometheus.scalar(&libvirt_ok) == Some(0.0)
+                && prometheus.query(&drift).is_ok_and(|r| r.is_empty()))
+            .then_some(())
+        },
+    );
+    // Longer than for: plus a few evaluations and Alertmanager's group interval.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        receiver
+            .wait_for(Duration::ZERO, |a| {
+                label(a, "alertname") == ALERT && a["status"] == "resolved"
+            })
+            .is_none(),
+        "{ALERT} resolved because a collector failed\n{}",
+        logs()
+    );
+    assert_eq!(
+        prometheus
+            .query(&format!(
+                "ALERTS{{alertname=\"{ALERT}\",alertstate=\"firing\"}}"
+            ))
+            .map(|r| r.len()),
+        Ok(1),
+        "{ALERT} left the firing state during the collector outage"
+    );
+    std::fs::remove_file(&broken).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the libvirt collector to recover",
+        logs,
+        || {
+            (prometheus.scalar(&libvirt_ok) == Some(1.0)
+                && prometheus.query(&drift).is_ok_and(|r| !r.is_empty()))
+            .then_some(())
+        },
+    );
+
+    // Every dashboard panel's PromQL against this Prometheus: each must parse and return data.
+    let values = [
+        ("job", "nova-lvm"),
+        ("instance", instance.as_str()),
+        ("vg", vg.name.as_str()),
+        ("__rate_interval", "1m"),
+        ("__interval", "1s"),
+        ("__range", "1h"),
+    ];
+    let mut failed = Vec::new();
+    let mut empty = Vec::new();
+    let mut ran = 0;
+    // A panel right after the change may need a scrape or two (rate() needs two samples).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for d in dashboards() {
+        for q in d.queries() {
+            let promql = substitute(&q.expr, &values);
+            let who = format!("{} / {} [{}]: {promql}", q.file, q.panel, q.ref_id);
+            ran += 1;
+            loop {
+                match prometheus.query(&promql) {
+                    Err(e) => {
+                        failed.push(format!("{who}\n    {e}"));
+                        break;
+                    }
+                    Ok(result) if !result.is_empty() => break,
+                    Ok(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(500))
+                    }
+                    Ok(_) => {
+                        empty.push(who);
+                        break;
+                    }
+                }
+            }
+        }
+        // Template variables: label_values(selector, label) must find values.
+        for (name, var) in d.variables() {
+            let Some(definition) = var["definition"].as_str() else {
+                continue;
+            };
+            let Some(inner) = definition
+                .strip_prefix("label_values(")
+                .and_then(|r| r.strip_suffix(')'))
+            else {
+                continue;
+            };
+            let (selector, label_name) = inner.rsplit_once(',').unwrap();
+            let selector = substitute(selector.trim(), &values);
+            let found = prometheus.query(&selector).map(|r| {
+                r.iter()
+                    .any(|s| s["metric"][label_name.trim()].as_str().is_some())
+            });
+            if found != Ok(true) {
+                empty.push(format!(
+                    "{}: variable ${name}: {definition} ({found:?})",
+                    d.file
+                ));
+            }
+        }
+    }
+    assert!(ran >= 40, "only {ran} panel queries found");
+    assert!(
+        failed.is_empty() && empty.is_empty(),
+        "dashboard queries that failed:\n{}\ndashboard queries that returned nothing:\n{}",
+        failed.join("\n"),
+        empty.join("\n")
+    );
+
+    // The LV is removed: the alert resolves at the receiver.
+    vg.remove_lv(FOREIGN);
+    let removed = Instant::now();
+    let resolved = receiver
+        .wait_for(Duration::from_secs(60), |a| {
+            label(a, "alertname") == ALERT && a["status"] == "resolved"
+        })
+        .unwrap_or_else(|| panic!("{ALERT} never arrived resolved\n{}", logs()));
+    assert_eq!(label(&resolved, "instance"), instance);
+    assert_eq!(label(&resolved, "vg"), vg.name);
+    eprintln!(
+        "e2e: baseline {:.1?}, LV created -> firing at the receiver {:.1?}, collector outage survived, {ran} dashboard queries, LV removed -> resolved {:.1?}, total {:.1?}",
+        baseline,
+        to_firing,
+        removed.elapsed(),
+        started.elapsed()
+    );
+}
