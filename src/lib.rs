@@ -13,5 +13,6 @@ pub mod collect;
 pub mod lvm;
 pub mod metrics;
 pub mod novaconf;
+pub mod openstack;
 pub mod server;
 pub mod tracked;

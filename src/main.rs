@@ -71,7 +71,14 @@ fn main() -> ExitCode {
             tracing::info!(setting = %key, value = %value, "configuration");
         }
         tracing::info!(address = %address, path = %config.telemetry_path, version = nova_lvm_exporter::cli::VERSION, "listening");
-        let router = server::router(app::state(&config));
+        let state = match app::state(&config) {
+            Ok(state) => state,
+            Err(error) => {
+                eprintln!("nova-lvm-exporter: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let router = server::router(state);
         match axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("shut down");
