@@ -230,14 +230,27 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the exporter on a free loopback port and waits until `/healthz` answers.
     pub fn start(args: &[String]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Exporter::start`], with these environment variables set and every other `OS_*`
+    /// variable of the test process removed (so a developer's sourced openrc never leaks in).
+    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log_dir = tempfile::tempdir().expect("tempdir");
         let log = log_dir.path().join("exporter.log");
         let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OS_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .args(args)
+            .envs(env.iter().copied())
             .env("LVM_SUPPRESS_FD_WARNINGS", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

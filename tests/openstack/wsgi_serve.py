@@ -4,12 +4,15 @@ Usage: python wsgi_serve.py <module>[:<attr>] <host> <port>
   e.g. python wsgi_serve.py placement.wsgi.api:application 127.0.0.1 19501
        python wsgi_serve.py keystone.wsgi.api:application 127.0.0.1 19500
 
-Neither keystone 30 nor openstack-placement 16 ships a server script any more. Every request is
+Neither keystone 30 nor openstack-placement 16 ships a server script any more. With EXIT_WITH_PID set, the
+server exits when that process is gone. Every request is
 logged as one line on stderr (the access log the tests count requests with):
   ACCESS <method> <path> <status>
 """
 import importlib
+import os
 import socketserver
+import threading
 import sys
 import time
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -34,7 +37,23 @@ class AccessLogHandler(WSGIRequestHandler):
         sys.stderr.flush()
 
 
+def exit_with(pid):
+    """Exits when process `pid` (the test binary that started us) is gone, so that a test run
+    that dies without cleaning up never leaves servers behind."""
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass
+        time.sleep(1)
+
+
 def main():
+    if os.environ.get("EXIT_WITH_PID"):
+        threading.Thread(target=exit_with, args=(int(os.environ["EXIT_WITH_PID"]),),
+                         daemon=True).start()
     target, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     # keystone's oslo.config parses sys.argv at import time: hide our arguments from it
     sys.argv = sys.argv[:1]
