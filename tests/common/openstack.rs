@@ -94,6 +94,7 @@ extern "C" fn stop_all_at_exit() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+            let _ = std::fs::remove_dir_all(&state);
         }
     }
 }
