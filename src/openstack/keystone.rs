@@ -398,7 +398,12 @@ impl Session {
         let token = self.token().await?;
         let body = match self.get_once(&token, request).await? {
             Attempt::Done(body) => body,
-            Attempt::Unauthorized(_, _) => {
+            Attempt::Unauthorized(url, message) => {
+                tracing::info!(
+                    url = %url,
+                    message = %message,
+                    "the token was refused (401); re-authenticating once"
+                );
                 self.invalidate(token.serial).await;
                 let token = self.token().await?;
                 match self.get_once(&token, request).await? {

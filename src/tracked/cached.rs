@@ -13,7 +13,7 @@
 //!   background and its result serves the next scrape).
 //! - **One refresh in flight.** A refresh that is due while another still runs is not started.
 //! - **Never stale data as fresh.** A value older than `max_age` is dropped and the collector
-//!   fails with the last refresh error; every value carries the time it was read
+//!   fails with the last refresh error; every value carries the time its refresh finished
 //!   ([`TrackedUsage::fetched_unix`]), which the collector exports as its last success.
 
 use std::collections::hash_map::RandomState;
@@ -136,10 +136,13 @@ impl CachedSource {
     }
 
     fn failure(&self, state: &State, now: Instant) -> TrackedError {
-        let last = state
-            .last_error
-            .clone()
-            .unwrap_or_else(|| "the first refresh has not finished yet".to_string());
+        let last = state.last_error.clone().unwrap_or_else(|| {
+            if state.in_flight.is_some() {
+                "a refresh is still running".to_string()
+            } else {
+                "no refresh has finished yet".to_string()
+            }
+        });
         match &state.value {
             Some(old) => TrackedError::Api(format!(
                 "no data younger than {}={}s: the last good data is {}s old; last refresh: {last}",
@@ -154,19 +157,20 @@ impl CachedSource {
 
 /// One refresh: reads the inner source and stores the outcome.
 async fn refresh(inner: Arc<dyn TrackedSource>, state: Arc<Mutex<State>>) {
-    let started = Instant::now();
-    let started_unix = SystemTime::now()
+    let result = AssertUnwindSafe(inner.collect()).catch_unwind().await;
+    // The data is as of its last response: a slow refresh does not make it stale on arrival.
+    let finished = Instant::now();
+    let finished_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let result = AssertUnwindSafe(inner.collect()).catch_unwind().await;
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     match result {
         Ok(Ok(usage)) => {
             state.value = Some(Cached {
                 usage,
-                at: started,
-                unix: started_unix,
+                at: finished,
+                unix: finished_unix,
             });
             state.last_error = None;
         }

@@ -101,7 +101,21 @@ extern "C" fn stop_all_at_exit() {
 
 impl OpenStack {
     /// Starts an environment (installing the venvs on first use, which takes a few minutes).
+    /// A start that fails (e.g. a port taken between the check and the bind) is tried once more
+    /// on other ports.
     pub fn start(options: Options) -> OpenStack {
+        match std::panic::catch_unwind(|| Self::start_once(options)) {
+            Ok(os) => os,
+            Err(_) => {
+                eprintln!(
+                    "openstack-test-env: first start failed; trying once more on other ports"
+                );
+                Self::start_once(options)
+            }
+        }
+    }
+
+    fn start_once(options: Options) -> OpenStack {
         let dir = tempfile::Builder::new()
             .prefix("nle-openstack-")
             .tempdir()
