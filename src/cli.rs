@@ -781,4 +781,88 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
     }
+
+    fn placement_env(key: &str) -> Option<String> {
+        match key {
+            "OS_AUTH_URL" => Some("http://keystone.example:5000/v3".into()),
+            "OS_APPLICATION_CREDENTIAL_ID" => Some("ac1".into()),
+            "OS_APPLICATION_CREDENTIAL_SECRET" => Some("never-shown-secret".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn placement_is_the_default_primary_when_enabled_and_names_its_provider() {
+        let conf = conf_file("[DEFAULT]\nhost = cmp-7\n[libvirt]\nimages_volume_group = vg\n");
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let config = cli(&[&path, "--collector.placement"])
+            .unwrap()
+            .resolve_with(&placement_env, Path::new("/nonexistent"))
+            .unwrap();
+        assert_eq!(config.primary, Some(SourceKind::Placement));
+        let placement = config.placement.as_ref().unwrap();
+        assert_eq!(placement.provider.name, "cmp-7");
+        assert!(placement.provider.origin.ends_with("[DEFAULT] host"));
+        assert_eq!(placement.refresh_interval, Duration::from_secs(60));
+        assert_eq!(placement.max_age, Duration::from_secs(180));
+        assert!(!format!("{config:?}").contains("never-shown-secret"));
+
+        let config = cli(&[
+            &path,
+            "--collector.placement",
+            "--collector.placement.hostname=cmp-7.example",
+            "--collector.placement.refresh-interval=2m",
+            "--tracked.primary=libvirt",
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap();
+        assert_eq!(config.primary, Some(SourceKind::Libvirt));
+        let placement = config.placement.unwrap();
+        assert_eq!(placement.provider.name, "cmp-7.example");
+        assert_eq!(placement.max_age, Duration::from_secs(360));
+    }
+
+    #[test]
+    fn placement_flag_errors_name_the_flag() {
+        let no_env = |_: &str| None;
+        let err = cli(&["--nova.images-volume-group=vg", "--collector.placement"])
+            .unwrap()
+            .resolve_with(&no_env, Path::new("/nonexistent"))
+            .unwrap_err();
+        assert!(
+            err.0
+                .starts_with("--collector.placement: no OpenStack credentials"),
+            "{err}"
+        );
+        let err = cli(&[
+            "--nova.images-volume-group=vg",
+            "--collector.placement",
+            "--collector.placement.refresh-interval=1m",
+            "--collector.placement.max-age=30s",
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap_err();
+        assert!(err.0.starts_with("--collector.placement.max-age="), "{err}");
+        let err = cli(&["--collector.placement.refresh-interval=often"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--collector.placement.refresh-interval"),
+            "{err}"
+        );
+        let config = cli(&[
+            "--nova.images-volume-group=vg",
+            "--collector.placement.hostname=x",
+        ])
+        .unwrap()
+        .resolve_with(&no_env, Path::new("/nonexistent"))
+        .unwrap();
+        assert!(config.placement.is_none());
+        assert!(config
+            .warnings
+            .iter()
+            .any(|w| w.contains("--collector.placement.hostname")));
+    }
 }
