@@ -153,12 +153,20 @@ fn scheduler_total_bytes(usage: &TrackedUsage, vg_size_bytes: Option<u64>) -> Op
         .or_else(|| vg_size_bytes.map(|size| size / GIB * GIB))
 }
 
+/// What placement counts as DISK_GB used: its own figure when the source reports it, else the
+/// sum of the instances' allocations.
+fn scheduler_used_bytes(usage: &TrackedUsage) -> u64 {
+    usage
+        .scheduler_used_bytes
+        .unwrap_or_else(|| usage.instances.iter().map(|i| i.allocated_bytes).sum())
+}
+
 /// `(total - reserved) * allocation_ratio - used`, in placement's whole-GiB terms (reserved is
 /// rounded up to a GiB as nova does), converted to bytes (rounded down).
 fn scheduler_free_bytes(usage: &TrackedUsage, total_bytes: u64) -> i64 {
     let total_gib = (total_bytes / GIB) as f64;
     let reserved_gib = usage.reserved_bytes.div_ceil(GIB) as f64;
-    let used_bytes: u64 = usage.instances.iter().map(|i| i.allocated_bytes).sum();
+    let used_bytes = scheduler_used_bytes(usage);
     let capacity_gib = (total_gib - reserved_gib) * usage.allocation_ratio;
     let free_bytes = capacity_gib * GIB as f64 - used_bytes as f64;
     free_bytes.floor() as i64
@@ -173,12 +181,7 @@ fn recommended_reserved_host_disk_mb(
 ) -> u64 {
     let today_mb = usage.reserved_bytes.div_ceil(MIB);
     let total_gib = (total_bytes / GIB) as f64;
-    let used_gib = usage
-        .instances
-        .iter()
-        .map(|i| i.allocated_bytes)
-        .sum::<u64>() as f64
-        / GIB as f64;
+    let used_gib = scheduler_used_bytes(usage) as f64 / GIB as f64;
     let corrected_free_gib = corrected_free_bytes as f64 / GIB as f64;
     // (total - R) * ratio - used <= corrected_free  <=>  R >= total - (corrected_free + used) / ratio
     let needed_gib = (total_gib - (corrected_free_gib + used_gib) / usage.allocation_ratio).ceil();

@@ -8,17 +8,22 @@ use crate::collect::{Collector, CollectorSettings, SingleFlight};
 use crate::lvm::exec::LvmCommand;
 use crate::lvm::replay::ReplayFile;
 use crate::lvm::RawSource;
+use crate::openstack::config::AuthMethod;
+use crate::openstack::keystone::Session;
 use crate::server::{AppState, ServerLimits, WebConfigSource};
+use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
 use crate::tracked::libvirt::LibvirtSource;
+use crate::tracked::placement::PlacementSource;
 use crate::tracked::TrackedSource;
 
 /// Extra time the collector grants the LVM command beyond its own kill timeout, so that the
 /// command's precise error (killed after N ms) wins over the generic one.
 const RAW_TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
-/// Builds the collector with every enabled source.
-pub fn collector(config: &Config) -> Collector {
+/// Builds the collector with every enabled source. Fails only when the HTTP client of an API
+/// source cannot be set up.
+pub fn collector(config: &Config) -> Result<Collector, String> {
     let (raw, raw_timeout): (Box<dyn RawSource>, Duration) = match &config.lvm {
         LvmSettings::Exec {
             vgs_path,
@@ -40,6 +45,23 @@ pub fn collector(config: &Config) -> Collector {
         ),
     };
     let mut tracked: Vec<Box<dyn TrackedSource>> = Vec::new();
+    if let Some(placement) = &config.placement {
+        let session = Session::new(placement.cloud.clone(), placement.request_timeout)?;
+        tracing::info!(
+            provider = %placement.provider.name,
+            from = %placement.provider.origin,
+            "placement: looking up this host's resource provider by name"
+        );
+        let source = PlacementSource::new(Arc::new(session), placement.provider.clone());
+        tracked.push(Box::new(CachedSource::new(
+            Arc::new(source),
+            CacheSettings {
+                interval: placement.refresh_interval,
+                max_age: placement.max_age,
+                max_age_flag: "--collector.placement.max-age",
+            },
+        )));
+    }
     if let Some(dir) = &config.libvirt_xml_dir {
         tracked.push(Box::new(LibvirtSource::new(
             dir.clone(),
@@ -52,7 +74,7 @@ pub fn collector(config: &Config) -> Collector {
             config.host_settings,
         )));
     }
-    Collector::new(
+    Ok(Collector::new(
         raw,
         tracked,
         CollectorSettings {
@@ -63,7 +85,7 @@ pub fn collector(config: &Config) -> Collector {
             nova_vg: config.nova_vg.clone(),
             lv_series_limit: config.lv_series_limit,
         },
-    )
+    ))
 }
 
 /// A human-readable summary of the configuration (start-up log and landing page).
@@ -103,6 +125,46 @@ pub fn summary(config: &Config) -> Vec<(String, String)> {
             config.host_settings.disk_allocation_ratio.to_string(),
         ),
     ];
+    if let Some(placement) = &config.placement {
+        let cloud = &placement.cloud;
+        rows.push((
+            "placement source".to_string(),
+            format!(
+                "resource provider {:?} (from {}), refreshed every {} s (plus or minus 10%), dropped after {} s",
+                placement.provider.name,
+                placement.provider.origin,
+                placement.refresh_interval.as_secs_f64(),
+                placement.max_age.as_secs_f64()
+            ),
+        ));
+        rows.push((
+            "keystone".to_string(),
+            format!(
+                "{} as {} ({}), from {}; endpoints: interface {}{}{}{}",
+                cloud.auth_url,
+                cloud.who(),
+                match cloud.method {
+                    AuthMethod::Password { .. } => "password",
+                    AuthMethod::ApplicationCredential { .. } => "v3applicationcredential",
+                },
+                cloud.origin,
+                cloud.interface.as_str(),
+                cloud
+                    .region_name
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(", region {r}")),
+                cloud
+                    .cacert_path
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(", CA bundle {}", p.display())),
+                if cloud.insecure {
+                    ", TLS verification OFF"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
     if let Some(dir) = &config.libvirt_xml_dir {
         rows.push(("libvirt source".to_string(), dir.display().to_string()));
     }
@@ -117,16 +179,17 @@ pub fn summary(config: &Config) -> Vec<(String, String)> {
 }
 
 /// The HTTP state for this configuration, with the web configuration loaded at start-up.
+/// Fails when a source cannot be set up (e.g. the cloud's credentials are unusable).
 pub fn state(
     config: &Config,
     web: Option<Arc<WebConfigSource>>,
     limits: &ServerLimits,
-) -> Arc<AppState> {
-    Arc::new(AppState::new(
-        SingleFlight::new(Arc::new(collector(config))),
+) -> Result<Arc<AppState>, String> {
+    Ok(Arc::new(AppState::new(
+        SingleFlight::new(Arc::new(collector(config)?)),
         config.telemetry_path.clone(),
         summary(config),
         web,
         limits,
-    ))
+    )))
 }

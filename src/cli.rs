@@ -14,7 +14,9 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::novaconf::{self, NovaConf};
+use crate::openstack::config::{self as cloud_config, CloudConfig};
 use crate::server::ServerLimits;
+use crate::tracked::placement::{provider_name, ProviderName};
 use crate::tracked::{HostDiskSettings, SourceKind};
 
 /// The port we listen on by default. Prometheus' default port allocations list 9100-9999 as full;
@@ -171,11 +173,46 @@ pub struct Cli {
     #[arg(long = "collector.file.path", value_name = "FILE")]
     pub file_path: Option<PathBuf>,
 
+    /// Enable the placement tracked source (the scheduler's view). Needs Keystone credentials:
+    /// --os-cloud (clouds.yaml) or the OS_* variables, for a user with the service or admin role.
+    #[arg(long = "collector.placement", overrides_with = "no_placement", action = ArgAction::SetTrue)]
+    pub placement: bool,
+
+    /// Disable the placement tracked source (the default).
+    #[arg(long = "no-collector.placement", overrides_with = "placement", action = ArgAction::SetTrue)]
+    pub no_placement: bool,
+
+    /// The cloud in clouds.yaml (merged with secure.yaml) to authenticate with. Without it the
+    /// OS_* environment variables are used.
+    #[arg(long = "os-cloud", env = "OS_CLOUD", value_name = "NAME")]
+    pub os_cloud: Option<String>,
+
+    /// Name of this host's resource provider in placement. Default: nova.conf [DEFAULT] host,
+    /// else the system hostname.
+    #[arg(long = "collector.placement.hostname", value_name = "NAME")]
+    pub placement_hostname: Option<String>,
+
+    /// Refresh placement data at most this often (plus or minus up to 10% at random); scrapes in
+    /// between are served from the cache.
+    #[arg(long = "collector.placement.refresh-interval", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub placement_refresh_interval: Duration,
+
+    /// Placement data older than this is dropped and the collector fails. Default: 3 refresh
+    /// intervals.
+    #[arg(long = "collector.placement.max-age", value_name = "DURATION", value_parser = parse_duration)]
+    pub placement_max_age: Option<Duration>,
+
+    /// How long one Keystone or Placement HTTP request may take (in the background: a scrape
+    /// never waits longer than --collector.timeout).
+    #[arg(long = "collector.placement.request-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub placement_request_timeout: Duration,
+
     /// How long a tracked source may take on one scrape.
     #[arg(long = "collector.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub collector_timeout: Duration,
 
-    /// The tracked source that drives the derived metrics. Default: libvirt if enabled, else file.
+    /// The tracked source that drives the derived metrics. Default: placement if enabled, else
+    /// libvirt if enabled, else file.
     #[arg(long = "tracked.primary", value_name = "SOURCE")]
     pub primary: Option<SourceKind>,
 
@@ -209,6 +246,21 @@ pub enum LvmSettings {
     },
 }
 
+/// Settings of the placement source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacementSettings {
+    /// Credentials and endpoint discovery (secrets redacted in `Debug`).
+    pub cloud: CloudConfig,
+    /// The resource provider to read, and why that name.
+    pub provider: ProviderName,
+    /// Mean time between refreshes.
+    pub refresh_interval: Duration,
+    /// Data older than this is dropped.
+    pub max_age: Duration,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+}
+
 /// The effective, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -236,6 +288,8 @@ pub struct Config {
     pub libvirt_xml_dir: Option<PathBuf>,
     /// Instances file, when that source is enabled.
     pub file_path: Option<PathBuf>,
+    /// The placement source, when enabled.
+    pub placement: Option<PlacementSettings>,
     /// Timeout of each tracked source.
     pub collector_timeout: Duration,
     /// The primary tracked source, if any is enabled.
@@ -254,8 +308,15 @@ pub struct Config {
 pub struct ConfigError(pub String);
 
 impl Cli {
-    /// Resolves the flags and nova.conf into the effective configuration.
+    /// Resolves the flags, nova.conf and (for placement) clouds.yaml or the `OS_*` variables of
+    /// the process into the effective configuration.
     pub fn resolve(self) -> Result<Config, ConfigError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        self.resolve_with(&|name: &str| std::env::var(name).ok(), &cwd)
+    }
+
+    /// [`Cli::resolve`] with the environment and working directory given.
+    pub fn resolve_with(self, env: cloud_config::Env, cwd: &Path) -> Result<Config, ConfigError> {
         let nova_conf = load_nova_conf(self.nova_config_file.as_deref())?;
         let conf_path = self
             .nova_config_file
@@ -352,9 +413,43 @@ impl Cli {
             },
         };
 
+        let placement = if self.placement && !self.no_placement {
+            let cloud = cloud_config::load(self.os_cloud.as_deref(), env, cwd)
+                .map_err(|e| ConfigError(format!("--collector.placement: {e}")))?;
+            let max_age = self
+                .placement_max_age
+                .unwrap_or(self.placement_refresh_interval * 3);
+            if max_age < self.placement_refresh_interval {
+                return Err(ConfigError(format!(
+                    "--collector.placement.max-age={}ms: must be at least --collector.placement.refresh-interval ({}ms)",
+                    max_age.as_millis(),
+                    self.placement_refresh_interval.as_millis()
+                )));
+            }
+            Some(PlacementSettings {
+                cloud,
+                provider: provider_name(
+                    self.placement_hostname.as_deref(),
+                    conf.host.as_deref(),
+                    &conf_path.display().to_string(),
+                ),
+                refresh_interval: self.placement_refresh_interval,
+                max_age,
+                request_timeout: self.placement_request_timeout,
+            })
+        } else {
+            if self.placement_hostname.is_some() {
+                warnings.push(
+                    "--collector.placement.hostname is set but the placement source is not enabled (--collector.placement)".to_string(),
+                );
+            }
+            None
+        };
+
         let libvirt_enabled = !self.no_libvirt;
         let libvirt_xml_dir = libvirt_enabled.then_some(self.libvirt_xml_dir);
         let enabled: Vec<SourceKind> = [
+            placement.as_ref().map(|_| SourceKind::Placement),
             libvirt_xml_dir.as_ref().map(|_| SourceKind::Libvirt),
             self.file_path.as_ref().map(|_| SourceKind::File),
         ]
@@ -403,6 +498,7 @@ impl Cli {
             lv_series_limit: self.lv_series_limit,
             libvirt_xml_dir,
             file_path: self.file_path,
+            placement,
             collector_timeout: self.collector_timeout,
             primary,
             log_level: self.log_level,
@@ -760,5 +856,89 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    fn placement_env(key: &str) -> Option<String> {
+        match key {
+            "OS_AUTH_URL" => Some("http://keystone.example:5000/v3".into()),
+            "OS_APPLICATION_CREDENTIAL_ID" => Some("ac1".into()),
+            "OS_APPLICATION_CREDENTIAL_SECRET" => Some("never-shown-secret".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn placement_is_the_default_primary_when_enabled_and_names_its_provider() {
+        let conf = conf_file("[DEFAULT]\nhost = cmp-7\n[libvirt]\nimages_volume_group = vg\n");
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let config = cli(&[&path, "--collector.placement"])
+            .unwrap()
+            .resolve_with(&placement_env, Path::new("/nonexistent"))
+            .unwrap();
+        assert_eq!(config.primary, Some(SourceKind::Placement));
+        let placement = config.placement.as_ref().unwrap();
+        assert_eq!(placement.provider.name, "cmp-7");
+        assert!(placement.provider.origin.ends_with("[DEFAULT] host"));
+        assert_eq!(placement.refresh_interval, Duration::from_secs(60));
+        assert_eq!(placement.max_age, Duration::from_secs(180));
+        assert!(!format!("{config:?}").contains("never-shown-secret"));
+
+        let config = cli(&[
+            &path,
+            "--collector.placement",
+            "--collector.placement.hostname=cmp-7.example",
+            "--collector.placement.refresh-interval=2m",
+            "--tracked.primary=libvirt",
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap();
+        assert_eq!(config.primary, Some(SourceKind::Libvirt));
+        let placement = config.placement.unwrap();
+        assert_eq!(placement.provider.name, "cmp-7.example");
+        assert_eq!(placement.max_age, Duration::from_secs(360));
+    }
+
+    #[test]
+    fn placement_flag_errors_name_the_flag() {
+        let no_env = |_: &str| None;
+        let err = cli(&["--nova.images-volume-group=vg", "--collector.placement"])
+            .unwrap()
+            .resolve_with(&no_env, Path::new("/nonexistent"))
+            .unwrap_err();
+        assert!(
+            err.0
+                .starts_with("--collector.placement: no OpenStack credentials"),
+            "{err}"
+        );
+        let err = cli(&[
+            "--nova.images-volume-group=vg",
+            "--collector.placement",
+            "--collector.placement.refresh-interval=1m",
+            "--collector.placement.max-age=30s",
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap_err();
+        assert!(err.0.starts_with("--collector.placement.max-age="), "{err}");
+        let err = cli(&["--collector.placement.refresh-interval=often"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--collector.placement.refresh-interval"),
+            "{err}"
+        );
+        let config = cli(&[
+            "--nova.images-volume-group=vg",
+            "--collector.placement.hostname=x",
+        ])
+        .unwrap()
+        .resolve_with(&no_env, Path::new("/nonexistent"))
+        .unwrap();
+        assert!(config.placement.is_none());
+        assert!(config
+            .warnings
+            .iter()
+            .any(|w| w.contains("--collector.placement.hostname")));
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,7 +29,8 @@ pub struct CollectorStatus {
     pub success: bool,
     /// How long it took (up to its timeout).
     pub duration: Duration,
-    /// Unix time of its last success, on this or an earlier collection.
+    /// Unix time of its last success, on this or an earlier collection. For a cached API source
+    /// this is when its data was read from the API, not when it was served.
     pub last_success_unix: Option<f64>,
     /// Why it failed, when it did.
     pub error: Option<String>,
@@ -103,11 +105,14 @@ impl Collector {
 
     /// Runs one collection. Never fails: failures are in the collector statuses.
     pub async fn collect(&self) -> Snapshot {
-        let raw = timed(self.raw_timeout, self.raw.collect(&self.watched_vgs));
+        let raw = timed(
+            self.raw_timeout,
+            caught(self.raw.collect(&self.watched_vgs)),
+        );
         let tracked = futures::future::join_all(
             self.tracked
                 .iter()
-                .map(|source| timed(self.tracked_timeout, source.collect())),
+                .map(|source| timed(self.tracked_timeout, caught(source.collect()))),
         );
         let ((raw_result, raw_duration), tracked_results) = tokio::join!(raw, tracked);
 
@@ -122,11 +127,11 @@ impl Collector {
                     .collect();
                 let error = (!missing.is_empty())
                     .then(|| format!("volume group not found: {}", missing.join(", ")));
-                statuses.push(self.status(LVM_COLLECTOR, raw_duration, error));
+                statuses.push(self.status(LVM_COLLECTOR, raw_duration, error, None));
                 Some(report)
             }
             Err(error) => {
-                statuses.push(self.status(LVM_COLLECTOR, raw_duration, Some(error)));
+                statuses.push(self.status(LVM_COLLECTOR, raw_duration, Some(error), None));
                 None
             }
         };
@@ -135,11 +140,16 @@ impl Collector {
         for (source, (result, duration)) in self.tracked.iter().zip(tracked_results) {
             match result {
                 Ok(usage) => {
-                    statuses.push(self.status(source.kind().as_str(), duration, None));
+                    statuses.push(self.status(
+                        source.kind().as_str(),
+                        duration,
+                        None,
+                        usage.fetched_unix,
+                    ));
                     usages.push((source.kind(), usage));
                 }
                 Err(error) => {
-                    statuses.push(self.status(source.kind().as_str(), duration, Some(error)))
+                    statuses.push(self.status(source.kind().as_str(), duration, Some(error), None))
                 }
             }
         }
@@ -175,17 +185,19 @@ impl Collector {
         }
     }
 
-    /// Builds a status, logs a failure and remembers the time of a success.
+    /// Builds a status, logs a failure and remembers the time of a success: `data_unix` when
+    /// the data is older than this collection (a cached source), else now.
     fn status(
         &self,
         name: &'static str,
         duration: Duration,
         error: Option<String>,
+        data_unix: Option<f64>,
     ) -> CollectorStatus {
         let mut last_success = self.last_success.lock().unwrap_or_else(|e| e.into_inner());
         match &error {
             None => {
-                last_success.insert(name, unix_now());
+                last_success.insert(name, data_unix.unwrap_or_else(unix_now));
             }
             Some(message) => tracing::warn!(collector = name, error = %message, "collector failed"),
         }
@@ -195,6 +207,25 @@ impl Collector {
             duration,
             last_success_unix: last_success.get(name).copied(),
             error,
+        }
+    }
+}
+
+/// Runs a source's future, turning its error into text and a panic (a bug) into an error of
+/// that source alone, so that one broken source never takes the whole scrape down.
+async fn caught<T, E: std::fmt::Display>(
+    future: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(format!("internal error (a bug): {message}"))
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod lvm;
 pub mod metrics;
 pub mod novaconf;
+pub mod openstack;
 pub mod server;
 pub mod tracked;
 pub mod webconfig;

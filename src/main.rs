@@ -86,7 +86,14 @@ fn main() -> ExitCode {
         tracing::info!(address = %address, path = %config.telemetry_path, version = nova_lvm_exporter::cli::VERSION, "listening");
         let tls = web.as_ref().is_some_and(|web| web.tls());
         tracing::info!(tls, basic_auth = web.is_some(), "web configuration");
-        let router = server::router(app::state(&config, web.clone(), &limits));
+        let state = match app::state(&config, web.clone(), &limits) {
+            Ok(state) => state,
+            Err(error) => {
+                eprintln!("nova-lvm-exporter: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let router = server::router(state);
         server::serve(listener, router, web, limits, shutdown_signal()).await;
         tracing::info!("shut down");
         ExitCode::SUCCESS

@@ -4,8 +4,10 @@
 //! instances with the two per-instance figures the accounting model needs (see [`Flavor`]) and the
 //! host settings that go with them (reserved disk, allocation ratio).
 
+pub mod cached;
 pub mod file;
 pub mod libvirt;
+pub mod placement;
 
 use std::io::Read;
 use std::path::Path;
@@ -161,6 +163,12 @@ pub struct TrackedUsage {
     /// Placement's DISK_GB `total` in bytes when the source reports it; `None` means "derive it
     /// from the VG size the way nova does" (floor to whole GiB).
     pub scheduler_total_bytes: Option<u64>,
+    /// Placement's own DISK_GB usage in bytes when the source reports it; `None` means "the sum
+    /// of the instances' allocated bytes".
+    pub scheduler_used_bytes: Option<u64>,
+    /// Unix time the data was read from its origin, when that is not "now" (a cached API
+    /// source): the collector exports it as the time of its last success.
+    pub fetched_unix: Option<f64>,
 }
 
 impl TrackedUsage {
@@ -171,6 +179,8 @@ impl TrackedUsage {
             reserved_bytes: settings.reserved_host_disk_mb * MIB,
             allocation_ratio: settings.disk_allocation_ratio,
             scheduler_total_bytes: None,
+            scheduler_used_bytes: None,
+            fetched_unix: None,
         }
     }
 }
@@ -226,6 +236,9 @@ pub enum TrackedError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An API (Keystone, Placement) failed; the message says which, where and why, never a secret.
+    #[error("{0}")]
+    Api(String),
     /// Input that does not have the expected shape.
     #[error("{path}: {message}")]
     Invalid {

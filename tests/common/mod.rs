@@ -233,9 +233,19 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the exporter on a free loopback port and waits until `/healthz` answers.
     pub fn start(args: &[String]) -> Self {
-        Self::start_with_probe(args, |port| {
-            get(port, "/healthz").is_ok_and(|(status, _)| status == 200)
-        })
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Exporter::start`], with these environment variables set and every other `OS_*`
+    /// variable of the test process removed (so a developer's sourced openrc never leaks in).
+    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Self {
+        Self::spawn(
+            env!("CARGO_BIN_EXE_nova-lvm-exporter"),
+            &[],
+            args,
+            env,
+            healthz_answers,
+        )
     }
 
     /// Starts the exporter and waits until its port accepts TCP connections (for TLS or
@@ -247,31 +257,43 @@ impl Exporter {
     /// Starts the exporter through a wrapper (e.g. `setpriv ... -- BINARY`): `program` and
     /// `wrapper_args` come first, then the listen address and `args`.
     pub fn start_command(program: &str, wrapper_args: &[&str], args: &[String]) -> Self {
-        Self::spawn(program, wrapper_args, args, |port| {
-            get(port, "/healthz").is_ok_and(|(status, _)| status == 200)
-        })
+        Self::spawn(program, wrapper_args, args, &[], healthz_answers)
     }
 
     /// Starts the exporter and waits until `ready(port)` is true.
     pub fn start_with_probe(args: &[String], ready: impl Fn(u16) -> bool) -> Self {
-        Self::spawn(env!("CARGO_BIN_EXE_nova-lvm-exporter"), &[], args, ready)
+        Self::spawn(
+            env!("CARGO_BIN_EXE_nova-lvm-exporter"),
+            &[],
+            args,
+            &[],
+            ready,
+        )
     }
 
     fn spawn(
         program: &str,
         wrapper_args: &[&str],
         args: &[String],
+        env: &[(&str, &str)],
         ready: impl Fn(u16) -> bool,
     ) -> Self {
         let port = free_port();
         let log_dir = tempfile::tempdir().expect("tempdir");
         let log = log_dir.path().join("exporter.log");
         let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OS_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(wrapper_args)
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .args(args)
+            .envs(env.iter().copied())
             .env("LVM_SUPPRESS_FD_WARNINGS", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -324,6 +346,11 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// True when `/healthz` answers 200 on `port`.
+fn healthz_answers(port: u16) -> bool {
+    get(port, "/healthz").is_ok_and(|(status, _)| status == 200)
 }
 
 /// A plain HTTP/1.1 GET on loopback: (status, body).

@@ -1,0 +1,355 @@
+//! Load discipline for API sources: a [`CachedSource`] wraps a [`TrackedSource`] so that a fleet
+//! of exporters scraped every 15 s puts at most one refresh per interval per host on the API.
+//!
+//! - **Refresh at most once per interval.** The first scrape starts a refresh at once; every
+//!   later refresh is due `interval` after the previous one *started*, plus or minus up to 10%
+//!   drawn at random each time. Exporters restarted together (a config push, a reboot of a
+//!   rack) therefore drift apart by a random walk instead of hitting the API in lock-step
+//!   forever, while each host keeps its average rate of exactly one refresh per interval.
+//!   Refreshes are driven by scrapes: an exporter nobody scrapes puts no load on the API.
+//! - **Never block a scrape.** A refresh runs on its own task. While it runs, scrapes get the
+//!   cached value when it is younger than `max_age`; only a scrape with nothing usable waits for
+//!   the refresh (and the collector's timeout bounds that wait; the refresh carries on in the
+//!   background and its result serves the next scrape).
+//! - **One refresh in flight.** A refresh that is due while another still runs is not started.
+//! - **Never stale data as fresh.** A value older than `max_age` is dropped and the collector
+//!   fails with the last refresh error; every value carries the time its refresh finished
+//!   ([`TrackedUsage::fetched_unix`]), which the collector exports as its last success.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures::future::{BoxFuture, FutureExt, Shared};
+
+use super::{SourceKind, TrackedError, TrackedSource, TrackedUsage};
+
+/// The largest jitter, as a fraction of the interval.
+pub const JITTER_FRACTION: f64 = 0.1;
+
+/// How often to refresh and how long a value stays usable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheSettings {
+    /// Mean time between refreshes.
+    pub interval: Duration,
+    /// A value older than this is dropped.
+    pub max_age: Duration,
+    /// The flag that sets `max_age`, for messages.
+    pub max_age_flag: &'static str,
+}
+
+/// `interval` scaled by `1 + fraction * (2u - 1)` for `u` uniform in `[0, 1)`.
+pub fn jittered(interval: Duration, fraction: f64, u: f64) -> Duration {
+    let factor = 1.0 + fraction * (2.0 * u.clamp(0.0, 1.0) - 1.0);
+    interval.mul_f64(factor.max(0.0))
+}
+
+struct Cached {
+    usage: TrackedUsage,
+    at: Instant,
+    unix: f64,
+}
+
+#[derive(Default)]
+struct State {
+    value: Option<Cached>,
+    last_error: Option<String>,
+    next_refresh: Option<Instant>,
+    in_flight: Option<Shared<BoxFuture<'static, ()>>>,
+}
+
+/// A tracked source refreshed in the background at most once per interval.
+pub struct CachedSource {
+    inner: Arc<dyn TrackedSource>,
+    settings: CacheSettings,
+    state: Arc<Mutex<State>>,
+    random: AtomicU64,
+    refreshes: Arc<AtomicU64>,
+}
+
+impl CachedSource {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn TrackedSource>, settings: CacheSettings) -> Self {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(u64::from(std::process::id()));
+        Self {
+            inner,
+            settings,
+            state: Arc::new(Mutex::new(State::default())),
+            random: AtomicU64::new(hasher.finish() | 1),
+            refreshes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many refreshes were started so far.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::SeqCst)
+    }
+
+    /// A uniform random number in `[0, 1)` (xorshift64*, seeded per process).
+    fn uniform(&self) -> f64 {
+        let mut x = self.random.load(Ordering::Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.random.store(x, Ordering::Relaxed);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Starts a refresh when one is due and none runs; returns the one in flight, if any.
+    fn maybe_refresh(
+        &self,
+        state: &mut State,
+        now: Instant,
+    ) -> Option<Shared<BoxFuture<'static, ()>>> {
+        let due = state.next_refresh.map_or(true, |at| now >= at);
+        if due && state.in_flight.is_none() {
+            state.next_refresh =
+                Some(now + jittered(self.settings.interval, JITTER_FRACTION, self.uniform()));
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            let task = tokio::spawn(refresh(Arc::clone(&self.inner), Arc::clone(&self.state)));
+            let shared = async move {
+                let _ = task.await;
+            }
+            .boxed()
+            .shared();
+            state.in_flight = Some(shared);
+        }
+        state.in_flight.clone()
+    }
+
+    /// The cached value when it is young enough.
+    fn fresh(&self, state: &State, now: Instant) -> Option<TrackedUsage> {
+        state
+            .value
+            .as_ref()
+            .filter(|c| now.saturating_duration_since(c.at) <= self.settings.max_age)
+            .map(|c| {
+                let mut usage = c.usage.clone();
+                usage.fetched_unix = Some(c.unix);
+                usage
+            })
+    }
+
+    fn failure(&self, state: &State, now: Instant) -> TrackedError {
+        let last = state.last_error.clone().unwrap_or_else(|| {
+            if state.in_flight.is_some() {
+                "a refresh is still running".to_string()
+            } else {
+                "no refresh has finished yet".to_string()
+            }
+        });
+        match &state.value {
+            Some(old) => TrackedError::Api(format!(
+                "no data younger than {}={}s: the last good data is {}s old; last refresh: {last}",
+                self.settings.max_age_flag,
+                self.settings.max_age.as_secs(),
+                now.saturating_duration_since(old.at).as_secs()
+            )),
+            None => TrackedError::Api(last),
+        }
+    }
+}
+
+/// One refresh: reads the inner source and stores the outcome.
+async fn refresh(inner: Arc<dyn TrackedSource>, state: Arc<Mutex<State>>) {
+    let result = AssertUnwindSafe(inner.collect()).catch_unwind().await;
+    // The data is as of its last response: a slow refresh does not make it stale on arrival.
+    let finished = Instant::now();
+    let finished_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    match result {
+        Ok(Ok(usage)) => {
+            state.value = Some(Cached {
+                usage,
+                at: finished,
+                unix: finished_unix,
+            });
+            state.last_error = None;
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(source = inner.kind().as_str(), error = %error, "refresh failed");
+            state.last_error = Some(error.to_string());
+        }
+        Err(_) => {
+            tracing::error!(source = inner.kind().as_str(), "refresh panicked (a bug)");
+            state.last_error = Some("the refresh panicked (a bug; see the log)".to_string());
+        }
+    }
+    state.in_flight = None;
+}
+
+#[async_trait]
+impl TrackedSource for CachedSource {
+    fn kind(&self) -> SourceKind {
+        self.inner.kind()
+    }
+
+    async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+        let in_flight = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let in_flight = self.maybe_refresh(&mut state, now);
+            if let Some(usage) = self.fresh(&state, now) {
+                return Ok(usage);
+            }
+            in_flight
+        };
+        if let Some(refresh) = in_flight {
+            refresh.await;
+        }
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        self.fresh(&state, now)
+            .ok_or_else(|| self.failure(&state, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracked::{HostDiskSettings, TrackedInstance};
+    use std::sync::atomic::AtomicBool;
+
+    struct Counting {
+        calls: AtomicU64,
+        delay: Duration,
+        fail: AtomicBool,
+    }
+
+    #[async_trait]
+    impl TrackedSource for Counting {
+        fn kind(&self) -> SourceKind {
+            SourceKind::Placement
+        }
+        async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(self.delay).await;
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(TrackedError::Api(format!("refresh {n} failed")));
+            }
+            Ok(TrackedUsage::from_local(
+                vec![TrackedInstance {
+                    uuid: format!("refresh-{n}"),
+                    tracked_bytes: n,
+                    allocated_bytes: n,
+                }],
+                &HostDiskSettings::default(),
+            ))
+        }
+    }
+
+    fn counting(delay_ms: u64) -> Arc<Counting> {
+        Arc::new(Counting {
+            calls: AtomicU64::new(0),
+            delay: Duration::from_millis(delay_ms),
+            fail: AtomicBool::new(false),
+        })
+    }
+
+    fn settings(interval_ms: u64, max_age_ms: u64) -> CacheSettings {
+        CacheSettings {
+            interval: Duration::from_millis(interval_ms),
+            max_age: Duration::from_millis(max_age_ms),
+            max_age_flag: "--collector.placement.max-age",
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(jittered(minute, 0.1, 0.0), Duration::from_secs(54));
+        assert_eq!(jittered(minute, 0.1, 0.5), minute);
+        assert!(jittered(minute, 0.1, 0.999_999) < Duration::from_secs(66));
+        let cache = CachedSource::new(counting(0), settings(1000, 3000));
+        let draws: Vec<f64> = (0..1000).map(|_| cache.uniform()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((0.4..0.6).contains(&mean), "{mean}");
+    }
+
+    #[tokio::test]
+    async fn many_scrapes_within_an_interval_cause_one_refresh() {
+        let inner = counting(20);
+        let cache = CachedSource::new(inner.clone(), settings(60_000, 180_000));
+        for _ in 0..100 {
+            let usage = cache.collect().await.unwrap();
+            assert_eq!(usage.instances[0].uuid, "refresh-1");
+            assert!(usage.fetched_unix.is_some());
+        }
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.refreshes(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_refresh_serves_the_previous_value_meanwhile() {
+        let inner = counting(0);
+        let cache = CachedSource::new(inner.clone(), settings(50, 10_000));
+        let first = cache.collect().await.unwrap();
+        let first_time = first.fetched_unix.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let slow = Arc::new(Counting {
+            calls: AtomicU64::new(0),
+            delay: Duration::from_secs(3600),
+            fail: AtomicBool::new(false),
+        });
+        // Swap in a hanging source behind the same cache state.
+        let hanging = CachedSource {
+            inner: slow.clone(),
+            settings: cache.settings,
+            state: Arc::clone(&cache.state),
+            random: AtomicU64::new(7),
+            refreshes: Arc::new(AtomicU64::new(0)),
+        };
+        let started = Instant::now();
+        let usage = hanging.collect().await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(usage.instances[0].uuid, "refresh-1");
+        assert_eq!(usage.fetched_unix, Some(first_time));
+        // The hanging refresh is in flight: no second one starts.
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        hanging.collect().await.unwrap();
+        assert_eq!(slow.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn data_older_than_max_age_is_dropped_and_the_error_says_why() {
+        let inner = counting(0);
+        let cache = CachedSource::new(inner.clone(), settings(30, 100));
+        cache.collect().await.unwrap();
+        inner.fail.store(true, Ordering::SeqCst);
+        // Within max age the old value still serves, even though refreshes now fail.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let usage = cache.collect().await.unwrap();
+        assert_eq!(usage.instances[0].uuid, "refresh-1");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let err = cache.collect().await.unwrap_err().to_string();
+        assert!(err.contains("--collector.placement.max-age"), "{err}");
+        assert!(err.contains("failed"), "{err}");
+        // Recovery: the next successful refresh serves again.
+        inner.fail.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let usage = cache.collect().await.unwrap();
+        assert_ne!(usage.instances[0].uuid, "refresh-1");
+    }
+
+    #[tokio::test]
+    async fn the_first_failure_is_reported_as_is() {
+        let inner = counting(0);
+        inner.fail.store(true, Ordering::SeqCst);
+        let cache = CachedSource::new(inner.clone(), settings(60_000, 180_000));
+        let err = cache.collect().await.unwrap_err().to_string();
+        assert_eq!(err, "refresh 1 failed");
+        // Not due again yet: the same error, no new request.
+        let err = cache.collect().await.unwrap_err().to_string();
+        assert_eq!(err, "refresh 1 failed");
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,470 @@
+//! The placement tracked source: what the scheduler believes, read from the Placement API.
+//!
+//! One refresh is five GETs (the version document only on the first refresh):
+//! `/` (microversion negotiation), `/resource_providers?name=<host>`, then the provider's
+//! `/inventories` (DISK_GB `total`, `reserved`, `allocation_ratio`), `/usages` (DISK_GB used,
+//! placement's own sum) and `/allocations` (the consumers on this host and their DISK_GB).
+//! Every consumer becomes a [`TrackedInstance`] with `tracked_bytes = allocated_bytes = DISK_GB
+//! GiB`, so the owner classes (instance vs orphan) work with this source too.
+//!
+//! Reading providers, inventories, usages and allocations needs the `admin` or `service` role
+//! (placement's `admin_or_service_api` policies); a `reader` gets 403, which the error says.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage, GIB};
+use crate::openstack::keystone::{Request, Session};
+use crate::openstack::ApiError;
+
+/// The newest microversion the exporter knows (openstack-placement 16.0.0's maximum). Every call
+/// it makes exists since 1.0; newer versions are used when offered so that responses carry the
+/// fields placement documents today.
+pub const PREFERRED_MICROVERSION: Microversion = Microversion(1, 39);
+/// The oldest microversion the exporter can work with.
+pub const MINIMUM_MICROVERSION: Microversion = Microversion(1, 0);
+
+const FORBIDDEN_HINT: &str = "reading resource providers, inventories, usages and allocations needs the admin or service role on the exporter's project (reader is not enough)";
+
+/// A placement microversion `major.minor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Microversion(pub u32, pub u32);
+
+impl Microversion {
+    /// Parses `1.39`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (major, minor) = text.trim().split_once('.')?;
+        Some(Self(major.parse().ok()?, minor.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for Microversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// Picks the microversion to use from the server's `min_version`/`max_version`: the preferred
+/// one when the server has it, else the highest the server offers that is at least the minimum.
+pub fn negotiate(
+    server_min: Microversion,
+    server_max: Microversion,
+) -> Result<Microversion, String> {
+    let chosen = server_max.min(PREFERRED_MICROVERSION);
+    if chosen < server_min || chosen < MINIMUM_MICROVERSION {
+        return Err(format!(
+            "Placement supports microversions {server_min} to {server_max}; the exporter works with {MINIMUM_MICROVERSION} to {PREFERRED_MICROVERSION}"
+        ));
+    }
+    Ok(chosen)
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionsDocument {
+    versions: Vec<VersionEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionEntry {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    min_version: String,
+    #[serde(default)]
+    max_version: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProvidersBody {
+    resource_providers: Vec<ProviderEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProviderEntry {
+    uuid: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct InventoriesBody {
+    inventories: BTreeMap<String, Inventory>,
+}
+
+/// One resource class' inventory.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+pub struct Inventory {
+    /// `total`.
+    pub total: u64,
+    /// `reserved`.
+    #[serde(default)]
+    pub reserved: u64,
+    /// `allocation_ratio`.
+    #[serde(default = "one")]
+    pub allocation_ratio: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Deserialize)]
+struct UsagesBody {
+    usages: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AllocationsBody {
+    allocations: BTreeMap<String, ConsumerAllocation>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsumerAllocation {
+    #[serde(default)]
+    resources: BTreeMap<String, u64>,
+}
+
+/// The name of this host's resource provider and why that name was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderName {
+    /// The name looked up.
+    pub name: String,
+    /// Where it came from, for the log and error messages.
+    pub origin: String,
+}
+
+/// Reads this host's DISK_GB figures from placement.
+#[derive(Debug)]
+pub struct PlacementSource {
+    session: Arc<Session>,
+    provider: ProviderName,
+    microversion: Mutex<Option<Microversion>>,
+}
+
+impl PlacementSource {
+    /// A source reading the provider named `provider` through `session`.
+    pub fn new(session: Arc<Session>, provider: ProviderName) -> Self {
+        Self {
+            session,
+            provider,
+            microversion: Mutex::new(None),
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        microversion: Option<Microversion>,
+    ) -> Result<T, TrackedError> {
+        let header = microversion.map(|mv| format!("placement {mv}"));
+        let headers: Vec<(&str, &str)> = header
+            .as_deref()
+            .map(|value| vec![("OpenStack-API-Version", value)])
+            .unwrap_or_default();
+        self.session
+            .get_json(Request {
+                service_type: "placement",
+                path,
+                headers: &headers,
+                forbidden_hint: FORBIDDEN_HINT,
+            })
+            .await
+            .map_err(api_error)
+    }
+
+    async fn microversion(&self) -> Result<Microversion, TrackedError> {
+        if let Some(mv) = *self.microversion.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(mv);
+        }
+        let document: VersionsDocument = self.get("/", None).await?;
+        let entry = document
+            .versions
+            .iter()
+            .find(|v| v.id.starts_with("v1"))
+            .or(document.versions.first())
+            .ok_or_else(|| invalid("placement's version document lists no version"))?;
+        let parse = |text: &str, field: &str| {
+            Microversion::parse(text).ok_or_else(|| {
+                invalid(&format!(
+                    "placement's version document has {field} {text:?}, not a microversion"
+                ))
+            })
+        };
+        let chosen = negotiate(
+            parse(&entry.min_version, "min_version")?,
+            parse(&entry.max_version, "max_version")?,
+        )
+        .map_err(|e| invalid(&e))?;
+        tracing::info!(
+            microversion = %chosen,
+            server_max = %entry.max_version,
+            "negotiated the placement microversion"
+        );
+        *self.microversion.lock().unwrap_or_else(|e| e.into_inner()) = Some(chosen);
+        Ok(chosen)
+    }
+}
+
+fn invalid(message: &str) -> TrackedError {
+    TrackedError::Invalid {
+        path: "placement".into(),
+        message: message.to_string(),
+    }
+}
+
+fn api_error(error: ApiError) -> TrackedError {
+    TrackedError::Api(error.to_string())
+}
+
+/// Percent-encodes a provider name for a query string.
+fn encode_query(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Turns placement's answers into usage (pure, for the tests).
+pub fn usage_from(
+    provider: &str,
+    inventories: &BTreeMap<String, Inventory>,
+    usages: &BTreeMap<String, u64>,
+    allocations: &BTreeMap<String, BTreeMap<String, u64>>,
+) -> Result<TrackedUsage, String> {
+    let disk = inventories.get("DISK_GB").ok_or_else(|| {
+        format!(
+            "resource provider {provider} has no DISK_GB inventory (it has: {}); nova-compute reports DISK_GB for local disks, so this provider's instances keep no disk here",
+            if inventories.is_empty() {
+                "none".to_string()
+            } else {
+                inventories.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        )
+    })?;
+    if !(disk.allocation_ratio.is_finite() && disk.allocation_ratio > 0.0) {
+        return Err(format!(
+            "resource provider {provider}: DISK_GB allocation_ratio {} is not a positive number",
+            disk.allocation_ratio
+        ));
+    }
+    let gib = |value: u64, what: &str| {
+        value.checked_mul(GIB).ok_or_else(|| {
+            format!("resource provider {provider}: {what} {value} GiB is out of range")
+        })
+    };
+    let mut instances = Vec::with_capacity(allocations.len());
+    for (consumer, resources) in allocations {
+        let disk_gb = resources.get("DISK_GB").copied().unwrap_or(0);
+        let bytes = gib(disk_gb, "a DISK_GB allocation of")?;
+        instances.push(TrackedInstance {
+            uuid: consumer.to_ascii_lowercase(),
+            tracked_bytes: bytes,
+            allocated_bytes: bytes,
+        });
+    }
+    let used = usages.get("DISK_GB").copied().unwrap_or(0);
+    Ok(TrackedUsage {
+        instances,
+        reserved_bytes: gib(disk.reserved, "DISK_GB reserved")?,
+        allocation_ratio: disk.allocation_ratio,
+        scheduler_total_bytes: Some(gib(disk.total, "DISK_GB total")?),
+        scheduler_used_bytes: Some(gib(used, "DISK_GB used")?),
+        fetched_unix: None,
+    })
+}
+
+#[async_trait]
+impl TrackedSource for PlacementSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Placement
+    }
+
+    async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+        let mv = Some(self.microversion().await?);
+        let name = &self.provider.name;
+        let providers: ProvidersBody = self
+            .get(
+                &format!("/resource_providers?name={}", encode_query(name)),
+                mv,
+            )
+            .await?;
+        let provider = providers
+            .resource_providers
+            .iter()
+            .find(|p| p.name == *name)
+            .ok_or_else(|| {
+                invalid(&format!(
+                    "no resource provider named {name:?} in placement (the name came from {}); nova-compute names it after the hypervisor hostname, which may be the FQDN or the short name: set --collector.placement.hostname",
+                    self.provider.origin
+                ))
+            })?;
+        let base = format!("/resource_providers/{}", provider.uuid);
+        let inventories: InventoriesBody = self.get(&format!("{base}/inventories"), mv).await?;
+        let usages: UsagesBody = self.get(&format!("{base}/usages"), mv).await?;
+        let allocations: AllocationsBody = self.get(&format!("{base}/allocations"), mv).await?;
+        let allocations = allocations
+            .allocations
+            .into_iter()
+            .map(|(consumer, a)| (consumer, a.resources))
+            .collect();
+        usage_from(
+            &format!("{name:?} ({})", provider.uuid),
+            &inventories.inventories,
+            &usages.usages,
+            &allocations,
+        )
+        .map_err(|e| invalid(&e))
+    }
+}
+
+/// The provider name to look up: the flag, else nova.conf's `[DEFAULT] host`, else the system
+/// hostname (nova-compute's own default for `host`).
+pub fn provider_name(
+    flag: Option<&str>,
+    nova_conf_host: Option<&str>,
+    nova_conf_path: &str,
+) -> ProviderName {
+    if let Some(name) = flag {
+        return ProviderName {
+            name: name.to_string(),
+            origin: "--collector.placement.hostname".to_string(),
+        };
+    }
+    if let Some(host) = nova_conf_host.filter(|h| !h.is_empty()) {
+        return ProviderName {
+            name: host.to_string(),
+            origin: format!("{nova_conf_path} [DEFAULT] host"),
+        };
+    }
+    ProviderName {
+        name: system_hostname(),
+        origin: "the system hostname (nova.conf sets no [DEFAULT] host)".to_string(),
+    }
+}
+
+/// The kernel's hostname, as nova's `socket.gethostname()` sees it.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_microversion_is_negotiated_from_the_root_document() {
+        let mv = |s| Microversion::parse(s).unwrap();
+        assert_eq!(negotiate(mv("1.0"), mv("1.39")), Ok(mv("1.39")));
+        assert_eq!(negotiate(mv("1.0"), mv("1.42")), Ok(mv("1.39")));
+        assert_eq!(negotiate(mv("1.0"), mv("1.17")), Ok(mv("1.17")));
+        let err = negotiate(mv("1.40"), mv("1.50")).unwrap_err();
+        assert!(err.contains("1.40 to 1.50"), "{err}");
+        assert_eq!(Microversion::parse("1.x"), None);
+        assert!(mv("1.10") > mv("1.9"));
+        let doc: VersionsDocument = serde_json::from_str(
+            r#"{"versions": [{"id": "v1.0", "max_version": "1.39", "min_version": "1.0", "status": "CURRENT", "links": [{"rel": "self", "href": ""}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.versions[0].max_version, "1.39");
+    }
+
+    fn inventories(json: &str) -> BTreeMap<String, Inventory> {
+        serde_json::from_str::<InventoriesBody>(json)
+            .unwrap()
+            .inventories
+    }
+
+    const INVENTORIES: &str = r#"{"inventories": {
+        "DISK_GB": {"allocation_ratio": 1.0, "max_unit": 500, "min_unit": 1, "reserved": 2, "step_size": 1, "total": 500},
+        "MEMORY_MB": {"allocation_ratio": 1.0, "max_unit": 64000, "min_unit": 1, "reserved": 512, "step_size": 1, "total": 64000}},
+        "resource_provider_generation": 7}"#;
+
+    #[test]
+    fn placement_answers_become_usage() {
+        let usages: UsagesBody = serde_json::from_str(
+            r#"{"resource_provider_generation": 7, "usages": {"DISK_GB": 60, "MEMORY_MB": 6144, "VCPU": 3}}"#,
+        )
+        .unwrap();
+        let allocations: AllocationsBody = serde_json::from_str(
+            r#"{"resource_provider_generation": 7, "allocations": {
+                "11111111-1111-4111-8111-111111111111": {"resources": {"DISK_GB": 20, "MEMORY_MB": 2048, "VCPU": 1}},
+                "22222222-2222-4222-8222-22222222222A": {"resources": {"DISK_GB": 40, "MEMORY_MB": 4096, "VCPU": 2}},
+                "33333333-3333-4333-8333-333333333333": {"resources": {"MEMORY_MB": 512, "VCPU": 1}}}}"#,
+        )
+        .unwrap();
+        let allocations = allocations
+            .allocations
+            .into_iter()
+            .map(|(c, a)| (c, a.resources))
+            .collect();
+        let usage = usage_from(
+            "compute-01",
+            &inventories(INVENTORIES),
+            &usages.usages,
+            &allocations,
+        )
+        .unwrap();
+        assert_eq!(usage.reserved_bytes, 2 * GIB);
+        assert_eq!(usage.allocation_ratio, 1.0);
+        assert_eq!(usage.scheduler_total_bytes, Some(500 * GIB));
+        assert_eq!(usage.scheduler_used_bytes, Some(60 * GIB));
+        assert_eq!(usage.instances.len(), 3);
+        assert_eq!(
+            usage.instances[1],
+            TrackedInstance {
+                uuid: "22222222-2222-4222-8222-22222222222a".into(),
+                tracked_bytes: 40 * GIB,
+                allocated_bytes: 40 * GIB,
+            }
+        );
+        // A boot-from-volume consumer holds no DISK_GB but is still an instance on this host.
+        assert_eq!(usage.instances[2].tracked_bytes, 0);
+    }
+
+    #[test]
+    fn a_provider_without_disk_gb_is_a_clear_error() {
+        let only_memory =
+            inventories(r#"{"inventories": {"MEMORY_MB": {"total": 100}, "VCPU": {"total": 8}}}"#);
+        let err = usage_from(
+            "compute-01",
+            &only_memory,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(err.contains("no DISK_GB inventory"), "{err}");
+        assert!(err.contains("MEMORY_MB, VCPU"), "{err}");
+        let bad_ratio =
+            inventories(r#"{"inventories": {"DISK_GB": {"total": 100, "allocation_ratio": 0.0}}}"#);
+        assert!(usage_from("x", &bad_ratio, &BTreeMap::new(), &BTreeMap::new()).is_err());
+        let huge = inventories(r#"{"inventories": {"DISK_GB": {"total": 18446744073709551615}}}"#);
+        let err = usage_from("x", &huge, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+    }
+
+    #[test]
+    fn provider_names_say_where_they_came_from() {
+        let flag = provider_name(Some("cmp-7.example"), Some("cmp-7"), "/etc/nova/nova.conf");
+        assert_eq!(flag.name, "cmp-7.example");
+        assert_eq!(flag.origin, "--collector.placement.hostname");
+        let conf = provider_name(None, Some("cmp-7"), "/etc/nova/nova.conf");
+        assert_eq!(conf.origin, "/etc/nova/nova.conf [DEFAULT] host");
+        let system = provider_name(None, None, "/etc/nova/nova.conf");
+        assert!(!system.name.is_empty());
+        assert!(system.origin.contains("system hostname"));
+        assert_eq!(encode_query("cmp 7&x"), "cmp%207%26x");
+    }
+}

@@ -1,0 +1,475 @@
+//! The placement source against a real Keystone 30.0.0 and Placement 16.0.0 (PyPI, sqlite),
+//! seeded the way nova-compute and the scheduler write them. The LVM side is a saved JSON report
+//! (`--collector.lvm.replay-file`) so that these tests need no loop device.
+//!
+//! All tests share one environment (started on first use) and use their own resource provider,
+//! so they can run in parallel; none of them stops a server (that is `placement_faults.rs`).
+
+mod common;
+#[path = "common/openstack.rs"]
+mod openstack;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{get, write_nova_conf, Exporter, Exposition, MIB};
+use openstack::*;
+
+const VG: &str = "vms-group";
+/// `vgcreate` on a 100 GiB device: 25599 extents of 4 MiB.
+const VG_BYTES: u64 = 25_599 * 4 * MIB;
+const RESERVED_HOST_DISK_MB: u64 = 1500;
+
+fn environment() -> Option<&'static OpenStack> {
+    static ENV: OnceLock<Option<OpenStack>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        openstack_available("placement integration tests")
+            .then(|| OpenStack::start(Options::default()))
+    })
+    .as_ref()
+}
+
+/// A host: its provider in placement, its LVM report and nova.conf, in `dir`.
+struct Host {
+    name: String,
+    uuid: String,
+    consumers: Vec<Consumer>,
+    dir: tempfile::TempDir,
+}
+
+fn uuid(prefix: u32, n: u32) -> String {
+    format!(
+        "{prefix:08x}-{n:04x}-4000-8000-{:012x}",
+        u64::from(prefix) * 1000 + u64::from(n)
+    )
+}
+
+/// Seeds provider `name` with consumers A (20 GiB), B (40 GiB) and D (boot from volume, no
+/// DISK_GB), and writes an LVM report with A's and B's disks, a disk of C (not a consumer here:
+/// an orphan) and a foreign LV.
+fn seed_host(os: &OpenStack, name: &str, tag: u32) -> Host {
+    let host = Host {
+        name: name.to_string(),
+        uuid: uuid(0xc0de_0000 + tag, 0),
+        consumers: vec![
+            Consumer {
+                uuid: uuid(0xa000_0000 + tag, 1),
+                disk_gb: 20,
+                vcpus: 1,
+                memory_mb: 2048,
+            },
+            Consumer {
+                uuid: uuid(0xb000_0000 + tag, 2),
+                disk_gb: 40,
+                vcpus: 2,
+                memory_mb: 4096,
+            },
+            Consumer {
+                uuid: uuid(0xd000_0000 + tag, 4),
+                disk_gb: 0,
+                vcpus: 1,
+                memory_mb: 1024,
+            },
+        ],
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let placement = os.placement();
+    placement.register_compute_node(&ComputeNode {
+        name: host.name.clone(),
+        uuid: host.uuid.clone(),
+        vg_bytes: VG_BYTES,
+        reserved_host_disk_mb: RESERVED_HOST_DISK_MB,
+        disk_allocation_ratio: 1.0,
+    });
+    for consumer in &host.consumers {
+        placement.allocate(&host.uuid, consumer);
+    }
+    let orphan = uuid(0xcccc_0000 + tag, 3);
+    let a_disk = format!("{}_disk", host.consumers[0].uuid);
+    let b_disk = format!("{}_disk", host.consumers[1].uuid);
+    let c_disk = format!("{orphan}_disk");
+    write_lvm_report(
+        &host.dir.path().join("lvm-report.json"),
+        VG,
+        VG_BYTES,
+        &[
+            ReportLv {
+                name: &a_disk,
+                bytes: 20 * GIB,
+            },
+            ReportLv {
+                name: &b_disk,
+                bytes: 40 * GIB,
+            },
+            ReportLv {
+                name: &c_disk,
+                bytes: 10 * GIB,
+            },
+            ReportLv {
+                name: "scratch",
+                bytes: 5 * GIB,
+            },
+        ],
+    );
+    write_nova_conf(
+        &host.dir.path().join("nova.conf"),
+        VG,
+        RESERVED_HOST_DISK_MB,
+    );
+    host
+}
+
+fn args(host: &Host, extra: &[&str]) -> Vec<String> {
+    let dir = host.dir.path().display();
+    let mut args = vec![
+        format!("--nova.config-file={dir}/nova.conf"),
+        format!("--collector.lvm.replay-file={dir}/lvm-report.json"),
+        "--no-collector.libvirt".to_string(),
+        "--collector.placement".to_string(),
+        format!("--collector.placement.hostname={}", host.name),
+        "--collector.timeout=20s".to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Scrapes until `ready` holds (the first refresh authenticates, which takes a moment).
+fn scrape_until(exporter: &Exporter, ready: impl Fn(&Exposition) -> bool) -> Exposition {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let m = exporter.scrape();
+        if ready(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready in time:\n{}\n{}",
+            m.text,
+            exporter.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn placement_status(m: &Exposition) -> Option<f64> {
+    m.get("nova_lvm_collector_success{collector=\"placement\"}")
+}
+
+fn placement_ok(m: &Exposition) -> bool {
+    placement_status(m) == Some(1.0)
+}
+
+/// The placement collector's current error, from the log.
+fn wait_for_log(exporter: &Exporter, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let _ = exporter.scrape();
+        let log = exporter.log();
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "{needle:?} never logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn assert_no_secrets(os: &OpenStack, text: &str) {
+    for secret in [
+        os.var("APP_CRED_SECRET"),
+        os.var("EXPORTER_PASSWORD"),
+        os.var("READER_PASSWORD"),
+        os.var("ADMIN_PASSWORD"),
+    ] {
+        assert!(!text.contains(secret), "a secret leaked:\n{text}");
+    }
+    assert!(!text.contains("gAAAAA"), "a fernet token leaked:\n{text}");
+}
+
+#[test]
+fn application_credential_from_clouds_yaml_every_figure_to_the_byte() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-appcred.example", 1);
+    let clouds = os.write_clouds_yaml(host.dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = host.dir.path().join("secure.yaml").display().to_string();
+    let exporter = Exporter::start_with_env(
+        &args(&host, &["--os-cloud=exporter-appcred"]),
+        &[
+            ("OS_CLIENT_CONFIG_FILE", &clouds_env),
+            ("OS_CLIENT_SECURE_FILE", &secure_env),
+        ],
+    );
+    let m = scrape_until(&exporter, placement_ok);
+    let p = |series: &str| m.value(series);
+    let v = |name: &str| format!("{name}{{source=\"placement\",vg=\"{VG}\"}}");
+    let g = |name: &str| format!("{name}{{vg=\"{VG}\"}}");
+
+    // What placement says, in bytes: 60 GiB allocated to 3 consumers (one boot from volume),
+    // reserved ceil(1500/1024) = 2 GiB, DISK_GB total floor(VG) = 99 GiB.
+    assert_eq!(p(&v("nova_lvm_tracked_used_bytes")), (60 * GIB) as f64);
+    assert_eq!(p(&v("nova_lvm_tracked_allocated_bytes")), (60 * GIB) as f64);
+    assert_eq!(p(&v("nova_lvm_tracked_instances")), 3.0);
+    assert_eq!(p(&v("nova_lvm_reserved_bytes")), (2 * GIB) as f64);
+    assert_eq!(p(&v("nova_lvm_allocation_ratio")), 1.0);
+    assert_eq!(
+        p(&v("nova_lvm_scheduler_free_bytes")),
+        ((99 - 2 - 60) * GIB) as f64
+    );
+
+    // Owner classes from placement's consumers.
+    let owner = |name: &str, owner: &str| p(&format!("{name}{{owner=\"{owner}\",vg=\"{VG}\"}}"));
+    assert_eq!(owner("nova_lvm_lvs", "instance"), 2.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "instance"), (60 * GIB) as f64);
+    assert_eq!(owner("nova_lvm_lvs", "orphan"), 1.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "orphan"), (10 * GIB) as f64);
+    assert_eq!(owner("nova_lvm_lvs", "foreign"), 1.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "foreign"), (5 * GIB) as f64);
+    assert_eq!(owner("nova_lvm_lvs", "cinder"), 0.0);
+    let orphan_lv = format!("{}_disk", uuid(0xcccc_0000 + 1, 3));
+    assert_eq!(
+        p(&format!(
+            "nova_lvm_lv_size_bytes{{lv=\"{orphan_lv}\",owner=\"orphan\",vg=\"{VG}\"}}"
+        )),
+        (10 * GIB) as f64
+    );
+
+    // Derived, with placement as the primary source.
+    let used = 75 * GIB;
+    let corrected = VG_BYTES as i64 - used as i64 - (2 * GIB) as i64;
+    assert_eq!(p(&g("nova_lvm_vg_used_bytes")), used as f64);
+    assert_eq!(p(&g("nova_lvm_drift_bytes")), (15 * GIB) as f64);
+    let cause = |c: &str| {
+        p(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"{c}\",vg=\"{VG}\"}}"
+        ))
+    };
+    assert_eq!(cause("foreign"), (5 * GIB) as f64);
+    assert_eq!(cause("orphan"), (10 * GIB) as f64);
+    assert_eq!(cause("cinder"), 0.0);
+    assert_eq!(cause("overhead"), 0.0);
+    assert_eq!(cause("unexplained"), 0.0);
+    assert_eq!(p(&g("nova_lvm_tracked_unbacked_bytes")), 0.0);
+    assert_eq!(p(&g("nova_lvm_corrected_free_bytes")), corrected as f64);
+    assert_eq!(
+        p(&g("nova_lvm_scheduler_overestimate_bytes")),
+        (37 * GIB as i64 - corrected) as f64
+    );
+    // (99 - R) * 1 - 60 <= corrected free (22.996 GiB)  =>  R >= 16.004 GiB  =>  17 GiB.
+    assert_eq!(
+        p(&g("nova_lvm_recommended_reserved_host_disk_bytes")),
+        (17 * GIB) as f64
+    );
+
+    // The collector's last success is the time the data was read, not of the scrape.
+    let data_time = p("nova_lvm_collector_last_success_timestamp_seconds{collector=\"placement\"}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let again = exporter.scrape();
+    assert_eq!(
+        again.value("nova_lvm_collector_last_success_timestamp_seconds{collector=\"placement\"}"),
+        data_time
+    );
+    assert!(
+        again.value("nova_lvm_collector_last_success_timestamp_seconds{collector=\"lvm\"}")
+            > data_time
+    );
+
+    // Secrets never in the metrics, the landing page or the log.
+    assert_no_secrets(os, &m.text);
+    let (_, landing) = get(exporter.port, "/").unwrap();
+    assert!(landing.contains("application credential"), "{landing}");
+    assert!(landing.contains("cmp-appcred.example"), "{landing}");
+    assert_no_secrets(os, &landing);
+    assert_no_secrets(os, &exporter.log());
+    assert!(exporter
+        .log()
+        .contains("from=--collector.placement.hostname"));
+    let complaints = common::promtool_check_metrics(&m.text);
+    assert!(complaints.is_empty(), "promtool: {complaints}");
+}
+
+#[test]
+fn password_auth_from_os_variables() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-password", 2);
+    let exporter = Exporter::start_with_env(
+        &args(&host, &[]),
+        &[
+            ("OS_AUTH_URL", os.auth_url()),
+            ("OS_USERNAME", "exporter"),
+            ("OS_PASSWORD", os.var("EXPORTER_PASSWORD")),
+            ("OS_PROJECT_NAME", "service"),
+            ("OS_USER_DOMAIN_NAME", "Default"),
+            ("OS_PROJECT_DOMAIN_ID", "default"),
+            ("OS_REGION_NAME", "RegionOne"),
+            ("OS_INTERFACE", "internal"),
+        ],
+    );
+    let m = scrape_until(&exporter, placement_ok);
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_tracked_used_bytes{{source=\"placement\",vg=\"{VG}\"}}"
+        )),
+        (60 * GIB) as f64
+    );
+    assert_eq!(
+        m.value(&format!("nova_lvm_lvs{{owner=\"orphan\",vg=\"{VG}\"}}")),
+        1.0
+    );
+    assert_no_secrets(os, &exporter.log());
+    let (_, landing) = get(exporter.port, "/").unwrap();
+    assert!(landing.contains("OS_* environment variables"), "{landing}");
+    assert_no_secrets(os, &landing);
+}
+
+#[test]
+fn a_hundred_scrapes_within_one_refresh_interval_cause_one_refresh() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-counting", 3);
+    let clouds = os.write_clouds_yaml(host.dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = host.dir.path().join("secure.yaml").display().to_string();
+    let lookups =
+        |os: &OpenStack| os.count("placement", "GET", "/resource_providers?name=cmp-counting");
+    let allocation_reads = |os: &OpenStack| {
+        os.count(
+            "placement",
+            "GET",
+            &format!("/resource_providers/{}/allocations", host.uuid),
+        )
+    };
+    let inventory_reads = |os: &OpenStack| {
+        os.count(
+            "placement",
+            "GET",
+            &format!("/resource_providers/{}/inventories", host.uuid),
+        )
+    };
+    // Seeding itself looked the provider up: count from here.
+    let before = (lookups(os), allocation_reads(os), inventory_reads(os));
+    let exporter = Exporter::start_with_env(
+        &args(
+            &host,
+            &[
+                "--os-cloud=exporter-appcred",
+                "--collector.placement.refresh-interval=10m",
+            ],
+        ),
+        &[
+            ("OS_CLIENT_CONFIG_FILE", &clouds_env),
+            ("OS_CLIENT_SECURE_FILE", &secure_env),
+        ],
+    );
+    let started = Instant::now();
+    scrape_until(&exporter, placement_ok);
+    for _ in 0..100 {
+        let m = exporter.scrape();
+        assert!(placement_ok(&m));
+    }
+    assert!(started.elapsed() < Duration::from_secs(540));
+    assert_eq!(lookups(os) - before.0, 1, "one provider lookup");
+    assert_eq!(allocation_reads(os) - before.1, 1, "one allocations read");
+    assert_eq!(inventory_reads(os) - before.2, 1, "one inventories read");
+}
+
+#[test]
+fn a_reader_only_user_gets_an_error_that_names_the_role() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-reader", 4);
+    let clouds = os.write_clouds_yaml(host.dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let exporter = Exporter::start_with_env(
+        &args(&host, &["--os-cloud=reader"]),
+        &[("OS_CLIENT_CONFIG_FILE", &clouds_env)],
+    );
+    let log = wait_for_log(&exporter, "403 Forbidden");
+    let m = exporter.scrape();
+    assert_eq!(placement_status(&m), Some(0.0));
+    assert!(m.lacks_family("nova_lvm_drift_bytes"), "{}", m.text);
+    assert!(log.contains("admin or service role"), "{log}");
+    assert!(log.contains("the token has roles: reader"), "{log}");
+    assert_no_secrets(os, &log);
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_without_the_password() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-wrong-password", 5);
+    let exporter = Exporter::start_with_env(
+        &args(&host, &[]),
+        &[
+            ("OS_AUTH_URL", os.auth_url()),
+            ("OS_USERNAME", "exporter"),
+            ("OS_PASSWORD", "not-the-password-Zq9"),
+            ("OS_PROJECT_NAME", "service"),
+            ("OS_USER_DOMAIN_ID", "default"),
+            ("OS_PROJECT_DOMAIN_ID", "default"),
+        ],
+    );
+    let log = wait_for_log(&exporter, "refused to authenticate");
+    assert!(log.contains("user \\\"exporter\\\""), "{log}");
+    assert!(log.contains("HTTP 401"), "{log}");
+    assert!(!log.contains("not-the-password-Zq9"), "{log}");
+    assert_eq!(placement_status(&exporter.scrape()), Some(0.0));
+}
+
+#[test]
+fn a_missing_provider_names_the_name_tried_and_the_flag() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-exists", 6);
+    let clouds = os.write_clouds_yaml(host.dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = host.dir.path().join("secure.yaml").display().to_string();
+    let mut args = args(&host, &["--os-cloud=exporter-appcred"]);
+    args.retain(|a| !a.starts_with("--collector.placement.hostname"));
+    // No flag: the name comes from nova.conf's [DEFAULT] host (compute-test), which has no
+    // provider.
+    let exporter = Exporter::start_with_env(
+        &args,
+        &[
+            ("OS_CLIENT_CONFIG_FILE", &clouds_env),
+            ("OS_CLIENT_SECURE_FILE", &secure_env),
+        ],
+    );
+    let log = wait_for_log(&exporter, "no resource provider named");
+    assert!(log.contains("compute-test"), "{log}");
+    assert!(log.contains("nova.conf [DEFAULT] host"), "{log}");
+    assert!(log.contains("--collector.placement.hostname"), "{log}");
+    assert_eq!(placement_status(&exporter.scrape()), Some(0.0));
+}
+
+#[test]
+fn clouds_yaml_problems_are_one_line_errors_naming_the_cloud() {
+    // No servers needed: the exporter refuses to start.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("clouds.yaml"),
+        "clouds:\n  prod:\n    auth:\n      auth_url: http://127.0.0.1:1/v3\n      application_credential_id: x\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("secure.yaml"), "clouds: {}\n").unwrap();
+    write_nova_conf(&dir.path().join("nova.conf"), VG, 0);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .arg(format!(
+            "--nova.config-file={}",
+            dir.path().join("nova.conf").display()
+        ))
+        .args(["--collector.placement", "--os-cloud=staging"])
+        .env(
+            "OS_CLIENT_CONFIG_FILE",
+            dir.path().join("clouds.yaml").as_os_str(),
+        )
+        .env(
+            "OS_CLIENT_SECURE_FILE",
+            dir.path().join("secure.yaml").as_os_str(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--os-cloud=staging: no such cloud"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(clouds: prod)"), "{stderr}");
+}
