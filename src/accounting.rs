@@ -129,6 +129,11 @@ pub struct SourceFigures {
     pub allocation_ratio: f64,
     /// The scheduler's free space; `None` when it needs the VG size and LVM failed.
     pub scheduler_free_bytes: Option<i64>,
+    /// Placement's DISK_GB total in bytes (reported by the source, or the VG size floored to
+    /// whole GiB); `None` when it needs the VG size and LVM failed.
+    pub scheduler_total_bytes: Option<u64>,
+    /// What placement counts as DISK_GB used, in bytes.
+    pub scheduler_used_bytes: u64,
 }
 
 /// Figures of one tracked source. `vg_size_bytes` is needed only for sources that do not report
@@ -142,6 +147,8 @@ pub fn source_figures(usage: &TrackedUsage, vg_size_bytes: Option<u64>) -> Sourc
         allocation_ratio: usage.allocation_ratio,
         scheduler_free_bytes: scheduler_total_bytes(usage, vg_size_bytes)
             .map(|total| scheduler_free_bytes(usage, total)),
+        scheduler_total_bytes: scheduler_total_bytes(usage, vg_size_bytes),
+        scheduler_used_bytes: scheduler_used_bytes(usage),
     }
 }
 

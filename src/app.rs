@@ -189,6 +189,7 @@ pub fn state(
         SingleFlight::new(Arc::new(collector(config)?)),
         config.telemetry_path.clone(),
         summary(config),
+        crate::report::ReportContext::from_config(config),
         web,
         limits,
     )))

@@ -223,6 +223,27 @@ pub struct Cli {
     /// Output format of log messages.
     #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt")]
     pub log_format: LogFormat,
+
+    /// TOML file with any of these settings (the README's "Configuration file" lists the keys).
+    /// A flag given on the command line wins over the file, which wins over nova.conf.
+    #[arg(long = "config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Check the configuration (flags, --config.file, nova.conf, credentials), print the
+    /// effective settings with secrets redacted and exit: 0 when valid, 2 when not.
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+
+    /// What to do; without a subcommand the exporter serves the metrics (like `serve`).
+    #[command(subcommand)]
+    pub command: Option<crate::commands::Command>,
+}
+
+/// The command line as parsed: [`Cli`]'s command with every top-level flag made global, so
+/// that the collection flags may also follow a subcommand (`report --collector.lvm.vg=...`).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_args(|arg| arg.global(true))
 }
 
 /// Settings of the raw source.
@@ -294,6 +315,8 @@ pub struct Config {
     pub collector_timeout: Duration,
     /// The primary tracked source, if any is enabled.
     pub primary: Option<SourceKind>,
+    /// Why that source is the primary one, for the report and the status page.
+    pub primary_origin: String,
     /// Log level.
     pub log_level: LogLevel,
     /// Log format.
@@ -456,6 +479,11 @@ impl Cli {
         .into_iter()
         .flatten()
         .collect();
+        let primary_origin = match self.primary {
+            Some(_) => "--tracked.primary".to_string(),
+            None => "the first enabled of placement, libvirt, file (--tracked.primary overrides)"
+                .to_string(),
+        };
         let primary = match self.primary {
             Some(kind) if enabled.contains(&kind) => Some(kind),
             Some(kind) => {
@@ -501,6 +529,7 @@ impl Cli {
             placement,
             collector_timeout: self.collector_timeout,
             primary,
+            primary_origin,
             log_level: self.log_level,
             log_format: self.log_format,
             warnings,

@@ -251,6 +251,9 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The last finished collection and when it finished.
+type LatestCollection = (Instant, Arc<Snapshot>);
+
 type SharedCollection = Shared<BoxFuture<'static, Result<Arc<Snapshot>, String>>>;
 
 /// Shares one in-flight collection among concurrent callers. A caller that arrives while a
@@ -259,6 +262,7 @@ type SharedCollection = Shared<BoxFuture<'static, Result<Arc<Snapshot>, String>>
 pub struct SingleFlight {
     collector: Arc<Collector>,
     in_flight: Arc<Mutex<Option<SharedCollection>>>,
+    latest: Arc<Mutex<Option<LatestCollection>>>,
 }
 
 impl SingleFlight {
@@ -267,6 +271,24 @@ impl SingleFlight {
         Self {
             collector,
             in_flight: Arc::new(Mutex::new(None)),
+            latest: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The last finished collection if it finished less than `max_age` ago, else the result of
+    /// [`SingleFlight::snapshot`]. For views (the status page) that may show a collection a
+    /// scrape just made instead of running LVM again.
+    pub async fn recent(&self, max_age: Duration) -> Result<Arc<Snapshot>, String> {
+        let recent = self
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < max_age)
+            .map(|(_, snapshot)| Arc::clone(snapshot));
+        match recent {
+            Some(snapshot) => Ok(snapshot),
+            None => self.snapshot().await,
         }
     }
 
@@ -280,8 +302,11 @@ impl SingleFlight {
                 None => {
                     let collector = Arc::clone(&self.collector);
                     let in_flight = Arc::clone(&self.in_flight);
+                    let latest = Arc::clone(&self.latest);
                     let task = tokio::spawn(async move {
                         let snapshot = Arc::new(collector.collect().await);
+                        *latest.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((Instant::now(), Arc::clone(&snapshot)));
                         *in_flight.lock().unwrap_or_else(|e| e.into_inner()) = None;
                         snapshot
                     });
@@ -481,6 +506,31 @@ mod tests {
         let later = flight.snapshot().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert!(!Arc::ptr_eq(&later, first));
+    }
+
+    #[tokio::test]
+    async fn a_recent_collection_is_reused_by_views_and_an_old_one_is_not() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let raw = CountingRaw {
+            calls: Arc::clone(&calls),
+            delay: Duration::ZERO,
+            vg_free_bytes: 20 * GIB,
+        };
+        let collector = Arc::new(Collector::new(
+            Box::new(raw),
+            vec![],
+            settings(SourceKind::File),
+        ));
+        let flight = SingleFlight::new(collector);
+        let first = flight.recent(Duration::from_secs(60)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let again = flight.recent(Duration::from_secs(60)).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let fresh = flight.recent(Duration::from_millis(10)).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &fresh));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

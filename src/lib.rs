@@ -8,14 +8,19 @@
 
 pub mod accounting;
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod collect;
+pub mod commands;
+pub mod config_file;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lvm;
 pub mod metrics;
 pub mod novaconf;
 pub mod openstack;
+pub mod report;
 pub mod server;
+pub mod status;
 pub mod tracked;
 pub mod webconfig;

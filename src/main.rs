@@ -1,14 +1,21 @@
-//! nova-lvm-exporter: parse the command line, set up logging, serve.
+//! nova-lvm-exporter: parse the command line (and `--config.file`), set up logging, then serve
+//! or run one of the subcommands (`report`, `check`, `completions`, `man`).
 
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use nova_lvm_exporter::cli::{Cli, LogFormat, LogLevel};
+use nova_lvm_exporter::check::{self, CheckArgs, Status};
+use nova_lvm_exporter::cli::{Config, LogFormat, LogLevel};
+use nova_lvm_exporter::commands::{self, Command, ReportArgs, ReportFormat};
+use nova_lvm_exporter::config_file::{self, ParseError, Setting};
+use nova_lvm_exporter::report;
 use nova_lvm_exporter::server::WebConfigSource;
 use nova_lvm_exporter::{app, server};
 
@@ -16,34 +23,77 @@ use nova_lvm_exporter::{app, server};
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) if !error.use_stderr() => {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // A plugin's usage errors are UNKNOWN (3), not CRITICAL (2, our usual usage exit code).
+    let is_check = args.iter().skip(1).any(|a| a == "check");
+    let usage_exit = if is_check {
+        ExitCode::from(Status::Unknown.exit_code())
+    } else {
+        ExitCode::from(EXIT_USAGE)
+    };
+    let usage_error = |message: &str| {
+        if is_check {
+            println!("NOVA-LVM UNKNOWN - {message}");
+        }
+        eprintln!("nova-lvm-exporter: {message}");
+    };
+    let parsed = match config_file::parse_args(args) {
+        Ok(parsed) => parsed,
+        Err(ParseError::Clap(error)) if !error.use_stderr() => {
             let _ = error.print();
             return ExitCode::SUCCESS;
         }
-        Err(error) => {
-            let rendered = error.to_string();
-            let first_line = rendered.lines().next().unwrap_or("invalid command line");
-            eprintln!(
-                "nova-lvm-exporter: {}",
-                first_line.trim_start_matches("error: ")
-            );
-            return ExitCode::from(EXIT_USAGE);
+        Err(ParseError::Clap(error)) => {
+            usage_error(&config_file::clap_message(&error));
+            return usage_exit;
+        }
+        Err(ParseError::File(message)) => {
+            usage_error(&message);
+            return usage_exit;
         }
     };
+    let mut cli = parsed.cli;
+    let command = cli.command.take();
+    match &command {
+        Some(Command::Completions { shell }) => {
+            return write_stdout(&commands::completions(*shell));
+        }
+        Some(Command::Man) => {
+            return match commands::man_page() {
+                Ok(page) => write_stdout(&page),
+                Err(error) => {
+                    eprintln!("nova-lvm-exporter: cannot render the man page: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    let config_check = cli.config_check;
     let log_level = cli.log_level;
     let log_format = cli.log_format;
     init_logging(log_level, log_format);
     let config = match cli.resolve() {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("nova-lvm-exporter: {error}");
-            return ExitCode::from(EXIT_USAGE);
+            if config_check {
+                println!("# configuration is NOT valid: {error}");
+            }
+            usage_error(&error.to_string());
+            return usage_exit;
         }
     };
+    if config_check {
+        return check_config(&parsed.settings, parsed.config_file.as_deref(), &config);
+    }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
+    }
+    match command {
+        Some(Command::Report(args)) => return run_report(&config, &args),
+        Some(Command::Check(args)) => return run_check(&config, &args),
+        Some(Command::Serve) | None => {}
+        Some(Command::Completions { .. }) | Some(Command::Man) => return ExitCode::SUCCESS,
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -140,5 +190,80 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => tracing::info!("SIGINT received, shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+fn write_stdout(bytes: &[u8]) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("nova-lvm-exporter: cannot write to stdout: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--config.check`: the effective settings, where each came from, and what they resolve to.
+fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Config) -> ExitCode {
+    let rendered = config_file::render_settings(settings, config_file);
+    let mut out = format!(
+        "# nova-lvm-exporter {}: the configuration is valid.\n\
+         # Precedence: command line > environment (OS_CLOUD) > --config.file > nova.conf > defaults.\n\
+         # Secrets are never printed.\n{rendered}\n# Resolved:\n",
+        nova_lvm_exporter::cli::VERSION
+    );
+    for (key, value) in app::summary(config) {
+        out.push_str(&format!("#   {key}: {value}\n"));
+    }
+    for warning in &config.warnings {
+        out.push_str(&format!("# warning: {warning}\n"));
+    }
+    write_stdout(out.as_bytes())
+}
+
+/// `report`: one collection, printed; exit 1 when a collector failed.
+fn run_report(config: &Config, args: &ReportArgs) -> ExitCode {
+    let report = match commands::report_once(config, args.top_lvs) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("nova-lvm-exporter: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = match args.format {
+        ReportFormat::Text => report::render_text(&report),
+        ReportFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => json + "\n",
+            Err(error) => {
+                eprintln!("nova-lvm-exporter: cannot encode the report: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let written = write_stdout(text.as_bytes());
+    if written != ExitCode::SUCCESS {
+        return written;
+    }
+    if report.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `check`: one collection judged against the thresholds, as a monitoring plugin.
+fn run_check(config: &Config, args: &CheckArgs) -> ExitCode {
+    match commands::report_once(config, 1) {
+        Ok(report) => {
+            let result = check::evaluate(&report, args);
+            println!("{}", result.line);
+            ExitCode::from(result.status.exit_code())
+        }
+        Err(error) => {
+            println!("NOVA-LVM UNKNOWN - {}", error.replace(['\n', '|'], " "));
+            ExitCode::from(Status::Unknown.exit_code())
+        }
     }
 }

@@ -31,6 +31,8 @@ use tokio_rustls::rustls;
 
 use crate::collect::{SingleFlight, Snapshot};
 use crate::metrics;
+use crate::report::{Report, ReportContext};
+use crate::status;
 use crate::webconfig::{self, WebConfig, WebConfigError};
 
 /// The limits the server enforces.
@@ -74,6 +76,8 @@ pub struct AppState {
     pub telemetry_path: String,
     /// A short description of what this exporter watches, for the landing page.
     pub summary: Vec<(String, String)>,
+    /// Where the figures come from, for the status page.
+    pub report_context: ReportContext,
     /// The web configuration file, when one is used.
     pub web: Option<Arc<WebConfigSource>>,
     /// Bounds the scrapes rendered at once.
@@ -91,6 +95,7 @@ impl AppState {
         collections: SingleFlight,
         telemetry_path: String,
         summary: Vec<(String, String)>,
+        report_context: ReportContext,
         web: Option<Arc<WebConfigSource>>,
         limits: &ServerLimits,
     ) -> Self {
@@ -98,6 +103,7 @@ impl AppState {
             collections,
             telemetry_path,
             summary,
+            report_context,
             web,
             scrape_slots: Semaphore::new(limits.max_concurrent_scrapes.max(1)),
             request_timeout: limits.request_timeout,
@@ -239,37 +245,28 @@ fn internal_error(message: String) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, format!("{message}\n")).into_response()
 }
 
-async fn landing_page(State(state): State<Arc<AppState>>) -> Html<String> {
-    let rows: String = state
-        .summary
-        .iter()
-        .map(|(key, value)| {
-            format!(
-                "<tr><th>{}</th><td>{}</td></tr>",
-                escape(key),
-                escape(value)
-            )
-        })
-        .collect();
-    let path = escape(&state.telemetry_path);
-    Html(format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>nova-lvm-exporter</title>\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:50em}}th{{text-align:left;padding-right:1em}}</style></head>\
-         <body><h1>nova-lvm-exporter</h1>\
-         <p>Measures the LVM disk space that OpenStack nova does not see.</p>\
-         <p><a href=\"{path}\">Metrics</a> &middot; <a href=\"/healthz\">Health</a></p>\
-         <table>{rows}</table>\
-         <p>Version {}</p></body></html>\n",
-        escape(crate::cli::VERSION)
-    ))
-}
+/// A status page view reuses a collection that finished less than this ago (typically the
+/// last scrape's) instead of running LVM again.
+pub const STATUS_PAGE_REUSE: Duration = Duration::from_secs(10);
 
-/// Minimal HTML escaping for text we put in the landing page.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// How many untracked LVs the status page lists per VG.
+const STATUS_PAGE_TOP_LVS: usize = 10;
+
+async fn landing_page(State(state): State<Arc<AppState>>) -> Response {
+    let Ok(_slot) = state.scrape_slots.acquire().await else {
+        return internal_error("the server is shutting down".to_string());
+    };
+    let snapshot = match state.collections.recent(STATUS_PAGE_REUSE).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => return internal_error(error),
+    };
+    let report = Report::new(&snapshot, &state.report_context, STATUS_PAGE_TOP_LVS);
+    Html(status::render(
+        &report,
+        &state.telemetry_path,
+        &state.summary,
+    ))
+    .into_response()
 }
 
 /// Binds the listen address: `[HOST]:PORT`, where an empty host means all interfaces
@@ -574,14 +571,6 @@ fn ring_digest_context() -> ring::digest::Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn landing_page_text_is_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">&</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
-        );
-    }
 
     #[tokio::test]
     async fn a_bad_listen_address_names_the_flag() {

@@ -1,0 +1,824 @@
+//! The account of one host, for people and scripts: the model behind `nova-lvm-exporter report`
+//! (text or JSON), `nova-lvm-exporter check` and the status page at `/`.
+//!
+//! A [`Report`] is built from one [`Snapshot`] (the same collection a scrape renders) and a
+//! [`ReportContext`] (what the configuration says about where each figure came from). It
+//! carries every figure in bytes plus what is needed to show the arithmetic; [`render_text`]
+//! prints it for a terminal, `serde_json` turns it into the versioned JSON of
+//! `docs/report-schema.json` ([`SCHEMA_VERSION`]).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS, OTHER_LVS_LABEL};
+use crate::cli::{Config, LvmSettings};
+use crate::collect::Snapshot;
+use crate::openstack::time::format_rfc3339;
+use crate::tracked::{SourceKind, GIB, MIB};
+
+/// Version of the JSON document. Bumped on any change that can break a reader (a field
+/// removed, renamed or retyped); adding a field does not bump it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What the configuration says about the figures: where nova's VG, the primary source and the
+/// host's identity in each source came from. Built once from the [`Config`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportContext {
+    /// This machine's host name (the kernel's).
+    pub hostname: String,
+    /// Where nova's VG name came from.
+    pub nova_vg_origin: String,
+    /// Why the primary source is the primary one.
+    pub primary_origin: String,
+    /// `reserved_host_disk_mb` in force for the local sources.
+    pub reserved_host_disk_mb: u64,
+    /// `disk_allocation_ratio` in force for the local sources.
+    pub disk_allocation_ratio: f64,
+    /// What each enabled tracked source reads to identify this host's instances.
+    pub sources: Vec<SourceIdentity>,
+    /// Where the raw figures come from (the LVM commands or a saved report).
+    pub raw_source: String,
+}
+
+/// How a tracked source finds this host's instances.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceIdentity {
+    /// Source name (`placement`, `libvirt`, `file`, ...).
+    pub source: String,
+    /// What it reads, e.g. `resource provider "cmp-7"`.
+    pub reads: String,
+    /// Why that name or path, e.g. `/etc/nova/nova.conf [DEFAULT] host`.
+    pub origin: String,
+}
+
+impl ReportContext {
+    /// The context of a configuration.
+    pub fn from_config(config: &Config) -> Self {
+        let mut sources = Vec::new();
+        if let Some(placement) = &config.placement {
+            sources.push(SourceIdentity {
+                source: SourceKind::Placement.to_string(),
+                reads: format!("resource provider {:?}", placement.provider.name),
+                origin: placement.provider.origin.clone(),
+            });
+        }
+        if let Some(dir) = &config.libvirt_xml_dir {
+            sources.push(SourceIdentity {
+                source: SourceKind::Libvirt.to_string(),
+                reads: format!(
+                    "nova's metadata in the domain XML files in {}",
+                    dir.display()
+                ),
+                origin: "no host name needed: the files on this host are its instances".into(),
+            });
+        }
+        if let Some(path) = &config.file_path {
+            sources.push(SourceIdentity {
+                source: SourceKind::File.to_string(),
+                reads: format!("the instances listed in {}", path.display()),
+                origin: "--collector.file.path".into(),
+            });
+        }
+        let raw_source = match &config.lvm {
+            LvmSettings::Exec {
+                vgs_path,
+                lvs_path,
+                command_prefix,
+                ..
+            } => {
+                let prefix = if command_prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} ", command_prefix.join(" "))
+                };
+                format!(
+                    "{prefix}{} and {prefix}{}",
+                    vgs_path.display(),
+                    lvs_path.display()
+                )
+            }
+            LvmSettings::Replay { path } => format!("the saved LVM report {}", path.display()),
+        };
+        Self {
+            hostname: crate::tracked::placement::system_hostname(),
+            nova_vg_origin: config.nova_vg_origin.clone(),
+            primary_origin: config.primary_origin.clone(),
+            reserved_host_disk_mb: config.host_settings.reserved_host_disk_mb,
+            disk_allocation_ratio: config.host_settings.disk_allocation_ratio,
+            sources,
+            raw_source,
+        }
+    }
+}
+
+/// The account of one host from one collection (the JSON document of `report --format json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The exporter that produced it.
+    pub exporter: ExporterInfo,
+    /// This machine's host name.
+    pub hostname: String,
+    /// Unix time the collection finished.
+    pub collected_at_unix: f64,
+    /// The same time, RFC 3339 in UTC.
+    pub collected_at: String,
+    /// True when every collector succeeded.
+    pub complete: bool,
+    /// The VG nova keeps instance disks in.
+    pub nova_vg: String,
+    /// Where its name came from.
+    pub nova_vg_origin: String,
+    /// Where the raw figures come from.
+    pub raw_source: String,
+    /// The tracked source that drives the derived figures, if any is enabled.
+    pub primary_source: Option<String>,
+    /// Why that one.
+    pub primary_source_origin: String,
+    /// `reserved_host_disk_mb` and `disk_allocation_ratio` in force (local sources).
+    pub settings: HostSettings,
+    /// How each collector fared.
+    pub collectors: Vec<CollectorReport>,
+    /// Each enabled tracked source: how it identifies this host and, when it succeeded, its
+    /// figures.
+    pub sources: Vec<SourceReport>,
+    /// Each watched VG that LVM reported.
+    pub vgs: Vec<VgReport>,
+    /// Watched VGs that LVM did not report.
+    pub missing_vgs: Vec<String>,
+}
+
+/// Version of the exporter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExporterInfo {
+    /// Crate version.
+    pub version: String,
+    /// Git revision it was built from.
+    pub revision: String,
+}
+
+/// Host disk settings as nova.conf (or the flags) give them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HostSettings {
+    /// `[DEFAULT] reserved_host_disk_mb`.
+    pub reserved_host_disk_mb: u64,
+    /// `[DEFAULT] disk_allocation_ratio`.
+    pub disk_allocation_ratio: f64,
+}
+
+/// One collector on this collection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectorReport {
+    /// `lvm` or a tracked source's name.
+    pub name: String,
+    /// It produced usable data.
+    pub success: bool,
+    /// How long it took.
+    pub duration_seconds: f64,
+    /// Unix time of its last success, if any.
+    pub last_success_unix: Option<f64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// One tracked source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceReport {
+    /// Source name.
+    pub source: String,
+    /// It drives the derived figures.
+    pub primary: bool,
+    /// What it reads to find this host's instances.
+    pub reads: String,
+    /// Why that name or path.
+    pub origin: String,
+    /// Its figures, when it succeeded.
+    pub figures: Option<SourceFiguresReport>,
+}
+
+/// A tracked source's own view of nova's VG.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SourceFiguresReport {
+    /// Instances counted.
+    pub instances: u64,
+    /// Resource tracker rules: root (0 when booted from volume) + ephemeral + swap, exact.
+    pub tracked_used_bytes: u64,
+    /// Placement rules: whole GiB per instance, swap rounded up.
+    pub allocated_bytes: u64,
+    /// Disk reserved for the host.
+    pub reserved_bytes: u64,
+    /// DISK_GB allocation ratio.
+    pub allocation_ratio: f64,
+    /// Placement's DISK_GB total, bytes.
+    pub scheduler_total_bytes: Option<u64>,
+    /// Placement's DISK_GB used, bytes.
+    pub scheduler_used_bytes: u64,
+    /// What the scheduler believes is free.
+    pub scheduler_free_bytes: Option<i64>,
+}
+
+/// One watched VG.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VgReport {
+    /// VG name.
+    pub name: String,
+    /// It is nova's VG (the tracked figures apply to it).
+    pub nova: bool,
+    /// `vg_size`.
+    pub size_bytes: u64,
+    /// `vg_free`.
+    pub free_bytes: u64,
+    /// size - free.
+    pub used_bytes: u64,
+    /// LVs and bytes per owner class (instance and orphan only when a tracked source told them
+    /// apart).
+    pub owners: Vec<OwnerReport>,
+    /// The largest LVs that are not tracked instance disks, largest first.
+    pub top_untracked_lvs: Vec<LvReport>,
+    /// How many such LVs there are in all.
+    pub untracked_lv_count: usize,
+    /// Thin pools and their data usage.
+    pub thin_pools: Vec<ThinPoolReport>,
+    /// The derived figures, when the primary tracked source succeeded and this is nova's VG.
+    pub accounting: Option<AccountingReport>,
+    /// Why `accounting` is absent.
+    pub accounting_absent_reason: Option<String>,
+}
+
+/// LVs of one owner class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OwnerReport {
+    /// `instance`, `orphan`, `cinder` or `foreign`.
+    pub owner: String,
+    /// Visible LVs.
+    pub lvs: u64,
+    /// VG bytes they hold.
+    pub bytes: u64,
+}
+
+/// One LV that is not a tracked instance disk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LvReport {
+    /// LV name (`_other`: the sum beyond the exporter's series limit).
+    pub name: String,
+    /// Owner class.
+    pub owner: String,
+    /// VG bytes it holds.
+    pub bytes: u64,
+}
+
+/// One thin pool.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThinPoolReport {
+    /// Pool LV name.
+    pub name: String,
+    /// data_percent / 100.
+    pub data_used_ratio: f64,
+}
+
+/// The derived figures of nova's VG.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountingReport {
+    /// The source they were derived from.
+    pub source: String,
+    /// Instances that source counts.
+    pub instances: u64,
+    /// What nova counts, without the reserve.
+    pub tracked_used_bytes: u64,
+    /// Disk reserved for the host.
+    pub reserved_bytes: u64,
+    /// raw used - tracked used.
+    pub drift_bytes: i64,
+    /// The drift by cause.
+    pub untracked: UntrackedReport,
+    /// Tracked disk with no LV behind it.
+    pub unbacked_bytes: u64,
+    /// size - max(raw used, tracked used) - reserved.
+    pub corrected_free_bytes: i64,
+    /// What the scheduler believes is free.
+    pub scheduler_free_bytes: i64,
+    /// Placement's DISK_GB total behind `scheduler_free_bytes`.
+    pub scheduler_total_bytes: Option<u64>,
+    /// Placement's DISK_GB used behind `scheduler_free_bytes`.
+    pub scheduler_used_bytes: Option<u64>,
+    /// The allocation ratio behind `scheduler_free_bytes`.
+    pub allocation_ratio: f64,
+    /// scheduler free - corrected free.
+    pub overestimate_bytes: i64,
+    /// What the scheduler can actually hand out that the VG does not have:
+    /// max(over-estimate + min(corrected free, 0), 0), as the alerting rules count it.
+    pub phantom_bytes: u64,
+    /// The `reserved_host_disk_mb` that would make the scheduler's free space match corrected
+    /// free (never below today's).
+    pub recommended_reserved_host_disk_mb: u64,
+    /// Today's reserve in MiB, as that source counts it.
+    pub current_reserved_host_disk_mb: u64,
+}
+
+/// Positive drift by cause.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct UntrackedReport {
+    /// LVs neither nova's nor cinder's.
+    pub foreign_bytes: u64,
+    /// Nova-named LVs of instances not on this host.
+    pub orphan_bytes: u64,
+    /// Cinder volumes, snapshots and pools.
+    pub cinder_bytes: u64,
+    /// Instance LVs beyond their flavor.
+    pub overhead_bytes: u64,
+    /// Allocated space no LV accounts for.
+    pub unexplained_bytes: i64,
+    /// foreign + orphan + cinder + unexplained: what the untracked-consumption alert and
+    /// `check` count (the per-LV overhead is expected and left out).
+    pub total_bytes: i64,
+}
+
+impl Report {
+    /// The report of one collection; at most `top_lvs` untracked LVs are listed per VG.
+    pub fn new(snapshot: &Snapshot, context: &ReportContext, top_lvs: usize) -> Self {
+        let collectors: Vec<CollectorReport> = snapshot
+            .collectors
+            .iter()
+            .map(|status| CollectorReport {
+                name: status.name.to_string(),
+                success: status.success,
+                duration_seconds: status.duration.as_secs_f64(),
+                last_success_unix: status.last_success_unix,
+                error: status.error.clone(),
+            })
+            .collect();
+        let figures_of = |source: &str| {
+            snapshot
+                .sources
+                .iter()
+                .find(|(kind, _)| kind.as_str() == source)
+                .map(|(_, f)| SourceFiguresReport {
+                    instances: f.instances,
+                    tracked_used_bytes: f.tracked_used_bytes,
+                    allocated_bytes: f.allocated_bytes,
+                    reserved_bytes: f.reserved_bytes,
+                    allocation_ratio: f.allocation_ratio,
+                    scheduler_total_bytes: f.scheduler_total_bytes,
+                    scheduler_used_bytes: f.scheduler_used_bytes,
+                    scheduler_free_bytes: f.scheduler_free_bytes,
+                })
+        };
+        let primary = snapshot.primary.map(|kind| kind.to_string());
+        let sources: Vec<SourceReport> = context
+            .sources
+            .iter()
+            .map(|identity| SourceReport {
+                source: identity.source.clone(),
+                primary: primary.as_deref() == Some(identity.source.as_str()),
+                reads: identity.reads.clone(),
+                origin: identity.origin.clone(),
+                figures: figures_of(&identity.source),
+            })
+            .collect();
+        let primary_figures = primary.as_deref().and_then(figures_of);
+        let absent_reason = |vg_name: &str| -> String {
+            if vg_name != snapshot.nova_vg {
+                return format!(
+                    "not nova's VG ({}): nova's tracked figures do not apply to it",
+                    snapshot.nova_vg
+                );
+            }
+            match &primary {
+                None => "no tracked source is enabled".to_string(),
+                Some(name) => match collectors.iter().find(|c| &c.name == name) {
+                    Some(CollectorReport {
+                        error: Some(error), ..
+                    }) => format!("the primary tracked source {name} failed: {error}"),
+                    _ => format!("the primary tracked source {name} has no figures"),
+                },
+            }
+        };
+        let vgs = snapshot
+            .host
+            .iter()
+            .flat_map(|host| host.vgs.iter())
+            .map(|vg| {
+                let owners = EXPORTED_OWNERS
+                    .iter()
+                    .filter_map(|owner| {
+                        vg.owners.get(owner).map(|totals| OwnerReport {
+                            owner: owner.as_str().to_string(),
+                            lvs: totals.lvs,
+                            bytes: totals.bytes,
+                        })
+                    })
+                    .collect();
+                let untracked_lv_count = vg
+                    .untracked_lvs
+                    .iter()
+                    .filter(|lv| lv.name != OTHER_LVS_LABEL)
+                    .count();
+                let accounting = vg.tracked.as_ref().map(|t| {
+                    accounting_report(t, primary.as_deref().unwrap_or(""), primary_figures)
+                });
+                VgReport {
+                    name: vg.vg.clone(),
+                    nova: vg.vg == snapshot.nova_vg,
+                    size_bytes: vg.size_bytes,
+                    free_bytes: vg.free_bytes,
+                    used_bytes: vg.used_bytes,
+                    owners,
+                    top_untracked_lvs: vg
+                        .untracked_lvs
+                        .iter()
+                        .take(top_lvs)
+                        .map(|lv| LvReport {
+                            name: lv.name.clone(),
+                            owner: lv.owner.as_str().to_string(),
+                            bytes: lv.bytes,
+                        })
+                        .collect(),
+                    untracked_lv_count,
+                    thin_pools: vg
+                        .thin_pools
+                        .iter()
+                        .map(|(name, ratio)| ThinPoolReport {
+                            name: name.clone(),
+                            data_used_ratio: *ratio,
+                        })
+                        .collect(),
+                    accounting_absent_reason: accounting.is_none().then(|| absent_reason(&vg.vg)),
+                    accounting,
+                }
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            exporter: ExporterInfo {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                revision: env!("NOVA_LVM_EXPORTER_REVISION").to_string(),
+            },
+            hostname: context.hostname.clone(),
+            collected_at_unix: snapshot.finished_unix,
+            collected_at: format_rfc3339(snapshot.finished_unix),
+            complete: collectors.iter().all(|c| c.success),
+            nova_vg: snapshot.nova_vg.clone(),
+            nova_vg_origin: context.nova_vg_origin.clone(),
+            raw_source: context.raw_source.clone(),
+            primary_source: primary,
+            primary_source_origin: context.primary_origin.clone(),
+            settings: HostSettings {
+                reserved_host_disk_mb: context.reserved_host_disk_mb,
+                disk_allocation_ratio: context.disk_allocation_ratio,
+            },
+            collectors,
+            sources,
+            vgs,
+            missing_vgs: snapshot
+                .host
+                .as_ref()
+                .map(|h| h.missing_vgs.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// nova's VG, when LVM reported it.
+    pub fn nova_vg(&self) -> Option<&VgReport> {
+        self.vgs.iter().find(|vg| vg.nova)
+    }
+
+    /// The collectors that failed, with their errors.
+    pub fn failures(&self) -> impl Iterator<Item = &CollectorReport> {
+        self.collectors.iter().filter(|c| !c.success)
+    }
+}
+
+fn accounting_report(
+    t: &TrackedAccounting,
+    source: &str,
+    figures: Option<SourceFiguresReport>,
+) -> AccountingReport {
+    let u = t.untracked;
+    let phantom = (t.overestimate_bytes + t.corrected_free_bytes.min(0)).max(0) as u64;
+    AccountingReport {
+        source: source.to_string(),
+        instances: figures.map_or(0, |f| f.instances),
+        tracked_used_bytes: t.tracked_used_bytes,
+        reserved_bytes: t.reserved_bytes,
+        drift_bytes: t.drift_bytes,
+        untracked: UntrackedReport {
+            foreign_bytes: u.foreign_bytes,
+            orphan_bytes: u.orphan_bytes,
+            cinder_bytes: u.cinder_bytes,
+            overhead_bytes: u.overhead_bytes,
+            unexplained_bytes: u.unexplained_bytes,
+            total_bytes: (u.foreign_bytes + u.orphan_bytes + u.cinder_bytes) as i64
+                + u.unexplained_bytes,
+        },
+        unbacked_bytes: t.unbacked_bytes,
+        corrected_free_bytes: t.corrected_free_bytes,
+        scheduler_free_bytes: t.scheduler_free_bytes,
+        scheduler_total_bytes: figures.and_then(|f| f.scheduler_total_bytes),
+        scheduler_used_bytes: figures.map(|f| f.scheduler_used_bytes),
+        allocation_ratio: figures.map_or(1.0, |f| f.allocation_ratio),
+        overestimate_bytes: t.overestimate_bytes,
+        phantom_bytes: phantom,
+        recommended_reserved_host_disk_mb: t.recommended_reserved_host_disk_mb,
+        current_reserved_host_disk_mb: t.reserved_bytes.div_ceil(MIB),
+    }
+}
+
+/// `bytes` in GiB with two decimals, e.g. `200.00 GiB`, `-1.50 GiB`.
+pub fn gib(bytes: i64) -> String {
+    format!("{:.2} GiB", bytes as f64 / GIB as f64)
+}
+
+/// `bytes` in GiB with two decimals, without the unit.
+fn gib_number(bytes: i64) -> String {
+    format!("{:.2}", bytes as f64 / GIB as f64)
+}
+
+/// A ratio without trailing zeros beyond one decimal (`1.0`, `1.5`, `16.0`).
+pub fn format_ratio(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{value:.1}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// One line of the arithmetic table: figure, formula, GiB and exact bytes.
+fn row(out: &mut String, figure: &str, formula: &str, bytes: i64) {
+    let _ = writeln!(
+        out,
+        "  {figure:<16} {formula:<54} {:>12} {bytes:>16}",
+        gib_number(bytes)
+    );
+}
+
+/// The human-readable account (what `report` prints by default).
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "nova-lvm-exporter report for {}, collected {} (exporter {} revision {})",
+        report.hostname, report.collected_at, report.exporter.version, report.exporter.revision
+    );
+    let _ = writeln!(out, "\nCollectors");
+    for c in &report.collectors {
+        let role = if report.primary_source.as_deref() == Some(c.name.as_str()) {
+            " (primary)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<6} {:>8.0} ms{role}{}",
+            c.name,
+            if c.success { "ok" } else { "FAILED" },
+            c.duration_seconds * 1000.0,
+            c.error
+                .as_deref()
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "\nSources");
+    let _ = writeln!(out, "  raw (LVM): {}", report.raw_source);
+    let _ = writeln!(
+        out,
+        "  nova's VG: {} (from {})",
+        report.nova_vg, report.nova_vg_origin
+    );
+    match &report.primary_source {
+        Some(primary) => {
+            let _ = writeln!(
+                out,
+                "  primary tracked source: {primary} (chosen by {})",
+                report.primary_source_origin
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  no tracked source is enabled: only raw figures are available"
+            );
+        }
+    }
+    for s in &report.sources {
+        let _ = writeln!(out, "  {}: reads {} ({})", s.source, s.reads, s.origin);
+        match &s.figures {
+            Some(f) => {
+                let _ = writeln!(
+                    out,
+                    "    {} instances, tracked used {}, allocated {}, reserved {}, ratio {}, scheduler free {}",
+                    f.instances,
+                    gib(f.tracked_used_bytes as i64),
+                    gib(f.allocated_bytes as i64),
+                    gib(f.reserved_bytes as i64),
+                    format_ratio(f.allocation_ratio),
+                    f.scheduler_free_bytes.map_or("unknown".to_string(), gib)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "    no figures: the source failed");
+            }
+        }
+    }
+    for vg in &report.vgs {
+        render_vg_text(&mut out, report, vg);
+    }
+    for missing in &report.missing_vgs {
+        let _ = writeln!(out, "\nVG {missing}: not found by LVM");
+    }
+    if report.vgs.is_empty() && report.missing_vgs.is_empty() {
+        let _ = writeln!(out, "\nNo LVM figures: the lvm collector failed.");
+    }
+    out
+}
+
+fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
+    let role = if vg.nova {
+        format!("nova's VG, from {}", report.nova_vg_origin)
+    } else {
+        "also watched".to_string()
+    };
+    let _ = writeln!(out, "\nVG {} ({role})", vg.name);
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<54} {:>12} {:>16}",
+        "figure", "arithmetic", "GiB", "bytes"
+    );
+    row(out, "size", "vg_size", vg.size_bytes as i64);
+    row(out, "free", "vg_free", vg.free_bytes as i64);
+    row(out, "raw used", "size - free", vg.used_bytes as i64);
+    let Some(a) = &vg.accounting else {
+        let _ = writeln!(
+            out,
+            "  no derived figures: {}",
+            vg.accounting_absent_reason.as_deref().unwrap_or("unknown")
+        );
+        render_lvs_text(out, vg);
+        return;
+    };
+    row(
+        out,
+        "tracked used",
+        &format!(
+            "{} instances ({}): root + ephemeral + swap",
+            a.instances, a.source
+        ),
+        a.tracked_used_bytes as i64,
+    );
+    row(
+        out,
+        "reserved",
+        &format!(
+            "reserved_host_disk_mb = {}",
+            a.current_reserved_host_disk_mb
+        ),
+        a.reserved_bytes as i64,
+    );
+    row(out, "drift", "raw used - tracked used", a.drift_bytes);
+    row(
+        out,
+        "corrected free",
+        "size - max(raw used, tracked used) - reserved",
+        a.corrected_free_bytes,
+    );
+    let _ = writeln!(
+        out,
+        "  {:<16} = {} - max({}, {}) - {}",
+        "",
+        gib_number(vg.size_bytes as i64),
+        gib_number(vg.used_bytes as i64),
+        gib_number(a.tracked_used_bytes as i64),
+        gib_number(a.reserved_bytes as i64)
+    );
+    row(
+        out,
+        "scheduler free",
+        "(DISK_GB total - reserved) x ratio - DISK_GB used",
+        a.scheduler_free_bytes,
+    );
+    if let (Some(total), Some(used)) = (a.scheduler_total_bytes, a.scheduler_used_bytes) {
+        let _ = writeln!(
+            out,
+            "  {:<16} = ({} - {}) x {} - {}  (whole GiB, as placement counts)",
+            "",
+            total / GIB,
+            a.reserved_bytes.div_ceil(GIB),
+            format_ratio(a.allocation_ratio),
+            gib_number(used as i64)
+        );
+    }
+    row(
+        out,
+        "over-estimate",
+        "scheduler free - corrected free",
+        a.overestimate_bytes,
+    );
+    row(
+        out,
+        "phantom space",
+        "max(over-estimate + min(corrected free, 0), 0)",
+        a.phantom_bytes as i64,
+    );
+
+    let u = &a.untracked;
+    let _ = writeln!(out, "\n  Drift by cause");
+    let causes: [(&str, i64, &str); 6] = [
+        (
+            "foreign",
+            u.foreign_bytes as i64,
+            "LVs that are neither nova's nor cinder's",
+        ),
+        (
+            "orphan",
+            u.orphan_bytes as i64,
+            "nova's naming, instance not on this host",
+        ),
+        (
+            "cinder",
+            u.cinder_bytes as i64,
+            "cinder volumes, snapshots, thin pool",
+        ),
+        (
+            "overhead",
+            u.overhead_bytes as i64,
+            "instance LVs beyond their flavor (extent rounding)",
+        ),
+        (
+            "unexplained",
+            u.unexplained_bytes,
+            "allocated space no LV accounts for",
+        ),
+        (
+            "- unbacked",
+            -(a.unbacked_bytes as i64),
+            "tracked disk with no LV (building, elsewhere)",
+        ),
+    ];
+    for (cause, bytes, meaning) in causes {
+        let _ = writeln!(out, "    {cause:<12} {:>14}  {meaning}", gib(bytes));
+    }
+    let _ = writeln!(
+        out,
+        "    {:<12} {:>14}  untracked consumption (without overhead): {}",
+        "= drift",
+        gib(a.drift_bytes),
+        gib(u.total_bytes)
+    );
+    render_lvs_text(out, vg);
+
+    let _ = writeln!(out, "\n  Recommendation");
+    if a.recommended_reserved_host_disk_mb > a.current_reserved_host_disk_mb {
+        let _ = writeln!(
+            out,
+            "    set [DEFAULT] reserved_host_disk_mb = {} (today {}) so that the scheduler's free space is no more than corrected free;",
+            a.recommended_reserved_host_disk_mb, a.current_reserved_host_disk_mb
+        );
+        let _ = writeln!(
+            out,
+            "    better: remove or account for the untracked LVs above, and the reserve can stay as it is."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "    reserved_host_disk_mb = {} is enough: the scheduler does not see more free space than there is.",
+            a.current_reserved_host_disk_mb
+        );
+    }
+}
+
+fn render_lvs_text(out: &mut String, vg: &VgReport) {
+    if vg.top_untracked_lvs.is_empty() {
+        let _ = writeln!(out, "\n  No untracked LVs.");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n  Untracked LVs, largest first ({} shown of {})",
+        vg.top_untracked_lvs.len(),
+        vg.untracked_lv_count
+    );
+    for lv in &vg.top_untracked_lvs {
+        let _ = writeln!(
+            out,
+            "    {:>14}  {:<8} {}",
+            gib(lv.bytes as i64),
+            lv.owner,
+            lv.name
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_gib_with_two_decimals() {
+        assert_eq!(gib(200 * GIB as i64), "200.00 GiB");
+        assert_eq!(gib(-(GIB as i64) / 2), "-0.50 GiB");
+        assert_eq!(format_ratio(1.0), "1.0");
+        assert_eq!(format_ratio(1.5), "1.5");
+    }
+}

@@ -1,0 +1,419 @@
+//! The status page at `/`: the account of [`crate::report`] as one self-contained HTML page
+//! (inline CSS and SVG, no JavaScript), with a bar chart of raw used, tracked used, corrected
+//! free and scheduler free against the VG size, the time of the collection and every
+//! collector error. All text from outside (LV names, error messages, paths) is HTML-escaped.
+//!
+//! Every figure is also in a `data-figure`/`data-bytes` pair, so that tests (and scrapers of
+//! the page, though the JSON of `report` is the better interface) read exact bytes.
+
+use std::fmt::Write as _;
+
+use crate::report::{format_ratio, gib, AccountingReport, Report, VgReport};
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:62em;padding:0 1em;color:#1d232a}\
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccd}\
+h3{font-size:1em;margin-bottom:.3em}table{border-collapse:collapse;margin:.4em 0}\
+th,td{text-align:left;padding:.15em .8em .15em 0;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
+.muted{color:#667}.ok{color:#1a7f37}.failed{color:#b42318;font-weight:bold}.error{color:#b42318;font-family:monospace;white-space:pre-wrap}\
+code,.formula{font-family:monospace;font-size:.92em}nav a{margin-right:1em}\
+.bar-raw{fill:#4c78a8}.bar-tracked{fill:#9ecae9}.bar-corrected{fill:#54a24b}.bar-scheduler{fill:#e45756}\
+.axis{stroke:#333;stroke-width:1}.size{stroke:#333;stroke-dasharray:4 3}svg text{font-size:12px;font-family:system-ui,sans-serif}";
+
+/// The page for one report. `telemetry_path` is linked; `summary` is the configuration summary
+/// (key, value) shown at the bottom.
+pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)]) -> String {
+    let mut html = String::with_capacity(16 * 1024);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>nova-lvm-exporter: {host}</title><style>{STYLE}</style></head><body>\
+         <h1>nova-lvm-exporter on {host}</h1>\
+         <p class=\"muted\">Measures the LVM disk space that OpenStack nova does not see.</p>\
+         <nav><a href=\"{path}\">Metrics</a><a href=\"/healthz\">Health</a></nav>",
+        host = escape_html(&report.hostname),
+        path = escape_html(telemetry_path),
+    );
+    let _ = write!(
+        html,
+        "<p>Last collection: <time id=\"collected-at\" datetime=\"{at}\">{at}</time> \
+         (refresh the page for a new one; concurrent scrapes and page views share one collection).</p>",
+        at = escape_html(&report.collected_at),
+    );
+    render_collectors(&mut html, report);
+    for vg in &report.vgs {
+        render_vg(&mut html, report, vg);
+    }
+    for missing in &report.missing_vgs {
+        let _ = write!(
+            html,
+            "<h2>VG {}</h2><p class=\"failed\">Not found by LVM.</p>",
+            escape_html(missing)
+        );
+    }
+    if report.vgs.is_empty() && report.missing_vgs.is_empty() {
+        html.push_str(
+            "<h2>No LVM figures</h2><p class=\"failed\">The lvm collector failed: see above.</p>",
+        );
+    }
+    html.push_str("<h2>Configuration</h2><table id=\"configuration\">");
+    let _ = write!(
+        html,
+        "<tr><th>primary tracked source</th><td>{} (chosen by {})</td></tr>",
+        escape_html(report.primary_source.as_deref().unwrap_or("none")),
+        escape_html(&report.primary_source_origin)
+    );
+    for source in &report.sources {
+        let _ = write!(
+            html,
+            "<tr><th>{} source reads</th><td>{} ({})</td></tr>",
+            escape_html(&source.source),
+            escape_html(&source.reads),
+            escape_html(&source.origin)
+        );
+    }
+    for (key, value) in summary
+        .iter()
+        .filter(|(key, _)| key != "primary tracked source")
+    {
+        let _ = write!(
+            html,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape_html(key),
+            escape_html(value)
+        );
+    }
+    let _ = writeln!(
+        html,
+        "</table><p class=\"muted\">The same account as text: <code>nova-lvm-exporter report</code>; \
+         as JSON: <code>nova-lvm-exporter report --format json</code>. Version {} (revision {}).</p></body></html>",
+        escape_html(&report.exporter.version),
+        escape_html(&report.exporter.revision)
+    );
+    html
+}
+
+fn render_collectors(html: &mut String, report: &Report) {
+    html.push_str("<h2>Collectors</h2><table id=\"collectors\"><tr><th>collector</th><th>status</th><th>took</th><th>error</th></tr>");
+    for c in &report.collectors {
+        let primary = if report.primary_source.as_deref() == Some(c.name.as_str()) {
+            " <span class=\"muted\">(primary)</span>"
+        } else {
+            ""
+        };
+        let _ = write!(
+            html,
+            "<tr data-collector=\"{name}\"><td>{name}{primary}</td><td class=\"{class}\">{status}</td>\
+             <td class=\"num\">{ms:.0} ms</td><td class=\"error\">{error}</td></tr>",
+            name = escape_html(&c.name),
+            class = if c.success { "ok" } else { "failed" },
+            status = if c.success { "ok" } else { "FAILED" },
+            ms = c.duration_seconds * 1000.0,
+            error = escape_html(c.error.as_deref().unwrap_or("")),
+        );
+    }
+    html.push_str("</table>");
+}
+
+/// A row of the account: figure name, formula, GiB and exact bytes (with `data-` attributes).
+fn figure_row(html: &mut String, id: &str, label: &str, formula: &str, bytes: i64) {
+    let _ = write!(
+        html,
+        "<tr><th>{label}</th><td class=\"formula\">{formula}</td>\
+         <td class=\"num\" data-figure=\"{id}\" data-bytes=\"{bytes}\">{gib}</td><td class=\"num muted\">{bytes}</td></tr>",
+        label = escape_html(label),
+        formula = escape_html(formula),
+        gib = escape_html(&gib(bytes)),
+    );
+}
+
+fn render_vg(html: &mut String, report: &Report, vg: &VgReport) {
+    let _ = write!(
+        html,
+        "<h2 id=\"vg-{id}\">VG {name}{role}</h2>",
+        id = escape_html(&vg.name),
+        name = escape_html(&vg.name),
+        role = if vg.nova {
+            format!(
+                " <span class=\"muted\">(nova's VG, from {})</span>",
+                escape_html(&report.nova_vg_origin)
+            )
+        } else {
+            String::new()
+        }
+    );
+    html.push_str(&chart(vg));
+    html.push_str("<table class=\"account\"><tr><th>figure</th><th>arithmetic</th><th>GiB</th><th>bytes</th></tr>");
+    figure_row(html, "size", "size", "vg_size", vg.size_bytes as i64);
+    figure_row(html, "free", "free", "vg_free", vg.free_bytes as i64);
+    figure_row(
+        html,
+        "raw-used",
+        "raw used",
+        "size - free",
+        vg.used_bytes as i64,
+    );
+    let Some(a) = &vg.accounting else {
+        let _ = write!(
+            html,
+            "</table><p class=\"failed\">No derived figures: {}</p>",
+            escape_html(vg.accounting_absent_reason.as_deref().unwrap_or("unknown"))
+        );
+        render_lvs(html, vg);
+        return;
+    };
+    render_account(html, vg, a);
+    render_lvs(html, vg);
+    html.push_str("<h3>Recommendation</h3>");
+    if a.recommended_reserved_host_disk_mb > a.current_reserved_host_disk_mb {
+        let _ = write!(
+            html,
+            "<p id=\"recommendation\">Set <code>[DEFAULT] reserved_host_disk_mb = <span data-figure=\"recommended-reserved-mb\">{}</span></code> \
+             (today {}) so that the scheduler sees no more free space than there is, or remove the untracked LVs above. Advice only.</p>",
+            a.recommended_reserved_host_disk_mb, a.current_reserved_host_disk_mb
+        );
+    } else {
+        let _ = write!(
+            html,
+            "<p id=\"recommendation\"><code>reserved_host_disk_mb = <span data-figure=\"recommended-reserved-mb\">{}</span></code> is enough: \
+             the scheduler does not see more free space than there is.</p>",
+            a.current_reserved_host_disk_mb
+        );
+    }
+}
+
+fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
+    figure_row(
+        html,
+        "tracked-used",
+        "tracked used",
+        &format!(
+            "{} instances ({}): root + ephemeral + swap",
+            a.instances, a.source
+        ),
+        a.tracked_used_bytes as i64,
+    );
+    figure_row(
+        html,
+        "reserved",
+        "reserved",
+        &format!(
+            "reserved_host_disk_mb = {}",
+            a.current_reserved_host_disk_mb
+        ),
+        a.reserved_bytes as i64,
+    );
+    figure_row(
+        html,
+        "drift",
+        "drift",
+        "raw used - tracked used",
+        a.drift_bytes,
+    );
+    figure_row(
+        html,
+        "corrected-free",
+        "corrected free",
+        &format!(
+            "size - max(raw used, tracked used) - reserved = {:.2} - max({:.2}, {:.2}) - {:.2}",
+            vg.size_bytes as f64 / GIB_F,
+            vg.used_bytes as f64 / GIB_F,
+            a.tracked_used_bytes as f64 / GIB_F,
+            a.reserved_bytes as f64 / GIB_F
+        ),
+        a.corrected_free_bytes,
+    );
+    let scheduler_formula = match (a.scheduler_total_bytes, a.scheduler_used_bytes) {
+        (Some(total), Some(used)) => format!(
+            "(DISK_GB total - reserved) x ratio - used = ({} - {}) x {} - {:.2} (whole GiB)",
+            total / crate::tracked::GIB,
+            a.reserved_bytes.div_ceil(crate::tracked::GIB),
+            format_ratio(a.allocation_ratio),
+            used as f64 / GIB_F
+        ),
+        _ => "(DISK_GB total - reserved) x ratio - used".to_string(),
+    };
+    figure_row(
+        html,
+        "scheduler-free",
+        "scheduler free",
+        &scheduler_formula,
+        a.scheduler_free_bytes,
+    );
+    figure_row(
+        html,
+        "overestimate",
+        "over-estimate",
+        "scheduler free - corrected free",
+        a.overestimate_bytes,
+    );
+    figure_row(
+        html,
+        "phantom",
+        "phantom space",
+        "max(over-estimate + min(corrected free, 0), 0)",
+        a.phantom_bytes as i64,
+    );
+    html.push_str("</table><h3>Drift by cause</h3><table class=\"causes\">");
+    let u = &a.untracked;
+    let causes: [(&str, i64, &str); 6] = [
+        (
+            "foreign",
+            u.foreign_bytes as i64,
+            "LVs that are neither nova's nor cinder's",
+        ),
+        (
+            "orphan",
+            u.orphan_bytes as i64,
+            "nova's naming, instance not on this host",
+        ),
+        (
+            "cinder",
+            u.cinder_bytes as i64,
+            "cinder volumes, snapshots, thin pool",
+        ),
+        (
+            "overhead",
+            u.overhead_bytes as i64,
+            "instance LVs beyond their flavor (extent rounding)",
+        ),
+        (
+            "unexplained",
+            u.unexplained_bytes,
+            "allocated space no LV accounts for",
+        ),
+        (
+            "unbacked",
+            -(a.unbacked_bytes as i64),
+            "minus tracked disk with no LV (building, elsewhere)",
+        ),
+    ];
+    for (cause, bytes, meaning) in causes {
+        let _ = write!(
+            html,
+            "<tr><th>{cause}</th><td class=\"num\" data-figure=\"cause-{cause}\" data-bytes=\"{bytes}\">{}</td><td class=\"muted\">{meaning}</td></tr>",
+            escape_html(&gib(bytes))
+        );
+    }
+    let _ = write!(
+        html,
+        "<tr><th>= drift</th><td class=\"num\">{}</td><td class=\"muted\">untracked consumption without overhead: \
+         <span data-figure=\"untracked\" data-bytes=\"{}\">{}</span></td></tr></table>",
+        escape_html(&gib(a.drift_bytes)),
+        u.total_bytes,
+        escape_html(&gib(u.total_bytes))
+    );
+}
+
+const GIB_F: f64 = crate::tracked::GIB as f64;
+
+fn render_lvs(html: &mut String, vg: &VgReport) {
+    if vg.top_untracked_lvs.is_empty() {
+        html.push_str("<h3>Untracked LVs</h3><p>None.</p>");
+        return;
+    }
+    let _ = write!(
+        html,
+        "<h3>Untracked LVs, largest first ({} shown of {})</h3><table class=\"lvs\"><tr><th>LV</th><th>owner</th><th>GiB</th><th>bytes</th></tr>",
+        vg.top_untracked_lvs.len(),
+        vg.untracked_lv_count
+    );
+    for lv in &vg.top_untracked_lvs {
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num muted\">{}</td></tr>",
+            escape_html(&lv.name),
+            escape_html(&lv.owner),
+            escape_html(&gib(lv.bytes as i64)),
+            lv.bytes
+        );
+    }
+    html.push_str("</table>");
+}
+
+/// The bar chart: raw used, tracked used, corrected free and scheduler free against the VG size
+/// (dashed line). Negative values (an over-committed host) extend left of the zero axis.
+fn chart(vg: &VgReport) -> String {
+    let mut bars: Vec<(&str, &str, i64)> = vec![("raw used", "bar-raw", vg.used_bytes as i64)];
+    if let Some(a) = &vg.accounting {
+        bars.push(("tracked used", "bar-tracked", a.tracked_used_bytes as i64));
+        bars.push(("corrected free", "bar-corrected", a.corrected_free_bytes));
+        bars.push(("scheduler free", "bar-scheduler", a.scheduler_free_bytes));
+    }
+    let size = vg.size_bytes as i64;
+    let max = bars.iter().map(|b| b.2).max().unwrap_or(0).max(size).max(1);
+    let min = bars.iter().map(|b| b.2).min().unwrap_or(0).min(0);
+    let (label_width, plot_width, value_width) = (110.0, 440.0, 90.0);
+    let row_height = 26.0;
+    let height = row_height * bars.len() as f64 + 24.0;
+    let width = label_width + plot_width + value_width;
+    let scale = plot_width / (max - min) as f64;
+    let zero = label_width + (-min) as f64 * scale;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<svg id=\"chart-{name}\" class=\"chart\" role=\"img\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+         xmlns=\"http://www.w3.org/2000/svg\"><title>VG {name}: raw used, tracked used, corrected free and scheduler free against the VG size</title>",
+        name = escape_html(&vg.name),
+    );
+    for (i, (label, class, bytes)) in bars.iter().enumerate() {
+        let y = 4.0 + row_height * i as f64;
+        let x = if *bytes < 0 {
+            zero + *bytes as f64 * scale
+        } else {
+            zero
+        };
+        let w = (*bytes as f64 * scale).abs();
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{ty}\">{label}</text>\
+             <rect class=\"{class}\" data-bytes=\"{bytes}\" x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{bh}\"><title>{label}: {value}</title></rect>\
+             <text x=\"{vx}\" y=\"{ty}\">{value}</text>",
+            ty = y + 14.0,
+            bh = row_height - 8.0,
+            vx = label_width + plot_width + 6.0,
+            value = escape_html(&gib(*bytes)),
+        );
+    }
+    let size_x = zero + size as f64 * scale;
+    let bottom = row_height * bars.len() as f64 + 4.0;
+    let _ = write!(
+        svg,
+        "<line class=\"axis\" x1=\"{zero:.1}\" y1=\"0\" x2=\"{zero:.1}\" y2=\"{bottom}\"/>\
+         <line class=\"size\" x1=\"{size_x:.1}\" y1=\"0\" x2=\"{size_x:.1}\" y2=\"{bottom}\"/>\
+         <text x=\"{tx:.1}\" y=\"{ly}\" text-anchor=\"end\">VG size {size_text}</text></svg>",
+        tx = size_x,
+        ly = bottom + 16.0,
+        size_text = escape_html(&gib(size)),
+    );
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_special_characters_are_escaped() {
+        assert_eq!(
+            escape_html("<script>alert('x') & \"y\"</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
+    }
+}
