@@ -581,3 +581,27 @@ pub fn promtool_check_metrics(text: &str) -> String {
     .trim()
     .to_string()
 }
+
+/// True when every program in `programs` is on the PATH (or an absolute path that exists).
+/// Otherwise prints why and returns false, or panics under `CI=true` (scripts/install-test-deps
+/// installs them).
+pub fn programs_available(test: &str, programs: &[&str]) -> bool {
+    let found = |program: &str| {
+        if program.starts_with('/') {
+            return Path::new(program).exists();
+        }
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
+        })
+    };
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !found(p)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = format!("{} not installed (scripts/install-test-deps)", missing.join(", "));
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {reason}; under CI=true a skip is a failure");
+    }
+    eprintln!("\n!!! SKIPPING {test}: {reason} !!!\n");
+    false
+}
