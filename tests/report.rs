@@ -1,0 +1,467 @@
+//! `report` and `check` on real VGs on loop devices, with nova's metadata in libvirt domain XML
+//! files: a healthy host, the seed incident's foreign LV, orphaned instance disks, an
+//! over-committed host, and failed collectors. Exit codes, the figures to the byte, the text's
+//! arithmetic and the JSON document against `docs/report-schema.json`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::Value;
+
+const UUID_A: &str = "3f5e6c1a-1111-2222-3333-444455556666";
+const UUID_B: &str = "9b2d7e40-aaaa-bbbb-cccc-ddddeeeeffff";
+const UUID_GONE: &str = "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6";
+const SCHEMA: &str = include_str!("../docs/report-schema.json");
+
+fn domain<'a>(uuid: &'a str, root_gb: u64, ephemeral_gb: u64) -> Domain<'a> {
+    Domain {
+        uuid,
+        name: "vm",
+        root_gb,
+        ephemeral_gb,
+        swap_mb: 0,
+        boot_from_volume: false,
+    }
+}
+
+/// A compute-node-like host: a VG, nova.conf and the libvirt XML directory.
+struct Host {
+    vg: LoopVg,
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new(tag: &str, nova_conf_extra: &str, domains: &[Domain]) -> Self {
+        let vg = LoopVg::new(tag, 20);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("nova.conf"),
+            format!(
+                "[DEFAULT]\nhost = compute-test\nreserved_host_disk_mb = 1024\n{nova_conf_extra}\n[libvirt]\nimages_type = lvm\nimages_volume_group = {}\n",
+                vg.name
+            ),
+        )
+        .unwrap();
+        write_domains(&dir.path().join("qemu"), &vg.name, domains);
+        Host { vg, dir }
+    }
+
+    fn xml_dir(&self) -> PathBuf {
+        self.dir.path().join("qemu")
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            format!(
+                "--nova.config-file={}",
+                self.dir.path().join("nova.conf").display()
+            ),
+            format!("--collector.libvirt.xml-dir={}", self.xml_dir().display()),
+        ]
+    }
+
+    fn run(&self, subcommand: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+            .args(subcommand)
+            .args(self.args())
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+            .output()
+            .expect("run the exporter")
+    }
+
+    /// `report --format json`: the document (validated against the schema) and the exit code.
+    fn report_json(&self) -> (Value, i32) {
+        let output = self.run(&["report", "--format=json"]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "report JSON: {e}\n{text}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        let mut errors = Vec::new();
+        validate(&schema, &schema, &json, "$", &mut errors);
+        assert!(errors.is_empty(), "schema violations: {errors:#?}\n{text}");
+        (json, output.status.code().unwrap_or(-1))
+    }
+
+    fn report_text(&self) -> (String, i32) {
+        let output = self.run(&["report"]);
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            output.status.code().unwrap_or(-1),
+        )
+    }
+
+    fn check(&self, thresholds: &[&str]) -> (String, i32) {
+        let mut args = vec!["check"];
+        args.extend_from_slice(thresholds);
+        let output = self.run(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert_eq!(stdout.lines().count(), 1, "one status line: {stdout}");
+        (
+            stdout.trim_end().to_string(),
+            output.status.code().unwrap_or(-1),
+        )
+    }
+}
+
+/// The subset of JSON Schema the report schema uses: type, const, enum, properties, required,
+/// additionalProperties: false, items, oneOf and local $ref.
+fn validate(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference.trim_start_matches("#/$defs/");
+        return validate(root, &root["$defs"][name], value, at, errors);
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let matching = options
+            .iter()
+            .filter(|option| {
+                let mut sub = Vec::new();
+                validate(root, option, value, at, &mut sub);
+                sub.is_empty()
+            })
+            .count();
+        if matching != 1 {
+            errors.push(format!("{at}: matches {matching} of oneOf"));
+        }
+        return;
+    }
+    if let Some(expected) = schema.get("const") {
+        if value != expected {
+            errors.push(format!("{at}: expected {expected}, got {value}"));
+        }
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+        if !options.contains(value) {
+            errors.push(format!("{at}: {value} not in {options:?}"));
+        }
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let fits = types.iter().any(|t| match *t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            "number" => value.is_number(),
+            "integer" => value.is_i64() || value.is_u64(),
+            _ => false,
+        });
+        if !fits {
+            errors.push(format!("{at}: expected {types:?}, got {value}"));
+            return;
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for required in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !object.contains_key(required) {
+                errors.push(format!("{at}: missing {required}"));
+            }
+        }
+        for (key, item) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(sub) => validate(root, sub, item, &format!("{at}.{key}"), errors),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    errors.push(format!("{at}: undocumented field {key}"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in array.iter().enumerate() {
+            validate(root, items, item, &format!("{at}[{i}]"), errors);
+        }
+    }
+}
+
+fn nova_vg(json: &Value) -> &Value {
+    json["vgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|vg| vg["nova"] == true)
+        .expect("nova's VG in the report")
+}
+
+fn gib(n: u64) -> u64 {
+    n * GIB
+}
+
+/// A 20 GiB loop device's VG floors to 19 GiB in placement; 1024 MiB are reserved.
+const RESERVED: u64 = GIB;
+
+#[test]
+fn a_healthy_host_is_ok_with_no_drift() {
+    if !lvm_available("report healthy") {
+        return;
+    }
+    let host = Host::new(
+        "rep-ok",
+        "",
+        &[domain(UUID_A, 5, 0), domain(UUID_B, 3, 2)],
+    );
+    host.vg.create_lv(&format!("{UUID_A}_disk"), "5G");
+    host.vg.create_lv(&format!("{UUID_B}_disk"), "3G");
+    host.vg.create_lv(&format!("{UUID_B}_disk.local"), "2G");
+
+    let (json, code) = host.report_json();
+    assert_eq!(code, 0);
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["complete"], true);
+    assert_eq!(json["primary_source"], "libvirt");
+    let vg = nova_vg(&json);
+    let a = &vg["accounting"];
+    assert_eq!(vg["size_bytes"], VG_20G_BYTES);
+    assert_eq!(vg["used_bytes"], gib(10));
+    assert_eq!(a["tracked_used_bytes"], gib(10));
+    assert_eq!(a["instances"], 2);
+    assert_eq!(a["drift_bytes"], 0);
+    assert_eq!(a["untracked"]["total_bytes"], 0);
+    assert_eq!(a["reserved_bytes"], RESERVED);
+    assert_eq!(
+        a["corrected_free_bytes"],
+        VG_20G_BYTES - gib(10) - RESERVED
+    );
+    // (19 - 1) x 1.0 - 10 GiB
+    assert_eq!(a["scheduler_free_bytes"], gib(8));
+    assert_eq!(a["phantom_bytes"], 0);
+    assert_eq!(a["recommended_reserved_host_disk_mb"], 1024);
+    assert_eq!(vg["top_untracked_lvs"].as_array().unwrap().len(), 0);
+    let sources = json["sources"].as_array().unwrap();
+    assert_eq!(sources[0]["source"], "libvirt");
+    assert!(sources[0]["reads"]
+        .as_str()
+        .unwrap()
+        .contains(host.xml_dir().to_str().unwrap()));
+
+    let (text, code) = host.report_text();
+    assert_eq!(code, 0, "{text}");
+    for needle in [
+        "size - max(raw used, tracked used) - reserved",
+        "= 20.00 - max(10.00, 10.00) - 1.00",
+        "= (19 - 1) x 1.0 - 10.00",
+        "No untracked LVs.",
+        "reserved_host_disk_mb = 1024 is enough",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+
+    let (line, code) = host.check(&[]);
+    assert_eq!(code, 0, "{line}");
+    assert!(line.starts_with("NOVA-LVM OK - "), "{line}");
+    assert!(line.contains("| untracked=0B;21474836480;;0;"), "{line}");
+}
+
+#[test]
+fn the_seed_incidents_foreign_lv_is_untracked_phantom_space() {
+    if !lvm_available("report foreign") {
+        return;
+    }
+    let host = Host::new("rep-foreign", "", &[domain(UUID_A, 10, 0)]);
+    host.vg.create_lv(&format!("{UUID_A}_disk"), "10G");
+    host.vg.create_lv("someone_elses_lv", "8G");
+
+    let (json, code) = host.report_json();
+    assert_eq!(code, 0);
+    let vg = nova_vg(&json);
+    let a = &vg["accounting"];
+    assert_eq!(a["drift_bytes"], gib(8));
+    assert_eq!(a["untracked"]["foreign_bytes"], gib(8));
+    assert_eq!(a["untracked"]["total_bytes"], gib(8));
+    let corrected = VG_20G_BYTES - gib(18) - RESERVED;
+    assert_eq!(a["corrected_free_bytes"], corrected);
+    // (19 - 1) - 10 = 8 GiB believed free, 0.996 GiB really free.
+    assert_eq!(a["scheduler_free_bytes"], gib(8));
+    assert_eq!(a["overestimate_bytes"], gib(8) - corrected);
+    assert_eq!(a["phantom_bytes"], gib(8) - corrected);
+    // (19 - R) - 10 <= 0.996  =>  R = 9 GiB
+    assert_eq!(a["recommended_reserved_host_disk_mb"], 9 * 1024);
+    assert_eq!(vg["top_untracked_lvs"][0]["name"], "someone_elses_lv");
+    assert_eq!(vg["top_untracked_lvs"][0]["owner"], "foreign");
+
+    let (text, _) = host.report_text();
+    assert!(text.contains("foreign  someone_elses_lv"), "{text}");
+    assert!(
+        text.contains("set [DEFAULT] reserved_host_disk_mb = 9216 (today 1024)"),
+        "{text}"
+    );
+
+    // Defaults: 8 GiB untracked < 20 GiB, 7 GiB phantom < 10 GiB.
+    let (line, code) = host.check(&[]);
+    assert_eq!(code, 0, "{line}");
+    let (line, code) = host.check(&["--warning.untracked=5%"]);
+    assert_eq!(code, 1, "{line}");
+    assert!(line.starts_with("NOVA-LVM WARNING - "), "{line}");
+    assert!(
+        line.contains("largest untracked LV someone_elses_lv (foreign, 8.00 GiB)"),
+        "{line}"
+    );
+    let (line, code) = host.check(&["--warning.untracked=5%", "--critical.overestimate=5GiB"]);
+    assert_eq!(code, 2, "{line}");
+    assert!(line.starts_with("NOVA-LVM CRITICAL - "), "{line}");
+    assert!(line.contains("scheduler over-estimate 7.00 GiB >= 5.00 GiB (critical)"), "{line}");
+    assert!(line.contains(&format!("untracked={}B;", gib(8))), "{line}");
+}
+
+#[test]
+fn orphaned_instance_disks_are_listed_and_critical() {
+    if !lvm_available("report orphans") {
+        return;
+    }
+    let host = Host::new("rep-orphan", "", &[domain(UUID_A, 5, 0)]);
+    host.vg.create_lv(&format!("{UUID_A}_disk"), "5G");
+    host.vg.create_lv(&format!("{UUID_GONE}_disk"), "4G");
+    host.vg.create_lv(&format!("{UUID_GONE}_disk.local"), "1G");
+
+    let (json, code) = host.report_json();
+    assert_eq!(code, 0);
+    let vg = nova_vg(&json);
+    let a = &vg["accounting"];
+    assert_eq!(a["untracked"]["orphan_bytes"], gib(5));
+    assert_eq!(a["untracked"]["foreign_bytes"], 0);
+    assert_eq!(vg["untracked_lv_count"], 2);
+    let lvs = vg["top_untracked_lvs"].as_array().unwrap();
+    assert_eq!(lvs[0]["name"], format!("{UUID_GONE}_disk"));
+    assert_eq!(lvs[0]["owner"], "orphan");
+    assert_eq!(lvs[1]["bytes"], gib(1));
+    let owners = vg["owners"].as_array().unwrap();
+    assert!(owners
+        .iter()
+        .any(|o| o["owner"] == "orphan" && o["lvs"] == 2 && o["bytes"] == gib(5)));
+
+    let (line, code) = host.check(&["--critical.untracked=4GiB"]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("untracked 5.00 GiB >= 4.00 GiB (critical)"),
+        "{line}"
+    );
+    assert!(line.contains(&format!("{UUID_GONE}_disk (orphan")), "{line}");
+}
+
+#[test]
+fn an_over_committed_host_has_negative_corrected_free_and_is_critical() {
+    if !lvm_available("report over-committed") {
+        return;
+    }
+    // B (15 GiB) is counted by nova but has no LV yet (building); with a ratio of 2 the
+    // scheduler still sees room on a VG that cannot even hold what nova counts.
+    let host = Host::new(
+        "rep-over",
+        "disk_allocation_ratio = 2.0",
+        &[domain(UUID_A, 10, 0), domain(UUID_B, 15, 0)],
+    );
+    host.vg.create_lv(&format!("{UUID_A}_disk"), "10G");
+    host.vg.create_lv("someone_elses_lv", "6G");
+
+    let (json, code) = host.report_json();
+    assert_eq!(code, 0);
+    let a = &nova_vg(&json)["accounting"];
+    let tracked = gib(25);
+    assert_eq!(a["tracked_used_bytes"], tracked);
+    assert_eq!(a["unbacked_bytes"], gib(15));
+    assert_eq!(a["drift_bytes"], gib(16) as i64 - tracked as i64);
+    let corrected = VG_20G_BYTES as i64 - tracked as i64 - RESERVED as i64;
+    assert!(corrected < 0);
+    assert_eq!(a["corrected_free_bytes"], corrected);
+    // (19 - 1) x 2.0 - 25 = 11 GiB believed free.
+    assert_eq!(a["scheduler_free_bytes"], gib(11));
+    assert_eq!(a["allocation_ratio"], 2.0);
+    assert_eq!(a["phantom_bytes"], gib(11));
+
+    let (text, _) = host.report_text();
+    assert!(text.contains("= (19 - 1) x 2.0 - 25.00"), "{text}");
+    assert!(text.contains("-15.00 GiB  tracked disk with no LV"), "{text}");
+
+    let (line, code) = host.check(&[]);
+    assert_eq!(code, 1, "{line}");
+    let (line, code) = host.check(&["--critical.corrected-free=0"]);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("corrected free -6.00 GiB < 0.00 GiB (critical)"),
+        "{line}"
+    );
+    assert!(line.contains(&format!("corrected_free={corrected}B;;0:;")), "{line}");
+}
+
+#[test]
+fn a_failed_collector_makes_check_unknown_and_report_exit_1() {
+    if !lvm_available("report failures") {
+        return;
+    }
+    let host = Host::new("rep-fail", "", &[domain(UUID_A, 5, 0)]);
+    host.vg.create_lv(&format!("{UUID_A}_disk"), "5G");
+    std::fs::write(host.xml_dir().join("instance-broken.xml"), "<domain><uuid>").unwrap();
+
+    let (json, code) = host.report_json();
+    assert_eq!(code, 1);
+    assert_eq!(json["complete"], false);
+    let vg = nova_vg(&json);
+    assert!(vg["accounting"].is_null());
+    let reason = vg["accounting_absent_reason"].as_str().unwrap();
+    assert!(reason.starts_with("the primary tracked source libvirt failed: "), "{reason}");
+    assert!(reason.contains("instance-broken.xml"), "{reason}");
+    assert_eq!(vg["size_bytes"], VG_20G_BYTES);
+
+    let (line, code) = host.check(&[]);
+    assert_eq!(code, 3, "{line}");
+    assert!(line.starts_with("NOVA-LVM UNKNOWN - "), "{line}");
+    assert!(line.contains("libvirt failed"), "{line}");
+
+    // A VG LVM does not know: the lvm collector fails, check is UNKNOWN.
+    let output = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .args(["check", "--nova.images-volume-group=nle-no-such-vg"])
+        .arg(format!("--nova.config-file={}", empty_conf().display()))
+        .arg(format!(
+            "--collector.libvirt.xml-dir={}",
+            host.xml_dir().display()
+        ))
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{line}");
+    assert!(line.contains("nle-no-such-vg"), "{line}");
+}
+
+fn empty_conf() -> &'static Path {
+    static CONF: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CONF.get_or_init(|| {
+        let path = std::env::temp_dir().join("nova-lvm-exporter-report-test-empty.conf");
+        std::fs::write(&path, "").unwrap();
+        path
+    })
+}
+
+#[test]
+fn check_usage_errors_are_unknown_and_report_usage_errors_are_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .args(["check", "--warning.untracked=lots"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("NOVA-LVM UNKNOWN - "), "{stdout}");
+    assert!(stdout.contains("--warning.untracked"), "{stdout}");
+    let output = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .args(["report", "--format=yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
