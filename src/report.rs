@@ -662,8 +662,10 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
         out,
         "tracked used",
         &format!(
-            "{} instances ({}): root + ephemeral + swap",
-            a.instances, a.source
+            "{} instance{} ({}): root + ephemeral + swap",
+            a.instances,
+            if a.instances == 1 { "" } else { "s" },
+            a.source
         ),
         a.tracked_used_bytes as i64,
     );

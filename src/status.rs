@@ -204,8 +204,10 @@ fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
         "tracked-used",
         "tracked used",
         &format!(
-            "{} instances ({}): root + ephemeral + swap",
-            a.instances, a.source
+            "{} instance{} ({}): root + ephemeral + swap",
+            a.instances,
+            if a.instances == 1 { "" } else { "s" },
+            a.source
         ),
         a.tracked_used_bytes as i64,
     );

@@ -161,7 +161,10 @@ fn the_image_serves_the_hosts_vg_and_reports_it() {
         )),
         (5 * GIB) as f64
     );
-    assert_eq!(m.value("nova_lvm_collector_success{collector=\"lvm\"}"), 1.0);
+    assert_eq!(
+        m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
+        1.0
+    );
     assert_eq!(
         m.value("nova_lvm_collector_success{collector=\"libvirt\"}"),
         1.0

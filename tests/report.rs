@@ -213,11 +213,7 @@ fn a_healthy_host_is_ok_with_no_drift() {
     if !lvm_available("report healthy") {
         return;
     }
-    let host = Host::new(
-        "rep-ok",
-        "",
-        &[domain(UUID_A, 5, 0), domain(UUID_B, 3, 2)],
-    );
+    let host = Host::new("rep-ok", "", &[domain(UUID_A, 5, 0), domain(UUID_B, 3, 2)]);
     host.vg.create_lv(&format!("{UUID_A}_disk"), "5G");
     host.vg.create_lv(&format!("{UUID_B}_disk"), "3G");
     host.vg.create_lv(&format!("{UUID_B}_disk.local"), "2G");
@@ -236,10 +232,7 @@ fn a_healthy_host_is_ok_with_no_drift() {
     assert_eq!(a["drift_bytes"], 0);
     assert_eq!(a["untracked"]["total_bytes"], 0);
     assert_eq!(a["reserved_bytes"], RESERVED);
-    assert_eq!(
-        a["corrected_free_bytes"],
-        VG_20G_BYTES - gib(10) - RESERVED
-    );
+    assert_eq!(a["corrected_free_bytes"], VG_20G_BYTES - gib(10) - RESERVED);
     // (19 - 1) x 1.0 - 10 GiB
     assert_eq!(a["scheduler_free_bytes"], gib(8));
     assert_eq!(a["phantom_bytes"], 0);
@@ -317,7 +310,10 @@ fn the_seed_incidents_foreign_lv_is_untracked_phantom_space() {
     let (line, code) = host.check(&["--warning.untracked=5%", "--critical.overestimate=5GiB"]);
     assert_eq!(code, 2, "{line}");
     assert!(line.starts_with("NOVA-LVM CRITICAL - "), "{line}");
-    assert!(line.contains("scheduler over-estimate 7.00 GiB >= 5.00 GiB (critical)"), "{line}");
+    assert!(
+        line.contains("scheduler over-estimate 7.00 GiB >= 5.00 GiB (critical)"),
+        "{line}"
+    );
     assert!(line.contains(&format!("untracked={}B;", gib(8))), "{line}");
 }
 
@@ -353,7 +349,10 @@ fn orphaned_instance_disks_are_listed_and_critical() {
         line.contains("untracked 5.00 GiB >= 4.00 GiB (critical)"),
         "{line}"
     );
-    assert!(line.contains(&format!("{UUID_GONE}_disk (orphan")), "{line}");
+    assert!(
+        line.contains(&format!("{UUID_GONE}_disk (orphan")),
+        "{line}"
+    );
 }
 
 #[test]
@@ -388,7 +387,10 @@ fn an_over_committed_host_has_negative_corrected_free_and_is_critical() {
 
     let (text, _) = host.report_text();
     assert!(text.contains("= (19 - 1) x 2.0 - 25.00"), "{text}");
-    assert!(text.contains("-15.00 GiB  tracked disk with no LV"), "{text}");
+    assert!(
+        text.contains("-15.00 GiB  tracked disk with no LV"),
+        "{text}"
+    );
 
     let (line, code) = host.check(&[]);
     assert_eq!(code, 1, "{line}");
@@ -398,7 +400,10 @@ fn an_over_committed_host_has_negative_corrected_free_and_is_critical() {
         line.contains("corrected free -6.00 GiB < 0.00 GiB (critical)"),
         "{line}"
     );
-    assert!(line.contains(&format!("corrected_free={corrected}B;;0:;")), "{line}");
+    assert!(
+        line.contains(&format!("corrected_free={corrected}B;;0:;")),
+        "{line}"
+    );
 }
 
 #[test]
@@ -416,7 +421,10 @@ fn a_failed_collector_makes_check_unknown_and_report_exit_1() {
     let vg = nova_vg(&json);
     assert!(vg["accounting"].is_null());
     let reason = vg["accounting_absent_reason"].as_str().unwrap();
-    assert!(reason.starts_with("the primary tracked source libvirt failed: "), "{reason}");
+    assert!(
+        reason.starts_with("the primary tracked source libvirt failed: "),
+        "{reason}"
+    );
     assert!(reason.contains("instance-broken.xml"), "{reason}");
     assert_eq!(vg["size_bytes"], VG_20G_BYTES);
 

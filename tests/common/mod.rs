@@ -590,15 +590,17 @@ pub fn programs_available(test: &str, programs: &[&str]) -> bool {
         if program.starts_with('/') {
             return Path::new(program).exists();
         }
-        std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-        })
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
     };
     let missing: Vec<&str> = programs.iter().copied().filter(|p| !found(p)).collect();
     if missing.is_empty() {
         return true;
     }
-    let reason = format!("{} not installed (scripts/install-test-deps)", missing.join(", "));
+    let reason = format!(
+        "{} not installed (scripts/install-test-deps)",
+        missing.join(", ")
+    );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: {reason}; under CI=true a skip is a failure");
     }
