@@ -93,4 +93,47 @@ fn every_flag_is_in_the_readme() {
             "--{long} is missing from the README's flag table"
         );
     }
+    for sub in command.get_subcommands() {
+        assert!(
+            README.contains(&format!("| `{}", sub.get_name())),
+            "subcommand {} is missing from the README's subcommand table",
+            sub.get_name()
+        );
+        for arg in sub.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            assert!(
+                README.contains(&format!("`--{long}`")),
+                "--{long} of {} is missing from the README's subcommand table",
+                sub.get_name()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_readme_configuration_file_example_is_valid() {
+    let section = README
+        .split("## Configuration file\n")
+        .nth(1)
+        .expect("a Configuration file section");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a TOML example");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, example).unwrap();
+    let parsed = nova_lvm_exporter::config_file::parse_args(vec![
+        "nova-lvm-exporter".into(),
+        format!("--config.file={}", path.display()).into(),
+    ])
+    .unwrap_or_else(|e| panic!("the README's example: {e:?}"));
+    assert_eq!(parsed.cli.lvm_vgs, vec!["vms-group", "cinder-volumes"]);
+    assert_eq!(parsed.cli.lvm_command_prefix, "sudo -n");
+    assert_eq!(
+        parsed.cli.web_config_file.as_deref(),
+        Some(std::path::Path::new("/etc/nova-lvm-exporter/web.yml"))
+    );
+    assert!(!parsed.cli.no_libvirt && !parsed.cli.placement);
 }
