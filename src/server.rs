@@ -1,4 +1,4 @@
-//! The HTTP side: `/metrics` (or the configured path), `/healthz` and a landing page at `/`,
+//! The HTTP side: `/metrics` (or the configured path), `/healthz` and the status page at `/`
 //! served by hyper with the limits an exporter on every compute node needs, and TLS, basic auth
 //! and response headers from an exporter-toolkit web configuration file.
 //!

@@ -115,7 +115,7 @@ fn config_check_prints_the_effective_settings_and_their_origins() {
     for needle in [
         "the configuration is valid",
         "[nova]",
-        &format!("reserved-host-disk-mb = 2048"),
+        "reserved-host-disk-mb = 2048",
         &format!("# {file}:4"),
         "listen-address = \"127.0.0.1:19999\"",
         "# command line",

@@ -538,7 +538,7 @@ pub fn select_endpoint(
         .iter()
         .copied()
         .filter(|e| e.interface == interface)
-        .filter(|e| region.map_or(true, |r| e.region() == Some(r)))
+        .filter(|e| region.is_none_or(|r| e.region() == Some(r)))
         .collect();
     let describe = |endpoints: &[&CatalogEndpoint]| {
         endpoints

@@ -106,7 +106,7 @@ impl CachedSource {
         state: &mut State,
         now: Instant,
     ) -> Option<Shared<BoxFuture<'static, ()>>> {
-        let due = state.next_refresh.map_or(true, |at| now >= at);
+        let due = state.next_refresh.is_none_or(|at| now >= at);
         if due && state.in_flight.is_none() {
             state.next_refresh =
                 Some(now + jittered(self.settings.interval, JITTER_FRACTION, self.uniform()));
