@@ -40,7 +40,6 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends lvm2 \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /etc/nova /etc/libvirt/qemu
-COPY --from=binary /out/nova-lvm-exporter /usr/local/bin/nova-lvm-exporter
 LABEL org.opencontainers.image.title="nova-lvm-exporter" \
       org.opencontainers.image.description="Prometheus exporter of the LVM disk space OpenStack nova does not see" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -48,3 +47,5 @@ ENV LVM_SUPPRESS_FD_WARNINGS=1
 # 10061: above the full 9100-9999 block of Prometheus' default port allocations (README).
 EXPOSE 10061
 ENTRYPOINT ["/usr/local/bin/nova-lvm-exporter"]
+# Last, so that everything above stays cached when only the binary changes.
+COPY --from=binary /out/nova-lvm-exporter /usr/local/bin/nova-lvm-exporter

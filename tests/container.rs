@@ -4,9 +4,11 @@
 //! cgroupfs, vfs; privileged, host network, /dev, /run/lvm and the LVM, nova and libvirt
 //! configuration mounted) against a real loop VG of the host, scraped, and asked for a report.
 //!
-//! Needs root, lvm2, buildah, podman, runc and debootstrap; the first run takes about two and a
-//! half minutes (debootstrap), later ones about half a minute (the base image and the lvm2
-//! layer are cached).
+//! Needs root, lvm2, buildah, podman, runc and debootstrap. Measured on the 2-core test
+//! machines: about three minutes on a fresh machine (hadolint install, debootstrap and import
+//! of the base, about two minutes of it), 30-50 s afterwards (the base tarball and image, the
+//! hadolint venv and the lvm2 layer are cached; vfs storage copies every layer, which is most
+//! of what is left).
 
 mod common;
 
