@@ -477,3 +477,83 @@ pub fn render_settings(settings: &[Setting], config_file: Option<&Path>) -> Stri
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(long: &str) -> String {
+        let command = crate::cli::command();
+        file_keys(&command)
+            .into_iter()
+            .find(|(_, arg)| arg.get_long() == Some(long))
+            .map(|(key, _)| format!("{}|{}|{}", key.table, key.key, key.negated))
+            .unwrap_or_else(|| panic!("--{long} has no file key"))
+    }
+
+    #[test]
+    fn keys_are_the_flags_split_at_their_last_dot() {
+        assert_eq!(key_of("web.listen-address"), "web|listen-address|false");
+        assert_eq!(key_of("web.config.file"), "web.config|file|false");
+        assert_eq!(key_of("collector.lvm.vg"), "collector.lvm|vg|false");
+        assert_eq!(key_of("collector.timeout"), "collector|timeout|false");
+        assert_eq!(key_of("os-cloud"), "|os-cloud|false");
+        assert_eq!(
+            key_of("collector.libvirt"),
+            "collector.libvirt|enabled|false"
+        );
+        assert_eq!(
+            key_of("no-collector.libvirt"),
+            "collector.libvirt|enabled|true"
+        );
+        assert_eq!(
+            key_of("collector.placement"),
+            "collector.placement|enabled|false"
+        );
+    }
+
+    #[test]
+    fn every_key_belongs_to_one_flag_or_one_switch_pair() {
+        let command = crate::cli::command();
+        let keys = file_keys(&command);
+        for (key, arg) in &keys {
+            let same: Vec<&(FileKey, Arg)> = keys
+                .iter()
+                .filter(|(k, _)| k.dotted() == key.dotted())
+                .collect();
+            match same.len() {
+                1 => {}
+                2 => assert!(
+                    same.iter().all(|(_, a)| is_switch(a))
+                        && same[0].0.negated != same[1].0.negated,
+                    "{} is shared by two flags that are not a switch pair",
+                    key.dotted()
+                ),
+                _ => panic!(
+                    "{} is shared by {} flags (--{:?})",
+                    key.dotted(),
+                    same.len(),
+                    arg.get_long()
+                ),
+            }
+        }
+        assert!(!keys
+            .iter()
+            .any(|(_, a)| a.get_long() == Some("config.file")));
+    }
+
+    #[test]
+    fn the_switches_enabled_by_default_are_the_ones_the_configuration_enables() {
+        let args = [
+            "nova-lvm-exporter",
+            "--nova.images-volume-group=vg",
+            "--nova.config-file=/dev/null",
+        ];
+        let parsed = parse_args(args.iter().map(OsString::from).collect()).unwrap();
+        let config = parsed.cli.resolve().unwrap();
+        assert!(config.libvirt_xml_dir.is_some());
+        assert!(ENABLED_BY_DEFAULT.contains(&"collector.libvirt"));
+        assert!(config.placement.is_none());
+        assert!(!ENABLED_BY_DEFAULT.contains(&"collector.placement"));
+    }
+}

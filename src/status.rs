@@ -411,6 +411,43 @@ fn chart(vg: &VgReport) -> String {
 mod tests {
     use super::*;
 
+    use crate::collect::{CollectorStatus, Snapshot};
+    use crate::report::ReportContext;
+    use std::time::Duration;
+
+    #[test]
+    fn a_failed_lvm_collector_renders_its_escaped_error_and_no_figures() {
+        let snapshot = Snapshot {
+            collectors: vec![CollectorStatus {
+                name: "lvm",
+                success: false,
+                duration: Duration::from_millis(5),
+                last_success_unix: None,
+                error: Some("vgs said <b>\"no\"</b> & left".to_string()),
+            }],
+            host: None,
+            sources: vec![],
+            nova_vg: "vms-group".into(),
+            primary: None,
+            finished_unix: 1_700_000_000.0,
+        };
+        let report = Report::new(&snapshot, &ReportContext::default(), 10);
+        let html = render(&report, "/metrics", &[("k<".into(), "v>".into())]);
+        assert!(
+            html.contains("vgs said &lt;b&gt;&quot;no&quot;&lt;/b&gt; &amp; left"),
+            "{html}"
+        );
+        assert!(!html.contains("<b>"));
+        assert!(html.contains("No LVM figures"));
+        assert!(html.contains("<th>k&lt;</th><td>v&gt;</td>"));
+        assert!(html.contains("2023-11-14T22:13:20Z"));
+        let text = crate::report::render_text(&report);
+        assert!(
+            text.contains("No LVM figures: the lvm collector failed."),
+            "{text}"
+        );
+    }
+
     #[test]
     fn html_special_characters_are_escaped() {
         assert_eq!(
