@@ -15,7 +15,9 @@
 //! `unexplained` is allocated space that no LV in the walk accounts for (0 when LVM's report is
 //! complete).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::lvm::owner::{attribute, LvAllocation, Owner};
 use crate::lvm::{Lv, Vg, VgReport};
@@ -295,7 +297,7 @@ fn account_tracked(
     let tracked_used_bytes: u64 = usage.instances.iter().map(|i| i.tracked_bytes).sum();
     let owner_bytes = |owner: Owner| owners.get(&owner).map_or(0, |t| t.bytes);
 
-    let mut lv_bytes_by_instance: HashMap<&str, u64> = HashMap::new();
+    let mut lv_bytes_by_instance: FxHashMap<&str, u64> = FxHashMap::default();
     for lv in allocations.iter().filter(|lv| lv.owner == Owner::Instance) {
         if let Some(uuid) = lv.instance_uuid.as_deref() {
             *lv_bytes_by_instance.entry(uuid).or_default() += lv.allocated_bytes;
@@ -362,8 +364,8 @@ pub fn account_host(
     tracked: Option<&TrackedUsage>,
     lv_series_limit: usize,
 ) -> HostAccounting {
-    let tracked_uuids: Option<HashSet<String>> =
-        tracked.map(|usage| usage.instances.iter().map(|i| i.uuid.clone()).collect());
+    let tracked_uuids: Option<FxHashSet<&str>> =
+        tracked.map(|usage| usage.instances.iter().map(|i| i.uuid.as_str()).collect());
     let mut host = HostAccounting::default();
     for name in watched_vgs {
         let Some(vg) = report.vg(name) else {
