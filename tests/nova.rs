@@ -848,9 +848,7 @@ fn the_exact_name_wins_and_an_fqdn_finds_a_short_name() {
     );
     assert!(
         exporter.log().contains("\\\"cmp-7\\\" (from ")
-            && exporter
-                .log()
-                .contains("is exactly nova"),
+            && exporter.log().contains("is exactly nova"),
         "{}",
         exporter.log()
     );
