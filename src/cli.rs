@@ -1077,4 +1077,114 @@ mod tests {
             .iter()
             .any(|w| w.contains("--collector.placement.hostname")));
     }
+
+    #[test]
+    fn nova_flags_resolve_share_the_cloud_and_name_their_errors() {
+        let conf = conf_file("[DEFAULT]\nhost = cmp-7\n[libvirt]\nimages_volume_group = vg\n");
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let config = cli(&[&path, "--collector.nova"])
+            .unwrap()
+            .resolve_with(&placement_env, Path::new("/nonexistent"))
+            .unwrap();
+        // nova before libvirt, after placement.
+        assert_eq!(config.primary, Some(SourceKind::Nova));
+        let nova = config.nova.as_ref().unwrap();
+        assert_eq!(nova.host.name, "cmp-7");
+        assert!(nova.host.origin.ends_with("[DEFAULT] host"));
+        assert_eq!(nova.max_age, Duration::from_secs(180));
+        assert_eq!(nova.request_timeout, Duration::from_secs(30));
+        assert!(!format!("{config:?}").contains("never-shown-secret"));
+
+        let config = cli(&[
+            &path,
+            "--collector.nova",
+            "--collector.placement",
+            "--collector.nova.hostname=cmp-7.example.org",
+            "--collector.nova.refresh-interval=2m",
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap();
+        assert_eq!(config.primary, Some(SourceKind::Placement));
+        let nova = config.nova.unwrap();
+        assert_eq!(nova.host.origin, "--collector.nova.hostname");
+        assert_eq!(nova.max_age, Duration::from_secs(360));
+        assert_eq!(nova.cloud, config.placement.unwrap().cloud);
+
+        let err = cli(&[
+            &path,
+            "--collector.nova",
+            "--collector.nova.refresh-interval=1m",
+            "--collector.nova.max-age=30s",
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap_err();
+        assert!(err.0.starts_with("--collector.nova.max-age="), "{err}");
+        let no_env = |_: &str| None;
+        let err = cli(&[&path, "--collector.nova"])
+            .unwrap()
+            .resolve_with(&no_env, Path::new("/nonexistent"))
+            .unwrap_err();
+        assert!(
+            err.0
+                .starts_with("--collector.nova: no OpenStack credentials"),
+            "{err}"
+        );
+        let config = cli(&[
+            &path,
+            "--collector.nova.hostname=x",
+            "--collector.placement.provider-uuid=4e8e5957-649f-477b-9e5b-f1f75b21c03c",
+        ])
+        .unwrap()
+        .resolve_with(&no_env, Path::new("/nonexistent"))
+        .unwrap();
+        assert!(config.nova.is_none());
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        let err = cli(&["--collector.placement.provider-uuid=cmp-7"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a UUID"), "{err}");
+    }
+
+    #[test]
+    fn the_placement_provider_comes_from_compute_id_in_the_state_path() {
+        let state = tempfile::tempdir().unwrap();
+        std::fs::write(
+            state.path().join("compute_id"),
+            "4e8e5957-649f-477b-9e5b-f1f75b21c03c\n",
+        )
+        .unwrap();
+        let conf = conf_file(&format!(
+            "[DEFAULT]\nhost = cmp-7\nstate_path = {}\n[libvirt]\nimages_volume_group = vg\n",
+            state.path().display()
+        ));
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let config = cli(&[&path, "--collector.placement"])
+            .unwrap()
+            .resolve_with(&placement_env, Path::new("/nonexistent"))
+            .unwrap();
+        let provider = config.placement.unwrap().provider;
+        assert_eq!(
+            provider.uuid.as_deref(),
+            Some("4e8e5957-649f-477b-9e5b-f1f75b21c03c")
+        );
+        assert!(
+            provider.origin.contains("compute_id"),
+            "{}",
+            provider.origin
+        );
+        // --nova.state-path wins over nova.conf: an empty directory, so the name is used.
+        let empty = tempfile::tempdir().unwrap();
+        let config = cli(&[
+            &path,
+            "--collector.placement",
+            &format!("--nova.state-path={}", empty.path().display()),
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap();
+        let provider = config.placement.unwrap().provider;
+        assert_eq!((provider.name.as_str(), provider.uuid), ("cmp-7", None));
+    }
 }
