@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -225,6 +226,9 @@ def ms(seconds):
 
 
 def main():
+    # SIGTERM (timeout, Ctrl-C in a wrapper) unwinds through the `finally` blocks that remove
+    # the VGs and loop devices.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rows = []
     for n in SIZES:
         log("== VG with %d LVs" % n)
