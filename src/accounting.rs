@@ -14,8 +14,16 @@
 //! no (or a smaller) LV behind it (instances still building, disks kept elsewhere), and
 //! `unexplained` is allocated space that no LV in the walk accounts for (0 when LVM's report is
 //! complete).
+//!
+//! A source that keeps its own "used" apart from its instance list (nova's `local_gb_used`,
+//! which also holds migration claims) may differ from the sum of its instances; that residual has
+//! no instance to attach to. When the source counts more, the excess is tracked disk with no LV
+//! behind it (`unbacked`); when it counts less, the residual first cancels unbacked disk and the
+//! rest counts as LV bytes beyond what is tracked (`overhead`), so the identity still holds.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::lvm::owner::{attribute, LvAllocation, Owner};
 use crate::lvm::{Lv, Vg, VgReport};
@@ -129,11 +137,22 @@ pub struct SourceFigures {
     pub allocation_ratio: f64,
     /// The scheduler's free space; `None` when it needs the VG size and LVM failed.
     pub scheduler_free_bytes: Option<i64>,
+    /// nova's `disk_available_least` (nova source only).
+    pub disk_available_least_bytes: Option<i64>,
     /// Placement's DISK_GB total in bytes (reported by the source, or the VG size floored to
-    /// whole GiB); `None` when it needs the VG size and LVM failed.
+    /// whole GiB) behind `scheduler_free_bytes`; `None` when the source reports its free space
+    /// itself (nova) or it needs the VG size and LVM failed.
     pub scheduler_total_bytes: Option<u64>,
     /// What placement counts as DISK_GB used, in bytes.
     pub scheduler_used_bytes: u64,
+}
+
+/// The source's "used" without reserved: its own figure when it reports one, else the sum of
+/// its instances' tracked bytes.
+pub fn tracked_used_bytes(usage: &TrackedUsage) -> u64 {
+    usage
+        .tracked_used_bytes
+        .unwrap_or_else(|| usage.instances.iter().map(|i| i.tracked_bytes).sum())
 }
 
 /// Figures of one tracked source. `vg_size_bytes` is needed only for sources that do not report
@@ -141,13 +160,20 @@ pub struct SourceFigures {
 pub fn source_figures(usage: &TrackedUsage, vg_size_bytes: Option<u64>) -> SourceFigures {
     SourceFigures {
         instances: usage.instances.len() as u64,
-        tracked_used_bytes: usage.instances.iter().map(|i| i.tracked_bytes).sum(),
+        tracked_used_bytes: tracked_used_bytes(usage),
         allocated_bytes: usage.instances.iter().map(|i| i.allocated_bytes).sum(),
         reserved_bytes: usage.reserved_bytes,
         allocation_ratio: usage.allocation_ratio,
-        scheduler_free_bytes: scheduler_total_bytes(usage, vg_size_bytes)
-            .map(|total| scheduler_free_bytes(usage, total)),
-        scheduler_total_bytes: scheduler_total_bytes(usage, vg_size_bytes),
+        scheduler_free_bytes: usage.scheduler_free_bytes.or_else(|| {
+            scheduler_total_bytes(usage, vg_size_bytes)
+                .map(|total| scheduler_free_bytes(usage, total))
+        }),
+        disk_available_least_bytes: usage.disk_available_least_bytes,
+        scheduler_total_bytes: usage
+            .scheduler_free_bytes
+            .is_none()
+            .then(|| scheduler_total_bytes(usage, vg_size_bytes))
+            .flatten(),
         scheduler_used_bytes: scheduler_used_bytes(usage),
     }
 }
@@ -299,10 +325,11 @@ fn account_tracked(
     owners: &BTreeMap<Owner, OwnerTotals>,
     usage: &TrackedUsage,
 ) -> TrackedAccounting {
-    let tracked_used_bytes: u64 = usage.instances.iter().map(|i| i.tracked_bytes).sum();
+    let instance_sum: u64 = usage.instances.iter().map(|i| i.tracked_bytes).sum();
+    let tracked_used_bytes = tracked_used_bytes(usage);
     let owner_bytes = |owner: Owner| owners.get(&owner).map_or(0, |t| t.bytes);
 
-    let mut lv_bytes_by_instance: HashMap<&str, u64> = HashMap::new();
+    let mut lv_bytes_by_instance: FxHashMap<&str, u64> = FxHashMap::default();
     for lv in allocations.iter().filter(|lv| lv.owner == Owner::Instance) {
         if let Some(uuid) = lv.instance_uuid.as_deref() {
             *lv_bytes_by_instance.entry(uuid).or_default() += lv.allocated_bytes;
@@ -318,6 +345,15 @@ fn account_tracked(
         overhead_bytes += lv_bytes.saturating_sub(instance.tracked_bytes);
         unbacked_bytes += instance.tracked_bytes.saturating_sub(lv_bytes);
     }
+    // The source's own "used" beyond (or short of) its instances: see the module doc.
+    if tracked_used_bytes >= instance_sum {
+        unbacked_bytes += tracked_used_bytes - instance_sum;
+    } else {
+        let short = instance_sum - tracked_used_bytes;
+        let cancelled = short.min(unbacked_bytes);
+        unbacked_bytes -= cancelled;
+        overhead_bytes += short - cancelled;
+    }
     let walked_bytes: u64 = allocations.iter().map(|lv| lv.allocated_bytes).sum();
     let untracked = UntrackedByCause {
         foreign_bytes: owner_bytes(Owner::Foreign),
@@ -332,7 +368,9 @@ fn account_tracked(
         - used_bytes.max(tracked_used_bytes) as i64
         - usage.reserved_bytes as i64;
     let total_bytes = scheduler_total_bytes(usage, Some(vg.size_bytes)).unwrap_or(0);
-    let scheduler_free_bytes = scheduler_free_bytes(usage, total_bytes);
+    let scheduler_free_bytes = usage
+        .scheduler_free_bytes
+        .unwrap_or_else(|| scheduler_free_bytes(usage, total_bytes));
     TrackedAccounting {
         tracked_used_bytes,
         reserved_bytes: usage.reserved_bytes,
@@ -369,8 +407,8 @@ pub fn account_host(
     tracked: Option<&TrackedUsage>,
     lv_series_limit: usize,
 ) -> HostAccounting {
-    let tracked_uuids: Option<HashSet<String>> =
-        tracked.map(|usage| usage.instances.iter().map(|i| i.uuid.clone()).collect());
+    let tracked_uuids: Option<FxHashSet<&str>> =
+        tracked.map(|usage| usage.instances.iter().map(|i| i.uuid.as_str()).collect());
     let mut host = HostAccounting::default();
     for name in watched_vgs {
         let Some(vg) = report.vg(name) else {
@@ -685,6 +723,48 @@ mod tests {
         assert_eq!(t.recommended_reserved_host_disk_mb, 8 * 1024);
         let figures = source_figures(&u, Some(VG_20G));
         assert_eq!(figures.allocation_ratio, 1.5);
+    }
+
+    #[test]
+    fn a_source_used_figure_apart_from_its_instances_keeps_the_identity() {
+        // nova's local_gb_used less the reserve counts 4 GiB more than the servers listed (an
+        // incoming migration's claim): the excess is unbacked, drift follows nova's figure.
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv("backup", Owner::Foreign, 2 * GIB),
+        ];
+        let mut u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        u.tracked_used_bytes = Some(14 * GIB);
+        u.scheduler_free_bytes = Some(5 * GIB as i64);
+        u.disk_available_least_bytes = Some(-1);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.tracked_used_bytes, 14 * GIB);
+        assert_eq!(t.drift_bytes, -(2 * GIB as i64));
+        assert_eq!(t.unbacked_bytes, 4 * GIB);
+        assert_eq!(t.untracked.overhead_bytes, 0);
+        assert_eq!(t.scheduler_free_bytes, (5 * GIB) as i64);
+        assert_eq!(t.corrected_free_bytes, VG_20G as i64 - (14 * GIB) as i64);
+        assert_identity(&acc);
+        let figures = source_figures(&u, Some(VG_20G));
+        assert_eq!(figures.tracked_used_bytes, 14 * GIB);
+        assert_eq!(figures.scheduler_free_bytes, Some((5 * GIB) as i64));
+        assert_eq!(figures.disk_available_least_bytes, Some(-1));
+
+        // It counts 3 GiB less than the servers: first cancels unbacked disk (B has no LV
+        // yet, 2 GiB), the rest is LV bytes beyond what is tracked.
+        let mut u = usage(
+            &[(UUID_A, flavor(10, 0, 0)), (UUID_B, flavor(2, 0, 0))],
+            0,
+            1.0,
+        );
+        u.tracked_used_bytes = Some(9 * GIB);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.unbacked_bytes, 0);
+        assert_eq!(t.untracked.overhead_bytes, GIB);
+        assert_eq!(t.drift_bytes, (3 * GIB) as i64);
+        assert_identity(&acc);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::server::{AppState, ServerLimits, WebConfigSource};
 use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
 use crate::tracked::libvirt::LibvirtSource;
+use crate::tracked::nova::NovaSource;
 use crate::tracked::placement::PlacementSource;
 use crate::tracked::TrackedSource;
 
@@ -45,22 +46,56 @@ pub fn collector(config: &Config) -> Result<Collector, String> {
         ),
     };
     let mut tracked: Vec<Box<dyn TrackedSource>> = Vec::new();
-    if let Some(placement) = &config.placement {
-        let session = Session::new(placement.cloud.clone(), placement.request_timeout)?;
+    // The API sources share one Keystone session (one token) when both are enabled; each bounds
+    // its own requests by its own --collector.<source>.request-timeout.
+    let session = match (&config.placement, &config.nova) {
+        (Some(p), Some(n)) => Some((&p.cloud, p.request_timeout.max(n.request_timeout))),
+        (Some(p), None) => Some((&p.cloud, p.request_timeout)),
+        (None, Some(n)) => Some((&n.cloud, n.request_timeout)),
+        (None, None) => None,
+    }
+    .map(|(cloud, timeout)| Session::new(cloud.clone(), timeout).map(Arc::new))
+    .transpose()?;
+    if let (Some(placement), Some(session)) = (&config.placement, &session) {
+        match &placement.provider.uuid {
+            Some(uuid) => tracing::info!(
+                provider_uuid = %uuid,
+                from = %placement.provider.origin,
+                "placement: looking up this host's resource provider by UUID"
+            ),
+            None => tracing::info!(
+                provider = %placement.provider.name,
+                from = %placement.provider.origin,
+                "placement: looking up this host's resource provider by name"
+            ),
+        }
+        let source = PlacementSource::new(Arc::clone(session), placement.provider.clone())
+            .with_request_timeout(placement.request_timeout);
+        tracked.push(cached(
+            source,
+            placement.refresh_interval,
+            placement.max_age,
+            "--collector.placement.max-age",
+        ));
+    }
+    if let (Some(nova), Some(session)) = (&config.nova, &session) {
         tracing::info!(
-            provider = %placement.provider.name,
-            from = %placement.provider.origin,
-            "placement: looking up this host's resource provider by name"
+            hypervisor = %nova.host.name,
+            from = %nova.host.origin,
+            "nova: looking up this host's hypervisor (exact name first, then the short name)"
         );
-        let source = PlacementSource::new(Arc::new(session), placement.provider.clone());
-        tracked.push(Box::new(CachedSource::new(
-            Arc::new(source),
-            CacheSettings {
-                interval: placement.refresh_interval,
-                max_age: placement.max_age,
-                max_age_flag: "--collector.placement.max-age",
-            },
-        )));
+        let source = NovaSource::new(
+            Arc::clone(session),
+            nova.host.clone(),
+            config.host_settings,
+            Some(nova.request_timeout),
+        );
+        tracked.push(cached(
+            source,
+            nova.refresh_interval,
+            nova.max_age,
+            "--collector.nova.max-age",
+        ));
     }
     if let Some(dir) = &config.libvirt_xml_dir {
         tracked.push(Box::new(LibvirtSource::new(
@@ -84,6 +119,24 @@ pub fn collector(config: &Config) -> Result<Collector, String> {
             watched_vgs: config.watched_vgs.clone(),
             nova_vg: config.nova_vg.clone(),
             lv_series_limit: config.lv_series_limit,
+        },
+    ))
+}
+
+/// An API source behind the cache that refreshes it at most once per `interval` (with jitter)
+/// and drops data older than `max_age` (named by `max_age_flag` in errors).
+fn cached(
+    source: impl TrackedSource + 'static,
+    interval: Duration,
+    max_age: Duration,
+    max_age_flag: &'static str,
+) -> Box<dyn TrackedSource> {
+    Box::new(CachedSource::new(
+        Arc::new(source),
+        CacheSettings {
+            interval,
+            max_age,
+            max_age_flag,
         },
     ))
 }
@@ -126,17 +179,38 @@ pub fn summary(config: &Config) -> Vec<(String, String)> {
         ),
     ];
     if let Some(placement) = &config.placement {
-        let cloud = &placement.cloud;
         rows.push((
             "placement source".to_string(),
             format!(
-                "resource provider {:?} (from {}), refreshed every {} s (plus or minus 10%), dropped after {} s",
-                placement.provider.name,
+                "resource provider {} (from {}), refreshed every {} s (plus or minus 10%), dropped after {} s",
+                match &placement.provider.uuid {
+                    Some(uuid) => format!("with UUID {uuid}"),
+                    None => format!("{:?}", placement.provider.name),
+                },
                 placement.provider.origin,
                 placement.refresh_interval.as_secs_f64(),
                 placement.max_age.as_secs_f64()
             ),
         ));
+    }
+    if let Some(nova) = &config.nova {
+        rows.push((
+            "nova source".to_string(),
+            format!(
+                "hypervisor {:?} (from {}; the FQDN or the short name), refreshed every {} s (plus or minus 10%), dropped after {} s",
+                nova.host.name,
+                nova.host.origin,
+                nova.refresh_interval.as_secs_f64(),
+                nova.max_age.as_secs_f64()
+            ),
+        ));
+    }
+    let cloud = config
+        .placement
+        .as_ref()
+        .map(|p| &p.cloud)
+        .or(config.nova.as_ref().map(|n| &n.cloud));
+    if let Some(cloud) = cloud {
         rows.push((
             "keystone".to_string(),
             format!(

@@ -16,7 +16,9 @@ use clap::{ArgAction, Parser, ValueEnum};
 use crate::novaconf::{self, NovaConf};
 use crate::openstack::config::{self as cloud_config, CloudConfig};
 use crate::server::ServerLimits;
-use crate::tracked::placement::{provider_name, ProviderName};
+use crate::tracked::placement::{
+    host_name, locate_provider, read_compute_id, ProviderName, DEFAULT_STATE_PATH,
+};
 use crate::tracked::{HostDiskSettings, SourceKind};
 
 /// The port we listen on by default. Prometheus' default port allocations list 9100-9999 as full;
@@ -192,6 +194,16 @@ pub struct Cli {
     #[arg(long = "collector.placement.hostname", value_name = "NAME")]
     pub placement_hostname: Option<String>,
 
+    /// UUID of this host's resource provider (nova's compute node UUID). Overrides the UUID in
+    /// $state_path/compute_id and the name.
+    #[arg(long = "collector.placement.provider-uuid", value_name = "UUID", value_parser = parse_uuid)]
+    pub placement_provider_uuid: Option<String>,
+
+    /// nova's state directory, where nova-compute keeps compute_id (its compute node UUID, also
+    /// its resource provider's). Overrides nova.conf [DEFAULT] state_path (default /var/lib/nova).
+    #[arg(long = "nova.state-path", value_name = "DIR")]
+    pub nova_state_path: Option<PathBuf>,
+
     /// Refresh placement data at most this often (plus or minus up to 10% at random); scrapes in
     /// between are served from the cache.
     #[arg(long = "collector.placement.refresh-interval", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -207,12 +219,38 @@ pub struct Cli {
     #[arg(long = "collector.placement.request-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub placement_request_timeout: Duration,
 
+    /// Enable the nova tracked source (the os-hypervisors API, clouds before microversion 2.88).
+    /// Needs Keystone credentials (as for placement) of a user with the admin role.
+    #[arg(long = "collector.nova", overrides_with = "no_nova", action = ArgAction::SetTrue)]
+    pub nova: bool,
+
+    /// Disable the nova tracked source (the default).
+    #[arg(long = "no-collector.nova", overrides_with = "nova", action = ArgAction::SetTrue)]
+    pub no_nova: bool,
+
+    /// This host's hypervisor_hostname in nova (the FQDN or the short name both match).
+    /// Default: nova.conf [DEFAULT] host, else the system hostname.
+    #[arg(long = "collector.nova.hostname", value_name = "NAME")]
+    pub nova_hostname: Option<String>,
+
+    /// Refresh nova data at most this often (plus or minus up to 10% at random).
+    #[arg(long = "collector.nova.refresh-interval", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub nova_refresh_interval: Duration,
+
+    /// nova data older than this is dropped and the collector fails. Default: 3 refresh intervals.
+    #[arg(long = "collector.nova.max-age", value_name = "DURATION", value_parser = parse_duration)]
+    pub nova_max_age: Option<Duration>,
+
+    /// How long one Keystone or compute API request may take (in the background).
+    #[arg(long = "collector.nova.request-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub nova_request_timeout: Duration,
+
     /// How long a tracked source may take on one scrape.
     #[arg(long = "collector.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub collector_timeout: Duration,
 
     /// The tracked source that drives the derived metrics. Default: placement if enabled, else
-    /// libvirt if enabled, else file.
+    /// nova, else libvirt, else file.
     #[arg(long = "tracked.primary", value_name = "SOURCE")]
     pub primary: Option<SourceKind>,
 
@@ -282,6 +320,21 @@ pub struct PlacementSettings {
     pub request_timeout: Duration,
 }
 
+/// Settings of the nova source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NovaSettings {
+    /// Credentials and endpoint discovery (the same cloud as placement's).
+    pub cloud: CloudConfig,
+    /// The hypervisor to read, and why that name.
+    pub host: ProviderName,
+    /// Mean time between refreshes.
+    pub refresh_interval: Duration,
+    /// Data older than this is dropped.
+    pub max_age: Duration,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+}
+
 /// The effective, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -311,6 +364,8 @@ pub struct Config {
     pub file_path: Option<PathBuf>,
     /// The placement source, when enabled.
     pub placement: Option<PlacementSettings>,
+    /// The nova source, when enabled.
+    pub nova: Option<NovaSettings>,
     /// Timeout of each tracked source.
     pub collector_timeout: Duration,
     /// The primary tracked source, if any is enabled.
@@ -436,43 +491,99 @@ impl Cli {
             },
         };
 
-        let placement = if self.placement && !self.no_placement {
-            let cloud = cloud_config::load(self.os_cloud.as_deref(), env, cwd)
-                .map_err(|e| ConfigError(format!("--collector.placement: {e}")))?;
-            let max_age = self
-                .placement_max_age
-                .unwrap_or(self.placement_refresh_interval * 3);
-            if max_age < self.placement_refresh_interval {
-                return Err(ConfigError(format!(
-                    "--collector.placement.max-age={}ms: must be at least --collector.placement.refresh-interval ({}ms)",
-                    max_age.as_millis(),
-                    self.placement_refresh_interval.as_millis()
-                )));
-            }
-            Some(PlacementSettings {
-                cloud,
-                provider: provider_name(
-                    self.placement_hostname.as_deref(),
-                    conf.host.as_deref(),
-                    &conf_path.display().to_string(),
-                ),
-                refresh_interval: self.placement_refresh_interval,
-                max_age,
-                request_timeout: self.placement_request_timeout,
-            })
+        let api_enabled = (self.placement && !self.no_placement) || (self.nova && !self.no_nova);
+        let cloud = if api_enabled {
+            let flag = if self.placement && !self.no_placement {
+                "--collector.placement"
+            } else {
+                "--collector.nova"
+            };
+            Some(
+                cloud_config::load(self.os_cloud.as_deref(), env, cwd)
+                    .map_err(|e| ConfigError(format!("{flag}: {e}")))?,
+            )
         } else {
-            if self.placement_hostname.is_some() {
-                warnings.push(
-                    "--collector.placement.hostname is set but the placement source is not enabled (--collector.placement)".to_string(),
-                );
-            }
             None
+        };
+        let conf_path_text = conf_path.display().to_string();
+
+        let placement = match &cloud {
+            Some(cloud) if self.placement && !self.no_placement => {
+                let max_age = api_max_age(
+                    "placement",
+                    self.placement_refresh_interval,
+                    self.placement_max_age,
+                )?;
+                let state_path = self
+                    .nova_state_path
+                    .clone()
+                    .or_else(|| conf.state_path.as_ref().map(PathBuf::from))
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_PATH));
+                let (provider, warning) = locate_provider(
+                    self.placement_provider_uuid.as_deref(),
+                    self.placement_hostname.as_deref(),
+                    (&state_path, read_compute_id(&state_path)),
+                    conf.host.as_deref(),
+                    &conf_path_text,
+                );
+                warnings.extend(warning);
+                Some(PlacementSettings {
+                    cloud: cloud.clone(),
+                    provider,
+                    refresh_interval: self.placement_refresh_interval,
+                    max_age,
+                    request_timeout: self.placement_request_timeout,
+                })
+            }
+            _ => {
+                for (set, flag) in [
+                    (
+                        self.placement_hostname.is_some(),
+                        "--collector.placement.hostname",
+                    ),
+                    (
+                        self.placement_provider_uuid.is_some(),
+                        "--collector.placement.provider-uuid",
+                    ),
+                ] {
+                    if set {
+                        warnings.push(format!(
+                            "{flag} is set but the placement source is not enabled (--collector.placement)"
+                        ));
+                    }
+                }
+                None
+            }
+        };
+
+        let nova = match &cloud {
+            Some(cloud) if self.nova && !self.no_nova => Some(NovaSettings {
+                cloud: cloud.clone(),
+                host: host_name(
+                    self.nova_hostname.as_deref(),
+                    "--collector.nova.hostname",
+                    conf.host.as_deref(),
+                    &conf_path_text,
+                ),
+                refresh_interval: self.nova_refresh_interval,
+                max_age: api_max_age("nova", self.nova_refresh_interval, self.nova_max_age)?,
+                request_timeout: self.nova_request_timeout,
+            }),
+            _ => {
+                if self.nova_hostname.is_some() {
+                    warnings.push(
+                        "--collector.nova.hostname is set but the nova source is not enabled (--collector.nova)".to_string(),
+                    );
+                }
+                None
+            }
         };
 
         let libvirt_enabled = !self.no_libvirt;
         let libvirt_xml_dir = libvirt_enabled.then_some(self.libvirt_xml_dir);
         let enabled: Vec<SourceKind> = [
             placement.as_ref().map(|_| SourceKind::Placement),
+            nova.as_ref().map(|_| SourceKind::Nova),
             libvirt_xml_dir.as_ref().map(|_| SourceKind::Libvirt),
             self.file_path.as_ref().map(|_| SourceKind::File),
         ]
@@ -481,8 +592,10 @@ impl Cli {
         .collect();
         let primary_origin = match self.primary {
             Some(_) => "--tracked.primary".to_string(),
-            None => "the first enabled of placement, libvirt, file (--tracked.primary overrides)"
-                .to_string(),
+            None => {
+                "the first enabled of placement, nova, libvirt, file (--tracked.primary overrides)"
+                    .to_string()
+            }
         };
         let primary = match self.primary {
             Some(kind) if enabled.contains(&kind) => Some(kind),
@@ -527,6 +640,7 @@ impl Cli {
             libvirt_xml_dir,
             file_path: self.file_path,
             placement,
+            nova,
             collector_timeout: self.collector_timeout,
             primary,
             primary_origin,
@@ -535,6 +649,24 @@ impl Cli {
             warnings,
         })
     }
+}
+
+/// The max age of an API source's data: the flag, else 3 refresh intervals; never below one
+/// interval. `source` names the flags in the error.
+fn api_max_age(
+    source: &str,
+    interval: Duration,
+    max_age: Option<Duration>,
+) -> Result<Duration, ConfigError> {
+    let max_age = max_age.unwrap_or(interval * 3);
+    if max_age < interval {
+        return Err(ConfigError(format!(
+            "--collector.{source}.max-age={}ms: must be at least --collector.{source}.refresh-interval ({}ms)",
+            max_age.as_millis(),
+            interval.as_millis()
+        )));
+    }
+    Ok(max_age)
 }
 
 fn load_nova_conf(explicit: Option<&Path>) -> Result<Option<NovaConf>, ConfigError> {
@@ -629,6 +761,12 @@ pub fn parse_listen_address(text: &str) -> Result<String, String> {
         return Err(expected());
     }
     Ok(text.to_string())
+}
+
+fn parse_uuid(text: &str) -> Result<String, String> {
+    crate::tracked::canonical_uuid(text).ok_or_else(|| {
+        format!("expected a UUID like 4e8e5957-649f-477b-9e5b-f1f75b21c03c, got {text:?}")
+    })
 }
 
 fn parse_ratio(text: &str) -> Result<f64, String> {
@@ -969,5 +1107,115 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("--collector.placement.hostname")));
+    }
+
+    #[test]
+    fn nova_flags_resolve_share_the_cloud_and_name_their_errors() {
+        let conf = conf_file("[DEFAULT]\nhost = cmp-7\n[libvirt]\nimages_volume_group = vg\n");
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let config = cli(&[&path, "--collector.nova"])
+            .unwrap()
+            .resolve_with(&placement_env, Path::new("/nonexistent"))
+            .unwrap();
+        // nova before libvirt, after placement.
+        assert_eq!(config.primary, Some(SourceKind::Nova));
+        let nova = config.nova.as_ref().unwrap();
+        assert_eq!(nova.host.name, "cmp-7");
+        assert!(nova.host.origin.ends_with("[DEFAULT] host"));
+        assert_eq!(nova.max_age, Duration::from_secs(180));
+        assert_eq!(nova.request_timeout, Duration::from_secs(30));
+        assert!(!format!("{config:?}").contains("never-shown-secret"));
+
+        let config = cli(&[
+            &path,
+            "--collector.nova",
+            "--collector.placement",
+            "--collector.nova.hostname=cmp-7.example.org",
+            "--collector.nova.refresh-interval=2m",
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap();
+        assert_eq!(config.primary, Some(SourceKind::Placement));
+        let nova = config.nova.unwrap();
+        assert_eq!(nova.host.origin, "--collector.nova.hostname");
+        assert_eq!(nova.max_age, Duration::from_secs(360));
+        assert_eq!(nova.cloud, config.placement.unwrap().cloud);
+
+        let err = cli(&[
+            &path,
+            "--collector.nova",
+            "--collector.nova.refresh-interval=1m",
+            "--collector.nova.max-age=30s",
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap_err();
+        assert!(err.0.starts_with("--collector.nova.max-age="), "{err}");
+        let no_env = |_: &str| None;
+        let err = cli(&[&path, "--collector.nova"])
+            .unwrap()
+            .resolve_with(&no_env, Path::new("/nonexistent"))
+            .unwrap_err();
+        assert!(
+            err.0
+                .starts_with("--collector.nova: no OpenStack credentials"),
+            "{err}"
+        );
+        let config = cli(&[
+            &path,
+            "--collector.nova.hostname=x",
+            "--collector.placement.provider-uuid=4e8e5957-649f-477b-9e5b-f1f75b21c03c",
+        ])
+        .unwrap()
+        .resolve_with(&no_env, Path::new("/nonexistent"))
+        .unwrap();
+        assert!(config.nova.is_none());
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        let err = cli(&["--collector.placement.provider-uuid=cmp-7"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a UUID"), "{err}");
+    }
+
+    #[test]
+    fn the_placement_provider_comes_from_compute_id_in_the_state_path() {
+        let state = tempfile::tempdir().unwrap();
+        std::fs::write(
+            state.path().join("compute_id"),
+            "4e8e5957-649f-477b-9e5b-f1f75b21c03c\n",
+        )
+        .unwrap();
+        let conf = conf_file(&format!(
+            "[DEFAULT]\nhost = cmp-7\nstate_path = {}\n[libvirt]\nimages_volume_group = vg\n",
+            state.path().display()
+        ));
+        let path = format!("--nova.config-file={}", conf.path().display());
+        let config = cli(&[&path, "--collector.placement"])
+            .unwrap()
+            .resolve_with(&placement_env, Path::new("/nonexistent"))
+            .unwrap();
+        let provider = config.placement.unwrap().provider;
+        assert_eq!(
+            provider.uuid.as_deref(),
+            Some("4e8e5957-649f-477b-9e5b-f1f75b21c03c")
+        );
+        assert!(
+            provider.origin.contains("compute_id"),
+            "{}",
+            provider.origin
+        );
+        // --nova.state-path wins over nova.conf: an empty directory, so the name is used.
+        let empty = tempfile::tempdir().unwrap();
+        let config = cli(&[
+            &path,
+            "--collector.placement",
+            &format!("--nova.state-path={}", empty.path().display()),
+        ])
+        .unwrap()
+        .resolve_with(&placement_env, Path::new("/nonexistent"))
+        .unwrap();
+        let provider = config.placement.unwrap().provider;
+        assert_eq!((provider.name.as_str(), provider.uuid), ("cmp-7", None));
     }
 }

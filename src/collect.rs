@@ -64,6 +64,7 @@ pub struct Collector {
     nova_vg: String,
     lv_series_limit: usize,
     last_success: Mutex<HashMap<&'static str, f64>>,
+    last_error: Mutex<HashMap<&'static str, String>>,
 }
 
 /// What the collector needs to know besides its sources.
@@ -100,6 +101,7 @@ impl Collector {
             nova_vg: settings.nova_vg,
             lv_series_limit: settings.lv_series_limit,
             last_success: Mutex::new(HashMap::new()),
+            last_error: Mutex::new(HashMap::new()),
         }
     }
 
@@ -195,11 +197,23 @@ impl Collector {
         data_unix: Option<f64>,
     ) -> CollectorStatus {
         let mut last_success = self.last_success.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         match &error {
             None => {
                 last_success.insert(name, data_unix.unwrap_or_else(unix_now));
+                if last_error.remove(name).is_some() {
+                    tracing::info!(collector = name, "collector recovered");
+                }
             }
-            Some(message) => tracing::warn!(collector = name, error = %message, "collector failed"),
+            // The same failure on every scrape is said once (then at debug level), so that a
+            // persistent condition does not flood the log; a different failure is said again.
+            Some(message) if last_error.get(name) == Some(message) => {
+                tracing::debug!(collector = name, error = %message, "collector still failing")
+            }
+            Some(message) => {
+                tracing::warn!(collector = name, error = %message, "collector failed");
+                last_error.insert(name, message.clone());
+            }
         }
         CollectorStatus {
             name,

@@ -52,7 +52,9 @@ families! {
     ALLOCATION_RATIO = "nova_lvm_allocation_ratio", ["vg", "source"],
         "DISK_GB allocation ratio; anything but 1 is suspicious on thick LVM.";
     SCHEDULER_FREE = "nova_lvm_scheduler_free_bytes", ["vg", "source"],
-        "Free disk as the scheduler believes it: placement's (total - reserved) * ratio - used.";
+        "Free disk as the scheduler believes it: placement's (total - reserved) * ratio - used, or nova's free_disk_gb for source nova.";
+    DISK_AVAILABLE_LEAST = "nova_lvm_disk_available_least_bytes", ["vg", "source"],
+        "nova's disk_available_least (os-hypervisors, source nova only): free disk as nova-compute last measured it, for LVM the VG's free space in whole GiB.";
     DRIFT = "nova_lvm_drift_bytes", ["vg"],
         "Raw used - tracked used. Positive: consumption nova does not know about. Negative: nova counts disk that is not allocated.";
     UNTRACKED = "nova_lvm_untracked_bytes", ["vg", "cause"],
@@ -205,6 +207,7 @@ fn render_sources(registry: &Registry, snapshot: &Snapshot) {
     let reserved = gauge(registry, &RESERVED);
     let ratio = gauge(registry, &ALLOCATION_RATIO);
     let scheduler_free = gauge(registry, &SCHEDULER_FREE);
+    let available_least = gauge(registry, &DISK_AVAILABLE_LEAST);
     let vg = snapshot.nova_vg.as_str();
     for (kind, figures) in &snapshot.sources {
         let labels = [vg, SourceKind::as_str(*kind)];
@@ -224,6 +227,9 @@ fn render_sources(registry: &Registry, snapshot: &Snapshot) {
             .set(figures.allocation_ratio);
         if let Some(free) = figures.scheduler_free_bytes {
             scheduler_free.with_label_values(&labels).set(free as f64);
+        }
+        if let Some(least) = figures.disk_available_least_bytes {
+            available_least.with_label_values(&labels).set(least as f64);
         }
     }
 }

@@ -57,10 +57,24 @@ impl ReportContext {
     pub fn from_config(config: &Config) -> Self {
         let mut sources = Vec::new();
         if let Some(placement) = &config.placement {
+            let provider = &placement.provider;
             sources.push(SourceIdentity {
                 source: SourceKind::Placement.to_string(),
-                reads: format!("resource provider {:?}", placement.provider.name),
-                origin: placement.provider.origin.clone(),
+                reads: match &provider.uuid {
+                    Some(uuid) => format!("resource provider {uuid} (by UUID)"),
+                    None => format!("resource provider {:?}", provider.name),
+                },
+                origin: provider.origin.clone(),
+            });
+        }
+        if let Some(nova) = &config.nova {
+            sources.push(SourceIdentity {
+                source: SourceKind::Nova.to_string(),
+                reads: format!(
+                    "hypervisor {:?} in os-hypervisors (exact name first, then the short name)",
+                    nova.host.name
+                ),
+                origin: nova.host.origin.clone(),
             });
         }
         if let Some(dir) = &config.libvirt_xml_dir {

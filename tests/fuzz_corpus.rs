@@ -1,7 +1,8 @@
 //! Replays the fuzz corpus seeds and every input that ever crashed a target
 //! (`fuzz/regressions/<target>/`) through the fuzz entry points, on every run of the test suite:
-//! a cheap, deterministic guard that what was fixed stays fixed. The long fuzz runs themselves
-//! are `scripts/fuzz`.
+//! a cheap, deterministic guard that what was fixed stays fixed. Then a short mutation smoke run
+//! (a few thousand seeded mutations of the seeds per target, on stable Rust, no sanitizer). The
+//! long coverage-guided runs are `scripts/fuzz`.
 
 use std::path::Path;
 
@@ -51,5 +52,113 @@ fn every_target_has_a_fuzz_binary() {
         assert!(Path::new(FUZZ)
             .join(format!("fuzz_targets/{name}.rs"))
             .exists());
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*): the smoke run is the same on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Bytes that matter to the formats under test.
+const INTERESTING: &[&[u8]] = &[
+    b"\"",
+    b"\\",
+    b"\\u0000",
+    b"\\x",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"<",
+    b">",
+    b"</",
+    b"&amp;",
+    b"=",
+    b"\n  ",
+    b"[DEFAULT]",
+    b"18446744073709551615",
+    b"-1",
+    b"99999999999999999999",
+    b"\xff\xfe",
+    b"_disk",
+    b"volume-",
+    b"[",
+    b"nova:",
+    b"xmlns:nova=",
+    b"$2y$",
+];
+
+fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut data = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(data.len() + 1);
+        match rng.below(6) {
+            0 if !data.is_empty() => {
+                let i = rng.below(data.len());
+                data[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let token = INTERESTING[rng.below(INTERESTING.len())];
+                data.splice(at..at, token.iter().copied());
+            }
+            2 if at < data.len() => {
+                let end = (at + 1 + rng.below(16)).min(data.len());
+                data.drain(at..end);
+            }
+            3 => data.truncate(at),
+            4 if !other.is_empty() => {
+                let from = rng.below(other.len());
+                let end = (from + 1 + rng.below(64)).min(other.len());
+                data.splice(at..at, other[from..end].iter().copied());
+            }
+            _ => {
+                let len = data.len();
+                if len > 1 {
+                    let (a, b) = (rng.below(len), rng.below(len));
+                    data.swap(a, b);
+                }
+            }
+        }
+    }
+    data
+}
+
+#[test]
+fn a_mutation_smoke_run_finds_no_panic() {
+    let iterations: usize = std::env::var("NOVA_LVM_FUZZ_SMOKE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for (name, entry) in TARGETS {
+        let seeds: Vec<Vec<u8>> = inputs(&Path::new(FUZZ).join("corpus").join(name))
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        for i in 0..iterations {
+            let seed = &seeds[rng.below(seeds.len())];
+            let other = &seeds[rng.below(seeds.len())];
+            let data = mutate(&mut rng, seed, other);
+            let outcome = std::panic::catch_unwind(|| entry(&data));
+            assert!(
+                outcome.is_ok(),
+                "{name} panicked on mutation {i}: {:?}",
+                String::from_utf8_lossy(&data)
+            );
+        }
     }
 }

@@ -473,3 +473,259 @@ fn clouds_yaml_problems_are_one_line_errors_naming_the_cloud() {
     );
     assert!(stderr.contains("(clouds: prod)"), "{stderr}");
 }
+
+/// A nova.conf with a `[DEFAULT] host` and `state_path` of our choosing.
+fn write_nova_conf_with_state(
+    path: &std::path::Path,
+    host: &str,
+    state: &std::path::Path,
+    vg: &str,
+) {
+    std::fs::write(
+        path,
+        format!(
+            "[DEFAULT]\nhost = {host}\nstate_path = {}\nreserved_host_disk_mb = {RESERVED_HOST_DISK_MB}\n\n[libvirt]\nimages_type = lvm\nimages_volume_group = {vg}\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_provider_is_found_by_the_uuid_in_compute_id_and_a_flag_overrides_it() {
+    let Some(os) = environment() else { return };
+    // The provider is named after the FQDN libvirt reports; nova.conf's host is the short name,
+    // which has no provider: only compute_id finds it.
+    let host = seed_host(os, "cmp-compute-id.example.org", 7);
+    let state = host.dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(state.join("compute_id"), format!("{}\n", host.uuid)).unwrap();
+    write_nova_conf_with_state(
+        &host.dir.path().join("nova.conf"),
+        "cmp-compute-id",
+        &state,
+        VG,
+    );
+    let clouds = os.write_clouds_yaml(host.dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = host.dir.path().join("secure.yaml").display().to_string();
+    let env = [
+        ("OS_CLIENT_CONFIG_FILE", clouds_env.as_str()),
+        ("OS_CLIENT_SECURE_FILE", secure_env.as_str()),
+    ];
+    let mut base = args(&host, &["--os-cloud=exporter-appcred"]);
+    base.retain(|a| !a.starts_with("--collector.placement.hostname"));
+
+    let exporter = Exporter::start_with_env(&base, &env);
+    let m = scrape_until(&exporter, placement_ok);
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_tracked_used_bytes{{source=\"placement\",vg=\"{VG}\"}}"
+        )),
+        (60 * GIB) as f64
+    );
+    assert_eq!(
+        m.value(&format!("nova_lvm_lvs{{owner=\"orphan\",vg=\"{VG}\"}}")),
+        1.0
+    );
+    let log = exporter.log();
+    assert!(
+        log.contains("looking up this host\\'s resource provider by UUID"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("provider_uuid={}", host.uuid)),
+        "{log}"
+    );
+    assert!(
+        log.contains("compute_id (nova-compute\\'s compute node UUID)"),
+        "{log}"
+    );
+    let (_, landing) = get(exporter.port, "/").unwrap();
+    assert!(landing.contains(&host.uuid), "{landing}");
+    drop(exporter);
+
+    // --collector.placement.hostname wins over compute_id (here: the short name, no provider).
+    let mut named = base.clone();
+    named.push("--collector.placement.hostname=cmp-compute-id".to_string());
+    let exporter = Exporter::start_with_env(&named, &env);
+    let log = wait_for_log(&exporter, "no resource provider named");
+    assert!(log.contains("cmp-compute-id"), "{log}");
+
+    // --collector.placement.provider-uuid wins over both; an unknown UUID is a clear error.
+    let mut by_uuid = base.clone();
+    by_uuid.push("--collector.placement.provider-uuid=0badc0de-0000-4000-8000-000000000000".into());
+    let exporter = Exporter::start_with_env(&by_uuid, &env);
+    let log = wait_for_log(&exporter, "no resource provider with UUID");
+    assert!(
+        log.contains("0badc0de-0000-4000-8000-000000000000"),
+        "{log}"
+    );
+    assert!(log.contains("--collector.placement.provider-uuid"), "{log}");
+
+    // An unusable compute_id is warned about and the name is used.
+    std::fs::write(state.join("compute_id"), "garbage\n").unwrap();
+    let exporter = Exporter::start_with_env(&base, &env);
+    let log = wait_for_log(&exporter, "no resource provider named");
+    assert!(log.contains("does not hold a UUID"), "{log}");
+}
+
+#[test]
+fn a_real_vg_with_placement_consumers_every_figure_to_the_byte() {
+    if !common::lvm_available("placement on a real VG") {
+        return;
+    }
+    let Some(os) = environment() else { return };
+    let vg = common::LoopVg::new("plc", 100);
+    let vg_bytes: u64 = common::run(
+        "vgs",
+        &[
+            "--noheadings",
+            "--nosuffix",
+            "--units",
+            "b",
+            "-o",
+            "vg_size",
+            &vg.name,
+        ],
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let tag = 8;
+    let node = ComputeNode {
+        name: "cmp-real-vg".to_string(),
+        uuid: uuid(0xc0de_0000 + tag, 0),
+        vg_bytes,
+        reserved_host_disk_mb: RESERVED_HOST_DISK_MB,
+        disk_allocation_ratio: 1.0,
+    };
+    let consumers = [
+        (uuid(0xa000_0000 + tag, 1), 20),
+        (uuid(0xb000_0000 + tag, 2), 40),
+        // Boot from volume: an instance with no DISK_GB and no LV.
+        (uuid(0xd000_0000 + tag, 4), 0),
+    ];
+    let placement = os.placement();
+    placement.register_compute_node(&node);
+    for (consumer, disk_gb) in &consumers {
+        placement.allocate(
+            &node.uuid,
+            &Consumer {
+                uuid: consumer.clone(),
+                disk_gb: *disk_gb,
+                vcpus: 1,
+                memory_mb: 1024,
+            },
+        );
+    }
+    // Nova's LVs of A (root + ephemeral) and B, a leaked disk of C, somebody's LV.
+    let orphan = uuid(0xcccc_0000 + tag, 3);
+    vg.create_lv(&format!("{}_disk", consumers[0].0), "16g");
+    vg.create_lv(&format!("{}_disk.local", consumers[0].0), "4g");
+    vg.create_lv(&format!("{}_disk", consumers[1].0), "40g");
+    vg.create_lv(&format!("{orphan}_disk"), "10g");
+    vg.create_lv("scratch_data", "5g");
+
+    let dir = tempfile::tempdir().unwrap();
+    write_nova_conf(
+        &dir.path().join("nova.conf"),
+        &vg.name,
+        RESERVED_HOST_DISK_MB,
+    );
+    let clouds = os.write_clouds_yaml(dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = dir.path().join("secure.yaml").display().to_string();
+    let exporter = Exporter::start_with_env(
+        &[
+            format!("--nova.config-file={}/nova.conf", dir.path().display()),
+            "--no-collector.libvirt".to_string(),
+            "--collector.placement".to_string(),
+            "--collector.placement.hostname=cmp-real-vg".to_string(),
+            "--os-cloud=exporter-appcred".to_string(),
+            "--collector.timeout=20s".to_string(),
+        ],
+        &[
+            ("OS_CLIENT_CONFIG_FILE", &clouds_env),
+            ("OS_CLIENT_SECURE_FILE", &secure_env),
+        ],
+    );
+    let m = scrape_until(&exporter, placement_ok);
+    let name = vg.name.as_str();
+    let p = |series: &str| m.value(series);
+    let v = |metric: &str| format!("{metric}{{source=\"placement\",vg=\"{name}\"}}");
+    let g = |metric: &str| format!("{metric}{{vg=\"{name}\"}}");
+    let owner =
+        |metric: &str, owner: &str| p(&format!("{metric}{{owner=\"{owner}\",vg=\"{name}\"}}"));
+
+    assert_eq!(vg_bytes, 25_599 * 4 * MIB, "vgcreate on 100 GiB");
+    assert_eq!(p("nova_lvm_collector_success{collector=\"lvm\"}"), 1.0);
+    assert_eq!(p(&g("nova_lvm_vg_size_bytes")), vg_bytes as f64);
+    let used = 75 * GIB;
+    assert_eq!(p(&g("nova_lvm_vg_used_bytes")), used as f64);
+    assert_eq!(p(&g("nova_lvm_vg_free_bytes")), (vg_bytes - used) as f64);
+
+    // Placement: 60 GiB for 3 consumers, reserved ceil(1500 / 1024) = 2 GiB, total 99 GiB.
+    assert_eq!(p(&v("nova_lvm_tracked_used_bytes")), (60 * GIB) as f64);
+    assert_eq!(p(&v("nova_lvm_tracked_allocated_bytes")), (60 * GIB) as f64);
+    assert_eq!(p(&v("nova_lvm_tracked_instances")), 3.0);
+    assert_eq!(p(&v("nova_lvm_reserved_bytes")), (2 * GIB) as f64);
+    assert_eq!(p(&v("nova_lvm_allocation_ratio")), 1.0);
+    assert_eq!(
+        p(&v("nova_lvm_scheduler_free_bytes")),
+        ((99 - 2 - 60) * GIB) as f64
+    );
+
+    // Owner classes from placement's consumers, on the real VG.
+    assert_eq!(owner("nova_lvm_lvs", "instance"), 3.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "instance"), (60 * GIB) as f64);
+    assert_eq!(owner("nova_lvm_lvs", "orphan"), 1.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "orphan"), (10 * GIB) as f64);
+    assert_eq!(owner("nova_lvm_lvs", "foreign"), 1.0);
+    assert_eq!(owner("nova_lvm_lv_bytes", "foreign"), (5 * GIB) as f64);
+    assert_eq!(owner("nova_lvm_lvs", "cinder"), 0.0);
+    assert_eq!(
+        p(&format!(
+            "nova_lvm_lv_size_bytes{{lv=\"{orphan}_disk\",owner=\"orphan\",vg=\"{name}\"}}"
+        )),
+        (10 * GIB) as f64
+    );
+    assert_eq!(
+        p(&format!(
+            "nova_lvm_lv_size_bytes{{lv=\"scratch_data\",owner=\"foreign\",vg=\"{name}\"}}"
+        )),
+        (5 * GIB) as f64
+    );
+    let owners_and_free = ["instance", "orphan", "cinder", "foreign"]
+        .iter()
+        .map(|o| owner("nova_lvm_lv_bytes", o))
+        .sum::<f64>()
+        + p(&g("nova_lvm_vg_free_bytes"));
+    assert_eq!(owners_and_free, vg_bytes as f64);
+
+    // Derived.
+    let corrected = vg_bytes as i64 - used as i64 - (2 * GIB) as i64;
+    assert_eq!(p(&g("nova_lvm_drift_bytes")), (15 * GIB) as f64);
+    let cause = |c: &str| {
+        p(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"{c}\",vg=\"{name}\"}}"
+        ))
+    };
+    assert_eq!(cause("foreign"), (5 * GIB) as f64);
+    assert_eq!(cause("orphan"), (10 * GIB) as f64);
+    assert_eq!(cause("cinder"), 0.0);
+    assert_eq!(cause("overhead"), 0.0);
+    assert_eq!(cause("unexplained"), 0.0);
+    assert_eq!(p(&g("nova_lvm_tracked_unbacked_bytes")), 0.0);
+    assert_eq!(p(&g("nova_lvm_corrected_free_bytes")), corrected as f64);
+    assert_eq!(
+        p(&g("nova_lvm_scheduler_overestimate_bytes")),
+        (37 * GIB as i64 - corrected) as f64
+    );
+    assert_eq!(
+        p(&g("nova_lvm_recommended_reserved_host_disk_bytes")),
+        (17 * GIB) as f64
+    );
+    let complaints = common::promtool_check_metrics(&m.text);
+    assert!(complaints.is_empty(), "promtool: {complaints}");
+}

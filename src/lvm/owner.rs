@@ -1,7 +1,7 @@
 //! Who owns an LV: nova's and cinder's naming rules, and the attribution of VG extents to the
 //! visible LVs (hidden sub-LVs folded into their parent, thin volumes into their pool).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{Lv, Vg};
 
@@ -150,7 +150,7 @@ fn own_extent_bytes(lv: &Lv) -> u64 {
 /// first pool. `None` when no visible owner is found (the LV then stands on its own).
 fn visible_owner<'a>(
     lv: &'a Lv,
-    by_name: &HashMap<&str, &'a Lv>,
+    by_name: &FxHashMap<&str, &'a Lv>,
     first_pool: Option<&'a Lv>,
 ) -> Option<&'a Lv> {
     let mut current = lv;
@@ -181,8 +181,8 @@ fn visible_owner<'a>(
 /// LV they belong to, the pool metadata spare into the VG's first pool; thin volumes hold nothing
 /// (their data is in the pool). With a complete report, the allocations plus `vg_free` add up
 /// to `vg_size` exactly.
-pub fn attribute(vg: &Vg, lvs: &[&Lv], tracked: Option<&HashSet<String>>) -> Vec<LvAllocation> {
-    let by_name: HashMap<&str, &Lv> = lvs.iter().map(|lv| (lv.name.as_str(), *lv)).collect();
+pub fn attribute(vg: &Vg, lvs: &[&Lv], tracked: Option<&FxHashSet<&str>>) -> Vec<LvAllocation> {
+    let by_name: FxHashMap<&str, &Lv> = lvs.iter().map(|lv| (lv.name.as_str(), *lv)).collect();
     let first_pool = lvs
         .iter()
         .copied()
@@ -190,7 +190,7 @@ pub fn attribute(vg: &Vg, lvs: &[&Lv], tracked: Option<&HashSet<String>>) -> Vec
         .min_by(|a, b| a.name.cmp(&b.name));
 
     let mut order: Vec<&str> = Vec::new();
-    let mut bytes: HashMap<&str, u64> = HashMap::new();
+    let mut bytes: FxHashMap<&str, u64> = FxHashMap::default();
     for lv in lvs {
         let owner = visible_owner(lv, &by_name, first_pool).unwrap_or(lv);
         let entry = bytes.entry(owner.name.as_str()).or_insert_with(|| {
@@ -224,7 +224,7 @@ fn owner_of(
     vg: &Vg,
     lv: &Lv,
     lvs: &[&Lv],
-    tracked: Option<&HashSet<String>>,
+    tracked: Option<&FxHashSet<&str>>,
 ) -> (Owner, Option<String>) {
     if is_pool(lv) {
         // Cinder's LVM driver keeps thin volumes in `<vg>-pool`; any other pool is cinder's
@@ -247,7 +247,7 @@ fn owner_of(
         LvName::Nova { instance_uuid, .. } => {
             let owner = match tracked {
                 None => Owner::Unclassified,
-                Some(uuids) if uuids.contains(&instance_uuid) => Owner::Instance,
+                Some(uuids) if uuids.contains(instance_uuid.as_str()) => Owner::Instance,
                 Some(_) => Owner::Orphan,
             };
             (owner, Some(instance_uuid))
@@ -307,8 +307,8 @@ mod tests {
         }
     }
 
-    fn tracked(uuids: &[&str]) -> HashSet<String> {
-        uuids.iter().map(|u| u.to_string()).collect()
+    fn tracked(uuids: &[&'static str]) -> FxHashSet<&'static str> {
+        uuids.iter().copied().collect()
     }
 
     fn find<'a>(allocations: &'a [LvAllocation], name: &str) -> &'a LvAllocation {

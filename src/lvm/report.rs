@@ -16,7 +16,10 @@
 //! - Some LVM versions print invalid JSON (bad escapes, raw control characters, a trailing comma
 //!   in the `log` section): the error names the field nearest to the fault, never panics.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 
 use serde::Deserialize;
 use serde_json::error::Category;
@@ -61,7 +64,7 @@ pub fn parse_sections(text: &str, origin: &str) -> Result<Sections, LvmError> {
     let mut builder = Builder::default();
     let mut has_vg_section = false;
     let mut has_lv_section = false;
-    let stream = serde_json::Deserializer::from_str(text).into_iter::<Document>();
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<Document<'_>>();
     for (doc_index, document) in stream.enumerate() {
         let document = document.map_err(|err| json_error(text, &err, origin))?;
         for element in document.report {
@@ -80,25 +83,32 @@ pub fn parse_sections(text: &str, origin: &str) -> Result<Sections, LvmError> {
                 [only] => only.vg_name.as_deref(),
                 _ => None,
             };
+            // fullreport: an LV's segment type is in its first `seg` row.
+            let mut segtypes: FxHashMap<&str, &str> = FxHashMap::default();
+            for seg in &element.seg {
+                if let (Some(uuid), Some(segtype)) =
+                    (seg.lv_uuid.as_deref(), seg.segtype.as_deref())
+                {
+                    segtypes.entry(uuid).or_insert(segtype);
+                }
+            }
             for (row, lv_row) in element.lv.unwrap_or_default().iter().enumerate() {
-                let segtype = lv_row.lv_uuid.as_deref().and_then(|uuid| {
-                    element
-                        .seg
-                        .iter()
-                        .find(|seg| seg.lv_uuid.as_deref() == Some(uuid))
-                        .and_then(|seg| seg.segtype.as_deref())
-                });
+                let segtype = lv_row
+                    .lv_uuid
+                    .as_deref()
+                    .and_then(|uuid| segtypes.get(uuid).copied());
                 let lv = lv_row
                     .to_lv(element_vg, segtype, doc, row + 1)
                     .map_err(|msg| parse_error(origin, msg))?;
-                builder.add_lv(lv).map_err(|msg| parse_error(origin, msg))?;
+                builder.lvs.push(lv);
             }
         }
     }
+    let lvs = dedupe_lvs(builder.lvs).map_err(|msg| parse_error(origin, msg))?;
     Ok(Sections {
         report: VgReport {
             vgs: builder.vgs,
-            lvs: builder.lvs,
+            lvs,
         },
         has_vg_section,
         has_lv_section,
@@ -112,54 +122,75 @@ fn parse_error(origin: &str, message: String) -> LvmError {
     }
 }
 
-/// One JSON document as LVM prints it.
+/// One JSON document as LVM prints it. Strings borrow from the text unless they hold escapes.
 #[derive(Debug, Deserialize)]
-struct Document {
-    #[serde(default)]
-    report: Vec<Element>,
+struct Document<'a> {
+    #[serde(default, borrow)]
+    report: Vec<Element<'a>>,
 }
 
 /// One element of `report`: a single section for `vgs`/`lvs`, all sections of one VG for
 /// `fullreport`.
 #[derive(Debug, Deserialize)]
-struct Element {
-    vg: Option<Vec<VgRow>>,
-    lv: Option<Vec<LvRow>>,
-    #[serde(default)]
-    seg: Vec<SegRow>,
+struct Element<'a> {
+    #[serde(borrow)]
+    vg: Option<Vec<VgRow<'a>>>,
+    #[serde(borrow)]
+    lv: Option<Vec<LvRow<'a>>>,
+    #[serde(default, borrow)]
+    seg: Vec<SegRow<'a>>,
+}
+
+/// A field of a row: borrowed from the report text when it has no escapes.
+type Field<'a> = Option<Cow<'a, str>>;
+
+#[derive(Debug, Deserialize)]
+struct VgRow<'a> {
+    #[serde(borrow)]
+    vg_name: Field<'a>,
+    #[serde(borrow)]
+    vg_size: Field<'a>,
+    #[serde(borrow)]
+    vg_free: Field<'a>,
+    #[serde(borrow)]
+    vg_extent_size: Field<'a>,
 }
 
 #[derive(Debug, Deserialize)]
-struct VgRow {
-    vg_name: Option<String>,
-    vg_size: Option<String>,
-    vg_free: Option<String>,
-    vg_extent_size: Option<String>,
+struct LvRow<'a> {
+    #[serde(borrow)]
+    vg_name: Field<'a>,
+    #[serde(borrow)]
+    lv_name: Field<'a>,
+    #[serde(borrow)]
+    lv_uuid: Field<'a>,
+    #[serde(borrow)]
+    lv_size: Field<'a>,
+    #[serde(borrow)]
+    lv_attr: Field<'a>,
+    #[serde(borrow)]
+    segtype: Field<'a>,
+    #[serde(borrow)]
+    pool_lv: Field<'a>,
+    #[serde(borrow)]
+    lv_parent: Field<'a>,
+    #[serde(borrow)]
+    data_percent: Field<'a>,
+    #[serde(borrow)]
+    lv_tags: Field<'a>,
 }
 
 #[derive(Debug, Deserialize)]
-struct LvRow {
-    vg_name: Option<String>,
-    lv_name: Option<String>,
-    lv_uuid: Option<String>,
-    lv_size: Option<String>,
-    lv_attr: Option<String>,
-    segtype: Option<String>,
-    pool_lv: Option<String>,
-    lv_parent: Option<String>,
-    data_percent: Option<String>,
-    lv_tags: Option<String>,
+struct SegRow<'a> {
+    #[serde(borrow)]
+    lv_uuid: Field<'a>,
+    #[serde(borrow)]
+    segtype: Field<'a>,
 }
 
-#[derive(Debug, Deserialize)]
-struct SegRow {
-    lv_uuid: Option<String>,
-    segtype: Option<String>,
-}
-
-impl VgRow {
+impl VgRow<'_> {
     fn to_vg(&self, doc: usize, row: usize) -> Result<Vg, String> {
-        let what = match &self.vg_name {
+        let what = || match &self.vg_name {
             Some(name) => format!("vg {name:?}"),
             None => format!("vg row {row} of document {doc}"),
         };
@@ -179,7 +210,7 @@ impl VgRow {
     }
 }
 
-impl LvRow {
+impl LvRow<'_> {
     fn to_lv(
         &self,
         element_vg: Option<&str>,
@@ -188,7 +219,7 @@ impl LvRow {
         row: usize,
     ) -> Result<Lv, String> {
         let vg = self.vg_name.as_deref().or(element_vg);
-        let what = match (&self.lv_name, vg) {
+        let what = || match (&self.lv_name, vg) {
             (Some(name), Some(vg)) => format!("lv {name:?} in vg {vg:?}"),
             (Some(name), None) => format!("lv {name:?}"),
             (None, Some(vg)) => format!("lv row {row} of document {doc} in vg {vg:?}"),
@@ -207,7 +238,7 @@ impl LvRow {
             name: name.to_string(),
             hidden,
             size_bytes: size_field(&what, "lv_size", size)?,
-            attr: self.lv_attr.clone().unwrap_or_default(),
+            attr: self.lv_attr.as_deref().unwrap_or_default().to_string(),
             segtype: self
                 .segtype
                 .as_deref()
@@ -233,13 +264,16 @@ impl LvRow {
     }
 }
 
-fn required<'a>(what: &str, field: &str, value: Option<&'a str>) -> Result<&'a str, String> {
-    value.ok_or_else(|| format!("{what}: missing field {field}"))
+/// Describes the row at fault, for error messages only (built when an error happens).
+type What<'a> = &'a dyn Fn() -> String;
+
+fn required<'a>(what: What<'_>, field: &str, value: Option<&'a str>) -> Result<&'a str, String> {
+    value.ok_or_else(|| format!("{}: missing field {field}", what()))
 }
 
 /// A size in bytes: decimal digits, optionally followed by `B` (`--units b` without
 /// `--nosuffix`).
-fn size_field(what: &str, field: &str, raw: &str) -> Result<u64, String> {
+fn size_field(what: What<'_>, field: &str, raw: &str) -> Result<u64, String> {
     let digits = raw.strip_suffix('B').unwrap_or(raw);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(bytes) = digits.parse::<u64>() {
@@ -247,19 +281,21 @@ fn size_field(what: &str, field: &str, raw: &str) -> Result<u64, String> {
         }
     }
     Err(format!(
-        "{what}: {field}: expected a size in bytes, got {raw:?}"
+        "{}: {field}: expected a size in bytes, got {raw:?}",
+        what()
     ))
 }
 
 /// A percentage such as `25.00`, returned as a ratio (0.25).
-fn percent_field(what: &str, field: &str, raw: &str) -> Result<f64, String> {
+fn percent_field(what: What<'_>, field: &str, raw: &str) -> Result<f64, String> {
     let well_formed = raw.bytes().any(|b| b.is_ascii_digit())
         && raw.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && raw.bytes().filter(|&b| b == b'.').count() <= 1;
     match raw.parse::<f64>() {
         Ok(percent) if well_formed && percent.is_finite() => Ok(percent / 100.0),
         _ => Err(format!(
-            "{what}: {field}: expected a percentage like \"25.00\", got {raw:?}"
+            "{}: {field}: expected a percentage like \"25.00\", got {raw:?}",
+            what()
         )),
     }
 }
@@ -272,14 +308,13 @@ fn strip_brackets(raw: &str) -> (&str, bool) {
     }
 }
 
-/// Collects rows, dropping repeats of the same VG or LV (per-segment rows, or the same object
-/// in two concatenated documents) and refusing repeats that disagree.
+/// Collects VG rows, dropping repeats of the same VG (the same object in two concatenated
+/// documents) and refusing repeats that disagree; LV rows are de-duplicated at the end.
 #[derive(Default)]
 struct Builder {
     vgs: Vec<Vg>,
     vg_index: HashMap<String, usize>,
     lvs: Vec<Lv>,
-    lv_index: HashMap<(String, String), usize>,
 }
 
 impl Builder {
@@ -301,23 +336,37 @@ impl Builder {
         }
         Ok(())
     }
+}
 
-    fn add_lv(&mut self, lv: Lv) -> Result<(), String> {
-        let key = (lv.vg.clone(), lv.name.clone());
-        let Some(&index) = self.lv_index.get(&key) else {
-            self.lv_index.insert(key, self.lvs.len());
-            self.lvs.push(lv);
-            return Ok(());
-        };
-        let seen = &self.lvs[index];
-        if seen.size_bytes != lv.size_bytes {
-            return Err(format!(
-                "lv {:?} in vg {:?} appears twice with different lv_size ({} and {}): reports taken at different times?",
-                lv.name, lv.vg, seen.size_bytes, lv.size_bytes
-            ));
+/// Drops repeated rows of the same LV (per-segment rows, or the same LV in two concatenated
+/// documents), keeping the first in report order, and refuses repeats whose sizes disagree.
+/// Sorting indices instead of hashing names keeps this free of per-row allocations.
+fn dedupe_lvs(lvs: Vec<Lv>) -> Result<Vec<Lv>, String> {
+    let key = |i: usize| (lvs[i].vg.as_str(), lvs[i].name.as_str(), i);
+    let mut order: Vec<usize> = (0..lvs.len()).collect();
+    order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    let mut repeated = vec![false; lvs.len()];
+    for pair in order.windows(2) {
+        let (first, later) = (&lvs[pair[0]], &lvs[pair[1]]);
+        if first.vg == later.vg && first.name == later.name {
+            if first.size_bytes != later.size_bytes {
+                return Err(format!(
+                    "lv {:?} in vg {:?} appears twice with different lv_size ({} and {}): reports taken at different times?",
+                    later.name, later.vg, first.size_bytes, later.size_bytes
+                ));
+            }
+            repeated[pair[1]] = true;
         }
-        Ok(())
     }
+    if !repeated.contains(&true) {
+        return Ok(lvs);
+    }
+    Ok(lvs
+        .into_iter()
+        .zip(repeated)
+        .filter(|(_, repeated)| !repeated)
+        .map(|(lv, _)| lv)
+        .collect())
 }
 
 /// Turns a serde_json error into a message naming the field nearest before the fault (and the

@@ -149,6 +149,9 @@ pub struct Request<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// What a 403 means for this service, e.g. "Placement needs the admin or service role".
     pub forbidden_hint: &'a str,
+    /// Timeout of this request, when it differs from the session's (a session shared by
+    /// sources with different request timeouts).
+    pub timeout: Option<Duration>,
 }
 
 /// An authenticated session with one cloud.
@@ -459,17 +462,15 @@ impl Session {
             }
         }
         let service = request.service_type;
-        let response = self
-            .client
-            .get(&url)
-            .headers(headers)
-            .send()
-            .await
-            .map_err(|e| ApiError::Unreachable {
-                service: service.into(),
-                url: url.clone(),
-                message: error_chain(&e),
-            })?;
+        let mut builder = self.client.get(&url).headers(headers);
+        if let Some(timeout) = request.timeout {
+            builder = builder.timeout(timeout);
+        }
+        let response = builder.send().await.map_err(|e| ApiError::Unreachable {
+            service: service.into(),
+            url: url.clone(),
+            message: error_chain(&e),
+        })?;
         let status = response.status();
         let is_json = response
             .headers()
@@ -640,6 +641,14 @@ pub fn error_message(body: &[u8]) -> String {
         if let Some(text) = candidates.into_iter().flatten().find_map(|v| v.as_str()) {
             return one_line(text, 300);
         }
+        // nova: {"forbidden": {"code": 403, "message": "..."}}, {"itemNotFound": {...}}, ...
+        if let Some(text) = value.as_object().and_then(|object| {
+            object
+                .values()
+                .find_map(|inner| inner.get("message").and_then(|m| m.as_str()))
+        }) {
+            return one_line(text, 300);
+        }
     }
     snippet(body)
 }
@@ -793,6 +802,10 @@ mod tests {
         assert_eq!(
             error_message(b"<html>\n<body>Bad   Gateway</body></html>"),
             "<html> <body>Bad Gateway</body></html>"
+        );
+        assert_eq!(
+            error_message(br#"{"forbidden": {"code": 403, "message": "Policy doesn't allow os_compute_api:os-hypervisors:list-detail to be performed."}}"#),
+            "Policy doesn't allow os_compute_api:os-hypervisors:list-detail to be performed."
         );
         assert_eq!(error_message(b""), "(empty body)");
         assert!(error_message(&[b'x'; 5000]).len() < 260);

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod keystone;
+pub mod microversion;
 pub mod time;
 
 /// Why an OpenStack API call failed. Every message is meant for an operator and never contains a

@@ -175,8 +175,17 @@ async fn refresh(inner: Arc<dyn TrackedSource>, state: Arc<Mutex<State>>) {
             state.last_error = None;
         }
         Ok(Err(error)) => {
-            tracing::warn!(source = inner.kind().as_str(), error = %error, "refresh failed");
-            state.last_error = Some(error.to_string());
+            let message = error.to_string();
+            // Without cached data the collector fails with this very error and logs it; with
+            // cached data still served, this line is the only sign of trouble until max-age. A
+            // failure repeated refresh after refresh is logged once.
+            let repeated = state.last_error.as_deref() == Some(message.as_str());
+            if state.value.is_some() && !repeated {
+                tracing::warn!(source = inner.kind().as_str(), error = %message, "refresh failed; serving the previous data until it is older than max-age");
+            } else {
+                tracing::debug!(source = inner.kind().as_str(), error = %message, "refresh failed");
+            }
+            state.last_error = Some(message);
         }
         Err(_) => {
             tracing::error!(source = inner.kind().as_str(), "refresh panicked (a bug)");

@@ -7,6 +7,7 @@
 pub mod cached;
 pub mod file;
 pub mod libvirt;
+pub mod nova;
 pub mod placement;
 
 use std::io::Read;
@@ -169,6 +170,16 @@ pub struct TrackedUsage {
     /// Unix time the data was read from its origin, when that is not "now" (a cached API
     /// source): the collector exports it as the time of its last success.
     pub fetched_unix: Option<f64>,
+    /// The source's own "used", without reserved, when it keeps one apart from its instance
+    /// list (nova's `local_gb_used` less the reserve, which also holds migration claims);
+    /// `None` means "the sum of the instances' tracked bytes".
+    pub tracked_used_bytes: Option<u64>,
+    /// The free space the source itself reports (nova's `free_disk_gb`); `None` means
+    /// "placement's rule on total, reserved, ratio and used".
+    pub scheduler_free_bytes: Option<i64>,
+    /// nova's `disk_available_least`: free disk as the hypervisor driver last measured it (for
+    /// LVM, `vg_free` in whole GiB). Only the nova source reports it.
+    pub disk_available_least_bytes: Option<i64>,
 }
 
 impl TrackedUsage {
@@ -181,6 +192,9 @@ impl TrackedUsage {
             scheduler_total_bytes: None,
             scheduler_used_bytes: None,
             fetched_unix: None,
+            tracked_used_bytes: None,
+            scheduler_free_bytes: None,
+            disk_available_least_bytes: None,
         }
     }
 }

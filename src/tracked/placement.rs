@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage, GIB};
 use crate::openstack::keystone::{Request, Session};
+pub use crate::openstack::microversion::Microversion;
 use crate::openstack::ApiError;
 
 /// The newest microversion the exporter knows (openstack-placement 16.0.0's maximum). Every call
@@ -29,24 +30,6 @@ pub const PREFERRED_MICROVERSION: Microversion = Microversion(1, 39);
 pub const MINIMUM_MICROVERSION: Microversion = Microversion(1, 0);
 
 const FORBIDDEN_HINT: &str = "reading resource providers, inventories, usages and allocations needs the admin or service role on the exporter's project (reader is not enough)";
-
-/// A placement microversion `major.minor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Microversion(pub u32, pub u32);
-
-impl Microversion {
-    /// Parses `1.39`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let (major, minor) = text.trim().split_once('.')?;
-        Some(Self(major.parse().ok()?, minor.parse().ok()?))
-    }
-}
-
-impl std::fmt::Display for Microversion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.0, self.1)
-    }
-}
 
 /// Picks the microversion to use from the server's `min_version`/`max_version`: the preferred
 /// one when the server has it, else the highest the server offers that is at least the minimum.
@@ -127,13 +110,23 @@ struct ConsumerAllocation {
     resources: BTreeMap<String, u64>,
 }
 
-/// The name of this host's resource provider and why that name was chosen.
+/// How to find this host's resource provider (or, for the nova source, its hypervisor), and
+/// why: by `uuid` when one is known, else by `name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderName {
-    /// The name looked up.
+    /// The name looked up (also used in messages when looking up by UUID).
     pub name: String,
-    /// Where it came from, for the log and error messages.
+    /// Where the name (or, with `uuid`, the UUID) came from, for the log and error messages.
     pub origin: String,
+    /// The provider's UUID, when known (`--collector.placement.provider-uuid`, or nova's
+    /// `$state_path/compute_id`): then it is looked up by UUID, not by name.
+    pub uuid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProviderShow {
+    uuid: String,
+    name: String,
 }
 
 /// Reads this host's DISK_GB figures from placement.
@@ -142,6 +135,7 @@ pub struct PlacementSource {
     session: Arc<Session>,
     provider: ProviderName,
     microversion: Mutex<Option<Microversion>>,
+    timeout: Option<std::time::Duration>,
 }
 
 impl PlacementSource {
@@ -151,7 +145,15 @@ impl PlacementSource {
             session,
             provider,
             microversion: Mutex::new(None),
+            timeout: None,
         }
+    }
+
+    /// Bounds each request by `timeout` instead of the session's own (a session shared with
+    /// another source).
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -159,6 +161,14 @@ impl PlacementSource {
         path: &str,
         microversion: Option<Microversion>,
     ) -> Result<T, TrackedError> {
+        self.get_raw(path, microversion).await.map_err(api_error)
+    }
+
+    async fn get_raw<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        microversion: Option<Microversion>,
+    ) -> Result<T, ApiError> {
         let header = microversion.map(|mv| format!("placement {mv}"));
         let headers: Vec<(&str, &str)> = header
             .as_deref()
@@ -170,9 +180,9 @@ impl PlacementSource {
                 path,
                 headers: &headers,
                 forbidden_hint: FORBIDDEN_HINT,
+                timeout: self.timeout,
             })
             .await
-            .map_err(api_error)
     }
 
     async fn microversion(&self) -> Result<Microversion, TrackedError> {
@@ -278,6 +288,9 @@ pub fn usage_from(
         scheduler_total_bytes: Some(gib(disk.total, "DISK_GB total")?),
         scheduler_used_bytes: Some(gib(used, "DISK_GB used")?),
         fetched_unix: None,
+        tracked_used_bytes: None,
+        scheduler_free_bytes: None,
+        disk_available_least_bytes: None,
     })
 }
 
@@ -289,23 +302,43 @@ impl TrackedSource for PlacementSource {
 
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
         let mv = Some(self.microversion().await?);
-        let name = &self.provider.name;
-        let providers: ProvidersBody = self
-            .get(
-                &format!("/resource_providers?name={}", encode_query(name)),
-                mv,
-            )
-            .await?;
-        let provider = providers
-            .resource_providers
-            .iter()
-            .find(|p| p.name == *name)
-            .ok_or_else(|| {
-                invalid(&format!(
-                    "no resource provider named {name:?} in placement (the name came from {}); nova-compute names it after the hypervisor hostname, which may be the FQDN or the short name: set --collector.placement.hostname",
-                    self.provider.origin
-                ))
-            })?;
+        let (uuid, name) = match &self.provider.uuid {
+            Some(uuid) => {
+                let shown: ProviderShow = self
+                    .get_raw(&format!("/resource_providers/{uuid}"), mv)
+                    .await
+                    .map_err(|e| match e {
+                        ApiError::Status { status: 404, .. } => invalid(&format!(
+                            "no resource provider with UUID {uuid} in placement (the UUID came from {}); set --collector.placement.provider-uuid or --collector.placement.hostname",
+                            self.provider.origin
+                        )),
+                        other => api_error(other),
+                    })?;
+                (shown.uuid, shown.name)
+            }
+            None => {
+                let name = &self.provider.name;
+                let providers: ProvidersBody = self
+                    .get(
+                        &format!("/resource_providers?name={}", encode_query(name)),
+                        mv,
+                    )
+                    .await?;
+                let provider = providers
+                    .resource_providers
+                    .into_iter()
+                    .find(|p| p.name == *name)
+                    .ok_or_else(|| {
+                        invalid(&format!(
+                            "no resource provider named {name:?} in placement (the name came from {}); nova-compute names it after the hypervisor hostname, which may be the FQDN or the short name: set --collector.placement.hostname",
+                            self.provider.origin
+                        ))
+                    })?;
+                (provider.uuid, provider.name)
+            }
+        };
+        let provider = ProviderEntry { uuid, name };
+        let name = &provider.name;
         let base = format!("/resource_providers/{}", provider.uuid);
         let inventories: InventoriesBody = self.get(&format!("{base}/inventories"), mv).await?;
         let usages: UsagesBody = self.get(&format!("{base}/usages"), mv).await?;
@@ -332,21 +365,122 @@ pub fn provider_name(
     nova_conf_host: Option<&str>,
     nova_conf_path: &str,
 ) -> ProviderName {
+    host_name(
+        flag,
+        "--collector.placement.hostname",
+        nova_conf_host,
+        nova_conf_path,
+    )
+}
+
+/// This host's name as nova knows it: `flag` (named `flag_name` in messages), else nova.conf's
+/// `[DEFAULT] host`, else the system hostname (nova-compute's own default for `host`).
+pub fn host_name(
+    flag: Option<&str>,
+    flag_name: &str,
+    nova_conf_host: Option<&str>,
+    nova_conf_path: &str,
+) -> ProviderName {
     if let Some(name) = flag {
         return ProviderName {
             name: name.to_string(),
-            origin: "--collector.placement.hostname".to_string(),
+            origin: flag_name.to_string(),
+            uuid: None,
         };
     }
     if let Some(host) = nova_conf_host.filter(|h| !h.is_empty()) {
         return ProviderName {
             name: host.to_string(),
             origin: format!("{nova_conf_path} [DEFAULT] host"),
+            uuid: None,
         };
     }
     ProviderName {
         name: system_hostname(),
         origin: "the system hostname (nova.conf sets no [DEFAULT] host)".to_string(),
+        uuid: None,
+    }
+}
+
+/// nova's state directory when nova.conf sets none (`[DEFAULT] state_path`).
+pub const DEFAULT_STATE_PATH: &str = "/var/lib/nova";
+
+/// What `$state_path/compute_id` held (nova-compute writes the compute node's UUID there since
+/// 2023.2; it is also the UUID of the node's resource provider).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComputeId {
+    /// The file does not exist (an older release, or another state path).
+    Absent,
+    /// The file holds this UUID.
+    Uuid(String),
+    /// The file exists but cannot be used: why.
+    Unusable(String),
+}
+
+/// Reads `compute_id` in `state_path`.
+pub fn read_compute_id(state_path: &std::path::Path) -> ComputeId {
+    let path = state_path.join("compute_id");
+    match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ComputeId::Absent,
+        Err(e) => ComputeId::Unusable(format!("cannot read {}: {e}", path.display())),
+        Ok(text) => match super::canonical_uuid(text.trim()) {
+            Some(uuid) => ComputeId::Uuid(uuid),
+            None => ComputeId::Unusable(format!(
+                "{} does not hold a UUID: {:?}",
+                path.display(),
+                text.trim().chars().take(60).collect::<String>()
+            )),
+        },
+    }
+}
+
+/// How to find the provider, in order: `--collector.placement.provider-uuid`, then
+/// `--collector.placement.hostname` (an operator's choice wins over files), then the UUID in
+/// `compute_id` (what nova-compute itself uses on recent releases), then nova.conf's `host`, then
+/// the system hostname. The second value is a warning for the start-up log, when `compute_id`
+/// exists but cannot be used.
+pub fn locate_provider(
+    uuid_flag: Option<&str>,
+    name_flag: Option<&str>,
+    compute_id: (&std::path::Path, ComputeId),
+    nova_conf_host: Option<&str>,
+    nova_conf_path: &str,
+) -> (ProviderName, Option<String>) {
+    let by_name = provider_name(name_flag, nova_conf_host, nova_conf_path);
+    if let Some(uuid) = uuid_flag {
+        return (
+            ProviderName {
+                uuid: Some(uuid.to_ascii_lowercase()),
+                origin: "--collector.placement.provider-uuid".to_string(),
+                ..by_name
+            },
+            None,
+        );
+    }
+    if name_flag.is_some() {
+        return (by_name, None);
+    }
+    let (state_path, id) = compute_id;
+    match id {
+        ComputeId::Uuid(uuid) => (
+            ProviderName {
+                uuid: Some(uuid),
+                origin: format!(
+                    "{} (nova-compute's compute node UUID)",
+                    state_path.join("compute_id").display()
+                ),
+                ..by_name
+            },
+            None,
+        ),
+        ComputeId::Absent => (by_name, None),
+        ComputeId::Unusable(why) => {
+            let warning = format!(
+                "{why}; looking the resource provider up by name {:?} (from {}) instead",
+                by_name.name, by_name.origin
+            );
+            (by_name, Some(warning))
+        }
     }
 }
 
@@ -466,5 +600,79 @@ mod tests {
         assert!(!system.name.is_empty());
         assert!(system.origin.contains("system hostname"));
         assert_eq!(encode_query("cmp 7&x"), "cmp%207%26x");
+    }
+
+    #[test]
+    fn the_provider_is_found_by_flag_then_compute_id_then_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = "/etc/nova/nova.conf";
+        assert_eq!(read_compute_id(dir.path()), ComputeId::Absent);
+        let (p, warning) = locate_provider(
+            None,
+            None,
+            (dir.path(), read_compute_id(dir.path())),
+            Some("cmp-7"),
+            conf,
+        );
+        assert_eq!((p.name.as_str(), p.uuid), ("cmp-7", None));
+        assert_eq!(warning, None);
+
+        std::fs::write(
+            dir.path().join("compute_id"),
+            "C0FFEE00-0000-4000-8000-000000000007\n",
+        )
+        .unwrap();
+        let id = read_compute_id(dir.path());
+        assert_eq!(
+            id,
+            ComputeId::Uuid("c0ffee00-0000-4000-8000-000000000007".into())
+        );
+        let (p, _) = locate_provider(None, None, (dir.path(), id.clone()), Some("cmp-7"), conf);
+        assert_eq!(
+            p.uuid.as_deref(),
+            Some("c0ffee00-0000-4000-8000-000000000007")
+        );
+        assert!(
+            p.origin
+                .ends_with("compute_id (nova-compute's compute node UUID)"),
+            "{}",
+            p.origin
+        );
+        // An operator's flag wins over the file: the name flag ...
+        let (p, _) = locate_provider(
+            None,
+            Some("cmp-7.example"),
+            (dir.path(), id.clone()),
+            None,
+            conf,
+        );
+        assert_eq!((p.name.as_str(), p.uuid), ("cmp-7.example", None));
+        assert_eq!(p.origin, "--collector.placement.hostname");
+        // ... and the UUID flag.
+        let (p, _) = locate_provider(
+            Some("ABCDEF00-0000-4000-8000-000000000001"),
+            None,
+            (dir.path(), id),
+            Some("cmp-7"),
+            conf,
+        );
+        assert_eq!(
+            p.uuid.as_deref(),
+            Some("abcdef00-0000-4000-8000-000000000001")
+        );
+        assert_eq!(p.origin, "--collector.placement.provider-uuid");
+
+        std::fs::write(dir.path().join("compute_id"), "not a uuid").unwrap();
+        let (p, warning) = locate_provider(
+            None,
+            None,
+            (dir.path(), read_compute_id(dir.path())),
+            Some("cmp-7"),
+            conf,
+        );
+        assert_eq!((p.name.as_str(), p.uuid), ("cmp-7", None));
+        let warning = warning.unwrap();
+        assert!(warning.contains("does not hold a UUID"), "{warning}");
+        assert!(warning.contains("by name \"cmp-7\""), "{warning}");
     }
 }

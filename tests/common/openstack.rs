@@ -287,6 +287,44 @@ impl OpenStack {
         assert_eq!(response.status().as_u16(), 204, "{:?}", response.text());
     }
 
+    /// Registers a service of `service_type` in the catalog with internal and public endpoints
+    /// at `url` in RegionOne (as admin), the way a deployment tool registers nova's `compute`.
+    /// Tokens issued afterwards carry it in their catalog.
+    pub fn register_service(&self, service_type: &str, url: &str) {
+        let admin = self.admin_token();
+        let call = |method: reqwest::Method, path: &str, body: Option<Value>| -> Value {
+            let mut request = http()
+                .request(method.clone(), format!("{}{path}", self.auth_url()))
+                .header("X-Auth-Token", &admin);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().expect("keystone");
+            let status = response.status();
+            let text = response.text().unwrap_or_default();
+            assert!(status.is_success(), "{method} {path} -> {status}: {text}");
+            serde_json::from_str(&text).unwrap()
+        };
+        let service = call(
+            reqwest::Method::POST,
+            "/services",
+            Some(json!({"service": {"type": service_type, "name": service_type}})),
+        )["service"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for interface in ["internal", "public"] {
+            call(
+                reqwest::Method::POST,
+                "/endpoints",
+                Some(
+                    json!({"endpoint": {"service_id": service, "interface": interface,
+                                         "region_id": "RegionOne", "url": url}}),
+                ),
+            );
+        }
+    }
+
     /// A Placement admin client on RegionOne's placement.
     pub fn placement(&self) -> Placement {
         Placement {

@@ -1,0 +1,875 @@
+//! The nova tracked source: what nova's resource tracker books for this host, read from the
+//! compute API (`os-hypervisors`) through the Keystone session, and the servers on the host.
+//!
+//! One refresh is (the version document only on the first refresh):
+//!
+//! 1. `GET /` of the compute endpoint: the microversion range. The exporter asks for 2.87, the
+//!    newest microversion whose `os-hypervisors` detail still has the disk fields (2.88 removed
+//!    `local_gb`, `local_gb_used`, `free_disk_gb` and `disk_available_least`), or the server's
+//!    maximum when that is lower. Every nova since Liberty accepts 2.1 to 2.87.
+//! 2. The hypervisor. From 2.53: `GET /os-hypervisors/detail?hypervisor_hostname_pattern=<short
+//!    name>` (ids are UUIDs); before: `GET /os-hypervisors/<short name>/search` and then
+//!    `GET /os-hypervisors/<id>`. Both match substrings, so both the FQDN and the short name come
+//!    back; the exporter picks the exact name, else the one whose short name equals the configured
+//!    short name (libvirt reports the FQDN on some hosts and the short name on others), and logs
+//!    which one and why.
+//! 3. The servers on the host: `GET /servers/detail?all_tenants=1&host=<service host>` (paged by
+//!    nova's `servers_links`), keeping those on this hypervisor. From 2.47 each server embeds its
+//!    flavor's disk sizes; before, each flavor is read once with `GET /flavors/<id>` (flavors are
+//!    immutable, so they are cached for the life of the process).
+//!
+//! The usage follows nova's resource tracker exactly, including its rounding: the `ComputeNode`
+//! fields are integers and every `+=` truncates, so `local_gb_used` is
+//! `int(reserved_host_disk_mb / 1024) + sum(root_gb (0 when booted from volume) + ephemeral_gb +
+//! int(swap_mb / 1024))`, plus the claims of migrations in flight. The API does not return the
+//! reserve, so it comes from nova.conf or `--nova.reserved-host-disk-mb` and must match nova's.
+//!
+//! Reading `os-hypervisors` and all projects' servers needs the `admin` role (nova's default
+//! policy); a 403 says so.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::placement::ProviderName;
+use super::{
+    canonical_uuid, Flavor, HostDiskSettings, SourceKind, TrackedError, TrackedInstance,
+    TrackedSource, TrackedUsage, GIB, MIB, NOVA_MAX_INT,
+};
+use crate::openstack::keystone::{Request, Session};
+use crate::openstack::microversion::Microversion;
+use crate::openstack::ApiError;
+
+/// The newest microversion whose `os-hypervisors` detail has the disk fields.
+pub const PREFERRED_MICROVERSION: Microversion = Microversion(2, 87);
+/// The first microversion without them.
+pub const DISK_FIELDS_REMOVED: Microversion = Microversion(2, 88);
+/// Hypervisor ids become UUIDs and `hypervisor_hostname_pattern` replaces `/search`.
+pub const PATTERN_QUERY: Microversion = Microversion(2, 53);
+/// Servers embed their flavor's sizes.
+pub const EMBEDDED_FLAVOR: Microversion = Microversion(2, 47);
+/// nova's v2.1 API without microversions (a version document with an empty `version`).
+pub const BASE_MICROVERSION: Microversion = Microversion(2, 1);
+
+/// Pages of servers read at most (nova pages by `[api] max_limit`, 1000 by default).
+const MAX_PAGES: usize = 100;
+
+const FORBIDDEN_HINT: &str = "reading os-hypervisors and the servers of all projects needs the admin role on the exporter's project (nova's default policy; reader and service are not enough)";
+
+/// Picks the microversion from the server's range: 2.87 when offered, else the server's maximum;
+/// a server whose minimum is above 2.87 gets its minimum (and answers without the disk fields).
+pub fn negotiate(server_min: Microversion, server_max: Microversion) -> Microversion {
+    server_max.min(PREFERRED_MICROVERSION).max(server_min)
+}
+
+/// The hypervisor detail fields the exporter reads. Disk fields are `None` when absent (2.88+).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Hypervisor {
+    /// Integer before 2.53, UUID string after.
+    pub id: Value,
+    /// The name libvirt reports (FQDN or short).
+    pub hypervisor_hostname: String,
+    /// `local_gb`: floor(VG size / GiB) for LVM.
+    #[serde(default)]
+    pub local_gb: Option<i64>,
+    /// `local_gb_used`: the reserve plus the instances, in the resource tracker's arithmetic.
+    #[serde(default)]
+    pub local_gb_used: Option<i64>,
+    /// `free_disk_gb`: `local_gb - local_gb_used` (may be negative).
+    #[serde(default)]
+    pub free_disk_gb: Option<i64>,
+    /// `disk_available_least`: the driver's measured free disk less over-commit.
+    #[serde(default)]
+    pub disk_available_least: Option<i64>,
+    /// The compute service (its `host` is what `/servers?host=` filters on).
+    #[serde(default)]
+    pub service: Option<HypervisorService>,
+}
+
+/// `service` of a hypervisor detail.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct HypervisorService {
+    /// nova-compute's `[DEFAULT] host`.
+    pub host: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct HypervisorList {
+    hypervisors: Vec<Hypervisor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchEntry {
+    id: Value,
+    hypervisor_hostname: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchList {
+    hypervisors: Vec<SearchEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HypervisorShow {
+    hypervisor: Hypervisor,
+}
+
+#[derive(Debug, Deserialize)]
+struct Link {
+    #[serde(default)]
+    href: String,
+    #[serde(default)]
+    rel: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerPage {
+    servers: Vec<Server>,
+    #[serde(default)]
+    servers_links: Vec<Link>,
+}
+
+/// The parts of a server detail the exporter reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Server {
+    /// Instance UUID.
+    pub id: String,
+    /// `{"disk", "ephemeral", "swap", ...}` from 2.47, `{"id", "links"}` before.
+    #[serde(default)]
+    pub flavor: Value,
+    /// `""` when booted from volume, else `{"id", "links"}`.
+    #[serde(default)]
+    pub image: Value,
+    /// The node the server is on (admin only).
+    #[serde(rename = "OS-EXT-SRV-ATTR:hypervisor_hostname", default)]
+    pub hypervisor_hostname: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FlavorShow {
+    flavor: Value,
+}
+
+/// Reads this host's figures from nova's compute API.
+pub struct NovaSource {
+    session: Arc<Session>,
+    host: ProviderName,
+    settings: HostDiskSettings,
+    timeout: Option<Duration>,
+    microversion: Mutex<Option<(Microversion, String)>>,
+    flavors: Mutex<HashMap<String, Flavor>>,
+    warned_flavors: Mutex<HashSet<String>>,
+    last_match: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for NovaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NovaSource")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NovaSource {
+    /// A source for the hypervisor named `host`, with nova's reserve and ratio from `settings`
+    /// (the API does not return them); every request is bounded by `timeout` when given.
+    pub fn new(
+        session: Arc<Session>,
+        host: ProviderName,
+        settings: HostDiskSettings,
+        timeout: Option<Duration>,
+    ) -> Self {
+        Self {
+            session,
+            host,
+            settings,
+            timeout,
+            microversion: Mutex::new(None),
+            flavors: Mutex::new(HashMap::new()),
+            warned_flavors: Mutex::new(HashSet::new()),
+            last_match: Mutex::new(None),
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        microversion: Option<Microversion>,
+    ) -> Result<T, ApiError> {
+        let values = microversion.map(|mv| (format!("compute {mv}"), mv.to_string()));
+        let headers: Vec<(&str, &str)> = values
+            .as_ref()
+            .map(|(new, legacy)| {
+                vec![
+                    ("OpenStack-API-Version", new.as_str()),
+                    ("X-OpenStack-Nova-API-Version", legacy.as_str()),
+                ]
+            })
+            .unwrap_or_default();
+        self.session
+            .get_json(Request {
+                service_type: "compute",
+                path,
+                headers: &headers,
+                forbidden_hint: FORBIDDEN_HINT,
+                timeout: self.timeout,
+            })
+            .await
+    }
+
+    /// The negotiated microversion and the server's range (for messages).
+    async fn microversion(&self) -> Result<(Microversion, String), TrackedError> {
+        if let Some(known) = self
+            .microversion
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(known);
+        }
+        let document: Value = self.get("/", None).await.map_err(api_error)?;
+        let (min, max) = version_range(&document).map_err(|e| invalid(&e))?;
+        let chosen = negotiate(min, max);
+        let range = format!("{min} to {max}");
+        tracing::info!(
+            microversion = %chosen,
+            server = %range,
+            "negotiated the compute (nova) microversion"
+        );
+        let known = (chosen, range);
+        *self.microversion.lock().unwrap_or_else(|e| e.into_inner()) = Some(known.clone());
+        Ok(known)
+    }
+
+    /// Finds this host's hypervisor and says which name matched and why.
+    async fn hypervisor(&self, mv: Microversion) -> Result<(Hypervisor, String), TrackedError> {
+        let wanted = &self.host.name;
+        let pattern = encode(short_name(wanted));
+        let not_found = |e: ApiError| {
+            match e {
+            ApiError::Status { status: 404, .. } => invalid(&format!(
+                "nova has no hypervisor whose name contains {:?} (looked for {wanted:?}, from {}); set --collector.nova.hostname to the hypervisor_hostname `openstack hypervisor list` shows",
+                short_name(wanted),
+                self.host.origin
+            )),
+            other => api_error(other),
+        }
+        };
+        if mv >= PATTERN_QUERY {
+            let list: HypervisorList = self
+                .get(
+                    &format!("/os-hypervisors/detail?hypervisor_hostname_pattern={pattern}"),
+                    Some(mv),
+                )
+                .await
+                .map_err(not_found)?;
+            let names: Vec<&str> = list
+                .hypervisors
+                .iter()
+                .map(|h| h.hypervisor_hostname.as_str())
+                .collect();
+            let (index, why) =
+                match_hostname(wanted, &self.host.origin, &names).map_err(|e| invalid(&e))?;
+            Ok((list.hypervisors[index].clone(), why))
+        } else {
+            let list: SearchList = self
+                .get(&format!("/os-hypervisors/{pattern}/search"), Some(mv))
+                .await
+                .map_err(not_found)?;
+            let names: Vec<&str> = list
+                .hypervisors
+                .iter()
+                .map(|h| h.hypervisor_hostname.as_str())
+                .collect();
+            let (index, why) =
+                match_hostname(wanted, &self.host.origin, &names).map_err(|e| invalid(&e))?;
+            let id = id_text(&list.hypervisors[index].id);
+            let show: HypervisorShow = self
+                .get(&format!("/os-hypervisors/{}", encode(&id)), Some(mv))
+                .await
+                .map_err(api_error)?;
+            Ok((show.hypervisor, why))
+        }
+    }
+
+    /// Every server of the service host `host` on hypervisor `node`.
+    async fn servers(
+        &self,
+        mv: Microversion,
+        host: &str,
+        node: &str,
+    ) -> Result<Vec<Server>, TrackedError> {
+        let mut servers = Vec::new();
+        let mut path = format!("/servers/detail?all_tenants=1&host={}", encode(host));
+        for _ in 0..MAX_PAGES {
+            let page: ServerPage = self.get(&path, Some(mv)).await.map_err(api_error)?;
+            let empty = page.servers.is_empty();
+            servers.extend(page.servers);
+            let next = page
+                .servers_links
+                .iter()
+                .find(|l| l.rel == "next")
+                .and_then(|l| l.href.split_once('?').map(|(_, q)| q.to_string()));
+            match next {
+                Some(query) if !empty => path = format!("/servers/detail?{query}"),
+                _ => {
+                    servers.retain(|s| s.hypervisor_hostname.as_deref().is_none_or(|n| n == node));
+                    return Ok(servers);
+                }
+            }
+        }
+        Err(invalid(&format!(
+            "more than {MAX_PAGES} pages of servers on host {host:?}; refusing to read further"
+        )))
+    }
+
+    /// The disk sizes of a server's flavor: embedded (2.47+) or read from `/flavors/<id>`.
+    /// `None` when the flavor was deleted (before 2.47 its sizes cannot be read any more).
+    async fn flavor(
+        &self,
+        server: &Server,
+        mv: Microversion,
+    ) -> Result<Option<Flavor>, TrackedError> {
+        let boot_from_volume = is_boot_from_volume(&server.image);
+        if mv >= EMBEDDED_FLAVOR {
+            let mut flavor = flavor_sizes(&server.flavor, "disk", "ephemeral")
+                .map_err(|e| invalid(&format!("server {}: {e}", server.id)))?;
+            flavor.boot_from_volume = boot_from_volume;
+            return Ok(Some(flavor));
+        }
+        let id = server
+            .flavor
+            .get("id")
+            .map(id_text)
+            .ok_or_else(|| invalid(&format!("server {}: its flavor has no id", server.id)))?;
+        let cached = self
+            .flavors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied();
+        let sizes = match cached {
+            Some(sizes) => sizes,
+            None => match self
+                .get::<FlavorShow>(&format!("/flavors/{}", encode(&id)), Some(mv))
+                .await
+            {
+                Ok(show) => {
+                    let sizes = flavor_sizes(&show.flavor, "disk", "OS-FLV-EXT-DATA:ephemeral")
+                        .map_err(|e| invalid(&format!("flavor {id}: {e}")))?;
+                    self.flavors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id.clone(), sizes);
+                    sizes
+                }
+                Err(ApiError::Status { status: 404, .. }) => {
+                    let first = self
+                        .warned_flavors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id.clone());
+                    if first {
+                        tracing::warn!(
+                            flavor = %id,
+                            server = %server.id,
+                            "nova: the flavor of this server was deleted; before microversion 2.47 its disk sizes cannot be read, so the server counts 0 bytes of its own (nova's local_gb_used still counts it)"
+                        );
+                    }
+                    return Ok(None);
+                }
+                Err(other) => return Err(api_error(other)),
+            },
+        };
+        Ok(Some(Flavor {
+            boot_from_volume,
+            ..sizes
+        }))
+    }
+}
+
+#[async_trait]
+impl TrackedSource for NovaSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Nova
+    }
+
+    async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+        let (mv, range) = self.microversion().await?;
+        let (hypervisor, why) = self.hypervisor(mv).await?;
+        {
+            let mut last = self.last_match.lock().unwrap_or_else(|e| e.into_inner());
+            if last.as_deref() != Some(why.as_str()) {
+                tracing::info!(hypervisor = %hypervisor.hypervisor_hostname, why = %why, "nova: using this hypervisor");
+                *last = Some(why.clone());
+            }
+        }
+        let disk = match DiskFields::of(&hypervisor) {
+            Some(disk) => disk,
+            None => {
+                // The collector logs this once (a repeated failure is not logged again) and
+                // reports it on every scrape; nothing is exported for the source.
+                return Err(TrackedError::Api(no_disk_fields_message(
+                    mv,
+                    &range,
+                    &hypervisor.hypervisor_hostname,
+                )));
+            }
+        };
+        let service_host = hypervisor
+            .service
+            .as_ref()
+            .map(|s| s.host.clone())
+            .unwrap_or_else(|| hypervisor.hypervisor_hostname.clone());
+        let servers = self
+            .servers(mv, &service_host, &hypervisor.hypervisor_hostname)
+            .await?;
+        let mut instances = Vec::with_capacity(servers.len());
+        for server in &servers {
+            let uuid = canonical_uuid(&server.id)
+                .ok_or_else(|| invalid(&format!("server id {:?} is not a UUID", server.id)))?;
+            instances.push(match self.flavor(server, mv).await? {
+                Some(flavor) => instance(uuid, &flavor),
+                None => TrackedInstance {
+                    uuid,
+                    tracked_bytes: 0,
+                    allocated_bytes: 0,
+                },
+            });
+        }
+        usage_from(
+            &hypervisor.hypervisor_hostname,
+            &disk,
+            instances,
+            &self.settings,
+        )
+        .map_err(|e| invalid(&e))
+    }
+}
+
+/// The four disk fields of a hypervisor detail (present before 2.88).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskFields {
+    /// `local_gb`.
+    pub local_gb: i64,
+    /// `local_gb_used`.
+    pub local_gb_used: i64,
+    /// `free_disk_gb` (nova computes `local_gb - local_gb_used` when it is null).
+    pub free_disk_gb: i64,
+    /// `disk_available_least` (nullable in nova).
+    pub disk_available_least: Option<i64>,
+}
+
+impl DiskFields {
+    /// The fields, or `None` when the answer has no `local_gb`/`local_gb_used` (2.88+).
+    pub fn of(hypervisor: &Hypervisor) -> Option<Self> {
+        let local_gb = hypervisor.local_gb?;
+        let local_gb_used = hypervisor.local_gb_used?;
+        Some(Self {
+            local_gb,
+            local_gb_used,
+            free_disk_gb: hypervisor.free_disk_gb.unwrap_or(local_gb - local_gb_used),
+            disk_available_least: hypervisor.disk_available_least,
+        })
+    }
+}
+
+/// The collector error (and the one warning) when the disk fields are absent.
+pub fn no_disk_fields_message(mv: Microversion, range: &str, hypervisor: &str) -> String {
+    let why = if mv >= DISK_FIELDS_REMOVED {
+        format!(
+            "nova's minimum microversion is above {PREFERRED_MICROVERSION}, so the exporter had to ask for {mv}, and microversion {DISK_FIELDS_REMOVED} removed them"
+        )
+    } else {
+        format!("although the exporter asked for microversion {mv}")
+    };
+    format!(
+        "nova's os-hypervisors answer for {hypervisor:?} has no local_gb, local_gb_used, free_disk_gb and disk_available_least ({why}; server supports {range}): nothing is exported for source=\"nova\"; use the placement source (--collector.placement) on this cloud"
+    )
+}
+
+/// What nova's resource tracker adds to `local_gb_used` for one instance, in bytes: every `+=`
+/// on the integer field truncates, so swap counts `int(swap_mb / 1024)` whole GiB.
+pub fn resource_tracker_gib_bytes(flavor: &Flavor) -> u64 {
+    let root_gb = if flavor.boot_from_volume {
+        0
+    } else {
+        flavor.root_gb
+    };
+    (root_gb + flavor.ephemeral_gb + flavor.swap_mb / 1024) * GIB
+}
+
+fn instance(uuid: String, flavor: &Flavor) -> TrackedInstance {
+    TrackedInstance {
+        uuid,
+        tracked_bytes: resource_tracker_gib_bytes(flavor),
+        allocated_bytes: flavor.placement_allocation_bytes(),
+    }
+}
+
+/// Turns the hypervisor's disk fields and the instances into usage (pure, for the tests).
+pub fn usage_from(
+    hypervisor: &str,
+    disk: &DiskFields,
+    instances: Vec<TrackedInstance>,
+    settings: &HostDiskSettings,
+) -> Result<TrackedUsage, String> {
+    // nova starts local_gb_used at reserved_host_disk_mb / 1024, truncated by the integer field.
+    let reserved_gib = i64::try_from(settings.reserved_host_disk_mb / 1024)
+        .map_err(|_| "reserved_host_disk_mb is out of range".to_string())?;
+    let instances_gib = disk.local_gb_used - reserved_gib;
+    if instances_gib < 0 {
+        return Err(format!(
+            "hypervisor {hypervisor:?}: local_gb_used is {} GiB, less than the reserve of {reserved_gib} GiB the exporter was given (reserved_host_disk_mb = {}); nova's reserve differs: set --nova.reserved-host-disk-mb to nova-compute's value",
+            disk.local_gb_used, settings.reserved_host_disk_mb
+        ));
+    }
+    let bytes = |gib: i64, what: &str| {
+        gib.checked_mul(GIB as i64)
+            .ok_or_else(|| format!("hypervisor {hypervisor:?}: {what} {gib} GiB is out of range"))
+    };
+    let local_bytes = bytes(disk.local_gb, "local_gb")?;
+    let used_bytes = bytes(instances_gib, "local_gb_used")?;
+    Ok(TrackedUsage {
+        instances,
+        reserved_bytes: settings.reserved_host_disk_mb * MIB,
+        allocation_ratio: settings.disk_allocation_ratio,
+        scheduler_total_bytes: Some(u64::try_from(local_bytes).unwrap_or(0)),
+        scheduler_used_bytes: Some(used_bytes as u64),
+        fetched_unix: None,
+        tracked_used_bytes: Some(used_bytes as u64),
+        scheduler_free_bytes: Some(bytes(disk.free_disk_gb, "free_disk_gb")?),
+        disk_available_least_bytes: disk
+            .disk_available_least
+            .map(|gib| bytes(gib, "disk_available_least"))
+            .transpose()?,
+    })
+}
+
+/// The min and max microversion of a compute version document: `{"version": {...}}` (the v2.1
+/// endpoint) or `{"versions": [...]}` (the API root). An empty `version` is v2.1 without
+/// microversions.
+pub fn version_range(document: &Value) -> Result<(Microversion, Microversion), String> {
+    let entry = match (document.get("version"), document.get("versions")) {
+        (Some(entry), _) => entry,
+        (None, Some(Value::Array(list))) => list
+            .iter()
+            .find(|v| v.get("id").and_then(Value::as_str) == Some("v2.1"))
+            .ok_or("the compute version document lists no v2.1 API")?,
+        _ => return Err("the compute version document has no \"version\"".to_string()),
+    };
+    let field = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or("");
+    let parse = |name: &str| -> Result<Microversion, String> {
+        let text = field(name);
+        if text.is_empty() {
+            return Ok(BASE_MICROVERSION);
+        }
+        Microversion::parse(text).ok_or_else(|| {
+            format!("the compute version document has {name} {text:?}, not a microversion")
+        })
+    };
+    let (min, max) = (parse("min_version")?, parse("version")?);
+    if min > max {
+        return Err(format!(
+            "the compute version document has min_version {min} above version {max}"
+        ));
+    }
+    Ok((min, max))
+}
+
+/// Picks the hypervisor named `wanted` among `candidates`: the exact name first, else the one
+/// whose short name (up to the first dot) equals `wanted`'s, case-insensitively. Returns its index
+/// and a sentence for the log saying which name matched and why.
+pub fn match_hostname(
+    wanted: &str,
+    origin: &str,
+    candidates: &[&str],
+) -> Result<(usize, String), String> {
+    if let Some(index) = candidates.iter().position(|c| *c == wanted) {
+        return Ok((
+            index,
+            format!("{wanted:?} (from {origin}) is exactly nova's hypervisor_hostname"),
+        ));
+    }
+    let short = short_name(wanted);
+    let same_short: Vec<usize> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| short_name(c).eq_ignore_ascii_case(short))
+        .map(|(i, _)| i)
+        .collect();
+    let listed = || {
+        if candidates.is_empty() {
+            "none".to_string()
+        } else {
+            candidates.join(", ")
+        }
+    };
+    match same_short.as_slice() {
+        [index] => Ok((
+            *index,
+            format!(
+                "no hypervisor is named exactly {wanted:?} (from {origin}); {:?} has the same short name {short:?} (libvirt reports the FQDN on some hosts and the short name on others)",
+                candidates[*index]
+            ),
+        )),
+        [] => Err(format!(
+            "no hypervisor named {wanted:?} (from {origin}) or with its short name {short:?} in nova (candidates: {}); set --collector.nova.hostname",
+            listed()
+        )),
+        several => Err(format!(
+            "several hypervisors share the short name {short:?} of {wanted:?} (from {origin}): {}; set --collector.nova.hostname to the full name",
+            several
+                .iter()
+                .map(|i| candidates[*i])
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// `compute-07` of `compute-07.example.org`.
+pub fn short_name(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+/// A server booted from a volume has `image: ""` (or no image) in the API, as nova's
+/// `is_volume_backed_instance` sees an empty `image_ref`.
+pub fn is_boot_from_volume(image: &Value) -> bool {
+    match image {
+        Value::Null => true,
+        Value::String(text) => text.is_empty(),
+        Value::Object(map) => map
+            .get("id")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty),
+        _ => false,
+    }
+}
+
+/// Reads `disk`, the ephemeral field and `swap` (MiB; `""` means none in the flavors API before
+/// 2.75) from a flavor object.
+pub fn flavor_sizes(flavor: &Value, disk: &str, ephemeral: &str) -> Result<Flavor, String> {
+    let number = |name: &str, required: bool| -> Result<u64, String> {
+        match flavor.get(name) {
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .filter(|v| *v <= NOVA_MAX_INT)
+                .ok_or_else(|| format!("flavor {name} {n} is not a size nova accepts")),
+            Some(Value::String(s)) if s.is_empty() => Ok(0),
+            None | Some(Value::Null) if !required => Ok(0),
+            other => Err(format!("flavor {name} is {other:?}, not a number")),
+        }
+    };
+    Ok(Flavor {
+        root_gb: number(disk, true)?,
+        ephemeral_gb: number(ephemeral, false)?,
+        swap_mb: number("swap", false)?,
+        boot_from_volume: false,
+    })
+}
+
+fn id_text(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn invalid(message: &str) -> TrackedError {
+    TrackedError::Invalid {
+        path: "nova".into(),
+        message: message.to_string(),
+    }
+}
+
+fn api_error(error: ApiError) -> TrackedError {
+    TrackedError::Api(error.to_string())
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/nova/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_microversion_stays_below_2_88_whenever_the_server_allows() {
+        let mv = |s| Microversion::parse(s).unwrap();
+        assert_eq!(negotiate(mv("2.1"), mv("2.104")), mv("2.87"));
+        assert_eq!(negotiate(mv("2.1"), mv("2.87")), mv("2.87"));
+        assert_eq!(negotiate(mv("2.1"), mv("2.60")), mv("2.60"));
+        assert_eq!(negotiate(mv("2.1"), mv("2.1")), mv("2.1"));
+        // A (hypothetical) server that no longer offers 2.87: its minimum, without disk fields.
+        assert_eq!(negotiate(mv("2.90"), mv("2.104")), mv("2.90"));
+    }
+
+    #[test]
+    fn version_documents_of_the_endpoint_and_the_root_are_read() {
+        let doc = fixture("versions-v21-get.json");
+        assert_eq!(
+            version_range(&doc).unwrap(),
+            (Microversion(2, 1), Microversion(2, 104))
+        );
+        let root = serde_json::json!({"versions": [
+            {"id": "v2.0", "version": "", "min_version": "", "status": "DEPRECATED"},
+            {"id": "v2.1", "version": "2.96", "min_version": "2.1", "status": "CURRENT"}]});
+        assert_eq!(
+            version_range(&root).unwrap(),
+            (Microversion(2, 1), Microversion(2, 96))
+        );
+        let legacy =
+            serde_json::json!({"version": {"id": "v2.1", "version": "", "min_version": ""}});
+        assert_eq!(
+            version_range(&legacy).unwrap(),
+            (BASE_MICROVERSION, BASE_MICROVERSION)
+        );
+        assert!(version_range(&serde_json::json!({"x": 1})).is_err());
+        let bad = serde_json::json!({"version": {"version": "two", "min_version": "2.1"}});
+        assert!(version_range(&bad).unwrap_err().contains("\"two\""));
+    }
+
+    #[test]
+    fn hostnames_match_exactly_first_then_by_short_name() {
+        let (i, why) = match_hostname(
+            "cmp-7",
+            "nova.conf [DEFAULT] host",
+            &["cmp-70", "cmp-7.example.org", "cmp-7"],
+        )
+        .unwrap();
+        assert_eq!(i, 2);
+        assert!(why.contains("exactly"), "{why}");
+        let (i, why) =
+            match_hostname("cmp-7", "x", &["cmp-70.example.org", "cmp-7.example.org"]).unwrap();
+        assert_eq!(i, 1);
+        assert!(why.contains("same short name \"cmp-7\""), "{why}");
+        assert!(why.contains("\"cmp-7.example.org\""), "{why}");
+        // The configured name is the FQDN, libvirt reports the short name.
+        let (i, _) = match_hostname("CMP-7.example.org", "x", &["cmp-7"]).unwrap();
+        assert_eq!(i, 0);
+        let err = match_hostname("cmp-7", "x", &["cmp-70", "cmp-17"]).unwrap_err();
+        assert!(err.contains("candidates: cmp-70, cmp-17"), "{err}");
+        assert!(err.contains("--collector.nova.hostname"), "{err}");
+        let err =
+            match_hostname("cmp-7", "x", &["cmp-7.a.example", "cmp-7.b.example"]).unwrap_err();
+        assert!(err.contains("several hypervisors"), "{err}");
+    }
+
+    #[test]
+    fn the_2_1_and_2_53_samples_have_the_disk_fields_and_2_88_has_none() {
+        let show: HypervisorShow =
+            serde_json::from_value(fixture("v2.1-hypervisors-show-resp.json")).unwrap();
+        let disk = DiskFields::of(&show.hypervisor).unwrap();
+        assert_eq!(show.hypervisor.id, serde_json::json!(1));
+        assert!(disk.local_gb > 0);
+        let list: HypervisorList =
+            serde_json::from_value(fixture("v2.53-hypervisors-detail-resp.json")).unwrap();
+        assert!(DiskFields::of(&list.hypervisors[0]).is_some());
+        assert!(list.hypervisors[0].id.is_string());
+        let list: HypervisorList =
+            serde_json::from_value(fixture("v2.88-hypervisors-detail-resp.json")).unwrap();
+        assert_eq!(DiskFields::of(&list.hypervisors[0]), None);
+        let message =
+            no_disk_fields_message(Microversion(2, 90), "2.90 to 2.104", "cmp-7.example.org");
+        assert!(message.contains("2.88 removed them"), "{message}");
+        assert!(message.contains("nothing is exported"), "{message}");
+    }
+
+    #[test]
+    fn flavors_embedded_and_looked_up_give_the_same_sizes() {
+        let page: ServerPage =
+            serde_json::from_value(fixture("v2.47-servers-details-resp.json")).unwrap();
+        let embedded = flavor_sizes(&page.servers[0].flavor, "disk", "ephemeral").unwrap();
+        let show: FlavorShow =
+            serde_json::from_value(fixture("v2.1-flavor-get-resp.json")).unwrap();
+        let looked_up = flavor_sizes(&show.flavor, "disk", "OS-FLV-EXT-DATA:ephemeral").unwrap();
+        assert!(embedded.root_gb > 0 && looked_up.root_gb > 0);
+        // The flavors API spells "no swap" as "" before 2.75.
+        assert_eq!(show.flavor["swap"], serde_json::json!(""));
+        assert_eq!(looked_up.swap_mb, 0);
+        assert!(flavor_sizes(&serde_json::json!({"disk": -1}), "disk", "e").is_err());
+        assert!(flavor_sizes(&serde_json::json!({"ephemeral": 1}), "disk", "ephemeral").is_err());
+    }
+
+    #[test]
+    fn boot_from_volume_is_an_empty_image() {
+        assert!(is_boot_from_volume(&serde_json::json!("")));
+        assert!(is_boot_from_volume(&Value::Null));
+        assert!(!is_boot_from_volume(
+            &serde_json::json!({"id": "70a599e0-31e7-49b7-b260-868f441e862b", "links": []})
+        ));
+    }
+
+    #[test]
+    fn usage_follows_the_resource_trackers_integer_arithmetic() {
+        // reserved 1500 MiB -> int(1.46) = 1 GiB in local_gb_used; a 1536 MiB swap -> 1 GiB.
+        let flavor = Flavor {
+            root_gb: 20,
+            ephemeral_gb: 5,
+            swap_mb: 1536,
+            boot_from_volume: false,
+        };
+        assert_eq!(resource_tracker_gib_bytes(&flavor), 26 * GIB);
+        let bfv = Flavor {
+            boot_from_volume: true,
+            ..flavor
+        };
+        assert_eq!(resource_tracker_gib_bytes(&bfv), 6 * GIB);
+        let settings = HostDiskSettings {
+            reserved_host_disk_mb: 1500,
+            disk_allocation_ratio: 1.0,
+        };
+        let disk = DiskFields {
+            local_gb: 99,
+            local_gb_used: 1 + 26 + 6,
+            free_disk_gb: 99 - 33,
+            disk_available_least: Some(40),
+        };
+        let uuid = "3f5e6c1a-1111-4222-8333-444455556666";
+        let usage = usage_from(
+            "cmp-7",
+            &disk,
+            vec![instance(uuid.into(), &flavor)],
+            &settings,
+        )
+        .unwrap();
+        assert_eq!(usage.tracked_used_bytes, Some(32 * GIB));
+        assert_eq!(usage.reserved_bytes, 1500 * MIB);
+        assert_eq!(usage.scheduler_total_bytes, Some(99 * GIB));
+        assert_eq!(usage.scheduler_free_bytes, Some(66 * GIB as i64));
+        assert_eq!(usage.disk_available_least_bytes, Some(40 * GIB as i64));
+        assert_eq!(usage.instances[0].uuid, uuid);
+        assert_eq!(usage.instances[0].allocated_bytes, 27 * GIB);
+        let err = usage_from(
+            "cmp-7",
+            &DiskFields {
+                local_gb_used: 0,
+                ..disk
+            },
+            vec![],
+            &settings,
+        )
+        .unwrap_err();
+        assert!(err.contains("--nova.reserved-host-disk-mb"), "{err}");
+    }
+}
