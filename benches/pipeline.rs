@@ -38,7 +38,7 @@ fn host(lvs: usize) -> (String, Vec<TrackedInstance>) {
         ));
         used += size;
         if kind >= 3 {
-            let swap = i % 2 == 0 && rows.len() < lvs;
+            let swap = i.is_multiple_of(2) && rows.len() < lvs;
             if swap {
                 rows.push(format!(
                     r#"{{"vg_name":"vms-group", "lv_name":"{uuid}_disk.swap", "lv_size":"{}", "lv_attr":"-wi-ao----", "segtype":"linear", "pool_lv":"", "lv_parent":"", "data_percent":"", "lv_tags":""}}"#,
