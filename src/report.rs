@@ -559,6 +559,44 @@ pub fn format_ratio(value: f64) -> String {
 }
 
 /// One line of the arithmetic table: figure, formula, GiB and exact bytes.
+/// The terms of `drift = foreign + orphan + cinder + overhead + unexplained - unbacked`, with
+/// what each means, for the text report and the status page.
+pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str); 6] {
+    let u = &a.untracked;
+    [
+        (
+            "foreign",
+            u.foreign_bytes as i64,
+            "LVs that are neither nova's nor cinder's",
+        ),
+        (
+            "orphan",
+            u.orphan_bytes as i64,
+            "nova's naming, instance not on this host",
+        ),
+        (
+            "cinder",
+            u.cinder_bytes as i64,
+            "cinder volumes, snapshots, thin pool",
+        ),
+        (
+            "overhead",
+            u.overhead_bytes as i64,
+            "instance LVs beyond their flavor (extent rounding)",
+        ),
+        (
+            "unexplained",
+            u.unexplained_bytes,
+            "allocated space no LV accounts for",
+        ),
+        (
+            "- unbacked",
+            -(a.unbacked_bytes as i64),
+            "tracked disk with no LV (building, elsewhere)",
+        ),
+    ]
+}
+
 fn row(out: &mut String, figure: &str, formula: &str, bytes: i64) {
     let _ = writeln!(
         out,
@@ -738,41 +776,8 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
         a.phantom_bytes as i64,
     );
 
-    let u = &a.untracked;
     let _ = writeln!(out, "\n  Drift by cause");
-    let causes: [(&str, i64, &str); 6] = [
-        (
-            "foreign",
-            u.foreign_bytes as i64,
-            "LVs that are neither nova's nor cinder's",
-        ),
-        (
-            "orphan",
-            u.orphan_bytes as i64,
-            "nova's naming, instance not on this host",
-        ),
-        (
-            "cinder",
-            u.cinder_bytes as i64,
-            "cinder volumes, snapshots, thin pool",
-        ),
-        (
-            "overhead",
-            u.overhead_bytes as i64,
-            "instance LVs beyond their flavor (extent rounding)",
-        ),
-        (
-            "unexplained",
-            u.unexplained_bytes,
-            "allocated space no LV accounts for",
-        ),
-        (
-            "- unbacked",
-            -(a.unbacked_bytes as i64),
-            "tracked disk with no LV (building, elsewhere)",
-        ),
-    ];
-    for (cause, bytes, meaning) in causes {
+    for (cause, bytes, meaning) in drift_causes(a) {
         let _ = writeln!(out, "    {cause:<12} {:>14}  {meaning}", gib(bytes));
     }
     let _ = writeln!(
@@ -780,7 +785,7 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
         "    {:<12} {:>14}  untracked consumption (without overhead): {}",
         "= drift",
         gib(a.drift_bytes),
-        gib(u.total_bytes)
+        gib(a.untracked.total_bytes)
     );
     render_lvs_text(out, vg);
 

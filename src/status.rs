@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{format_ratio, gib, AccountingReport, Report, VgReport};
+use crate::report::{drift_causes, format_ratio, gib, AccountingReport, Report, VgReport};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape_html(text: &str) -> String {
@@ -273,40 +273,7 @@ fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
         a.phantom_bytes as i64,
     );
     html.push_str("</table><h3>Drift by cause</h3><table class=\"causes\">");
-    let u = &a.untracked;
-    let causes: [(&str, i64, &str); 6] = [
-        (
-            "foreign",
-            u.foreign_bytes as i64,
-            "LVs that are neither nova's nor cinder's",
-        ),
-        (
-            "orphan",
-            u.orphan_bytes as i64,
-            "nova's naming, instance not on this host",
-        ),
-        (
-            "cinder",
-            u.cinder_bytes as i64,
-            "cinder volumes, snapshots, thin pool",
-        ),
-        (
-            "overhead",
-            u.overhead_bytes as i64,
-            "instance LVs beyond their flavor (extent rounding)",
-        ),
-        (
-            "unexplained",
-            u.unexplained_bytes,
-            "allocated space no LV accounts for",
-        ),
-        (
-            "unbacked",
-            -(a.unbacked_bytes as i64),
-            "minus tracked disk with no LV (building, elsewhere)",
-        ),
-    ];
-    for (cause, bytes, meaning) in causes {
+    for (cause, bytes, meaning) in drift_causes(a) {
         let _ = write!(
             html,
             "<tr><th>{cause}</th><td class=\"num\" data-figure=\"cause-{cause}\" data-bytes=\"{bytes}\">{}</td><td class=\"muted\">{meaning}</td></tr>",
@@ -318,8 +285,8 @@ fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
         "<tr><th>= drift</th><td class=\"num\">{}</td><td class=\"muted\">untracked consumption without overhead: \
          <span data-figure=\"untracked\" data-bytes=\"{}\">{}</span></td></tr></table>",
         escape_html(&gib(a.drift_bytes)),
-        u.total_bytes,
-        escape_html(&gib(u.total_bytes))
+        a.untracked.total_bytes,
+        escape_html(&gib(a.untracked.total_bytes))
     );
 }
 
