@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::cli::{Config, LvmSettings};
 use crate::collect::{Collector, CollectorSettings, SingleFlight};
-use crate::lvm::exec::LvmCommand;
+use crate::lvm::exec::{IoMode, LvmCommand};
 use crate::lvm::replay::ReplayFile;
 use crate::lvm::RawSource;
 use crate::openstack::config::AuthMethod;
@@ -27,16 +27,20 @@ const RAW_TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 pub fn collector(config: &Config) -> Result<Collector, String> {
     let (raw, raw_timeout): (Box<dyn RawSource>, Duration) = match &config.lvm {
         LvmSettings::Exec {
-            vgs_path,
-            lvs_path,
+            lvm_path,
             command_prefix,
             timeout,
+            sync_io,
         } => (
             Box::new(LvmCommand::new(
-                vgs_path.clone(),
-                lvs_path.clone(),
+                lvm_path.clone(),
                 command_prefix.clone(),
                 *timeout,
+                if *sync_io {
+                    IoMode::Sync
+                } else {
+                    IoMode::LvmDefault
+                },
             )),
             *timeout + RAW_TIMEOUT_GRACE,
         ),
@@ -145,20 +149,24 @@ fn cached(
 pub fn summary(config: &Config) -> Vec<(String, String)> {
     let raw = match &config.lvm {
         LvmSettings::Exec {
-            vgs_path,
-            lvs_path,
+            lvm_path,
             command_prefix,
             timeout,
+            sync_io,
         } => format!(
-            "{}{} and {} (killed after {} ms)",
+            "{}{} fullreport (killed after {} ms; {})",
             if command_prefix.is_empty() {
                 String::new()
             } else {
                 format!("{} ", command_prefix.join(" "))
             },
-            vgs_path.display(),
-            lvs_path.display(),
-            timeout.as_millis()
+            lvm_path.display(),
+            timeout.as_millis(),
+            match (sync_io, command_prefix.is_empty()) {
+                (true, true) => "synchronous I/O",
+                (true, false) => "LVM's own I/O mode: no synchronous I/O behind a command prefix",
+                (false, _) => "LVM's own I/O mode",
+            }
         ),
         LvmSettings::Replay { path } => format!("saved report {}", path.display()),
     };

@@ -114,23 +114,15 @@ pub struct Cli {
     #[arg(long = "collector.lvm.vg", value_name = "VG", value_parser = parse_vg_name, action = ArgAction::Append)]
     pub lvm_vgs: Vec<String>,
 
-    /// Path of the vgs binary.
+    /// Path of the lvm binary (the exporter runs `lvm fullreport`).
     #[arg(
-        long = "collector.lvm.vgs-path",
+        long = "collector.lvm.lvm-path",
         value_name = "PATH",
-        default_value = "/usr/sbin/vgs"
+        default_value = "/usr/sbin/lvm"
     )]
-    pub vgs_path: PathBuf,
+    pub lvm_path: PathBuf,
 
-    /// Path of the lvs binary.
-    #[arg(
-        long = "collector.lvm.lvs-path",
-        value_name = "PATH",
-        default_value = "/usr/sbin/lvs"
-    )]
-    pub lvs_path: PathBuf,
-
-    /// Command (and arguments) to put before vgs/lvs, e.g. "sudo -n". Split on whitespace; no shell.
+    /// Command (and arguments) to put before lvm, e.g. "sudo -n". Split on whitespace; no shell.
     #[arg(
         long = "collector.lvm.command-prefix",
         value_name = "COMMAND",
@@ -138,7 +130,17 @@ pub struct Cli {
     )]
     pub lvm_command_prefix: String,
 
-    /// How long vgs and lvs may take together before they are killed (e.g. 5s, 500ms).
+    /// Start LVM with synchronous device reads (a seccomp filter refuses io_setup), which saves
+    /// LVM's AIO teardown, about two thirds of a small report's time. On by default; applies only
+    /// without a command prefix (with sudo, set use_aio = 0 in lvm.conf instead).
+    #[arg(long = "collector.lvm.sync-io", overrides_with = "no_lvm_sync_io", action = ArgAction::SetTrue)]
+    pub lvm_sync_io: bool,
+
+    /// Let LVM choose its I/O mode (lvm.conf global/use_aio).
+    #[arg(long = "no-collector.lvm.sync-io", overrides_with = "lvm_sync_io", action = ArgAction::SetTrue)]
+    pub no_lvm_sync_io: bool,
+
+    /// How long one LVM report may take before it is killed (e.g. 5s, 500ms).
     #[arg(long = "collector.lvm.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub lvm_timeout: Duration,
 
@@ -289,12 +291,12 @@ pub fn command() -> clap::Command {
 pub enum LvmSettings {
     /// Run the LVM tools.
     Exec {
-        /// vgs binary.
-        vgs_path: PathBuf,
-        /// lvs binary.
-        lvs_path: PathBuf,
-        /// Command put before them (may be empty).
+        /// lvm binary.
+        lvm_path: PathBuf,
+        /// Command put before it (may be empty).
         command_prefix: Vec<String>,
+        /// Synchronous device reads requested (effective only without a prefix).
+        sync_io: bool,
         /// Kill them after this long.
         timeout: Duration,
     },
@@ -480,8 +482,8 @@ impl Cli {
         let lvm = match self.lvm_replay_file {
             Some(path) => LvmSettings::Replay { path },
             None => LvmSettings::Exec {
-                vgs_path: self.vgs_path,
-                lvs_path: self.lvs_path,
+                lvm_path: self.lvm_path,
+                sync_io: !self.no_lvm_sync_io,
                 command_prefix: self
                     .lvm_command_prefix
                     .split_whitespace()

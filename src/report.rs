@@ -96,8 +96,7 @@ impl ReportContext {
         }
         let raw_source = match &config.lvm {
             LvmSettings::Exec {
-                vgs_path,
-                lvs_path,
+                lvm_path,
                 command_prefix,
                 ..
             } => {
@@ -106,11 +105,7 @@ impl ReportContext {
                 } else {
                     format!("{} ", command_prefix.join(" "))
                 };
-                format!(
-                    "{prefix}{} and {prefix}{}",
-                    vgs_path.display(),
-                    lvs_path.display()
-                )
+                format!("{prefix}{} fullreport", lvm_path.display())
             }
             LvmSettings::Replay { path } => format!("the saved LVM report {}", path.display()),
         };

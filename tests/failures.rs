@@ -2,7 +2,7 @@
 //! the scrape still answers 200 within the timeout, derived metrics that need the broken input
 //! are absent (never zero, never stale), and the log says what happened.
 //!
-//! LVM failures are injected with small scripts standing in for `vgs`; the tracked side uses
+//! LVM failures are injected with small scripts standing in for `lvm`; the tracked side uses
 //! the example host's saved report, so most of these tests need neither root nor lvm2.
 
 mod common;
@@ -32,7 +32,7 @@ fn example_args() -> Vec<String> {
     ]
 }
 
-/// Writes an executable script standing in for `vgs`.
+/// Writes an executable script standing in for `lvm`.
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -68,33 +68,33 @@ fn assert_lvm_failed_and_the_rest_answers(m: &Exposition) {
         .is_none());
 }
 
-fn exec_args(vgs: &Path) -> Vec<String> {
+fn exec_args(lvm: &Path) -> Vec<String> {
     let mut args = example_args();
-    args.push(format!("--collector.lvm.vgs-path={}", vgs.display()));
+    args.push(format!("--collector.lvm.lvm-path={}", lvm.display()));
     args
 }
 
 #[test]
-fn a_missing_vgs_binary_fails_the_lvm_collector_only() {
-    let exporter = Exporter::start(&exec_args(Path::new("/nonexistent/sbin/vgs")));
+fn a_missing_lvm_binary_fails_the_lvm_collector_only() {
+    let exporter = Exporter::start(&exec_args(Path::new("/nonexistent/sbin/lvm")));
     let m = exporter.scrape();
     assert_lvm_failed_and_the_rest_answers(&m);
     let log = exporter.log();
     assert!(
-        log.contains("cannot run") && log.contains("/nonexistent/sbin/vgs"),
+        log.contains("cannot run") && log.contains("/nonexistent/sbin/lvm"),
         "{log}"
     );
 }
 
 #[test]
-fn vgs_exiting_non_zero_is_reported_with_its_stderr() {
+fn lvm_exiting_non_zero_is_reported_with_its_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let vgs = script(
+    let lvm = script(
         dir.path(),
-        "vgs",
+        "lvm",
         "echo '  /dev/mapper/control: open failed: No such device' >&2\necho '  Locking failed: metadata is corrupt' >&2\nexit 5",
     );
-    let exporter = Exporter::start(&exec_args(&vgs));
+    let exporter = Exporter::start(&exec_args(&lvm));
     let m = exporter.scrape();
     assert_lvm_failed_and_the_rest_answers(&m);
     let log = exporter.log();
@@ -102,19 +102,19 @@ fn vgs_exiting_non_zero_is_reported_with_its_stderr() {
 }
 
 #[test]
-fn a_hanging_vgs_is_killed_at_the_timeout_and_reaped() {
+fn a_hanging_lvm_is_killed_at_the_timeout_and_reaped() {
     let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("vgs.pid");
-    let vgs = script(
+    let pid_file = dir.path().join("lvm.pid");
+    let lvm = script(
         dir.path(),
-        "vgs",
+        "lvm",
         &format!(
             "echo $$ > {}\nsleep 60 &\necho $! >> {}\nwait",
             pid_file.display(),
             pid_file.display()
         ),
     );
-    let mut args = exec_args(&vgs);
+    let mut args = exec_args(&lvm);
     args.push("--collector.lvm.timeout=1s".to_string());
     let exporter = Exporter::start(&args);
     let started = Instant::now();
@@ -169,14 +169,14 @@ fn children_in_state(parent: u32, state: char) -> Vec<u32> {
 }
 
 #[test]
-fn garbage_from_vgs_is_a_parse_error() {
+fn garbage_from_lvm_is_a_parse_error() {
     let dir = tempfile::tempdir().unwrap();
-    let vgs = script(
+    let lvm = script(
         dir.path(),
-        "vgs",
+        "lvm",
         "echo '  vms-group   1   7   0 wz--n- <500.00g <71.00g'",
     );
-    let exporter = Exporter::start(&exec_args(&vgs));
+    let exporter = Exporter::start(&exec_args(&lvm));
     let m = exporter.scrape();
     assert_lvm_failed_and_the_rest_answers(&m);
     let log = exporter.log();

@@ -1,6 +1,6 @@
 //! Load and faults against a real VG on a loop device: many concurrent scrapers share
-//! collections (one `vgs` + one `lvs` each, counted), memory and file descriptors stay bounded,
-//! and the exporter keeps answering while LVM's VG lock is held by someone else, while `vgs` is
+//! collections (one `lvm fullreport` each, counted), memory and file descriptors stay bounded,
+//! and the exporter keeps answering while LVM's VG lock is held by someone else, while `lvm` is
 //! killed by a signal, and while clients disconnect in the middle of a scrape.
 //!
 //! Bounded in count and time, loopback only. `NOVA_LVM_LOAD_SECONDS` (default 30) sets how long
@@ -24,7 +24,7 @@ use common::*;
 const UUID: &str = "3f5e6c1a-1111-4222-8333-444455556666";
 
 /// A host: a real VG with an instance disk and a foreign LV, its nova.conf and domain XML, and
-/// wrappers around `vgs`/`lvs` that count their executions before running the real tools.
+/// a wrapper around `lvm` that counts its executions and completions around the real tool.
 struct Host {
     vg: LoopVg,
     dir: tempfile::TempDir,
@@ -50,21 +50,22 @@ impl Host {
             }],
         );
         let host = Host { vg, dir };
-        for tool in ["vgs", "lvs"] {
-            host.wrapper(tool, "");
-        }
+        host.wrapper("");
         host
     }
 
-    /// Writes `tool` into the host directory: counts the run, does `before`, runs the real tool.
-    fn wrapper(&self, tool: &str, before: &str) -> PathBuf {
-        let path = self.dir.path().join(tool);
-        let count = self.dir.path().join(format!("{tool}.count"));
+    /// Writes the `lvm` wrapper into the host directory: counts the run, does `before`, runs
+    /// the real tool, counts its completion.
+    fn wrapper(&self, before: &str) -> PathBuf {
+        let path = self.dir.path().join("lvm");
+        let runs = self.dir.path().join("lvm.runs");
+        let completions = self.dir.path().join("lvm.completions");
         std::fs::write(
             &path,
             format!(
-                "#!/bin/sh\necho run >> {}\n{before}\nexec /usr/sbin/{tool} \"$@\"\n",
-                count.display()
+                "#!/bin/sh\necho run >> {}\n{before}\n/usr/sbin/lvm \"$@\"\nrc=$?\necho done >> {}\nexit $rc\n",
+                runs.display(),
+                completions.display()
             ),
         )
         .unwrap();
@@ -72,10 +73,20 @@ impl Host {
         path
     }
 
-    fn runs(&self, tool: &str) -> usize {
-        std::fs::read_to_string(self.dir.path().join(format!("{tool}.count")))
+    fn count(&self, file: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join(file))
             .map(|text| text.lines().count())
             .unwrap_or(0)
+    }
+
+    /// LVM executions started.
+    fn runs(&self) -> usize {
+        self.count("lvm.runs")
+    }
+
+    /// LVM executions that ran to their end.
+    fn completions(&self) -> usize {
+        self.count("lvm.completions")
     }
 
     fn args(&self, extra: &[&str]) -> Vec<String> {
@@ -89,12 +100,8 @@ impl Host {
                 self.dir.path().join("qemu").display()
             ),
             format!(
-                "--collector.lvm.vgs-path={}",
-                self.dir.path().join("vgs").display()
-            ),
-            format!(
-                "--collector.lvm.lvs-path={}",
-                self.dir.path().join("lvs").display()
+                "--collector.lvm.lvm-path={}",
+                self.dir.path().join("lvm").display()
             ),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -151,7 +158,7 @@ fn two_hundred_concurrent_scrapers_share_collections_without_errors_or_leaks() {
     let pid = exporter.pid();
     let rss_before = proc_status_kib(pid, "VmRSS:");
     let fds_before = open_fds(pid);
-    let runs_before = host.runs("vgs");
+    let runs_before = host.runs();
 
     let scrapes = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -196,13 +203,12 @@ fn two_hundred_concurrent_scrapers_share_collections_without_errors_or_leaks() {
     let scrapes = scrapes.load(Ordering::Relaxed);
     let errors = errors.lock().unwrap();
     let collections = collections.lock().unwrap().len();
-    let vgs_runs = host.runs("vgs") - runs_before;
-    let lvs_runs = host.runs("lvs") - runs_before;
+    let lvm_runs = host.runs() - runs_before;
     std::thread::sleep(Duration::from_millis(200));
     let rss_after = proc_status_kib(pid, "VmRSS:");
     let fds_after = open_fds(pid);
     eprintln!(
-        "load: {scrapes} scrapes by 200 clients in {seconds} s, {collections} collections, {vgs_runs} vgs + {lvs_runs} lvs runs, \
+        "load: {scrapes} scrapes by 200 clients in {seconds} s, {collections} collections, {lvm_runs} lvm runs, \
          RSS {rss_before} -> {rss_mid} (half-way) -> {rss_after} KiB, fds {fds_before} -> {fds_after}"
     );
     assert!(
@@ -212,9 +218,8 @@ fn two_hundred_concurrent_scrapers_share_collections_without_errors_or_leaks() {
         errors.first()
     );
     assert!(scrapes >= 200, "only {scrapes} scrapes");
-    // Exactly one vgs and one lvs per collection, and far fewer collections than scrapes.
-    assert_eq!(vgs_runs, collections);
-    assert_eq!(lvs_runs, collections);
+    // Exactly one LVM execution per collection, and far fewer collections than scrapes.
+    assert_eq!(lvm_runs, collections);
     assert!(
         (collections as u64) < scrapes / 5,
         "{collections} collections for {scrapes} scrapes"
@@ -312,19 +317,16 @@ fn a_vg_lock_held_by_another_lvm_command_is_a_clear_timeout_and_then_recovers() 
 }
 
 #[test]
-fn vgs_killed_by_a_signal_fails_that_scrape_only() {
-    if !lvm_available("vgs_killed_by_a_signal_fails_that_scrape_only") {
+fn lvm_killed_by_a_signal_fails_that_scrape_only() {
+    if !lvm_available("lvm_killed_by_a_signal_fails_that_scrape_only") {
         return;
     }
     let host = Host::new("signal");
     let marker = host.dir.path().join("kill-next");
-    host.wrapper(
-        "vgs",
-        &format!(
-            "if [ -e {m} ]; then rm -f {m}; kill -9 $$; fi",
-            m = marker.display()
-        ),
-    );
+    host.wrapper(&format!(
+        "if [ -e {m} ]; then rm -f {m}; kill -9 $$; fi",
+        m = marker.display()
+    ));
     let exporter = Exporter::start(&host.args(&[]));
     host.assert_correct(&exporter.scrape());
     std::fs::write(&marker, "").unwrap();
@@ -347,8 +349,8 @@ fn clients_disconnecting_mid_scrape_do_not_disturb_the_others() {
         return;
     }
     let host = Host::new("disconnect");
-    // A slow vgs: the scrape is in flight for half a second.
-    host.wrapper("vgs", "sleep 0.5");
+    // A slow lvm: the scrape is in flight for half a second.
+    host.wrapper("sleep 0.5");
     let exporter = Exporter::start(&host.args(&[]));
     for _ in 0..3 {
         let impatient: Vec<TcpStream> = (0..20)
@@ -366,10 +368,10 @@ fn clients_disconnecting_mid_scrape_do_not_disturb_the_others() {
         host.assert_correct(&exporter.scrape());
     }
     assert_eq!(
-        host.runs("vgs"),
-        host.runs("lvs"),
+        host.runs(),
+        host.completions(),
         "every collection ran to its end"
     );
-    assert!(host.runs("vgs") <= 6, "{} collections", host.runs("vgs"));
+    assert!(host.runs() <= 6, "{} collections", host.runs());
     assert!(!exporter.log().contains("panicked"), "{}", exporter.log());
 }

@@ -221,7 +221,7 @@ fn an_unprivileged_user_reads_the_vg_through_the_shipped_sudo_rule_and_nothing_e
     );
     assert_reads(&exporter, &vg);
 
-    // The rule allows the two reports and nothing else.
+    // The rule allows the one report and nothing else.
     let as_user = |argv: &[&str]| {
         Command::new("setpriv")
             .args([
@@ -239,8 +239,10 @@ fn an_unprivileged_user_reads_the_vg_through_the_shipped_sudo_rule_and_nothing_e
     let lv = format!("{}/someone_elses_lv", vg.name);
     for forbidden in [
         vec!["/usr/sbin/lvremove", "-f", lv.as_str()],
+        vec!["/usr/sbin/lvm", "lvremove", "-f", lv.as_str()],
+        vec!["/usr/sbin/lvm"],
+        vec!["/usr/sbin/lvm", "fullreport", "--", vg.name.as_str()],
         vec!["/usr/sbin/vgs"],
-        vec!["/usr/sbin/lvs", "-o", "lv_name", vg.name.as_str()],
         vec!["/bin/sh", "-c", "id"],
     ] {
         let output = as_user(&forbidden);

@@ -56,6 +56,10 @@ pub struct Sections {
     pub has_vg_section: bool,
     /// True when some document had an `lv` array.
     pub has_lv_section: bool,
+    /// True when some document had a `report` array (possibly empty).
+    pub has_report_array: bool,
+    /// How many report elements (one per VG in a fullreport) the documents held.
+    pub elements: usize,
 }
 
 /// Parses concatenated LVM JSON report documents without requiring any particular section,
@@ -64,10 +68,14 @@ pub fn parse_sections(text: &str, origin: &str) -> Result<Sections, LvmError> {
     let mut builder = Builder::default();
     let mut has_vg_section = false;
     let mut has_lv_section = false;
+    let mut has_report_array = false;
+    let mut elements = 0;
     let stream = serde_json::Deserializer::from_str(text).into_iter::<Document<'_>>();
     for (doc_index, document) in stream.enumerate() {
         let document = document.map_err(|err| json_error(text, &err, origin))?;
-        for element in document.report {
+        has_report_array |= document.report.is_some();
+        for element in document.report.unwrap_or_default() {
+            elements += 1;
             has_vg_section |= element.vg.is_some();
             has_lv_section |= element.lv.is_some();
             let doc = doc_index + 1;
@@ -112,6 +120,8 @@ pub fn parse_sections(text: &str, origin: &str) -> Result<Sections, LvmError> {
         },
         has_vg_section,
         has_lv_section,
+        has_report_array,
+        elements,
     })
 }
 
@@ -126,7 +136,7 @@ fn parse_error(origin: &str, message: String) -> LvmError {
 #[derive(Debug, Deserialize)]
 struct Document<'a> {
     #[serde(default, borrow)]
-    report: Vec<Element<'a>>,
+    report: Option<Vec<Element<'a>>>,
 }
 
 /// One element of `report`: a single section for `vgs`/`lvs`, all sections of one VG for
