@@ -2,12 +2,16 @@
 """Whole-process figures of nova-lvm-exporter against its baselines, side by side in one run on
 the same real loop-device VGs (run by scripts/bench, as root, on loopback only):
 
-- the floor: one bare `vgs` + `lvs` with the exporter's own arguments (hyperfine);
+- the floor as issue 7 defines it: one bare `vgs` + `lvs` (LVM's defaults, the fields the exporter
+  reads; hyperfine), and the exporter's own LVM command alone: `lvm fullreport` with its exact
+  arguments, with LVM's default AIO and under the exporter's synchronous-I/O seccomp filter
+  (`target/release/examples/lvm_sync_io`);
 - `lvm-prom-collector -g` from Debian's prometheus-node-exporter-collectors (hyperfine);
 - node_exporter (Debian) serving that collector's textfile: scrape latency;
-- nova-lvm-exporter: scrape latency p50/p99, its overhead on top of LVM (latency minus the LVM
-  time it reports itself), CPU per scrape (its own and its LVM children's), RSS idle and under
-  load, exposition size; concurrency 1/10/100 with wrk and the LVM executions it caused.
+- nova-lvm-exporter: scrape latency p50/p99 (as shipped, and with `--no-collector.lvm.sync-io`),
+  its overhead on top of LVM (latency minus the LVM time it reports itself), CPU per scrape (its
+  own and its LVM children's), RSS idle and under load, exposition size; concurrency 1/10/100
+  with wrk and the LVM executions it caused.
 
 VGs of 10, 200 and 2,000 LVs are written straight into LVM metadata (vgcfgrestore), which is
 what `vgs`/`lvs` read; the kernel here has no device-mapper, so nothing is activated.
@@ -29,6 +33,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPORTER = os.path.join(ROOT, "target", "release", "nova-lvm-exporter")
+SYNC_IO = os.path.join(ROOT, "target", "release", "examples", "lvm_sync_io")
 COLLECTOR = "/usr/share/prometheus-node-exporter-collectors/lvm-prom-collector"
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
 ENV = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1", LC_ALL="C")
@@ -40,6 +45,14 @@ VGS_ARGS = ["--config", "log{report_command_log=0}", "--reportformat", "json", "
 LVS_ARGS = ["-a", "--config", "log{report_command_log=0}", "--reportformat", "json", "--units", "b",
             "--nosuffix", "-o",
             "vg_name,lv_name,lv_size,lv_attr,segtype,pool_lv,lv_parent,data_percent,lv_tags", "--"]
+# What the exporter runs (src/lvm/exec.rs, LvmCommand::fullreport_args).
+FULLREPORT_ARGS = ["fullreport", "-a", "--config", "log{report_command_log=0}", "--reportformat", "json",
+                   "--units", "b", "--nosuffix",
+                   "--configreport", "vg", "-o", "vg_name,vg_size,vg_free,vg_extent_size",
+                   "--configreport", "lv", "-o", "lv_name,lv_size,lv_attr,pool_lv,lv_parent,data_percent,lv_tags,lv_uuid",
+                   "--configreport", "seg", "-o", "lv_uuid,segtype",
+                   "--configreport", "pv", "-o", "pv_uuid",
+                   "--configreport", "pvseg", "-o", "pvseg_start", "--"]
 
 
 def log(*args):
@@ -203,15 +216,23 @@ def wrk(port, connections, seconds):
     return requests, int(errors.group(1)) if errors else 0, socket_errors.group(1) if socket_errors else "", p50, p99
 
 
-def counting_wrappers(directory):
-    paths = {}
-    for tool in ("vgs", "lvs"):
-        path = os.path.join(directory, tool)
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\necho x >> %s.count\nexec /usr/sbin/%s \"$@\"\n" % (path, tool))
-        os.chmod(path, 0o755)
-        paths[tool] = path
-    return paths
+def counting_wrapper(directory):
+    path = os.path.join(directory, "lvm")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\necho x >> %s.count\nexec /usr/sbin/lvm \"$@\"\n" % path)
+    os.chmod(path, 0o755)
+    return path
+
+
+def quoted(args):
+    return " ".join("'%s'" % a for a in args)
+
+
+def start_exporter(port, host, *extra):
+    return subprocess.Popen([EXPORTER, "--web.listen-address=127.0.0.1:%d" % port,
+                             "--nova.config-file=" + host.conf,
+                             "--collector.libvirt.xml-dir=" + host.qemu] + list(extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
 
 
 def count(path):
@@ -235,14 +256,24 @@ def main():
         host = Host(n)
         try:
             floor = hyperfine("/usr/sbin/vgs %s %s; /usr/sbin/lvs %s %s" % (
-                " ".join("'%s'" % a for a in VGS_ARGS), host.vg, " ".join("'%s'" % a for a in LVS_ARGS), host.vg))
+                quoted(VGS_ARGS), host.vg, quoted(LVS_ARGS), host.vg))
+            fullreport_aio = hyperfine("/usr/sbin/lvm %s %s" % (quoted(FULLREPORT_ARGS), host.vg))
+            fullreport_sync = hyperfine("%s /usr/sbin/lvm %s %s" % (SYNC_IO, quoted(FULLREPORT_ARGS), host.vg))
             bash = hyperfine("%s -g > /dev/null" % COLLECTOR, runs=20)
 
+            # The exporter with LVM's own AIO, for the effect of --collector.lvm.sync-io.
             port = free_port()
-            proc = subprocess.Popen([EXPORTER, "--web.listen-address=127.0.0.1:%d" % port,
-                                     "--nova.config-file=" + host.conf,
-                                     "--collector.libvirt.xml-dir=" + host.qemu],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+            proc = start_exporter(port, host, "--no-collector.lvm.sync-io")
+            try:
+                wait_http(port, "/healthz")
+                scrape_series(port, 5)
+                aio_latencies, _, _ = scrape_series(port, max(SCRAPES // 4, 20))
+            finally:
+                proc.terminate()
+                proc.wait()
+
+            port = free_port()
+            proc = start_exporter(port, host)
             try:
                 wait_http(port, "/healthz")
                 rss_idle = rss_kib(proc.pid)
@@ -263,20 +294,16 @@ def main():
                 proc.wait()
 
             # The same load through counting wrappers: LVM executions per scrape.
-            wrappers = counting_wrappers(host.dir)
+            wrapper = counting_wrapper(host.dir)
             port2 = free_port()
-            proc = subprocess.Popen([EXPORTER, "--web.listen-address=127.0.0.1:%d" % port2,
-                                     "--nova.config-file=" + host.conf, "--collector.libvirt.xml-dir=" + host.qemu,
-                                     "--collector.lvm.vgs-path=" + wrappers["vgs"],
-                                     "--collector.lvm.lvs-path=" + wrappers["lvs"]],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+            proc = start_exporter(port2, host, "--collector.lvm.lvm-path=" + wrapper)
             executions = {}
             try:
                 wait_http(port2, "/healthz")
                 for c in (1, 10, 100):
-                    before = count(wrappers["vgs"])
+                    before = count(wrapper)
                     requests = wrk(port2, c, WRK_SECONDS)[0]
-                    executions[c] = (requests, count(wrappers["vgs"]) - before)
+                    executions[c] = (requests, count(wrapper) - before)
             finally:
                 proc.terminate()
                 proc.wait()
@@ -299,7 +326,9 @@ def main():
                 node.wait()
 
             rows.append(dict(
-                n=n, floor=floor, bash=bash, lat50=pct(latencies, 0.5), lat99=pct(latencies, 0.99),
+                n=n, floor=floor, fullreport_aio=fullreport_aio, fullreport_sync=fullreport_sync,
+                aio50=pct(aio_latencies, 0.5), bash=bash,
+                lat50=pct(latencies, 0.5), lat99=pct(latencies, 0.99),
                 lvm50=pct(lvm, 0.5), over50=pct(overhead, 0.5), over99=pct(overhead, 0.99),
                 cpu_own=(cpu1[0] - cpu0[0]) / SCRAPES, cpu_children=(cpu1[1] - cpu0[1]) / SCRAPES,
                 rss_idle=rss_idle, rss_scrapes=rss_after_scrapes, rss_peak=rss_peak, rss_load=rss_after_load,
@@ -313,12 +342,20 @@ def main():
         platform.machine(), os.cpu_count(), platform.release(),
         run("lvm", "version").split("\n")[0].split(":")[1].strip()))
     print()
-    print("| LVs | floor: vgs + lvs | exporter scrape p50 / p99 | ratio to floor | overhead on LVM p50 / p99 | bash collector `-g` | speed-up vs bash | node_exporter textfile scrape | CPU per scrape (own + LVM) | exposition |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("LVM alone (hyperfine medians): the floor as issue 7 defines it, and the one command the exporter runs.\n")
+    print("| LVs | floor: `vgs` + `lvs` | `lvm fullreport` (LVM's AIO) | `lvm fullreport` (sync I/O, as the exporter runs it) | bash collector `-g` |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print("| %d | %s | %s / %s | %.2fx | %s / %s | %s | %.1fx | %s | %s + %s | %.1f KiB |" % (
-            r["n"], ms(r["floor"][0]), ms(r["lat50"]), ms(r["lat99"]), r["lat50"] / r["floor"][0],
-            ms(r["over50"]), ms(r["over99"]), ms(r["bash"][0]), r["bash"][0] / r["lat50"], ms(r["node50"]),
+        print("| %d | %s | %s | %s | %s |" % (
+            r["n"], ms(r["floor"][0]), ms(r["fullreport_aio"][0]), ms(r["fullreport_sync"][0]), ms(r["bash"][0])))
+    print()
+    print("The exporter (scrape latency over HTTP keep-alive, %d sequential scrapes):\n" % SCRAPES)
+    print("| LVs | scrape p50 / p99 | ratio to floor | overhead on its own LVM time p50 / p99 | speed-up vs bash | p50 with `--no-collector.lvm.sync-io` | node_exporter textfile scrape | CPU per scrape (own + LVM) | exposition |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| %d | %s / %s | %.2fx | %s / %s | %.1fx | %s | %s | %s + %s | %.1f KiB |" % (
+            r["n"], ms(r["lat50"]), ms(r["lat99"]), r["lat50"] / r["floor"][0],
+            ms(r["over50"]), ms(r["over99"]), r["bash"][0] / r["lat50"], ms(r["aio50"]), ms(r["node50"]),
             ms(r["cpu_own"]), ms(r["cpu_children"]), r["size"] / 1024))
     print()
     print("| LVs | RSS idle | RSS after %d scrapes | RSS peak (100 concurrent) | RSS after load | node_exporter RSS |" % SCRAPES)

@@ -333,8 +333,8 @@ fn probe(filter: &Arc<seccompiler::BpfProgram>) -> Result<(), String> {
 }
 
 /// A seccomp program that fails `io_setup` with `ENOSYS` and allows everything else, for this
-/// machine's architecture.
-fn sync_io_filter() -> Result<seccompiler::BpfProgram, String> {
+/// machine's architecture: what [`IoMode::Sync`] starts LVM under.
+pub fn sync_io_filter() -> Result<seccompiler::BpfProgram, String> {
     let arch = seccompiler::TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|error| format!("architecture {}: {error}", std::env::consts::ARCH))?;
     let rules = std::collections::BTreeMap::from([(libc::SYS_io_setup, Vec::new())]);
