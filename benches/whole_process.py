@@ -46,7 +46,7 @@ LVS_ARGS = ["-a", "--config", "log{report_command_log=0}", "--reportformat", "js
             "--nosuffix", "-o",
             "vg_name,lv_name,lv_size,lv_attr,segtype,pool_lv,lv_parent,data_percent,lv_tags", "--"]
 # What the exporter runs (src/lvm/exec.rs, LvmCommand::fullreport_args).
-FULLREPORT_ARGS = ["fullreport", "-a", "--config", "log{report_command_log=0}", "--reportformat", "json",
+FULLREPORT_ARGS = ["fullreport", "-a", "--config", "log{report_command_log=0}backup{backup=0}", "--reportformat", "json",
                    "--units", "b", "--nosuffix",
                    "--configreport", "vg", "-o", "vg_name,vg_size,vg_free,vg_extent_size",
                    "--configreport", "lv", "-o", "lv_name,lv_size,lv_attr,pool_lv,lv_parent,data_percent,lv_tags,lv_uuid",
