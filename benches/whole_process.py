@@ -132,6 +132,11 @@ class Host:
             f.write("[DEFAULT]\nhost = bench\n[libvirt]\nimages_type = lvm\nimages_volume_group = %s\n" % self.vg)
         self.qemu = qemu
 
+    def settle(self):
+        """Waits until the domain files are older than the libvirt source's racy window, so that
+        scrapes measure the steady state (unchanged files are not parsed again)."""
+        time.sleep(3)
+
     def close(self):
         subprocess.run(["vgremove", "-f", "-q", "--config", "global{activation=0}", self.vg],
                        env=ENV, capture_output=True)
@@ -255,6 +260,7 @@ def main():
         log("== VG with %d LVs" % n)
         host = Host(n)
         try:
+            host.settle()
             floor = hyperfine("/usr/sbin/vgs %s %s; /usr/sbin/lvs %s %s" % (
                 quoted(VGS_ARGS), host.vg, quoted(LVS_ARGS), host.vg))
             fullreport_aio = hyperfine("/usr/sbin/lvm %s %s" % (quoted(FULLREPORT_ARGS), host.vg))
