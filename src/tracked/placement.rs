@@ -288,6 +288,7 @@ pub fn usage_from(
         scheduler_total_bytes: Some(gib(disk.total, "DISK_GB total")?),
         scheduler_used_bytes: Some(gib(used, "DISK_GB used")?),
         fetched_unix: None,
+        data_age: None,
         tracked_used_bytes: None,
         scheduler_free_bytes: None,
         disk_available_least_bytes: None,
