@@ -164,8 +164,9 @@ pub struct TrackedUsage {
     /// Placement's DISK_GB `total` in bytes when the source reports it; `None` means "derive it
     /// from the VG size the way nova does" (floor to whole GiB).
     pub scheduler_total_bytes: Option<u64>,
-    /// Placement's own DISK_GB usage in bytes when the source reports it; `None` means "the sum
-    /// of the instances' allocated bytes".
+    /// Placement's DISK_GB usage in bytes when the source reports it (the placement source: the
+    /// sum of the provider's DISK_GB allocations, placement's own definition of usage); `None`
+    /// means "the sum of the instances' allocated bytes".
     pub scheduler_used_bytes: Option<u64>,
     /// Unix time the data was read from its origin, when that is not "now" (a cached API
     /// source): the collector exports it as the time of its last success.
