@@ -15,7 +15,7 @@ use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
-use crate::tracked::placement::PlacementSource;
+use crate::tracked::placement::{InventoryPolicy, PlacementSource};
 use crate::tracked::TrackedSource;
 
 /// Extra time the collector grants the LVM command beyond its own kill timeout, so that the
@@ -74,7 +74,11 @@ pub fn collector(config: &Config) -> Result<Collector, String> {
             ),
         }
         let source = PlacementSource::new(Arc::clone(session), placement.provider.clone())
-            .with_request_timeout(placement.request_timeout);
+            .with_request_timeout(placement.request_timeout)
+            .with_inventory_policy(InventoryPolicy {
+                refresh_interval: placement.refresh_interval,
+                inventory_max_age: placement.inventory_max_age,
+            });
         tracked.push(cached(
             source,
             placement.refresh_interval,
@@ -190,13 +194,14 @@ pub fn summary(config: &Config) -> Vec<(String, String)> {
         rows.push((
             "placement source".to_string(),
             format!(
-                "resource provider {} (from {}), refreshed every {} s (plus or minus 10%), dropped after {} s",
+                "resource provider {} (from {}), refreshed every {} s (plus or minus 10%), one GET per refresh, inventory re-read when unproven for {} s, dropped after {} s",
                 match &placement.provider.uuid {
                     Some(uuid) => format!("with UUID {uuid}"),
                     None => format!("{:?}", placement.provider.name),
                 },
                 placement.provider.origin,
                 placement.refresh_interval.as_secs_f64(),
+                placement.inventory_max_age.as_secs_f64(),
                 placement.max_age.as_secs_f64()
             ),
         ));

@@ -216,6 +216,14 @@ pub struct Cli {
     #[arg(long = "collector.placement.max-age", value_name = "DURATION", value_parser = parse_duration)]
     pub placement_max_age: Option<Duration>,
 
+    /// Re-read the DISK_GB inventory (total, reserved, allocation ratio) when it has not been
+    /// proven current for about this long. Each refresh makes one GET, normally of the
+    /// allocations, whose provider generation proves the inventory unchanged for free; only
+    /// after a change does a later refresh read the inventory instead. Data is as old as its
+    /// oldest part. Default: 2 refresh intervals (at most --collector.placement.max-age).
+    #[arg(long = "collector.placement.inventory-max-age", value_name = "DURATION", value_parser = parse_duration)]
+    pub placement_inventory_max_age: Option<Duration>,
+
     /// How long one Keystone or Placement HTTP request may take (in the background: a scrape
     /// never waits longer than --collector.timeout).
     #[arg(long = "collector.placement.request-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -318,6 +326,8 @@ pub struct PlacementSettings {
     pub refresh_interval: Duration,
     /// Data older than this is dropped.
     pub max_age: Duration,
+    /// The inventory is re-read when it has not been proven current for about this long.
+    pub inventory_max_age: Duration,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
 }
@@ -516,6 +526,11 @@ impl Cli {
                     self.placement_refresh_interval,
                     self.placement_max_age,
                 )?;
+                let inventory_max_age = inventory_max_age(
+                    self.placement_refresh_interval,
+                    max_age,
+                    self.placement_inventory_max_age,
+                )?;
                 let state_path = self
                     .nova_state_path
                     .clone()
@@ -534,6 +549,7 @@ impl Cli {
                     provider,
                     refresh_interval: self.placement_refresh_interval,
                     max_age,
+                    inventory_max_age,
                     request_timeout: self.placement_request_timeout,
                 })
             }
@@ -669,6 +685,27 @@ fn api_max_age(
         )));
     }
     Ok(max_age)
+}
+
+/// How long placement's inventory may go unproven before it is read again: the flag, else 2
+/// refresh intervals (but not beyond `max_age`); at least one interval (a shorter one would
+/// re-read it on every refresh that found a change) and at most `max_age` (data whose inventory
+/// is older than that is dropped anyway).
+fn inventory_max_age(
+    interval: Duration,
+    max_age: Duration,
+    flag: Option<Duration>,
+) -> Result<Duration, ConfigError> {
+    let chosen = flag.unwrap_or((interval * 2).min(max_age));
+    if chosen < interval || chosen > max_age {
+        return Err(ConfigError(format!(
+            "--collector.placement.inventory-max-age={}ms: must be between --collector.placement.refresh-interval ({}ms) and --collector.placement.max-age ({}ms)",
+            chosen.as_millis(),
+            interval.as_millis(),
+            max_age.as_millis()
+        )));
+    }
+    Ok(chosen)
 }
 
 fn load_nova_conf(explicit: Option<&Path>) -> Result<Option<NovaConf>, ConfigError> {
@@ -1066,6 +1103,13 @@ mod tests {
         let placement = config.placement.unwrap();
         assert_eq!(placement.provider.name, "cmp-7.example");
         assert_eq!(placement.max_age, Duration::from_secs(360));
+        // The inventory is re-read after 2 intervals unless the max age is shorter.
+        assert_eq!(placement.inventory_max_age, Duration::from_secs(240));
+        assert_eq!(
+            super::inventory_max_age(Duration::from_secs(60), Duration::from_secs(90), None)
+                .unwrap(),
+            Duration::from_secs(90)
+        );
     }
 
     #[test]
@@ -1090,6 +1134,23 @@ mod tests {
         .resolve_with(&placement_env, Path::new("/nonexistent"))
         .unwrap_err();
         assert!(err.0.starts_with("--collector.placement.max-age="), "{err}");
+        for inventory_max_age in ["30s", "4m"] {
+            let err = cli(&[
+                "--nova.images-volume-group=vg",
+                "--collector.placement",
+                "--collector.placement.refresh-interval=1m",
+                &format!("--collector.placement.inventory-max-age={inventory_max_age}"),
+            ])
+            .unwrap()
+            .resolve_with(&placement_env, Path::new("/nonexistent"))
+            .unwrap_err();
+            assert!(
+                err.0
+                    .starts_with("--collector.placement.inventory-max-age=")
+                    && err.0.contains("--collector.placement.max-age (180000ms)"),
+                "{err}"
+            );
+        }
         let err = cli(&["--collector.placement.refresh-interval=often"])
             .unwrap_err()
             .to_string();

@@ -369,6 +369,230 @@ fn a_hundred_scrapes_within_one_refresh_interval_cause_one_refresh() {
     assert_eq!(lookups(os) - before.0, 1, "one provider lookup");
     assert_eq!(allocation_reads(os) - before.1, 1, "one allocations read");
     assert_eq!(inventory_reads(os) - before.2, 1, "one inventories read");
+    let usage_reads = os.count(
+        "placement",
+        "GET",
+        &format!("/resource_providers/{}/usages", host.uuid),
+    );
+    assert_eq!(
+        usage_reads, 0,
+        "usages are the allocations' sum, never read"
+    );
+}
+
+/// GETs of `uuid`'s sub-resources and lookups of `name`, by kind, from placement's access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Reads {
+    lookups: usize,
+    inventories: usize,
+    allocations: usize,
+    other: usize,
+}
+
+fn reads(os: &OpenStack, name: &str, uuids: &[&str]) -> Reads {
+    let mut reads = Reads::default();
+    let lookup = format!("ACCESS GET /resource_providers?name={name} ");
+    for line in os.access_log("placement") {
+        if line.starts_with(&lookup) {
+            reads.lookups += 1;
+            continue;
+        }
+        for uuid in uuids {
+            let base = format!("ACCESS GET /resource_providers/{uuid}/");
+            if let Some(rest) = line.strip_prefix(&base) {
+                match rest.split(' ').next().unwrap_or("") {
+                    "inventories" => reads.inventories += 1,
+                    "allocations" => reads.allocations += 1,
+                    _ => reads.other += 1,
+                }
+            }
+        }
+    }
+    reads
+}
+
+fn minus(a: Reads, b: Reads) -> Reads {
+    Reads {
+        lookups: a.lookups - b.lookups,
+        inventories: a.inventories - b.inventories,
+        allocations: a.allocations - b.allocations,
+        other: a.other - b.other,
+    }
+}
+
+fn start_fast(os: &OpenStack, host: &Host) -> Exporter {
+    let clouds = os.write_clouds_yaml(host.dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = host.dir.path().join("secure.yaml").display().to_string();
+    Exporter::start_with_env(
+        &args(
+            host,
+            &[
+                "--os-cloud=exporter-appcred",
+                "--collector.placement.refresh-interval=1s",
+                "--collector.placement.max-age=10s",
+                "--collector.placement.inventory-max-age=3s",
+            ],
+        ),
+        &[
+            ("OS_CLIENT_CONFIG_FILE", &clouds_env),
+            ("OS_CLIENT_SECURE_FILE", &secure_env),
+        ],
+    )
+}
+
+/// Scrapes until placement has answered `allocations` more allocations reads of `uuid` than
+/// `since`, then returns the last exposition.
+fn scrape_until_reads(
+    exporter: &Exporter,
+    os: &OpenStack,
+    host: &Host,
+    uuids: &[&str],
+    since: Reads,
+    allocations: usize,
+) -> Exposition {
+    scrape_until(exporter, |_| {
+        minus(reads(os, &host.name, uuids), since).allocations >= allocations
+    })
+}
+
+fn tracked(m: &Exposition, metric: &str) -> f64 {
+    m.value(&format!("{metric}{{source=\"placement\",vg=\"{VG}\"}}"))
+}
+
+#[test]
+fn steady_state_is_one_get_per_refresh_and_an_inventory_change_is_read_when_due() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-one-get", 9);
+    let uuids = [host.uuid.as_str()];
+    let before = reads(os, &host.name, &uuids);
+    let exporter = start_fast(os, &host);
+    let m = scrape_until_reads(&exporter, os, &host, &uuids, before, 6);
+    // Six refreshes or more: one lookup and one inventory read (the first refresh's extras),
+    // and otherwise one allocations read per refresh; nothing else (no /usages).
+    let seen = minus(reads(os, &host.name, &uuids), before);
+    assert_eq!(
+        (seen.lookups, seen.inventories, seen.other),
+        (1, 1, 0),
+        "{seen:?}"
+    );
+    assert!(placement_ok(&m));
+    assert_eq!(
+        tracked(&m, "nova_lvm_tracked_used_bytes"),
+        (60 * GIB) as f64
+    );
+    assert_eq!(tracked(&m, "nova_lvm_reserved_bytes"), (2 * GIB) as f64);
+
+    // The operator raises reserved_host_disk_mb to 10000 (nova-compute writes the inventory
+    // again: reserved ceil(10000 / 1024) = 10 GiB). The provider generation moves, so a later
+    // refresh reads the inventory instead of the allocations, once.
+    let placement = os.placement();
+    placement.register_compute_node(&ComputeNode {
+        name: host.name.clone(),
+        uuid: host.uuid.clone(),
+        vg_bytes: VG_BYTES,
+        reserved_host_disk_mb: 10_000,
+        disk_allocation_ratio: 1.0,
+    });
+    let changed = reads(os, &host.name, &uuids);
+    let m = scrape_until(&exporter, |m| {
+        placement_ok(m) && tracked(m, "nova_lvm_reserved_bytes") == (10 * GIB) as f64
+    });
+    assert_eq!(
+        tracked(&m, "nova_lvm_tracked_used_bytes"),
+        (60 * GIB) as f64
+    );
+    assert_eq!(
+        tracked(&m, "nova_lvm_scheduler_free_bytes"),
+        ((99 - 10 - 60) * GIB) as f64
+    );
+    let m = scrape_until_reads(&exporter, os, &host, &uuids, changed, 5);
+    let seen = minus(reads(os, &host.name, &uuids), changed);
+    assert_eq!(
+        (seen.lookups, seen.inventories, seen.other),
+        (0, 1, 0),
+        "{seen:?}"
+    );
+    assert_eq!(tracked(&m, "nova_lvm_reserved_bytes"), (10 * GIB) as f64);
+
+    // A new instance (an allocation of 20 GiB): used comes from the allocations at once.
+    let consumer = Consumer {
+        uuid: uuid(0xe000_0000 + 9, 5),
+        disk_gb: 20,
+        vcpus: 1,
+        memory_mb: 1024,
+    };
+    placement.allocate(&host.uuid, &consumer);
+    let m = scrape_until(&exporter, |m| {
+        placement_ok(m) && tracked(m, "nova_lvm_tracked_used_bytes") == (80 * GIB) as f64
+    });
+    assert_eq!(tracked(&m, "nova_lvm_tracked_instances"), 4.0);
+    assert_eq!(
+        tracked(&m, "nova_lvm_scheduler_free_bytes"),
+        ((99 - 10 - 80) * GIB) as f64
+    );
+    // Deleted again (placement does not move the generation on a delete: the allocations
+    // read is what sees it).
+    placement.delete_allocation(&consumer.uuid);
+    let m = scrape_until(&exporter, |m| {
+        placement_ok(m) && tracked(m, "nova_lvm_tracked_used_bytes") == (60 * GIB) as f64
+    });
+    assert_eq!(tracked(&m, "nova_lvm_tracked_instances"), 3.0);
+    // Never looked up again (the harness' inventory update looked the name up itself before
+    // `changed`), never anything but inventories and allocations.
+    let since = minus(reads(os, &host.name, &uuids), changed);
+    assert_eq!((since.lookups, since.other), (0, 0), "{since:?}");
+}
+
+#[test]
+fn a_provider_deleted_and_registered_again_is_looked_up_again() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-re-registered", 10);
+    let new_uuid = uuid(0xc0de_0000 + 10, 1);
+    let uuids = [host.uuid.as_str(), new_uuid.as_str()];
+    let before = reads(os, &host.name, &uuids);
+    let exporter = start_fast(os, &host);
+    scrape_until_reads(&exporter, os, &host, &uuids, before, 3);
+
+    // The compute node is deleted and registers again under a new UUID, with one instance.
+    let placement = os.placement();
+    for consumer in &host.consumers {
+        placement.delete_allocation(&consumer.uuid);
+    }
+    placement.delete_provider(&host.uuid);
+    placement.register_compute_node(&ComputeNode {
+        name: host.name.clone(),
+        uuid: new_uuid.clone(),
+        vg_bytes: VG_BYTES,
+        reserved_host_disk_mb: 0,
+        disk_allocation_ratio: 1.0,
+    });
+    placement.allocate(&new_uuid, &host.consumers[0]);
+    let m = scrape_until(&exporter, |m| {
+        placement_ok(m) && tracked(m, "nova_lvm_tracked_used_bytes") == (20 * GIB) as f64
+    });
+    assert_eq!(tracked(&m, "nova_lvm_tracked_instances"), 1.0);
+    assert_eq!(tracked(&m, "nova_lvm_reserved_bytes"), 0.0);
+    assert_eq!(
+        tracked(&m, "nova_lvm_scheduler_free_bytes"),
+        ((99 - 20) * GIB) as f64
+    );
+    assert!(exporter.log().contains("the resource provider is gone"));
+    // The old UUID answered 404 once and was never asked again; the provider was looked up
+    // again after that (more than once if a refresh fell between the deletion and the new
+    // registration: then the lookup itself failed), and no more once found.
+    let gone = os
+        .access_log("placement")
+        .iter()
+        .filter(|l| l.starts_with(&format!("ACCESS GET /resource_providers/{}/", host.uuid)))
+        .filter(|l| l.split(' ').nth(3) == Some("404"))
+        .count();
+    assert_eq!(gone, 1);
+    let found = reads(os, &host.name, &uuids);
+    assert!(minus(found, before).lookups >= 2, "{found:?}");
+    scrape_until_reads(&exporter, os, &host, &uuids, found, 4);
+    let since = minus(reads(os, &host.name, &uuids), found);
+    assert_eq!((since.lookups, since.other), (0, 0), "{since:?}");
 }
 
 #[test]

@@ -1,20 +1,27 @@
 //! Load discipline for API sources: a [`CachedSource`] wraps a [`TrackedSource`] so that a fleet
-//! of exporters scraped every 15 s puts at most one refresh per interval per host on the API.
+//! of exporters scraped every 15 s puts at most one refresh per interval per host on the API,
+//! spread evenly over the interval across the fleet.
 //!
-//! - **Refresh at most once per interval.** The first scrape starts a refresh at once; every
-//!   later refresh is due `interval` after the previous one *started*, plus or minus up to 10%
-//!   drawn at random each time. Exporters restarted together (a config push, a reboot of a
-//!   rack) therefore drift apart by a random walk instead of hitting the API in lock-step
-//!   forever, while each host keeps its average rate of exactly one refresh per interval.
-//!   Refreshes are driven by scrapes: an exporter nobody scrapes puts no load on the API.
+//! - **Refresh at most once per interval, at a random phase.** The first scrape starts a
+//!   refresh at once (a fresh exporter needs data). The second refresh is due at a uniformly
+//!   random point within one interval after the first started; every later one is due
+//!   `interval` after the previous one *started*, plus or minus up to 10% drawn at random each
+//!   time ([`next_refresh_delay`]). Exporters restarted together (a config push, a reboot of a
+//!   rack) are therefore spread evenly over the interval after one interval, instead of hitting
+//!   the API in near lock-step and drifting apart only by a slow random walk, while each host
+//!   keeps its average rate of one refresh per interval. Refreshes are driven by scrapes: an
+//!   exporter nobody scrapes puts no load on the API, and a refresh starts at the first scrape
+//!   at or after its due time.
 //! - **Never block a scrape.** A refresh runs on its own task. While it runs, scrapes get the
 //!   cached value when it is younger than `max_age`; only a scrape with nothing usable waits for
 //!   the refresh (and the collector's timeout bounds that wait; the refresh carries on in the
 //!   background and its result serves the next scrape).
 //! - **One refresh in flight.** A refresh that is due while another still runs is not started.
 //! - **Never stale data as fresh.** A value older than `max_age` is dropped and the collector
-//!   fails with the last refresh error; every value carries the time its refresh finished
-//!   ([`TrackedUsage::fetched_unix`]), which the collector exports as its last success.
+//!   fails with the last refresh error; every value carries the time its refresh finished,
+//!   dated back by [`TrackedUsage::data_age`] when the source reused older parts (so a value is
+//!   as old as its oldest part), which the collector exports as its last success
+//!   ([`TrackedUsage::fetched_unix`]).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -46,6 +53,34 @@ pub struct CacheSettings {
 pub fn jittered(interval: Duration, fraction: f64, u: f64) -> Duration {
     let factor = 1.0 + fraction * (2.0 * u.clamp(0.0, 1.0) - 1.0);
     interval.mul_f64(factor.max(0.0))
+}
+
+/// How long after the start of refresh number `started` (0 for the first) the next one is due,
+/// for `u` uniform in `[0, 1)`: after the first, `interval * u` (a uniformly random phase
+/// within the interval, so that exporters started together spread evenly); after any later
+/// one, `interval` plus or minus up to [`JITTER_FRACTION`] ([`jittered`]).
+pub fn next_refresh_delay(started: u64, interval: Duration, u: f64) -> Duration {
+    if started == 0 {
+        interval.mul_f64(u.clamp(0.0, 1.0))
+    } else {
+        jittered(interval, JITTER_FRACTION, u)
+    }
+}
+
+/// When a value whose refresh finished at `finished` (`finished_unix` on the wall clock) was
+/// really read, given the age of its oldest part when the source returned it: both clocks
+/// dated back by that age (a refresh that reused nothing is as of when it finished).
+pub fn dated_back(
+    finished: Instant,
+    finished_unix: f64,
+    data_age: Option<Duration>,
+) -> (Instant, f64) {
+    let age = data_age.unwrap_or(Duration::ZERO);
+    let at = finished.checked_sub(age).unwrap_or(finished);
+    (
+        at,
+        finished_unix - finished.saturating_duration_since(at).as_secs_f64(),
+    )
 }
 
 struct Cached {
@@ -108,9 +143,9 @@ impl CachedSource {
     ) -> Option<Shared<BoxFuture<'static, ()>>> {
         let due = state.next_refresh.is_none_or(|at| now >= at);
         if due && state.in_flight.is_none() {
+            let started = self.refreshes.fetch_add(1, Ordering::SeqCst);
             state.next_refresh =
-                Some(now + jittered(self.settings.interval, JITTER_FRACTION, self.uniform()));
-            self.refreshes.fetch_add(1, Ordering::SeqCst);
+                Some(now + next_refresh_delay(started, self.settings.interval, self.uniform()));
             let task = tokio::spawn(refresh(Arc::clone(&self.inner), Arc::clone(&self.state)));
             let shared = async move {
                 let _ = task.await;
@@ -167,11 +202,8 @@ async fn refresh(inner: Arc<dyn TrackedSource>, state: Arc<Mutex<State>>) {
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     match result {
         Ok(Ok(usage)) => {
-            state.value = Some(Cached {
-                usage,
-                at: finished,
-                unix: finished_unix,
-            });
+            let (at, unix) = dated_back(finished, finished_unix, usage.data_age);
+            state.value = Some(Cached { usage, at, unix });
             state.last_error = None;
         }
         Ok(Err(error)) => {
@@ -282,6 +314,89 @@ mod tests {
         assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
         let mean = draws.iter().sum::<f64>() / draws.len() as f64;
         assert!((0.4..0.6).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn the_second_refresh_is_at_a_uniform_phase_and_later_ones_are_jittered() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(next_refresh_delay(0, minute, 0.0), Duration::ZERO);
+        assert_eq!(next_refresh_delay(0, minute, 0.25), Duration::from_secs(15));
+        assert!(next_refresh_delay(0, minute, 0.999_999) < minute);
+        for started in [1, 2, 1000] {
+            assert_eq!(
+                next_refresh_delay(started, minute, 0.0),
+                Duration::from_secs(54)
+            );
+            assert_eq!(next_refresh_delay(started, minute, 0.5), minute);
+        }
+    }
+
+    /// When each of `fleet` exporters started together makes its refreshes, over `intervals`
+    /// intervals of `interval_s` seconds, with the draws of `CachedSource::uniform`; `first`
+    /// is the rule for the delay after the first refresh.
+    fn fleet_refresh_times(
+        fleet: usize,
+        interval_s: f64,
+        intervals: f64,
+        first: impl Fn(Duration, f64) -> Duration,
+    ) -> Vec<f64> {
+        let cache = CachedSource::new(counting(0), settings(1000, 3000));
+        let interval = Duration::from_secs_f64(interval_s);
+        let mut times = Vec::new();
+        for _ in 0..fleet {
+            let mut at = 0.0;
+            let mut started = 0;
+            while at < interval_s * intervals {
+                times.push(at);
+                let delay = if started == 0 {
+                    first(interval, cache.uniform())
+                } else {
+                    next_refresh_delay(started, interval, cache.uniform())
+                };
+                at += delay.as_secs_f64();
+                started += 1;
+            }
+        }
+        times
+    }
+
+    /// The largest number of refreshes in one second of `[from, to)` over the mean.
+    fn peak_over_mean(times: &[f64], from: f64, to: f64) -> f64 {
+        let mut buckets = vec![0u32; (to - from) as usize];
+        for t in times.iter().filter(|t| (from..to).contains(*t)) {
+            buckets[(t - from) as usize] += 1;
+        }
+        let mean = buckets.iter().sum::<u32>() as f64 / buckets.len() as f64;
+        f64::from(*buckets.iter().max().unwrap()) / mean
+    }
+
+    #[test]
+    fn a_fleet_started_together_is_spread_evenly_after_one_interval() {
+        // 1,000 exporters restarted in the same second, a 60 s interval: in the second and third
+        // interval, the busiest second sees at most twice the mean (binomial noise of ~17 per
+        // second) with the random phase; with jitter alone it is many times the mean.
+        let phased = fleet_refresh_times(1000, 60.0, 3.0, |interval, u| {
+            next_refresh_delay(0, interval, u)
+        });
+        let jitter_only = fleet_refresh_times(1000, 60.0, 3.0, |interval, u| {
+            jittered(interval, JITTER_FRACTION, u)
+        });
+        let phased_peak = peak_over_mean(&phased, 60.0, 180.0);
+        let jitter_peak = peak_over_mean(&jitter_only, 60.0, 180.0);
+        assert!(phased_peak < 2.0, "{phased_peak}");
+        assert!(jitter_peak > 4.0, "{jitter_peak}");
+        // Every exporter still refreshes about once per interval after the first.
+        let later = phased.iter().filter(|t| (60.0..180.0).contains(*t)).count();
+        assert!((1900..=2100).contains(&later), "{later}");
+    }
+
+    #[test]
+    fn a_value_is_dated_back_to_its_oldest_part() {
+        let finished = Instant::now();
+        assert_eq!(dated_back(finished, 1000.0, None), (finished, 1000.0));
+        let (at, unix) = dated_back(finished, 1000.0, Some(Duration::from_millis(2500)));
+        assert_eq!(finished - at, Duration::from_millis(2500));
+        assert!((unix - 997.5).abs() < 1e-9, "{unix}");
     }
 
     #[tokio::test]

@@ -164,12 +164,18 @@ pub struct TrackedUsage {
     /// Placement's DISK_GB `total` in bytes when the source reports it; `None` means "derive it
     /// from the VG size the way nova does" (floor to whole GiB).
     pub scheduler_total_bytes: Option<u64>,
-    /// Placement's own DISK_GB usage in bytes when the source reports it; `None` means "the sum
-    /// of the instances' allocated bytes".
+    /// Placement's DISK_GB usage in bytes when the source reports it (the placement source: the
+    /// sum of the provider's DISK_GB allocations, placement's own definition of usage); `None`
+    /// means "the sum of the instances' allocated bytes".
     pub scheduler_used_bytes: Option<u64>,
     /// Unix time the data was read from its origin, when that is not "now" (a cached API
     /// source): the collector exports it as the time of its last success.
     pub fetched_unix: Option<f64>,
+    /// How old the oldest part of this data already was when the source returned it, for a
+    /// source that reuses parts of earlier reads (placement reuses its inventory or its
+    /// allocations between refreshes); `None` means everything was read just now. A cache dates
+    /// the whole value back by it, so that a value is never younger than its oldest part.
+    pub data_age: Option<std::time::Duration>,
     /// The source's own "used", without reserved, when it keeps one apart from its instance
     /// list (nova's `local_gb_used` less the reserve, which also holds migration claims);
     /// `None` means "the sum of the instances' tracked bytes".
@@ -192,6 +198,7 @@ impl TrackedUsage {
             scheduler_total_bytes: None,
             scheduler_used_bytes: None,
             fetched_unix: None,
+            data_age: None,
             tracked_used_bytes: None,
             scheduler_free_bytes: None,
             disk_available_least_bytes: None,

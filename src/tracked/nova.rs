@@ -541,6 +541,7 @@ pub fn usage_from(
         scheduler_total_bytes: Some(u64::try_from(local_bytes).unwrap_or(0)),
         scheduler_used_bytes: Some(used_bytes as u64),
         fetched_unix: None,
+        data_age: None,
         tracked_used_bytes: Some(used_bytes as u64),
         scheduler_free_bytes: Some(bytes(disk.free_disk_gb, "free_disk_gb")?),
         disk_available_least_bytes: disk

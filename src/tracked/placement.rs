@@ -1,16 +1,38 @@
 //! The placement tracked source: what the scheduler believes, read from the Placement API.
 //!
-//! One refresh is five GETs (the version document only on the first refresh):
-//! `/` (microversion negotiation), `/resource_providers?name=<host>`, then the provider's
-//! `/inventories` (DISK_GB `total`, `reserved`, `allocation_ratio`), `/usages` (DISK_GB used,
-//! placement's own sum) and `/allocations` (the consumers on this host and their DISK_GB).
+//! **One GET per refresh in steady state.** The first refresh negotiates the microversion (`/`,
+//! once per process), finds the provider (`/resource_providers?name=<host>`, or
+//! `/resource_providers/<uuid>` when its UUID is known) and reads its `/inventories` (DISK_GB
+//! `total`, `reserved`, `allocation_ratio`) and `/allocations` (the consumers on this host and
+//! their DISK_GB). From then on:
+//! - The provider's UUID is remembered; it is looked up again only when one of its
+//!   sub-resources answers 404 (the provider was deleted, e.g. the compute node re-registered),
+//!   and that refresh then reads everything again for the provider found.
+//! - Placement's `/usages` is not read: DISK_GB used is by definition the sum of the provider's
+//!   DISK_GB allocations, which `/allocations` lists, so the exported "used" is that sum.
+//! - Every refresh makes exactly one GET: normally `/allocations`. Each answer carries the
+//!   provider's generation, which placement bumps on every inventory change; when it equals
+//!   the generation the inventory was read at, the inventory is proven unchanged and current as
+//!   of this read, for free. When it differs (an instance was created or resized on this host,
+//!   or the inventory changed), the inventory keeps the time it was last known current, and the
+//!   refresh nearest to the moment it turns `--collector.placement.inventory-max-age` old reads
+//!   `/inventories` instead, reusing the allocations of the previous refresh ([`plan`]).
+//!   Allocations cannot be proven current the same way (placement deletes allocations without
+//!   bumping the generation), so they are always as old as their last read.
+//! - The value is as old as its oldest part ([`TrackedUsage::data_age`]): the cache dates it
+//!   back, exports that time as the collector's last success and drops it at `max-age`. An
+//!   idle provider is always current to its last refresh; one whose allocations change between
+//!   every two refreshes is read alternately (allocations, inventory) and its data is up to
+//!   about two intervals (or `inventory-max-age`, if larger) old.
+//!
 //! Every consumer becomes a [`TrackedInstance`] with `tracked_bytes = allocated_bytes = DISK_GB
 //! GiB`, so the owner classes (instance vs orphan) work with this source too.
 //!
-//! Reading providers, inventories, usages and allocations needs the `admin` or `service` role
+//! Reading providers, inventories and allocations needs the `admin` or `service` role
 //! (placement's `admin_or_service_api` policies); a `reader` gets 403, which the error says.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -29,7 +51,7 @@ pub const PREFERRED_MICROVERSION: Microversion = Microversion(1, 39);
 /// The oldest microversion the exporter can work with.
 pub const MINIMUM_MICROVERSION: Microversion = Microversion(1, 0);
 
-const FORBIDDEN_HINT: &str = "reading resource providers, inventories, usages and allocations needs the admin or service role on the exporter's project (reader is not enough)";
+const FORBIDDEN_HINT: &str = "reading resource providers, inventories and allocations needs the admin or service role on the exporter's project (reader is not enough)";
 
 /// Picks the microversion to use from the server's `min_version`/`max_version`: the preferred
 /// one when the server has it, else the highest the server offers that is at least the minimum.
@@ -66,7 +88,7 @@ struct ProvidersBody {
     resource_providers: Vec<ProviderEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct ProviderEntry {
     uuid: String,
     name: String,
@@ -75,6 +97,8 @@ struct ProviderEntry {
 #[derive(Debug, Deserialize)]
 struct InventoriesBody {
     inventories: BTreeMap<String, Inventory>,
+    #[serde(default)]
+    resource_provider_generation: Option<u64>,
 }
 
 /// One resource class' inventory.
@@ -95,13 +119,10 @@ fn one() -> f64 {
 }
 
 #[derive(Debug, Deserialize)]
-struct UsagesBody {
-    usages: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Deserialize)]
 struct AllocationsBody {
     allocations: BTreeMap<String, ConsumerAllocation>,
+    #[serde(default)]
+    resource_provider_generation: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,23 +150,163 @@ struct ProviderShow {
     name: String,
 }
 
-/// Reads this host's DISK_GB figures from placement.
+/// How the inventory is kept current (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InventoryPolicy {
+    /// The mean time between refreshes (`--collector.placement.refresh-interval`).
+    pub refresh_interval: Duration,
+    /// An inventory not proven current for about this long is read again
+    /// (`--collector.placement.inventory-max-age`).
+    pub inventory_max_age: Duration,
+}
+
+impl Default for InventoryPolicy {
+    /// The flags' defaults: a 60 s interval, inventory re-read after 2 intervals.
+    fn default() -> Self {
+        Self {
+            refresh_interval: Duration::from_secs(60),
+            inventory_max_age: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What one refresh reads from the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// `/inventories` and `/allocations`: the first refresh, or the first after a new lookup.
+    Both,
+    /// `/allocations` only, reusing the inventory (steady state).
+    Allocations,
+    /// `/inventories` only, reusing the allocations of the previous refresh.
+    Inventories,
+}
+
+/// What the next refresh reads, from how long ago the inventory and the allocations were last
+/// known current (`None`: not known at all). The inventory is read again when the last
+/// allocations read did not prove it current (the inventory is older than the allocations) and
+/// it turns `inventory_max_age` old nearer to now than to the next refresh; never twice in a
+/// row, because reading it makes it newer than the allocations.
+pub fn plan(
+    inventory_age: Option<Duration>,
+    allocations_age: Option<Duration>,
+    policy: InventoryPolicy,
+) -> Plan {
+    let (Some(inventory_age), Some(allocations_age)) = (inventory_age, allocations_age) else {
+        return Plan::Both;
+    };
+    let unproven = inventory_age > allocations_age;
+    if unproven && inventory_age + policy.refresh_interval / 2 > policy.inventory_max_age {
+        Plan::Inventories
+    } else {
+        Plan::Allocations
+    }
+}
+
+/// Consumer UUID -> resource class -> amount, as `/allocations` lists them.
+pub type Allocations = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// One part of the provider's data, the provider generation it was read at, and the last time
+/// it was known to be current.
+#[derive(Debug, Clone)]
+struct Part<T> {
+    value: T,
+    generation: Option<u64>,
+    current_at: Instant,
+}
+
+/// What the source remembers between refreshes.
+#[derive(Debug, Default)]
+struct Memory {
+    provider: Option<ProviderEntry>,
+    inventories: Option<Part<BTreeMap<String, Inventory>>>,
+    allocations: Option<Part<Allocations>>,
+}
+
+impl Memory {
+    fn plan(&self, now: Instant, policy: InventoryPolicy) -> Plan {
+        let age = |at: Instant| now.saturating_duration_since(at);
+        plan(
+            self.inventories.as_ref().map(|p| age(p.current_at)),
+            self.allocations.as_ref().map(|p| age(p.current_at)),
+            policy,
+        )
+    }
+
+    fn store_inventories(
+        &mut self,
+        value: BTreeMap<String, Inventory>,
+        generation: Option<u64>,
+        at: Instant,
+    ) {
+        self.inventories = Some(Part {
+            value,
+            generation,
+            current_at: at,
+        });
+    }
+
+    /// Stores allocations read at `at`; an unchanged provider generation proves the inventory
+    /// current as of the same moment.
+    fn store_allocations(&mut self, value: Allocations, generation: Option<u64>, at: Instant) {
+        if let Some(inventories) = &mut self.inventories {
+            if generation.is_some() && inventories.generation == generation {
+                inventories.current_at = inventories.current_at.max(at);
+            }
+        }
+        self.allocations = Some(Part {
+            value,
+            generation,
+            current_at: at,
+        });
+    }
+
+    /// Usage from what is remembered, as old as its oldest part at `now`.
+    fn usage(&self, now: Instant) -> Result<TrackedUsage, String> {
+        let (Some(provider), Some(inventories), Some(allocations)) =
+            (&self.provider, &self.inventories, &self.allocations)
+        else {
+            return Err("placement: nothing read yet".to_string());
+        };
+        let mut usage = usage_from(
+            &format!("{:?} ({})", provider.name, provider.uuid),
+            &inventories.value,
+            &allocations.value,
+        )?;
+        let oldest = inventories.current_at.min(allocations.current_at);
+        usage.data_age = Some(now.saturating_duration_since(oldest));
+        Ok(usage)
+    }
+}
+
+/// Reads this host's DISK_GB figures from placement, one GET per refresh in steady state (see
+/// the module doc).
 #[derive(Debug)]
 pub struct PlacementSource {
     session: Arc<Session>,
     provider: ProviderName,
     microversion: Mutex<Option<Microversion>>,
     timeout: Option<std::time::Duration>,
+    policy: InventoryPolicy,
+    memory: Mutex<Memory>,
+}
+
+/// Why reading a provider's sub-resource failed: the provider is gone (404), or anything else.
+enum ReadError {
+    ProviderGone(String),
+    Other(TrackedError),
 }
 
 impl PlacementSource {
-    /// A source reading the provider named `provider` through `session`.
+    /// A source reading the provider named `provider` through `session`, with the default
+    /// [`InventoryPolicy`].
     pub fn new(session: Arc<Session>, provider: ProviderName) -> Self {
         Self {
             session,
             provider,
             microversion: Mutex::new(None),
             timeout: None,
+            policy: InventoryPolicy::default(),
+            memory: Mutex::new(Memory::default()),
         }
     }
 
@@ -154,6 +315,16 @@ impl PlacementSource {
     pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Keeps the inventory current by `policy` instead of the default.
+    pub fn with_inventory_policy(mut self, policy: InventoryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -242,12 +413,12 @@ fn encode_query(text: &str) -> String {
     out
 }
 
-/// Turns placement's answers into usage (pure, for the tests).
+/// Turns placement's answers into usage (pure, for the tests). DISK_GB used is the sum of the
+/// consumers' DISK_GB allocations, which is how placement itself defines a provider's usage.
 pub fn usage_from(
     provider: &str,
     inventories: &BTreeMap<String, Inventory>,
-    usages: &BTreeMap<String, u64>,
-    allocations: &BTreeMap<String, BTreeMap<String, u64>>,
+    allocations: &Allocations,
 ) -> Result<TrackedUsage, String> {
     let disk = inventories.get("DISK_GB").ok_or_else(|| {
         format!(
@@ -271,38 +442,39 @@ pub fn usage_from(
         })
     };
     let mut instances = Vec::with_capacity(allocations.len());
+    let mut used_bytes: u64 = 0;
     for (consumer, resources) in allocations {
         let disk_gb = resources.get("DISK_GB").copied().unwrap_or(0);
         let bytes = gib(disk_gb, "a DISK_GB allocation of")?;
+        used_bytes = used_bytes.checked_add(bytes).ok_or_else(|| {
+            format!(
+                "resource provider {provider}: the sum of its DISK_GB allocations is out of range"
+            )
+        })?;
         instances.push(TrackedInstance {
             uuid: consumer.to_ascii_lowercase(),
             tracked_bytes: bytes,
             allocated_bytes: bytes,
         });
     }
-    let used = usages.get("DISK_GB").copied().unwrap_or(0);
     Ok(TrackedUsage {
         instances,
         reserved_bytes: gib(disk.reserved, "DISK_GB reserved")?,
         allocation_ratio: disk.allocation_ratio,
         scheduler_total_bytes: Some(gib(disk.total, "DISK_GB total")?),
-        scheduler_used_bytes: Some(gib(used, "DISK_GB used")?),
+        scheduler_used_bytes: Some(used_bytes),
         fetched_unix: None,
+        data_age: None,
         tracked_used_bytes: None,
         scheduler_free_bytes: None,
         disk_available_least_bytes: None,
     })
 }
 
-#[async_trait]
-impl TrackedSource for PlacementSource {
-    fn kind(&self) -> SourceKind {
-        SourceKind::Placement
-    }
-
-    async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
-        let mv = Some(self.microversion().await?);
-        let (uuid, name) = match &self.provider.uuid {
+impl PlacementSource {
+    /// Finds the provider by UUID or name (one GET).
+    async fn look_up(&self, mv: Option<Microversion>) -> Result<ProviderEntry, TrackedError> {
+        match &self.provider.uuid {
             Some(uuid) => {
                 let shown: ProviderShow = self
                     .get_raw(&format!("/resource_providers/{uuid}"), mv)
@@ -314,7 +486,10 @@ impl TrackedSource for PlacementSource {
                         )),
                         other => api_error(other),
                     })?;
-                (shown.uuid, shown.name)
+                Ok(ProviderEntry {
+                    uuid: shown.uuid,
+                    name: shown.name,
+                })
             }
             None => {
                 let name = &self.provider.name;
@@ -324,7 +499,7 @@ impl TrackedSource for PlacementSource {
                         mv,
                     )
                     .await?;
-                let provider = providers
+                providers
                     .resource_providers
                     .into_iter()
                     .find(|p| p.name == *name)
@@ -333,28 +508,110 @@ impl TrackedSource for PlacementSource {
                             "no resource provider named {name:?} in placement (the name came from {}); nova-compute names it after the hypervisor hostname, which may be the FQDN or the short name: set --collector.placement.hostname",
                             self.provider.origin
                         ))
-                    })?;
-                (provider.uuid, provider.name)
+                    })
             }
+        }
+    }
+
+    /// One GET of a sub-resource of `provider`; a 404 means the provider is gone.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        provider: &ProviderEntry,
+        what: &str,
+        mv: Option<Microversion>,
+    ) -> Result<T, ReadError> {
+        let path = format!("/resource_providers/{}/{what}", provider.uuid);
+        self.get_raw(&path, mv).await.map_err(|e| match e {
+            ApiError::Status { status: 404, .. } => ReadError::ProviderGone(e.to_string()),
+            other => ReadError::Other(api_error(other)),
+        })
+    }
+
+    /// Reads what `plan` says and remembers it.
+    async fn read_planned(
+        &self,
+        provider: &ProviderEntry,
+        plan: Plan,
+        mv: Option<Microversion>,
+    ) -> Result<(), ReadError> {
+        if matches!(plan, Plan::Both | Plan::Inventories) {
+            let body: InventoriesBody = self.read(provider, "inventories", mv).await?;
+            let at = Instant::now();
+            self.memory().store_inventories(
+                body.inventories,
+                body.resource_provider_generation,
+                at,
+            );
+        }
+        if matches!(plan, Plan::Both | Plan::Allocations) {
+            let body: AllocationsBody = self.read(provider, "allocations", mv).await?;
+            let at = Instant::now();
+            let allocations = body
+                .allocations
+                .into_iter()
+                .map(|(consumer, a)| (consumer, a.resources))
+                .collect();
+            self.memory()
+                .store_allocations(allocations, body.resource_provider_generation, at);
+        }
+        Ok(())
+    }
+
+    /// Looks the provider up and remembers it, forgetting whatever was read for another one.
+    async fn find_provider(&self, mv: Option<Microversion>) -> Result<ProviderEntry, TrackedError> {
+        let found = self.look_up(mv).await?;
+        let mut memory = self.memory();
+        if memory.provider.as_ref().map(|p| &p.uuid) != Some(&found.uuid) {
+            *memory = Memory::default();
+        }
+        memory.provider = Some(found.clone());
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl TrackedSource for PlacementSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Placement
+    }
+
+    async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+        let mv = Some(self.microversion().await?);
+        let (known, plan) = {
+            let memory = self.memory();
+            (
+                memory.provider.clone(),
+                memory.plan(Instant::now(), self.policy),
+            )
         };
-        let provider = ProviderEntry { uuid, name };
-        let name = &provider.name;
-        let base = format!("/resource_providers/{}", provider.uuid);
-        let inventories: InventoriesBody = self.get(&format!("{base}/inventories"), mv).await?;
-        let usages: UsagesBody = self.get(&format!("{base}/usages"), mv).await?;
-        let allocations: AllocationsBody = self.get(&format!("{base}/allocations"), mv).await?;
-        let allocations = allocations
-            .allocations
-            .into_iter()
-            .map(|(consumer, a)| (consumer, a.resources))
-            .collect();
-        usage_from(
-            &format!("{name:?} ({})", provider.uuid),
-            &inventories.inventories,
-            &usages.usages,
-            &allocations,
-        )
-        .map_err(|e| invalid(&e))
+        let provider = match known {
+            Some(provider) => provider,
+            None => self.find_provider(mv).await?,
+        };
+        match self.read_planned(&provider, plan, mv).await {
+            Ok(()) => {}
+            Err(ReadError::Other(error)) => return Err(error),
+            Err(ReadError::ProviderGone(why)) => {
+                tracing::info!(
+                    provider = %provider.name,
+                    provider_uuid = %provider.uuid,
+                    answer = %why,
+                    "placement: the resource provider is gone; looking it up again"
+                );
+                *self.memory() = Memory::default();
+                let provider = self.find_provider(mv).await?;
+                self.read_planned(&provider, Plan::Both, mv)
+                    .await
+                    .map_err(|e| match e {
+                        ReadError::ProviderGone(why) => TrackedError::Api(format!(
+                            "resource provider {:?} ({}) disappeared while being read: {why}",
+                            provider.name, provider.uuid
+                        )),
+                        ReadError::Other(error) => error,
+                    })?;
+            }
+        }
+        self.memory().usage(Instant::now()).map_err(|e| invalid(&e))
     }
 }
 
@@ -528,10 +785,6 @@ mod tests {
 
     #[test]
     fn placement_answers_become_usage() {
-        let usages: UsagesBody = serde_json::from_str(
-            r#"{"resource_provider_generation": 7, "usages": {"DISK_GB": 60, "MEMORY_MB": 6144, "VCPU": 3}}"#,
-        )
-        .unwrap();
         let allocations: AllocationsBody = serde_json::from_str(
             r#"{"resource_provider_generation": 7, "allocations": {
                 "11111111-1111-4111-8111-111111111111": {"resources": {"DISK_GB": 20, "MEMORY_MB": 2048, "VCPU": 1}},
@@ -544,16 +797,11 @@ mod tests {
             .into_iter()
             .map(|(c, a)| (c, a.resources))
             .collect();
-        let usage = usage_from(
-            "compute-01",
-            &inventories(INVENTORIES),
-            &usages.usages,
-            &allocations,
-        )
-        .unwrap();
+        let usage = usage_from("compute-01", &inventories(INVENTORIES), &allocations).unwrap();
         assert_eq!(usage.reserved_bytes, 2 * GIB);
         assert_eq!(usage.allocation_ratio, 1.0);
         assert_eq!(usage.scheduler_total_bytes, Some(500 * GIB));
+        // Used is the sum of the DISK_GB allocations (placement's own definition of usage).
         assert_eq!(usage.scheduler_used_bytes, Some(60 * GIB));
         assert_eq!(usage.instances.len(), 3);
         assert_eq!(
@@ -568,24 +816,133 @@ mod tests {
         assert_eq!(usage.instances[2].tracked_bytes, 0);
     }
 
+    fn seconds(s: u64) -> Option<Duration> {
+        Some(Duration::from_secs(s))
+    }
+
+    #[test]
+    fn each_refresh_reads_one_resource_and_the_inventory_when_it_comes_due() {
+        let policy = InventoryPolicy {
+            refresh_interval: Duration::from_secs(60),
+            inventory_max_age: Duration::from_secs(120),
+        };
+        // Nothing known (first refresh, or a provider found again): both.
+        assert_eq!(plan(None, None, policy), Plan::Both);
+        assert_eq!(plan(seconds(10), None, policy), Plan::Both);
+        assert_eq!(plan(None, seconds(10), policy), Plan::Both);
+        // Inventory proven current by the last allocations read: allocations, however old.
+        assert_eq!(plan(seconds(60), seconds(60), policy), Plan::Allocations);
+        assert_eq!(plan(seconds(600), seconds(600), policy), Plan::Allocations);
+        // Inventory read after the allocations (the last refresh read it): allocations.
+        assert_eq!(plan(seconds(60), seconds(120), policy), Plan::Allocations);
+        // Unproven: re-read at the refresh nearest to the inventory turning 120 s old.
+        assert_eq!(plan(seconds(66), seconds(60), policy), Plan::Allocations);
+        assert_eq!(plan(seconds(89), seconds(60), policy), Plan::Allocations);
+        assert_eq!(plan(seconds(91), seconds(60), policy), Plan::Inventories);
+        assert_eq!(plan(seconds(108), seconds(54), policy), Plan::Inventories);
+    }
+
+    /// Runs `refreshes` refreshes 60 s apart under the default policy; `changed(n)` says
+    /// whether the provider's generation moved before refresh `n` (an allocation written).
+    /// Returns what each refresh read and the data's age after it.
+    fn simulate(refreshes: u32, changed: impl Fn(u32) -> bool) -> Vec<(Plan, Duration)> {
+        let start = Instant::now();
+        let policy = InventoryPolicy::default();
+        let mut memory = Memory {
+            provider: Some(ProviderEntry {
+                uuid: "c0de0000-0000-4000-8000-000000000000".into(),
+                name: "cmp".into(),
+            }),
+            ..Memory::default()
+        };
+        let inventory: BTreeMap<String, Inventory> = inventories(INVENTORIES);
+        let mut generation = 1;
+        let mut out = Vec::new();
+        for n in 0..refreshes {
+            let now = start + Duration::from_secs(60 * u64::from(n));
+            if changed(n) {
+                generation += 1;
+            }
+            let plan = memory.plan(now, policy);
+            if matches!(plan, Plan::Both | Plan::Inventories) {
+                memory.store_inventories(inventory.clone(), Some(generation), now);
+            }
+            if matches!(plan, Plan::Both | Plan::Allocations) {
+                memory.store_allocations(Allocations::new(), Some(generation), now);
+            }
+            let age = memory.usage(now).unwrap().data_age.unwrap();
+            out.push((plan, age));
+        }
+        out
+    }
+
+    #[test]
+    fn an_unchanged_generation_keeps_the_inventory_current_with_one_read_per_refresh() {
+        let idle = simulate(10, |_| false);
+        assert_eq!(idle[0], (Plan::Both, Duration::ZERO));
+        for step in &idle[1..] {
+            assert_eq!(*step, (Plan::Allocations, Duration::ZERO));
+        }
+    }
+
+    #[test]
+    fn a_changed_generation_brings_the_inventory_read_in_and_the_age_shows_it() {
+        let minute = Duration::from_secs(60);
+        // One change before refresh 3: refresh 3 cannot prove the inventory (data one interval
+        // old, the inventory's age), refresh 4 reads the inventory (data one interval old, the
+        // allocations' age), then it is proven again.
+        let once = simulate(8, |n| n == 3);
+        let plans: Vec<Plan> = once.iter().map(|(p, _)| *p).collect();
+        use Plan::*;
+        assert_eq!(
+            plans,
+            [
+                Both,
+                Allocations,
+                Allocations,
+                Allocations,
+                Inventories,
+                Allocations,
+                Allocations,
+                Allocations
+            ]
+        );
+        let ages: Vec<u64> = once.iter().map(|(_, a)| a.as_secs()).collect();
+        assert_eq!(ages, [0, 0, 0, 60, 60, 0, 0, 0]);
+        // A change before every refresh: allocations and inventory alternate, never more than
+        // one GET per refresh, and the data is never presented younger than its oldest part.
+        let busy = simulate(9, |n| n > 0);
+        for (n, (plan, age)) in busy.iter().enumerate().skip(1) {
+            let expected = if n % 2 == 0 { Inventories } else { Allocations };
+            assert_eq!(*plan, expected, "refresh {n}");
+            assert_eq!(*age, minute, "refresh {n}");
+        }
+    }
+
+    #[test]
+    fn allocations_and_inventories_answers_carry_the_generation() {
+        let body: AllocationsBody =
+            serde_json::from_str(r#"{"resource_provider_generation": 9, "allocations": {}}"#)
+                .unwrap();
+        assert_eq!(body.resource_provider_generation, Some(9));
+        let body: InventoriesBody = serde_json::from_str(INVENTORIES).unwrap();
+        assert_eq!(body.resource_provider_generation, Some(7));
+        let body: AllocationsBody = serde_json::from_str(r#"{"allocations": {}}"#).unwrap();
+        assert_eq!(body.resource_provider_generation, None);
+    }
+
     #[test]
     fn a_provider_without_disk_gb_is_a_clear_error() {
         let only_memory =
             inventories(r#"{"inventories": {"MEMORY_MB": {"total": 100}, "VCPU": {"total": 8}}}"#);
-        let err = usage_from(
-            "compute-01",
-            &only_memory,
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-        )
-        .unwrap_err();
+        let err = usage_from("compute-01", &only_memory, &BTreeMap::new()).unwrap_err();
         assert!(err.contains("no DISK_GB inventory"), "{err}");
         assert!(err.contains("MEMORY_MB, VCPU"), "{err}");
         let bad_ratio =
             inventories(r#"{"inventories": {"DISK_GB": {"total": 100, "allocation_ratio": 0.0}}}"#);
-        assert!(usage_from("x", &bad_ratio, &BTreeMap::new(), &BTreeMap::new()).is_err());
+        assert!(usage_from("x", &bad_ratio, &BTreeMap::new()).is_err());
         let huge = inventories(r#"{"inventories": {"DISK_GB": {"total": 18446744073709551615}}}"#);
-        let err = usage_from("x", &huge, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        let err = usage_from("x", &huge, &BTreeMap::new()).unwrap_err();
         assert!(err.contains("out of range"), "{err}");
     }
 

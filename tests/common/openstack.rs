@@ -234,7 +234,8 @@ impl OpenStack {
         );
     }
 
-    /// The access log of a server: one `ACCESS <method> <path> <status>` line per request.
+    /// The access log of a server: one `ACCESS <method> <path> <status> <unix time>` line per
+    /// request.
     pub fn access_log(&self, name: &str) -> Vec<String> {
         std::fs::read_to_string(self.state.join(format!("logs/{name}.err")))
             .unwrap_or_default()
@@ -576,6 +577,16 @@ impl Placement {
                 "consumer_generation": current.get("consumer_generation").cloned().unwrap_or(Value::Null),
                 "consumer_type": "INSTANCE",
             })),
+        );
+    }
+
+    /// Deletes a resource provider (its allocations must be gone), as happens when a compute
+    /// node's service is deleted before the node registers again.
+    pub fn delete_provider(&self, uuid: &str) {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/resource_providers/{uuid}"),
+            None,
         );
     }
 

@@ -7,7 +7,7 @@ Usage: python wsgi_serve.py <module>[:<attr>] <host> <port>
 Neither keystone 30 nor openstack-placement 16 ships a server script any more. With EXIT_WITH_PID set, the
 server exits when that process is gone. Every request is
 logged as one line on stderr (the access log the tests count requests with):
-  ACCESS <method> <path> <status>
+  ACCESS <method> <path> <status> <unix time the response was sent> <seconds it took>
 """
 import importlib
 import os
@@ -26,10 +26,16 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
 
 class AccessLogHandler(WSGIRequestHandler):
+    def parse_request(self):
+        self.started = time.time()
+        return super().parse_request()
+
     def log_request(self, code="-", size="-"):
         method, _, rest = (self.requestline or "").partition(" ")
         path = rest.rsplit(" ", 1)[0]
-        sys.stderr.write("ACCESS %s %s %s\n" % (method, path, code))
+        now = time.time()
+        took = now - getattr(self, "started", now)
+        sys.stderr.write("ACCESS %s %s %s %.3f %.4f\n" % (method, path, code, now, took))
         sys.stderr.flush()
 
     def log_message(self, fmt, *args):
