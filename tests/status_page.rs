@@ -113,7 +113,7 @@ fn the_status_page_shows_the_account_and_the_chart_in_chromium() {
             .count()
     };
     let after_scrape = runs();
-    assert_eq!(after_scrape, 2, "one collection is one vgs and one lvs");
+    assert_eq!(after_scrape, 1, "one collection is one lvm fullreport");
     let dom = chromium(&["--dump-dom", &url]);
     for _ in 0..3 {
         let (status, _) = get(exporter.port, "/").unwrap();
