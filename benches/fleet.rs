@@ -483,6 +483,13 @@ fn print_table(rows: &[Row]) {
 }
 
 fn main() {
+    // `cargo bench` passes --bench. `cargo test --all-targets` runs bench targets too; this one
+    // needs the servers scripts/bench-fleet starts and minutes of wall time, so there it only
+    // proves that it builds.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("fleet bench: a benchmark, not a test; run scripts/bench-fleet");
+        return;
+    }
     let settings = Settings {
         fleet: env_number("FLEET_SIZE", 1000) as usize,
         refresh: Duration::from_secs(env_number("FLEET_REFRESH_SECONDS", 20)),
