@@ -108,3 +108,17 @@ pub enum ApiError {
         message: String,
     },
 }
+
+/// Percent-encodes a URL path segment or query value: everything but RFC 3986's unreserved
+/// characters.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -42,7 +42,7 @@ use super::{
 };
 use crate::openstack::keystone::{Request, Session};
 use crate::openstack::microversion::Microversion;
-use crate::openstack::ApiError;
+use crate::openstack::{percent_encode, ApiError};
 
 /// The newest microversion whose `os-hypervisors` detail has the disk fields.
 pub const PREFERRED_MICROVERSION: Microversion = Microversion(2, 87);
@@ -248,7 +248,7 @@ impl NovaSource {
     /// Finds this host's hypervisor and says which name matched and why.
     async fn hypervisor(&self, mv: Microversion) -> Result<(Hypervisor, String), TrackedError> {
         let wanted = &self.host.name;
-        let pattern = encode(short_name(wanted));
+        let pattern = percent_encode(short_name(wanted));
         let not_found = |e: ApiError| {
             match e {
             ApiError::Status { status: 404, .. } => invalid(&format!(
@@ -289,7 +289,10 @@ impl NovaSource {
                 match_hostname(wanted, &self.host.origin, &names).map_err(|e| invalid(&e))?;
             let id = id_text(&list.hypervisors[index].id);
             let show: HypervisorShow = self
-                .get(&format!("/os-hypervisors/{}", encode(&id)), Some(mv))
+                .get(
+                    &format!("/os-hypervisors/{}", percent_encode(&id)),
+                    Some(mv),
+                )
                 .await
                 .map_err(api_error)?;
             Ok((show.hypervisor, why))
@@ -304,7 +307,10 @@ impl NovaSource {
         node: &str,
     ) -> Result<Vec<Server>, TrackedError> {
         let mut servers = Vec::new();
-        let mut path = format!("/servers/detail?all_tenants=1&host={}", encode(host));
+        let mut path = format!(
+            "/servers/detail?all_tenants=1&host={}",
+            percent_encode(host)
+        );
         for _ in 0..MAX_PAGES {
             let page: ServerPage = self.get(&path, Some(mv)).await.map_err(api_error)?;
             let empty = page.servers.is_empty();
@@ -355,7 +361,7 @@ impl NovaSource {
         let sizes = match cached {
             Some(sizes) => sizes,
             None => match self
-                .get::<FlavorShow>(&format!("/flavors/{}", encode(&id)), Some(mv))
+                .get::<FlavorShow>(&format!("/flavors/{}", percent_encode(&id)), Some(mv))
                 .await
             {
                 Ok(show) => {
@@ -690,19 +696,6 @@ fn invalid(message: &str) -> TrackedError {
 
 fn api_error(error: ApiError) -> TrackedError {
     TrackedError::Api(error.to_string())
-}
-
-/// Percent-encodes a path segment or query value.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage, GIB};
 use crate::openstack::keystone::{Request, Session};
 pub use crate::openstack::microversion::Microversion;
-use crate::openstack::ApiError;
+use crate::openstack::{percent_encode, ApiError};
 
 /// The newest microversion the exporter knows (openstack-placement 16.0.0's maximum). Every call
 /// it makes exists since 1.0; newer versions are used when offered so that responses carry the
@@ -400,19 +400,6 @@ fn api_error(error: ApiError) -> TrackedError {
     TrackedError::Api(error.to_string())
 }
 
-/// Percent-encodes a provider name for a query string.
-fn encode_query(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// Turns placement's answers into usage (pure, for the tests). DISK_GB used is the sum of the
 /// consumers' DISK_GB allocations, which is how placement itself defines a provider's usage.
 pub fn usage_from(
@@ -495,7 +482,7 @@ impl PlacementSource {
                 let name = &self.provider.name;
                 let providers: ProvidersBody = self
                     .get(
-                        &format!("/resource_providers?name={}", encode_query(name)),
+                        &format!("/resource_providers?name={}", percent_encode(name)),
                         mv,
                     )
                     .await?;
@@ -956,7 +943,7 @@ mod tests {
         let system = provider_name(None, None, "/etc/nova/nova.conf");
         assert!(!system.name.is_empty());
         assert!(system.origin.contains("system hostname"));
-        assert_eq!(encode_query("cmp 7&x"), "cmp%207%26x");
+        assert_eq!(percent_encode("cmp 7&x"), "cmp%207%26x");
     }
 
     #[test]
