@@ -452,7 +452,11 @@ fn the_shipped_shorten_for_script_writes_what_the_end_to_end_test_loads() {
     let real_text = std::fs::read_to_string(root().join("alerts/nova-lvm.rules.yml")).unwrap();
     let (generated, _) = fast_rules(&real_text, "1s", "2s");
     let out = shorten_for(&["2s", "1s"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let script_text = String::from_utf8(out.stdout).unwrap();
     let from_script: Value = serde_yaml_ng::from_str(&script_text).unwrap();
     let from_test: Value = serde_yaml_ng::from_str(&generated).unwrap();
@@ -473,9 +477,19 @@ fn the_shipped_shorten_for_script_writes_what_the_end_to_end_test_loads() {
     let mut only_for: Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
     let mut real: Value = serde_yaml_ng::from_str(&real_text).unwrap();
     let mut rewritten = 0;
-    for (g, group) in only_for["groups"].as_sequence_mut().unwrap().iter_mut().enumerate() {
+    for (g, group) in only_for["groups"]
+        .as_sequence_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
         assert_eq!(group.get("interval"), real["groups"][g].get("interval"));
-        for (r, rule) in group["rules"].as_sequence_mut().unwrap().iter_mut().enumerate() {
+        for (r, rule) in group["rules"]
+            .as_sequence_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
             if let Some(for_) = rule.get_mut("for") {
                 assert_eq!(for_.as_str(), Some("2m"));
                 *for_ = real["groups"][g]["rules"][r]["for"].clone();
@@ -484,7 +498,10 @@ fn the_shipped_shorten_for_script_writes_what_the_end_to_end_test_loads() {
         }
     }
     assert_eq!(rewritten, alerts().len());
-    assert!(only_for == std::mem::take(&mut real), "only for: may change");
+    assert!(
+        only_for == std::mem::take(&mut real),
+        "only for: may change"
+    );
 
     // A duration Prometheus would refuse is refused before anything is written.
     for bad in [&["15"][..], &["2m", "soon"], &[], &["1m", "1s", "x"]] {

@@ -278,11 +278,9 @@ fn panels_select_only_exported_metrics_and_recorded_series() {
 
 #[test]
 fn the_dashboards_readme_shows_every_panel_with_its_promql() {
-    let section = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/dashboards/README.md"
-    ))
-    .unwrap();
+    let section =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/README.md"))
+            .unwrap();
     let mut missing = Vec::new();
     for d in dashboards() {
         if !section.contains(&format!("`dashboards/{}`", d.file)) {

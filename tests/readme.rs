@@ -195,7 +195,9 @@ fn every_subcommand_and_its_flags_are_in_the_subcommand_table() {
             .lines()
             .find(|l| l.starts_with(&format!("| `{name}")))
         else {
-            wrong.push(format!("subcommand {name} is missing from the subcommand table"));
+            wrong.push(format!(
+                "subcommand {name} is missing from the subcommand table"
+            ));
             continue;
         };
         for (flag, default) in flags_in_help(Some(name)) {
@@ -268,10 +270,15 @@ fn the_readme_stays_short_and_indexes_every_document() {
 /// The Markdown documents: the README, CONTRIBUTING, docs/, and the READMEs of alerts/ and
 /// dashboards/.
 fn documents() -> Vec<PathBuf> {
-    let mut documents: Vec<PathBuf> = ["README.md", "CONTRIBUTING.md", "alerts/README.md", "dashboards/README.md"]
-        .iter()
-        .map(|p| root().join(p))
-        .collect();
+    let mut documents: Vec<PathBuf> = [
+        "README.md",
+        "CONTRIBUTING.md",
+        "alerts/README.md",
+        "dashboards/README.md",
+    ]
+    .iter()
+    .map(|p| root().join(p))
+    .collect();
     for entry in std::fs::read_dir(root().join("docs")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "md") {
@@ -352,7 +359,9 @@ fn every_relative_link_in_the_docs_resolves() {
             if !path.exists() {
                 dead.push(format!("{name}: ({target}): no such file"));
             } else if let Some(anchor) = anchor {
-                if path.extension().is_some_and(|e| e == "md") && !anchors(&path).iter().any(|a| a == anchor) {
+                if path.extension().is_some_and(|e| e == "md")
+                    && !anchors(&path).iter().any(|a| a == anchor)
+                {
                     dead.push(format!("{name}: ({target}): no such section"));
                 }
             }
