@@ -1,4 +1,4 @@
-# nova-lvm-exporter: container image (README, "Running it in a container").
+# nova-lvm-exporter: container image (docs/deployment.md, "Running it in a container").
 #
 # With a registry, the usual way: the builder stage compiles the exporter in the official Rust
 # image and the runtime stage is Debian slim with lvm2 and the binary:
@@ -11,7 +11,7 @@
 #   buildah bud --build-arg BINARY_FROM=prebuilt -t nova-lvm-exporter .
 #
 # The runtime image runs as root: vgs/lvs open the PVs' block devices, which a container can
-# only do privileged. Run it as the README shows (kolla-style: privileged, host network, /dev,
+# only do privileged. Run it as docs/deployment.md shows (kolla-style: privileged, host network, /dev,
 # /run/lvm and the LVM, nova and libvirt configuration mounted, the last read-only).
 
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
@@ -44,7 +44,7 @@ LABEL org.opencontainers.image.title="nova-lvm-exporter" \
       org.opencontainers.image.description="Prometheus exporter of the LVM disk space OpenStack nova does not see" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV LVM_SUPPRESS_FD_WARNINGS=1
-# 10061: above the full 9100-9999 block of Prometheus' default port allocations (README).
+# 10061: above the full 9100-9999 block of Prometheus' default port allocations (docs/configuration.md).
 EXPOSE 10061
 ENTRYPOINT ["/usr/local/bin/nova-lvm-exporter"]
 # Last, so that everything above stays cached when only the binary changes.

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Parsing ([`parse`]) is pure and strict like the toolkit's (unknown keys are errors, naming the
-//! line); [`WebConfig::tls_server_config`] reads the certificate files and builds the rustls
+//! line); [`TlsSettings::server_config`] reads the certificate files and builds the rustls
 //! configuration. What rustls cannot do is refused with a clear error instead of being ignored:
 //! TLS 1.0/1.1, CBC cipher suites, the curve P-521, client certificates accepted without
 //! verification (`RequestClientCert`, `RequireAnyClientCert`) and `client_allowed_sans`.

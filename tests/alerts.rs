@@ -369,20 +369,16 @@ fn rules_select_only_exported_metrics_and_recorded_series() {
 }
 
 #[test]
-fn the_readme_lists_every_alert() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let section = readme
-        .split("\n## Dashboards and alerts\n")
-        .nth(1)
-        .expect("README has a \"## Dashboards and alerts\" section");
+fn the_alerts_readme_lists_every_alert() {
+    let readme = std::fs::read_to_string(root().join("alerts/README.md")).unwrap();
     for alert in alerts() {
         let name = alert.alert.unwrap();
         assert!(
-            section.contains(&format!("`{name}`")),
-            "README's Dashboards and alerts section does not list {name}"
+            readme.contains(&format!("`{name}`")),
+            "alerts/README.md does not list {name}"
         );
     }
-    assert!(section.contains("docs/runbook.md"));
+    assert!(readme.contains("docs/runbook.md"));
 }
 
 #[test]
@@ -433,4 +429,84 @@ fn the_test_only_rule_file_differs_only_in_for_and_interval() {
     std::fs::write(dir.path().join("fast.rules.yml"), &fast_text).unwrap();
     let (ok, out) = promtool(&["check", "rules", "fast.rules.yml"], dir.path());
     assert!(ok, "{out}\n{fast_text}");
+}
+
+/// `scripts/shorten-for FOR [INTERVAL]`, the documented way to shorten `for:`, on the real rules.
+fn shorten_for(args: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(root().join("scripts/shorten-for"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run scripts/shorten-for");
+    let real = std::fs::read(root().join("alerts/nova-lvm.rules.yml")).unwrap();
+    // The script exits on a bad argument before reading: a broken pipe is its answer then.
+    let _ = child.stdin.take().unwrap().write_all(&real);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_shipped_shorten_for_script_writes_what_the_end_to_end_test_loads() {
+    let real_text = std::fs::read_to_string(root().join("alerts/nova-lvm.rules.yml")).unwrap();
+    let (generated, _) = fast_rules(&real_text, "1s", "2s");
+    let out = shorten_for(&["2s", "1s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script_text = String::from_utf8(out.stdout).unwrap();
+    let from_script: Value = serde_yaml_ng::from_str(&script_text).unwrap();
+    let from_test: Value = serde_yaml_ng::from_str(&generated).unwrap();
+    assert!(
+        from_script == from_test,
+        "scripts/shorten-for 2s 1s differs from the e2e test's rule file:\n{script_text}"
+    );
+    // Comments survive, and promtool accepts the result.
+    assert!(script_text.contains("# Tuning: every threshold is a recording rule"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("short.rules.yml"), &script_text).unwrap();
+    let (ok, promtool_out) = promtool(&["check", "rules", "short.rules.yml"], dir.path());
+    assert!(ok, "{promtool_out}");
+
+    // Without an interval only the alerts' for: changes.
+    let out = shorten_for(&["2m"]);
+    assert!(out.status.success());
+    let mut only_for: Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+    let mut real: Value = serde_yaml_ng::from_str(&real_text).unwrap();
+    let mut rewritten = 0;
+    for (g, group) in only_for["groups"]
+        .as_sequence_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        assert_eq!(group.get("interval"), real["groups"][g].get("interval"));
+        for (r, rule) in group["rules"]
+            .as_sequence_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            if let Some(for_) = rule.get_mut("for") {
+                assert_eq!(for_.as_str(), Some("2m"));
+                *for_ = real["groups"][g]["rules"][r]["for"].clone();
+                rewritten += 1;
+            }
+        }
+    }
+    assert_eq!(rewritten, alerts().len());
+    assert!(
+        only_for == std::mem::take(&mut real),
+        "only for: may change"
+    );
+
+    // A duration Prometheus would refuse is refused before anything is written.
+    for bad in [&["15"][..], &["2m", "soon"], &[], &["1m", "1s", "x"]] {
+        let out = shorten_for(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+    }
 }

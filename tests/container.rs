@@ -1,4 +1,4 @@
-//! The container image, built and run as the README says, without a registry: the Dockerfile
+//! The container image, built and run as `docs/deployment.md` says, without a registry: the Dockerfile
 //! linted with hadolint, its runtime stage built with buildah from a debootstrapped Debian base
 //! around the exporter under test (scripts/container-image), then run with podman (runc,
 //! cgroupfs, vfs; privileged, host network, /dev, /run/lvm and the LVM, nova and libvirt

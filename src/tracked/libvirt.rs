@@ -144,7 +144,7 @@ impl FileStamp {
 /// What a domain file held: its nova instance, or `None` for a domain nova did not define.
 type ParsedDomain = Option<(String, Flavor)>;
 
-/// Parsed domain files by path, each reused while its [`FileStamp`] is unchanged.
+/// Parsed domain files by path, each reused while its file's stamp is unchanged.
 #[derive(Debug, Default)]
 pub struct DomainCache {
     entries: HashMap<PathBuf, (FileStamp, ParsedDomain)>,
