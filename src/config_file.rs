@@ -185,7 +185,10 @@ fn file_args(
     given: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<OsString>, BTreeMap<String, usize>), String> {
     let name = path.display().to_string();
-    let text = crate::input::read_text(path).map_err(|e| format!("--config.file: {e}"))?;
+    let text = crate::input::read_text(path).map_err(|e| match e.io_error() {
+        Some(io) => format!("--config.file={name}: {io}"),
+        None => format!("--config.file: {e}"),
+    })?;
     let document = DeTable::parse(&text).map_err(|e| {
         let line = e.span().map_or(1, |span| line_of(&text, span.start));
         format!(

@@ -140,7 +140,9 @@ fn read_file_limited(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
     if metadata.len() > limit {
         return Err(InputError::TooLarge { path: origin() });
     }
-    read_at_most(file, limit).map_err(io)?.ok_or_else(|| InputError::TooLarge { path: origin() })
+    read_at_most(file, limit)
+        .map_err(io)?
+        .ok_or_else(|| InputError::TooLarge { path: origin() })
 }
 
 /// Reads `file` to its end if it holds at most `limit` bytes (`None` beyond), never reading more
@@ -294,22 +296,46 @@ mod tests {
         let error = read_with_deadline(&path).expect_err("refused");
         assert_eq!(
             error.to_string(),
-            format!("{}: is a FIFO, not a regular file; refusing to read it", path.display())
+            format!(
+                "{}: is a FIFO, not a regular file; refusing to read it",
+                path.display()
+            )
         );
     }
 
     #[test]
     fn refuses_devices_directories_and_sockets() {
         let error = read_with_deadline(Path::new("/dev/zero")).expect_err("refused");
-        assert!(matches!(error, InputError::NotRegular { kind: "character device", .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                InputError::NotRegular {
+                    kind: "character device",
+                    ..
+                }
+            ),
+            "{error}"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let error = read_file(dir.path()).expect_err("refused");
-        assert!(matches!(error, InputError::NotRegular { kind: "directory", .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                InputError::NotRegular {
+                    kind: "directory",
+                    ..
+                }
+            ),
+            "{error}"
+        );
         let socket = dir.path().join("sock");
         let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
         let error = read_file(&socket).expect_err("refused");
         // Opening a socket fails in the kernel (ENXIO) before its type can be checked.
-        assert!(error.to_string().contains(&socket.display().to_string()), "{error}");
+        assert!(
+            error.to_string().contains(&socket.display().to_string()),
+            "{error}"
+        );
     }
 
     #[test]
@@ -327,7 +353,16 @@ mod tests {
         let link = dir.path().join("report.json");
         std::os::unix::fs::symlink("/dev/zero", &link).expect("symlink");
         let error = read_with_deadline(&link).expect_err("refused");
-        assert!(matches!(error, InputError::NotRegular { kind: "character device", .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                InputError::NotRegular {
+                    kind: "character device",
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 
     #[test]
@@ -335,12 +370,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("big");
         std::fs::write(&path, "0123456789").expect("write");
-        assert_eq!(read_file_limited(&path, 10).expect("at the limit").len(), 10);
+        assert_eq!(
+            read_file_limited(&path, 10).expect("at the limit").len(),
+            10
+        );
         let error = read_file_limited(&path, 9).expect_err("over the limit");
         assert!(matches!(error, InputError::TooLarge { .. }), "{error}");
         assert_eq!(
             error.to_string(),
-            format!("{}: larger than 64 MiB; refusing to read it", path.display())
+            format!(
+                "{}: larger than 64 MiB; refusing to read it",
+                path.display()
+            )
         );
     }
 
@@ -371,7 +412,10 @@ mod tests {
         let path = dir.path().join("bad");
         std::fs::write(&path, b"ab\xffcd").expect("write");
         let error = read_text(&path).expect_err("not UTF-8");
-        assert_eq!(error.to_string(), format!("{}: not valid UTF-8 (at byte 2)", path.display()));
+        assert_eq!(
+            error.to_string(),
+            format!("{}: not valid UTF-8 (at byte 2)", path.display())
+        );
     }
 
     #[test]
@@ -403,7 +447,10 @@ mod tests {
             .await
             .expect_err("still stuck");
         assert!(matches!(error, LaneError::StillStuck { .. }), "{error}");
-        assert!(error.to_string().contains("/mnt/hung/report.json"), "{error}");
+        assert!(
+            error.to_string().contains("/mnt/hung/report.json"),
+            "{error}"
+        );
         assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
         // Once it returns, the lane works again by itself.
         release.send(()).expect("release");
@@ -429,8 +476,38 @@ mod tests {
             .run(|| -> u8 { panic!("boom") })
             .await
             .expect_err("panicked");
-        assert_eq!(error.to_string(), "reading x.xml failed: internal error (a bug): boom");
+        assert_eq!(
+            error.to_string(),
+            "reading x.xml failed: internal error (a bug): boom"
+        );
         assert_eq!(lane.run(|| 1).await, Ok(1));
+    }
+
+    #[test]
+    fn a_stuck_lane_does_not_hold_the_runtime_at_shutdown() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let lane = BlockingLane::new("/mnt/hung/domain.xml");
+        let (_release, released) = std::sync::mpsc::channel::<()>();
+        let waited = runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_millis(50),
+                lane.run(move || released.recv().is_ok()),
+            )
+            .await
+        });
+        assert!(waited.is_err(), "the work hangs");
+        // The blocking pool is free for other work...
+        let pool = runtime.block_on(runtime.spawn_blocking(|| 3));
+        assert_eq!(pool.expect("pool work"), 3);
+        // ...and dropping the runtime does not wait for the hung work.
+        let started = Instant::now();
+        drop(runtime);
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -391,7 +391,7 @@ impl TlsSettings {
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(&read("cannot read the certificate", &self.cert_file)?)
                 .collect::<Result<_, _>>()
-            .map_err(|e| fail("cannot read the certificate", &self.cert_file, &e))?;
+                .map_err(|e| fail("cannot read the certificate", &self.cert_file, &e))?;
         if certs.is_empty() {
             return Err(fail(
                 "no certificate in",
@@ -399,8 +399,9 @@ impl TlsSettings {
                 &"expected PEM CERTIFICATE blocks",
             ));
         }
-        let key = PrivateKeyDer::from_pem_slice(&read("cannot read the private key", &self.key_file)?)
-            .map_err(|e| fail("cannot read the private key", &self.key_file, &e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&read("cannot read the private key", &self.key_file)?)
+                .map_err(|e| fail("cannot read the private key", &self.key_file, &e))?;
 
         let mut provider = rustls::crypto::ring::default_provider();
         if !self.cipher_suites.is_empty() {
@@ -436,9 +437,10 @@ impl TlsSettings {
         let builder = match (&self.client_ca_file, self.client_auth) {
             (Some(ca_file), ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify) => {
                 let mut roots = rustls::RootCertStore::empty();
-                let cas = CertificateDer::pem_slice_iter(&read("cannot read the client CA", ca_file)?)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| fail("cannot read the client CA", ca_file, &e))?;
+                let cas =
+                    CertificateDer::pem_slice_iter(&read("cannot read the client CA", ca_file)?)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| fail("cannot read the client CA", ca_file, &e))?;
                 for ca in cas {
                     roots
                         .add(ca)

@@ -123,13 +123,17 @@ mod tests {
         let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("no NUL");
         // SAFETY: mkfifo reads a NUL-terminated path and has no other effect on memory.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
-        for (path, kind) in [(fifo, "FIFO"), (PathBuf::from("/dev/zero"), "character device")] {
+        for (path, kind) in [
+            (fifo, "FIFO"),
+            (PathBuf::from("/dev/zero"), "character device"),
+        ] {
             let source = ReplayFile::new(path.clone());
             let vg_names = ["v".to_string()];
-            let error = tokio::time::timeout(std::time::Duration::from_secs(5), source.collect(&vg_names))
-                .await
-                .expect("answers at once")
-                .expect_err("refused");
+            let error =
+                tokio::time::timeout(std::time::Duration::from_secs(5), source.collect(&vg_names))
+                    .await
+                    .expect("answers at once")
+                    .expect_err("refused");
             assert_eq!(
                 error.to_string(),
                 format!(

@@ -1035,8 +1035,7 @@ mod tests {
         let dir = copy_fixture_dir("libvirt");
         let huge = dir.path().join("instance-00000005.xml");
         let file = std::fs::File::create(&huge).unwrap();
-        file.set_len(crate::input::MAX_FILE_BYTES + 1)
-            .unwrap();
+        file.set_len(crate::input::MAX_FILE_BYTES + 1).unwrap();
         let message = LibvirtSource::new(dir.path().to_path_buf(), settings())
             .collect()
             .await

@@ -254,7 +254,6 @@ pub enum TrackedError {
     Blocked(#[from] crate::input::LaneError),
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
