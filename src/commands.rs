@@ -3,6 +3,7 @@
 //! drift from `--help`).
 
 use std::io::Write;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -56,7 +57,13 @@ pub struct ReportArgs {
     pub top_lvs: usize,
 }
 
+/// How long [`collect_once`] waits for leftover blocking work of its runtime once the collection
+/// is done (the collection itself is bounded by the collectors' timeouts).
+const RUNTIME_SHUTDOWN_BOUND: Duration = Duration::from_secs(1);
+
 /// Runs one collection with every enabled source, as a scrape would, on a runtime of its own.
+/// Returns within the collectors' timeouts whatever hangs: a stuck read is left behind on its own
+/// thread, and ends with the process.
 pub fn collect_once(config: &Config) -> Result<Snapshot, String> {
     let collector = crate::app::collector(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -64,7 +71,9 @@ pub fn collect_once(config: &Config) -> Result<Snapshot, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    Ok(runtime.block_on(collector.collect()))
+    let snapshot = runtime.block_on(collector.collect());
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_BOUND);
+    Ok(snapshot)
 }
 
 /// Collects once and builds the report.

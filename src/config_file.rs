@@ -29,9 +29,6 @@ const ENABLED_BY_DEFAULT: &[&str] = &["collector.libvirt"];
 /// Parts of a key that mark a secret: its value is never printed.
 const SECRET_MARKERS: &[&str] = &["password", "secret", "token", "credential"];
 
-/// Largest configuration file read.
-const MAX_FILE_BYTES: u64 = 1024 * 1024;
-
 /// Where an effective setting came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -188,13 +185,10 @@ fn file_args(
     given: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<OsString>, BTreeMap<String, usize>), String> {
     let name = path.display().to_string();
-    let metadata = std::fs::metadata(path).map_err(|e| format!("--config.file={name}: {e}"))?;
-    if metadata.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "--config.file={name}: larger than 1 MiB; refusing to read it"
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--config.file={name}: {e}"))?;
+    let text = crate::input::read_text(path).map_err(|e| match e.io_error() {
+        Some(io) => format!("--config.file={name}: {io}"),
+        None => format!("--config.file: {e}"),
+    })?;
     let document = DeTable::parse(&text).map_err(|e| {
         let line = e.span().map_or(1, |span| line_of(&text, span.start));
         format!(

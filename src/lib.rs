@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config_file;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod input;
 pub mod lvm;
 pub mod metrics;
 pub mod novaconf;

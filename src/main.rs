@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -24,6 +25,10 @@ const EXIT_USAGE: u8 = 2;
 
 /// Most threads in the async runtime's blocking pool.
 const BLOCKING_THREADS: usize = 4;
+
+/// How long the runtime may wait for its blocking work when the process ends (after the server's
+/// shutdown grace): work that does not finish by then is abandoned with the process.
+const RUNTIME_SHUTDOWN_BOUND: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -126,7 +131,7 @@ fn main() -> ExitCode {
         },
     };
     let limits = config.server_limits;
-    runtime.block_on(async move {
+    let exit = runtime.block_on(async move {
         let listener = match server::bind(&config.listen_address).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -155,7 +160,10 @@ fn main() -> ExitCode {
         server::serve(listener, router, web, limits, shutdown_signal()).await;
         tracing::info!("shut down");
         ExitCode::SUCCESS
-    })
+    });
+    // Dropping the runtime would wait for every blocking task without limit.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_BOUND);
+    exit
 }
 
 fn init_logging(level: LogLevel, format: LogFormat) {

@@ -71,13 +71,8 @@ impl NovaConf {
 #[derive(Debug, thiserror::Error)]
 pub enum NovaConfError {
     /// The file exists but could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(crate::input::InputError),
     /// The file is not valid oslo.config INI, or an option has a bad value.
     #[error("{path}:{line}: {message}")]
     Invalid {
@@ -93,15 +88,10 @@ pub enum NovaConfError {
 /// Reads `path`. A file that does not exist is `Ok(None)`.
 pub fn load(path: &Path) -> Result<Option<NovaConf>, NovaConfError> {
     let origin = path.display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::input::read_file(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(NovaConfError::Read {
-                path: origin,
-                source,
-            })
-        }
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(error) => return Err(NovaConfError::Read(error)),
     };
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
@@ -630,9 +620,13 @@ mod tests {
         // A directory exists but cannot be read as a file (works even as root).
         let dir = tempfile::tempdir().unwrap();
         match load(dir.path()) {
-            Err(NovaConfError::Read { path, .. }) => {
-                assert_eq!(path, dir.path().display().to_string())
-            }
+            Err(NovaConfError::Read(error)) => assert_eq!(
+                error.to_string(),
+                format!(
+                    "{}: is a directory, not a regular file; refusing to read it",
+                    dir.path().display()
+                )
+            ),
             other => panic!("expected Read, got {other:?}"),
         }
     }

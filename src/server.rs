@@ -50,7 +50,8 @@ pub struct ServerLimits {
     pub request_timeout: Duration,
     /// Scrapes rendered at once; the others wait (within the request timeout).
     pub max_concurrent_scrapes: usize,
-    /// How long in-flight requests may take to finish after SIGTERM.
+    /// How long in-flight requests may take to finish after SIGTERM. With the runtime's own
+    /// shutdown bound (see `main`) the process ends within 6 s of SIGTERM, whatever is stuck.
     pub shutdown_grace: Duration,
 }
 
@@ -63,7 +64,7 @@ impl Default for ServerLimits {
             tls_handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_concurrent_scrapes: 64,
-            shutdown_grace: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }

@@ -145,12 +145,8 @@ const ALLOWED_HEADERS: [(&str, Option<&[&str]>); 5] = [
 /// Reads and validates a web configuration file (the certificate files are read too, so that a
 /// broken key is found at start-up, not at the first connection).
 pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        WebConfigError(format!(
-            "--web.config.file: cannot read {}: {e}",
-            path.display()
-        ))
-    })?;
+    let text = crate::input::read_text(path)
+        .map_err(|e| WebConfigError(format!("--web.config.file: {e}")))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let config = parse(&text, &path.display().to_string(), base)?;
     if let Some(tls) = &config.tls {
@@ -386,9 +382,16 @@ impl TlsSettings {
         let fail = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
             WebConfigError(format!("--web.config.file: {what} {}: {e}", path.display()))
         };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
-            .and_then(|certs| certs.collect::<Result<_, _>>())
-            .map_err(|e| fail("cannot read the certificate", &self.cert_file, &e))?;
+        let read = |what: &str, path: &Path| {
+            crate::input::read_file(path).map_err(|e| match e.io_error() {
+                Some(io) => fail(what, path, io),
+                None => WebConfigError(format!("--web.config.file: {e}")),
+            })
+        };
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&read("cannot read the certificate", &self.cert_file)?)
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail("cannot read the certificate", &self.cert_file, &e))?;
         if certs.is_empty() {
             return Err(fail(
                 "no certificate in",
@@ -396,8 +399,9 @@ impl TlsSettings {
                 &"expected PEM CERTIFICATE blocks",
             ));
         }
-        let key = PrivateKeyDer::from_pem_file(&self.key_file)
-            .map_err(|e| fail("cannot read the private key", &self.key_file, &e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&read("cannot read the private key", &self.key_file)?)
+                .map_err(|e| fail("cannot read the private key", &self.key_file, &e))?;
 
         let mut provider = rustls::crypto::ring::default_provider();
         if !self.cipher_suites.is_empty() {
@@ -433,9 +437,10 @@ impl TlsSettings {
         let builder = match (&self.client_ca_file, self.client_auth) {
             (Some(ca_file), ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify) => {
                 let mut roots = rustls::RootCertStore::empty();
-                let cas = CertificateDer::pem_file_iter(ca_file)
-                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| fail("cannot read the client CA", ca_file, &e))?;
+                let cas =
+                    CertificateDer::pem_slice_iter(&read("cannot read the client CA", ca_file)?)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| fail("cannot read the client CA", ca_file, &e))?;
                 for ca in cas {
                     roots
                         .add(ca)

@@ -135,11 +135,9 @@ pub enum LvmError {
         message: String,
     },
     /// A saved report could not be read.
-    #[error("cannot read LVM report file {path}: {source}")]
-    ReadFile {
-        /// The file.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error("LVM report file: {0}")]
+    ReadFile(#[from] crate::input::InputError),
+    /// The read of a saved report did not give a result (the previous one is stuck).
+    #[error("LVM report file: {0}")]
+    Blocked(#[from] crate::input::LaneError),
 }

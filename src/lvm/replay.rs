@@ -9,18 +9,22 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+use crate::input::{self, BlockingLane};
+
 use super::{report, LvmError, RawSource, VgReport};
 
 /// Reads a saved report on every collection.
 #[derive(Debug, Clone)]
 pub struct ReplayFile {
     path: PathBuf,
+    lane: BlockingLane,
 }
 
 impl ReplayFile {
     /// Replays `path`.
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        let lane = BlockingLane::new(path.display().to_string());
+        Self { path, lane }
     }
 }
 
@@ -30,12 +34,8 @@ impl RawSource for ReplayFile {
     /// the live tools would when given those names.
     async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
         let origin = self.path.display().to_string();
-        let bytes = tokio::fs::read(&self.path)
-            .await
-            .map_err(|source| LvmError::ReadFile {
-                path: origin.clone(),
-                source,
-            })?;
+        let path = self.path.clone();
+        let bytes = self.lane.run(move || input::read_file(&path)).await??;
         let text = String::from_utf8_lossy(&bytes);
         let report = report::parse(&text, &origin)?;
         let wanted = |vg: &str| vg_names.iter().any(|name| name == vg);
@@ -108,11 +108,39 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("absent.json");
         match ReplayFile::new(path.clone()).collect(&["v".into()]).await {
-            Err(LvmError::ReadFile { path: p, source }) => {
-                assert_eq!(p, path.display().to_string());
-                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            Err(LvmError::ReadFile(error)) => {
+                assert!(error.is_not_found(), "{error}");
+                assert!(error.to_string().contains(&path.display().to_string()));
             }
             other => panic!("expected ReadFile, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fifo_or_a_device_is_refused_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("report.json");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("no NUL");
+        // SAFETY: mkfifo reads a NUL-terminated path and has no other effect on memory.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+        for (path, kind) in [
+            (fifo, "FIFO"),
+            (PathBuf::from("/dev/zero"), "character device"),
+        ] {
+            let source = ReplayFile::new(path.clone());
+            let vg_names = ["v".to_string()];
+            let error =
+                tokio::time::timeout(std::time::Duration::from_secs(5), source.collect(&vg_names))
+                    .await
+                    .expect("answers at once")
+                    .expect_err("refused");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "LVM report file: {}: is a {kind}, not a regular file; refusing to read it",
+                    path.display()
+                )
+            );
         }
     }
 

@@ -310,8 +310,7 @@ fn find_file(
 }
 
 fn read_yaml(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = crate::input::read_text(path).map_err(|e| e.to_string())?;
     serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: invalid YAML: {e}", path.display()))
 }
 
@@ -582,8 +581,12 @@ fn validate(
         None => (None, None),
         Some(path) => {
             let path = PathBuf::from(path);
-            let pem = std::fs::read(&path)
-                .map_err(|e| missing(format!("{}={}: {e}", name("cacert"), path.display())))?;
+            let pem = crate::input::read_file(&path).map_err(|e| {
+                missing(match e.io_error() {
+                    Some(io) => format!("{}={}: {io}", name("cacert"), path.display()),
+                    None => format!("{}: {e}", name("cacert")),
+                })
+            })?;
             reqwest::Certificate::from_pem_bundle(&pem)
                 .ok()
                 .filter(|certs| !certs.is_empty())

@@ -39,6 +39,8 @@ use async_trait::async_trait;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::input::BlockingLane;
+
 use super::{
     canonical_uuid, read_bounded_text, Flavor, HostDiskSettings, SourceKind, TrackedError,
     TrackedInstance, TrackedSource, TrackedUsage, NOVA_MAX_INT,
@@ -49,12 +51,18 @@ use super::{
 pub struct FileSource {
     path: PathBuf,
     settings: HostDiskSettings,
+    lane: BlockingLane,
 }
 
 impl FileSource {
     /// Reads `path`; reserved disk and allocation ratio come from `settings`.
     pub fn new(path: PathBuf, settings: HostDiskSettings) -> Self {
-        Self { path, settings }
+        let lane = BlockingLane::new(path.display().to_string());
+        Self {
+            path,
+            settings,
+            lane,
+        }
     }
 }
 
@@ -66,9 +74,7 @@ impl TrackedSource for FileSource {
 
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
         let path = self.path.clone();
-        let text = tokio::task::spawn_blocking(move || read_bounded_text(&path))
-            .await
-            .map_err(|e| TrackedError::aborted(&self.path, e))??;
+        let text = self.lane.run(move || read_bounded_text(&path)).await??;
         let instances = parse_instances(&text, &self.path.display().to_string())?;
         Ok(TrackedUsage::from_local(instances, &self.settings))
     }
@@ -462,7 +468,7 @@ mod tests {
         );
         std::fs::File::create(&path)
             .unwrap()
-            .set_len(crate::tracked::MAX_INPUT_FILE_BYTES + 1)
+            .set_len(crate::input::MAX_FILE_BYTES + 1)
             .unwrap();
         let message = FileSource::new(path.clone(), HostDiskSettings::default())
             .collect()
@@ -472,7 +478,7 @@ mod tests {
         assert_eq!(
             message,
             format!(
-                "{}: larger than 16 MiB; refusing to read it",
+                "{}: larger than 64 MiB; refusing to read it",
                 path.display()
             )
         );

@@ -70,6 +70,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use roxmltree::{Document, Node};
 
+use crate::input::BlockingLane;
+
 use super::{
     canonical_uuid, read_bounded_text, Flavor, HostDiskSettings, SourceKind, TrackedError,
     TrackedInstance, TrackedSource, TrackedUsage, NOVA_MAX_INT,
@@ -91,15 +93,18 @@ pub struct LibvirtSource {
     dir: PathBuf,
     settings: HostDiskSettings,
     cache: Arc<Mutex<DomainCache>>,
+    lane: BlockingLane,
 }
 
 impl LibvirtSource {
     /// Reads the domain XML files in `dir`; reserved disk and allocation ratio come from `settings`.
     pub fn new(dir: PathBuf, settings: HostDiskSettings) -> Self {
+        let lane = BlockingLane::new(dir.display().to_string());
         Self {
             dir,
             settings,
             cache: Arc::default(),
+            lane,
         }
     }
 
@@ -160,14 +165,15 @@ impl TrackedSource for LibvirtSource {
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
         let dir = self.dir.clone();
         let cache = Arc::clone(&self.cache);
-        let instances = tokio::task::spawn_blocking(move || {
-            let mut cache = cache
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            read_domains_with(&dir, &mut cache)
-        })
-        .await
-        .map_err(|e| TrackedError::aborted(&self.dir, e))??;
+        let instances = self
+            .lane
+            .run(move || {
+                let mut cache = cache
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                read_domains_with(&dir, &mut cache)
+            })
+            .await??;
         Ok(TrackedUsage::from_local(instances, &self.settings))
     }
 }
@@ -1029,8 +1035,7 @@ mod tests {
         let dir = copy_fixture_dir("libvirt");
         let huge = dir.path().join("instance-00000005.xml");
         let file = std::fs::File::create(&huge).unwrap();
-        file.set_len(crate::tracked::MAX_INPUT_FILE_BYTES + 1)
-            .unwrap();
+        file.set_len(crate::input::MAX_FILE_BYTES + 1).unwrap();
         let message = LibvirtSource::new(dir.path().to_path_buf(), settings())
             .collect()
             .await
@@ -1039,7 +1044,7 @@ mod tests {
         assert_eq!(
             message,
             format!(
-                "{}: larger than 16 MiB; refusing to read it",
+                "{}: larger than 64 MiB; refusing to read it",
                 huge.display()
             )
         );

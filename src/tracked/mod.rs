@@ -10,7 +10,6 @@ pub mod libvirt;
 pub mod nova;
 pub mod placement;
 
-use std::io::Read;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -26,10 +25,6 @@ pub const MIB: u64 = 1024 * 1024;
 /// [`Flavor`] far from overflowing.
 pub const NOVA_MAX_INT: u64 = 0x7FFF_FFFF;
 
-/// The largest input file a local source reads (a domain XML, the instances file). Anything
-/// bigger is not what it claims to be, and reading it would only eat memory.
-pub const MAX_INPUT_FILE_BYTES: u64 = 16 * MIB;
-
 /// Checks that `text` is a UUID in canonical form (8-4-4-4-12 hex digits, either case) and
 /// returns it in lower case, nova's spelling.
 pub fn canonical_uuid(text: &str) -> Option<String> {
@@ -42,36 +37,19 @@ pub fn canonical_uuid(text: &str) -> Option<String> {
     well_formed.then(|| text.to_ascii_lowercase())
 }
 
-/// Reads a UTF-8 text file of at most [`MAX_INPUT_FILE_BYTES`] (blocking). Errors name `path`.
+/// Reads a UTF-8 text file through [`crate::input::read_text`]: a regular file of at most
+/// [`crate::input::MAX_FILE_BYTES`] (blocking). Errors name `path`.
 pub fn read_bounded_text(path: &Path) -> Result<String, TrackedError> {
-    let origin = || path.display().to_string();
-    let io = |source| TrackedError::Io {
-        path: origin(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let too_big = || TrackedError::Invalid {
-        path: origin(),
-        message: format!(
-            "larger than {} MiB; refusing to read it",
-            MAX_INPUT_FILE_BYTES / MIB
-        ),
-    };
-    if file.metadata().map_err(io)?.len() > MAX_INPUT_FILE_BYTES {
-        return Err(too_big());
+    crate::input::read_text(path).map_err(TrackedError::from)
+}
+
+impl From<crate::input::InputError> for TrackedError {
+    fn from(error: crate::input::InputError) -> Self {
+        match error {
+            crate::input::InputError::Io { path, source } => TrackedError::Io { path, source },
+            other => TrackedError::Input(other),
+        }
     }
-    // The file may grow between the check and the read: never read more than the limit + 1.
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_INPUT_FILE_BYTES {
-        return Err(too_big());
-    }
-    String::from_utf8(bytes).map_err(|e| TrackedError::Invalid {
-        path: origin(),
-        message: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
-    })
 }
 
 /// The disk part of a flavor, as nova stores it on an instance.
@@ -268,25 +246,12 @@ pub enum TrackedError {
         /// What is wrong with it.
         message: String,
     },
-    /// The background task reading `path` did not finish (it panicked, or the runtime is
-    /// shutting down). A bug, not a problem of the input.
-    #[error("reading {path} was aborted: {message}")]
-    Aborted {
-        /// The file or directory being read.
-        path: String,
-        /// What happened to the task.
-        message: String,
-    },
-}
-
-impl TrackedError {
-    /// The error for a blocking read task of `path` that did not complete.
-    pub fn aborted(path: &Path, error: tokio::task::JoinError) -> Self {
-        TrackedError::Aborted {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        }
-    }
+    /// A file that is not a readable regular file within the size limit.
+    #[error(transparent)]
+    Input(crate::input::InputError),
+    /// The blocking read did not give a result: the previous one is still stuck, or it failed.
+    #[error(transparent)]
+    Blocked(#[from] crate::input::LaneError),
 }
 
 #[cfg(test)]
@@ -328,11 +293,11 @@ mod tests {
         assert_eq!(read_bounded_text(&path).unwrap(), "text");
         std::fs::File::create(&path)
             .unwrap()
-            .set_len(MAX_INPUT_FILE_BYTES)
+            .set_len(crate::input::MAX_FILE_BYTES)
             .unwrap();
         assert_eq!(
             read_bounded_text(&path).unwrap().len() as u64,
-            MAX_INPUT_FILE_BYTES
+            crate::input::MAX_FILE_BYTES
         );
     }
 }

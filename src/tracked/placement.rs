@@ -664,9 +664,9 @@ pub enum ComputeId {
 /// Reads `compute_id` in `state_path`.
 pub fn read_compute_id(state_path: &std::path::Path) -> ComputeId {
     let path = state_path.join("compute_id");
-    match std::fs::read_to_string(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ComputeId::Absent,
-        Err(e) => ComputeId::Unusable(format!("cannot read {}: {e}", path.display())),
+    match crate::input::read_text(&path) {
+        Err(e) if e.is_not_found() => ComputeId::Absent,
+        Err(e) => ComputeId::Unusable(e.to_string()),
         Ok(text) => match super::canonical_uuid(text.trim()) {
             Some(uuid) => ComputeId::Uuid(uuid),
             None => ComputeId::Unusable(format!(
@@ -730,7 +730,7 @@ pub fn locate_provider(
 
 /// The kernel's hostname, as nova's `socket.gethostname()` sees it.
 pub fn system_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    crate::input::read_text(std::path::Path::new("/proc/sys/kernel/hostname"))
         .map(|s| s.trim().to_string())
         .ok()
         .filter(|s| !s.is_empty())

@@ -339,6 +339,11 @@ impl Exporter {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// True once the child has exited (reaped here).
+    pub fn try_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
 }
 
 impl Drop for Exporter {
