@@ -479,7 +479,10 @@ mod tests {
             ),
             ("http://admin:p@ss@host/", "http://<redacted>@host/"),
             ("http://token@h", "http://<redacted>@h"),
-            ("\"http://a:b@h\",\"http://c:d@h2\"", "\"http://<redacted>@h\",\"http://<redacted>@h2\""),
+            (
+                "\"http://a:b@h\",\"http://c:d@h2\"",
+                "\"http://<redacted>@h\",\"http://<redacted>@h2\"",
+            ),
             // Not user info: an @ after the path, or none.
             ("http://h/v3?mail=a@b", "http://h/v3?mail=a@b"),
             ("http://[::1]:5000/v3", "http://[::1]:5000/v3"),
@@ -606,8 +609,10 @@ mod tests {
         assert_eq!(redact("echo: Pw!-url-7391."), "echo: <redacted>.");
         // A password with a raw slash defeats URL parsing but not the registration.
         let _ = SecretUrl::new("http://admin:raw/slash-4417@host/v3");
-        assert!(!redact("expected an http(s) URL, got \"http://admin:raw/slash-4417@host/v3\"")
-            .contains("raw/slash-4417"));
+        assert!(
+            !redact("expected an http(s) URL, got \"http://admin:raw/slash-4417@host/v3\"")
+                .contains("raw/slash-4417")
+        );
     }
 
     #[test]
@@ -640,12 +645,20 @@ mod tests {
         {
             let mut event = writer.make_writer();
             // A secret split over two writes is still found.
-            event.write_all(b"level=info url=http://u:p@h/ msg=log-sec").unwrap();
+            event
+                .write_all(b"level=info url=http://u:p@h/ msg=log-sec")
+                .unwrap();
             event.write_all(b"ret-8812\n").unwrap();
-            assert!(sink.0.lock().unwrap().is_empty(), "written before the event ended");
+            assert!(
+                sink.0.lock().unwrap().is_empty(),
+                "written before the event ended"
+            );
         }
         let written = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(written, "level=info url=http://<redacted>@h/ msg=<redacted>\n");
+        assert_eq!(
+            written,
+            "level=info url=http://<redacted>@h/ msg=<redacted>\n"
+        );
     }
 
     #[test]

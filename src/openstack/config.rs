@@ -762,7 +762,10 @@ mod tests {
                 "OS_USERNAME needs OS_USER_DOMAIN_NAME or OS_USER_DOMAIN_ID",
             ),
             (
-                &[("OS_AUTH_URL", "http://k/v2.0"), ("OS_PASSWORD", "pw-unit-5521")],
+                &[
+                    ("OS_AUTH_URL", "http://k/v2.0"),
+                    ("OS_PASSWORD", "pw-unit-5521"),
+                ],
                 "OS_AUTH_URL: http://k/v2.0 is Keystone's v2.0 API",
             ),
             (
@@ -860,7 +863,9 @@ clouds:
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            lab.endpoint_overrides.get("placement").map(SecretUrl::expose),
+            lab.endpoint_overrides
+                .get("placement")
+                .map(SecretUrl::expose),
             Some("http://placement.lab:8778")
         );
     }
@@ -933,7 +938,10 @@ clouds:
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
-        assert_eq!(format!("{}", Secret::new("unit-display-secret")), "<redacted>");
+        assert_eq!(
+            format!("{}", Secret::new("unit-display-secret")),
+            "<redacted>"
+        );
         assert!(!config.who().contains("hunter2"));
         assert_eq!(
             config.who(),
