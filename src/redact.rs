@@ -23,6 +23,10 @@ pub const REDACTED: &str = "<redacted>";
 /// The most bytes of an upstream server's text (an error body or its message) kept in an error.
 pub const UPSTREAM_TEXT_LIMIT: usize = 512;
 
+/// How much of an upstream text is redacted before the cut (besides the longest secret form):
+/// room for the kept bytes after whitespace runs collapse.
+const UPSTREAM_WINDOW: usize = 8 * UPSTREAM_TEXT_LIMIT;
+
 /// How many Keystone tokens the redactor remembers: a token is renewed about hourly, so this
 /// covers the tokens of the last half day while keeping the list (and the work per line) small.
 const REMEMBERED_TOKENS: usize = 12;
@@ -92,6 +96,17 @@ impl Redactor {
                 }
             }
         }
+    }
+
+    /// The length of the longest form of any known secret (0 when none is known).
+    fn longest_form(&self) -> usize {
+        self.credentials
+            .iter()
+            .chain(&self.tokens)
+            .flatten()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
     }
 
     /// `text` without any known secret, URL user info or secret header value.
@@ -286,27 +301,52 @@ pub fn redact(text: &str) -> String {
         .redact(text)
 }
 
-/// Text from an upstream server, fit for an error message: redacted (as a whole, before any
-/// cut), control and bidirectional-formatting characters removed, whitespace runs made one
-/// space, and cut to [`UPSTREAM_TEXT_LIMIT`] bytes on a character boundary (`...` marks a cut).
+/// Text from an upstream server, fit for an error message: redacted, control and
+/// bidirectional-formatting characters removed, whitespace runs made one space, and cut to
+/// [`UPSTREAM_TEXT_LIMIT`] bytes on a character boundary (`...` marks a cut).
 pub fn upstream_text(text: &str) -> String {
-    bounded_one_line(&redact(text))
+    let registry = REGISTRY
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    upstream_text_with(&registry, text)
 }
 
-/// The pure part of [`upstream_text`], after redaction.
-fn bounded_one_line(text: &str) -> String {
+/// [`upstream_text`] with `redactor`. Only a window of the text is redacted (bodies may be
+/// megabytes): [`UPSTREAM_WINDOW`] bytes plus the longest secret form, so that every secret
+/// starting inside the window is whole in it. A secret cut by the window's end can only lie in
+/// its last "longest form" bytes, which are dropped after redaction: no cut leaves a prefix.
+fn upstream_text_with(redactor: &Redactor, text: &str) -> String {
+    let longest = redactor.longest_form();
+    if text.len() <= UPSTREAM_WINDOW + longest {
+        return bounded_one_line(&redactor.redact(text), false);
+    }
+    let window = &text[..floor_char_boundary(text, UPSTREAM_WINDOW + longest)];
+    let redacted = redactor.redact(window);
+    let keep = floor_char_boundary(&redacted, redacted.len().saturating_sub(longest));
+    bounded_one_line(&redacted[..keep], true)
+}
+
+/// The largest character boundary of `text` at or below `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The redacted text on one line, without unsafe characters, cut to [`UPSTREAM_TEXT_LIMIT`]
+/// bytes; `...` marks a cut, here or before (`already_cut`).
+fn bounded_one_line(text: &str, already_cut: bool) -> String {
     let cleaned: String = text
         .chars()
         .map(|c| if is_unsafe_char(c) { ' ' } else { c })
         .collect();
     let joined = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
-    if joined.len() <= UPSTREAM_TEXT_LIMIT {
+    if joined.len() <= UPSTREAM_TEXT_LIMIT && !already_cut {
         return joined;
     }
-    let mut cut = UPSTREAM_TEXT_LIMIT;
-    while !joined.is_char_boundary(cut) {
-        cut -= 1;
-    }
+    let cut = floor_char_boundary(&joined, UPSTREAM_TEXT_LIMIT);
     format!("{}...", &joined[..cut])
 }
 
@@ -578,23 +618,44 @@ mod tests {
 
     #[test]
     fn upstream_text_is_redacted_before_it_is_cut() {
-        // A secret straddling the cut: redacting first leaves no prefix of it.
+        // A secret straddling the final cut: redacting first leaves no prefix of it.
         let secret = "Z".repeat(40);
         let r = redactor(&[(secret.as_str(), SecretKind::Token)]);
         let body = format!("{}{secret}", "a".repeat(UPSTREAM_TEXT_LIMIT - 10));
-        let text = bounded_one_line(&r.redact(&body));
-        assert!(!text.contains("ZZ"), "{text}");
+        let text = upstream_text_with(&r, &body);
+        assert!(!text.contains('Z'), "{text}");
         assert!(text.len() <= UPSTREAM_TEXT_LIMIT + 3);
+    }
+
+    #[test]
+    fn a_secret_across_the_redaction_window_leaves_no_prefix() {
+        let secret = "Z".repeat(40);
+        let r = redactor(&[(secret.as_str(), SecretKind::Token)]);
+        // Whitespace collapses to nothing, so the window's tail would be kept.
+        for shift in 0..=secret.len() {
+            let body = format!(
+                "{}{}{secret}{}",
+                "x".repeat(10),
+                " ".repeat(UPSTREAM_WINDOW + secret.len() - 10 - shift),
+                "y".repeat(10_000)
+            );
+            let text = upstream_text_with(&r, &body);
+            assert!(!text.contains('Z'), "shift {shift}: {text}");
+            assert!(text.ends_with("..."), "{text}");
+        }
+        // A megabyte body costs one window of work and gives the bounded text.
+        let big = "a".repeat(1 << 20);
+        assert_eq!(upstream_text_with(&r, &big).len(), UPSTREAM_TEXT_LIMIT + 3);
     }
 
     #[test]
     fn upstream_text_loses_control_characters_and_is_cut_on_a_char_boundary() {
         assert_eq!(
-            bounded_one_line("a\u{1b}[31mred\r\nline\u{202E}two\u{7}"),
+            bounded_one_line("a\u{1b}[31mred\r\nline\u{202E}two\u{7}", false),
             "a [31mred line two"
         );
         let long = "é".repeat(UPSTREAM_TEXT_LIMIT);
-        let cut = bounded_one_line(&long);
+        let cut = bounded_one_line(&long, false);
         assert!(cut.ends_with("..."));
         assert!(cut.len() <= UPSTREAM_TEXT_LIMIT + 3);
     }
