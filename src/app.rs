@@ -149,8 +149,16 @@ fn cached(
     ))
 }
 
-/// A human-readable summary of the configuration (start-up log and landing page).
+/// A human-readable summary of the configuration (start-up log, `--config.check` and landing
+/// page). Every value passes the redactor: a URL's user info or a secret never shows.
 pub fn summary(config: &Config) -> Vec<(String, String)> {
+    unredacted_summary(config)
+        .into_iter()
+        .map(|(key, value)| (key, crate::redact::clean_line(&value)))
+        .collect()
+}
+
+fn unredacted_summary(config: &Config) -> Vec<(String, String)> {
     let raw = match &config.lvm {
         LvmSettings::Exec {
             lvm_path,

@@ -20,6 +20,7 @@ pub mod lvm;
 pub mod metrics;
 pub mod novaconf;
 pub mod openstack;
+pub mod redact;
 pub mod report;
 pub mod server;
 pub mod status;

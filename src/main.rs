@@ -16,6 +16,7 @@ use nova_lvm_exporter::check::{self, CheckArgs, Status};
 use nova_lvm_exporter::cli::{Config, LogFormat, LogLevel};
 use nova_lvm_exporter::commands::{self, Command, ReportArgs, ReportFormat};
 use nova_lvm_exporter::config_file::{self, ParseError, Setting};
+use nova_lvm_exporter::redact::RedactingWriter;
 use nova_lvm_exporter::report;
 use nova_lvm_exporter::server::WebConfigSource;
 use nova_lvm_exporter::{app, server};
@@ -179,14 +180,14 @@ fn init_logging(level: LogLevel, format: LogFormat) {
             .with(
                 tracing_logfmt::builder()
                     .layer()
-                    .with_writer(std::io::stderr),
+                    .with_writer(RedactingWriter(std::io::stderr)),
             )
             .init(),
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_writer(std::io::stderr),
+                    .with_writer(RedactingWriter(std::io::stderr)),
             )
             .init(),
     }
@@ -236,7 +237,7 @@ fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Confi
     for warning in &config.warnings {
         out.push_str(&format!("# warning: {warning}\n"));
     }
-    write_stdout(out.as_bytes())
+    write_stdout(nova_lvm_exporter::redact::redact(&out).as_bytes())
 }
 
 /// `report`: one collection, printed; exit 1 when a collector failed.

@@ -12,15 +12,28 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::redact::{self, SecretKind, SecretUrl};
+
 /// A password, application credential secret or token. `Debug` and `Display` print
 /// `<redacted>`; only [`Secret::expose`] gives the text, for the one place that sends it.
+/// Creating one registers it with the process' redactor ([`crate::redact`]), which then
+/// removes it from every log line, page and error.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a secret.
+    /// Wraps a password or application credential secret, registering it.
     pub fn new(text: impl Into<String>) -> Self {
-        Self(text.into())
+        let text = text.into();
+        redact::register(&text, SecretKind::Credential);
+        Self(text)
+    }
+
+    /// Wraps a Keystone token, registering it (the redactor keeps only the latest tokens).
+    pub fn token(text: impl Into<String>) -> Self {
+        let text = text.into();
+        redact::register(&text, SecretKind::Token);
+        Self(text)
     }
 
     /// The secret itself: only for building a request.
@@ -133,8 +146,8 @@ impl Interface {
 /// Everything needed to talk to one cloud. `Debug` is safe: secrets are [`Secret`]s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudConfig {
-    /// Keystone v3 URL, ending in `/v3`.
-    pub auth_url: String,
+    /// Keystone v3 URL, ending in `/v3`; its user info, if any, never shows.
+    pub auth_url: SecretUrl,
     /// How to authenticate.
     pub method: AuthMethod,
     /// Region for endpoint discovery; `None` accepts any region (the catalog must then have
@@ -149,7 +162,7 @@ pub struct CloudConfig {
     /// Skip TLS certificate verification (labs only).
     pub insecure: bool,
     /// Endpoints given explicitly (`<service type>_endpoint_override`), by service type.
-    pub endpoint_overrides: BTreeMap<String, String>,
+    pub endpoint_overrides: BTreeMap<String, SecretUrl>,
     /// Where this came from, for the log: `clouds.yaml cloud "x" (path)` or `OS_* variables`.
     pub origin: String,
 }
@@ -188,8 +201,13 @@ impl CloudConfig {
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Resolves the credentials: the cloud `cloud` from clouds.yaml when given, else the `OS_*`
-/// variables. `cwd` is where `./clouds.yaml` is looked for.
+/// variables. `cwd` is where `./clouds.yaml` is looked for. The error passes the redactor:
+/// the secrets read so far (and any URL's user info) never show in it.
 pub fn load(cloud: Option<&str>, env: Env, cwd: &Path) -> Result<CloudConfig, String> {
+    resolve(cloud, env, cwd).map_err(|error| redact::redact(&error))
+}
+
+fn resolve(cloud: Option<&str>, env: Env, cwd: &Path) -> Result<CloudConfig, String> {
     match cloud {
         Some(name) => from_clouds_yaml(name, env, cwd),
         None if env("OS_AUTH_URL").is_some_and(|v| !v.is_empty()) => from_env(env),
@@ -438,9 +456,13 @@ fn validate(
     let get = |key: &str| raw.values.get(key).cloned();
     let missing = |what: String| format!("{origin}: {what}");
 
+    // Registers the user info of every URL before anything can name one in an error.
+    let placement_override = get("placement_endpoint_override").map(SecretUrl::new);
     let auth_url = get("auth.auth_url")
+        .map(SecretUrl::new)
         .ok_or_else(|| missing(format!("{} is not set", name("auth.auth_url"))))?;
-    let auth_url = normalize_auth_url(&auth_url)
+    let auth_url = normalize_auth_url(auth_url.expose())
+        .map(SecretUrl::new)
         .map_err(|e| format!("{origin}: {}: {e}", name("auth.auth_url")))?;
 
     let domain = |id_key: &str, name_key: &str| -> Option<Domain> {
@@ -601,8 +623,9 @@ fn validate(
         }
     };
     let mut endpoint_overrides = BTreeMap::new();
-    if let Some(url) = get("placement_endpoint_override") {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+    if let Some(url) = placement_override {
+        let text = url.expose();
+        if !(text.starts_with("http://") || text.starts_with("https://")) {
             return Err(missing(format!(
                 "{}={url}: expected an http(s) URL",
                 name("placement_endpoint_override")
@@ -610,7 +633,7 @@ fn validate(
         }
         endpoint_overrides.insert(
             "placement".to_string(),
-            url.trim_end_matches('/').to_string(),
+            SecretUrl::new(text.trim_end_matches('/')),
         );
     }
     Ok(CloudConfig {
@@ -671,7 +694,7 @@ mod tests {
     fn os_variables_give_a_password_config_with_internal_default() {
         let env = env_of(PASSWORD_ENV);
         let config = load(None, &env, Path::new("/nonexistent")).unwrap();
-        assert_eq!(config.auth_url, "http://keystone.example:5000/v3");
+        assert_eq!(config.auth_url.expose(), "http://keystone.example:5000/v3");
         assert_eq!(config.interface, Interface::Internal);
         assert_eq!(config.region_name.as_deref(), Some("RegionOne"));
         assert_eq!(
@@ -703,7 +726,10 @@ mod tests {
             ("OS_INSECURE", "true"),
         ]);
         let config = load(None, &env, Path::new("/nonexistent")).unwrap();
-        assert_eq!(config.auth_url, "https://keystone.example/identity/v3");
+        assert_eq!(
+            config.auth_url.expose(),
+            "https://keystone.example/identity/v3"
+        );
         assert_eq!(config.interface, Interface::Public);
         assert!(config.insecure);
         assert_eq!(
@@ -723,7 +749,7 @@ mod tests {
             (
                 &[
                     ("OS_AUTH_URL", "http://k/v3"),
-                    ("OS_PASSWORD", "x"),
+                    ("OS_PASSWORD", "pw-unit-5521"),
                     ("OS_USERNAME", "u"),
                     ("OS_USER_DOMAIN_ID", "default"),
                 ],
@@ -732,14 +758,17 @@ mod tests {
             (
                 &[
                     ("OS_AUTH_URL", "http://k/v3"),
-                    ("OS_PASSWORD", "x"),
+                    ("OS_PASSWORD", "pw-unit-5521"),
                     ("OS_USERNAME", "u"),
                     ("OS_PROJECT_ID", "p"),
                 ],
                 "OS_USERNAME needs OS_USER_DOMAIN_NAME or OS_USER_DOMAIN_ID",
             ),
             (
-                &[("OS_AUTH_URL", "http://k/v2.0"), ("OS_PASSWORD", "x")],
+                &[
+                    ("OS_AUTH_URL", "http://k/v2.0"),
+                    ("OS_PASSWORD", "pw-unit-5521"),
+                ],
                 "OS_AUTH_URL: http://k/v2.0 is Keystone's v2.0 API",
             ),
             (
@@ -750,7 +779,7 @@ mod tests {
                 &[
                     ("OS_AUTH_URL", "http://k/v3"),
                     ("OS_APPLICATION_CREDENTIAL_ID", "a"),
-                    ("OS_APPLICATION_CREDENTIAL_SECRET", "b"),
+                    ("OS_APPLICATION_CREDENTIAL_SECRET", "acs-unit-7734"),
                     ("OS_INTERFACE", "private"),
                 ],
                 "OS_INTERFACE=private: expected public, internal or admin",
@@ -759,7 +788,7 @@ mod tests {
                 &[
                     ("OS_AUTH_URL", "http://k/v3"),
                     ("OS_APPLICATION_CREDENTIAL_ID", "a"),
-                    ("OS_APPLICATION_CREDENTIAL_SECRET", "b"),
+                    ("OS_APPLICATION_CREDENTIAL_SECRET", "acs-unit-7734"),
                     ("OS_CACERT", "/nonexistent/ca.pem"),
                 ],
                 "OS_CACERT=/nonexistent/ca.pem",
@@ -813,7 +842,10 @@ clouds:
         std::fs::write(dir.path().join("secure.yaml"), SECURE).unwrap();
         let env = env_of(&[]);
         let prod = load(Some("prod"), &env, dir.path()).unwrap();
-        assert_eq!(prod.auth_url, "https://keystone.prod.example:5000/v3");
+        assert_eq!(
+            prod.auth_url.expose(),
+            "https://keystone.prod.example:5000/v3"
+        );
         assert_eq!(prod.region_name.as_deref(), Some("RegionTwo"));
         assert_eq!(
             prod.method,
@@ -834,7 +866,9 @@ clouds:
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            lab.endpoint_overrides.get("placement").map(String::as_str),
+            lab.endpoint_overrides
+                .get("placement")
+                .map(SecretUrl::expose),
             Some("http://placement.lab:8778")
         );
     }
@@ -907,7 +941,10 @@ clouds:
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
-        assert_eq!(format!("{}", Secret::new("x")), "<redacted>");
+        assert_eq!(
+            format!("{}", Secret::new("unit-display-secret")),
+            "<redacted>"
+        );
         assert!(!config.who().contains("hunter2"));
         assert_eq!(
             config.who(),

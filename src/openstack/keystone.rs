@@ -27,6 +27,7 @@ use serde::Deserialize;
 use super::config::{AppCredential, AuthMethod, CloudConfig, Domain, Named, Secret};
 use super::time::{format_rfc3339, parse_rfc3339};
 use super::ApiError;
+use crate::redact::{self, SecretUrl};
 
 /// The precision of Keystone's token timestamps (fernet tokens: whole seconds).
 const TIMESTAMP_PRECISION_SECONDS: f64 = 1.0;
@@ -308,7 +309,7 @@ impl Session {
     }
 
     async fn authenticate(&self) -> Result<Arc<Token>, ApiError> {
-        let url = format!("{}/auth/tokens", self.cloud.auth_url);
+        let url = format!("{}/auth/tokens", self.cloud.auth_url.expose());
         let unreachable = |e: reqwest::Error| ApiError::Unreachable {
             service: "keystone".into(),
             url: url.clone(),
@@ -326,11 +327,12 @@ impl Session {
             .await
             .map_err(unreachable)?;
         let status = response.status();
+        // Registered with the redactor before anything (the body, an error) can show it.
         let subject = response
             .headers()
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .map(Secret::token);
         let body = read_body(response, self.body_limit, "keystone", &url).await?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(ApiError::AuthRejected {
@@ -359,7 +361,7 @@ impl Session {
         let expires_unix = parse_rfc3339(&parsed.token.expires_at).ok_or_else(|| {
             invalid(format!(
                 "token.expires_at {:?} is not a timestamp",
-                parsed.token.expires_at
+                redact::upstream_text(&parsed.token.expires_at)
             ))
         })?;
         let issued_unix = parsed
@@ -374,6 +376,10 @@ impl Session {
             (expires_unix - issued_unix - TIMESTAMP_PRECISION_SECONDS).max(0.0),
         )
         .unwrap_or(Duration::ZERO);
+        // A catalog URL with user info: registered, so that it never shows.
+        for endpoint in parsed.token.catalog.iter().flat_map(|s| &s.endpoints) {
+            SecretUrl::new(endpoint.url.as_str());
+        }
         let serial = self.serial.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::info!(
             auth_url = %self.cloud.auth_url,
@@ -382,7 +388,7 @@ impl Session {
             "obtained a Keystone token"
         );
         Ok(Arc::new(Token {
-            value: Secret::new(value),
+            value,
             arrived: requested,
             lifetime,
             expires_unix,
@@ -396,7 +402,7 @@ impl Session {
     /// when one is configured, else from the token's catalog.
     pub fn endpoint(&self, token: &Token, service_type: &str) -> Result<String, ApiError> {
         if let Some(url) = self.cloud.endpoint_overrides.get(service_type) {
-            return Ok(url.clone());
+            return Ok(url.expose().to_string());
         }
         select_endpoint(
             &token.catalog,
@@ -414,7 +420,7 @@ impl Session {
             Attempt::Done(body) => body,
             Attempt::Unauthorized(url, message) => {
                 tracing::info!(
-                    url = %url,
+                    url = %redact::redact(&url),
                     message = %message,
                     "the token was refused (401); re-authenticating once"
                 );
@@ -448,7 +454,7 @@ impl Session {
         let mut auth =
             HeaderValue::from_str(token.value.expose()).map_err(|_| ApiError::InvalidBody {
                 service: "keystone".into(),
-                url: format!("{}/auth/tokens", self.cloud.auth_url),
+                url: format!("{}/auth/tokens", self.cloud.auth_url.expose()),
                 message: "the token is not a valid header value".into(),
             })?;
         auth.set_sensitive(true);
@@ -629,7 +635,8 @@ fn looks_like_json(body: &[u8]) -> bool {
 }
 
 /// The error message of an OpenStack error body (placement's `errors[0].detail`, keystone's
-/// `error.message`), or the start of the body.
+/// `error.message`), or the start of the body; either way through
+/// [`redact::upstream_text`]: redacted, without control characters, cut short.
 pub fn error_message(body: &[u8]) -> String {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
         let candidates = [
@@ -639,7 +646,7 @@ pub fn error_message(body: &[u8]) -> String {
             value.pointer("/message"),
         ];
         if let Some(text) = candidates.into_iter().flatten().find_map(|v| v.as_str()) {
-            return one_line(text, 300);
+            return redact::upstream_text(text);
         }
         // nova: {"forbidden": {"code": 403, "message": "..."}}, {"itemNotFound": {...}}, ...
         if let Some(text) = value.as_object().and_then(|object| {
@@ -647,27 +654,19 @@ pub fn error_message(body: &[u8]) -> String {
                 .values()
                 .find_map(|inner| inner.get("message").and_then(|m| m.as_str()))
         }) {
-            return one_line(text, 300);
+            return redact::upstream_text(text);
         }
     }
     snippet(body)
 }
 
+/// The start of a body that is not an OpenStack error document. The whole body (bounded by the
+/// session's body limit) is redacted before it is cut, so no cut leaves part of a secret.
 fn snippet(body: &[u8]) -> String {
     if body.is_empty() {
         return "(empty body)".to_string();
     }
-    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
-    one_line(&text, 200)
-}
-
-fn one_line(text: &str, max: usize) -> String {
-    let joined: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if joined.chars().count() > max {
-        format!("{}...", joined.chars().take(max).collect::<String>())
-    } else {
-        joined
-    }
+    redact::upstream_text(&String::from_utf8_lossy(body))
 }
 
 /// A reqwest error with its causes (reqwest's own Display is terse: "error sending request"),
@@ -808,13 +807,13 @@ mod tests {
             "Policy doesn't allow os_compute_api:os-hypervisors:list-detail to be performed."
         );
         assert_eq!(error_message(b""), "(empty body)");
-        assert!(error_message(&[b'x'; 5000]).len() < 260);
+        assert!(error_message(&[b'x'; 5000]).len() <= redact::UPSTREAM_TEXT_LIMIT + 3);
     }
 
     #[test]
     fn the_auth_body_carries_the_secret_but_debug_does_not() {
         let cloud = crate::openstack::config::CloudConfig {
-            auth_url: "http://k/v3".into(),
+            auth_url: SecretUrl::new("http://k/v3"),
             method: AuthMethod::ApplicationCredential {
                 credential: AppCredential::Id("ac1".into()),
                 secret: Secret::new("very-secret-value"),

@@ -7,7 +7,10 @@
 //! - [`keystone`]: a [`keystone::Session`] that caches the token, renews it before it expires,
 //!   re-authenticates once on a 401, and reads JSON bodies with a size limit.
 //!
-//! Error messages name URLs, users and roles, never a password, secret or token.
+//! Error messages name URLs, users and roles, never a password, secret or token: an
+//! [`ApiError`] is displayed through the process' redactor ([`crate::redact`]), and what an
+//! upstream server said enters it only through [`crate::redact::upstream_text`] (redacted,
+//! without control characters, at most 512 bytes).
 
 pub mod config;
 pub mod keystone;
@@ -15,11 +18,11 @@ pub mod microversion;
 pub mod time;
 
 /// Why an OpenStack API call failed. Every message is meant for an operator and never contains a
-/// secret or a token.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// secret or a token: `Display` and `Debug` pass the redactor whoever built the error, so a
+/// URL's user info, a token or a password in any field is removed.
+#[derive(Clone, PartialEq)]
 pub enum ApiError {
     /// The server could not be reached at all (connection refused, DNS, TLS, timeout).
-    #[error("cannot reach {service} at {url}: {message}")]
     Unreachable {
         /// `keystone`, `placement`, ...
         service: String,
@@ -29,7 +32,6 @@ pub enum ApiError {
         message: String,
     },
     /// Keystone refused the credentials.
-    #[error("Keystone at {url} refused to authenticate {who} (HTTP {status}): {message}")]
     AuthRejected {
         /// The token URL.
         url: String,
@@ -41,9 +43,6 @@ pub enum ApiError {
         message: String,
     },
     /// The cached token expired and no new one could be obtained.
-    #[error(
-        "the Keystone token expired at {expired_at} and no new one could be obtained: {cause}"
-    )]
     TokenExpired {
         /// When the token expired (RFC 3339, UTC).
         expired_at: String,
@@ -51,10 +50,8 @@ pub enum ApiError {
         cause: Box<ApiError>,
     },
     /// The catalog has no usable endpoint for the service.
-    #[error("{0}")]
     NoEndpoint(String),
     /// The service answered 401 even with a freshly obtained token.
-    #[error("{service} at {url} answered 401 Unauthorized even after re-authenticating with Keystone: {message}")]
     Unauthorized {
         /// The service.
         service: String,
@@ -64,7 +61,6 @@ pub enum ApiError {
         message: String,
     },
     /// The service answered 403: the credentials lack a role.
-    #[error("{service} at {url} answered 403 Forbidden: {message}{hint}")]
     Forbidden {
         /// The service.
         service: String,
@@ -76,7 +72,6 @@ pub enum ApiError {
         hint: String,
     },
     /// Any other unexpected HTTP status (5xx, 404, ...).
-    #[error("{service} at {url} answered HTTP {status}: {message}")]
     Status {
         /// The service.
         service: String,
@@ -88,7 +83,6 @@ pub enum ApiError {
         message: String,
     },
     /// The body exceeded the size limit; reading stopped there.
-    #[error("{service} at {url}: response body larger than {limit} bytes; stopped reading it")]
     BodyTooLarge {
         /// The service.
         service: String,
@@ -98,7 +92,6 @@ pub enum ApiError {
         limit: u64,
     },
     /// The body was not the JSON we expected (truncated, HTML, wrong shape).
-    #[error("{service} at {url}: invalid response body: {message}")]
     InvalidBody {
         /// The service.
         service: String,
@@ -108,6 +101,76 @@ pub enum ApiError {
         message: String,
     },
 }
+
+impl ApiError {
+    /// The message before redaction.
+    fn unredacted(&self) -> String {
+        match self {
+            ApiError::Unreachable {
+                service,
+                url,
+                message,
+            } => format!("cannot reach {service} at {url}: {message}"),
+            ApiError::AuthRejected {
+                url,
+                who,
+                status,
+                message,
+            } => format!(
+                "Keystone at {url} refused to authenticate {who} (HTTP {status}): {message}"
+            ),
+            ApiError::TokenExpired { expired_at, cause } => format!(
+                "the Keystone token expired at {expired_at} and no new one could be obtained: {cause}"
+            ),
+            ApiError::NoEndpoint(message) => message.clone(),
+            ApiError::Unauthorized {
+                service,
+                url,
+                message,
+            } => format!(
+                "{service} at {url} answered 401 Unauthorized even after re-authenticating with Keystone: {message}"
+            ),
+            ApiError::Forbidden {
+                service,
+                url,
+                message,
+                hint,
+            } => format!("{service} at {url} answered 403 Forbidden: {message}{hint}"),
+            ApiError::Status {
+                service,
+                url,
+                status,
+                message,
+            } => format!("{service} at {url} answered HTTP {status}: {message}"),
+            ApiError::BodyTooLarge {
+                service,
+                url,
+                limit,
+            } => format!(
+                "{service} at {url}: response body larger than {limit} bytes; stopped reading it"
+            ),
+            ApiError::InvalidBody {
+                service,
+                url,
+                message,
+            } => format!("{service} at {url}: invalid response body: {message}"),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::redact::clean_line(&self.unredacted()))
+    }
+}
+
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ApiError").field(&self.to_string()).finish()
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 /// Percent-encodes a URL path segment or query value: everything but RFC 3986's unreserved
 /// characters.

@@ -690,7 +690,8 @@ fn id_text(id: &Value) -> String {
 fn invalid(message: &str) -> TrackedError {
     TrackedError::Invalid {
         path: "nova".into(),
-        message: message.to_string(),
+        // Names and values from the server's answer: redacted, without control characters.
+        message: crate::redact::clean_line(message),
     }
 }
 

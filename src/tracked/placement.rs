@@ -392,7 +392,8 @@ impl PlacementSource {
 fn invalid(message: &str) -> TrackedError {
     TrackedError::Invalid {
         path: "placement".into(),
-        message: message.to_string(),
+        // Names and values from the server's answer: redacted, without control characters.
+        message: crate::redact::clean_line(message),
     }
 }
 
