@@ -34,6 +34,10 @@ LVM_PHASES = [
     ("lvm_fin", "exit and teardown"),
 ]
 
+# Exporter frames that start, feed and reap the LVM process (src/lvm/exec.rs, process.rs and
+# sync_io.rs).
+RUNNING_LVM = ("LvmCommand", "lvm::exec", "lvm::process", "lvm::sync_io")
+
 
 def phase(frames):
     for name, label in LVM_PHASES:
@@ -92,11 +96,11 @@ def main():
             by_phase[phase(frames)] += samples
         else:
             name = next((f for f in frames if "read_domains" in f), None) or \
-                next((f for f in frames if "LvmCommand" in f or "lvm::exec" in f), None) or \
+                next((f for f in frames if any(m in f for m in RUNNING_LVM)), None) or \
                 next((f for f in frames if "lvm::report" in f or "accounting" in f or "metrics" in f), None)
             by_exporter[
                 "libvirt domain files" if name and "read_domains" in name else
-                "running LVM (spawn, pipes, reaping)" if name and ("LvmCommand" in name or "lvm::exec" in name) else
+                "running LVM (spawn, pipes, reaping)" if name and any(m in name for m in RUNNING_LVM) else
                 "parse, account, render" if name else "runtime, HTTP, kernel"] += samples
 
     print("## Profile: %d scrapes of a %d-LV VG\n" % (scrapes, lv_count))

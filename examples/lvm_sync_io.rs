@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         eprintln!("usage: lvm_sync_io PROGRAM [ARG...]");
         return ExitCode::from(2);
     };
-    let filter = match nova_lvm_exporter::lvm::exec::sync_io_filter() {
+    let filter = match nova_lvm_exporter::lvm::sync_io::sync_io_filter() {
         Ok(filter) => filter,
         Err(error) => {
             eprintln!("lvm_sync_io: {error}");

@@ -1,4 +1,7 @@
-//! Running the real LVM tools: no shell, `LC_ALL=C`, a timeout that kills the process group.
+//! What the exporter knows about running LVM: the `lvm fullreport` command line, the command
+//! prefix (`sudo -n`), LVM's I/O mode, and how an exit status, stdout and stderr become a
+//! [`VgReport`] or an [`LvmError`]. Starting, bounding, timing out and reaping the process is
+//! [`super::process`]'s job; the seccomp filter behind [`IoMode::Sync`] is [`super::sync_io`]'s.
 //!
 //! One collection is one process: `lvm fullreport -a` with an explicit field list per
 //! sub-report, `--reportformat json --units b --nosuffix`, the VG names after `--`, and
@@ -8,7 +11,9 @@
 //! backup is current (8% of the CPU of a scrape of a 200-LV VG in a perf profile), which is
 //! LVM's own housekeeping, not something a monitoring read should do. `vgs` and
 //! `lvs -a` would take two processes for the same rows; LVM's start-up and device scan dominate
-//! either, so one process halves the LVM time of a scrape (measured in `scripts/bench`).
+//! either, so one process halves the LVM time of a scrape (measured in `scripts/bench`). LVM
+//! runs without a shell, with `LC_ALL=C`, and is killed (its whole process group) after the
+//! timeout.
 //!
 //! **Synchronous I/O.** LVM reads devices with Linux AIO by default, and tearing its AIO context
 //! down (`io_destroy`) waits for an RCU grace period: about 35 ms of a 54 ms `vgs` on the
@@ -21,7 +26,7 @@
 //! `sudo -n` this cannot be done (a seccomp filter needs `no_new_privs`, which stops sudo), so
 //! set `use_aio = 0` in lvm.conf's `global` section there for the same gain.
 //!
-//! What this module verified against LVM 2.03.16 on a loop device:
+//! What this module verified against LVM 2.03.16 on a loop device (`tests/lvm_exec.rs`):
 //! - LVM prints `/dev/mapper/control: open failed` (and more) on stderr when the kernel has no
 //!   device-mapper, and still exits 0: stderr is logged at debug, success is judged by the exit
 //!   status and the parsed output.
@@ -33,15 +38,15 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
+use super::process::{self, describe_status, display_command, RunError, Supervision};
 use super::report::{self, Sections};
+use super::sync_io::SyncIoFilter;
 use super::{LvmError, RawSource, VgReport};
 
 /// The `vg` sub-report's fields.
@@ -64,9 +69,12 @@ const SYNC_IO_NOTICE: &str = "Failed to set up async io, using sync io";
 const STDOUT_CAP: usize = 64 << 20;
 /// Most stderr kept from one command; more is drained.
 const STDERR_CAP: usize = 1 << 20;
-/// How long to wait for a killed command to be reaped before leaving it to tokio's reaper.
-/// Shorter than the grace the collector grants beyond the LVM timeout.
-const REAP_GRACE: Duration = Duration::from_millis(500);
+/// How an LVM command is supervised: its output bounds, and its name in log lines.
+const SUPERVISION: Supervision = Supervision {
+    stdout_cap: STDOUT_CAP,
+    stderr_cap: STDERR_CAP,
+    what: "LVM command",
+};
 /// How many meaningful stderr lines a failure carries.
 const STDERR_LINES: usize = 2;
 
@@ -85,8 +93,8 @@ pub struct LvmCommand {
     lvm_path: PathBuf,
     command_prefix: Vec<String>,
     timeout: Duration,
-    /// The compiled seccomp filter when [`IoMode::Sync`] is in effect.
-    sync_io_filter: Option<Arc<seccompiler::BpfProgram>>,
+    /// The probed seccomp filter when [`IoMode::Sync`] is in effect.
+    sync_io_filter: Option<SyncIoFilter>,
 }
 
 impl LvmCommand {
@@ -100,18 +108,13 @@ impl LvmCommand {
         io_mode: IoMode,
     ) -> Self {
         let sync_io_filter = match io_mode {
-            IoMode::Sync if command_prefix.is_empty() => {
-                match sync_io_filter().and_then(|filter| {
-                    let filter = Arc::new(filter);
-                    probe(&filter).map(|()| filter)
-                }) {
-                    Ok(filter) => Some(filter),
-                    Err(error) => {
-                        tracing::warn!(%error, "LVM keeps its own I/O mode: cannot start it with synchronous I/O here");
-                        None
-                    }
+            IoMode::Sync if command_prefix.is_empty() => match SyncIoFilter::probed() {
+                Ok(filter) => Some(filter),
+                Err(error) => {
+                    tracing::warn!(%error, "LVM keeps its own I/O mode: cannot start it with synchronous I/O here");
+                    None
                 }
-            }
+            },
             _ => None,
         };
         Self {
@@ -189,89 +192,46 @@ impl LvmCommand {
             timeout_ms: self.timeout.as_millis(),
             said,
         };
-        if Instant::now() >= deadline {
-            return Err(timeout_error(String::new()));
-        }
         let started = Instant::now();
         let mut builder = tokio::process::Command::new(&program);
         builder
             .args(&args)
             .env("LC_ALL", "C")
-            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1");
         if let Some(filter) = &self.sync_io_filter {
-            let filter = Arc::clone(filter);
-            // SAFETY: see `apply_in_child`.
-            unsafe {
-                builder.pre_exec(move || apply_in_child(&filter));
-            }
+            filter.install(&mut builder);
         }
-        let mut child = builder.spawn().map_err(|source| LvmError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-        // Declared after `child` so that it is dropped first: if this future is dropped before
-        // the child is reaped, the whole group is killed and tokio reaps the leader.
-        let mut group = ProcessGroup::of(&child);
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            group.kill();
-            return Err(LvmError::Failed {
-                command,
-                status: "not started".to_string(),
-                stderr: "stdout/stderr were not captured".to_string(),
-            });
-        };
-
-        // stderr is read on its own task, so that what a command said before it was stopped
-        // (LVM: "Giving up waiting for lock") is still there after a timeout.
-        let mut stderr_task = tokio::spawn(read_bounded(stderr, STDERR_CAP));
-        let finished = tokio::time::timeout_at(deadline, async {
-            let out = read_bounded(stdout, STDOUT_CAP).await;
-            let err = (&mut stderr_task)
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let status = child.wait().await?;
-            Ok::<_, std::io::Error>((status, out?, err?))
-        })
-        .await;
-
-        match finished {
-            Ok(Ok((status, (stdout, stdout_truncated), (stderr, _)))) => {
-                group.disarm();
+        match process::run(builder, &command, deadline, SUPERVISION).await {
+            Ok(finished) => {
                 tracing::debug!(
                     command = %command,
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    status = %describe_status(status),
-                    stdout_bytes = stdout.len(),
+                    status = %describe_status(finished.status),
+                    stdout_bytes = finished.stdout.len(),
                     "LVM command finished"
                 );
                 Ok(Output {
                     command,
-                    status,
-                    stdout,
-                    stdout_truncated,
-                    stderr,
+                    status: finished.status,
+                    stdout: finished.stdout,
+                    stdout_truncated: finished.stdout_truncated,
+                    stderr: finished.stderr,
                 })
             }
-            Ok(Err(io_error)) => {
-                group.kill();
-                reap(&mut child, &mut group, &command).await;
-                Err(LvmError::Failed {
-                    command,
-                    status: "unknown".to_string(),
-                    stderr: format!("reading its output failed: {io_error}"),
-                })
-            }
-            Err(_elapsed) => {
-                terminate(&mut child, &mut group, &command).await;
-                let said = match tokio::time::timeout(STDERR_AFTER_KILL, stderr_task).await {
-                    Ok(Ok(Ok((stderr, _)))) => meaningful_stderr(&String::from_utf8_lossy(&stderr)),
-                    _ => String::new(),
-                };
+            Err(RunError::DeadlinePassed) => Err(timeout_error(String::new())),
+            Err(RunError::Spawn(source)) => Err(LvmError::Spawn { command, source }),
+            Err(RunError::NotCaptured) => Err(LvmError::Failed {
+                command,
+                status: "not started".to_string(),
+                stderr: "stdout/stderr were not captured".to_string(),
+            }),
+            Err(RunError::Io(io_error)) => Err(LvmError::Failed {
+                command,
+                status: "unknown".to_string(),
+                stderr: format!("reading its output failed: {io_error}"),
+            }),
+            Err(RunError::TimedOut { stderr }) => {
+                let said = meaningful_stderr(&String::from_utf8_lossy(&stderr));
                 tracing::debug!(
                     command = %command,
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -295,61 +255,6 @@ impl RawSource for LvmCommand {
         let output = self.run(Self::fullreport_args(vg_names), deadline).await?;
         Ok(interpret(output)?.report)
     }
-}
-
-/// Installs `filter` in a forked child before exec.
-///
-/// # Safety
-/// Only for `pre_exec`: it makes two system calls (prctl, seccomp) on a program compiled before
-/// the fork, neither allocating nor taking locks; its error is built from errno without
-/// allocating.
-fn apply_in_child(filter: &seccompiler::BpfProgram) -> std::io::Result<()> {
-    seccompiler::apply_filter(filter).map_err(|error| match error {
-        seccompiler::Error::Prctl(io) | seccompiler::Error::Seccomp(io) => io,
-        _ => std::io::Error::from_raw_os_error(libc::EINVAL),
-    })
-}
-
-/// Starts `true` under `filter` once, so that a filter the exporter may not install (a systemd
-/// `SystemCallFilter=` without `seccomp` kills the child with SIGSYS; other sandboxes answer
-/// EPERM) turns synchronous I/O off at start-up instead of failing every collection.
-fn probe(filter: &Arc<seccompiler::BpfProgram>) -> Result<(), String> {
-    let filter = Arc::clone(filter);
-    let mut command = std::process::Command::new("true");
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: see `apply_in_child`.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, move || apply_in_child(&filter));
-    }
-    match command.status() {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!(
-            "a probe child under the seccomp filter ended with {}",
-            describe_status(status)
-        )),
-        Err(error) => Err(format!(
-            "a probe child under the seccomp filter did not start: {error}"
-        )),
-    }
-}
-
-/// A seccomp program that fails `io_setup` with `ENOSYS` and allows everything else, for this
-/// machine's architecture: what [`IoMode::Sync`] starts LVM under.
-pub fn sync_io_filter() -> Result<seccompiler::BpfProgram, String> {
-    let arch = seccompiler::TargetArch::try_from(std::env::consts::ARCH)
-        .map_err(|error| format!("architecture {}: {error}", std::env::consts::ARCH))?;
-    let rules = std::collections::BTreeMap::from([(libc::SYS_io_setup, Vec::new())]);
-    let filter = seccompiler::SeccompFilter::new(
-        rules,
-        seccompiler::SeccompAction::Allow,
-        seccompiler::SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )
-    .map_err(|error| error.to_string())?;
-    seccompiler::BpfProgram::try_from(filter).map_err(|error| error.to_string())
 }
 
 /// What one finished command left behind.
@@ -418,19 +323,6 @@ fn interpret(out: Output) -> Result<Sections, LvmError> {
     }
 }
 
-/// `exit status 5`, `killed by signal 9`.
-fn describe_status(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) if status.core_dumped() => {
-            format!("killed by signal {signal} (core dumped)")
-        }
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        (None, None) => status.to_string(),
-    }
-}
-
 /// The last [`STDERR_LINES`] stderr lines that say something, without the noise LVM prints on
 /// every run of a host without device-mapper or with leaked file descriptors.
 fn meaningful_stderr(stderr: &str) -> String {
@@ -463,138 +355,15 @@ fn is_noise(line: &str) -> bool {
         || (line.starts_with("File descriptor ") && line.contains(" leaked on "))
 }
 
-/// The command line for messages, quoted where a shell would need it.
-fn display_command(program: &OsString, args: &[OsString]) -> String {
-    std::iter::once(program)
-        .chain(args)
-        .map(|arg| {
-            let arg = arg.to_string_lossy();
-            let plain = !arg.is_empty()
-                && arg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./,=+:@%".contains(&b));
-            if plain {
-                arg.into_owned()
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Reads up to `cap` bytes, then drains the rest so the writer never blocks on a full pipe.
-/// Returns the bytes kept and whether anything was dropped.
-async fn read_bounded<R: AsyncRead + Unpin>(
-    mut reader: R,
-    cap: usize,
-) -> std::io::Result<(Vec<u8>, bool)> {
-    let mut kept = Vec::new();
-    (&mut reader)
-        .take(u64::try_from(cap).unwrap_or(u64::MAX))
-        .read_to_end(&mut kept)
-        .await?;
-    let dropped = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await?;
-    Ok((kept, dropped > 0))
-}
-
-/// How long to wait for the rest of a stopped command's stderr.
-const STDERR_AFTER_KILL: Duration = Duration::from_millis(200);
-
-/// How long a command gets to exit after SIGTERM before its group gets SIGKILL.
-const TERM_GRACE: Duration = Duration::from_millis(250);
-
-/// Stops a command that ran past its timeout: SIGTERM to its process group first, then SIGKILL.
-/// SIGTERM matters with a command prefix such as `sudo -n`: the exporter may not signal the
-/// root-owned LVM command itself, but sudo relays SIGTERM to it (SIGKILL cannot be relayed).
-async fn terminate(child: &mut tokio::process::Child, group: &mut ProcessGroup, command: &str) {
-    group.signal(libc::SIGTERM);
-    if let Ok(Ok(_)) = tokio::time::timeout(TERM_GRACE, child.wait()).await {
-        group.disarm();
-        return;
-    }
-    group.kill();
-    reap(child, group, command).await;
-}
-
-/// Waits up to [`REAP_GRACE`] for a killed child to be reaped. A child stuck in uninterruptible
-/// sleep (an LVM command blocked on a dead disk) does not die at once: it is left to tokio's
-/// background reaper rather than holding up the scrape.
-async fn reap(child: &mut tokio::process::Child, group: &mut ProcessGroup, command: &str) {
-    match tokio::time::timeout(REAP_GRACE, child.wait()).await {
-        Ok(Ok(_)) => group.disarm(),
-        Ok(Err(error)) => {
-            tracing::warn!(command = %command, %error, "cannot reap killed LVM command");
-        }
-        Err(_) => tracing::warn!(
-            command = %command,
-            grace_ms = REAP_GRACE.as_millis() as u64,
-            "killed LVM command has not exited yet (uninterruptible sleep?); leaving it to the background reaper"
-        ),
-    }
-}
-
-/// The process group a child leads (it was started with `process_group(0)`), signalled by
-/// [`ProcessGroup::signal`], killed with SIGKILL on [`ProcessGroup::kill`] and on drop until
-/// [`ProcessGroup::disarm`]ed.
-///
-/// It must be disarmed once the leader is reaped: from then on the group id may be reused.
-struct ProcessGroup {
-    pgid: Option<libc::pid_t>,
-}
-
-impl ProcessGroup {
-    fn of(child: &tokio::process::Child) -> Self {
-        Self {
-            pgid: child
-                .id()
-                .and_then(|pid| libc::pid_t::try_from(pid).ok())
-                .filter(|&pid| pid > 0),
-        }
-    }
-
-    fn kill(&self) {
-        self.signal(libc::SIGKILL);
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        if let Some(pgid) = self.pgid {
-            // SAFETY: killpg has no memory-safety preconditions. `pgid` is the id of a child we
-            // started as a group leader and have not reaped, so it cannot name another group.
-            let rc = unsafe { libc::killpg(pgid, signal) };
-            if rc != 0 {
-                tracing::debug!(
-                    pgid,
-                    error = %std::io::Error::last_os_error(),
-                    "killpg failed"
-                );
-            }
-        }
-    }
-
-    fn disarm(&mut self) {
-        self.pgid = None;
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::time::Instant as StdInstant;
 
+    use super::super::process::testing::{group_gone, SPAWN_LOCK};
+    use super::super::process::TERM_GRACE;
     use super::*;
     use std::path::Path;
-
-    /// Writing an executable while another test thread forks can make exec fail with ETXTBSY
-    /// (the forked child briefly holds the write descriptor). Scripts are written under the
-    /// write lock; code that spawns processes holds the read lock.
-    static SPAWN_LOCK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
     /// A fullreport of one VG with one LV and its segment.
     const REPORT_JSON: &str = r#"{"report":[{"vg":[{"vg_name":"vms-group","vg_size":"1000","vg_free":"400","vg_extent_size":"100"}],"pv":[],"lv":[{"lv_name":"a","lv_size":"600","lv_uuid":"u-a"}],"pvseg":[],"seg":[{"lv_uuid":"u-a","segtype":"linear"}]}]}"#;
@@ -838,41 +607,6 @@ mod tests {
             LvmCommand::new("lvm".into(), vec![], Duration::from_secs(1), IoMode::Sync).io_mode(),
             IoMode::Sync
         );
-    }
-
-    /// The process ids whose process group is `pgid` and that are not zombies.
-    fn live_members(pgid: i32) -> Vec<i32> {
-        let mut members = Vec::new();
-        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // pid (comm) state ppid pgrp ...; comm may hold spaces, so split after ')'.
-            let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            if fields.get(2) == Some(&pgid.to_string().as_str()) && fields.first() != Some(&"Z") {
-                members.push(pid);
-            }
-        }
-        members
-    }
-
-    /// Waits up to a second for the group `pgid` to have no live members.
-    async fn group_gone(pgid: i32) -> Vec<i32> {
-        let mut members = live_members(pgid);
-        for _ in 0..50 {
-            if members.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            members = live_members(pgid);
-        }
-        members
     }
 
     fn read_pid(path: PathBuf) -> i32 {
@@ -1132,331 +866,5 @@ mod tests {
             collect(&cmd, &["v"]).await,
             Err(LvmError::Spawn { .. })
         ));
-    }
-
-    #[test]
-    fn command_display_quotes_what_a_shell_would_need() {
-        let args: Vec<OsString> = ["-o", "a,b", "log{x=0}", "it's", ""]
-            .iter()
-            .map(OsString::from)
-            .collect();
-        assert_eq!(
-            display_command(&OsString::from("/usr/sbin/lvm"), &args),
-            r#"/usr/sbin/lvm -o a,b 'log{x=0}' 'it'\''s' ''"#
-        );
-    }
-
-    /// A VG on a loop device, torn down on drop.
-    struct LoopVg {
-        vg: String,
-        dev: Option<String>,
-        dir: tempfile::TempDir,
-    }
-
-    const NOACT: &str = "global{activation=0} backup{backup=0 archive=0}";
-
-    fn run_tool(args: &[&str]) -> Result<String, String> {
-        let out = std::process::Command::new(args[0])
-            .args(&args[1..])
-            .env("LC_ALL", "C")
-            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("{args:?}: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "{args:?}: {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
-
-    impl LoopVg {
-        fn create(vg: &str) -> Result<Self, String> {
-            let mut this = LoopVg {
-                vg: vg.to_string(),
-                dev: None,
-                dir: tempfile::tempdir().map_err(|e| e.to_string())?,
-            };
-            let img = this.dir.path().join("pv0.img");
-            let img = img.to_str().ok_or("non-UTF-8 temp path")?;
-            run_tool(&["truncate", "-s", "20G", img])?;
-            let dev = run_tool(&["losetup", "-f", "--show", img])?
-                .trim()
-                .to_string();
-            this.dev = Some(dev.clone());
-            run_tool(&["pvcreate", "-q", &dev])?;
-            run_tool(&["vgcreate", "-q", "-s", "4M", "--config", NOACT, vg, &dev])?;
-            Ok(this)
-        }
-
-        fn lvcreate(&self, name: &str, size: &str, extra: &[&str]) -> Result<(), String> {
-            let mut args = vec![
-                "lvcreate", "-q", "--config", NOACT, "-an", "-Zn", "-L", size, "-n", name,
-            ];
-            args.extend_from_slice(extra);
-            args.push(&self.vg);
-            run_tool(&args).map(drop)
-        }
-
-        /// Writes a thin pool (data `data_extents`, metadata and spare 2 extents each) and one
-        /// thin volume of `thin_extents` into the metadata, starting at `first_free`.
-        fn add_thin_pool(
-            &self,
-            pool: &str,
-            thin: &str,
-            data_extents: u32,
-            thin_extents: u32,
-            first_free: u32,
-        ) -> Result<(), String> {
-            let backup = self.dir.path().join("vg.txt");
-            let backup = backup.to_str().ok_or("non-UTF-8 temp path")?;
-            run_tool(&["vgcfgbackup", "-q", "-f", backup, &self.vg])?;
-            let text = std::fs::read_to_string(backup).map_err(|e| e.to_string())?;
-            let seqno_at = text.find("\tseqno = ").ok_or("no seqno")? + "\tseqno = ".len();
-            let seqno_len = text[seqno_at..].find('\n').ok_or("no seqno line end")?;
-            let seqno: u64 = text[seqno_at..seqno_at + seqno_len]
-                .trim()
-                .parse()
-                .map_err(|e| format!("seqno: {e}"))?;
-            let lv = |name: &str, id: &str, visible: bool, segment: String| {
-                let status = if visible {
-                    r#"["READ", "WRITE", "VISIBLE"]"#
-                } else {
-                    r#"["READ", "WRITE"]"#
-                };
-                format!(
-                    "\t\t{name} {{\n\t\t\tid = \"{id}\"\n\t\t\tstatus = {status}\n\t\t\tflags = []\n\t\t\tsegment_count = 1\n\t\t\tsegment1 {{\n\t\t\t\tstart_extent = 0\n{segment}\t\t\t}}\n\t\t}}\n"
-                )
-            };
-            let linear = |count: u32, start: u32| {
-                format!("\t\t\t\textent_count = {count}\n\t\t\t\ttype = \"striped\"\n\t\t\t\tstripe_count = 1\n\t\t\t\tstripes = [\"pv0\", {start}]\n")
-            };
-            let mut lvs = String::new();
-            lvs += &lv(pool, "tstPol-aaaa-aaaa-aaaa-aaaa-aaaa-aaaaaa", true, format!(
-                "\t\t\t\textent_count = {data_extents}\n\t\t\t\ttype = \"thin-pool\"\n\t\t\t\tmetadata = \"{pool}_tmeta\"\n\t\t\t\tpool = \"{pool}_tdata\"\n\t\t\t\ttransaction_id = 1\n\t\t\t\tchunk_size = 128\n\t\t\t\tdiscards = \"passdown\"\n\t\t\t\tzero_new_blocks = 1\n"
-            ));
-            lvs += &lv(
-                &format!("{pool}_tdata"),
-                "tstDat-aaaa-aaaa-aaaa-aaaa-aaaa-aaaaaa",
-                false,
-                linear(data_extents, first_free),
-            );
-            lvs += &lv(
-                &format!("{pool}_tmeta"),
-                "tstMet-aaaa-aaaa-aaaa-aaaa-aaaa-aaaaaa",
-                false,
-                linear(2, first_free + data_extents),
-            );
-            lvs += &lv(
-                "lvol0_pmspare",
-                "tstSpr-aaaa-aaaa-aaaa-aaaa-aaaa-aaaaaa",
-                false,
-                linear(2, first_free + data_extents + 2),
-            );
-            lvs += &lv(thin, "tstThn-aaaa-aaaa-aaaa-aaaa-aaaa-aaaaaa", true, format!(
-                "\t\t\t\textent_count = {thin_extents}\n\t\t\t\ttype = \"thin\"\n\t\t\t\tthin_pool = \"{pool}\"\n\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1\n"
-            ));
-            // Insert before the closing brace of logical_volumes (the last "\t}" line).
-            let insert_at = text.rfind("\n\t}\n").ok_or("no logical_volumes end")? + 1;
-            let edited = format!(
-                "{}{}\n{}{}",
-                &text[..seqno_at],
-                seqno + 1,
-                &text[seqno_at + seqno_len + 1..insert_at],
-                lvs
-            ) + &text[insert_at..];
-            std::fs::write(backup, edited).map_err(|e| e.to_string())?;
-            run_tool(&[
-                "vgcfgrestore",
-                "-q",
-                "--force",
-                "--config",
-                NOACT,
-                "-f",
-                backup,
-                &self.vg,
-            ])
-            .map(drop)
-        }
-    }
-
-    impl Drop for LoopVg {
-        fn drop(&mut self) {
-            let _ = run_tool(&["vgremove", "-f", "--config", NOACT, &self.vg]);
-            if let Some(dev) = &self.dev {
-                let _ = run_tool(&["pvremove", "-q", dev]);
-                if let Err(e) = run_tool(&["losetup", "-d", dev]) {
-                    eprintln!("teardown of {}: {e}", self.vg);
-                }
-            }
-            let _ = std::fs::remove_file(format!("/etc/lvm/backup/{}", self.vg));
-            if let Ok(entries) = std::fs::read_dir("/etc/lvm/archive") {
-                let prefix = format!("{}_", self.vg);
-                for entry in entries.flatten() {
-                    if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                        let _ = std::fs::remove_file(entry.path());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Whether the real-LVM test can run here; in CI (CI=true) it must.
-    fn real_lvm_available() -> bool {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        let why = if !root {
-            Some("not running as root")
-        } else if ![
-            "/usr/sbin/lvm",
-            "/usr/sbin/lvcreate",
-            "/usr/sbin/vgcfgrestore",
-        ]
-        .iter()
-        .all(|p| Path::new(p).exists())
-        {
-            Some("lvm2 is not installed (/usr/sbin/lvm, lvcreate, vgcfgrestore)")
-        } else {
-            None
-        };
-        match why {
-            None => true,
-            Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("the real LVM test must run in CI but cannot: {why}")
-            }
-            Some(why) => {
-                eprintln!("SKIPPING the real LVM test: {why}");
-                false
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn real_fullreport_on_a_loop_device() {
-        if !real_lvm_available() {
-            return;
-        }
-        const MIB: u64 = 1 << 20;
-        let _guard = SPAWN_LOCK.read().await;
-        let vg_name = format!("nlx-exec-{}", std::process::id());
-        let uuid = "3f5e6c1a-1111-4222-8333-444455556666";
-        let disk = format!("{uuid}_disk");
-        let local = format!("{uuid}_disk.local");
-        let vg = LoopVg::create(&vg_name).expect("loop VG");
-        vg.lvcreate(&disk, "1G", &["--addtag", "nova"])
-            .expect("lvcreate");
-        vg.lvcreate("scratch_data", "100M", &[]).expect("lvcreate");
-        vg.lvcreate(&local, "512M", &[]).expect("lvcreate");
-        // A second segment for scratch_data, after the other LVs.
-        run_tool(&[
-            "lvextend",
-            "-q",
-            "--config",
-            NOACT,
-            "-L",
-            "+60M",
-            &format!("{vg_name}/scratch_data"),
-        ])
-        .expect("lvextend");
-        // 256 + 40 + 128 extents so far.
-        vg.add_thin_pool(
-            "pool",
-            "volume-0b7c4f6e-2d1a-4c3b-9e8f-1a2b3c4d5e6f",
-            64,
-            1024,
-            424,
-        )
-        .expect("thin pool");
-
-        let cmd = LvmCommand::new(
-            "/usr/sbin/lvm".into(),
-            vec![],
-            Duration::from_secs(30),
-            IoMode::Sync,
-        );
-        assert_eq!(cmd.io_mode(), IoMode::Sync);
-        let names = [vg_name.clone(), format!("{vg_name}-missing")];
-        let report = cmd
-            .collect(&names)
-            .await
-            .expect("collects despite the missing VG");
-        // LVM with its own (asynchronous) I/O reads exactly the same.
-        let with_aio = LvmCommand::new(
-            "/usr/sbin/lvm".into(),
-            vec![],
-            Duration::from_secs(30),
-            IoMode::LvmDefault,
-        );
-        assert_eq!(
-            with_aio.collect(&names).await.expect("collects with AIO"),
-            report
-        );
-
-        assert_eq!(report.vgs.len(), 1, "the missing VG is absent: {report:?}");
-        let found = report.vg(&vg_name).expect("vg");
-        assert_eq!(found.extent_size_bytes, 4 * MIB);
-        assert_eq!(found.size_bytes, 5119 * 4 * MIB);
-        let allocated_extents = 256 + 40 + 128 + 64 + 2 + 2;
-        assert_eq!(found.free_bytes, (5119 - allocated_extents) * 4 * MIB);
-
-        let size = |name: &str| {
-            report
-                .lvs_of(&vg_name)
-                .find(|lv| lv.name == name)
-                .map(|lv| lv.size_bytes)
-                .unwrap_or_else(|| panic!("no lv {name} in {report:?}"))
-        };
-        assert_eq!(size(&disk), 1024 * MIB);
-        assert_eq!(size(&local), 512 * MIB);
-        assert_eq!(size("scratch_data"), 160 * MIB, "two segments, one LV");
-        assert_eq!(size("pool_tdata"), 256 * MIB);
-        assert_eq!(
-            size("volume-0b7c4f6e-2d1a-4c3b-9e8f-1a2b3c4d5e6f"),
-            4096 * MIB
-        );
-        assert_eq!(report.lvs.len(), 8, "{:?}", report.lvs);
-        let hidden: Vec<&str> = report
-            .lvs
-            .iter()
-            .filter(|lv| lv.hidden)
-            .map(|lv| lv.name.as_str())
-            .collect();
-        assert_eq!(hidden.len(), 3, "{hidden:?}");
-        assert!(["pool_tdata", "pool_tmeta", "lvol0_pmspare"]
-            .iter()
-            .all(|name| hidden.contains(name)));
-        let nova = report.lvs.iter().find(|lv| lv.name == disk).expect("disk");
-        assert_eq!(nova.tags, vec!["nova"]);
-        assert_eq!(nova.attr.get(..3), Some("-wi"));
-        let pool = report
-            .lvs
-            .iter()
-            .find(|lv| lv.name == "pool")
-            .expect("pool");
-        assert_eq!(
-            (pool.segtype.as_str(), pool.attr.get(..4)),
-            ("thin-pool", Some("twi-"))
-        );
-
-        // Extents are held by linear LVs only: thin volumes are virtual, the pool's size is its
-        // _tdata's.
-        let linear: u64 = report
-            .lvs
-            .iter()
-            .filter(|lv| lv.segtype == "linear")
-            .map(|lv| lv.size_bytes)
-            .sum();
-        assert_eq!(linear + found.free_bytes, found.size_bytes);
-
-        // A request for only missing VGs: exit 5, "report": [], an empty report, not an error.
-        let none = cmd
-            .collect(&[format!("{vg_name}-missing")])
-            .await
-            .expect("an empty report");
-        assert_eq!(none, VgReport::default());
     }
 }

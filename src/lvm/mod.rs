@@ -1,14 +1,23 @@
 //! The raw source: what LVM itself says about the volume groups we watch.
 //!
-//! Two implementations of [`RawSource`] exist: [`exec::LvmCommand`] runs the real `vgs`/`lvs`
-//! binaries, [`replay::ReplayFile`] reads a saved JSON report (the same JSON that `vgs`, `lvs` or
-//! `lvm fullreport` print with `--reportformat json`). Both produce a [`VgReport`]; everything
+//! Two implementations of [`RawSource`] exist: [`exec::LvmCommand`] runs the real `lvm
+//! fullreport`, [`replay::ReplayFile`] reads a saved JSON report (the same JSON that `vgs`, `lvs`
+//! or `lvm fullreport` print with `--reportformat json`). Both produce a [`VgReport`]; everything
 //! downstream of it is pure.
+//!
+//! - [`exec`]: what the exporter knows about running LVM: the command line, the prefix, the I/O
+//!   mode, and what an exit status and stderr mean.
+//! - [`process`]: supervising any child process: process group, timeout, bounded reads, reaping.
+//! - [`sync_io`]: the seccomp filter that makes a child read without AIO.
+//! - [`report`]: parsing LVM's JSON report; [`replay`]: a saved report as a source.
+//! - [`owner`]: who an LV belongs to.
 
 pub mod exec;
 pub mod owner;
+pub mod process;
 pub mod replay;
 pub mod report;
+pub mod sync_io;
 
 use async_trait::async_trait;
 

@@ -119,19 +119,39 @@ impl LoopVg {
 
     /// Creates a metadata-only LV (this kernel has no device-mapper: nothing is activated).
     pub fn create_lv(&self, lv: &str, size: &str) {
+        self.create_lv_with(lv, size, &[]);
+    }
+
+    /// Like [`LoopVg::create_lv`], with `extra` lvcreate arguments (e.g. `--addtag nova`).
+    pub fn create_lv_with(&self, lv: &str, size: &str, extra: &[&str]) {
+        let mut args = vec![
+            "-q",
+            "--config",
+            "global{activation=0}",
+            "-an",
+            "-Zn",
+            "-L",
+            size,
+            "-n",
+            lv,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&self.name);
+        run("lvcreate", &args);
+    }
+
+    /// Grows an LV by `size` (e.g. `+60M`); the new extents form a segment of their own when
+    /// other LVs follow it.
+    pub fn extend_lv(&self, lv: &str, size: &str) {
         run(
-            "lvcreate",
+            "lvextend",
             &[
                 "-q",
                 "--config",
                 "global{activation=0}",
-                "-an",
-                "-Zn",
                 "-L",
                 size,
-                "-n",
-                lv,
-                &self.name,
+                &format!("{}/{lv}", self.name),
             ],
         );
     }
