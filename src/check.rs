@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use crate::report::{gib, Report};
+use crate::report::{escape_control, gib, Report};
 use crate::tracked::{GIB, MIB};
 
 /// A Nagios plugin status, in order of severity (UNKNOWN is reported when the figures are
@@ -176,9 +176,10 @@ pub struct CheckResult {
     pub line: String,
 }
 
-/// Makes text safe for a plugin's status line: one line, no `|` (it starts the perfdata).
+/// Makes text safe for a plugin's status line: one line with every control character escaped
+/// (CR and LF included), no `|` (it starts the perfdata).
 fn plugin_text(text: &str) -> String {
-    text.replace(['\n', '\r'], " ").replace('|', "/")
+    escape_control(text).replace('|', "/")
 }
 
 /// How a measured value trips: at or above the threshold, or below it.
@@ -375,7 +376,7 @@ mod tests {
 
     #[test]
     fn status_text_cannot_break_the_plugin_line() {
-        assert_eq!(plugin_text("a|b\nc"), "a/b c");
+        assert_eq!(plugin_text("a|b\nc\r\u{1b}[31m"), "a/b\\nc\\r\\u{1b}[31m");
         assert!(Status::Critical > Status::Warning);
         assert_eq!(Status::Unknown.exit_code(), 3);
     }

@@ -138,44 +138,77 @@ impl Collector {
             }
         };
 
-        let mut usages: Vec<(SourceKind, TrackedUsage)> = Vec::new();
-        for (source, (result, duration)) in self.tracked.iter().zip(tracked_results) {
-            match result {
-                Ok(usage) => {
-                    statuses.push(self.status(
-                        source.kind().as_str(),
-                        duration,
-                        None,
-                        usage.fetched_unix,
-                    ));
-                    usages.push((source.kind(), usage));
-                }
-                Err(error) => {
-                    statuses.push(self.status(source.kind().as_str(), duration, Some(error), None))
-                }
-            }
-        }
-
-        let primary_usage = self
-            .primary
-            .and_then(|kind| usages.iter().find(|(k, _)| *k == kind).map(|(_, u)| u));
-        let host = report.as_ref().map(|report| {
-            account_host(
-                report,
-                &self.watched_vgs,
-                Some(&self.nova_vg),
-                primary_usage,
-                self.lv_series_limit,
-            )
-        });
         let nova_vg_size = report
             .as_ref()
             .and_then(|r| r.vg(&self.nova_vg))
             .map(|vg| vg.size_bytes);
-        let sources = usages
+        // A source whose figures do not fit the accounting fails alone, naming them.
+        let mut outcomes: Vec<(SourceKind, Duration, Result<_, String>)> = self
+            .tracked
             .iter()
-            .map(|(kind, usage)| (*kind, source_figures(usage, nova_vg_size)))
+            .zip(tracked_results)
+            .map(|(source, (result, duration))| {
+                let outcome = result.and_then(|usage| {
+                    source_figures(&usage, nova_vg_size)
+                        .map(|figures| (usage, figures))
+                        .map_err(|e| e.to_string())
+                });
+                (source.kind(), duration, outcome)
+            })
             .collect();
+        let primary_index = self.primary.and_then(|kind| {
+            outcomes
+                .iter()
+                .position(|(k, _, outcome)| *k == kind && outcome.is_ok())
+        });
+        let mut host = None;
+        if let Some(report) = &report {
+            let account = |usage: Option<&TrackedUsage>| {
+                account_host(
+                    report,
+                    &self.watched_vgs,
+                    Some(&self.nova_vg),
+                    usage,
+                    self.lv_series_limit,
+                )
+            };
+            let primary_usage = primary_index
+                .and_then(|i| outcomes[i].2.as_ref().ok())
+                .map(|(usage, _)| usage);
+            let accounted = match account(primary_usage) {
+                // With LVM's figures alone it fits: the primary source's figures are to blame.
+                Err(error) if primary_usage.is_some() => {
+                    if let Some(i) = primary_index {
+                        outcomes[i].2 = Err(error.to_string());
+                    }
+                    account(None)
+                }
+                accounted => accounted,
+            };
+            match accounted {
+                Ok(accounting) => host = Some(accounting),
+                Err(error) => {
+                    statuses[0] =
+                        self.status(LVM_COLLECTOR, raw_duration, Some(error.to_string()), None)
+                }
+            }
+        }
+
+        let mut sources = Vec::new();
+        for (kind, duration, outcome) in outcomes {
+            match outcome {
+                Ok((usage, figures)) => {
+                    statuses.push(self.status(
+                        kind.as_str(),
+                        duration,
+                        None,
+                        usage.fetched_unix,
+                    ));
+                    sources.push((kind, figures));
+                }
+                Err(error) => statuses.push(self.status(kind.as_str(), duration, Some(error), None)),
+            }
+        }
 
         Snapshot {
             collectors: statuses,

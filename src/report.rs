@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS, OTHER_LVS_LABEL};
+use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS};
 use crate::cli::{Config, LvmSettings};
 use crate::collect::Snapshot;
 use crate::openstack::time::format_rfc3339;
@@ -20,6 +20,29 @@ use crate::tracked::{SourceKind, GIB, MIB};
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
 /// removed, renamed or retyped); adding a field does not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`, ...), and the
+/// Unicode marks that reorder a terminal line (bidirectional overrides and isolates), so that a
+/// name or an error read from outside prints as what it is: one line, no terminal escape
+/// sequences. For the text outputs (`report`, `check`); the status page escapes for HTML, JSON
+/// escapes by itself.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    let reorders = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(|c| c.is_control() || reorders(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else if reorders(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
 
 /// What the configuration says about the figures: where nova's VG, the primary source and the
 /// host's identity in each source came from. Built once from the [`Config`].
@@ -246,7 +269,7 @@ pub struct VgReport {
     pub owners: Vec<OwnerReport>,
     /// The largest LVs that are not tracked instance disks, largest first.
     pub top_untracked_lvs: Vec<LvReport>,
-    /// How many such LVs there are in all.
+    /// How many such LVs there are in all (those summed beyond the series limit included).
     pub untracked_lv_count: usize,
     /// Thin pools and their data usage.
     pub thin_pools: Vec<ThinPoolReport>,
@@ -267,15 +290,19 @@ pub struct OwnerReport {
     pub bytes: u64,
 }
 
-/// One LV that is not a tracked instance disk.
+/// One LV that is not a tracked instance disk, or the sum of those beyond the series limit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LvReport {
-    /// LV name (`_other`: the sum beyond the exporter's series limit).
+    /// LV name (`(other)`, a name no LV can have, for the sum beyond the series limit).
     pub name: String,
     /// Owner class.
     pub owner: String,
     /// VG bytes it holds.
     pub bytes: u64,
+    /// How many LVs this row stands for: 1, or the number summed beyond the series limit.
+    pub lvs: u64,
+    /// True for the sum beyond the series limit.
+    pub overflow: bool,
 }
 
 /// One thin pool.
@@ -342,6 +369,13 @@ pub struct UntrackedReport {
     /// foreign + orphan + cinder + unexplained: what the untracked-consumption alert and
     /// `check` count (the per-LV overhead is expected and left out).
     pub total_bytes: i64,
+}
+
+impl VgReport {
+    /// How many single LVs `top_untracked_lvs` shows (the sums beyond the limit not counted).
+    pub fn untracked_lvs_shown(&self) -> usize {
+        self.top_untracked_lvs.iter().filter(|lv| !lv.overflow).count()
+    }
 }
 
 impl Report {
@@ -422,8 +456,8 @@ impl Report {
                 let untracked_lv_count = vg
                     .untracked_lvs
                     .iter()
-                    .filter(|lv| lv.name != OTHER_LVS_LABEL)
-                    .count();
+                    .map(|lv| usize::try_from(lv.lvs).unwrap_or(usize::MAX))
+                    .fold(0usize, usize::saturating_add);
                 let accounting = vg.tracked.as_ref().map(|t| {
                     accounting_report(t, primary.as_deref().unwrap_or(""), primary_figures)
                 });
@@ -442,6 +476,8 @@ impl Report {
                             name: lv.name.clone(),
                             owner: lv.owner.as_str().to_string(),
                             bytes: lv.bytes,
+                            lvs: lv.lvs,
+                            overflow: lv.overflow,
                         })
                         .collect(),
                     untracked_lv_count,
@@ -606,7 +642,10 @@ pub fn render_text(report: &Report) -> String {
     let _ = writeln!(
         out,
         "nova-lvm-exporter report for {}, collected {} (exporter {} revision {})",
-        report.hostname, report.collected_at, report.exporter.version, report.exporter.revision
+        escape_control(&report.hostname),
+        report.collected_at,
+        report.exporter.version,
+        report.exporter.revision
     );
     let _ = writeln!(out, "\nCollectors");
     for c in &report.collectors {
@@ -623,23 +662,29 @@ pub fn render_text(report: &Report) -> String {
             c.duration_seconds * 1000.0,
             c.error
                 .as_deref()
-                .map(|e| format!("  {e}"))
+                .map(|e| format!("  {}", escape_control(e)))
                 .unwrap_or_default()
         );
     }
     let _ = writeln!(out, "\nSources");
-    let _ = writeln!(out, "  raw (LVM): {}", report.raw_source);
+    let _ = writeln!(
+        out,
+        "  raw (LVM): {}",
+        escape_control(&report.raw_source)
+    );
     let _ = writeln!(
         out,
         "  nova's VG: {} (from {})",
-        report.nova_vg, report.nova_vg_origin
+        escape_control(&report.nova_vg),
+        escape_control(&report.nova_vg_origin)
     );
     match &report.primary_source {
         Some(primary) => {
             let _ = writeln!(
                 out,
-                "  primary tracked source: {primary} (chosen by {})",
-                report.primary_source_origin
+                "  primary tracked source: {} (chosen by {})",
+                escape_control(primary),
+                escape_control(&report.primary_source_origin)
             );
         }
         None => {
@@ -650,7 +695,13 @@ pub fn render_text(report: &Report) -> String {
         }
     }
     for s in &report.sources {
-        let _ = writeln!(out, "  {}: reads {} ({})", s.source, s.reads, s.origin);
+        let _ = writeln!(
+            out,
+            "  {}: reads {} ({})",
+            s.source,
+            escape_control(&s.reads),
+            escape_control(&s.origin)
+        );
         match &s.figures {
             Some(f) => {
                 let _ = writeln!(
@@ -673,7 +724,11 @@ pub fn render_text(report: &Report) -> String {
         render_vg_text(&mut out, report, vg);
     }
     for missing in &report.missing_vgs {
-        let _ = writeln!(out, "\nVG {missing}: not found by LVM");
+        let _ = writeln!(
+            out,
+            "\nVG {}: not found by LVM",
+            escape_control(missing)
+        );
     }
     if report.vgs.is_empty() && report.missing_vgs.is_empty() {
         let _ = writeln!(out, "\nNo LVM figures: the lvm collector failed.");
@@ -683,11 +738,14 @@ pub fn render_text(report: &Report) -> String {
 
 fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
     let role = if vg.nova {
-        format!("nova's VG, from {}", report.nova_vg_origin)
+        format!(
+            "nova's VG, from {}",
+            escape_control(&report.nova_vg_origin)
+        )
     } else {
         "also watched".to_string()
     };
-    let _ = writeln!(out, "\nVG {} ({role})", vg.name);
+    let _ = writeln!(out, "\nVG {} ({role})", escape_control(&vg.name));
     let _ = writeln!(
         out,
         "  {:<16} {:<54} {:>12} {:>16}",
@@ -700,7 +758,7 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
         let _ = writeln!(
             out,
             "  no derived figures: {}",
-            vg.accounting_absent_reason.as_deref().unwrap_or("unknown")
+            escape_control(vg.accounting_absent_reason.as_deref().unwrap_or("unknown"))
         );
         render_lvs_text(out, vg);
         return;
@@ -712,7 +770,7 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
             "{} instance{} ({}): root + ephemeral + swap",
             a.instances,
             if a.instances == 1 { "" } else { "s" },
-            a.source
+            escape_control(&a.source)
         ),
         a.tracked_used_bytes as i64,
     );
@@ -812,7 +870,7 @@ fn render_lvs_text(out: &mut String, vg: &VgReport) {
     let _ = writeln!(
         out,
         "\n  Untracked LVs, largest first ({} shown of {})",
-        vg.top_untracked_lvs.len(),
+        vg.untracked_lvs_shown(),
         vg.untracked_lv_count
     );
     for lv in &vg.top_untracked_lvs {
@@ -821,7 +879,11 @@ fn render_lvs_text(out: &mut String, vg: &VgReport) {
             "    {:>14}  {:<8} {}",
             gib(lv.bytes as i64),
             lv.owner,
-            lv.name
+            if lv.overflow {
+                format!("{} ({} LVs beyond the series limit)", lv.name, lv.lvs)
+            } else {
+                escape_control(&lv.name).into_owned()
+            }
         );
     }
 }
