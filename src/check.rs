@@ -375,6 +375,46 @@ mod tests {
     }
 
     #[test]
+    fn names_and_errors_from_outside_cannot_break_the_plugin_line() {
+        use crate::report::tests::{report_with, HOSTILE};
+        // The largest untracked LV is named in a WARNING; a failed source's error in UNKNOWN.
+        let args = CheckArgs {
+            warning_untracked: Threshold::Bytes(GIB as i64),
+            ..CheckArgs::default()
+        };
+        let warning = evaluate(&report_with(&[HOSTILE, "b"], 100, None), &args);
+        let unknown = evaluate(
+            &report_with(&["a"], 100, Some("/q/x.xml:\r\nNOVA-LVM OK | y=1")),
+            &CheckArgs::default(),
+        );
+        assert_eq!(warning.status, Status::Warning);
+        assert_eq!(unknown.status, Status::Unknown);
+        for result in [&warning, &unknown] {
+            let line = &result.line;
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            assert!(!line.contains('\u{202e}'), "{line:?}");
+            assert!(line.matches('|').count() <= 1, "{line:?}");
+        }
+        assert_eq!(warning.line.matches('|').count(), 1, "the perfdata separator");
+        assert!(
+            warning.line.contains(r"largest untracked LV evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine / x=1\u{202e} (foreign, 2.00 GiB)"),
+            "{}",
+            warning.line
+        );
+        assert!(
+            unknown.line.ends_with(r"/q/x.xml:\r\nNOVA-LVM OK / y=1"),
+            "{}",
+            unknown.line
+        );
+        // The perfdata labels are the exporter's own.
+        let labels: Vec<&str> = warning.line.split(" | ").nth(1).unwrap().split(' ').map(|p| p.split('=').next().unwrap()).collect();
+        assert_eq!(
+            labels,
+            ["untracked", "overestimate", "corrected_free", "drift", "raw_used", "tracked_used", "scheduler_free", "vg_size"]
+        );
+    }
+
+    #[test]
     fn status_text_cannot_break_the_plugin_line() {
         assert_eq!(plugin_text("a|b\nc\r\u{1b}[31m"), "a/b\\nc\\r\\u{1b}[31m");
         assert!(Status::Critical > Status::Warning);

@@ -889,8 +889,117 @@ fn render_lvs_text(out: &mut String, vg: &VgReport) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    use crate::collect::{CollectorStatus, Snapshot};
+
+    /// A report of one VG with foreign LVs of the given names (the first the largest, n GiB
+    /// down to 1 GiB), `limit` per-LV series, and a libvirt collector that failed with
+    /// `error`, or succeeded with no instances when `error` is `None`.
+    pub(crate) fn report_with(names: &[&str], limit: usize, error: Option<&str>) -> Report {
+        let lvs: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let name = serde_json::to_string(name).unwrap();
+                format!(r#"{{"vg_name":"vg1","lv_name":{name},"lv_size":"{}","segtype":"linear"}}"#, (names.len() - i) as u64 * GIB)
+            })
+            .collect();
+        let text = format!(
+            r#"{{"report":[{{"vg":[{{"vg_name":"vg1","vg_size":"{}","vg_free":"0"}}],"lv":[{}]}}]}}"#,
+            (names.len() * (names.len() + 1) / 2) as u64 * GIB,
+            lvs.join(",")
+        );
+        let lvm = crate::lvm::report::parse(&text, "t").unwrap();
+        let usage = crate::tracked::TrackedUsage::from_local(vec![], &Default::default());
+        let tracked = error.is_none().then_some(&usage);
+        let host =
+            crate::accounting::account_host(&lvm, &["vg1".to_string()], Some("vg1"), tracked, limit)
+                .unwrap();
+        let sources = tracked
+            .map(|usage| {
+                let figures = crate::accounting::source_figures(usage, Some(lvm.vgs[0].size_bytes));
+                (SourceKind::Libvirt, figures.unwrap())
+            })
+            .into_iter()
+            .collect();
+        let status = |name, error: Option<&str>| CollectorStatus {
+            name,
+            success: error.is_none(),
+            duration: std::time::Duration::ZERO,
+            last_success_unix: None,
+            error: error.map(str::to_string),
+        };
+        let snapshot = Snapshot {
+            collectors: vec![status("lvm", None), status("libvirt", error)],
+            host: Some(host),
+            sources,
+            nova_vg: "vg1".into(),
+            primary: Some(SourceKind::Libvirt),
+            finished_unix: 0.0,
+        };
+        Report::new(&snapshot, &ReportContext::default(), 10)
+    }
+
+    #[test]
+    fn an_lv_named_like_the_old_overflow_label_is_shown_and_counted() {
+        let report = report_with(&["big", "_other", "c", "d", "e"], 2, Some("x"));
+        let vg = &report.vgs[0];
+        assert_eq!(vg.untracked_lv_count, 5);
+        assert_eq!(vg.untracked_lvs_shown(), 2);
+        let text = render_text(&report);
+        assert!(text.contains("Untracked LVs, largest first (2 shown of 5)"), "{text}");
+        assert!(text.contains(" _other\n"), "{text}");
+        assert!(text.contains("foreign  (other) (3 LVs beyond the series limit)"), "{text}");
+        let names: Vec<(&str, u64, bool)> = vg
+            .top_untracked_lvs
+            .iter()
+            .map(|lv| (lv.name.as_str(), lv.lvs, lv.overflow))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("big", 1, false), ("_other", 1, false), ("(other)", 3, true)]
+        );
+        // Beyond what is shown (top 10) the count is still all of them.
+        let many: Vec<String> = (0..30).map(|i| format!("lv{i:02}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let report = report_with(&many, 100, None);
+        let text = render_text(&report);
+        assert!(text.contains("(10 shown of 30)"), "{text}");
+    }
+
+    /// An LV name with a terminal escape, a bell, CR/LF and a fake plugin line.
+    pub(crate) const HOSTILE: &str = "evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine | x=1\u{202e}";
+
+    #[test]
+    fn control_characters_from_outside_are_escaped_in_the_text_report() {
+        let report = report_with(&[HOSTILE, "plain"], 100, Some("bad file /q/\u{1b}[31mred\nline"));
+        let text = render_text(&report);
+        for raw in ['\u{1b}', '\r', '\u{7}', '\u{202e}'] {
+            assert!(!text.contains(raw), "{raw:?} in {text}");
+        }
+        assert!(
+            text.contains(r"evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine | x=1\u{202e}"),
+            "{text}"
+        );
+        assert!(text.contains(r"bad file /q/\u{1b}[31mred\nline"), "{text}");
+        // Every line of the report is one of its own: the LV's name did not add one.
+        assert!(text.lines().all(|line| !line.starts_with("NOVA-LVM")), "{text}");
+        // JSON keeps the names as they are, escaped by serde.
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains('\u{1b}') && !json.contains('\r'), "{json}");
+        assert!(json.contains(r#"evil\u001b[2J\u001b]0;title\u0007\r\nNOVA-LVM"#), "{json}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["vgs"][0]["top_untracked_lvs"][0]["name"], HOSTILE);
+    }
+
+    #[test]
+    fn escape_control_leaves_ordinary_text_alone() {
+        assert!(matches!(escape_control("vms-group/lv_1+x.y"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(escape_control("tab\there\u{0}\u{7f}\u{85}"), r"tab\there\0\u{7f}\u{85}");
+        assert_eq!(escape_control("ünïcødé ✓"), "ünïcødé ✓");
+    }
 
     #[test]
     fn sizes_are_shown_in_gib_with_two_decimals() {
