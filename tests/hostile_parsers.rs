@@ -296,9 +296,15 @@ fn control_characters_are_escaped_in_report_and_check() {
         stdout(&output)
     );
 
-    // check: one line, whatever the names and errors hold.
+    // check: one line, whatever the names and errors hold. With no instances (an empty
+    // libvirt directory) the LV is untracked and named as the largest; a broken file is named
+    // in the UNKNOWN line.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let empty_dir = format!("--collector.libvirt.xml-dir={}", empty.display());
+    let mut lines = Vec::new();
     for args in [
-        vec!["check", "--no-collector.libvirt", "--warning.untracked=1GiB"],
+        vec!["check", empty_dir.as_str(), "--warning.untracked=1GiB"],
         vec!["check", xml_dir.as_str()],
     ] {
         let output = exporter(&args, &replay, &example("nova.conf"));
@@ -308,7 +314,20 @@ fn control_characters_are_escaped_in_report_and_check() {
             !line.trim_end_matches('\n').chars().any(char::is_control),
             "{args:?}: {line:?}"
         );
+        lines.push((output.status.code(), line));
     }
+    assert_eq!(lines[0].0, Some(1), "WARNING: {}", lines[0].1);
+    assert!(
+        lines[0].1.contains(r"largest untracked LV x\u{1b}]0;pwned\u{7}\u{1b}[2J\r\nNOVA-LVM OK - all fine / a=1 (foreign"),
+        "{}",
+        lines[0].1
+    );
+    assert_eq!(lines[1].0, Some(3), "UNKNOWN: {}", lines[1].1);
+    assert!(
+        lines[1].1.contains(r"evil\u{1b}[31m\r\n.xml: not well-formed XML"),
+        "{}",
+        lines[1].1
+    );
 
     // JSON: serde escapes; the name comes back exactly.
     let output = exporter(
