@@ -147,6 +147,22 @@ pub struct UntrackedByCause {
     pub unexplained_bytes: i64,
 }
 
+impl UntrackedByCause {
+    /// Untracked consumption without the overhead: foreign + orphan + cinder + unexplained.
+    /// [`account_vg`] checks that it fits; it saturates on figures built otherwise.
+    pub fn total_bytes(&self) -> i64 {
+        let total = self.total_wide();
+        i64::try_from(total).unwrap_or(if total < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    fn total_wide(&self) -> i128 {
+        i128::from(self.foreign_bytes)
+            + i128::from(self.orphan_bytes)
+            + i128::from(self.cinder_bytes)
+            + i128::from(self.unexplained_bytes)
+    }
+}
+
 /// The tracked side of one VG's accounting: present only when the primary tracked source
 /// succeeded and the VG is the one nova uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -531,6 +547,10 @@ fn account_tracked(
         )?,
     };
 
+    signed(
+        "untracked consumption (foreign + orphan + cinder + unexplained)",
+        untracked.total_wide(),
+    )?;
     let drift_bytes = signed(
         "drift (raw used - tracked used)",
         i128::from(used_bytes) - i128::from(tracked_used_bytes),

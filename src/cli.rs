@@ -149,7 +149,7 @@ pub struct Cli {
     #[arg(long = "collector.lvm.replay-file", value_name = "FILE")]
     pub lvm_replay_file: Option<PathBuf>,
 
-    /// At most this many per-LV series (nova_lvm_lv_size_bytes) per VG; the rest are summed in lv="_other".
+    /// At most this many per-LV series (nova_lvm_lv_size_bytes) per VG; the rest are summed per owner in lv="(other)", a name no LV can have.
     #[arg(
         long = "collector.lvm.lv-series-limit",
         value_name = "N",

@@ -541,7 +541,11 @@ fn accounting_report(
     figures: Option<SourceFiguresReport>,
 ) -> AccountingReport {
     let u = t.untracked;
-    let phantom = (t.overestimate_bytes + t.corrected_free_bytes.min(0)).max(0) as u64;
+    // Saturating is exact here: any negative sum is clamped to 0.
+    let phantom = t
+        .overestimate_bytes
+        .saturating_add(t.corrected_free_bytes.min(0))
+        .max(0) as u64;
     AccountingReport {
         source: source.to_string(),
         instances: figures.map_or(0, |f| f.instances),
@@ -554,8 +558,7 @@ fn accounting_report(
             cinder_bytes: u.cinder_bytes,
             overhead_bytes: u.overhead_bytes,
             unexplained_bytes: u.unexplained_bytes,
-            total_bytes: (u.foreign_bytes + u.orphan_bytes + u.cinder_bytes) as i64
-                + u.unexplained_bytes,
+            total_bytes: u.total_bytes(),
         },
         unbacked_bytes: t.unbacked_bytes,
         corrected_free_bytes: t.corrected_free_bytes,
