@@ -102,7 +102,7 @@ pub struct Cli {
     pub nova_images_volume_group: Option<String>,
 
     /// Disk reserved for the host, MiB. Overrides nova.conf [DEFAULT] reserved_host_disk_mb (default 0).
-    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB")]
+    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB", value_parser = clap::value_parser!(u64).range(..=crate::novaconf::MAX_RESERVED_HOST_DISK_MB))]
     pub nova_reserved_host_disk_mb: Option<u64>,
 
     /// DISK_GB allocation ratio. Overrides nova.conf [DEFAULT] disk_allocation_ratio (then
