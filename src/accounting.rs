@@ -64,10 +64,7 @@ impl AccountingError {
 }
 
 /// `figures` summed, or an error naming `what` and how many figures there were.
-fn checked_sum(
-    what: &str,
-    figures: impl IntoIterator<Item = u64>,
-) -> Result<u64, AccountingError> {
+fn checked_sum(what: &str, figures: impl IntoIterator<Item = u64>) -> Result<u64, AccountingError> {
     let mut sum = 0u64;
     let mut count = 0usize;
     let mut largest = 0u64;
@@ -301,7 +298,11 @@ pub fn source_figures(
         allocation_ratio: usage.allocation_ratio,
         scheduler_free_bytes,
         disk_available_least_bytes: usage.disk_available_least_bytes,
-        scheduler_total_bytes: usage.scheduler_free_bytes.is_none().then_some(total).flatten(),
+        scheduler_total_bytes: usage
+            .scheduler_free_bytes
+            .is_none()
+            .then_some(total)
+            .flatten(),
         scheduler_used_bytes: scheduler_used_bytes(usage)?,
     })
 }
@@ -465,7 +466,10 @@ fn untracked_lvs(
         .collect();
     let mut overflow: BTreeMap<Owner, Vec<u64>> = BTreeMap::new();
     for lv in candidates.iter().skip(limit) {
-        overflow.entry(lv.owner).or_default().push(lv.allocated_bytes);
+        overflow
+            .entry(lv.owner)
+            .or_default()
+            .push(lv.allocated_bytes);
     }
     for (owner, sizes) in overflow {
         series.push(UntrackedLv {
@@ -1106,14 +1110,20 @@ mod tests {
         );
         assert_eq!(acc.untracked_lvs[2].owner, Owner::Cinder);
         assert_eq!(acc.untracked_lvs[3].owner, Owner::Foreign);
-        let counts: Vec<(u64, bool)> = acc.untracked_lvs.iter().map(|l| (l.lvs, l.overflow)).collect();
+        let counts: Vec<(u64, bool)> = acc
+            .untracked_lvs
+            .iter()
+            .map(|l| (l.lvs, l.overflow))
+            .collect();
         assert_eq!(counts, vec![(1, false), (1, false), (1, true), (3, true)]);
     }
 
     #[test]
     fn an_lv_named_like_the_old_overflow_label_is_an_lv_of_its_own() {
         // LVM allows `_other`; the overflow label is a name LVM forbids.
-        assert!(!OTHER_LVS_LABEL.bytes().all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b)));
+        assert!(!OTHER_LVS_LABEL
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b)));
         let lvs = vec![
             lv("_other", Owner::Foreign, 3 * GIB),
             lv("big", Owner::Foreign, 5 * GIB),
@@ -1156,14 +1166,20 @@ mod tests {
         // Each fits; five overflow u64 (the old sum wrapped to a small figure).
         assert!(one < MAX_ACCOUNTED_BYTES);
         assert!(one.checked_mul(5).is_none());
-        let instances: Vec<(&str, Flavor)> = UUIDS_5.iter().map(|u| (*u, largest_flavor())).collect();
+        let instances: Vec<(&str, Flavor)> =
+            UUIDS_5.iter().map(|u| (*u, largest_flavor())).collect();
         let u = usage(&instances, 0, 1.0);
-        let error = super::source_figures(&u, Some(VG_20G)).unwrap_err().to_string();
+        let error = super::source_figures(&u, Some(VG_20G))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             error,
             format!("the tracked disk of the 5 instances: more than 9223372036854775807 bytes, beyond the signed 64-bit range (5 figures, the largest {one} bytes)")
         );
-        assert_eq!(super::tracked_used_bytes(&u).unwrap_err().to_string(), error);
+        assert_eq!(
+            super::tracked_used_bytes(&u).unwrap_err().to_string(),
+            error
+        );
         assert_eq!(check_usage(&u).unwrap_err().to_string(), error);
         let lvs = vec![lv("foreign", Owner::Foreign, GIB)];
         let error = super::account_vg(&vg_with(&lvs), &lvs, Some(&u), 100).unwrap_err();
@@ -1186,7 +1202,10 @@ mod tests {
         let mut u = usage(&[(UUID_A, largest_flavor())], 0, 1.0);
         u.reserved_bytes = MAX_ACCOUNTED_BYTES;
         let error = check_usage(&u).unwrap_err().to_string();
-        assert!(error.starts_with("tracked used + reserved: more than"), "{error}");
+        assert!(
+            error.starts_with("tracked used + reserved: more than"),
+            "{error}"
+        );
         u.reserved_bytes = u64::MAX;
         let error = check_usage(&u).unwrap_err().to_string();
         assert!(error.starts_with("the reserved disk: more than"), "{error}");
@@ -1198,10 +1217,19 @@ mod tests {
         let error = super::account_vg(&vg(GIB, 2 * GIB), &[], None, 100).unwrap_err();
         assert_eq!(
             error.to_string(),
-            format!("VG vms-group: vg_free {} is larger than vg_size {}", 2 * GIB, GIB)
+            format!(
+                "VG vms-group: vg_free {} is larger than vg_size {}",
+                2 * GIB,
+                GIB
+            )
         );
         let error = super::account_vg(&vg(1 << 63, 0), &[], None, 100).unwrap_err();
-        assert!(error.to_string().starts_with("the size of VG vms-group: more than"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("the size of VG vms-group: more than"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1221,7 +1249,9 @@ mod tests {
     #[test]
     fn an_allocation_ratio_that_overflows_the_schedulers_free_space_is_an_error() {
         let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1e300);
-        let error = super::source_figures(&u, Some(VG_20G)).unwrap_err().to_string();
+        let error = super::source_figures(&u, Some(VG_20G))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("outside the signed 64-bit range"), "{error}");
     }
 

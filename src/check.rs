@@ -395,7 +395,11 @@ mod tests {
             assert!(!line.contains('\u{202e}'), "{line:?}");
             assert!(line.matches('|').count() <= 1, "{line:?}");
         }
-        assert_eq!(warning.line.matches('|').count(), 1, "the perfdata separator");
+        assert_eq!(
+            warning.line.matches('|').count(),
+            1,
+            "the perfdata separator"
+        );
         assert!(
             warning.line.contains(r"largest untracked LV evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine / x=1\u{202e} (foreign, 2.00 GiB)"),
             "{}",
@@ -407,10 +411,26 @@ mod tests {
             unknown.line
         );
         // The perfdata labels are the exporter's own.
-        let labels: Vec<&str> = warning.line.split(" | ").nth(1).unwrap().split(' ').map(|p| p.split('=').next().unwrap()).collect();
+        let labels: Vec<&str> = warning
+            .line
+            .split(" | ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .map(|p| p.split('=').next().unwrap())
+            .collect();
         assert_eq!(
             labels,
-            ["untracked", "overestimate", "corrected_free", "drift", "raw_used", "tracked_used", "scheduler_free", "vg_size"]
+            [
+                "untracked",
+                "overestimate",
+                "corrected_free",
+                "drift",
+                "raw_used",
+                "tracked_used",
+                "scheduler_free",
+                "vg_size"
+            ]
         );
     }
 

@@ -198,15 +198,12 @@ impl Collector {
         for (kind, duration, outcome) in outcomes {
             match outcome {
                 Ok((usage, figures)) => {
-                    statuses.push(self.status(
-                        kind.as_str(),
-                        duration,
-                        None,
-                        usage.fetched_unix,
-                    ));
+                    statuses.push(self.status(kind.as_str(), duration, None, usage.fetched_unix));
                     sources.push((kind, figures));
                 }
-                Err(error) => statuses.push(self.status(kind.as_str(), duration, Some(error), None)),
+                Err(error) => {
+                    statuses.push(self.status(kind.as_str(), duration, Some(error), None))
+                }
             }
         }
 

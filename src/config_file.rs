@@ -518,15 +518,25 @@ mod tests {
         let dotted = vec!["a"; levels].join(".");
         let cases = [
             (
-                format!("[web]\nlisten-address = {}1{}", "[".repeat(levels), "]".repeat(levels)),
+                format!(
+                    "[web]\nlisten-address = {}1{}",
+                    "[".repeat(levels),
+                    "]".repeat(levels)
+                ),
                 "FILE:2: not valid TOML: cannot recurse further; max recursion depth met",
             ),
             (
                 format!("web = {}1{}", "{ a = ".repeat(levels), "}".repeat(levels)),
                 "FILE:1: not valid TOML: cannot recurse further; max recursion depth met",
             ),
-            (format!("{dotted} = 1"), "FILE:1: not valid TOML: recursion limit"),
-            (format!("[{dotted}]\nb = 1"), "FILE:1: not valid TOML: recursion limit"),
+            (
+                format!("{dotted} = 1"),
+                "FILE:1: not valid TOML: recursion limit",
+            ),
+            (
+                format!("[{dotted}]\nb = 1"),
+                "FILE:1: not valid TOML: recursion limit",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(file_args_on_a_2mib_stack(text).unwrap_err(), expected);

@@ -553,7 +553,11 @@ mod tests {
             Some(MAX_RESERVED_HOST_DISK_MB),
             "8 EiB"
         );
-        for too_large in ["8796093022208", "18446744073709551615", "18446744073709551616"] {
+        for too_large in [
+            "8796093022208",
+            "18446744073709551615",
+            "18446744073709551616",
+        ] {
             let (_, message) = err(&format!("[DEFAULT]\nreserved_host_disk_mb = {too_large}\n"));
             assert_eq!(
                 message,

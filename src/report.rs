@@ -374,7 +374,10 @@ pub struct UntrackedReport {
 impl VgReport {
     /// How many single LVs `top_untracked_lvs` shows (the sums beyond the limit not counted).
     pub fn untracked_lvs_shown(&self) -> usize {
-        self.top_untracked_lvs.iter().filter(|lv| !lv.overflow).count()
+        self.top_untracked_lvs
+            .iter()
+            .filter(|lv| !lv.overflow)
+            .count()
     }
 }
 
@@ -670,11 +673,7 @@ pub fn render_text(report: &Report) -> String {
         );
     }
     let _ = writeln!(out, "\nSources");
-    let _ = writeln!(
-        out,
-        "  raw (LVM): {}",
-        escape_control(&report.raw_source)
-    );
+    let _ = writeln!(out, "  raw (LVM): {}", escape_control(&report.raw_source));
     let _ = writeln!(
         out,
         "  nova's VG: {} (from {})",
@@ -727,11 +726,7 @@ pub fn render_text(report: &Report) -> String {
         render_vg_text(&mut out, report, vg);
     }
     for missing in &report.missing_vgs {
-        let _ = writeln!(
-            out,
-            "\nVG {}: not found by LVM",
-            escape_control(missing)
-        );
+        let _ = writeln!(out, "\nVG {}: not found by LVM", escape_control(missing));
     }
     if report.vgs.is_empty() && report.missing_vgs.is_empty() {
         let _ = writeln!(out, "\nNo LVM figures: the lvm collector failed.");
@@ -741,10 +736,7 @@ pub fn render_text(report: &Report) -> String {
 
 fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
     let role = if vg.nova {
-        format!(
-            "nova's VG, from {}",
-            escape_control(&report.nova_vg_origin)
-        )
+        format!("nova's VG, from {}", escape_control(&report.nova_vg_origin))
     } else {
         "also watched".to_string()
     };
@@ -906,7 +898,10 @@ pub(crate) mod tests {
             .enumerate()
             .map(|(i, name)| {
                 let name = serde_json::to_string(name).unwrap();
-                format!(r#"{{"vg_name":"vg1","lv_name":{name},"lv_size":"{}","segtype":"linear"}}"#, (names.len() - i) as u64 * GIB)
+                format!(
+                    r#"{{"vg_name":"vg1","lv_name":{name},"lv_size":"{}","segtype":"linear"}}"#,
+                    (names.len() - i) as u64 * GIB
+                )
             })
             .collect();
         let text = format!(
@@ -917,9 +912,14 @@ pub(crate) mod tests {
         let lvm = crate::lvm::report::parse(&text, "t").unwrap();
         let usage = crate::tracked::TrackedUsage::from_local(vec![], &Default::default());
         let tracked = error.is_none().then_some(&usage);
-        let host =
-            crate::accounting::account_host(&lvm, &["vg1".to_string()], Some("vg1"), tracked, limit)
-                .unwrap();
+        let host = crate::accounting::account_host(
+            &lvm,
+            &["vg1".to_string()],
+            Some("vg1"),
+            tracked,
+            limit,
+        )
+        .unwrap();
         let sources = tracked
             .map(|usage| {
                 let figures = crate::accounting::source_figures(usage, Some(lvm.vgs[0].size_bytes));
@@ -952,9 +952,15 @@ pub(crate) mod tests {
         assert_eq!(vg.untracked_lv_count, 5);
         assert_eq!(vg.untracked_lvs_shown(), 2);
         let text = render_text(&report);
-        assert!(text.contains("Untracked LVs, largest first (2 shown of 5)"), "{text}");
+        assert!(
+            text.contains("Untracked LVs, largest first (2 shown of 5)"),
+            "{text}"
+        );
         assert!(text.contains(" _other\n"), "{text}");
-        assert!(text.contains("foreign  (other) (3 LVs beyond the series limit)"), "{text}");
+        assert!(
+            text.contains("foreign  (other) (3 LVs beyond the series limit)"),
+            "{text}"
+        );
         let names: Vec<(&str, u64, bool)> = vg
             .top_untracked_lvs
             .iter()
@@ -962,7 +968,11 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(
             names,
-            vec![("big", 1, false), ("_other", 1, false), ("(other)", 3, true)]
+            vec![
+                ("big", 1, false),
+                ("_other", 1, false),
+                ("(other)", 3, true)
+            ]
         );
         // Beyond what is shown (top 10) the count is still all of them.
         let many: Vec<String> = (0..30).map(|i| format!("lv{i:02}")).collect();
@@ -973,11 +983,16 @@ pub(crate) mod tests {
     }
 
     /// An LV name with a terminal escape, a bell, CR/LF and a fake plugin line.
-    pub(crate) const HOSTILE: &str = "evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine | x=1\u{202e}";
+    pub(crate) const HOSTILE: &str =
+        "evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine | x=1\u{202e}";
 
     #[test]
     fn control_characters_from_outside_are_escaped_in_the_text_report() {
-        let report = report_with(&[HOSTILE, "plain"], 100, Some("bad file /q/\u{1b}[31mred\nline"));
+        let report = report_with(
+            &[HOSTILE, "plain"],
+            100,
+            Some("bad file /q/\u{1b}[31mred\nline"),
+        );
         let text = render_text(&report);
         for raw in ['\u{1b}', '\r', '\u{7}', '\u{202e}'] {
             assert!(!text.contains(raw), "{raw:?} in {text}");
@@ -988,19 +1003,31 @@ pub(crate) mod tests {
         );
         assert!(text.contains(r"bad file /q/\u{1b}[31mred\nline"), "{text}");
         // Every line of the report is one of its own: the LV's name did not add one.
-        assert!(text.lines().all(|line| !line.starts_with("NOVA-LVM")), "{text}");
+        assert!(
+            text.lines().all(|line| !line.starts_with("NOVA-LVM")),
+            "{text}"
+        );
         // JSON keeps the names as they are, escaped by serde.
         let json = serde_json::to_string(&report).unwrap();
         assert!(!json.contains('\u{1b}') && !json.contains('\r'), "{json}");
-        assert!(json.contains(r#"evil\u001b[2J\u001b]0;title\u0007\r\nNOVA-LVM"#), "{json}");
+        assert!(
+            json.contains(r#"evil\u001b[2J\u001b]0;title\u0007\r\nNOVA-LVM"#),
+            "{json}"
+        );
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["vgs"][0]["top_untracked_lvs"][0]["name"], HOSTILE);
     }
 
     #[test]
     fn escape_control_leaves_ordinary_text_alone() {
-        assert!(matches!(escape_control("vms-group/lv_1+x.y"), std::borrow::Cow::Borrowed(_)));
-        assert_eq!(escape_control("tab\there\u{0}\u{7f}\u{85}"), r"tab\there\0\u{7f}\u{85}");
+        assert!(matches!(
+            escape_control("vms-group/lv_1+x.y"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_control("tab\there\u{0}\u{7f}\u{85}"),
+            r"tab\there\0\u{7f}\u{85}"
+        );
         assert_eq!(escape_control("ünïcødé ✓"), "ünïcødé ✓");
     }
 

@@ -119,7 +119,12 @@ fn an_lv_named_other_is_its_own_and_the_counts_are_true() {
         ("scratch", 3 * gib),
         ("tmp", 2 * gib),
     ];
-    let replay = replay_file(dir.path(), &(100 * gib).to_string(), &(86 * gib).to_string(), &lvs);
+    let replay = replay_file(
+        dir.path(),
+        &(100 * gib).to_string(),
+        &(86 * gib).to_string(),
+        &lvs,
+    );
     let output = exporter(
         &[
             "report",
@@ -192,7 +197,10 @@ fn five_instances_at_novas_largest_flavor_fail_the_source_not_wrap() {
         "{libvirt}"
     );
     assert!(collector_line(&text, "lvm").contains(" ok "), "{text}");
-    assert!(!text.contains("tracked used      "), "no wrapped figure: {text}");
+    assert!(
+        !text.contains("tracked used      "),
+        "no wrapped figure: {text}"
+    );
 }
 
 /// Replayed sizes of 2^63 and more became negative VG sizes; a `vg_size` smaller than its
@@ -285,11 +293,7 @@ fn control_characters_are_escaped_in_report_and_check() {
         "{}",
         stdout(&output)
     );
-    let output = exporter(
-        &["report", &xml_dir],
-        &replay,
-        &example("nova.conf"),
-    );
+    let output = exporter(&["report", &xml_dir], &replay, &example("nova.conf"));
     assert!(
         stdout(&output).contains(r"evil\u{1b}[31m\r\n.xml: not well-formed XML"),
         "{}",
@@ -324,7 +328,9 @@ fn control_characters_are_escaped_in_report_and_check() {
     );
     assert_eq!(lines[1].0, Some(3), "UNKNOWN: {}", lines[1].1);
     assert!(
-        lines[1].1.contains(r"evil\u{1b}[31m\r\n.xml: not well-formed XML"),
+        lines[1]
+            .1
+            .contains(r"evil\u{1b}[31m\r\n.xml: not well-formed XML"),
         "{}",
         lines[1].1
     );

@@ -682,10 +682,15 @@ mod tests {
         for beyond in ["9223372036854775808", "18446744073709551615"] {
             assert_eq!(
                 parse_err(&one_vg(beyond, "0", &[])),
-                format!(r#"vg "vg1": vg_size: expected a size in bytes below 2^63, got "{beyond}""#)
+                format!(
+                    r#"vg "vg1": vg_size: expected a size in bytes below 2^63, got "{beyond}""#
+                )
             );
             let message = parse_err(&one_vg("1000", "0", &[("big", beyond)]));
-            assert!(message.contains("lv_size: expected a size in bytes below 2^63"), "{message}");
+            assert!(
+                message.contains("lv_size: expected a size in bytes below 2^63"),
+                "{message}"
+            );
         }
     }
 
@@ -701,10 +706,16 @@ mod tests {
         );
         // Sums that would wrap a u64 are seen as such.
         let max = MAX_SIZE_BYTES.to_string();
-        let lvs = [("a", max.as_str()), ("b", max.as_str()), ("c", max.as_str())];
+        let lvs = [
+            ("a", max.as_str()),
+            ("b", max.as_str()),
+            ("c", max.as_str()),
+        ];
         assert_eq!(
             parse_err(&one_vg(&max, "0", &lvs)),
-            format!(r#"vg "vg1": its LVs hold more than 2^64 bytes of extents, more than vg_size {max}: an inconsistent report"#)
+            format!(
+                r#"vg "vg1": its LVs hold more than 2^64 bytes of extents, more than vg_size {max}: an inconsistent report"#
+            )
         );
         // Exactly full is fine; thin volumes' virtual sizes do not count.
         let text = r#"{"report":[{"vg":[{"vg_name":"vg1","vg_size":"1000","vg_free":"0"}],
@@ -726,15 +737,25 @@ mod tests {
     #[test]
     fn deep_json_nesting_is_an_error_not_a_stack_overflow() {
         // Typed rows stop at the first value of the wrong shape.
-        let deep = |open: &str, close: &str| format!("{}{}", open.repeat(100_000), close.repeat(100_000));
-        for text in [deep("[", "]"), format!(r#"{{"report":{}}}"#, deep("[", "]"))] {
+        let deep =
+            |open: &str, close: &str| format!("{}{}", open.repeat(100_000), close.repeat(100_000));
+        for text in [
+            deep("[", "]"),
+            format!(r#"{{"report":{}}}"#, deep("[", "]")),
+        ] {
             assert!(parse_on_a_2mib_stack(text).is_err());
         }
         // Fields the parser skips are walked to their end without recursion (serde_json skips
         // iteratively), so the rows around them still parse.
         let skipped = [
-            format!(r#"{{"report":[{{"vg":[],"unknown":{}}}]}}"#, deep(r#"{"a":"#, "}").replace(":}", ":1}")),
-            format!(r#"{{"report":[{{"vg":[],"pv":[{{"x":{}}}]}}]}}"#, deep("[", "]")),
+            format!(
+                r#"{{"report":[{{"vg":[],"unknown":{}}}]}}"#,
+                deep(r#"{"a":"#, "}").replace(":}", ":1}")
+            ),
+            format!(
+                r#"{{"report":[{{"vg":[],"pv":[{{"x":{}}}]}}]}}"#,
+                deep("[", "]")
+            ),
             format!(r#"{{"log":{},"report":[{{"vg":[]}}]}}"#, deep("[", "]")),
         ];
         for text in skipped {
@@ -749,7 +770,10 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
-        assert!(value.unwrap_err().to_string().starts_with("recursion limit exceeded"));
+        assert!(value
+            .unwrap_err()
+            .to_string()
+            .starts_with("recursion limit exceeded"));
     }
 
     #[test]

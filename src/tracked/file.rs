@@ -260,10 +260,14 @@ mod tests {
         // Every field is known and typed (unknown fields are refused), so nesting is refused
         // at its first level, long before serde_json's own limit of 128; on the 2 MiB stack of
         // tokio's blocking threads, where the source parses.
-        let deep = |open: &str, close: &str| format!("{}{}", open.repeat(100_000), close.repeat(100_000));
+        let deep =
+            |open: &str, close: &str| format!("{}{}", open.repeat(100_000), close.repeat(100_000));
         let cases = [
             (
-                format!(r#"{{"instances":[{}]}}"#, deep(r#"{"a":"#, "}").replace(":}", ":1}")),
+                format!(
+                    r#"{{"instances":[{}]}}"#,
+                    deep(r#"{"a":"#, "}").replace(":}", ":1}")
+                ),
                 "instances[0]: unknown field `a`",
             ),
             (

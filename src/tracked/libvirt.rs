@@ -866,12 +866,18 @@ mod tests {
         for hidden in ["<!--</a>-->", "<![CDATA[</a>]]>", "<?pi </a>?>"] {
             let open = format!("<a>{hidden}");
             let error = parse_on_a_2mib_stack(nested_domain(5_000, &open, "</a>"));
-            assert!(error.unwrap_err().to_string().contains("nested more than"), "{hidden}");
+            assert!(
+                error.unwrap_err().to_string().contains("nested more than"),
+                "{hidden}"
+            );
         }
         // Unclosed elements count as open; the line is the one of the offending tag.
         let xml = format!("<domain>\n{}", "<a>\n".repeat(100_000));
         let error = parse_on_a_2mib_stack(xml).unwrap_err().to_string();
-        assert!(error.contains(&format!("(at line {})", MAX_XML_DEPTH + 1)), "{error}");
+        assert!(
+            error.contains(&format!("(at line {})", MAX_XML_DEPTH + 1)),
+            "{error}"
+        );
         // Self-closed and sibling elements do not add up.
         let wide = format!(
             "<domain type='kvm'><uuid>{IMAGE_UUID}</uuid>{}</domain>",
@@ -883,7 +889,10 @@ mod tests {
     #[test]
     fn a_document_type_definition_is_refused() {
         // Entities could nest elements beyond what the text shows: roxmltree refuses DTDs.
-        let xml = format!("<!DOCTYPE domain [<!ENTITY e \"<a>&#60;/a>\">]>{}", nested_domain(1, "<a>", "</a>"));
+        let xml = format!(
+            "<!DOCTYPE domain [<!ENTITY e \"<a>&#60;/a>\">]>{}",
+            nested_domain(1, "<a>", "</a>")
+        );
         let message = rejected(&xml);
         assert!(message.starts_with("not well-formed XML: "), "{message}");
     }
