@@ -476,6 +476,74 @@ mod tests {
         assert!(snapshot.sources.is_empty());
     }
 
+    /// A source that returns the given usage as it is.
+    struct UsageTracked(SourceKind, TrackedUsage);
+
+    #[async_trait]
+    impl TrackedSource for UsageTracked {
+        fn kind(&self) -> SourceKind {
+            self.0
+        }
+        async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+            Ok(self.1.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn figures_that_do_not_fit_fail_their_source_alone() {
+        let raw = CountingRaw {
+            calls: Arc::default(),
+            delay: Duration::ZERO,
+            vg_free_bytes: 15 * GIB,
+        };
+        let largest = Flavor {
+            root_gb: crate::tracked::NOVA_MAX_INT,
+            ephemeral_gb: crate::tracked::NOVA_MAX_INT,
+            swap_mb: crate::tracked::NOVA_MAX_INT,
+            boot_from_volume: false,
+        };
+        let wrapping = TrackedUsage::from_local(
+            (1..=5)
+                .map(|i| {
+                    TrackedInstance::from_flavor(
+                        format!("{i:08}-0000-4000-8000-000000000000"),
+                        &largest,
+                    )
+                })
+                .collect(),
+            &HostDiskSettings::default(),
+        );
+        // The file source fits on its own but not with LVM's figures: its own free space of
+        // 2^63 - 1 against a corrected free space near -2^63 over-estimates beyond 64 bits.
+        let mut extreme = TrackedUsage::from_local(vec![instance()], &HostDiskSettings::default());
+        extreme.tracked_used_bytes = Some(crate::accounting::MAX_ACCOUNTED_BYTES);
+        extreme.scheduler_free_bytes = Some(i64::MAX);
+        let tracked: Vec<Box<dyn TrackedSource>> = vec![
+            Box::new(UsageTracked(SourceKind::Libvirt, wrapping)),
+            Box::new(UsageTracked(SourceKind::File, extreme)),
+        ];
+        let collector = Collector::new(Box::new(raw), tracked, settings(SourceKind::File));
+        let snapshot = collector.collect().await;
+        let [lvm, libvirt, file] = snapshot.collectors.as_slice() else {
+            panic!("{:?}", snapshot.collectors)
+        };
+        assert!(lvm.success, "{lvm:?}");
+        assert!(libvirt
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("the tracked disk of the 5 instances: more than"));
+        assert!(file
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("the over-estimate (scheduler free 9223372036854775807 - corrected free"));
+        assert!(snapshot.sources.is_empty());
+        let host = snapshot.host.expect("LVM's figures remain");
+        assert_eq!(host.vgs[0].used_bytes, 5 * GIB);
+        assert!(host.vgs[0].tracked.is_none());
+    }
+
     #[tokio::test]
     async fn a_hanging_source_times_out_without_holding_the_others() {
         let raw = CountingRaw {

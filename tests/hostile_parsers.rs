@@ -346,3 +346,43 @@ fn control_characters_are_escaped_in_report_and_check() {
     let json: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(json["vgs"][0]["top_untracked_lvs"][0]["name"], hostile);
 }
+
+/// The web configuration is YAML: serde_yaml_ng reads the whole event stream first (libyaml's
+/// parser keeps its own stacks, no recursion), then deserializes typed fields, which refuse
+/// nesting at its first level (and stop at 128 levels). 10,000 nested flow sequences or
+/// mappings are an error naming the file, on a 2 MiB stack.
+#[test]
+fn deep_yaml_in_the_web_config_is_an_error_not_a_stack_overflow() {
+    let levels = 10_000;
+    for (text, expected) in [
+        (
+            format!(
+                "basic_auth_users: {}1{}",
+                "[".repeat(levels),
+                "]".repeat(levels)
+            ),
+            "web.yml: line 1, column 19: basic_auth_users: invalid type: sequence",
+        ),
+        (
+            format!(
+                "tls_server_config: {}1{}",
+                "{a: ".repeat(levels),
+                "}".repeat(levels)
+            ),
+            "web.yml: line 1, column 21: tls_server_config: unknown field `a`",
+        ),
+    ] {
+        let message = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                nova_lvm_exporter::webconfig::parse(&text, "web.yml", Path::new("/nonexistent"))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap_err();
+        assert!(message.starts_with(expected), "{message}");
+    }
+}
