@@ -96,7 +96,8 @@ fn main() {
             let parsed = report::parse(&text, "bench").expect("the bench report parses");
             let parsed_at = Instant::now();
             let watched = vec!["vms-group".to_string()];
-            let host = account_host(&parsed, &watched, Some("vms-group"), Some(&usage), 100);
+            let host = account_host(&parsed, &watched, Some("vms-group"), Some(&usage), 100)
+                .expect("the bench figures fit");
             let accounted_at = Instant::now();
             let snapshot = Snapshot {
                 collectors: vec![CollectorStatus {
@@ -108,7 +109,8 @@ fn main() {
                 }],
                 sources: vec![(
                     SourceKind::Libvirt,
-                    source_figures(&usage, parsed.vgs.first().map(|vg| vg.size_bytes)),
+                    source_figures(&usage, parsed.vgs.first().map(|vg| vg.size_bytes))
+                        .expect("the bench figures fit"),
                 )],
                 host: Some(host),
                 nova_vg: "vms-group".into(),

@@ -20,6 +20,10 @@
 //! no instance to attach to. When the source counts more, the excess is tracked disk with no LV
 //! behind it (`unbacked`); when it counts less, the residual first cancels unbacked disk and the
 //! rest counts as LV bytes beyond what is tracked (`overhead`), so the identity still holds.
+//!
+//! Every sum and difference is checked: a figure that does not fit in the signed 64-bit outputs
+//! (more than [`MAX_ACCOUNTED_BYTES`]) is an [`AccountingError`] naming the figures, never a
+//! wrapped or negative value.
 
 use std::collections::BTreeMap;
 
@@ -37,8 +41,67 @@ pub const EXPORTED_OWNERS: [Owner; 4] = [
     Owner::Foreign,
 ];
 
-/// The LV label used for the sum of LVs beyond the per-VG series cap.
-pub const OTHER_LVS_LABEL: &str = "_other";
+/// The LV label used for the sum of LVs beyond the per-VG series cap. LVM names hold only
+/// `[a-zA-Z0-9+_.-]` (hidden LVs are shown in `[brackets]`), so no LV can be called this.
+pub const OTHER_LVS_LABEL: &str = "(other)";
+
+/// The largest byte figure the accounting handles: every output is also exported as a signed
+/// 64-bit figure, so a size, a sum or a difference beyond this is an error.
+pub const MAX_ACCOUNTED_BYTES: u64 = i64::MAX as u64;
+
+/// A figure that does not fit in the accounting's 64-bit arithmetic; the message names the
+/// figures involved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AccountingError(String);
+
+impl AccountingError {
+    fn too_large(what: &str, detail: impl std::fmt::Display) -> Self {
+        Self(format!(
+            "{what}: more than {MAX_ACCOUNTED_BYTES} bytes, beyond the signed 64-bit range ({detail})"
+        ))
+    }
+}
+
+/// `figures` summed, or an error naming `what` and how many figures there were.
+fn checked_sum(what: &str, figures: impl IntoIterator<Item = u64>) -> Result<u64, AccountingError> {
+    let mut sum = 0u64;
+    let mut count = 0usize;
+    let mut largest = 0u64;
+    let mut overflow = false;
+    for figure in figures {
+        count += 1;
+        largest = largest.max(figure);
+        match sum.checked_add(figure) {
+            Some(next) if next <= MAX_ACCOUNTED_BYTES => sum = next,
+            _ => overflow = true,
+        }
+    }
+    if overflow {
+        return Err(AccountingError::too_large(
+            what,
+            format!("{count} figures, the largest {largest} bytes"),
+        ));
+    }
+    Ok(sum)
+}
+
+/// `value` as a signed figure, or an error naming `what`.
+fn signed(what: &str, value: i128) -> Result<i64, AccountingError> {
+    i64::try_from(value).map_err(|_| {
+        AccountingError(format!(
+            "{what} is {value} bytes, outside the signed 64-bit range"
+        ))
+    })
+}
+
+/// `value` when it is at most [`MAX_ACCOUNTED_BYTES`], else an error naming `what`.
+fn bounded(what: &str, value: u64) -> Result<u64, AccountingError> {
+    if value > MAX_ACCOUNTED_BYTES {
+        return Err(AccountingError::too_large(what, format!("{value} bytes")));
+    }
+    Ok(value)
+}
 
 /// Count and bytes of the LVs of one owner class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,7 +112,8 @@ pub struct OwnerTotals {
     pub bytes: u64,
 }
 
-/// One LV that is not a tracked instance disk, for the per-LV series.
+/// One LV that is not a tracked instance disk, for the per-LV series, or the sum of the LVs of
+/// one owner beyond the cap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UntrackedLv {
     /// LV name, or [`OTHER_LVS_LABEL`] for the overflow of the cap.
@@ -58,6 +122,10 @@ pub struct UntrackedLv {
     pub owner: Owner,
     /// VG bytes it holds.
     pub bytes: u64,
+    /// How many LVs this entry stands for: 1 for an LV, the number summed for the overflow.
+    pub lvs: u64,
+    /// True for the overflow of the cap (told apart by this flag, never by the name).
+    pub overflow: bool,
 }
 
 /// Positive drift explained by cause (label `cause` of `nova_lvm_untracked_bytes`).
@@ -74,6 +142,22 @@ pub struct UntrackedByCause {
     /// Allocated space no LV accounts for: should be 0. Negative would mean the LV walk
     /// counted more than LVM reports allocated.
     pub unexplained_bytes: i64,
+}
+
+impl UntrackedByCause {
+    /// Untracked consumption without the overhead: foreign + orphan + cinder + unexplained.
+    /// [`account_vg`] checks that it fits; it saturates on figures built otherwise.
+    pub fn total_bytes(&self) -> i64 {
+        let total = self.total_wide();
+        i64::try_from(total).unwrap_or(if total < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    fn total_wide(&self) -> i128 {
+        i128::from(self.foreign_bytes)
+            + i128::from(self.orphan_bytes)
+            + i128::from(self.cinder_bytes)
+            + i128::from(self.unexplained_bytes)
+    }
 }
 
 /// The tracked side of one VG's accounting: present only when the primary tracked source
@@ -147,35 +231,80 @@ pub struct SourceFigures {
     pub scheduler_used_bytes: u64,
 }
 
+/// The sum of the instances' tracked bytes.
+fn instance_tracked_sum(usage: &TrackedUsage) -> Result<u64, AccountingError> {
+    checked_sum(
+        &format!(
+            "the tracked disk of the {} instances",
+            usage.instances.len()
+        ),
+        usage.instances.iter().map(|i| i.tracked_bytes),
+    )
+}
+
+/// The sum of the instances' placement allocations.
+fn instance_allocated_sum(usage: &TrackedUsage) -> Result<u64, AccountingError> {
+    checked_sum(
+        &format!(
+            "the DISK_GB allocations of the {} instances",
+            usage.instances.len()
+        ),
+        usage.instances.iter().map(|i| i.allocated_bytes),
+    )
+}
+
 /// The source's "used" without reserved: its own figure when it reports one, else the sum of
 /// its instances' tracked bytes.
-pub fn tracked_used_bytes(usage: &TrackedUsage) -> u64 {
-    usage
-        .tracked_used_bytes
-        .unwrap_or_else(|| usage.instances.iter().map(|i| i.tracked_bytes).sum())
+pub fn tracked_used_bytes(usage: &TrackedUsage) -> Result<u64, AccountingError> {
+    match usage.tracked_used_bytes {
+        Some(used) => bounded("the source's tracked used", used),
+        None => instance_tracked_sum(usage),
+    }
+}
+
+/// Checks that every figure of a source fits the accounting: the sums of its instances, its
+/// reserve, its totals, and tracked used + reserved (which corrected free subtracts).
+pub fn check_usage(usage: &TrackedUsage) -> Result<(), AccountingError> {
+    instance_tracked_sum(usage)?;
+    instance_allocated_sum(usage)?;
+    let used = tracked_used_bytes(usage)?;
+    let reserved = bounded("the reserved disk", usage.reserved_bytes)?;
+    scheduler_used_bytes(usage)?;
+    if let Some(total) = usage.scheduler_total_bytes {
+        bounded("the DISK_GB total", total)?;
+    }
+    checked_sum("tracked used + reserved", [used, reserved])?;
+    Ok(())
 }
 
 /// Figures of one tracked source. `vg_size_bytes` is needed only for sources that do not report
-/// placement's total themselves.
-pub fn source_figures(usage: &TrackedUsage, vg_size_bytes: Option<u64>) -> SourceFigures {
-    SourceFigures {
+/// placement's total themselves. Fails when a figure does not fit (see [`check_usage`]).
+pub fn source_figures(
+    usage: &TrackedUsage,
+    vg_size_bytes: Option<u64>,
+) -> Result<SourceFigures, AccountingError> {
+    check_usage(usage)?;
+    let total = scheduler_total_bytes(usage, vg_size_bytes);
+    let scheduler_free_bytes = match (usage.scheduler_free_bytes, total) {
+        (Some(free), _) => Some(free),
+        (None, Some(total)) => Some(scheduler_free_bytes(usage, total)?),
+        (None, None) => None,
+    };
+    Ok(SourceFigures {
         instances: usage.instances.len() as u64,
-        tracked_used_bytes: tracked_used_bytes(usage),
-        allocated_bytes: usage.instances.iter().map(|i| i.allocated_bytes).sum(),
+        tracked_used_bytes: tracked_used_bytes(usage)?,
+        allocated_bytes: instance_allocated_sum(usage)?,
         reserved_bytes: usage.reserved_bytes,
         allocation_ratio: usage.allocation_ratio,
-        scheduler_free_bytes: usage.scheduler_free_bytes.or_else(|| {
-            scheduler_total_bytes(usage, vg_size_bytes)
-                .map(|total| scheduler_free_bytes(usage, total))
-        }),
+        scheduler_free_bytes,
         disk_available_least_bytes: usage.disk_available_least_bytes,
         scheduler_total_bytes: usage
             .scheduler_free_bytes
             .is_none()
-            .then(|| scheduler_total_bytes(usage, vg_size_bytes))
+            .then_some(total)
             .flatten(),
-        scheduler_used_bytes: scheduler_used_bytes(usage),
-    }
+        scheduler_used_bytes: scheduler_used_bytes(usage)?,
+    })
 }
 
 /// Placement's DISK_GB total in bytes: reported by the source, or nova's rule on the VG size
@@ -188,21 +317,30 @@ fn scheduler_total_bytes(usage: &TrackedUsage, vg_size_bytes: Option<u64>) -> Op
 
 /// What placement counts as DISK_GB used: its own figure when the source reports it, else the
 /// sum of the instances' allocations.
-fn scheduler_used_bytes(usage: &TrackedUsage) -> u64 {
-    usage
-        .scheduler_used_bytes
-        .unwrap_or_else(|| usage.instances.iter().map(|i| i.allocated_bytes).sum())
+fn scheduler_used_bytes(usage: &TrackedUsage) -> Result<u64, AccountingError> {
+    match usage.scheduler_used_bytes {
+        Some(used) => bounded("the DISK_GB used", used),
+        None => instance_allocated_sum(usage),
+    }
 }
 
 /// `(total - reserved) * allocation_ratio - used`, in placement's whole-GiB terms (reserved is
-/// rounded up to a GiB as nova does), converted to bytes (rounded down).
-fn scheduler_free_bytes(usage: &TrackedUsage, total_bytes: u64) -> i64 {
+/// rounded up to a GiB as nova does), converted to bytes (rounded down). An allocation ratio so
+/// large that the result leaves the signed 64-bit range is an error.
+fn scheduler_free_bytes(usage: &TrackedUsage, total_bytes: u64) -> Result<i64, AccountingError> {
     let total_gib = (total_bytes / GIB) as f64;
     let reserved_gib = usage.reserved_bytes.div_ceil(GIB) as f64;
-    let used_bytes = scheduler_used_bytes(usage);
+    let used_bytes = scheduler_used_bytes(usage)?;
     let capacity_gib = (total_gib - reserved_gib) * usage.allocation_ratio;
-    let free_bytes = capacity_gib * GIB as f64 - used_bytes as f64;
-    free_bytes.floor() as i64
+    let free_bytes = (capacity_gib * GIB as f64 - used_bytes as f64).floor();
+    // i64::MAX as f64 rounds up to 2^63, itself out of range: compare with < 2^63.
+    if !free_bytes.is_finite() || free_bytes >= i64::MAX as f64 || free_bytes < i64::MIN as f64 {
+        return Err(AccountingError(format!(
+            "the scheduler's free space ((total {total_gib} GiB - reserved {reserved_gib} GiB) x ratio {} - used {used_bytes} bytes) is outside the signed 64-bit range",
+            usage.allocation_ratio
+        )));
+    }
+    Ok(free_bytes as i64)
 }
 
 /// The smallest `reserved_host_disk_mb` (whole GiB, as placement rounds it up anyway, and never
@@ -210,11 +348,12 @@ fn scheduler_free_bytes(usage: &TrackedUsage, total_bytes: u64) -> i64 {
 fn recommended_reserved_host_disk_mb(
     usage: &TrackedUsage,
     total_bytes: u64,
+    used_bytes: u64,
     corrected_free_bytes: i64,
 ) -> u64 {
     let today_mb = usage.reserved_bytes.div_ceil(MIB);
     let total_gib = (total_bytes / GIB) as f64;
-    let used_gib = scheduler_used_bytes(usage) as f64 / GIB as f64;
+    let used_gib = used_bytes as f64 / GIB as f64;
     let corrected_free_gib = corrected_free_bytes as f64 / GIB as f64;
     // (total - R) * ratio - used <= corrected_free  <=>  R >= total - (corrected_free + used) / ratio
     let needed_gib = (total_gib - (corrected_free_gib + used_gib) / usage.allocation_ratio).ceil();
@@ -229,13 +368,14 @@ fn recommended_reserved_host_disk_mb(
 /// Accounts one VG. `allocations` are its visible LVs with their extents (from
 /// [`crate::lvm::owner::attribute`]); `tracked` is the primary tracked source's usage when this is
 /// nova's VG and the source succeeded. At most `lv_series_limit` LVs get a series of their own;
-/// the rest are summed per owner under [`OTHER_LVS_LABEL`].
+/// the rest are summed per owner under [`OTHER_LVS_LABEL`]. Fails when a figure does not fit
+/// (a VG smaller than its free space, sums beyond [`MAX_ACCOUNTED_BYTES`]).
 pub fn account_vg(
     vg: &Vg,
     allocations: &[LvAllocation],
     tracked: Option<&TrackedUsage>,
     lv_series_limit: usize,
-) -> VgAccounting {
+) -> Result<VgAccounting, AccountingError> {
     account_vg_classified(vg, allocations, tracked, tracked.is_some(), lv_series_limit)
 }
 
@@ -247,10 +387,16 @@ fn account_vg_classified(
     tracked: Option<&TrackedUsage>,
     classified: bool,
     lv_series_limit: usize,
-) -> VgAccounting {
-    let used_bytes = vg.size_bytes.saturating_sub(vg.free_bytes);
-    let owners = owner_totals(allocations, classified);
-    let untracked_lvs = untracked_lvs(allocations, lv_series_limit);
+) -> Result<VgAccounting, AccountingError> {
+    let size_bytes = bounded(&format!("the size of VG {}", vg.name), vg.size_bytes)?;
+    let used_bytes = size_bytes.checked_sub(vg.free_bytes).ok_or_else(|| {
+        AccountingError(format!(
+            "VG {}: vg_free {} is larger than vg_size {}",
+            vg.name, vg.free_bytes, vg.size_bytes
+        ))
+    })?;
+    let owners = owner_totals(allocations, classified)?;
+    let untracked_lvs = untracked_lvs(allocations, lv_series_limit)?;
     let thin_pools = allocations
         .iter()
         .filter_map(|lv| {
@@ -258,35 +404,45 @@ fn account_vg_classified(
                 .map(|ratio| (lv.name.clone(), ratio))
         })
         .collect();
-    let tracked = tracked.map(|usage| account_tracked(vg, used_bytes, allocations, &owners, usage));
-    VgAccounting {
+    let tracked = tracked
+        .map(|usage| account_tracked(vg, used_bytes, allocations, &owners, usage))
+        .transpose()?;
+    Ok(VgAccounting {
         vg: vg.name.clone(),
-        size_bytes: vg.size_bytes,
+        size_bytes,
         free_bytes: vg.free_bytes,
         used_bytes,
         owners,
         untracked_lvs,
         thin_pools,
         tracked,
-    }
+    })
 }
 
-fn owner_totals(allocations: &[LvAllocation], classified: bool) -> BTreeMap<Owner, OwnerTotals> {
+fn owner_totals(
+    allocations: &[LvAllocation],
+    classified: bool,
+) -> Result<BTreeMap<Owner, OwnerTotals>, AccountingError> {
     let mut owners: BTreeMap<Owner, OwnerTotals> = EXPORTED_OWNERS
         .iter()
         .filter(|owner| classified || !matches!(owner, Owner::Instance | Owner::Orphan))
         .map(|&owner| (owner, OwnerTotals::default()))
         .collect();
-    for lv in allocations {
-        if let Some(totals) = owners.get_mut(&lv.owner) {
-            totals.lvs += 1;
-            totals.bytes += lv.allocated_bytes;
-        }
+    for (&owner, totals) in owners.iter_mut() {
+        let of_owner = allocations.iter().filter(|lv| lv.owner == owner);
+        totals.lvs = of_owner.clone().count() as u64;
+        totals.bytes = checked_sum(
+            &format!("the {} LVs", owner.as_str()),
+            of_owner.map(|lv| lv.allocated_bytes),
+        )?;
     }
-    owners
+    Ok(owners)
 }
 
-fn untracked_lvs(allocations: &[LvAllocation], limit: usize) -> Vec<UntrackedLv> {
+fn untracked_lvs(
+    allocations: &[LvAllocation],
+    limit: usize,
+) -> Result<Vec<UntrackedLv>, AccountingError> {
     let mut candidates: Vec<&LvAllocation> = allocations
         .iter()
         .filter(|lv| matches!(lv.owner, Owner::Orphan | Owner::Cinder | Owner::Foreign))
@@ -304,18 +460,30 @@ fn untracked_lvs(allocations: &[LvAllocation], limit: usize) -> Vec<UntrackedLv>
             name: lv.name.clone(),
             owner: lv.owner,
             bytes: lv.allocated_bytes,
+            lvs: 1,
+            overflow: false,
         })
         .collect();
-    let mut overflow: BTreeMap<Owner, u64> = BTreeMap::new();
+    let mut overflow: BTreeMap<Owner, Vec<u64>> = BTreeMap::new();
     for lv in candidates.iter().skip(limit) {
-        *overflow.entry(lv.owner).or_default() += lv.allocated_bytes;
+        overflow
+            .entry(lv.owner)
+            .or_default()
+            .push(lv.allocated_bytes);
     }
-    series.extend(overflow.into_iter().map(|(owner, bytes)| UntrackedLv {
-        name: OTHER_LVS_LABEL.to_string(),
-        owner,
-        bytes,
-    }));
-    series
+    for (owner, sizes) in overflow {
+        series.push(UntrackedLv {
+            name: OTHER_LVS_LABEL.to_string(),
+            owner,
+            bytes: checked_sum(
+                &format!("the {} LVs beyond the series limit", owner.as_str()),
+                sizes.iter().copied(),
+            )?,
+            lvs: sizes.len() as u64,
+            overflow: true,
+        });
+    }
+    Ok(series)
 }
 
 fn account_tracked(
@@ -324,54 +492,94 @@ fn account_tracked(
     allocations: &[LvAllocation],
     owners: &BTreeMap<Owner, OwnerTotals>,
     usage: &TrackedUsage,
-) -> TrackedAccounting {
-    let instance_sum: u64 = usage.instances.iter().map(|i| i.tracked_bytes).sum();
-    let tracked_used_bytes = tracked_used_bytes(usage);
+) -> Result<TrackedAccounting, AccountingError> {
+    check_usage(usage)?;
+    let instance_sum = instance_tracked_sum(usage)?;
+    let tracked_used_bytes = tracked_used_bytes(usage)?;
     let owner_bytes = |owner: Owner| owners.get(&owner).map_or(0, |t| t.bytes);
 
     let mut lv_bytes_by_instance: FxHashMap<&str, u64> = FxHashMap::default();
     for lv in allocations.iter().filter(|lv| lv.owner == Owner::Instance) {
         if let Some(uuid) = lv.instance_uuid.as_deref() {
-            *lv_bytes_by_instance.entry(uuid).or_default() += lv.allocated_bytes;
+            let entry = lv_bytes_by_instance.entry(uuid).or_default();
+            *entry = checked_sum(
+                &format!("the LVs of instance {uuid}"),
+                [*entry, lv.allocated_bytes],
+            )?;
         }
     }
-    let mut overhead_bytes = 0u64;
-    let mut unbacked_bytes = 0u64;
+    let mut overhead = Vec::new();
+    let mut unbacked = Vec::new();
     for instance in &usage.instances {
         let lv_bytes = lv_bytes_by_instance
             .get(instance.uuid.as_str())
             .copied()
             .unwrap_or(0);
-        overhead_bytes += lv_bytes.saturating_sub(instance.tracked_bytes);
-        unbacked_bytes += instance.tracked_bytes.saturating_sub(lv_bytes);
+        overhead.push(lv_bytes.saturating_sub(instance.tracked_bytes));
+        unbacked.push(instance.tracked_bytes.saturating_sub(lv_bytes));
     }
-    // The source's own "used" beyond (or short of) its instances: see the module doc.
+    let mut overhead_bytes = checked_sum("the instance LVs' overhead", overhead)?;
+    let mut unbacked_bytes = checked_sum("the tracked disk without an LV", unbacked)?;
+    // The source's own "used" beyond (or short of) its instances: see the module doc. Both are
+    // at most MAX_ACCOUNTED_BYTES, so the differences cannot wrap.
     if tracked_used_bytes >= instance_sum {
-        unbacked_bytes += tracked_used_bytes - instance_sum;
+        unbacked_bytes = checked_sum(
+            "the tracked disk without an LV",
+            [unbacked_bytes, tracked_used_bytes - instance_sum],
+        )?;
     } else {
         let short = instance_sum - tracked_used_bytes;
         let cancelled = short.min(unbacked_bytes);
         unbacked_bytes -= cancelled;
-        overhead_bytes += short - cancelled;
+        overhead_bytes = checked_sum(
+            "the instance LVs' overhead",
+            [overhead_bytes, short - cancelled],
+        )?;
     }
-    let walked_bytes: u64 = allocations.iter().map(|lv| lv.allocated_bytes).sum();
+    let walked_bytes = checked_sum(
+        &format!("the LVs of VG {}", vg.name),
+        allocations.iter().map(|lv| lv.allocated_bytes),
+    )?;
     let untracked = UntrackedByCause {
         foreign_bytes: owner_bytes(Owner::Foreign),
         orphan_bytes: owner_bytes(Owner::Orphan),
         cinder_bytes: owner_bytes(Owner::Cinder),
         overhead_bytes,
-        unexplained_bytes: used_bytes as i64 - walked_bytes as i64,
+        unexplained_bytes: signed(
+            "unexplained (raw used - the LVs' extents)",
+            i128::from(used_bytes) - i128::from(walked_bytes),
+        )?,
     };
 
-    let drift_bytes = used_bytes as i64 - tracked_used_bytes as i64;
-    let corrected_free_bytes = vg.size_bytes as i64
-        - used_bytes.max(tracked_used_bytes) as i64
-        - usage.reserved_bytes as i64;
+    signed(
+        "untracked consumption (foreign + orphan + cinder + unexplained)",
+        untracked.total_wide(),
+    )?;
+    let drift_bytes = signed(
+        "drift (raw used - tracked used)",
+        i128::from(used_bytes) - i128::from(tracked_used_bytes),
+    )?;
+    let corrected_free_bytes = signed(
+        &format!(
+            "corrected free (size {} - max(raw used {used_bytes}, tracked used {tracked_used_bytes}) - reserved {})",
+            vg.size_bytes, usage.reserved_bytes
+        ),
+        i128::from(vg.size_bytes)
+            - i128::from(used_bytes.max(tracked_used_bytes))
+            - i128::from(usage.reserved_bytes),
+    )?;
     let total_bytes = scheduler_total_bytes(usage, Some(vg.size_bytes)).unwrap_or(0);
-    let scheduler_free_bytes = usage
-        .scheduler_free_bytes
-        .unwrap_or_else(|| scheduler_free_bytes(usage, total_bytes));
-    TrackedAccounting {
+    let scheduler_free_bytes = match usage.scheduler_free_bytes {
+        Some(free) => free,
+        None => scheduler_free_bytes(usage, total_bytes)?,
+    };
+    let overestimate_bytes = signed(
+        &format!(
+            "the over-estimate (scheduler free {scheduler_free_bytes} - corrected free {corrected_free_bytes})"
+        ),
+        i128::from(scheduler_free_bytes) - i128::from(corrected_free_bytes),
+    )?;
+    Ok(TrackedAccounting {
         tracked_used_bytes,
         reserved_bytes: usage.reserved_bytes,
         drift_bytes,
@@ -379,13 +587,14 @@ fn account_tracked(
         unbacked_bytes,
         corrected_free_bytes,
         scheduler_free_bytes,
-        overestimate_bytes: scheduler_free_bytes - corrected_free_bytes,
+        overestimate_bytes,
         recommended_reserved_host_disk_mb: recommended_reserved_host_disk_mb(
             usage,
             total_bytes,
+            scheduler_used_bytes(usage)?,
             corrected_free_bytes,
         ),
-    }
+    })
 }
 
 /// The accounting of every watched VG of the host.
@@ -399,14 +608,14 @@ pub struct HostAccounting {
 
 /// Accounts every watched VG. The tracked usage (primary source) applies to `nova_vg` only;
 /// its instance list also decides which nova-named LVs are instances and which are orphans in
-/// every VG.
+/// every VG. Fails when a figure does not fit (see [`account_vg`]).
 pub fn account_host(
     report: &VgReport,
     watched_vgs: &[String],
     nova_vg: Option<&str>,
     tracked: Option<&TrackedUsage>,
     lv_series_limit: usize,
-) -> HostAccounting {
+) -> Result<HostAccounting, AccountingError> {
     let tracked_uuids: Option<FxHashSet<&str>> =
         tracked.map(|usage| usage.instances.iter().map(|i| i.uuid.as_str()).collect());
     let mut host = HostAccounting::default();
@@ -424,9 +633,9 @@ pub fn account_host(
             vg_tracked,
             tracked.is_some(),
             lv_series_limit,
-        ));
+        )?);
     }
-    host
+    Ok(host)
 }
 
 #[cfg(test)]
@@ -483,6 +692,32 @@ mod tests {
                 disk_allocation_ratio: ratio,
             },
         )
+    }
+
+    /// [`super::account_vg`] on figures that fit.
+    fn account_vg(
+        vg: &Vg,
+        allocations: &[LvAllocation],
+        tracked: Option<&TrackedUsage>,
+        lv_series_limit: usize,
+    ) -> VgAccounting {
+        super::account_vg(vg, allocations, tracked, lv_series_limit).unwrap()
+    }
+
+    /// [`super::account_host`] on figures that fit.
+    fn account_host(
+        report: &VgReport,
+        watched_vgs: &[String],
+        nova_vg: Option<&str>,
+        tracked: Option<&TrackedUsage>,
+        lv_series_limit: usize,
+    ) -> HostAccounting {
+        super::account_host(report, watched_vgs, nova_vg, tracked, lv_series_limit).unwrap()
+    }
+
+    /// [`super::source_figures`] on figures that fit.
+    fn source_figures(usage: &TrackedUsage, vg_size_bytes: Option<u64>) -> SourceFigures {
+        super::source_figures(usage, vg_size_bytes).unwrap()
     }
 
     /// A VG whose free space is exactly what the given LVs leave.
@@ -560,7 +795,9 @@ mod tests {
             vec![UntrackedLv {
                 name: "someone_elses_lv".into(),
                 owner: Owner::Foreign,
-                bytes: 8 * GIB
+                bytes: 8 * GIB,
+                lvs: 1,
+                overflow: false,
             }]
         );
         assert_eq!(
@@ -873,6 +1110,149 @@ mod tests {
         );
         assert_eq!(acc.untracked_lvs[2].owner, Owner::Cinder);
         assert_eq!(acc.untracked_lvs[3].owner, Owner::Foreign);
+        let counts: Vec<(u64, bool)> = acc
+            .untracked_lvs
+            .iter()
+            .map(|l| (l.lvs, l.overflow))
+            .collect();
+        assert_eq!(counts, vec![(1, false), (1, false), (1, true), (3, true)]);
+    }
+
+    #[test]
+    fn an_lv_named_like_the_old_overflow_label_is_an_lv_of_its_own() {
+        // LVM allows `_other`; the overflow label is a name LVM forbids.
+        assert!(!OTHER_LVS_LABEL
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b)));
+        let lvs = vec![
+            lv("_other", Owner::Foreign, 3 * GIB),
+            lv("big", Owner::Foreign, 5 * GIB),
+            lv("small", Owner::Foreign, GIB),
+            lv("tiny", Owner::Foreign, MIB),
+        ];
+        let acc = account_vg(&vg_with(&lvs), &lvs, None, 2);
+        let rows: Vec<(&str, u64, u64, bool)> = acc
+            .untracked_lvs
+            .iter()
+            .map(|l| (l.name.as_str(), l.bytes, l.lvs, l.overflow))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("big", 5 * GIB, 1, false),
+                ("_other", 3 * GIB, 1, false),
+                (OTHER_LVS_LABEL, GIB + MIB, 2, true),
+            ]
+        );
+    }
+
+    /// nova's largest flavor: `root_gb`, `ephemeral_gb` and `swap` at its `db.MAX_INT`.
+    fn largest_flavor() -> Flavor {
+        use crate::tracked::NOVA_MAX_INT;
+        flavor(NOVA_MAX_INT, NOVA_MAX_INT, NOVA_MAX_INT)
+    }
+
+    const UUIDS_5: [&str; 5] = [
+        "00000000-0000-4000-8000-000000000001",
+        "00000000-0000-4000-8000-000000000002",
+        "00000000-0000-4000-8000-000000000003",
+        "00000000-0000-4000-8000-000000000004",
+        "00000000-0000-4000-8000-000000000005",
+    ];
+
+    #[test]
+    fn five_instances_at_novas_largest_flavor_are_an_error_not_a_wrapped_sum() {
+        let one = largest_flavor().resource_tracker_bytes();
+        // Each fits; five overflow u64 (the old sum wrapped to a small figure).
+        assert!(one < MAX_ACCOUNTED_BYTES);
+        assert!(one.checked_mul(5).is_none());
+        let instances: Vec<(&str, Flavor)> =
+            UUIDS_5.iter().map(|u| (*u, largest_flavor())).collect();
+        let u = usage(&instances, 0, 1.0);
+        let error = super::source_figures(&u, Some(VG_20G))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            format!("the tracked disk of the 5 instances: more than 9223372036854775807 bytes, beyond the signed 64-bit range (5 figures, the largest {one} bytes)")
+        );
+        assert_eq!(
+            super::tracked_used_bytes(&u).unwrap_err().to_string(),
+            error
+        );
+        assert_eq!(check_usage(&u).unwrap_err().to_string(), error);
+        let lvs = vec![lv("foreign", Owner::Foreign, GIB)];
+        let error = super::account_vg(&vg_with(&lvs), &lvs, Some(&u), 100).unwrap_err();
+        assert!(error.to_string().contains("5 instances"), "{error}");
+        // Two already exceed what the signed outputs can hold.
+        let u = usage(&instances[..2], 0, 1.0);
+        assert!(check_usage(&u).is_err());
+        // One is accounted, with a (very) negative corrected free space.
+        let u = usage(&instances[..1], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).tracked_used_bytes, one);
+        assert_eq!(
+            tracked(&acc).corrected_free_bytes,
+            VG_20G as i64 - one as i64
+        );
+    }
+
+    #[test]
+    fn reserved_beyond_what_corrected_free_can_subtract_is_an_error() {
+        let mut u = usage(&[(UUID_A, largest_flavor())], 0, 1.0);
+        u.reserved_bytes = MAX_ACCOUNTED_BYTES;
+        let error = check_usage(&u).unwrap_err().to_string();
+        assert!(
+            error.starts_with("tracked used + reserved: more than"),
+            "{error}"
+        );
+        u.reserved_bytes = u64::MAX;
+        let error = check_usage(&u).unwrap_err().to_string();
+        assert!(error.starts_with("the reserved disk: more than"), "{error}");
+        assert!(error.ends_with(&format!("({} bytes)", u64::MAX)), "{error}");
+    }
+
+    #[test]
+    fn a_vg_with_more_free_than_size_or_beyond_63_bits_is_an_error() {
+        let error = super::account_vg(&vg(GIB, 2 * GIB), &[], None, 100).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "VG vms-group: vg_free {} is larger than vg_size {}",
+                2 * GIB,
+                GIB
+            )
+        );
+        let error = super::account_vg(&vg(1 << 63, 0), &[], None, 100).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("the size of VG vms-group: more than"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn lv_sums_beyond_63_bits_are_an_error() {
+        let lvs = vec![
+            lv("a", Owner::Foreign, 1 << 62),
+            lv("b", Owner::Foreign, 1 << 62),
+            lv("c", Owner::Foreign, 1 << 62),
+        ];
+        let error = super::account_vg(&vg(MAX_ACCOUNTED_BYTES, 0), &lvs, None, 1).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("the foreign LVs: more than {MAX_ACCOUNTED_BYTES} bytes, beyond the signed 64-bit range (3 figures, the largest {} bytes)", 1u64 << 62)
+        );
+    }
+
+    #[test]
+    fn an_allocation_ratio_that_overflows_the_schedulers_free_space_is_an_error() {
+        let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1e300);
+        let error = super::source_figures(&u, Some(VG_20G))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("outside the signed 64-bit range"), "{error}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use crate::report::{gib, Report};
+use crate::report::{escape_control, gib, Report};
 use crate::tracked::{GIB, MIB};
 
 /// A Nagios plugin status, in order of severity (UNKNOWN is reported when the figures are
@@ -176,9 +176,10 @@ pub struct CheckResult {
     pub line: String,
 }
 
-/// Makes text safe for a plugin's status line: one line, no `|` (it starts the perfdata).
+/// Makes text safe for a plugin's status line: one line with every control character escaped
+/// (CR and LF included), no `|` (it starts the perfdata).
 fn plugin_text(text: &str) -> String {
-    text.replace(['\n', '\r'], " ").replace('|', "/")
+    escape_control(text).replace('|', "/")
 }
 
 /// How a measured value trips: at or above the threshold, or below it.
@@ -374,8 +375,68 @@ mod tests {
     }
 
     #[test]
+    fn names_and_errors_from_outside_cannot_break_the_plugin_line() {
+        use crate::report::tests::{report_with, HOSTILE};
+        // The largest untracked LV is named in a WARNING; a failed source's error in UNKNOWN.
+        let args = CheckArgs {
+            warning_untracked: Threshold::Bytes(GIB as i64),
+            ..CheckArgs::default()
+        };
+        let warning = evaluate(&report_with(&[HOSTILE, "b"], 100, None), &args);
+        let unknown = evaluate(
+            &report_with(&["a"], 100, Some("/q/x.xml:\r\nNOVA-LVM OK | y=1")),
+            &CheckArgs::default(),
+        );
+        assert_eq!(warning.status, Status::Warning);
+        assert_eq!(unknown.status, Status::Unknown);
+        for result in [&warning, &unknown] {
+            let line = &result.line;
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            assert!(!line.contains('\u{202e}'), "{line:?}");
+            assert!(line.matches('|').count() <= 1, "{line:?}");
+        }
+        assert_eq!(
+            warning.line.matches('|').count(),
+            1,
+            "the perfdata separator"
+        );
+        assert!(
+            warning.line.contains(r"largest untracked LV evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine / x=1\u{202e} (foreign, 2.00 GiB)"),
+            "{}",
+            warning.line
+        );
+        assert!(
+            unknown.line.ends_with(r"/q/x.xml:\r\nNOVA-LVM OK / y=1"),
+            "{}",
+            unknown.line
+        );
+        // The perfdata labels are the exporter's own.
+        let labels: Vec<&str> = warning
+            .line
+            .split(" | ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .map(|p| p.split('=').next().unwrap())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "untracked",
+                "overestimate",
+                "corrected_free",
+                "drift",
+                "raw_used",
+                "tracked_used",
+                "scheduler_free",
+                "vg_size"
+            ]
+        );
+    }
+
+    #[test]
     fn status_text_cannot_break_the_plugin_line() {
-        assert_eq!(plugin_text("a|b\nc"), "a/b c");
+        assert_eq!(plugin_text("a|b\nc\r\u{1b}[31m"), "a/b\\nc\\r\\u{1b}[31m");
         assert!(Status::Critical > Status::Warning);
         assert_eq!(Status::Unknown.exit_code(), 3);
     }

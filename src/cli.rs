@@ -102,7 +102,7 @@ pub struct Cli {
     pub nova_images_volume_group: Option<String>,
 
     /// Disk reserved for the host, MiB. Overrides nova.conf [DEFAULT] reserved_host_disk_mb (default 0).
-    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB")]
+    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB", value_parser = clap::value_parser!(u64).range(..=crate::novaconf::MAX_RESERVED_HOST_DISK_MB))]
     pub nova_reserved_host_disk_mb: Option<u64>,
 
     /// DISK_GB allocation ratio. Overrides nova.conf [DEFAULT] disk_allocation_ratio (then
@@ -149,7 +149,7 @@ pub struct Cli {
     #[arg(long = "collector.lvm.replay-file", value_name = "FILE")]
     pub lvm_replay_file: Option<PathBuf>,
 
-    /// At most this many per-LV series (nova_lvm_lv_size_bytes) per VG; the rest are summed in lv="_other".
+    /// At most this many per-LV series (nova_lvm_lv_size_bytes) per VG; the rest are summed per owner in lv="(other)", a name no LV can have.
     #[arg(
         long = "collector.lvm.lv-series-limit",
         value_name = "N",

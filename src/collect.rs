@@ -138,44 +138,74 @@ impl Collector {
             }
         };
 
-        let mut usages: Vec<(SourceKind, TrackedUsage)> = Vec::new();
-        for (source, (result, duration)) in self.tracked.iter().zip(tracked_results) {
-            match result {
-                Ok(usage) => {
-                    statuses.push(self.status(
-                        source.kind().as_str(),
-                        duration,
-                        None,
-                        usage.fetched_unix,
-                    ));
-                    usages.push((source.kind(), usage));
-                }
-                Err(error) => {
-                    statuses.push(self.status(source.kind().as_str(), duration, Some(error), None))
-                }
-            }
-        }
-
-        let primary_usage = self
-            .primary
-            .and_then(|kind| usages.iter().find(|(k, _)| *k == kind).map(|(_, u)| u));
-        let host = report.as_ref().map(|report| {
-            account_host(
-                report,
-                &self.watched_vgs,
-                Some(&self.nova_vg),
-                primary_usage,
-                self.lv_series_limit,
-            )
-        });
         let nova_vg_size = report
             .as_ref()
             .and_then(|r| r.vg(&self.nova_vg))
             .map(|vg| vg.size_bytes);
-        let sources = usages
+        // A source whose figures do not fit the accounting fails alone, naming them.
+        let mut outcomes: Vec<(SourceKind, Duration, Result<_, String>)> = self
+            .tracked
             .iter()
-            .map(|(kind, usage)| (*kind, source_figures(usage, nova_vg_size)))
+            .zip(tracked_results)
+            .map(|(source, (result, duration))| {
+                let outcome = result.and_then(|usage| {
+                    source_figures(&usage, nova_vg_size)
+                        .map(|figures| (usage, figures))
+                        .map_err(|e| e.to_string())
+                });
+                (source.kind(), duration, outcome)
+            })
             .collect();
+        let primary_index = self.primary.and_then(|kind| {
+            outcomes
+                .iter()
+                .position(|(k, _, outcome)| *k == kind && outcome.is_ok())
+        });
+        let mut host = None;
+        if let Some(report) = &report {
+            let account = |usage: Option<&TrackedUsage>| {
+                account_host(
+                    report,
+                    &self.watched_vgs,
+                    Some(&self.nova_vg),
+                    usage,
+                    self.lv_series_limit,
+                )
+            };
+            let primary_usage = primary_index
+                .and_then(|i| outcomes[i].2.as_ref().ok())
+                .map(|(usage, _)| usage);
+            let accounted = match account(primary_usage) {
+                // With LVM's figures alone it fits: the primary source's figures are to blame.
+                Err(error) if primary_usage.is_some() => {
+                    if let Some(i) = primary_index {
+                        outcomes[i].2 = Err(error.to_string());
+                    }
+                    account(None)
+                }
+                accounted => accounted,
+            };
+            match accounted {
+                Ok(accounting) => host = Some(accounting),
+                Err(error) => {
+                    statuses[0] =
+                        self.status(LVM_COLLECTOR, raw_duration, Some(error.to_string()), None)
+                }
+            }
+        }
+
+        let mut sources = Vec::new();
+        for (kind, duration, outcome) in outcomes {
+            match outcome {
+                Ok((usage, figures)) => {
+                    statuses.push(self.status(kind.as_str(), duration, None, usage.fetched_unix));
+                    sources.push((kind, figures));
+                }
+                Err(error) => {
+                    statuses.push(self.status(kind.as_str(), duration, Some(error), None))
+                }
+            }
+        }
 
         Snapshot {
             collectors: statuses,
@@ -444,6 +474,74 @@ mod tests {
         let host = snapshot.host.expect("raw figures");
         assert!(host.vgs[0].tracked.is_none());
         assert!(snapshot.sources.is_empty());
+    }
+
+    /// A source that returns the given usage as it is.
+    struct UsageTracked(SourceKind, TrackedUsage);
+
+    #[async_trait]
+    impl TrackedSource for UsageTracked {
+        fn kind(&self) -> SourceKind {
+            self.0
+        }
+        async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+            Ok(self.1.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn figures_that_do_not_fit_fail_their_source_alone() {
+        let raw = CountingRaw {
+            calls: Arc::default(),
+            delay: Duration::ZERO,
+            vg_free_bytes: 15 * GIB,
+        };
+        let largest = Flavor {
+            root_gb: crate::tracked::NOVA_MAX_INT,
+            ephemeral_gb: crate::tracked::NOVA_MAX_INT,
+            swap_mb: crate::tracked::NOVA_MAX_INT,
+            boot_from_volume: false,
+        };
+        let wrapping = TrackedUsage::from_local(
+            (1..=5)
+                .map(|i| {
+                    TrackedInstance::from_flavor(
+                        format!("{i:08}-0000-4000-8000-000000000000"),
+                        &largest,
+                    )
+                })
+                .collect(),
+            &HostDiskSettings::default(),
+        );
+        // The file source fits on its own but not with LVM's figures: its own free space of
+        // 2^63 - 1 against a corrected free space near -2^63 over-estimates beyond 64 bits.
+        let mut extreme = TrackedUsage::from_local(vec![instance()], &HostDiskSettings::default());
+        extreme.tracked_used_bytes = Some(crate::accounting::MAX_ACCOUNTED_BYTES);
+        extreme.scheduler_free_bytes = Some(i64::MAX);
+        let tracked: Vec<Box<dyn TrackedSource>> = vec![
+            Box::new(UsageTracked(SourceKind::Libvirt, wrapping)),
+            Box::new(UsageTracked(SourceKind::File, extreme)),
+        ];
+        let collector = Collector::new(Box::new(raw), tracked, settings(SourceKind::File));
+        let snapshot = collector.collect().await;
+        let [lvm, libvirt, file] = snapshot.collectors.as_slice() else {
+            panic!("{:?}", snapshot.collectors)
+        };
+        assert!(lvm.success, "{lvm:?}");
+        assert!(libvirt
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("the tracked disk of the 5 instances: more than"));
+        assert!(file
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("the over-estimate (scheduler free 9223372036854775807 - corrected free"));
+        assert!(snapshot.sources.is_empty());
+        let host = snapshot.host.expect("LVM's figures remain");
+        assert_eq!(host.vgs[0].used_bytes, 5 * GIB);
+        assert!(host.vgs[0].tracked.is_none());
     }
 
     #[tokio::test]

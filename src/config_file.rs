@@ -485,6 +485,61 @@ mod tests {
             .unwrap_or_else(|| panic!("--{long} has no file key"))
     }
 
+    /// `file_args` on a file holding `text`, on a thread with a 2 MiB stack (an overflow
+    /// aborts the test binary).
+    fn file_args_on_a_2mib_stack(text: String) -> Result<Vec<OsString>, String> {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let file = tempfile::NamedTempFile::new().unwrap();
+                std::fs::write(file.path(), text).unwrap();
+                let command = crate::cli::command();
+                file_args(file.path(), &command, &|_| false)
+                    .map(|(args, _)| args)
+                    .map_err(|e| e.replace(&file.path().display().to_string(), "FILE"))
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn deep_toml_is_an_error_not_a_stack_overflow() {
+        // The toml crate bounds its recursion (80 levels): arrays and inline tables in its
+        // parser, dotted keys and table headers when it builds the tables. Within the bound,
+        // flattening the tables recurses at most as deep.
+        let levels = 100_000;
+        let dotted = vec!["a"; levels].join(".");
+        let cases = [
+            (
+                format!(
+                    "[web]\nlisten-address = {}1{}",
+                    "[".repeat(levels),
+                    "]".repeat(levels)
+                ),
+                "FILE:2: not valid TOML: cannot recurse further; max recursion depth met",
+            ),
+            (
+                format!("web = {}1{}", "{ a = ".repeat(levels), "}".repeat(levels)),
+                "FILE:1: not valid TOML: cannot recurse further; max recursion depth met",
+            ),
+            (
+                format!("{dotted} = 1"),
+                "FILE:1: not valid TOML: recursion limit",
+            ),
+            (
+                format!("[{dotted}]\nb = 1"),
+                "FILE:1: not valid TOML: recursion limit",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(file_args_on_a_2mib_stack(text).unwrap_err(), expected);
+        }
+        let within = format!("{} = 1", vec!["a"; 79].join("."));
+        let error = file_args_on_a_2mib_stack(within).unwrap_err();
+        assert!(error.starts_with("FILE:1: unknown key \"a.a.a"), "{error}");
+    }
+
     #[test]
     fn keys_are_the_flags_split_at_their_last_dot() {
         assert_eq!(key_of("web.listen-address"), "web|listen-address|false");

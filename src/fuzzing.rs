@@ -72,7 +72,14 @@ pub fn account(data: &[u8]) {
     let usage = TrackedUsage::from_local(instances, &settings);
     let watched: Vec<String> = report.vgs.iter().map(|vg| vg.name.clone()).collect();
     let nova_vg = watched.first().cloned().unwrap_or_default();
-    let host = account_host(&report, &watched, Some(&nova_vg), Some(&usage), 3);
+    let Ok(host) = account_host(&report, &watched, Some(&nova_vg), Some(&usage), 3) else {
+        return;
+    };
+    let Ok(figures) =
+        crate::accounting::source_figures(&usage, report.vgs.first().map(|vg| vg.size_bytes))
+    else {
+        return;
+    };
     let snapshot = Snapshot {
         collectors: vec![CollectorStatus {
             name: "lvm",
@@ -81,10 +88,7 @@ pub fn account(data: &[u8]) {
             last_success_unix: Some(0.0),
             error: None,
         }],
-        sources: vec![(
-            crate::tracked::SourceKind::File,
-            crate::accounting::source_figures(&usage, report.vgs.first().map(|vg| vg.size_bytes)),
-        )],
+        sources: vec![(crate::tracked::SourceKind::File, figures)],
         host: Some(host),
         nova_vg,
         primary: Some(crate::tracked::SourceKind::File),

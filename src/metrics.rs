@@ -38,7 +38,7 @@ families! {
     LV_BYTES = "nova_lvm_lv_bytes", ["vg", "owner"],
         "Bytes of the volume group allocated to LVs of each owner class (hidden sub-LVs included, thin volumes counted in their pool).";
     LV_SIZE = "nova_lvm_lv_size_bytes", ["vg", "lv", "owner"],
-        "Bytes allocated to one LV that is not a tracked instance disk; beyond the per-VG series limit the rest is summed in lv=\"_other\".";
+        "Bytes allocated to one LV that is not a tracked instance disk; beyond the per-VG series limit the rest is summed per owner in lv=\"(other)\", a name no LV can have.";
     THIN_POOL_DATA_USED = "nova_lvm_thin_pool_data_used_ratio", ["vg", "lv"],
         "Fraction of a thin pool's data space in use (data_percent / 100).";
     TRACKED_USED = "nova_lvm_tracked_used_bytes", ["vg", "source"],
@@ -300,7 +300,7 @@ mod tests {
             )],
             &HostDiskSettings::default(),
         );
-        let accounting = account_vg(&vg, &lvs, tracked_ok.then_some(&usage), 100);
+        let accounting = account_vg(&vg, &lvs, tracked_ok.then_some(&usage), 100).unwrap();
         Snapshot {
             collectors: vec![status("lvm", true), status("libvirt", tracked_ok)],
             host: Some(HostAccounting {
@@ -310,7 +310,7 @@ mod tests {
             sources: if tracked_ok {
                 vec![(
                     SourceKind::Libvirt,
-                    crate::accounting::source_figures(&usage, Some(20 * GIB)),
+                    crate::accounting::source_figures(&usage, Some(20 * GIB)).unwrap(),
                 )]
             } else {
                 Vec::<(SourceKind, SourceFigures)>::new()

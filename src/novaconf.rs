@@ -313,11 +313,16 @@ fn parse_mib(value: &str) -> Result<Option<u64>, String> {
     if negative && digits.bytes().any(|b| b != b'0') {
         return Err(format!("must be 0 or more (MiB), got {value:?}"));
     }
-    digits
-        .parse::<u64>()
-        .map(Some)
-        .map_err(|_| format!("{value:?} is too large a number of MiB"))
+    match digits.parse::<u64>() {
+        Ok(mib) if mib <= MAX_RESERVED_HOST_DISK_MB => Ok(Some(mib)),
+        _ => Err(format!(
+            "{value:?} is too large a number of MiB (at most {MAX_RESERVED_HOST_DISK_MB}, 8 EiB)"
+        )),
+    }
 }
+
+/// The largest `reserved_host_disk_mb` read: its bytes must fit a signed 64-bit figure.
+pub const MAX_RESERVED_HOST_DISK_MB: u64 = i64::MAX as u64 / (1024 * 1024);
 
 /// An allocation ratio: a finite float >= 0 (oslo `FloatOpt(min=0.0)`); `None` when empty or
 /// `0.0` (nova's "unset").
@@ -361,6 +366,22 @@ mod tests {
             }
             other => panic!("{text:?}: expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn nesting_characters_do_not_recurse() {
+        // The INI parser is line by line, without recursion: 100,000 brackets in a section
+        // header, in a value and in continuation lines are just text.
+        let deep = "[".repeat(100_000);
+        let text = format!("[DEFAULT]\nhost = {deep}\n  {deep}\n[{deep}]\nx = {{{deep}\n");
+        let conf = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || parse(&text, ORIGIN).map(|conf| conf.host))
+            .unwrap()
+            .join()
+            .unwrap();
+        let host = conf.unwrap_or_else(|e| panic!("{e}")).unwrap();
+        assert_eq!(host.len(), 200_001, "two lines of brackets");
     }
 
     #[test]
@@ -517,7 +538,22 @@ mod tests {
         assert_eq!(value("1_024"), Some(1024));
         assert_eq!(value("\"512\""), Some(512));
         assert_eq!(value(""), None);
-        assert_eq!(value("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(
+            value("8796093022207"),
+            Some(MAX_RESERVED_HOST_DISK_MB),
+            "8 EiB"
+        );
+        for too_large in [
+            "8796093022208",
+            "18446744073709551615",
+            "18446744073709551616",
+        ] {
+            let (_, message) = err(&format!("[DEFAULT]\nreserved_host_disk_mb = {too_large}\n"));
+            assert_eq!(
+                message,
+                format!("reserved_host_disk_mb: \"{too_large}\" is too large a number of MiB (at most 8796093022207, 8 EiB)")
+            );
+        }
 
         let text = "[DEFAULT]\nhost = compute-07\nreserved_host_disk_mb = lots\n";
         let error = parse(text, ORIGIN).unwrap_err().to_string();

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS, OTHER_LVS_LABEL};
+use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS};
 use crate::cli::{Config, LvmSettings};
 use crate::collect::Snapshot;
 use crate::openstack::time::format_rfc3339;
@@ -20,6 +20,29 @@ use crate::tracked::{SourceKind, GIB, MIB};
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
 /// removed, renamed or retyped); adding a field does not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`, ...), and the
+/// Unicode marks that reorder a terminal line (bidirectional overrides and isolates), so that a
+/// name or an error read from outside prints as what it is: one line, no terminal escape
+/// sequences. For the text outputs (`report`, `check`); the status page escapes for HTML, JSON
+/// escapes by itself.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    let reorders = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(|c| c.is_control() || reorders(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else if reorders(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
 
 /// What the configuration says about the figures: where nova's VG, the primary source and the
 /// host's identity in each source came from. Built once from the [`Config`].
@@ -246,7 +269,7 @@ pub struct VgReport {
     pub owners: Vec<OwnerReport>,
     /// The largest LVs that are not tracked instance disks, largest first.
     pub top_untracked_lvs: Vec<LvReport>,
-    /// How many such LVs there are in all.
+    /// How many such LVs there are in all (those summed beyond the series limit included).
     pub untracked_lv_count: usize,
     /// Thin pools and their data usage.
     pub thin_pools: Vec<ThinPoolReport>,
@@ -267,15 +290,19 @@ pub struct OwnerReport {
     pub bytes: u64,
 }
 
-/// One LV that is not a tracked instance disk.
+/// One LV that is not a tracked instance disk, or the sum of those beyond the series limit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LvReport {
-    /// LV name (`_other`: the sum beyond the exporter's series limit).
+    /// LV name (`(other)`, a name no LV can have, for the sum beyond the series limit).
     pub name: String,
     /// Owner class.
     pub owner: String,
     /// VG bytes it holds.
     pub bytes: u64,
+    /// How many LVs this row stands for: 1, or the number summed beyond the series limit.
+    pub lvs: u64,
+    /// True for the sum beyond the series limit.
+    pub overflow: bool,
 }
 
 /// One thin pool.
@@ -342,6 +369,16 @@ pub struct UntrackedReport {
     /// foreign + orphan + cinder + unexplained: what the untracked-consumption alert and
     /// `check` count (the per-LV overhead is expected and left out).
     pub total_bytes: i64,
+}
+
+impl VgReport {
+    /// How many single LVs `top_untracked_lvs` shows (the sums beyond the limit not counted).
+    pub fn untracked_lvs_shown(&self) -> usize {
+        self.top_untracked_lvs
+            .iter()
+            .filter(|lv| !lv.overflow)
+            .count()
+    }
 }
 
 impl Report {
@@ -422,8 +459,8 @@ impl Report {
                 let untracked_lv_count = vg
                     .untracked_lvs
                     .iter()
-                    .filter(|lv| lv.name != OTHER_LVS_LABEL)
-                    .count();
+                    .map(|lv| usize::try_from(lv.lvs).unwrap_or(usize::MAX))
+                    .fold(0usize, usize::saturating_add);
                 let accounting = vg.tracked.as_ref().map(|t| {
                     accounting_report(t, primary.as_deref().unwrap_or(""), primary_figures)
                 });
@@ -442,6 +479,8 @@ impl Report {
                             name: lv.name.clone(),
                             owner: lv.owner.as_str().to_string(),
                             bytes: lv.bytes,
+                            lvs: lv.lvs,
+                            overflow: lv.overflow,
                         })
                         .collect(),
                     untracked_lv_count,
@@ -505,7 +544,11 @@ fn accounting_report(
     figures: Option<SourceFiguresReport>,
 ) -> AccountingReport {
     let u = t.untracked;
-    let phantom = (t.overestimate_bytes + t.corrected_free_bytes.min(0)).max(0) as u64;
+    // Saturating is exact here: any negative sum is clamped to 0.
+    let phantom = t
+        .overestimate_bytes
+        .saturating_add(t.corrected_free_bytes.min(0))
+        .max(0) as u64;
     AccountingReport {
         source: source.to_string(),
         instances: figures.map_or(0, |f| f.instances),
@@ -518,8 +561,7 @@ fn accounting_report(
             cinder_bytes: u.cinder_bytes,
             overhead_bytes: u.overhead_bytes,
             unexplained_bytes: u.unexplained_bytes,
-            total_bytes: (u.foreign_bytes + u.orphan_bytes + u.cinder_bytes) as i64
-                + u.unexplained_bytes,
+            total_bytes: u.total_bytes(),
         },
         unbacked_bytes: t.unbacked_bytes,
         corrected_free_bytes: t.corrected_free_bytes,
@@ -606,7 +648,10 @@ pub fn render_text(report: &Report) -> String {
     let _ = writeln!(
         out,
         "nova-lvm-exporter report for {}, collected {} (exporter {} revision {})",
-        report.hostname, report.collected_at, report.exporter.version, report.exporter.revision
+        escape_control(&report.hostname),
+        report.collected_at,
+        report.exporter.version,
+        report.exporter.revision
     );
     let _ = writeln!(out, "\nCollectors");
     for c in &report.collectors {
@@ -623,23 +668,25 @@ pub fn render_text(report: &Report) -> String {
             c.duration_seconds * 1000.0,
             c.error
                 .as_deref()
-                .map(|e| format!("  {e}"))
+                .map(|e| format!("  {}", escape_control(e)))
                 .unwrap_or_default()
         );
     }
     let _ = writeln!(out, "\nSources");
-    let _ = writeln!(out, "  raw (LVM): {}", report.raw_source);
+    let _ = writeln!(out, "  raw (LVM): {}", escape_control(&report.raw_source));
     let _ = writeln!(
         out,
         "  nova's VG: {} (from {})",
-        report.nova_vg, report.nova_vg_origin
+        escape_control(&report.nova_vg),
+        escape_control(&report.nova_vg_origin)
     );
     match &report.primary_source {
         Some(primary) => {
             let _ = writeln!(
                 out,
-                "  primary tracked source: {primary} (chosen by {})",
-                report.primary_source_origin
+                "  primary tracked source: {} (chosen by {})",
+                escape_control(primary),
+                escape_control(&report.primary_source_origin)
             );
         }
         None => {
@@ -650,7 +697,13 @@ pub fn render_text(report: &Report) -> String {
         }
     }
     for s in &report.sources {
-        let _ = writeln!(out, "  {}: reads {} ({})", s.source, s.reads, s.origin);
+        let _ = writeln!(
+            out,
+            "  {}: reads {} ({})",
+            s.source,
+            escape_control(&s.reads),
+            escape_control(&s.origin)
+        );
         match &s.figures {
             Some(f) => {
                 let _ = writeln!(
@@ -673,7 +726,7 @@ pub fn render_text(report: &Report) -> String {
         render_vg_text(&mut out, report, vg);
     }
     for missing in &report.missing_vgs {
-        let _ = writeln!(out, "\nVG {missing}: not found by LVM");
+        let _ = writeln!(out, "\nVG {}: not found by LVM", escape_control(missing));
     }
     if report.vgs.is_empty() && report.missing_vgs.is_empty() {
         let _ = writeln!(out, "\nNo LVM figures: the lvm collector failed.");
@@ -683,11 +736,11 @@ pub fn render_text(report: &Report) -> String {
 
 fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
     let role = if vg.nova {
-        format!("nova's VG, from {}", report.nova_vg_origin)
+        format!("nova's VG, from {}", escape_control(&report.nova_vg_origin))
     } else {
         "also watched".to_string()
     };
-    let _ = writeln!(out, "\nVG {} ({role})", vg.name);
+    let _ = writeln!(out, "\nVG {} ({role})", escape_control(&vg.name));
     let _ = writeln!(
         out,
         "  {:<16} {:<54} {:>12} {:>16}",
@@ -700,7 +753,7 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
         let _ = writeln!(
             out,
             "  no derived figures: {}",
-            vg.accounting_absent_reason.as_deref().unwrap_or("unknown")
+            escape_control(vg.accounting_absent_reason.as_deref().unwrap_or("unknown"))
         );
         render_lvs_text(out, vg);
         return;
@@ -712,7 +765,7 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
             "{} instance{} ({}): root + ephemeral + swap",
             a.instances,
             if a.instances == 1 { "" } else { "s" },
-            a.source
+            escape_control(&a.source)
         ),
         a.tracked_used_bytes as i64,
     );
@@ -812,7 +865,7 @@ fn render_lvs_text(out: &mut String, vg: &VgReport) {
     let _ = writeln!(
         out,
         "\n  Untracked LVs, largest first ({} shown of {})",
-        vg.top_untracked_lvs.len(),
+        vg.untracked_lvs_shown(),
         vg.untracked_lv_count
     );
     for lv in &vg.top_untracked_lvs {
@@ -821,14 +874,162 @@ fn render_lvs_text(out: &mut String, vg: &VgReport) {
             "    {:>14}  {:<8} {}",
             gib(lv.bytes as i64),
             lv.owner,
-            lv.name
+            if lv.overflow {
+                format!("{} ({} LVs beyond the series limit)", lv.name, lv.lvs)
+            } else {
+                escape_control(&lv.name).into_owned()
+            }
         );
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    use crate::collect::{CollectorStatus, Snapshot};
+
+    /// A report of one VG with foreign LVs of the given names (the first the largest, n GiB
+    /// down to 1 GiB), `limit` per-LV series, and a libvirt collector that failed with
+    /// `error`, or succeeded with no instances when `error` is `None`.
+    pub(crate) fn report_with(names: &[&str], limit: usize, error: Option<&str>) -> Report {
+        let lvs: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let name = serde_json::to_string(name).unwrap();
+                format!(
+                    r#"{{"vg_name":"vg1","lv_name":{name},"lv_size":"{}","segtype":"linear"}}"#,
+                    (names.len() - i) as u64 * GIB
+                )
+            })
+            .collect();
+        let text = format!(
+            r#"{{"report":[{{"vg":[{{"vg_name":"vg1","vg_size":"{}","vg_free":"0"}}],"lv":[{}]}}]}}"#,
+            (names.len() * (names.len() + 1) / 2) as u64 * GIB,
+            lvs.join(",")
+        );
+        let lvm = crate::lvm::report::parse(&text, "t").unwrap();
+        let usage = crate::tracked::TrackedUsage::from_local(vec![], &Default::default());
+        let tracked = error.is_none().then_some(&usage);
+        let host = crate::accounting::account_host(
+            &lvm,
+            &["vg1".to_string()],
+            Some("vg1"),
+            tracked,
+            limit,
+        )
+        .unwrap();
+        let sources = tracked
+            .map(|usage| {
+                let figures = crate::accounting::source_figures(usage, Some(lvm.vgs[0].size_bytes));
+                (SourceKind::Libvirt, figures.unwrap())
+            })
+            .into_iter()
+            .collect();
+        let status = |name, error: Option<&str>| CollectorStatus {
+            name,
+            success: error.is_none(),
+            duration: std::time::Duration::ZERO,
+            last_success_unix: None,
+            error: error.map(str::to_string),
+        };
+        let snapshot = Snapshot {
+            collectors: vec![status("lvm", None), status("libvirt", error)],
+            host: Some(host),
+            sources,
+            nova_vg: "vg1".into(),
+            primary: Some(SourceKind::Libvirt),
+            finished_unix: 0.0,
+        };
+        Report::new(&snapshot, &ReportContext::default(), 10)
+    }
+
+    #[test]
+    fn an_lv_named_like_the_old_overflow_label_is_shown_and_counted() {
+        let report = report_with(&["big", "_other", "c", "d", "e"], 2, Some("x"));
+        let vg = &report.vgs[0];
+        assert_eq!(vg.untracked_lv_count, 5);
+        assert_eq!(vg.untracked_lvs_shown(), 2);
+        let text = render_text(&report);
+        assert!(
+            text.contains("Untracked LVs, largest first (2 shown of 5)"),
+            "{text}"
+        );
+        assert!(text.contains(" _other\n"), "{text}");
+        assert!(
+            text.contains("foreign  (other) (3 LVs beyond the series limit)"),
+            "{text}"
+        );
+        let names: Vec<(&str, u64, bool)> = vg
+            .top_untracked_lvs
+            .iter()
+            .map(|lv| (lv.name.as_str(), lv.lvs, lv.overflow))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("big", 1, false),
+                ("_other", 1, false),
+                ("(other)", 3, true)
+            ]
+        );
+        // Beyond what is shown (top 10) the count is still all of them.
+        let many: Vec<String> = (0..30).map(|i| format!("lv{i:02}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let report = report_with(&many, 100, None);
+        let text = render_text(&report);
+        assert!(text.contains("(10 shown of 30)"), "{text}");
+    }
+
+    /// An LV name with a terminal escape, a bell, CR/LF and a fake plugin line.
+    pub(crate) const HOSTILE: &str =
+        "evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine | x=1\u{202e}";
+
+    #[test]
+    fn control_characters_from_outside_are_escaped_in_the_text_report() {
+        let report = report_with(
+            &[HOSTILE, "plain"],
+            100,
+            Some("bad file /q/\u{1b}[31mred\nline"),
+        );
+        let text = render_text(&report);
+        for raw in ['\u{1b}', '\r', '\u{7}', '\u{202e}'] {
+            assert!(!text.contains(raw), "{raw:?} in {text}");
+        }
+        assert!(
+            text.contains(r"evil\u{1b}[2J\u{1b}]0;title\u{7}\r\nNOVA-LVM OK - fine | x=1\u{202e}"),
+            "{text}"
+        );
+        assert!(text.contains(r"bad file /q/\u{1b}[31mred\nline"), "{text}");
+        // Every line of the report is one of its own: the LV's name did not add one.
+        assert!(
+            text.lines().all(|line| !line.starts_with("NOVA-LVM")),
+            "{text}"
+        );
+        // JSON keeps the names as they are, escaped by serde.
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains('\u{1b}') && !json.contains('\r'), "{json}");
+        assert!(
+            json.contains(r#"evil\u001b[2J\u001b]0;title\u0007\r\nNOVA-LVM"#),
+            "{json}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["vgs"][0]["top_untracked_lvs"][0]["name"], HOSTILE);
+    }
+
+    #[test]
+    fn escape_control_leaves_ordinary_text_alone() {
+        assert!(matches!(
+            escape_control("vms-group/lv_1+x.y"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_control("tab\there\u{0}\u{7f}\u{85}"),
+            r"tab\there\0\u{7f}\u{85}"
+        );
+        assert_eq!(escape_control("ünïcødé ✓"), "ünïcødé ✓");
+    }
 
     #[test]
     fn sizes_are_shown_in_gib_with_two_decimals() {

@@ -300,7 +300,7 @@ fn render_lvs(html: &mut String, vg: &VgReport) {
     let _ = write!(
         html,
         "<h3>Untracked LVs, largest first ({} shown of {})</h3><table class=\"lvs\"><tr><th>LV</th><th>owner</th><th>GiB</th><th>bytes</th></tr>",
-        vg.top_untracked_lvs.len(),
+        vg.untracked_lvs_shown(),
         vg.untracked_lv_count
     );
     for lv in &vg.top_untracked_lvs {

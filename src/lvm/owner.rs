@@ -137,7 +137,7 @@ fn is_pool(lv: &Lv) -> bool {
 }
 
 /// Bytes of VG extents the LV holds itself (not counting sub-LVs).
-fn own_extent_bytes(lv: &Lv) -> u64 {
+pub(crate) fn own_extent_bytes(lv: &Lv) -> u64 {
     if holds_no_extents(&lv.segtype) || is_thin_volume(lv) {
         0
     } else {
@@ -180,7 +180,9 @@ fn visible_owner<'a>(
 /// Hidden sub-LVs (`[pool_tdata]`, `[pool_tmeta]`, raid images, ...) are folded into the visible
 /// LV they belong to, the pool metadata spare into the VG's first pool; thin volumes hold nothing
 /// (their data is in the pool). With a complete report, the allocations plus `vg_free` add up
-/// to `vg_size` exactly.
+/// to `vg_size` exactly. [`crate::lvm::report::parse`] refuses a report whose LVs hold more
+/// extents than their VG, so the sums here stay below `vg_size`; they saturate rather than wrap
+/// on reports built otherwise.
 pub fn attribute(vg: &Vg, lvs: &[&Lv], tracked: Option<&FxHashSet<&str>>) -> Vec<LvAllocation> {
     let by_name: FxHashMap<&str, &Lv> = lvs.iter().map(|lv| (lv.name.as_str(), *lv)).collect();
     let first_pool = lvs
@@ -197,7 +199,7 @@ pub fn attribute(vg: &Vg, lvs: &[&Lv], tracked: Option<&FxHashSet<&str>>) -> Vec
             order.push(owner.name.as_str());
             0
         });
-        *entry += own_extent_bytes(lv);
+        *entry = entry.saturating_add(own_extent_bytes(lv));
     }
 
     order

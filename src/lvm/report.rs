@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::error::Category;
 
-use super::{Lv, LvmError, Vg, VgReport};
+use super::{owner, Lv, LvmError, Vg, VgReport};
 
 /// The message for text that holds no `vg` section at all.
 const NO_VG_SECTION: &str = "no vg section: not a vgs/lvs/fullreport JSON report";
@@ -113,6 +113,7 @@ pub fn parse_sections(text: &str, origin: &str) -> Result<Sections, LvmError> {
         }
     }
     let lvs = dedupe_lvs(builder.lvs).map_err(|msg| parse_error(origin, msg))?;
+    check_figures(&builder.vgs, &lvs).map_err(|msg| parse_error(origin, msg))?;
     Ok(Sections {
         report: VgReport {
             vgs: builder.vgs,
@@ -281,17 +282,23 @@ fn required<'a>(what: What<'_>, field: &str, value: Option<&'a str>) -> Result<&
     value.ok_or_else(|| format!("{}: missing field {field}", what()))
 }
 
+/// The largest size a report may state: 2^63 - 1, the most a signed 64-bit figure (and LVM's
+/// own limit of 8 EiB per LV) holds.
+pub const MAX_SIZE_BYTES: u64 = i64::MAX as u64;
+
 /// A size in bytes: decimal digits, optionally followed by `B` (`--units b` without
 /// `--nosuffix`).
 fn size_field(what: What<'_>, field: &str, raw: &str) -> Result<u64, String> {
     let digits = raw.strip_suffix('B').unwrap_or(raw);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(bytes) = digits.parse::<u64>() {
-            return Ok(bytes);
+            if bytes <= MAX_SIZE_BYTES {
+                return Ok(bytes);
+            }
         }
     }
     Err(format!(
-        "{}: {field}: expected a size in bytes, got {raw:?}",
+        "{}: {field}: expected a size in bytes below 2^63, got {raw:?}",
         what()
     ))
 }
@@ -346,6 +353,39 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// Refuses a report whose figures contradict each other: a VG with more free space than size,
+/// or whose LVs hold more extents than the VG has (summed with overflow checks). Sizes at or
+/// beyond 2^63 are refused field by field ([`size_field`]).
+fn check_figures(vgs: &[Vg], lvs: &[Lv]) -> Result<(), String> {
+    let mut extents: HashMap<&str, u64> = vgs.iter().map(|vg| (vg.name.as_str(), 0)).collect();
+    for lv in lvs {
+        if let Some(sum) = extents.get_mut(lv.vg.as_str()) {
+            *sum = sum.saturating_add(owner::own_extent_bytes(lv));
+        }
+    }
+    for vg in vgs {
+        if vg.free_bytes > vg.size_bytes {
+            return Err(format!(
+                "vg {:?}: vg_free {} is larger than vg_size {}: an inconsistent report",
+                vg.name, vg.free_bytes, vg.size_bytes
+            ));
+        }
+        let held = extents.get(vg.name.as_str()).copied().unwrap_or(0);
+        if held > vg.size_bytes {
+            let held = if held == u64::MAX {
+                "more than 2^64".to_string()
+            } else {
+                held.to_string()
+            };
+            return Err(format!(
+                "vg {:?}: its LVs hold {held} bytes of extents, more than vg_size {}: an inconsistent report",
+                vg.name, vg.size_bytes
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Drops repeated rows of the same LV (per-segment rows, or the same LV in two concatenated
@@ -620,6 +660,122 @@ mod tests {
         );
     }
 
+    /// A `vgs`/`lvs` document with one VG and the given (name, lv_size) LVs.
+    fn one_vg(size: &str, free: &str, lvs: &[(&str, &str)]) -> String {
+        let rows: Vec<String> = lvs
+            .iter()
+            .map(|(name, size)| {
+                format!(r#"{{"vg_name":"vg1","lv_name":"{name}","lv_size":"{size}","segtype":"linear"}}"#)
+            })
+            .collect();
+        format!(
+            r#"{{"report":[{{"vg":[{{"vg_name":"vg1","vg_size":"{size}","vg_free":"{free}","vg_extent_size":"4194304"}}],"lv":[{}]}}]}}"#,
+            rows.join(",")
+        )
+    }
+
+    #[test]
+    fn sizes_of_2_pow_63_and_beyond_are_refused() {
+        let at_limit = MAX_SIZE_BYTES.to_string();
+        let report = parse(&one_vg(&at_limit, "0", &[]), "t").expect("2^63 - 1 is a size");
+        assert_eq!(report.vgs[0].size_bytes, MAX_SIZE_BYTES);
+        for beyond in ["9223372036854775808", "18446744073709551615"] {
+            assert_eq!(
+                parse_err(&one_vg(beyond, "0", &[])),
+                format!(
+                    r#"vg "vg1": vg_size: expected a size in bytes below 2^63, got "{beyond}""#
+                )
+            );
+            let message = parse_err(&one_vg("1000", "0", &[("big", beyond)]));
+            assert!(
+                message.contains("lv_size: expected a size in bytes below 2^63"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_vg_smaller_than_its_free_space_or_its_lvs_is_refused() {
+        assert_eq!(
+            parse_err(&one_vg("1000", "2000", &[])),
+            r#"vg "vg1": vg_free 2000 is larger than vg_size 1000: an inconsistent report"#
+        );
+        assert_eq!(
+            parse_err(&one_vg("1000", "0", &[("a", "600"), ("b", "600")])),
+            r#"vg "vg1": its LVs hold 1200 bytes of extents, more than vg_size 1000: an inconsistent report"#
+        );
+        // Sums that would wrap a u64 are seen as such.
+        let max = MAX_SIZE_BYTES.to_string();
+        let lvs = [
+            ("a", max.as_str()),
+            ("b", max.as_str()),
+            ("c", max.as_str()),
+        ];
+        assert_eq!(
+            parse_err(&one_vg(&max, "0", &lvs)),
+            format!(
+                r#"vg "vg1": its LVs hold more than 2^64 bytes of extents, more than vg_size {max}: an inconsistent report"#
+            )
+        );
+        // Exactly full is fine; thin volumes' virtual sizes do not count.
+        let text = r#"{"report":[{"vg":[{"vg_name":"vg1","vg_size":"1000","vg_free":"0"}],
+            "lv":[{"vg_name":"vg1","lv_name":"p","lv_size":"1000","segtype":"linear"},
+                  {"vg_name":"vg1","lv_name":"t","lv_size":"90000","segtype":"thin","lv_attr":"Vwi-a-tz--"}]}]}"#;
+        assert_eq!(parse(text, "t").expect("consistent").lvs.len(), 2);
+    }
+
+    /// Parses on a thread with the stack of tokio's blocking threads (2 MiB).
+    fn parse_on_a_2mib_stack(text: String) -> Result<VgReport, LvmError> {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || parse(&text, "deep"))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn deep_json_nesting_is_an_error_not_a_stack_overflow() {
+        // Typed rows stop at the first value of the wrong shape.
+        let deep =
+            |open: &str, close: &str| format!("{}{}", open.repeat(100_000), close.repeat(100_000));
+        for text in [
+            deep("[", "]"),
+            format!(r#"{{"report":{}}}"#, deep("[", "]")),
+        ] {
+            assert!(parse_on_a_2mib_stack(text).is_err());
+        }
+        // Fields the parser skips are walked to their end without recursion (serde_json skips
+        // iteratively), so the rows around them still parse.
+        let skipped = [
+            format!(
+                r#"{{"report":[{{"vg":[],"unknown":{}}}]}}"#,
+                deep(r#"{"a":"#, "}").replace(":}", ":1}")
+            ),
+            format!(
+                r#"{{"report":[{{"vg":[],"pv":[{{"x":{}}}]}}]}}"#,
+                deep("[", "]")
+            ),
+            format!(r#"{{"log":{},"report":[{{"vg":[]}}]}}"#, deep("[", "]")),
+        ];
+        for text in skipped {
+            assert_eq!(parse_on_a_2mib_stack(text).unwrap(), VgReport::default());
+        }
+        // A `serde_json::Value` (the nova source parses its API answers into one) stops at
+        // serde_json's recursion limit of 128.
+        let nested = deep("[", "]");
+        let value = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || serde_json::from_str::<serde_json::Value>(&nested).map(|_| ()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(value
+            .unwrap_err()
+            .to_string()
+            .starts_with("recursion limit exceeded"));
+    }
+
     #[test]
     fn fullreport_and_lvs_concatenated_do_not_double_count() {
         let text = fixture("fullreport.json") + &fixture("vgs-lvs.json");
@@ -713,13 +869,13 @@ mod tests {
         let lv_text = r#"{"report":[{"vg":[]}]}{"report":[{"lv":[{"vg_name":"vms-group","lv_name":"foo","lv_size":"1,50g"}]}]}"#;
         assert_eq!(
             parse_err(lv_text),
-            r#"lv "foo" in vg "vms-group": lv_size: expected a size in bytes, got "1,50g""#
+            r#"lv "foo" in vg "vms-group": lv_size: expected a size in bytes below 2^63, got "1,50g""#
         );
         let vg_text =
             r#"{"report":[{"vg":[{"vg_name":"vms-group","vg_size":"-1","vg_free":"0"}]}]}"#;
         assert_eq!(
             parse_err(vg_text),
-            r#"vg "vms-group": vg_size: expected a size in bytes, got "-1""#
+            r#"vg "vms-group": vg_size: expected a size in bytes below 2^63, got "-1""#
         );
         for bad in [
             "",

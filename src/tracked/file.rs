@@ -262,6 +262,46 @@ mod tests {
     const UUID_B: &str = "8a2e4b7c-1d9f-4a63-b5e8-7c3d2e1f0a92";
 
     #[test]
+    fn deep_json_is_an_error_not_a_stack_overflow() {
+        // Every field is known and typed (unknown fields are refused), so nesting is refused
+        // at its first level, long before serde_json's own limit of 128; on the 2 MiB stack of
+        // tokio's blocking threads, where the source parses.
+        let deep =
+            |open: &str, close: &str| format!("{}{}", open.repeat(100_000), close.repeat(100_000));
+        let cases = [
+            (
+                format!(
+                    r#"{{"instances":[{}]}}"#,
+                    deep(r#"{"a":"#, "}").replace(":}", ":1}")
+                ),
+                "instances[0]: unknown field `a`",
+            ),
+            (
+                format!(r#"{{"instances":{}}}"#, deep("[", "]")),
+                "instances[0]: invalid type: sequence",
+            ),
+            (
+                format!(r#"{{"instances":[],"comment":{}}}"#, deep("[", "]")),
+                "unknown field `comment`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = std::thread::Builder::new()
+                .stack_size(2 * 1024 * 1024)
+                .spawn(move || parse_instances(&text, ORIGIN).map(|_| ()))
+                .unwrap()
+                .join()
+                .unwrap()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.starts_with(&format!("{ORIGIN}: {expected}")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
     fn the_seed_incident_file_is_read() {
         let instances = ok(include_str!("../../examples/seed-incident/instances.json"));
         let uuids: Vec<&str> = instances.iter().map(|i| i.uuid.as_str()).collect();

@@ -84,6 +84,15 @@ pub const NOVA_NS_1_0: &str = "http://openstack.org/xmlns/libvirt/nova/1.0";
 /// What every version of nova's namespace starts with.
 const NOVA_NS_BASE: &str = "http://openstack.org/xmlns/libvirt/nova/";
 
+/// The deepest element nesting a domain file may have. roxmltree parses elements recursively,
+/// so a file of thousands of nested elements would overflow the stack and abort the process;
+/// libvirt's own definitions nest about 6 deep.
+pub const MAX_XML_DEPTH: usize = 256;
+
+/// The most nodes (elements, attributes' owners, text, comments) a domain file may have: a
+/// definition with hundreds of devices has a few thousand.
+pub const MAX_XML_NODES: u32 = 1_000_000;
+
 /// A file changed less than this long before it was read is read again next time.
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
@@ -280,7 +289,16 @@ pub fn parse_domain(xml: &str, origin: &str) -> Result<Option<(String, Flavor)>,
         path: origin.to_string(),
         message,
     };
-    let doc = Document::parse(xml).map_err(|e| {
+    if let Some(line) = nesting_beyond(xml, MAX_XML_DEPTH) {
+        return Err(invalid(format!(
+            "elements nested more than {MAX_XML_DEPTH} deep (at line {line}): not a libvirt domain definition"
+        )));
+    }
+    let options = roxmltree::ParsingOptions {
+        nodes_limit: MAX_XML_NODES,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(xml, options).map_err(|e| {
         // These two carry no position: say where the file ends, the usual cause is truncation.
         let detail = match e {
             roxmltree::Error::UnclosedRootNode | roxmltree::Error::UnexpectedEndOfStream => {
@@ -401,6 +419,74 @@ pub fn parse_domain(xml: &str, origin: &str) -> Result<Option<(String, Flavor)>,
             boot_from_volume,
         },
     )))
+}
+
+/// The line at which the element nesting of `xml` first exceeds `limit`, or `None`. An upper
+/// bound of the recursion of roxmltree's parser, which recurses once per open element: start
+/// tags count (attribute values skipped), end tags and `/>` close, comments, CDATA sections,
+/// processing instructions and declarations are skipped. Malformed text may be counted deeper
+/// than it is, never shallower than roxmltree recurses before it reports the error (DTDs,
+/// whose entities could nest further, are refused by roxmltree's default options).
+fn nesting_beyond(xml: &str, limit: usize) -> Option<usize> {
+    let bytes = xml.as_bytes();
+    let find = |from: usize, needle: &[u8]| {
+        bytes[from.min(bytes.len())..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map_or(bytes.len(), |at| from + at + needle.len())
+    };
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(offset) = bytes[at..].iter().position(|&b| b == b'<') {
+        let start = at + offset;
+        let rest = &bytes[start..];
+        at = if rest.starts_with(b"<!--") {
+            find(start + 4, b"-->")
+        } else if rest.starts_with(b"<![CDATA[") {
+            find(start + 9, b"]]>")
+        } else if rest.starts_with(b"<?") {
+            find(start + 2, b"?>")
+        } else if rest.starts_with(b"<!") {
+            find(start + 2, b">")
+        } else if rest.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            find(start + 2, b">")
+        } else {
+            // A start tag: up to its `>`, outside quoted attribute values.
+            let mut i = start + 1;
+            let mut quote = None;
+            let mut self_closing = false;
+            while i < bytes.len() {
+                match (quote, bytes[i]) {
+                    (Some(q), b) if b == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'"' | b'\'') => quote = Some(bytes[i]),
+                    (None, b'>') => {
+                        self_closing = bytes[i - 1] == b'/';
+                        break;
+                    }
+                    (None, b'<') => break,
+                    (None, _) => {}
+                }
+                i += 1;
+            }
+            if !self_closing {
+                depth += 1;
+                if depth > limit {
+                    return Some(bytes[..start].iter().filter(|&&b| b == b'\n').count() + 1);
+                }
+            }
+            if bytes.get(i) == Some(&b'<') {
+                i
+            } else {
+                i + 1
+            }
+        };
+        if at >= bytes.len() {
+            break;
+        }
+    }
+    None
 }
 
 fn is_element(node: Node<'_, '_>, ns: Option<&str>, name: &str) -> bool {
@@ -738,6 +824,83 @@ mod tests {
         assert!(message.contains(':'), "{message}");
         let message = rejected("");
         assert!(message.starts_with("not well-formed XML"), "{message}");
+    }
+
+    /// The issue's reproduction: a domain with `levels` nested `<a>` elements, each opened
+    /// with `open` and closed with `close`.
+    fn nested_domain(levels: usize, open: &str, close: &str) -> String {
+        format!(
+            "<domain type=\"kvm\"><uuid>{IMAGE_UUID}</uuid>{}{}</domain>",
+            open.repeat(levels),
+            close.repeat(levels)
+        )
+    }
+
+    /// Runs `parse_domain` on a thread with the stack of tokio's blocking threads (2 MiB), as
+    /// the collector does: an overflow aborts the test binary.
+    fn parse_on_a_2mib_stack(xml: String) -> Result<Option<(String, Flavor)>, TrackedError> {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || parse_domain(&xml, "/etc/libvirt/qemu/deep.xml"))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn deeply_nested_elements_are_an_error_not_a_stack_overflow() {
+        for levels in [MAX_XML_DEPTH, 5_000, 100_000] {
+            let error = parse_on_a_2mib_stack(nested_domain(levels, "<a>", "</a>")).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("/etc/libvirt/qemu/deep.xml: elements nested more than {MAX_XML_DEPTH} deep (at line 1): not a libvirt domain definition"),
+                "{levels} levels"
+            );
+        }
+        // The bound itself is safe for roxmltree's recursion on this stack (even unoptimised):
+        // the domain element and MAX_XML_DEPTH - 1 levels below it parse.
+        let deepest = nested_domain(MAX_XML_DEPTH - 1, "<a>", "</a>");
+        assert_eq!(parse_on_a_2mib_stack(deepest).unwrap(), None);
+    }
+
+    #[test]
+    fn nesting_cannot_hide_from_the_bound() {
+        // `/>` inside an attribute value does not close the element.
+        let error = parse_on_a_2mib_stack(nested_domain(5_000, "<a x='/>' y=\"/>\">", "</a>"));
+        assert!(error.unwrap_err().to_string().contains("nested more than"));
+        // `</a>` inside comments, CDATA and processing instructions does not close anything.
+        for hidden in ["<!--</a>-->", "<![CDATA[</a>]]>", "<?pi </a>?>"] {
+            let open = format!("<a>{hidden}");
+            let error = parse_on_a_2mib_stack(nested_domain(5_000, &open, "</a>"));
+            assert!(
+                error.unwrap_err().to_string().contains("nested more than"),
+                "{hidden}"
+            );
+        }
+        // Unclosed elements count as open; the line is the one of the offending tag.
+        let xml = format!("<domain>\n{}", "<a>\n".repeat(100_000));
+        let error = parse_on_a_2mib_stack(xml).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("(at line {})", MAX_XML_DEPTH + 1)),
+            "{error}"
+        );
+        // Self-closed and sibling elements do not add up.
+        let wide = format!(
+            "<domain type='kvm'><uuid>{IMAGE_UUID}</uuid>{}</domain>",
+            "<a><b/><c x='>'/></a>".repeat(10_000)
+        );
+        assert_eq!(parse_on_a_2mib_stack(wide).unwrap(), None);
+    }
+
+    #[test]
+    fn a_document_type_definition_is_refused() {
+        // Entities could nest elements beyond what the text shows: roxmltree refuses DTDs.
+        let xml = format!(
+            "<!DOCTYPE domain [<!ENTITY e \"<a>&#60;/a>\">]>{}",
+            nested_domain(1, "<a>", "</a>")
+        );
+        let message = rejected(&xml);
+        assert!(message.starts_with("not well-formed XML: "), "{message}");
     }
 
     #[test]
