@@ -648,3 +648,50 @@ fn check_and_the_untracked_alert_judge_the_same_figures_alike() {
         assert!(ok, "{case}: the alert disagrees with check ({line}):\n{out}\n{test}");
     }
 }
+
+/// The threshold `check` applies by default for `flag` on a VG of `vg_size` bytes.
+fn check_default_bytes(flag: &str, vg_size: u64) -> Option<i64> {
+    let command = nova_lvm_exporter::cli::command();
+    let check = command
+        .find_subcommand("check")
+        .expect("a check subcommand");
+    let arg = check
+        .get_arguments()
+        .find(|a| a.get_long() == Some(flag))
+        .unwrap_or_else(|| panic!("check has no --{flag}"));
+    let default = arg.get_default_values()[0].to_str().unwrap();
+    nova_lvm_exporter::check::parse_ratio(default)
+        .or_else(|_| nova_lvm_exporter::check::parse_threshold(default))
+        .unwrap()
+        .bytes(vg_size)
+}
+
+#[test]
+fn the_runbooks_tuning_table_gives_each_threshold_its_check_flag_and_value() {
+    let runbook = runbook();
+    let vg_size = 1u64 << 40;
+    for (name, value) in nova_lvm_exporter::check::rule_thresholds() {
+        let row = runbook
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("docs/runbook.md's tuning table lacks {name}"));
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        let shown = if name.ends_with("_ratio") {
+            value.to_string()
+        } else {
+            format!("{} GiB", value / (1u64 << 30) as f64)
+        };
+        assert_eq!(cells[1], shown, "{row}");
+        let flag = cells[3].trim_matches('`').trim_start_matches("--");
+        let expected = if name.ends_with("_ratio") {
+            (vg_size as f64 * value).ceil() as i64
+        } else {
+            value as i64
+        };
+        assert_eq!(
+            check_default_bytes(flag, vg_size),
+            Some(expected),
+            "{row}: check --{flag} defaults to something else"
+        );
+    }
+}
