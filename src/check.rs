@@ -519,12 +519,14 @@ mod tests {
         // The host: a 20 GiB VG, where 5% (1 GiB) comes long before 20 GiB.
         let args = CheckArgs::default();
         let vg = 20 * GIB;
-        let warning = Direction::AtOrAbove
-            .limit(&[args.warning_untracked, args.warning_untracked_ratio], vg);
+        let warning =
+            Direction::AtOrAbove.limit(&[args.warning_untracked, args.warning_untracked_ratio], vg);
         assert_eq!(warning, Some(GIB as i64));
         // A 1 TiB VG: 20 GiB comes before 5% (51.2 GiB).
-        let warning = Direction::AtOrAbove
-            .limit(&[args.warning_untracked, args.warning_untracked_ratio], 1024 * GIB);
+        let warning = Direction::AtOrAbove.limit(
+            &[args.warning_untracked, args.warning_untracked_ratio],
+            1024 * GIB,
+        );
         assert_eq!(warning, Some(defaults::UNTRACKED_BYTES));
         assert_eq!(
             Direction::AtOrAbove.limit(&[Threshold::Off, Threshold::Off], vg),

@@ -605,7 +605,10 @@ fn check_and_the_untracked_alert_judge_the_same_figures_alike() {
         let replay = dir.path().join(format!("lvm-{size}-{untracked}.json"));
         std::fs::write(&replay, replay_report(size, untracked)).unwrap();
         let flags = vec![
-            format!("--nova.config-file={}", dir.path().join("nova.conf").display()),
+            format!(
+                "--nova.config-file={}",
+                dir.path().join("nova.conf").display()
+            ),
             "--nova.images-volume-group=vms-group".to_string(),
             format!("--collector.lvm.replay-file={}", replay.display()),
             "--no-collector.libvirt".to_string(),
@@ -645,7 +648,10 @@ fn check_and_the_untracked_alert_judge_the_same_figures_alike() {
         );
         std::fs::write(dir.path().join("same-figures.test.yml"), &test).unwrap();
         let (ok, out) = promtool(&["test", "rules", "same-figures.test.yml"], dir.path());
-        assert!(ok, "{case}: the alert disagrees with check ({line}):\n{out}\n{test}");
+        assert!(
+            ok,
+            "{case}: the alert disagrees with check ({line}):\n{out}\n{test}"
+        );
     }
 }
 

@@ -263,7 +263,11 @@ fn config_check_output_loaded_as_the_config_file_gives_the_same_configuration() 
         // Every default (nova.conf only names the VG).
         vec![],
         vec!["--no-collector.lvm.sync-io"],
-        vec!["--collector.lvm.sync-io", "--no-collector.libvirt", &instances],
+        vec![
+            "--collector.lvm.sync-io",
+            "--no-collector.libvirt",
+            &instances,
+        ],
         vec![
             "--collector.lvm.vg=vms-group",
             "--collector.lvm.vg=other-vg",

@@ -308,7 +308,10 @@ fn the_seed_incidents_foreign_lv_is_untracked_phantom_space() {
     // phantom < 10 GiB. Without the relative threshold, 8 GiB < 20 GiB is OK.
     let (line, code) = host.check(&[]);
     assert_eq!(code, 1, "{line}");
-    assert!(line.contains("untracked 8.00 GiB >= 1.00 GiB (warning)"), "{line}");
+    assert!(
+        line.contains("untracked 8.00 GiB >= 1.00 GiB (warning)"),
+        "{line}"
+    );
     let (line, code) = host.check(&["--warning.untracked-ratio=off"]);
     assert_eq!(code, 0, "{line}");
     let (line, code) = host.check(&["--warning.untracked=5%"]);

@@ -179,7 +179,10 @@ impl Walk {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = foreground.child.try_wait() {
-                panic!("{what} exited with {status}:\n{script}\n{}", foreground.log());
+                panic!(
+                    "{what} exited with {status}:\n{script}\n{}",
+                    foreground.log()
+                );
             }
             if get(self.port, "/healthz").is_ok_and(|(status, _)| status == 200) {
                 return foreground;
@@ -342,7 +345,10 @@ fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
         port,
     };
     let mut rewrites = Rewrites::new(&[
-        ("cargo build --release --locked", ": the binary under test is the build"),
+        (
+            "cargo build --release --locked",
+            ": the binary under test is the build",
+        ),
         ("target/release/nova-lvm-exporter", BINARY),
         ("/usr/local/", "$ROOT/usr/local/"),
         ("/usr/share/doc/", "$ROOT/usr/share/doc/"),
@@ -353,7 +359,10 @@ fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
         ),
         ("/etc/sudoers.d/nova-lvm-exporter", SUDOERS_PATH),
         ("/etc/nova/nova.conf", "$ROOT/etc/nova/nova.conf"),
-        ("/etc/default/nova-lvm-exporter", "$ROOT/etc/default/nova-lvm-exporter"),
+        (
+            "/etc/default/nova-lvm-exporter",
+            "$ROOT/etc/default/nova-lvm-exporter",
+        ),
         ("localhost:10061", "127.0.0.1:$PORT"),
         (
             "journalctl -u nova-lvm-exporter -n 20",
@@ -362,7 +371,10 @@ fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
         ("/etc/prometheus/rules/", "$ROOT/etc/prometheus/rules/"),
         ("scripts/shorten-for 2m", "scripts/shorten-for 2s 1s"),
         // Step 2: "Options for other paths ... go on this command line first".
-        ("nova-lvm-exporter report\n", "nova-lvm-exporter report $HOST_OPTS\n"),
+        (
+            "nova-lvm-exporter report\n",
+            "nova-lvm-exporter report $HOST_OPTS\n",
+        ),
     ]);
 
     // 1. Build and install the binary (the man page and the documents too).
@@ -382,7 +394,10 @@ fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
         text.starts_with("nova-lvm-exporter report for compute-nw1,"),
         "report titles the host with nova.conf's host:\n{text}"
     );
-    assert!(text.contains(&format!("VG {} (nova's VG", vg.name)), "{text}");
+    assert!(
+        text.contains(&format!("VG {} (nova's VG", vg.name)),
+        "{text}"
+    );
     assert!(text.contains("someone_elses_lv"), "{text}");
 
     // 3. Install the service: the root drop-in, then the unprivileged user with the sudo rule.
@@ -445,7 +460,10 @@ fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
         .lines()
         .find_map(|l| l.strip_prefix("EnvironmentFile=-"))
         .expect("EnvironmentFile=");
-    assert!(by_hand.contains(&format!(". {environment_file};")), "{by_hand}");
+    assert!(
+        by_hand.contains(&format!(". {environment_file};")),
+        "{by_hand}"
+    );
     let preamble: String = by_hand
         .lines()
         .filter(|l| !l.starts_with("runuser ") && !l.starts_with("setpriv "))
@@ -457,8 +475,15 @@ fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
         .split('`')
         .find(|s| s.starts_with("NOVA_LVM_EXPORTER_OPTS=\"--config.file="))
         .expect("the documented NOVA_LVM_EXPORTER_OPTS with --config.file")
-        .replace("/etc/nova-lvm-exporter/", &format!("{}/etc/nova-lvm-exporter/", root.display()));
-    std::fs::write(root.join("etc/default/nova-lvm-exporter"), format!("{opts}\n")).unwrap();
+        .replace(
+            "/etc/nova-lvm-exporter/",
+            &format!("{}/etc/nova-lvm-exporter/", root.display()),
+        );
+    std::fs::write(
+        root.join("etc/default/nova-lvm-exporter"),
+        format!("{opts}\n"),
+    )
+    .unwrap();
     std::fs::write(
         root.join("etc/nova-lvm-exporter/config.toml"),
         format!(
@@ -501,17 +526,19 @@ fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
     let shorten = rewrites.apply(block_with(&alerts_shell, "scripts/shorten-for"));
     walk.run("shorten-for and promtool", &shorten);
     rewrites.assert_all_used();
-    let rules = std::fs::read_to_string(root.join("etc/prometheus/rules/nova-lvm.rules.yml"))
-        .unwrap();
+    let rules =
+        std::fs::read_to_string(root.join("etc/prometheus/rules/nova-lvm.rules.yml")).unwrap();
     assert!(rules.contains("for: 2s") && !rules.contains("for: 15m"));
     let prometheus_config = prometheus_yaml
         .first()
         .expect("alerts/README.md's prometheus.yml")
-        .replace("/etc/prometheus/rules/nova-lvm.rules.yml", "nova-lvm.rules.yml")
+        .replace(
+            "/etc/prometheus/rules/nova-lvm.rules.yml",
+            "nova-lvm.rules.yml",
+        )
         .replace("compute-07:10061", &format!("127.0.0.1:{port}"));
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{prometheus_config}"
-    );
+    let config =
+        format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{prometheus_config}");
     let prometheus = Prometheus::start(
         &which("prometheus").unwrap(),
         &config,
