@@ -5,7 +5,9 @@
 //! The figures are those of the alerting rules, so that `check` and the alerts agree:
 //! *untracked* is foreign + orphan + cinder + unexplained (the per-LV extent overhead is
 //! expected and left out) and *over-estimate* is the phantom space the scheduler can actually
-//! hand out, max(over-estimate + min(corrected free, 0), 0).
+//! hand out, max(over-estimate + min(corrected free, 0), 0). The default thresholds are the
+//! rules' ([`rule_thresholds`]), combined as the rules combine them: untracked consumption
+//! warns at the absolute *or* the relative threshold, whichever the VG reaches first.
 
 use std::fmt::Write as _;
 
@@ -50,6 +52,53 @@ impl Status {
     }
 }
 
+/// The one definition of the alerting thresholds: the defaults of `check` are made of these,
+/// and tests/alerts.rs holds the `nova-lvm-thresholds` group of alerts/nova-lvm.rules.yml to
+/// them (a rule file and a command line cannot share a constant, so a test keeps them equal).
+pub mod defaults {
+    use crate::tracked::GIB;
+
+    /// `nova_lvm:alert_threshold:untracked_bytes`: untracked consumption at or above this warns.
+    pub const UNTRACKED_BYTES: i64 = 20 * GIB as i64;
+    /// `nova_lvm:alert_threshold:untracked_ratio`: untracked consumption at or above this
+    /// fraction of the VG warns too (either threshold suffices).
+    pub const UNTRACKED_RATIO: f64 = 0.05;
+    /// `nova_lvm:alert_threshold:phantom_warning_bytes`: phantom space at or above this warns.
+    pub const PHANTOM_WARNING_BYTES: i64 = 10 * GIB as i64;
+    /// `nova_lvm:alert_threshold:typical_flavor_bytes`: phantom space at or above one typical
+    /// flavor's disk is critical.
+    pub const TYPICAL_FLAVOR_BYTES: i64 = 40 * GIB as i64;
+    /// `nova_lvm:alert_threshold:corrected_free_low_bytes`: corrected free space below this warns.
+    pub const CORRECTED_FREE_LOW_BYTES: i64 = -(GIB as i64);
+}
+
+/// The rules' threshold series (`nova_lvm:alert_threshold:*`) that `check` mirrors, with their
+/// values: what tests/alerts.rs compares the rule file with.
+pub fn rule_thresholds() -> [(&'static str, f64); 5] {
+    [
+        (
+            "nova_lvm:alert_threshold:untracked_bytes",
+            defaults::UNTRACKED_BYTES as f64,
+        ),
+        (
+            "nova_lvm:alert_threshold:untracked_ratio",
+            defaults::UNTRACKED_RATIO,
+        ),
+        (
+            "nova_lvm:alert_threshold:phantom_warning_bytes",
+            defaults::PHANTOM_WARNING_BYTES as f64,
+        ),
+        (
+            "nova_lvm:alert_threshold:typical_flavor_bytes",
+            defaults::TYPICAL_FLAVOR_BYTES as f64,
+        ),
+        (
+            "nova_lvm:alert_threshold:corrected_free_low_bytes",
+            defaults::CORRECTED_FREE_LOW_BYTES as f64,
+        ),
+    ]
+}
+
 /// A threshold: a size, a percentage of the VG size, or off.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Threshold {
@@ -67,10 +116,47 @@ impl Threshold {
         match self {
             Threshold::Off => None,
             Threshold::Bytes(bytes) => Some(bytes),
+            // Rounded up: an integer reaches x exactly when it reaches ceil(x), as the rule's
+            // ratio comparison does.
             Threshold::PercentOfVg(percent) => {
-                Some((vg_size_bytes as f64 * percent / 100.0).round() as i64)
+                Some((vg_size_bytes as f64 * percent / 100.0).ceil() as i64)
             }
         }
+    }
+}
+
+/// Prints a threshold the way [`parse_threshold`] reads it (`20GiB`, `-1GiB`, `5%`, `off`): the
+/// defaults shown by `--help` and `--config.check`.
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Threshold::Off => f.write_str("off"),
+            Threshold::PercentOfVg(percent) => write!(f, "{percent}%"),
+            Threshold::Bytes(bytes) if bytes != 0 && bytes % GIB as i64 == 0 => {
+                write!(f, "{}GiB", bytes / GIB as i64)
+            }
+            Threshold::Bytes(bytes) if bytes != 0 && bytes % MIB as i64 == 0 => {
+                write!(f, "{}MiB", bytes / MIB as i64)
+            }
+            Threshold::Bytes(bytes) => write!(f, "{bytes}"),
+        }
+    }
+}
+
+/// Parses a relative threshold: a fraction of the VG size (`0.05`, as the rule's
+/// `untracked_ratio`), a percentage (`5%`), or `off`/`none`.
+pub fn parse_ratio(text: &str) -> Result<Threshold, String> {
+    let trimmed = text.trim();
+    if trimmed.ends_with('%') || matches!(trimmed, "off" | "none") {
+        return parse_threshold(trimmed);
+    }
+    match trimmed.parse::<f64>() {
+        Ok(fraction) if (0.0..=1.0).contains(&fraction) => {
+            Ok(Threshold::PercentOfVg(fraction * 100.0))
+        }
+        _ => Err(format!(
+            "expected a fraction of the VG like 0.05, a percentage like 5%, or off, got {text:?}"
+        )),
     }
 }
 
@@ -123,30 +209,41 @@ pub fn parse_size(text: &str) -> Result<i64, String> {
     Ok(bytes.round() as i64)
 }
 
-/// Thresholds of `check`.
+/// Thresholds of `check`. The defaults are the alerting rules' ([`defaults`]).
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// WARNING when untracked consumption (foreign + orphan + cinder + unexplained) reaches
-    /// this: a size (20GiB, 500MiB) or a percentage of the VG (5%); "off" disables it.
-    #[arg(long = "warning.untracked", value_name = "SIZE|PCT", default_value = "20GiB", value_parser = parse_threshold)]
+    /// this: a size (20GiB, 500MiB) or a percentage of the VG (5%); "off" disables it. Like
+    /// the alert, it warns when either this or --warning.untracked-ratio is reached.
+    #[arg(long = "warning.untracked", value_name = "SIZE|PCT", default_value_t = Threshold::Bytes(defaults::UNTRACKED_BYTES), value_parser = parse_threshold)]
     pub warning_untracked: Threshold,
+
+    /// WARNING when untracked consumption reaches this fraction of the VG (0.05 or 5%; off
+    /// disables it), whatever --warning.untracked says.
+    #[arg(long = "warning.untracked-ratio", value_name = "RATIO|PCT", default_value_t = Threshold::PercentOfVg(defaults::UNTRACKED_RATIO * 100.0), value_parser = parse_ratio)]
+    pub warning_untracked_ratio: Threshold,
 
     /// CRITICAL when untracked consumption reaches this (size, percentage of the VG, or off).
     #[arg(long = "critical.untracked", value_name = "SIZE|PCT", default_value = "off", value_parser = parse_threshold)]
     pub critical_untracked: Threshold,
 
+    /// CRITICAL when untracked consumption reaches this fraction of the VG (0.05 or 5%, or
+    /// off), whatever --critical.untracked says.
+    #[arg(long = "critical.untracked-ratio", value_name = "RATIO|PCT", default_value = "off", value_parser = parse_ratio)]
+    pub critical_untracked_ratio: Threshold,
+
     /// WARNING when the phantom space the scheduler can hand out (its over-estimate of the free
     /// space) reaches this (size, percentage of the VG, or off).
-    #[arg(long = "warning.overestimate", value_name = "SIZE|PCT", default_value = "10GiB", value_parser = parse_threshold)]
+    #[arg(long = "warning.overestimate", value_name = "SIZE|PCT", default_value_t = Threshold::Bytes(defaults::PHANTOM_WARNING_BYTES), value_parser = parse_threshold)]
     pub warning_overestimate: Threshold,
 
     /// CRITICAL when the scheduler's phantom space reaches this (default: a typical flavor's disk).
-    #[arg(long = "critical.overestimate", value_name = "SIZE|PCT", default_value = "40GiB", value_parser = parse_threshold)]
+    #[arg(long = "critical.overestimate", value_name = "SIZE|PCT", default_value_t = Threshold::Bytes(defaults::TYPICAL_FLAVOR_BYTES), value_parser = parse_threshold)]
     pub critical_overestimate: Threshold,
 
-    /// WARNING when corrected free space falls below this (may be negative, e.g. -1GiB; off
-    /// by default).
-    #[arg(long = "warning.corrected-free", value_name = "SIZE|PCT", default_value = "off", value_parser = parse_threshold, allow_hyphen_values = true)]
+    /// WARNING when corrected free space falls below this (may be negative; the default margin
+    /// absorbs nova's whole-GiB rounding of a host filled to the brim).
+    #[arg(long = "warning.corrected-free", value_name = "SIZE|PCT", default_value_t = Threshold::Bytes(defaults::CORRECTED_FREE_LOW_BYTES), value_parser = parse_threshold, allow_hyphen_values = true)]
     pub warning_corrected_free: Threshold,
 
     /// CRITICAL when corrected free space falls below this (off by default).
@@ -157,11 +254,13 @@ pub struct CheckArgs {
 impl Default for CheckArgs {
     fn default() -> Self {
         Self {
-            warning_untracked: Threshold::Bytes(20 * GIB as i64),
+            warning_untracked: Threshold::Bytes(defaults::UNTRACKED_BYTES),
+            warning_untracked_ratio: Threshold::PercentOfVg(defaults::UNTRACKED_RATIO * 100.0),
             critical_untracked: Threshold::Off,
-            warning_overestimate: Threshold::Bytes(10 * GIB as i64),
-            critical_overestimate: Threshold::Bytes(40 * GIB as i64),
-            warning_corrected_free: Threshold::Off,
+            critical_untracked_ratio: Threshold::Off,
+            warning_overestimate: Threshold::Bytes(defaults::PHANTOM_WARNING_BYTES),
+            critical_overestimate: Threshold::Bytes(defaults::TYPICAL_FLAVOR_BYTES),
+            warning_corrected_free: Threshold::Bytes(defaults::CORRECTED_FREE_LOW_BYTES),
             critical_corrected_free: Threshold::Off,
         }
     }
@@ -187,6 +286,18 @@ fn plugin_text(text: &str) -> String {
 enum Direction {
     AtOrAbove,
     Below,
+}
+
+impl Direction {
+    /// The limit in bytes of thresholds of which any one trips: the lowest of "at or above"
+    /// limits, the highest of "below" ones; `None` when all are off.
+    fn limit(self, thresholds: &[Threshold], vg_size_bytes: u64) -> Option<i64> {
+        let limits = thresholds.iter().filter_map(|t| t.bytes(vg_size_bytes));
+        match self {
+            Direction::AtOrAbove => limits.min(),
+            Direction::Below => limits.max(),
+        }
+    }
 }
 
 /// Judges a report against the thresholds.
@@ -219,31 +330,37 @@ pub fn evaluate(report: &Report, args: &CheckArgs) -> CheckResult {
         (
             "untracked",
             a.untracked.total_bytes,
-            args.warning_untracked,
-            args.critical_untracked,
+            Direction::AtOrAbove.limit(
+                &[args.warning_untracked, args.warning_untracked_ratio],
+                size,
+            ),
+            Direction::AtOrAbove.limit(
+                &[args.critical_untracked, args.critical_untracked_ratio],
+                size,
+            ),
             Direction::AtOrAbove,
         ),
         (
             "scheduler over-estimate",
             a.phantom_bytes as i64,
-            args.warning_overestimate,
-            args.critical_overestimate,
+            Direction::AtOrAbove.limit(&[args.warning_overestimate], size),
+            Direction::AtOrAbove.limit(&[args.critical_overestimate], size),
             Direction::AtOrAbove,
         ),
         (
             "corrected free",
             a.corrected_free_bytes,
-            args.warning_corrected_free,
-            args.critical_corrected_free,
+            Direction::Below.limit(&[args.warning_corrected_free], size),
+            Direction::Below.limit(&[args.critical_corrected_free], size),
             Direction::Below,
         ),
     ];
     let mut status = Status::Ok;
     let mut problems = Vec::new();
     let mut figures = Vec::new();
-    for (name, value, warning, critical, direction) in checks {
-        let trips = |threshold: Threshold| {
-            threshold.bytes(size).filter(|&limit| match direction {
+    for &(name, value, warning, critical, direction) in &checks {
+        let trips = |limit: Option<i64>| {
+            limit.filter(|&limit| match direction {
                 Direction::AtOrAbove => value >= limit,
                 Direction::Below => value < limit,
             })
@@ -306,26 +423,27 @@ pub fn evaluate(report: &Report, args: &CheckArgs) -> CheckResult {
     }
 
     // Plugin ranges: "N" trips above N, "N:" trips below N.
-    let limit = |t: Threshold| t.bytes(size).map_or(String::new(), |b| b.to_string());
-    let below = |t: Threshold| t.bytes(size).map_or(String::new(), |b| format!("{b}:"));
+    let above = |limit: Option<i64>| limit.map_or(String::new(), |b| b.to_string());
+    let below = |limit: Option<i64>| limit.map_or(String::new(), |b| format!("{b}:"));
+    let [untracked, overestimate, corrected_free] = checks;
     let perf = [
         format!(
             "untracked={}B;{};{};0;{size}",
             a.untracked.total_bytes,
-            limit(args.warning_untracked),
-            limit(args.critical_untracked)
+            above(untracked.2),
+            above(untracked.3)
         ),
         format!(
             "overestimate={}B;{};{};0;",
             a.phantom_bytes,
-            limit(args.warning_overestimate),
-            limit(args.critical_overestimate)
+            above(overestimate.2),
+            above(overestimate.3)
         ),
         format!(
             "corrected_free={}B;{};{};;{size}",
             a.corrected_free_bytes,
-            below(args.warning_corrected_free),
-            below(args.critical_corrected_free)
+            below(corrected_free.2),
+            below(corrected_free.3)
         ),
         format!("drift={}B;;;;", a.drift_bytes),
         format!("raw_used={}B;;;0;{size}", vg.used_bytes),
@@ -432,6 +550,55 @@ mod tests {
                 "vg_size"
             ]
         );
+    }
+
+    #[test]
+    fn defaults_print_as_parse_reads_them_and_ratios_take_fractions_or_percentages() {
+        for threshold in [
+            Threshold::Bytes(defaults::UNTRACKED_BYTES),
+            Threshold::Bytes(defaults::CORRECTED_FREE_LOW_BYTES),
+            Threshold::Bytes(500 * MIB as i64),
+            Threshold::Bytes(4097),
+            Threshold::Bytes(0),
+            Threshold::PercentOfVg(defaults::UNTRACKED_RATIO * 100.0),
+            Threshold::PercentOfVg(2.5),
+            Threshold::Off,
+        ] {
+            assert_eq!(parse_threshold(&threshold.to_string()), Ok(threshold));
+        }
+        assert_eq!(Threshold::Bytes(-(GIB as i64)).to_string(), "-1GiB");
+        assert_eq!(parse_ratio("0.05"), Ok(Threshold::PercentOfVg(5.0)));
+        assert_eq!(parse_ratio("5%"), Ok(Threshold::PercentOfVg(5.0)));
+        assert_eq!(parse_ratio("off"), Ok(Threshold::Off));
+        for bad in ["5", "1.5", "-0.1", "5GiB", "x"] {
+            assert!(parse_ratio(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn either_untracked_threshold_trips_as_in_the_rule() {
+        // The host: a 20 GiB VG, where 5% (1 GiB) comes long before 20 GiB.
+        let args = CheckArgs::default();
+        let vg = 20 * GIB;
+        let warning =
+            Direction::AtOrAbove.limit(&[args.warning_untracked, args.warning_untracked_ratio], vg);
+        assert_eq!(warning, Some(GIB as i64));
+        // A 1 TiB VG: 20 GiB comes before 5% (51.2 GiB).
+        let warning = Direction::AtOrAbove.limit(
+            &[args.warning_untracked, args.warning_untracked_ratio],
+            1024 * GIB,
+        );
+        assert_eq!(warning, Some(defaults::UNTRACKED_BYTES));
+        assert_eq!(
+            Direction::AtOrAbove.limit(&[Threshold::Off, Threshold::Off], vg),
+            None
+        );
+        assert_eq!(
+            Direction::Below.limit(&[Threshold::Bytes(-5), Threshold::Bytes(3)], vg),
+            Some(3)
+        );
+        // 5% of an odd size is reached at the next whole byte, not before.
+        assert_eq!(Threshold::PercentOfVg(5.0).bytes(30), Some(2));
     }
 
     #[test]

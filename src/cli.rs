@@ -287,11 +287,27 @@ pub struct Cli {
     pub command: Option<crate::commands::Command>,
 }
 
+/// Subcommands that collect once and exit: the web server's flags do not apply to them.
+const ONE_SHOT_SUBCOMMANDS: &[&str] = &["report", "check"];
+
 /// The command line as parsed: [`Cli`]'s command with every top-level flag made global, so
 /// that the collection flags may also follow a subcommand (`report --collector.lvm.vg=...`).
+/// The `--web.*` flags stay out of the help of `report` and `check`, where they do nothing.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
-    Cli::command().mut_args(|arg| arg.global(true))
+    let command = Cli::command().mut_args(|arg| arg.global(true));
+    // clap propagates a global flag to a subcommand only when the subcommand lacks one with its
+    // id: hidden copies keep the web flags accepted after `report`/`check` but out of their help.
+    let hidden_web_flags: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| arg.get_long().is_some_and(|long| long.starts_with("web.")))
+        .map(|arg| arg.clone().hide(true))
+        .collect();
+    ONE_SHOT_SUBCOMMANDS.iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |subcommand| {
+            subcommand.args(hidden_web_flags.iter().cloned())
+        })
+    })
 }
 
 /// Settings of the raw source.
@@ -388,6 +404,9 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Log format.
     pub log_format: LogFormat,
+    /// This host's name in nova (nova.conf `[DEFAULT] host`, else the system hostname): how
+    /// `report` and the status page title the host.
+    pub host_name: String,
     /// Things worth a warning at start-up (e.g. nova.conf says images_type is not lvm).
     pub warnings: Vec<String>,
 }
@@ -664,6 +683,7 @@ impl Cli {
             primary_origin,
             log_level: self.log_level,
             log_format: self.log_format,
+            host_name: host_name(None, "", conf.host.as_deref(), &conf_path_text).name,
             warnings,
         })
     }

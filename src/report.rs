@@ -48,7 +48,7 @@ pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
 /// host's identity in each source came from. Built once from the [`Config`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReportContext {
-    /// This machine's host name (the kernel's).
+    /// This host's name in nova: nova.conf `[DEFAULT] host`, else the system hostname.
     pub hostname: String,
     /// Where nova's VG name came from.
     pub nova_vg_origin: String,
@@ -133,7 +133,7 @@ impl ReportContext {
             LvmSettings::Replay { path } => format!("the saved LVM report {}", path.display()),
         };
         Self {
-            hostname: crate::tracked::placement::system_hostname(),
+            hostname: config.host_name.clone(),
             nova_vg_origin: config.nova_vg_origin.clone(),
             primary_origin: config.primary_origin.clone(),
             reserved_host_disk_mb: config.host_settings.reserved_host_disk_mb,
@@ -151,7 +151,7 @@ pub struct Report {
     pub schema_version: u32,
     /// The exporter that produced it.
     pub exporter: ExporterInfo,
-    /// This machine's host name.
+    /// This host's name in nova: nova.conf `[DEFAULT] host`, else the system hostname.
     pub hostname: String,
     /// Unix time the collection finished.
     pub collected_at_unix: f64,

@@ -88,9 +88,17 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
             escape_html(&source.origin)
         );
     }
+    // A summary row that only repeats a source's row above (the libvirt directory, the file
+    // path) is left out; rows with more to say (placement's refresh timing) stay.
+    let repeated = |key: &str, value: &str| {
+        report
+            .sources
+            .iter()
+            .any(|s| key == format!("{} source", s.source) && s.reads.contains(value))
+    };
     for (key, value) in summary
         .iter()
-        .filter(|(key, _)| key != "primary tracked source")
+        .filter(|(key, value)| key != "primary tracked source" && !repeated(key, value))
     {
         let _ = write!(
             html,

@@ -510,3 +510,194 @@ fn the_shipped_shorten_for_script_writes_what_the_end_to_end_test_loads() {
         assert!(out.stdout.is_empty(), "{bad:?}");
     }
 }
+
+/// The number in a threshold rule's `vector(N)`.
+fn vector_value(expr: &str) -> Option<f64> {
+    expr.trim()
+        .strip_prefix("vector(")?
+        .split(')')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_rules_thresholds_are_the_ones_check_defaults_to() {
+    let recorded: BTreeMap<String, f64> = rules()
+        .into_iter()
+        .filter_map(|r| Some((r.record?, vector_value(&r.expr)?)))
+        .collect();
+    for (name, value) in nova_lvm_exporter::check::rule_thresholds() {
+        assert_eq!(
+            recorded.get(name),
+            Some(&value),
+            "{name} in alerts/nova-lvm.rules.yml is not check's default (src/check.rs, defaults)"
+        );
+    }
+}
+
+/// A saved LVM report of one VG `vms-group` of `size` bytes holding one foreign LV of
+/// `foreign` bytes (the replay format of `--collector.lvm.replay-file`).
+fn replay_report(size: u64, foreign: u64) -> String {
+    let lvs = if foreign == 0 {
+        String::new()
+    } else {
+        format!(
+            r#"{{"vg_name":"vms-group", "lv_name":"scratch_data", "lv_size":"{foreign}", "lv_attr":"-wi-XX----", "segtype":"linear", "pool_lv":"", "lv_parent":"", "data_percent":"", "lv_tags":""}}"#
+        )
+    };
+    format!(
+        r#"{{"report": [{{"vg": [{{"vg_name":"vms-group", "vg_size":"{size}", "vg_free":"{}", "vg_extent_size":"4194304"}}]}}]}}
+{{"report": [{{"lv": [{lvs}]}}]}}
+"#,
+        size - foreign
+    )
+}
+
+/// The exporter's own samples as a promtool input series each, held for `minutes`.
+fn input_series(exposition: &common::Exposition, minutes: u32) -> String {
+    let mut out = String::new();
+    for (series, value) in &exposition.samples {
+        if !series.starts_with("nova_lvm_") || !value.is_finite() {
+            continue;
+        }
+        let target = r#"instance="compute-nw1:10061",job="nova-lvm""#;
+        let labelled = match series.strip_suffix('}') {
+            Some(open) => format!("{open},{target}}}"),
+            None => format!("{series}{{{target}}}"),
+        };
+        let values = vec![value.to_string(); minutes as usize + 1].join(" ");
+        out.push_str(&format!(
+            "      - series: {}\n        values: '{values}'\n",
+            serde_json::to_string(&labelled).unwrap()
+        ));
+    }
+    out
+}
+
+#[test]
+fn check_and_the_untracked_alert_judge_the_same_figures_alike() {
+    if !common::programs_available("check vs alert", &["promtool"]) {
+        return;
+    }
+    let gib = 1u64 << 30;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("instances.json"), r#"{"instances": []}"#).unwrap();
+    std::fs::write(dir.path().join("nova.conf"), "").unwrap();
+    std::fs::copy(
+        root().join("alerts/nova-lvm.rules.yml"),
+        dir.path().join("nova-lvm.rules.yml"),
+    )
+    .unwrap();
+    // (VG size, untracked, whether both must warn): the issue's 20 GiB VG with 7 GiB untracked
+    // (5% of it is 1 GiB), the relative threshold exactly reached, and a large VG where the
+    // absolute 20 GiB comes first.
+    let cases = [
+        (20 * gib, 7 * gib, true),
+        (20 * gib, gib / 2, false),
+        (100 * gib, 5 * gib, true),
+        (100 * gib, 5 * gib - 4 * 1024 * 1024, false),
+        (1024 * gib, 20 * gib, true),
+        (1024 * gib, 19 * gib, false),
+    ];
+    for (size, untracked, warns) in cases {
+        let replay = dir.path().join(format!("lvm-{size}-{untracked}.json"));
+        std::fs::write(&replay, replay_report(size, untracked)).unwrap();
+        let flags = vec![
+            format!(
+                "--nova.config-file={}",
+                dir.path().join("nova.conf").display()
+            ),
+            "--nova.images-volume-group=vms-group".to_string(),
+            format!("--collector.lvm.replay-file={}", replay.display()),
+            "--no-collector.libvirt".to_string(),
+            format!(
+                "--collector.file.path={}",
+                dir.path().join("instances.json").display()
+            ),
+        ];
+        let case = format!("{} GiB VG, {untracked} bytes untracked", size / gib);
+
+        let check = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+            .arg("check")
+            .args(&flags)
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&check.stdout).into_owned();
+        let check_warns = line
+            .split(", ")
+            .any(|part| part.contains("untracked ") && part.contains(" >= "));
+        assert_eq!(check_warns, warns, "{case}: check says {line}");
+        if size == 20 * gib && warns {
+            assert_eq!(check.status.code(), Some(1), "{case}: {line}");
+            assert!(line.starts_with("NOVA-LVM WARNING - "), "{line}");
+        }
+
+        let exporter = common::Exporter::start(&flags);
+        let exposition = exporter.scrape();
+        drop(exporter);
+        let expected = if warns {
+            "[{labels: '{}', value: 1}]"
+        } else {
+            "[]"
+        };
+        let test = format!(
+            "rule_files: [nova-lvm.rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{}    promql_expr_test:\n      - expr: count(ALERTS{{alertname=\"NovaLvmUntrackedConsumption\",alertstate=\"firing\"}})\n        eval_time: 20m\n        exp_samples: {expected}\n",
+            input_series(&exposition, 30)
+        );
+        std::fs::write(dir.path().join("same-figures.test.yml"), &test).unwrap();
+        let (ok, out) = promtool(&["test", "rules", "same-figures.test.yml"], dir.path());
+        assert!(
+            ok,
+            "{case}: the alert disagrees with check ({line}):\n{out}\n{test}"
+        );
+    }
+}
+
+/// The threshold `check` applies by default for `flag` on a VG of `vg_size` bytes.
+fn check_default_bytes(flag: &str, vg_size: u64) -> Option<i64> {
+    let command = nova_lvm_exporter::cli::command();
+    let check = command
+        .find_subcommand("check")
+        .expect("a check subcommand");
+    let arg = check
+        .get_arguments()
+        .find(|a| a.get_long() == Some(flag))
+        .unwrap_or_else(|| panic!("check has no --{flag}"));
+    let default = arg.get_default_values()[0].to_str().unwrap();
+    nova_lvm_exporter::check::parse_ratio(default)
+        .or_else(|_| nova_lvm_exporter::check::parse_threshold(default))
+        .unwrap()
+        .bytes(vg_size)
+}
+
+#[test]
+fn the_runbooks_tuning_table_gives_each_threshold_its_check_flag_and_value() {
+    let runbook = runbook();
+    let vg_size = 1u64 << 40;
+    for (name, value) in nova_lvm_exporter::check::rule_thresholds() {
+        let row = runbook
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("docs/runbook.md's tuning table lacks {name}"));
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        let shown = if name.ends_with("_ratio") {
+            value.to_string()
+        } else {
+            format!("{} GiB", value / (1u64 << 30) as f64)
+        };
+        assert_eq!(cells[1], shown, "{row}");
+        let flag = cells[3].trim_matches('`').trim_start_matches("--");
+        let expected = if name.ends_with("_ratio") {
+            (vg_size as f64 * value).ceil() as i64
+        } else {
+            value as i64
+        };
+        assert_eq!(
+            check_default_bytes(flag, vg_size),
+            Some(expected),
+            "{row}: check --{flag} defaults to something else"
+        );
+    }
+}

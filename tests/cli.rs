@@ -91,3 +91,40 @@ fn version_and_help_answer_on_stdout() {
         assert!(help.contains(flag), "{flag} not in --help");
     }
 }
+
+#[test]
+fn the_web_server_flags_stay_out_of_the_help_of_report_and_check() {
+    let help = |args: &[&str]| {
+        let output = exporter(args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for subcommand in ["report", "check"] {
+        let text = help(&[subcommand, "--help"]);
+        assert!(!text.contains("--web."), "{subcommand} --help:\n{text}");
+        assert!(
+            text.contains("--collector.lvm.vg"),
+            "{subcommand} --help keeps the collection flags:\n{text}"
+        );
+    }
+    for args in [&["serve", "--help"][..], &["--help"]] {
+        let text = help(args);
+        assert!(text.contains("--web.listen-address"), "{args:?}:\n{text}");
+    }
+    // Still accepted where they were (after serve, and before any subcommand).
+    let output = exporter(&[
+        "serve",
+        "--web.listen-address=:notaport",
+        "--nova.images-volume-group=vg",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--web.listen-address"));
+    let output = exporter(&[
+        "--web.listen-address=127.0.0.1:1",
+        "--nova.config-file=/dev/null",
+        "--nova.images-volume-group=vg",
+        "check",
+        "--config.check",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}

@@ -236,3 +236,84 @@ fn completions_and_the_man_page_are_generated_from_the_flags() {
         assert!(page.contains(needle), "{needle} missing from the man page");
     }
 }
+
+/// The configuration the exporter resolves from these arguments (no `OS_*` variables).
+fn resolved(args: &[String], cwd: &Path) -> nova_lvm_exporter::cli::Config {
+    let mut argv = vec![std::ffi::OsString::from("nova-lvm-exporter")];
+    argv.extend(args.iter().map(std::ffi::OsString::from));
+    let parsed = nova_lvm_exporter::config_file::parse_args(argv)
+        .unwrap_or_else(|e| panic!("{args:?}: {e:?}"));
+    parsed
+        .cli
+        .resolve_with(&|_: &str| None, cwd)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+#[test]
+fn config_check_output_loaded_as_the_config_file_gives_the_same_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let nova_conf = write(
+        dir.path(),
+        "nova.conf",
+        "[DEFAULT]\nhost = compute-nw1\n[libvirt]\nimages_type = lvm\nimages_volume_group = vms-group\n",
+    );
+    let conf_flag = format!("--nova.config-file={nova_conf}");
+    let instances = format!("--collector.file.path={EXAMPLE}/instances.json");
+    let cases: Vec<Vec<&str>> = vec![
+        // Every default (nova.conf only names the VG).
+        vec![],
+        vec!["--no-collector.lvm.sync-io"],
+        vec![
+            "--collector.lvm.sync-io",
+            "--no-collector.libvirt",
+            &instances,
+        ],
+        vec![
+            "--collector.lvm.vg=vms-group",
+            "--collector.lvm.vg=other-vg",
+            "--collector.lvm.command-prefix=sudo -n",
+            "--collector.lvm.timeout=2s",
+            "--web.listen-address=127.0.0.1:19999",
+            "--web.telemetry-path=/nova-metrics",
+            "--nova.disk-allocation-ratio=1.5",
+            "--nova.reserved-host-disk-mb=2048",
+            "--log.level=debug",
+            "--tracked.primary=file",
+            &instances,
+        ],
+    ];
+    for (n, case) in cases.iter().enumerate() {
+        let mut args = vec![conf_flag.clone()];
+        args.extend(case.iter().map(|a| a.to_string()));
+        let printed = exporter(
+            &args
+                .iter()
+                .map(String::as_str)
+                .chain(["--config.check"])
+                .collect::<Vec<_>>(),
+            &[],
+        );
+        assert_eq!(printed.status.code(), Some(0), "{args:?}: {printed:?}");
+        let printed = String::from_utf8(printed.stdout).unwrap();
+        let file = write(dir.path(), &format!("printed-{n}.toml"), &printed);
+        let from_file = resolved(&[format!("--config.file={file}")], dir.path());
+        assert_eq!(
+            resolved(&args, dir.path()),
+            from_file,
+            "{args:?}: --config.check printed a configuration that loads differently:\n{printed}"
+        );
+        // And printing the loaded file again gives the same values.
+        let again = exporter(&[&format!("--config.file={file}"), "--config.check"], &[]);
+        let values = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.split(" # ").next().unwrap().trim_end().to_string())
+                .collect()
+        };
+        assert_eq!(
+            values(&printed),
+            values(&String::from_utf8(again.stdout).unwrap()),
+            "{args:?}"
+        );
+    }
+}

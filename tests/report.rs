@@ -222,6 +222,8 @@ fn a_healthy_host_is_ok_with_no_drift() {
     assert_eq!(code, 0);
     assert_eq!(json["schema_version"], 1);
     assert_eq!(json["complete"], true);
+    // Titled with nova's name for the host (nova.conf [DEFAULT] host), not the kernel's.
+    assert_eq!(json["hostname"], "compute-test");
     assert_eq!(json["primary_source"], "libvirt");
     let vg = nova_vg(&json);
     let a = &vg["accounting"];
@@ -260,7 +262,12 @@ fn a_healthy_host_is_ok_with_no_drift() {
     let (line, code) = host.check(&[]);
     assert_eq!(code, 0, "{line}");
     assert!(line.starts_with("NOVA-LVM OK - "), "{line}");
-    assert!(line.contains("| untracked=0B;21474836480;;0;"), "{line}");
+    // The warning limit in force: 5% of the VG, which this small VG reaches before 20 GiB.
+    let five_percent = (VG_20G_BYTES as f64 * 0.05).ceil() as u64;
+    assert!(
+        line.contains(&format!("| untracked=0B;{five_percent};;0;")),
+        "{line}"
+    );
 }
 
 #[test]
@@ -297,8 +304,15 @@ fn the_seed_incidents_foreign_lv_is_untracked_phantom_space() {
         "{text}"
     );
 
-    // Defaults: 8 GiB untracked < 20 GiB, 7 GiB phantom < 10 GiB.
+    // Defaults, as the alert: 8 GiB untracked is below 20 GiB but above 5% of the VG; 7 GiB
+    // phantom < 10 GiB. Without the relative threshold, 8 GiB < 20 GiB is OK.
     let (line, code) = host.check(&[]);
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains("untracked 8.00 GiB >= 1.00 GiB (warning)"),
+        "{line}"
+    );
+    let (line, code) = host.check(&["--warning.untracked-ratio=off"]);
     assert_eq!(code, 0, "{line}");
     let (line, code) = host.check(&["--warning.untracked=5%"]);
     assert_eq!(code, 1, "{line}");
@@ -394,6 +408,11 @@ fn an_over_committed_host_has_negative_corrected_free_and_is_critical() {
 
     let (line, code) = host.check(&[]);
     assert_eq!(code, 1, "{line}");
+    // As NovaLvmCorrectedFreeSpaceLow: below the rule's -1 GiB.
+    assert!(
+        line.contains("corrected free -6.00 GiB < -1.00 GiB (warning)"),
+        "{line}"
+    );
     let (line, code) = host.check(&["--critical.corrected-free=0"]);
     assert_eq!(code, 2, "{line}");
     assert!(
@@ -401,7 +420,7 @@ fn an_over_committed_host_has_negative_corrected_free_and_is_critical() {
         "{line}"
     );
     assert!(
-        line.contains(&format!("corrected_free={corrected}B;;0:;")),
+        line.contains(&format!("corrected_free={corrected}B;-1073741824:;0:;")),
         "{line}"
     );
 }
