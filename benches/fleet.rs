@@ -28,7 +28,8 @@ use async_trait::async_trait;
 use nova_lvm_exporter::openstack::config;
 use nova_lvm_exporter::openstack::keystone::Session;
 use nova_lvm_exporter::tracked::cached::{jittered, CacheSettings, CachedSource, JITTER_FRACTION};
-use nova_lvm_exporter::tracked::placement::{InventoryPolicy, PlacementSource, ProviderName};
+use nova_lvm_exporter::tracked::host::ProviderName;
+use nova_lvm_exporter::tracked::placement::{InventoryPolicy, PlacementSource};
 use nova_lvm_exporter::tracked::{SourceKind, TrackedError, TrackedSource, TrackedUsage};
 use serde_json::{json, Value};
 

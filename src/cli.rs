@@ -16,7 +16,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use crate::novaconf::{self, NovaConf};
 use crate::openstack::config::{self as cloud_config, CloudConfig};
 use crate::server::ServerLimits;
-use crate::tracked::placement::{
+use crate::tracked::host::{
     host_name, locate_provider, read_compute_id, ProviderName, DEFAULT_STATE_PATH,
 };
 use crate::tracked::{HostDiskSettings, SourceKind};

@@ -1,6 +1,7 @@
 //! A Keystone v3 session: obtains a token with the configured method, caches it, renews it
-//! before it expires, finds service endpoints in its catalog, and makes authenticated JSON
-//! requests with a body size limit.
+//! before it expires, and finds service endpoints in its catalog. Requests to the services go
+//! through [`super::client::ServiceClient`], which takes its tokens, endpoints, HTTP client and
+//! body size limit from here; the size-bounded body read and the error texts serve both.
 //!
 //! Token life cycle (all on the local monotonic clock, measured from when the token was requested,
 //! so clock skew between this host and Keystone does not matter and the local view of the expiry
@@ -19,9 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::config::{AppCredential, AuthMethod, CloudConfig, Domain, Named, Secret};
@@ -91,13 +91,13 @@ pub struct CatalogService {
 /// A token with what came with it.
 #[derive(Debug)]
 pub struct Token {
-    value: Secret,
+    pub(super) value: Secret,
     arrived: Instant,
     lifetime: Duration,
     expires_unix: f64,
     catalog: Vec<CatalogService>,
     roles: Vec<String>,
-    serial: u64,
+    pub(super) serial: u64,
 }
 
 impl CatalogEndpoint {
@@ -137,22 +137,6 @@ struct TokenFields {
 #[derive(Debug, Deserialize)]
 struct RoleRef {
     name: String,
-}
-
-/// What a request needs besides its URL.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    /// Service type in the catalog (`placement`).
-    pub service_type: &'a str,
-    /// Path below the endpoint, starting with `/`.
-    pub path: &'a str,
-    /// Extra headers, e.g. the microversion.
-    pub headers: &'a [(&'a str, &'a str)],
-    /// What a 403 means for this service, e.g. "Placement needs the admin or service role".
-    pub forbidden_hint: &'a str,
-    /// Timeout of this request, when it differs from the session's (a session shared by
-    /// sources with different request timeouts).
-    pub timeout: Option<Duration>,
 }
 
 /// An authenticated session with one cloud.
@@ -215,6 +199,16 @@ impl Session {
         &self.cloud
     }
 
+    /// The HTTP client every request of this session goes through (its timeouts and CA bundle).
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The largest response body read, bytes.
+    pub(super) fn body_limit(&self) -> u64 {
+        self.body_limit
+    }
+
     /// A valid token: the cached one, a renewed one, or a new one.
     pub async fn token(&self) -> Result<Arc<Token>, ApiError> {
         let mut slot = self.token.lock().await;
@@ -258,7 +252,7 @@ impl Session {
     }
 
     /// Forgets the token `serial` (after a 401), unless it was already replaced.
-    async fn invalidate(&self, serial: u64) {
+    pub(super) async fn invalidate(&self, serial: u64) {
         let mut slot = self.token.lock().await;
         if slot.as_ref().is_some_and(|t| t.serial == serial) {
             *slot = None;
@@ -411,121 +405,6 @@ impl Session {
             self.cloud.region_name.as_deref(),
         )
     }
-
-    /// GETs `request.path` of the service and parses the JSON body. Re-authenticates once on a
-    /// 401.
-    pub async fn get_json<T: DeserializeOwned>(&self, request: Request<'_>) -> Result<T, ApiError> {
-        let token = self.token().await?;
-        let body = match self.get_once(&token, request).await? {
-            Attempt::Done(body) => body,
-            Attempt::Unauthorized(url, message) => {
-                tracing::info!(
-                    url = %redact::redact(&url),
-                    message = %message,
-                    "the token was refused (401); re-authenticating once"
-                );
-                self.invalidate(token.serial).await;
-                let token = self.token().await?;
-                match self.get_once(&token, request).await? {
-                    Attempt::Done(body) => body,
-                    Attempt::Unauthorized(url, message) => {
-                        return Err(ApiError::Unauthorized {
-                            service: request.service_type.into(),
-                            url,
-                            message,
-                        })
-                    }
-                }
-            }
-        };
-        let (bytes, url) = body;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidBody {
-            service: request.service_type.into(),
-            url,
-            message: format!("not the JSON expected: {e}"),
-        })
-    }
-
-    async fn get_once(&self, token: &Token, request: Request<'_>) -> Result<Attempt, ApiError> {
-        let endpoint = self.endpoint(token, request.service_type)?;
-        let url = format!("{}{}", endpoint.trim_end_matches('/'), request.path);
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let mut auth =
-            HeaderValue::from_str(token.value.expose()).map_err(|_| ApiError::InvalidBody {
-                service: "keystone".into(),
-                url: format!("{}/auth/tokens", self.cloud.auth_url.expose()),
-                message: "the token is not a valid header value".into(),
-            })?;
-        auth.set_sensitive(true);
-        headers.insert(HeaderName::from_static("x-auth-token"), auth);
-        for (name, value) in request.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(name, value);
-            }
-        }
-        let service = request.service_type;
-        let mut builder = self.client.get(&url).headers(headers);
-        if let Some(timeout) = request.timeout {
-            builder = builder.timeout(timeout);
-        }
-        let response = builder.send().await.map_err(|e| ApiError::Unreachable {
-            service: service.into(),
-            url: url.clone(),
-            message: error_chain(&e),
-        })?;
-        let status = response.status();
-        let is_json = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("json"));
-        let body = read_body(response, self.body_limit, service, &url).await?;
-        match status {
-            s if s.is_success() => {
-                if !is_json && !body.is_empty() && !looks_like_json(&body) {
-                    return Err(ApiError::InvalidBody {
-                        service: service.into(),
-                        url,
-                        message: format!("not JSON: {}", snippet(&body)),
-                    });
-                }
-                Ok(Attempt::Done((body, url)))
-            }
-            StatusCode::UNAUTHORIZED => Ok(Attempt::Unauthorized(url, error_message(&body))),
-            StatusCode::FORBIDDEN => Err(ApiError::Forbidden {
-                service: service.into(),
-                url,
-                message: error_message(&body),
-                hint: format!(
-                    "; {} (the token has roles: {})",
-                    request.forbidden_hint,
-                    if token.roles.is_empty() {
-                        "none".to_string()
-                    } else {
-                        token.roles.join(", ")
-                    }
-                ),
-            }),
-            other => Err(ApiError::Status {
-                service: service.into(),
-                url,
-                status: other.as_u16(),
-                message: error_message(&body),
-            }),
-        }
-    }
-}
-
-/// One try of a request.
-enum Attempt {
-    /// The body and the URL it came from.
-    Done((Vec<u8>, String)),
-    /// 401: the URL and the server's message.
-    Unauthorized(String, String),
 }
 
 /// Picks the endpoint of `service_type` for `interface` in `region` (any region when `None`,
@@ -582,7 +461,7 @@ pub fn select_endpoint(
 }
 
 /// Reads a response body, stopping as soon as it exceeds `limit`.
-async fn read_body(
+pub(super) async fn read_body(
     mut response: reqwest::Response,
     limit: u64,
     service: &str,
@@ -628,7 +507,8 @@ async fn read_body(
     }
 }
 
-fn looks_like_json(body: &[u8]) -> bool {
+/// Whether a body that did not say it is JSON starts like JSON anyway.
+pub(super) fn looks_like_json(body: &[u8]) -> bool {
     body.iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| matches!(b, b'{' | b'['))
@@ -662,7 +542,7 @@ pub fn error_message(body: &[u8]) -> String {
 
 /// The start of a body that is not an OpenStack error document. The whole body (bounded by the
 /// session's body limit) is redacted before it is cut, so no cut leaves part of a secret.
-fn snippet(body: &[u8]) -> String {
+pub(super) fn snippet(body: &[u8]) -> String {
     if body.is_empty() {
         return "(empty body)".to_string();
     }
@@ -671,7 +551,7 @@ fn snippet(body: &[u8]) -> String {
 
 /// A reqwest error with its causes (reqwest's own Display is terse: "error sending request"),
 /// without the URL, which the caller's message already names.
-fn error_chain(error: &reqwest::Error) -> String {
+pub(super) fn error_chain(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_string()
     } else {

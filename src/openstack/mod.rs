@@ -4,14 +4,19 @@
 //!
 //! - [`config`]: where credentials come from, resolved into one [`config::CloudConfig`];
 //!   secrets are wrapped in [`config::Secret`], whose `Debug` and `Display` never show them.
-//! - [`keystone`]: a [`keystone::Session`] that caches the token, renews it before it expires,
-//!   re-authenticates once on a 401, and reads JSON bodies with a size limit.
+//! - [`keystone`]: a [`keystone::Session`] that caches the token, renews it before it expires
+//!   and finds endpoints in the catalog.
+//! - [`client`]: a [`client::ServiceClient`] for one microversioned service over the session:
+//!   version negotiation, the microversioned GET (re-authenticating once on a 401), the body
+//!   size limit, the request timeout, and every failure mapped into an [`ApiError`].
+//! - [`microversion`]: the `major.minor` versions both services speak.
 //!
 //! Error messages name URLs, users and roles, never a password, secret or token: an
 //! [`ApiError`] is displayed through the process' redactor ([`crate::redact`]), and what an
 //! upstream server said enters it only through [`crate::redact::upstream_text`] (redacted,
 //! without control characters, at most 512 bytes).
 
+pub mod client;
 pub mod config;
 pub mod keystone;
 pub mod microversion;
@@ -100,6 +105,15 @@ pub enum ApiError {
         /// What was wrong.
         message: String,
     },
+    /// The service's microversions and the ones the exporter works with do not meet.
+    NoCommonMicroversion {
+        /// The service.
+        service: String,
+        /// The URL of the version document.
+        url: String,
+        /// Both ranges.
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -154,6 +168,11 @@ impl ApiError {
                 url,
                 message,
             } => format!("{service} at {url}: invalid response body: {message}"),
+            ApiError::NoCommonMicroversion {
+                service,
+                url,
+                message,
+            } => format!("{service} at {url}: no microversion in common: {message}"),
         }
     }
 }
@@ -184,4 +203,15 @@ pub fn percent_encode(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(percent_encode("cmp 7&x"), "cmp%207%26x");
+        assert_eq!(percent_encode("cmp-7.example_a~b"), "cmp-7.example_a~b");
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod cached;
 pub mod file;
+pub mod host;
 pub mod libvirt;
 pub mod nova;
 pub mod placement;
@@ -41,6 +42,25 @@ pub fn canonical_uuid(text: &str) -> Option<String> {
 /// [`crate::input::MAX_FILE_BYTES`] (blocking). Errors name `path`.
 pub fn read_bounded_text(path: &Path) -> Result<String, TrackedError> {
     crate::input::read_text(path).map_err(TrackedError::from)
+}
+
+impl From<crate::openstack::ApiError> for TrackedError {
+    /// An API failure, as its redacted message.
+    fn from(error: crate::openstack::ApiError) -> Self {
+        TrackedError::Api(error.to_string())
+    }
+}
+
+impl TrackedError {
+    /// An answer of the API behind `source` that does not make sense (`nova: ...`). The message
+    /// holds names and values from the server's answer: it is redacted and loses control
+    /// characters here.
+    pub fn invalid_answer(source: SourceKind, message: &str) -> Self {
+        TrackedError::Invalid {
+            path: source.as_str().into(),
+            message: crate::redact::clean_line(message),
+        }
+    }
 }
 
 impl From<crate::input::InputError> for TrackedError {

@@ -39,8 +39,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::host::ProviderName;
 use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage, GIB};
-use crate::openstack::keystone::{Request, Session};
+use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
+use crate::openstack::keystone::Session;
 pub use crate::openstack::microversion::Microversion;
 use crate::openstack::{percent_encode, ApiError};
 
@@ -51,37 +53,23 @@ pub const PREFERRED_MICROVERSION: Microversion = Microversion(1, 39);
 /// The oldest microversion the exporter can work with.
 pub const MINIMUM_MICROVERSION: Microversion = Microversion(1, 0);
 
-const FORBIDDEN_HINT: &str = "reading resource providers, inventories and allocations needs the admin or service role on the exporter's project (reader is not enough)";
-
-/// Picks the microversion to use from the server's `min_version`/`max_version`: the preferred
-/// one when the server has it, else the highest the server offers that is at least the minimum.
-pub fn negotiate(
-    server_min: Microversion,
-    server_max: Microversion,
-) -> Result<Microversion, String> {
-    let chosen = server_max.min(PREFERRED_MICROVERSION);
-    if chosen < server_min || chosen < MINIMUM_MICROVERSION {
-        return Err(format!(
-            "Placement supports microversions {server_min} to {server_max}; the exporter works with {MINIMUM_MICROVERSION} to {PREFERRED_MICROVERSION}"
-        ));
-    }
-    Ok(chosen)
-}
-
-#[derive(Debug, Deserialize)]
-struct VersionsDocument {
-    versions: Vec<VersionEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct VersionEntry {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    min_version: String,
-    #[serde(default)]
-    max_version: String,
-}
+/// The Placement API as the placement source speaks it: the `v1` entry of the version
+/// document, and [`PREFERRED_MICROVERSION`] when offered, else the highest the server offers
+/// that is at least [`MINIMUM_MICROVERSION`]; a server above the preferred one is refused.
+pub const PLACEMENT: Service = Service {
+    service_type: "placement",
+    display_name: "placement",
+    legacy_header: None,
+    forbidden_hint: "reading resource providers, inventories and allocations needs the admin or service role on the exporter's project (reader is not enough)",
+    versions: VersionPolicy {
+        api_id: "v1",
+        max_field: "max_version",
+        unversioned: None,
+        oldest: MINIMUM_MICROVERSION,
+        newest: PREFERRED_MICROVERSION,
+        above_newest: AboveNewest::Refuse,
+    },
+};
 
 #[derive(Debug, Deserialize)]
 struct ProvidersBody {
@@ -129,19 +117,6 @@ struct AllocationsBody {
 struct ConsumerAllocation {
     #[serde(default)]
     resources: BTreeMap<String, u64>,
-}
-
-/// How to find this host's resource provider (or, for the nova source, its hypervisor), and
-/// why: by `uuid` when one is known, else by `name`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderName {
-    /// The name looked up (also used in messages when looking up by UUID).
-    pub name: String,
-    /// Where the name (or, with `uuid`, the UUID) came from, for the log and error messages.
-    pub origin: String,
-    /// The provider's UUID, when known (`--collector.placement.provider-uuid`, or nova's
-    /// `$state_path/compute_id`): then it is looked up by UUID, not by name.
-    pub uuid: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,10 +257,8 @@ impl Memory {
 /// the module doc).
 #[derive(Debug)]
 pub struct PlacementSource {
-    session: Arc<Session>,
+    client: ServiceClient,
     provider: ProviderName,
-    microversion: Mutex<Option<Microversion>>,
-    timeout: Option<std::time::Duration>,
     policy: InventoryPolicy,
     memory: Mutex<Memory>,
 }
@@ -301,10 +274,8 @@ impl PlacementSource {
     /// [`InventoryPolicy`].
     pub fn new(session: Arc<Session>, provider: ProviderName) -> Self {
         Self {
-            session,
+            client: ServiceClient::new(session, PLACEMENT),
             provider,
-            microversion: Mutex::new(None),
-            timeout: None,
             policy: InventoryPolicy::default(),
             memory: Mutex::new(Memory::default()),
         }
@@ -313,7 +284,7 @@ impl PlacementSource {
     /// Bounds each request by `timeout` instead of the session's own (a session shared with
     /// another source).
     pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.client = self.client.with_request_timeout(Some(timeout));
         self
     }
 
@@ -326,79 +297,10 @@ impl PlacementSource {
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
         self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        microversion: Option<Microversion>,
-    ) -> Result<T, TrackedError> {
-        self.get_raw(path, microversion).await.map_err(api_error)
-    }
-
-    async fn get_raw<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        microversion: Option<Microversion>,
-    ) -> Result<T, ApiError> {
-        let header = microversion.map(|mv| format!("placement {mv}"));
-        let headers: Vec<(&str, &str)> = header
-            .as_deref()
-            .map(|value| vec![("OpenStack-API-Version", value)])
-            .unwrap_or_default();
-        self.session
-            .get_json(Request {
-                service_type: "placement",
-                path,
-                headers: &headers,
-                forbidden_hint: FORBIDDEN_HINT,
-                timeout: self.timeout,
-            })
-            .await
-    }
-
-    async fn microversion(&self) -> Result<Microversion, TrackedError> {
-        if let Some(mv) = *self.microversion.lock().unwrap_or_else(|e| e.into_inner()) {
-            return Ok(mv);
-        }
-        let document: VersionsDocument = self.get("/", None).await?;
-        let entry = document
-            .versions
-            .iter()
-            .find(|v| v.id.starts_with("v1"))
-            .or(document.versions.first())
-            .ok_or_else(|| invalid("placement's version document lists no version"))?;
-        let parse = |text: &str, field: &str| {
-            Microversion::parse(text).ok_or_else(|| {
-                invalid(&format!(
-                    "placement's version document has {field} {text:?}, not a microversion"
-                ))
-            })
-        };
-        let chosen = negotiate(
-            parse(&entry.min_version, "min_version")?,
-            parse(&entry.max_version, "max_version")?,
-        )
-        .map_err(|e| invalid(&e))?;
-        tracing::info!(
-            microversion = %chosen,
-            server_max = %entry.max_version,
-            "negotiated the placement microversion"
-        );
-        *self.microversion.lock().unwrap_or_else(|e| e.into_inner()) = Some(chosen);
-        Ok(chosen)
-    }
 }
 
 fn invalid(message: &str) -> TrackedError {
-    TrackedError::Invalid {
-        path: "placement".into(),
-        // Names and values from the server's answer: redacted, without control characters.
-        message: crate::redact::clean_line(message),
-    }
-}
-
-fn api_error(error: ApiError) -> TrackedError {
-    TrackedError::Api(error.to_string())
+    TrackedError::invalid_answer(SourceKind::Placement, message)
 }
 
 /// Turns placement's answers into usage (pure, for the tests). DISK_GB used is the sum of the
@@ -461,18 +363,19 @@ pub fn usage_from(
 
 impl PlacementSource {
     /// Finds the provider by UUID or name (one GET).
-    async fn look_up(&self, mv: Option<Microversion>) -> Result<ProviderEntry, TrackedError> {
+    async fn look_up(&self) -> Result<ProviderEntry, TrackedError> {
         match &self.provider.uuid {
             Some(uuid) => {
                 let shown: ProviderShow = self
-                    .get_raw(&format!("/resource_providers/{uuid}"), mv)
+                    .client
+                    .get(&format!("/resource_providers/{uuid}"))
                     .await
                     .map_err(|e| match e {
                         ApiError::Status { status: 404, .. } => invalid(&format!(
                             "no resource provider with UUID {uuid} in placement (the UUID came from {}); set --collector.placement.provider-uuid or --collector.placement.hostname",
                             self.provider.origin
                         )),
-                        other => api_error(other),
+                        other => other.into(),
                     })?;
                 Ok(ProviderEntry {
                     uuid: shown.uuid,
@@ -482,10 +385,11 @@ impl PlacementSource {
             None => {
                 let name = &self.provider.name;
                 let providers: ProvidersBody = self
-                    .get(
-                        &format!("/resource_providers?name={}", percent_encode(name)),
-                        mv,
-                    )
+                    .client
+                    .get(&format!(
+                        "/resource_providers?name={}",
+                        percent_encode(name)
+                    ))
                     .await?;
                 providers
                     .resource_providers
@@ -506,24 +410,18 @@ impl PlacementSource {
         &self,
         provider: &ProviderEntry,
         what: &str,
-        mv: Option<Microversion>,
     ) -> Result<T, ReadError> {
         let path = format!("/resource_providers/{}/{what}", provider.uuid);
-        self.get_raw(&path, mv).await.map_err(|e| match e {
+        self.client.get(&path).await.map_err(|e| match e {
             ApiError::Status { status: 404, .. } => ReadError::ProviderGone(e.to_string()),
-            other => ReadError::Other(api_error(other)),
+            other => ReadError::Other(other.into()),
         })
     }
 
     /// Reads what `plan` says and remembers it.
-    async fn read_planned(
-        &self,
-        provider: &ProviderEntry,
-        plan: Plan,
-        mv: Option<Microversion>,
-    ) -> Result<(), ReadError> {
+    async fn read_planned(&self, provider: &ProviderEntry, plan: Plan) -> Result<(), ReadError> {
         if matches!(plan, Plan::Both | Plan::Inventories) {
-            let body: InventoriesBody = self.read(provider, "inventories", mv).await?;
+            let body: InventoriesBody = self.read(provider, "inventories").await?;
             let at = Instant::now();
             self.memory().store_inventories(
                 body.inventories,
@@ -532,7 +430,7 @@ impl PlacementSource {
             );
         }
         if matches!(plan, Plan::Both | Plan::Allocations) {
-            let body: AllocationsBody = self.read(provider, "allocations", mv).await?;
+            let body: AllocationsBody = self.read(provider, "allocations").await?;
             let at = Instant::now();
             let allocations = body
                 .allocations
@@ -546,8 +444,8 @@ impl PlacementSource {
     }
 
     /// Looks the provider up and remembers it, forgetting whatever was read for another one.
-    async fn find_provider(&self, mv: Option<Microversion>) -> Result<ProviderEntry, TrackedError> {
-        let found = self.look_up(mv).await?;
+    async fn find_provider(&self) -> Result<ProviderEntry, TrackedError> {
+        let found = self.look_up().await?;
         let mut memory = self.memory();
         if memory.provider.as_ref().map(|p| &p.uuid) != Some(&found.uuid) {
             *memory = Memory::default();
@@ -564,7 +462,6 @@ impl TrackedSource for PlacementSource {
     }
 
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
-        let mv = Some(self.microversion().await?);
         let (known, plan) = {
             let memory = self.memory();
             (
@@ -574,9 +471,9 @@ impl TrackedSource for PlacementSource {
         };
         let provider = match known {
             Some(provider) => provider,
-            None => self.find_provider(mv).await?,
+            None => self.find_provider().await?,
         };
-        match self.read_planned(&provider, plan, mv).await {
+        match self.read_planned(&provider, plan).await {
             Ok(()) => {}
             Err(ReadError::Other(error)) => return Err(error),
             Err(ReadError::ProviderGone(why)) => {
@@ -587,8 +484,8 @@ impl TrackedSource for PlacementSource {
                     "placement: the resource provider is gone; looking it up again"
                 );
                 *self.memory() = Memory::default();
-                let provider = self.find_provider(mv).await?;
-                self.read_planned(&provider, Plan::Both, mv)
+                let provider = self.find_provider().await?;
+                self.read_planned(&provider, Plan::Both)
                     .await
                     .map_err(|e| match e {
                         ReadError::ProviderGone(why) => TrackedError::Api(format!(
@@ -603,161 +500,32 @@ impl TrackedSource for PlacementSource {
     }
 }
 
-/// The provider name to look up: the flag, else nova.conf's `[DEFAULT] host`, else the system
-/// hostname (nova-compute's own default for `host`).
-pub fn provider_name(
-    flag: Option<&str>,
-    nova_conf_host: Option<&str>,
-    nova_conf_path: &str,
-) -> ProviderName {
-    host_name(
-        flag,
-        "--collector.placement.hostname",
-        nova_conf_host,
-        nova_conf_path,
-    )
-}
-
-/// This host's name as nova knows it: `flag` (named `flag_name` in messages), else nova.conf's
-/// `[DEFAULT] host`, else the system hostname (nova-compute's own default for `host`).
-pub fn host_name(
-    flag: Option<&str>,
-    flag_name: &str,
-    nova_conf_host: Option<&str>,
-    nova_conf_path: &str,
-) -> ProviderName {
-    if let Some(name) = flag {
-        return ProviderName {
-            name: name.to_string(),
-            origin: flag_name.to_string(),
-            uuid: None,
-        };
-    }
-    if let Some(host) = nova_conf_host.filter(|h| !h.is_empty()) {
-        return ProviderName {
-            name: host.to_string(),
-            origin: format!("{nova_conf_path} [DEFAULT] host"),
-            uuid: None,
-        };
-    }
-    ProviderName {
-        name: system_hostname(),
-        origin: "the system hostname (nova.conf sets no [DEFAULT] host)".to_string(),
-        uuid: None,
-    }
-}
-
-/// nova's state directory when nova.conf sets none (`[DEFAULT] state_path`).
-pub const DEFAULT_STATE_PATH: &str = "/var/lib/nova";
-
-/// What `$state_path/compute_id` held (nova-compute writes the compute node's UUID there since
-/// 2023.2; it is also the UUID of the node's resource provider).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ComputeId {
-    /// The file does not exist (an older release, or another state path).
-    Absent,
-    /// The file holds this UUID.
-    Uuid(String),
-    /// The file exists but cannot be used: why.
-    Unusable(String),
-}
-
-/// Reads `compute_id` in `state_path`.
-pub fn read_compute_id(state_path: &std::path::Path) -> ComputeId {
-    let path = state_path.join("compute_id");
-    match crate::input::read_text(&path) {
-        Err(e) if e.is_not_found() => ComputeId::Absent,
-        Err(e) => ComputeId::Unusable(e.to_string()),
-        Ok(text) => match super::canonical_uuid(text.trim()) {
-            Some(uuid) => ComputeId::Uuid(uuid),
-            None => ComputeId::Unusable(format!(
-                "{} does not hold a UUID: {:?}",
-                path.display(),
-                text.trim().chars().take(60).collect::<String>()
-            )),
-        },
-    }
-}
-
-/// How to find the provider, in order: `--collector.placement.provider-uuid`, then
-/// `--collector.placement.hostname` (an operator's choice wins over files), then the UUID in
-/// `compute_id` (what nova-compute itself uses on recent releases), then nova.conf's `host`, then
-/// the system hostname. The second value is a warning for the start-up log, when `compute_id`
-/// exists but cannot be used.
-pub fn locate_provider(
-    uuid_flag: Option<&str>,
-    name_flag: Option<&str>,
-    compute_id: (&std::path::Path, ComputeId),
-    nova_conf_host: Option<&str>,
-    nova_conf_path: &str,
-) -> (ProviderName, Option<String>) {
-    let by_name = provider_name(name_flag, nova_conf_host, nova_conf_path);
-    if let Some(uuid) = uuid_flag {
-        return (
-            ProviderName {
-                uuid: Some(uuid.to_ascii_lowercase()),
-                origin: "--collector.placement.provider-uuid".to_string(),
-                ..by_name
-            },
-            None,
-        );
-    }
-    if name_flag.is_some() {
-        return (by_name, None);
-    }
-    let (state_path, id) = compute_id;
-    match id {
-        ComputeId::Uuid(uuid) => (
-            ProviderName {
-                uuid: Some(uuid),
-                origin: format!(
-                    "{} (nova-compute's compute node UUID)",
-                    state_path.join("compute_id").display()
-                ),
-                ..by_name
-            },
-            None,
-        ),
-        ComputeId::Absent => (by_name, None),
-        ComputeId::Unusable(why) => {
-            let warning = format!(
-                "{why}; looking the resource provider up by name {:?} (from {}) instead",
-                by_name.name, by_name.origin
-            );
-            (by_name, Some(warning))
-        }
-    }
-}
-
-/// The kernel's hostname, as nova's `socket.gethostname()` sees it.
-pub fn system_hostname() -> String {
-    crate::input::read_text(std::path::Path::new("/proc/sys/kernel/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_microversion_is_negotiated_from_the_root_document() {
+        use crate::openstack::client::{negotiate, version_range, VersionRange};
         let mv = |s| Microversion::parse(s).unwrap();
-        assert_eq!(negotiate(mv("1.0"), mv("1.39")), Ok(mv("1.39")));
-        assert_eq!(negotiate(mv("1.0"), mv("1.42")), Ok(mv("1.39")));
-        assert_eq!(negotiate(mv("1.0"), mv("1.17")), Ok(mv("1.17")));
-        let err = negotiate(mv("1.40"), mv("1.50")).unwrap_err();
+        let negotiate = |min, max| {
+            let server = VersionRange {
+                min: mv(min),
+                max: mv(max),
+            };
+            negotiate(server, &PLACEMENT.versions)
+        };
+        assert_eq!(negotiate("1.0", "1.39"), Ok(mv("1.39")));
+        assert_eq!(negotiate("1.0", "1.42"), Ok(mv("1.39")));
+        assert_eq!(negotiate("1.0", "1.17"), Ok(mv("1.17")));
+        let err = negotiate("1.40", "1.50").unwrap_err();
         assert!(err.contains("1.40 to 1.50"), "{err}");
-        assert_eq!(Microversion::parse("1.x"), None);
-        assert!(mv("1.10") > mv("1.9"));
-        let doc: VersionsDocument = serde_json::from_str(
+        let doc: serde_json::Value = serde_json::from_str(
             r#"{"versions": [{"id": "v1.0", "max_version": "1.39", "min_version": "1.0", "status": "CURRENT", "links": [{"rel": "self", "href": ""}]}]}"#,
         )
         .unwrap();
-        assert_eq!(doc.versions[0].max_version, "1.39");
+        let range = version_range(&doc, "placement", &PLACEMENT.versions).unwrap();
+        assert_eq!((range.min, range.max), (mv("1.0"), mv("1.39")));
     }
 
     fn inventories(json: &str) -> BTreeMap<String, Inventory> {
@@ -932,92 +700,5 @@ mod tests {
         let huge = inventories(r#"{"inventories": {"DISK_GB": {"total": 18446744073709551615}}}"#);
         let err = usage_from("x", &huge, &BTreeMap::new()).unwrap_err();
         assert!(err.contains("out of range"), "{err}");
-    }
-
-    #[test]
-    fn provider_names_say_where_they_came_from() {
-        let flag = provider_name(Some("cmp-7.example"), Some("cmp-7"), "/etc/nova/nova.conf");
-        assert_eq!(flag.name, "cmp-7.example");
-        assert_eq!(flag.origin, "--collector.placement.hostname");
-        let conf = provider_name(None, Some("cmp-7"), "/etc/nova/nova.conf");
-        assert_eq!(conf.origin, "/etc/nova/nova.conf [DEFAULT] host");
-        let system = provider_name(None, None, "/etc/nova/nova.conf");
-        assert!(!system.name.is_empty());
-        assert!(system.origin.contains("system hostname"));
-        assert_eq!(percent_encode("cmp 7&x"), "cmp%207%26x");
-    }
-
-    #[test]
-    fn the_provider_is_found_by_flag_then_compute_id_then_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = "/etc/nova/nova.conf";
-        assert_eq!(read_compute_id(dir.path()), ComputeId::Absent);
-        let (p, warning) = locate_provider(
-            None,
-            None,
-            (dir.path(), read_compute_id(dir.path())),
-            Some("cmp-7"),
-            conf,
-        );
-        assert_eq!((p.name.as_str(), p.uuid), ("cmp-7", None));
-        assert_eq!(warning, None);
-
-        std::fs::write(
-            dir.path().join("compute_id"),
-            "C0FFEE00-0000-4000-8000-000000000007\n",
-        )
-        .unwrap();
-        let id = read_compute_id(dir.path());
-        assert_eq!(
-            id,
-            ComputeId::Uuid("c0ffee00-0000-4000-8000-000000000007".into())
-        );
-        let (p, _) = locate_provider(None, None, (dir.path(), id.clone()), Some("cmp-7"), conf);
-        assert_eq!(
-            p.uuid.as_deref(),
-            Some("c0ffee00-0000-4000-8000-000000000007")
-        );
-        assert!(
-            p.origin
-                .ends_with("compute_id (nova-compute's compute node UUID)"),
-            "{}",
-            p.origin
-        );
-        // An operator's flag wins over the file: the name flag ...
-        let (p, _) = locate_provider(
-            None,
-            Some("cmp-7.example"),
-            (dir.path(), id.clone()),
-            None,
-            conf,
-        );
-        assert_eq!((p.name.as_str(), p.uuid), ("cmp-7.example", None));
-        assert_eq!(p.origin, "--collector.placement.hostname");
-        // ... and the UUID flag.
-        let (p, _) = locate_provider(
-            Some("ABCDEF00-0000-4000-8000-000000000001"),
-            None,
-            (dir.path(), id),
-            Some("cmp-7"),
-            conf,
-        );
-        assert_eq!(
-            p.uuid.as_deref(),
-            Some("abcdef00-0000-4000-8000-000000000001")
-        );
-        assert_eq!(p.origin, "--collector.placement.provider-uuid");
-
-        std::fs::write(dir.path().join("compute_id"), "not a uuid").unwrap();
-        let (p, warning) = locate_provider(
-            None,
-            None,
-            (dir.path(), read_compute_id(dir.path())),
-            Some("cmp-7"),
-            conf,
-        );
-        assert_eq!((p.name.as_str(), p.uuid), ("cmp-7", None));
-        let warning = warning.unwrap();
-        assert!(warning.contains("does not hold a UUID"), "{warning}");
-        assert!(warning.contains("by name \"cmp-7\""), "{warning}");
     }
 }
