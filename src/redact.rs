@@ -40,7 +40,7 @@ const SECRET_HEADERS: &[&str] = &[
 ];
 
 /// What kind of secret is registered: credentials are kept for the life of the process,
-/// tokens only the most recent [`REMEMBERED_TOKENS`].
+/// tokens only the most recent `REMEMBERED_TOKENS` (12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretKind {
     /// A password, an application credential secret, a URL's user info.
