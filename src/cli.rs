@@ -835,15 +835,39 @@ fn parse_ratio(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The paths the server serves besides the metrics path.
+const OTHER_ROUTES: [&str; 2] = ["/", "/healthz"];
+
+/// `--web.telemetry-path`: a literal path, never a route pattern. The router treats `{...}` and
+/// `*` as captures (`/{x}` would serve the metrics on every path, `/{` panics), so only
+/// unreserved URL characters (letters, digits, `-`, `.`, `_`, `~`) in non-empty segments are
+/// accepted, no `.` or `..` segment, and none of the other routes.
 fn parse_telemetry_path(text: &str) -> Result<String, String> {
-    if !text.starts_with('/')
-        || text == "/"
-        || text == "/healthz"
-        || text.contains(char::is_whitespace)
-    {
+    let expected = "expected a literal URL path like /metrics: '/' then segments of letters, digits, '-', '.', '_' and '~'";
+    let Some(rest) = text.strip_prefix('/') else {
+        return Err(format!("{expected}; it must start with '/'"));
+    };
+    if OTHER_ROUTES.contains(&text) {
         return Err(format!(
-            "expected an absolute URL path other than / and /healthz, like /metrics, got {text:?}"
+            "{text} is served already ({})",
+            OTHER_ROUTES.join(" and ")
         ));
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() {
+            return Err(format!(
+                "{expected}; it has an empty segment ('//' or a trailing '/')"
+            ));
+        }
+        if segment == "." || segment == ".." {
+            return Err(format!("{expected}; '.' and '..' segments are not allowed"));
+        }
+        if let Some(bad) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')))
+        {
+            return Err(format!("{expected}; {bad:?} is not allowed"));
+        }
     }
     Ok(text.to_string())
 }
@@ -957,6 +981,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--web.telemetry-path"), "{err}");
+    }
+
+    #[test]
+    fn the_telemetry_path_is_a_literal_path_apart_from_the_other_routes() {
+        for accepted in ["/metrics", "/nova/lvm-metrics_v1.txt", "/~x", "/a.b/c"] {
+            assert_eq!(parse_telemetry_path(accepted).as_deref(), Ok(accepted));
+        }
+        for (refused, reason) in [
+            ("/{", "'{' is not allowed"),
+            ("/{}", "'{' is not allowed"),
+            ("/:x", "':' is not allowed"),
+            ("/{*a}/b", "'{' is not allowed"),
+            ("/{x}", "'{' is not allowed"),
+            ("/{*rest}", "'{' is not allowed"),
+            ("/*", "'*' is not allowed"),
+            ("/a}", "'}' is not allowed"),
+            ("/%7B", "'%' is not allowed"),
+            ("/a b", "' ' is not allowed"),
+            ("/m?x=1", "'?' is not allowed"),
+            ("/m#x", "'#' is not allowed"),
+            ("/métrics", "'é' is not allowed"),
+            ("/metrics/", "empty segment"),
+            ("//metrics", "empty segment"),
+            ("/../metrics", "'..'"),
+            ("/./metrics", "'.'"),
+            ("metrics", "start with '/'"),
+            ("", "start with '/'"),
+            ("/", "served already"),
+            ("/healthz", "served already"),
+        ] {
+            let err = parse_telemetry_path(refused).unwrap_err();
+            assert!(err.contains(reason), "{refused:?}: {err}");
+        }
     }
 
     #[test]

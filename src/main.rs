@@ -223,7 +223,19 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
 }
 
 /// `--config.check`: the effective settings, where each came from, and what they resolve to.
+/// The web configuration file is loaded and validated exactly as at start-up (same error, exit 2).
 fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Config) -> ExitCode {
+    let web_summary = match &config.web_config_file {
+        None => None,
+        Some(path) => match server::check_web_config(path) {
+            Ok(summary) => Some(format!("{}: {summary}", path.display())),
+            Err(error) => {
+                println!("# configuration is NOT valid: {error}");
+                eprintln!("nova-lvm-exporter: {error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
     let rendered = config_file::render_settings(settings, config_file);
     let mut out = format!(
         "# nova-lvm-exporter {}: the configuration is valid.\n\
@@ -233,6 +245,9 @@ fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Confi
     );
     for (key, value) in app::summary(config) {
         out.push_str(&format!("#   {key}: {value}\n"));
+    }
+    if let Some(summary) = web_summary {
+        out.push_str(&format!("#   web configuration: {summary}\n"));
     }
     for warning in &config.warnings {
         out.push_str(&format!("# warning: {warning}\n"));

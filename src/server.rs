@@ -9,7 +9,7 @@
 //! [`ServerLimits::request_timeout`], at most [`ServerLimits::max_concurrent_scrapes`] scrapes
 //! render at once (the others wait), and only `GET`/`HEAD` on the known paths are served.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -145,6 +145,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Applies the web configuration (basic auth, headers) and the request timeout to a request.
+/// The password check is inside the timeout: a request whose check cannot finish in time gets a
+/// 503, and its queued check is dropped.
 async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let loaded = match &state.web {
         None => None,
@@ -160,28 +162,20 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             }
         },
     };
-    if let Some(loaded) = &loaded {
-        if !loaded.auth.is_open() {
-            let credentials = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(parse_basic_auth);
-            let allowed = match credentials {
-                Some((user, password)) => loaded.auth.verify(&user, &password).await,
-                None => false,
-            };
-            if !allowed {
-                let mut response = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"nova-lvm-exporter\""),
-                );
-                return with_headers(response, loaded);
+    let credentials = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_basic_auth);
+    let answer = async {
+        if let Some(loaded) = &loaded {
+            if let Some(refusal) = authenticate(&loaded.auth, credentials).await {
+                return refusal;
             }
         }
-    }
-    let response = match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        next.run(request).await
+    };
+    let response = match tokio::time::timeout(state.request_timeout, answer).await {
         Ok(response) => response,
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -195,6 +189,39 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     match &loaded {
         Some(loaded) => with_headers(response, loaded),
         None => response,
+    }
+}
+
+/// The answer to a request that basic auth does not let in, or `None` to let it in.
+async fn authenticate(auth: &BasicAuth, credentials: Option<(String, String)>) -> Option<Response> {
+    if auth.is_open() {
+        return None;
+    }
+    let verdict = match credentials {
+        Some((user, password)) => auth.verify(&user, &password).await,
+        None => Verdict::Refused,
+    };
+    match verdict {
+        Verdict::Allowed => None,
+        Verdict::Refused => {
+            let mut response = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"nova-lvm-exporter\""),
+            );
+            Some(response)
+        }
+        Verdict::Busy => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many password checks waiting, retry later\n",
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Some(response)
+        }
     }
 }
 
@@ -393,37 +420,94 @@ pub async fn serve(
 pub struct LoadedWebConfig {
     /// The rustls configuration, when TLS is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Basic auth users and the cache of verified credentials.
+    /// Basic auth users and the caches of checked credentials.
     pub auth: BasicAuth,
     /// Response headers to add.
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl LoadedWebConfig {
-    fn from_config(config: &WebConfig) -> Result<Self, WebConfigError> {
+    fn from_config(
+        config: &WebConfig,
+        checker: &Arc<PasswordChecker>,
+        cache: &Arc<CredentialCache>,
+    ) -> Result<Self, WebConfigError> {
         let tls = config
             .tls
             .as_ref()
             .map(|tls| tls.server_config())
             .transpose()?;
-        let headers = config
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                Ok((
-                    HeaderName::try_from(name.as_str())
-                        .map_err(|e| WebConfigError(format!("header {name}: {e}")))?,
-                    HeaderValue::try_from(value.as_str())
-                        .map_err(|e| WebConfigError(format!("header {name}: {e}")))?,
-                ))
-            })
-            .collect::<Result<_, WebConfigError>>()?;
         Ok(Self {
             tls,
-            auth: BasicAuth::new(config.basic_auth_users.clone()),
-            headers,
+            auth: BasicAuth::new(
+                config.basic_auth_users.clone(),
+                Arc::clone(checker),
+                Arc::clone(cache),
+            ),
+            headers: response_headers(config)?,
         })
     }
+}
+
+/// The configured response headers, ready to insert.
+fn response_headers(config: &WebConfig) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError> {
+    config
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let invalid = || {
+                WebConfigError(format!(
+                    "http_server_config.headers: {name} is not a valid header"
+                ))
+            };
+            Ok((
+                HeaderName::try_from(name.as_str()).map_err(|_| invalid())?,
+                HeaderValue::try_from(value.as_str()).map_err(|_| invalid())?,
+            ))
+        })
+        .collect()
+}
+
+/// Loads and validates a web configuration file exactly as start-up does (for
+/// `--config.check`), and describes it in one line without any secret or user name.
+pub fn check_web_config(path: &Path) -> Result<String, WebConfigError> {
+    let config = webconfig::load(path)?;
+    response_headers(&config)?;
+    Ok(describe_web_config(&config))
+}
+
+/// One line about a web configuration: TLS or not, how many users with which bcrypt costs,
+/// how many headers.
+pub fn describe_web_config(config: &WebConfig) -> String {
+    let tls = match &config.tls {
+        None => "plain HTTP".to_string(),
+        Some(tls) => {
+            let clients = match tls.client_auth {
+                webconfig::ClientAuth::None => "no client certificates",
+                webconfig::ClientAuth::VerifyIfGiven => "client certificates verified if given",
+                webconfig::ClientAuth::RequireAndVerify => "client certificates required",
+            };
+            format!("TLS ({clients})")
+        }
+    };
+    let costs: std::collections::BTreeSet<u32> = config
+        .basic_auth_users
+        .values()
+        .filter_map(|hash| webconfig::bcrypt_cost(hash))
+        .collect();
+    let auth = match config.basic_auth_users.len() {
+        0 => "no basic auth".to_string(),
+        users => format!(
+            "basic auth for {users} user{} (bcrypt cost {})",
+            if users == 1 { "" } else { "s" },
+            costs
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!("{tls}, {auth}, {} response header(s)", config.headers.len())
 }
 
 /// The web configuration file, re-read when it changes (checked on every connection and
@@ -432,6 +516,8 @@ impl LoadedWebConfig {
 pub struct WebConfigSource {
     path: PathBuf,
     tls_at_start: bool,
+    checker: Arc<PasswordChecker>,
+    credentials: Arc<CredentialCache>,
     cached: Mutex<(Option<FileStamp>, LoadResult)>,
 }
 
@@ -447,14 +533,21 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 }
 
 impl WebConfigSource {
-    /// Loads the file; an unusable file is an error at start-up.
+    /// Loads the file; an unusable file is an error at start-up. Starts the password checker
+    /// thread ([`AUTH_THREADS`]).
     pub fn load(path: &Path) -> Result<Self, WebConfigError> {
         let file_stamp = stamp(path);
         let config = webconfig::load(path)?;
-        let loaded = LoadedWebConfig::from_config(&config)?;
+        let checker = PasswordChecker::start(AUTH_THREADS, AUTH_QUEUE).map_err(|e| {
+            WebConfigError(format!("cannot start the password checker thread: {e}"))
+        })?;
+        let credentials = Arc::new(CredentialCache::new());
+        let loaded = LoadedWebConfig::from_config(&config, &checker, &credentials)?;
         Ok(Self {
             path: path.to_path_buf(),
             tls_at_start: config.tls.is_some(),
+            checker,
+            credentials,
             cached: Mutex::new((file_stamp, Ok(Arc::new(loaded)))),
         })
     }
@@ -464,7 +557,8 @@ impl WebConfigSource {
         self.tls_at_start
     }
 
-    /// The configuration in force, re-read when the file changed.
+    /// The configuration in force, re-read when the file changed. Credentials verified before
+    /// stay verified while their user's hash is unchanged.
     pub fn current(&self) -> LoadResult {
         let now = stamp(&self.path);
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
@@ -472,7 +566,9 @@ impl WebConfigSource {
             return cached.1.clone();
         }
         let reloaded = webconfig::load(&self.path)
-            .and_then(|config| LoadedWebConfig::from_config(&config))
+            .and_then(|config| {
+                LoadedWebConfig::from_config(&config, &self.checker, &self.credentials)
+            })
             .map(Arc::new)
             .map_err(|e| e.to_string());
         match &reloaded {
@@ -484,39 +580,197 @@ impl WebConfigSource {
     }
 }
 
-/// HTTP basic auth against bcrypt hashes. bcrypt is deliberately slow, so verified credentials
-/// are remembered (as a SHA-256 of user, password and hash, never in clear) and unknown users
-/// are checked against a dummy hash so that timing does not reveal which users exist.
+/// Threads that check passwords at once: bcrypt runs here, never on the runtime's blocking
+/// pool that renders `/metrics`, so a flood of wrong passwords cannot delay a scrape.
+pub const AUTH_THREADS: usize = 1;
+
+/// Password checks that may wait for a thread; more get a 503 at once.
+pub const AUTH_QUEUE: usize = 8;
+
+/// The outcome of a basic-auth check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The user and password are right.
+    Allowed,
+    /// Unknown user or wrong password.
+    Refused,
+    /// Too many checks waiting: try again later (decided before the user is looked at).
+    Busy,
+}
+
+/// A password to check against a bcrypt hash, and where the answer goes.
+struct CheckJob {
+    password: String,
+    hash: String,
+    answer: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// bcrypt checks on dedicated threads with a bounded queue. A check whose requester went away
+/// (request timeout, closed connection) is skipped instead of computed.
+pub struct PasswordChecker {
+    queue: std::sync::mpsc::SyncSender<CheckJob>,
+}
+
+impl PasswordChecker {
+    /// Starts `threads` checker threads with room for `queue` waiting checks.
+    pub fn start(threads: usize, queue: usize) -> std::io::Result<Arc<Self>> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<CheckJob>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..threads.max(1) {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("bcrypt-{index}"))
+                .spawn(move || check_passwords(&receiver))?;
+        }
+        Ok(Arc::new(Self { queue: sender }))
+    }
+
+    /// Queues a check; `None` when the queue is full.
+    fn submit(&self, password: &str, hash: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        let (answer, receiver) = tokio::sync::oneshot::channel();
+        let job = CheckJob {
+            password: password.to_string(),
+            hash: hash.to_string(),
+            answer,
+        };
+        self.queue.try_send(job).ok().map(|()| receiver)
+    }
+}
+
+/// A checker thread's loop, at a lower CPU priority than collection and rendering.
+fn check_passwords(jobs: &Mutex<std::sync::mpsc::Receiver<CheckJob>>) {
+    // SAFETY: setpriority only changes this thread's nice value (a per-thread attribute on
+    // Linux); a failure leaves it at the normal priority, which is harmless.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+    }
+    loop {
+        let job = match jobs.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        if job.answer.is_closed() {
+            continue;
+        }
+        let matches = bcrypt::verify(&job.password, &job.hash).unwrap_or(false);
+        let _ = job.answer.send(matches);
+    }
+}
+
+/// Credentials already checked, as HMAC-SHA-256 digests of user, password and hash under a key
+/// drawn at start-up (never in clear, and useless for guessing without the key). Verified ones
+/// let a scrape in without bcrypt; refused ones answer a repeated wrong password without bcrypt,
+/// for unknown users (checked against the dummy hash) exactly as for known ones.
+pub struct CredentialCache {
+    key: ring::hmac::Key,
+    verified: Mutex<HashSet<Digest>>,
+    refused: Mutex<HashSet<Digest>>,
+}
+
+/// An HMAC-SHA-256 tag.
+type Digest = [u8; 32];
+
+/// Credentials remembered at most, per kind; a full set is cleared.
+const CREDENTIAL_CACHE_LIMIT: usize = 1024;
+
+impl CredentialCache {
+    /// An empty cache with a fresh random key.
+    pub fn new() -> Self {
+        let mut key = [0u8; 32];
+        let _ = random_fill(&mut key);
+        Self {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+            verified: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn digest(&self, user: &str, password: &str, hash: &str) -> Digest {
+        let mut context = ring::hmac::Context::with_key(&self.key);
+        for part in [user, password, hash] {
+            context.update(&(part.len() as u64).to_le_bytes());
+            context.update(part.as_bytes());
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(context.sign().as_ref());
+        digest
+    }
+
+    fn remember(set: &Mutex<HashSet<Digest>>, digest: Digest) {
+        let mut set = set.lock().unwrap_or_else(|e| e.into_inner());
+        if set.len() >= CREDENTIAL_CACHE_LIMIT {
+            set.clear();
+        }
+        set.insert(digest);
+    }
+
+    fn contains(set: &Mutex<HashSet<Digest>>, digest: &Digest) -> bool {
+        set.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(digest)
+    }
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// HTTP basic auth against bcrypt hashes. Unknown users are checked against a dummy hash of the
+/// highest configured cost, so that they take as long as the slowest known user.
 pub struct BasicAuth {
     users: std::collections::BTreeMap<String, String>,
-    verified: Mutex<HashMap<Vec<u8>, ()>>,
+    dummy_hash: String,
+    checker: Arc<PasswordChecker>,
+    credentials: Arc<CredentialCache>,
 }
 
-/// A bcrypt hash (cost 10) of a random password, checked for unknown users so that they cost
-/// as much as known ones.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let mut random = [0u8; 18];
-        let _ = getrandom_fill(&mut random);
-        bcrypt::hash(random, 10).unwrap_or_default()
-    })
+/// A bcrypt hash of `cost` with a random salt and a random digest: checking any password against
+/// it costs what checking a real hash of that cost does, and never matches.
+fn dummy_hash(cost: u32) -> String {
+    use base64::Engine as _;
+    let bcrypt_base64 = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::BCRYPT,
+        base64::engine::general_purpose::NO_PAD,
+    );
+    let mut random = [0u8; 16 + 23];
+    let _ = random_fill(&mut random);
+    format!(
+        "$2b${cost:02}${}{}",
+        bcrypt_base64.encode(&random[..16]),
+        bcrypt_base64.encode(&random[16..])
+    )
 }
 
-fn getrandom_fill(buffer: &mut [u8]) -> Result<(), ring::error::Unspecified> {
+fn random_fill(buffer: &mut [u8]) -> Result<(), ring::error::Unspecified> {
     use ring::rand::SecureRandom as _;
     ring::rand::SystemRandom::new().fill(buffer)
 }
 
-/// Verified credentials remembered at most; the cache is cleared when full.
-const VERIFIED_CACHE_LIMIT: usize = 1024;
-
 impl BasicAuth {
-    /// Auth for these users (user -> bcrypt hash); no users means no auth.
-    pub fn new(users: std::collections::BTreeMap<String, String>) -> Self {
+    /// Auth for these users (user -> bcrypt hash, validated by [`webconfig::parse`]); no users
+    /// means no auth.
+    pub fn new(
+        users: std::collections::BTreeMap<String, String>,
+        checker: Arc<PasswordChecker>,
+        credentials: Arc<CredentialCache>,
+    ) -> Self {
+        let costs: std::collections::BTreeSet<u32> = users
+            .values()
+            .filter_map(|hash| webconfig::bcrypt_cost(hash))
+            .collect();
+        if costs.len() > 1 {
+            tracing::warn!(
+                "basic_auth_users have different bcrypt costs: users with a lower cost than the highest can be told from unknown users by response time; use one cost"
+            );
+        }
+        let highest = costs.last().copied().unwrap_or(10);
         Self {
             users,
-            verified: Mutex::new(HashMap::new()),
+            dummy_hash: dummy_hash(highest),
+            checker,
+            credentials,
         }
     }
 
@@ -525,48 +779,35 @@ impl BasicAuth {
         self.users.is_empty()
     }
 
-    /// Checks a user and password.
-    pub async fn verify(&self, user: &str, password: &str) -> bool {
+    /// Checks a user and password: from the caches when these credentials were checked before,
+    /// otherwise on the password checker (waiting for it if needed).
+    pub async fn verify(&self, user: &str, password: &str) -> Verdict {
         let (hash, known) = match self.users.get(user) {
-            Some(hash) => (hash.clone(), true),
-            None => (dummy_hash().to_string(), false),
+            Some(hash) => (hash.as_str(), true),
+            None => (self.dummy_hash.as_str(), false),
         };
-        let key = {
-            let mut context = ring_digest_context();
-            context.update(user.as_bytes());
-            context.update(&[0]);
-            context.update(password.as_bytes());
-            context.update(&[0]);
-            context.update(hash.as_bytes());
-            context.finish().as_ref().to_vec()
-        };
-        if known
-            && self
-                .verified
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(&key)
-        {
-            return true;
+        let digest = self.credentials.digest(user, password, hash);
+        if CredentialCache::contains(&self.credentials.verified, &digest) {
+            return Verdict::Allowed;
         }
-        let password = password.to_string();
-        let matches =
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
-        if matches && known {
-            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-            if verified.len() >= VERIFIED_CACHE_LIMIT {
-                verified.clear();
+        if CredentialCache::contains(&self.credentials.refused, &digest) {
+            return Verdict::Refused;
+        }
+        let Some(answer) = self.checker.submit(password, hash) else {
+            return Verdict::Busy;
+        };
+        match answer.await {
+            Ok(true) if known => {
+                CredentialCache::remember(&self.credentials.verified, digest);
+                Verdict::Allowed
             }
-            verified.insert(key, ());
+            Ok(_) => {
+                CredentialCache::remember(&self.credentials.refused, digest);
+                Verdict::Refused
+            }
+            Err(_) => Verdict::Refused,
         }
-        matches && known
     }
-}
-
-fn ring_digest_context() -> ring::digest::Context {
-    ring::digest::Context::new(&ring::digest::SHA256)
 }
 
 #[cfg(test)]
@@ -597,22 +838,125 @@ mod tests {
         assert_eq!(parse_basic_auth("Basic bm9jb2xvbg=="), None);
     }
 
+    fn auth_for(users: &[(&str, &str)], checker: &Arc<PasswordChecker>) -> BasicAuth {
+        BasicAuth::new(
+            users
+                .iter()
+                .map(|(user, password)| (user.to_string(), bcrypt::hash(password, 4).unwrap()))
+                .collect(),
+            Arc::clone(checker),
+            Arc::new(CredentialCache::new()),
+        )
+    }
+
     #[tokio::test]
     async fn bcrypt_verification_accepts_the_right_password_only() {
-        let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let auth = BasicAuth::new([("alice".to_string(), hash)].into_iter().collect());
+        let checker = PasswordChecker::start(1, 8).unwrap();
+        let auth = auth_for(&[("alice", "s3cret")], &checker);
         assert!(!auth.is_open());
-        assert!(auth.verify("alice", "s3cret").await);
+        assert_eq!(auth.verify("alice", "s3cret").await, Verdict::Allowed);
         // The second time comes from the cache.
-        assert!(auth.verify("alice", "s3cret").await);
-        assert!(!auth.verify("alice", "wrong").await);
-        assert!(!auth.verify("bob", "s3cret").await);
-        assert!(!auth.verify("", "").await);
-        assert!(BasicAuth::new(Default::default()).is_open());
+        assert_eq!(auth.verify("alice", "s3cret").await, Verdict::Allowed);
+        assert_eq!(auth.verify("alice", "wrong").await, Verdict::Refused);
+        assert_eq!(auth.verify("alice", "wrong").await, Verdict::Refused);
+        assert_eq!(auth.verify("bob", "s3cret").await, Verdict::Refused);
+        assert_eq!(auth.verify("", "").await, Verdict::Refused);
+        assert!(auth_for(&[], &checker).is_open());
+    }
+
+    #[tokio::test]
+    async fn repeated_credentials_cost_no_bcrypt_for_known_and_unknown_users_alike() {
+        // A checker whose only thread is kept busy: anything that needs bcrypt waits.
+        let checker = PasswordChecker::start(1, 8).unwrap();
+        let auth = auth_for(&[("alice", "s3cret")], &checker);
+        for (user, password, verdict) in [
+            ("alice", "s3cret", Verdict::Allowed),
+            ("alice", "wrong", Verdict::Refused),
+            ("nobody", "wrong", Verdict::Refused),
+        ] {
+            assert_eq!(auth.verify(user, password).await, verdict);
+        }
+        let slow = bcrypt::hash("x", 12).unwrap();
+        let blocker = checker.submit("y", &slow).unwrap();
+        for (user, password, verdict) in [
+            ("alice", "s3cret", Verdict::Allowed),
+            ("alice", "wrong", Verdict::Refused),
+            ("nobody", "wrong", Verdict::Refused),
+        ] {
+            let answered =
+                tokio::time::timeout(Duration::from_millis(50), auth.verify(user, password))
+                    .await
+                    .expect("answered from the cache while bcrypt is busy");
+            assert_eq!(answered, verdict);
+        }
+        assert_eq!(blocker.await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_busy_at_once_and_abandoned_checks_are_skipped() {
+        let checker = PasswordChecker::start(1, 2).unwrap();
+        let slow = bcrypt::hash("x", 12).unwrap();
+        let started = std::time::Instant::now();
+        let running = checker.submit("a", &slow).unwrap();
+        // Let the thread take the first job, then fill the queue.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let abandoned: Vec<_> = (0..2)
+            .map(|_| checker.submit("b", &slow).unwrap())
+            .collect();
+        assert!(checker.submit("c", &slow).is_none(), "queue full");
+        // The waiting checks' requesters give up: they are skipped, not computed.
+        drop(abandoned);
+        assert_eq!(running.await, Ok(false));
+        let after = checker.submit("d", &bcrypt::hash("d", 4).unwrap()).unwrap();
+        assert_eq!(after.await, Ok(true));
+        let one_check = started.elapsed();
+        let again = std::time::Instant::now();
+        let _ = bcrypt::verify("a", &slow);
+        assert!(
+            one_check < again.elapsed() * 2,
+            "two abandoned cost-12 checks were computed: {one_check:?}"
+        );
     }
 
     #[test]
-    fn the_dummy_hash_is_a_valid_bcrypt_hash() {
-        assert_eq!(bcrypt::verify("anything", dummy_hash()).ok(), Some(false));
+    fn the_dummy_hash_has_the_requested_cost_and_never_matches() {
+        for cost in [4, 10, 14] {
+            let dummy = dummy_hash(cost);
+            assert_eq!(webconfig::bcrypt_cost(&dummy), Some(cost), "{dummy}");
+            assert_ne!(dummy, dummy_hash(cost), "random each time");
+        }
+        assert_eq!(bcrypt::verify("anything", &dummy_hash(4)).ok(), Some(false));
+    }
+
+    #[test]
+    fn unknown_users_are_checked_at_the_highest_configured_cost() {
+        let checker = PasswordChecker::start(1, 8).unwrap();
+        let auth = BasicAuth::new(
+            [
+                ("a".to_string(), bcrypt::hash("x", 4).unwrap()),
+                ("b".to_string(), bcrypt::hash("x", 6).unwrap()),
+            ]
+            .into_iter()
+            .collect(),
+            checker,
+            Arc::new(CredentialCache::new()),
+        );
+        assert_eq!(webconfig::bcrypt_cost(&auth.dummy_hash), Some(6));
+    }
+
+    #[test]
+    fn the_web_config_summary_names_no_user_and_no_hash() {
+        let hash = bcrypt::hash("x", 4).unwrap();
+        let config = webconfig::parse(
+            &format!("basic_auth_users:\n  alice: {hash}\n  bob: {hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n"),
+            "web.yml",
+            Path::new("/"),
+        )
+        .unwrap();
+        let summary = describe_web_config(&config);
+        assert_eq!(
+            summary,
+            "plain HTTP, basic auth for 2 users (bcrypt cost 4), 1 response header(s)"
+        );
     }
 }
