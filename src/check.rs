@@ -13,8 +13,10 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use crate::report::{escape_control, gib, Report};
-use crate::tracked::{GIB, MIB};
+use crate::report::Report;
+use crate::text::escape_control;
+use crate::units::gib;
+use crate::units::{GIB, MIB};
 
 /// A Nagios plugin status, in order of severity (UNKNOWN is reported when the figures are
 /// missing, not as a degree of badness).
@@ -56,7 +58,7 @@ impl Status {
 /// and tests/alerts.rs holds the `nova-lvm-thresholds` group of alerts/nova-lvm.rules.yml to
 /// them (a rule file and a command line cannot share a constant, so a test keeps them equal).
 pub mod defaults {
-    use crate::tracked::GIB;
+    use crate::units::GIB;
 
     /// `nova_lvm:alert_threshold:untracked_bytes`: untracked consumption at or above this warns.
     pub const UNTRACKED_BYTES: i64 = 20 * GIB as i64;

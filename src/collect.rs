@@ -373,7 +373,8 @@ impl SingleFlight {
 mod tests {
     use super::*;
     use crate::lvm::{LvmError, Vg};
-    use crate::tracked::{Flavor, HostDiskSettings, TrackedError, TrackedInstance, GIB};
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedError, TrackedInstance};
+    use crate::units::GIB;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

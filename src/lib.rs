@@ -24,5 +24,7 @@ pub mod redact;
 pub mod report;
 pub mod server;
 pub mod status;
+pub mod text;
 pub mod tracked;
+pub mod units;
 pub mod webconfig;

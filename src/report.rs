@@ -15,34 +15,13 @@ use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS};
 use crate::cli::{Config, LvmSettings};
 use crate::collect::Snapshot;
 use crate::openstack::time::format_rfc3339;
-use crate::tracked::{SourceKind, GIB, MIB};
+use crate::tracked::SourceKind;
+use crate::units::{format_ratio, gib, gib_number, GIB, MIB};
+use crate::text::escape_control;
 
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
 /// removed, renamed or retyped); adding a field does not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`, ...), and the
-/// Unicode marks that reorder a terminal line (bidirectional overrides and isolates), so that a
-/// name or an error read from outside prints as what it is: one line, no terminal escape
-/// sequences. For the text outputs (`report`, `check`); the status page escapes for HTML, JSON
-/// escapes by itself.
-pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
-    let reorders = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !text.chars().any(|c| c.is_control() || reorders(c)) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else if reorders(c) {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
 
 /// What the configuration says about the figures: where nova's VG, the primary source and the
 /// host's identity in each source came from. Built once from the [`Config`].
@@ -576,25 +555,6 @@ fn accounting_report(
     }
 }
 
-/// `bytes` in GiB with two decimals, e.g. `200.00 GiB`, `-1.50 GiB`.
-pub fn gib(bytes: i64) -> String {
-    format!("{:.2} GiB", bytes as f64 / GIB as f64)
-}
-
-/// `bytes` in GiB with two decimals, without the unit.
-fn gib_number(bytes: i64) -> String {
-    format!("{:.2}", bytes as f64 / GIB as f64)
-}
-
-/// A ratio without trailing zeros beyond one decimal (`1.0`, `1.5`, `16.0`).
-pub fn format_ratio(value: f64) -> String {
-    if value.fract() == 0.0 {
-        format!("{value:.1}")
-    } else {
-        value.to_string()
-    }
-}
-
 /// One line of the arithmetic table: figure, formula, GiB and exact bytes.
 /// The terms of `drift = foreign + orphan + cinder + overhead + unexplained - unbacked`, with
 /// what each means, for the text report and the status page.
@@ -1016,26 +976,5 @@ pub(crate) mod tests {
         );
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["vgs"][0]["top_untracked_lvs"][0]["name"], HOSTILE);
-    }
-
-    #[test]
-    fn escape_control_leaves_ordinary_text_alone() {
-        assert!(matches!(
-            escape_control("vms-group/lv_1+x.y"),
-            std::borrow::Cow::Borrowed(_)
-        ));
-        assert_eq!(
-            escape_control("tab\there\u{0}\u{7f}\u{85}"),
-            r"tab\there\0\u{7f}\u{85}"
-        );
-        assert_eq!(escape_control("ünïcødé ✓"), "ünïcødé ✓");
-    }
-
-    #[test]
-    fn sizes_are_shown_in_gib_with_two_decimals() {
-        assert_eq!(gib(200 * GIB as i64), "200.00 GiB");
-        assert_eq!(gib(-(GIB as i64) / 2), "-0.50 GiB");
-        assert_eq!(format_ratio(1.0), "1.0");
-        assert_eq!(format_ratio(1.5), "1.5");
     }
 }

@@ -8,7 +8,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{drift_causes, format_ratio, gib, AccountingReport, Report, VgReport};
+use crate::report::{drift_causes, AccountingReport, Report, VgReport};
+use crate::units::{format_ratio, gib, GIB};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape_html(text: &str) -> String {
@@ -252,8 +253,8 @@ fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
     let scheduler_formula = match (a.scheduler_total_bytes, a.scheduler_used_bytes) {
         (Some(total), Some(used)) => format!(
             "(DISK_GB total - reserved) x ratio - used = ({} - {}) x {} - {:.2} (whole GiB)",
-            total / crate::tracked::GIB,
-            a.reserved_bytes.div_ceil(crate::tracked::GIB),
+            total / GIB,
+            a.reserved_bytes.div_ceil(GIB),
             format_ratio(a.allocation_ratio),
             used as f64 / GIB_F
         ),
@@ -298,7 +299,7 @@ fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
     );
 }
 
-const GIB_F: f64 = crate::tracked::GIB as f64;
+const GIB_F: f64 = GIB as f64;
 
 fn render_lvs(html: &mut String, vg: &VgReport) {
     if vg.top_untracked_lvs.is_empty() {

@@ -525,7 +525,7 @@ fn single<'a, 'input>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracked::{GIB, MIB};
+    use crate::units::{GIB, MIB};
 
     const IMAGE: &str = include_str!("../../tests/fixtures/libvirt/instance-00000001.xml");
     const BFV: &str = include_str!("../../tests/fixtures/libvirt/instance-00000002.xml");

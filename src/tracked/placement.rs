@@ -40,11 +40,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::host::ProviderName;
-use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage, GIB};
+use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage};
+use crate::units::GIB;
 use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
 use crate::openstack::keystone::Session;
 pub use crate::openstack::microversion::Microversion;
-use crate::openstack::{percent_encode, ApiError};
+use crate::openstack::ApiError;
+use crate::text::percent_encode;
 
 /// The newest microversion the exporter knows (openstack-placement 16.0.0's maximum). Every call
 /// it makes exists since 1.0; newer versions are used when offered so that responses carry the
