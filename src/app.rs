@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Config, LvmSettings};
 use crate::collect::{Collector, CollectorSettings, SingleFlight};
+use crate::config::flags::{Config, LvmSettings};
 use crate::lvm::exec::{IoMode, LvmCommand};
 use crate::lvm::replay::ReplayFile;
 use crate::lvm::RawSource;
@@ -284,7 +284,7 @@ pub fn state(
         SingleFlight::new(Arc::new(collector(config)?)),
         config.telemetry_path.clone(),
         summary(config),
-        crate::report::ReportContext::from_config(config),
+        crate::output::report::ReportContext::from_config(config),
         web,
         limits,
     )))

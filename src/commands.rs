@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::check::CheckArgs;
-use crate::cli::Config;
 use crate::collect::Snapshot;
-use crate::report::{Report, ReportContext};
+use crate::config::flags::Config;
+use crate::output::check::CheckArgs;
+use crate::output::report::{Report, ReportContext};
 
 /// What to do. Without a subcommand the exporter serves the metrics.
 #[derive(Debug, Clone, Subcommand)]
@@ -88,7 +88,7 @@ pub fn report_once(config: &Config, top_lvs: usize) -> Result<Report, String> {
 
 /// The completion script of `shell` for the exporter's command line.
 pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    let mut command = crate::cli::command();
+    let mut command = crate::config::flags::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut command, "nova-lvm-exporter", &mut out);
     out
@@ -96,7 +96,7 @@ pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
 
 /// The man page (roff): the exporter's page, followed by one section per subcommand.
 pub fn man_page() -> std::io::Result<Vec<u8>> {
-    let command = crate::cli::command();
+    let command = crate::config::flags::command();
     let mut out = Vec::new();
     clap_mangen::Man::new(command.clone()).render(&mut out)?;
     for sub in command.get_subcommands() {

@@ -8,22 +8,17 @@
 
 pub mod accounting;
 pub mod app;
-pub mod check;
-pub mod cli;
 pub mod collect;
 pub mod commands;
-pub mod config_file;
+pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
 pub mod lvm;
-pub mod metrics;
-pub mod novaconf;
 pub mod openstack;
+pub mod output;
 pub mod redact;
-pub mod report;
 pub mod server;
-pub mod status;
 pub mod text;
 pub mod tracked;
 pub mod units;

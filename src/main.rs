@@ -12,12 +12,12 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use nova_lvm_exporter::check::{self, CheckArgs, Status};
-use nova_lvm_exporter::cli::{Config, LogFormat, LogLevel};
 use nova_lvm_exporter::commands::{self, Command, ReportArgs, ReportFormat};
-use nova_lvm_exporter::config_file::{self, ParseError, Setting};
+use nova_lvm_exporter::config::file::{self as config_file, ParseError, Setting};
+use nova_lvm_exporter::config::flags::{Config, LogFormat, LogLevel};
+use nova_lvm_exporter::output::check::{self, CheckArgs, Status};
+use nova_lvm_exporter::output::report;
 use nova_lvm_exporter::redact::RedactingWriter;
-use nova_lvm_exporter::report;
 use nova_lvm_exporter::server::WebConfigSource;
 use nova_lvm_exporter::{app, server};
 
@@ -147,7 +147,7 @@ fn main() -> ExitCode {
         for (key, value) in app::summary(&config) {
             tracing::info!(setting = %key, value = %value, "configuration");
         }
-        tracing::info!(address = %address, path = %config.telemetry_path, version = nova_lvm_exporter::cli::VERSION, "listening");
+        tracing::info!(address = %address, path = %config.telemetry_path, version = nova_lvm_exporter::config::flags::VERSION, "listening");
         let tls = web.as_ref().is_some_and(|web| web.tls());
         tracing::info!(tls, basic_auth = web.is_some(), "web configuration");
         let state = match app::state(&config, web.clone(), &limits) {
@@ -241,7 +241,7 @@ fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Confi
         "# nova-lvm-exporter {}: the configuration is valid.\n\
          # Precedence: command line > environment (OS_CLOUD) > --config.file > nova.conf > defaults.\n\
          # Secrets are never printed.\n{rendered}\n# Resolved:\n",
-        nova_lvm_exporter::cli::VERSION
+        nova_lvm_exporter::config::flags::VERSION
     );
     for (key, value) in app::summary(config) {
         out.push_str(&format!("#   {key}: {value}\n"));

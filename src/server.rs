@@ -30,9 +30,9 @@ use tokio::sync::Semaphore;
 use tokio_rustls::rustls;
 
 use crate::collect::{SingleFlight, Snapshot};
-use crate::metrics;
-use crate::report::{Report, ReportContext};
-use crate::status;
+use crate::output::metrics;
+use crate::output::report::{Report, ReportContext};
+use crate::output::status;
 use crate::webconfig::{self, WebConfig, WebConfigError};
 
 /// The limits the server enforces.

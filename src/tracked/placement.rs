@@ -41,12 +41,12 @@ use std::sync::Arc;
 
 use super::host::ProviderName;
 use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage};
-use crate::units::GIB;
 use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
 use crate::openstack::keystone::Session;
 pub use crate::openstack::microversion::Microversion;
 use crate::openstack::ApiError;
 use crate::text::percent_encode;
+use crate::units::GIB;
 
 /// The newest microversion the exporter knows (openstack-placement 16.0.0's maximum). Every call
 /// it makes exists since 1.0; newer versions are used when offered so that responses carry the

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use crate::report::Report;
+use crate::output::report::Report;
 use crate::text::escape_control;
 use crate::units::gib;
 use crate::units::{GIB, MIB};
@@ -496,7 +496,7 @@ mod tests {
 
     #[test]
     fn names_and_errors_from_outside_cannot_break_the_plugin_line() {
-        use crate::report::tests::{report_with, HOSTILE};
+        use crate::output::report::tests::{report_with, HOSTILE};
         // The largest untracked LV is named in a WARNING; a failed source's error in UNKNOWN.
         let args = CheckArgs {
             warning_untracked: Threshold::Bytes(GIB as i64),

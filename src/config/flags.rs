@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
-use crate::novaconf::{self, NovaConf};
+use crate::config::nova_conf::{self, NovaConf};
 use crate::openstack::config::{self as cloud_config, CloudConfig};
 use crate::server::ServerLimits;
 use crate::tracked::host::{
@@ -102,7 +102,7 @@ pub struct Cli {
     pub nova_images_volume_group: Option<String>,
 
     /// Disk reserved for the host, MiB. Overrides nova.conf [DEFAULT] reserved_host_disk_mb (default 0).
-    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB", value_parser = clap::value_parser!(u64).range(..=crate::novaconf::MAX_RESERVED_HOST_DISK_MB))]
+    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB", value_parser = clap::value_parser!(u64).range(..=crate::config::nova_conf::MAX_RESERVED_HOST_DISK_MB))]
     pub nova_reserved_host_disk_mb: Option<u64>,
 
     /// DISK_GB allocation ratio. Overrides nova.conf [DEFAULT] disk_allocation_ratio (then
@@ -730,7 +730,7 @@ fn inventory_max_age(
 
 fn load_nova_conf(explicit: Option<&Path>) -> Result<Option<NovaConf>, ConfigError> {
     let path = explicit.unwrap_or(Path::new(DEFAULT_NOVA_CONF));
-    match novaconf::load(path) {
+    match nova_conf::load(path) {
         Ok(None) if explicit.is_some() => Err(ConfigError(format!(
             "--nova.config-file: {} does not exist",
             path.display()

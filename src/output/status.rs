@@ -1,4 +1,4 @@
-//! The status page at `/`: the account of [`crate::report`] as one self-contained HTML page
+//! The status page at `/`: the account of [`crate::output::report`] as one self-contained HTML page
 //! (inline CSS and SVG, no JavaScript), with a bar chart of raw used, tracked used, corrected
 //! free and scheduler free against the VG size, the time of the collection and every
 //! collector error. All text from outside (LV names, error messages, paths) is HTML-escaped.
@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{drift_causes, AccountingReport, Report, VgReport};
+use crate::output::report::{drift_causes, AccountingReport, Report, VgReport};
 use crate::units::{format_ratio, gib, GIB};
 
 /// Escapes text for HTML element content and attribute values.
@@ -388,7 +388,7 @@ mod tests {
     use super::*;
 
     use crate::collect::{CollectorStatus, Snapshot};
-    use crate::report::ReportContext;
+    use crate::output::report::ReportContext;
     use std::time::Duration;
 
     #[test]
@@ -417,7 +417,7 @@ mod tests {
         assert!(html.contains("No LVM figures"));
         assert!(html.contains("<th>k&lt;</th><td>v&gt;</td>"));
         assert!(html.contains("2023-11-14T22:13:20Z"));
-        let text = crate::report::render_text(&report);
+        let text = crate::output::report::render_text(&report);
         assert!(
             text.contains("No LVM figures: the lvm collector failed."),
             "{text}"

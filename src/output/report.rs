@@ -12,12 +12,12 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS};
-use crate::cli::{Config, LvmSettings};
 use crate::collect::Snapshot;
+use crate::config::flags::{Config, LvmSettings};
 use crate::openstack::time::format_rfc3339;
+use crate::text::escape_control;
 use crate::tracked::SourceKind;
 use crate::units::{format_ratio, gib, gib_number, GIB, MIB};
-use crate::text::escape_control;
 
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
 /// removed, renamed or retyped); adding a field does not bump it.

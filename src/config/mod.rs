@@ -1,0 +1,6 @@
+//! The configuration: the command line ([`flags`]), the TOML `--config.file` ([`file`]) and
+//! `nova.conf` ([`nova_conf`]), resolved into one validated [`resolve::Config`] ([`resolve`]).
+
+pub mod file;
+pub mod flags;
+pub mod nova_conf;
