@@ -9,7 +9,6 @@
 pub mod accounting;
 pub mod app;
 pub mod collect;
-pub mod commands;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;

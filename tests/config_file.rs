@@ -238,7 +238,7 @@ fn completions_and_the_man_page_are_generated_from_the_flags() {
 }
 
 /// The configuration the exporter resolves from these arguments (no `OS_*` variables).
-fn resolved(args: &[String], cwd: &Path) -> nova_lvm_exporter::config::flags::Config {
+fn resolved(args: &[String], cwd: &Path) -> nova_lvm_exporter::config::resolve::Config {
     let mut argv = vec![std::ffi::OsString::from("nova-lvm-exporter")];
     argv.extend(args.iter().map(std::ffi::OsString::from));
     let parsed = nova_lvm_exporter::config::file::parse_args(argv)

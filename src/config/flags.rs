@@ -1,25 +1,20 @@
-//! Command line: clap definitions with Prometheus-style dotted flags, and their resolution
-//! (together with `nova.conf` discovery) into one validated [`Config`].
-//!
-//! Precedence: a flag wins over `nova.conf`, which wins over nova's own defaults. Every error is
-//! one line that names the flag (or file) at fault and what was expected; `main` exits with 2.
+//! Command line: the clap definitions, with Prometheus-style dotted flags, the subcommands
+//! ([`Command`]) and their options ([`ReportArgs`], [`CheckArgs`]), and the parsers of flag
+//! values. `config::resolve` turns the parsed [`Cli`] into the validated configuration.
 //!
 //! The doc comments of the flags are their `--help` text, so they keep nova.conf's `[SECTION]`
 //! notation literally rather than as rustdoc links.
 #![allow(rustdoc::broken_intra_doc_links)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::nova_conf::{self, NovaConf};
-use crate::openstack::config::{self as cloud_config, CloudConfig};
+use crate::output::check::{self, Threshold, Thresholds};
 use crate::server::ServerLimits;
-use crate::tracked::host::{
-    host_name, locate_provider, read_compute_id, ProviderName, DEFAULT_STATE_PATH,
-};
-use crate::tracked::{HostDiskSettings, SourceKind};
+use crate::tracked::cached::{DEFAULT_REFRESH_INTERVAL, DEFAULT_REQUEST_TIMEOUT};
+use crate::tracked::SourceKind;
 
 /// The port we listen on by default. Prometheus' default port allocations list 9100-9999 as full;
 /// this one is above that block and not allocated to another exporter.
@@ -77,15 +72,15 @@ pub struct Cli {
     pub web_config_file: Option<PathBuf>,
 
     /// Open connections at most; more wait in the kernel's backlog.
-    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = ServerLimits::default().max_connections as u32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub web_max_connections: u32,
 
     /// A request's headers must arrive within this (protects against slow clients).
-    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = duration_text(ServerLimits::default().header_read_timeout), value_parser = parse_duration)]
     pub web_read_header_timeout: Duration,
 
     /// Every request is answered within this; a scrape that would take longer gets a 503.
-    #[arg(long = "web.request-timeout", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long = "web.request-timeout", value_name = "DURATION", default_value = duration_text(ServerLimits::default().request_timeout), value_parser = parse_duration)]
     pub web_request_timeout: Duration,
 
     /// Path under which the metrics are exposed.
@@ -208,7 +203,7 @@ pub struct Cli {
 
     /// Refresh placement data at most this often (plus or minus up to 10% at random); scrapes in
     /// between are served from the cache.
-    #[arg(long = "collector.placement.refresh-interval", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long = "collector.placement.refresh-interval", value_name = "DURATION", default_value = duration_text(DEFAULT_REFRESH_INTERVAL), value_parser = parse_duration)]
     pub placement_refresh_interval: Duration,
 
     /// Placement data older than this is dropped and the collector fails. Default: 3 refresh
@@ -226,7 +221,7 @@ pub struct Cli {
 
     /// How long one Keystone or Placement HTTP request may take (in the background: a scrape
     /// never waits longer than --collector.timeout).
-    #[arg(long = "collector.placement.request-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long = "collector.placement.request-timeout", value_name = "DURATION", default_value = duration_text(DEFAULT_REQUEST_TIMEOUT), value_parser = parse_duration)]
     pub placement_request_timeout: Duration,
 
     /// Enable the nova tracked source (the os-hypervisors API, clouds before microversion 2.88).
@@ -244,7 +239,7 @@ pub struct Cli {
     pub nova_hostname: Option<String>,
 
     /// Refresh nova data at most this often (plus or minus up to 10% at random).
-    #[arg(long = "collector.nova.refresh-interval", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long = "collector.nova.refresh-interval", value_name = "DURATION", default_value = duration_text(DEFAULT_REFRESH_INTERVAL), value_parser = parse_duration)]
     pub nova_refresh_interval: Duration,
 
     /// nova data older than this is dropped and the collector fails. Default: 3 refresh intervals.
@@ -252,7 +247,7 @@ pub struct Cli {
     pub nova_max_age: Option<Duration>,
 
     /// How long one Keystone or compute API request may take (in the background).
-    #[arg(long = "collector.nova.request-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long = "collector.nova.request-timeout", value_name = "DURATION", default_value = duration_text(DEFAULT_REQUEST_TIMEOUT), value_parser = parse_duration)]
     pub nova_request_timeout: Duration,
 
     /// How long a tracked source may take on one scrape.
@@ -284,7 +279,7 @@ pub struct Cli {
 
     /// What to do; without a subcommand the exporter serves the metrics (like `serve`).
     #[command(subcommand)]
-    pub command: Option<crate::commands::Command>,
+    pub command: Option<Command>,
 }
 
 /// Subcommands that collect once and exit: the web server's flags do not apply to them.
@@ -310,433 +305,13 @@ pub fn command() -> clap::Command {
     })
 }
 
-/// Settings of the raw source.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LvmSettings {
-    /// Run the LVM tools.
-    Exec {
-        /// lvm binary.
-        lvm_path: PathBuf,
-        /// Command put before it (may be empty).
-        command_prefix: Vec<String>,
-        /// Synchronous device reads requested (effective only without a prefix).
-        sync_io: bool,
-        /// Kill them after this long.
-        timeout: Duration,
-    },
-    /// Read a saved report.
-    Replay {
-        /// The report file.
-        path: PathBuf,
-    },
-}
-
-/// Settings of the placement source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlacementSettings {
-    /// Credentials and endpoint discovery (secrets redacted in `Debug`).
-    pub cloud: CloudConfig,
-    /// The resource provider to read, and why that name.
-    pub provider: ProviderName,
-    /// Mean time between refreshes.
-    pub refresh_interval: Duration,
-    /// Data older than this is dropped.
-    pub max_age: Duration,
-    /// The inventory is re-read when it has not been proven current for about this long.
-    pub inventory_max_age: Duration,
-    /// Timeout of one HTTP request.
-    pub request_timeout: Duration,
-}
-
-/// Settings of the nova source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NovaSettings {
-    /// Credentials and endpoint discovery (the same cloud as placement's).
-    pub cloud: CloudConfig,
-    /// The hypervisor to read, and why that name.
-    pub host: ProviderName,
-    /// Mean time between refreshes.
-    pub refresh_interval: Duration,
-    /// Data older than this is dropped.
-    pub max_age: Duration,
-    /// Timeout of one HTTP request.
-    pub request_timeout: Duration,
-}
-
-/// The effective, validated configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// Listen address as given (resolved when binding).
-    pub listen_address: String,
-    /// Metrics path.
-    pub telemetry_path: String,
-    /// exporter-toolkit web configuration file.
-    pub web_config_file: Option<PathBuf>,
-    /// Connection, timeout and concurrency limits of the HTTP server.
-    pub server_limits: ServerLimits,
-    /// The VG nova keeps instance disks in (tracked figures apply to it).
-    pub nova_vg: String,
-    /// Where `nova_vg` came from, for the start-up log.
-    pub nova_vg_origin: String,
-    /// VGs to watch (nova's first).
-    pub watched_vgs: Vec<String>,
-    /// reserved_host_disk_mb and disk_allocation_ratio.
-    pub host_settings: HostDiskSettings,
-    /// The raw source.
-    pub lvm: LvmSettings,
-    /// Per-VG cap of per-LV series.
-    pub lv_series_limit: usize,
-    /// libvirt XML directory, when that source is enabled.
-    pub libvirt_xml_dir: Option<PathBuf>,
-    /// Instances file, when that source is enabled.
-    pub file_path: Option<PathBuf>,
-    /// The placement source, when enabled.
-    pub placement: Option<PlacementSettings>,
-    /// The nova source, when enabled.
-    pub nova: Option<NovaSettings>,
-    /// Timeout of each tracked source.
-    pub collector_timeout: Duration,
-    /// The primary tracked source, if any is enabled.
-    pub primary: Option<SourceKind>,
-    /// Why that source is the primary one, for the report and the status page.
-    pub primary_origin: String,
-    /// Log level.
-    pub log_level: LogLevel,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// This host's name in nova (nova.conf `[DEFAULT] host`, else the system hostname): how
-    /// `report` and the status page title the host.
-    pub host_name: String,
-    /// Things worth a warning at start-up (e.g. nova.conf says images_type is not lvm).
-    pub warnings: Vec<String>,
-}
-
-/// A configuration error: one line naming the flag or file at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-impl Cli {
-    /// Resolves the flags, nova.conf and (for placement) clouds.yaml or the `OS_*` variables of
-    /// the process into the effective configuration.
-    pub fn resolve(self) -> Result<Config, ConfigError> {
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        self.resolve_with(&|name: &str| std::env::var(name).ok(), &cwd)
-    }
-
-    /// [`Cli::resolve`] with the environment and working directory given.
-    pub fn resolve_with(self, env: cloud_config::Env, cwd: &Path) -> Result<Config, ConfigError> {
-        let nova_conf = load_nova_conf(self.nova_config_file.as_deref())?;
-        let conf_path = self
-            .nova_config_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_NOVA_CONF));
-        let conf = nova_conf.clone().unwrap_or_default();
-        let mut warnings = Vec::new();
-
-        if let Some(images_type) = conf.images_type.as_deref() {
-            if images_type != "lvm" {
-                warnings.push(format!(
-                    "{}: [libvirt] images_type is {images_type:?}, not \"lvm\": nova does not keep instance disks in a VG on this host",
-                    conf_path.display()
-                ));
-            }
-        }
-
-        let (nova_vg, nova_vg_origin) = match (
-            &self.nova_images_volume_group,
-            &conf.images_volume_group,
-        ) {
-            (Some(vg), _) => (vg.clone(), "--nova.images-volume-group".to_string()),
-            (None, Some(vg)) => {
-                let vg = parse_vg_name(vg).map_err(|e| {
-                    ConfigError(format!(
-                        "{}: [libvirt] images_volume_group: {e}",
-                        conf_path.display()
-                    ))
-                })?;
-                (
-                    vg,
-                    format!("{} [libvirt] images_volume_group", conf_path.display()),
-                )
-            }
-            (None, None) if self.lvm_vgs.len() == 1 => (
-                self.lvm_vgs[0].clone(),
-                "--collector.lvm.vg (the only VG watched)".to_string(),
-            ),
-            (None, None) => {
-                let why = match nova_conf {
-                    None => format!("{} does not exist", conf_path.display()),
-                    Some(_) => format!(
-                        "{} has no [libvirt] images_volume_group",
-                        conf_path.display()
-                    ),
-                };
-                return Err(ConfigError(format!(
-                    "cannot tell which VG nova uses: {why}; set --nova.images-volume-group=VG (or a single --collector.lvm.vg)"
-                )));
-            }
-        };
-
-        let mut watched_vgs = vec![nova_vg.clone()];
-        for vg in &self.lvm_vgs {
-            if !watched_vgs.contains(vg) {
-                watched_vgs.push(vg.clone());
-            }
-        }
-        if !self.lvm_vgs.is_empty() && !self.lvm_vgs.contains(&nova_vg) {
-            watched_vgs.remove(0);
-            warnings.push(format!(
-                "nova's VG {nova_vg} is not among --collector.lvm.vg: tracked and derived figures will be absent"
-            ));
-        }
-
-        let host_settings = HostDiskSettings {
-            reserved_host_disk_mb: self
-                .nova_reserved_host_disk_mb
-                .or(conf.reserved_host_disk_mb)
-                .unwrap_or(0),
-            disk_allocation_ratio: self
-                .nova_disk_allocation_ratio
-                .or(conf.effective_disk_allocation_ratio())
-                .unwrap_or(1.0),
-        };
-        if host_settings.disk_allocation_ratio != 1.0 {
-            warnings.push(format!(
-                "disk_allocation_ratio is {}: on thick LVM anything but 1.0 lets the scheduler promise space that does not exist",
-                host_settings.disk_allocation_ratio
-            ));
-        }
-
-        let lvm = match self.lvm_replay_file {
-            Some(path) => LvmSettings::Replay { path },
-            None => LvmSettings::Exec {
-                lvm_path: self.lvm_path,
-                sync_io: !self.no_lvm_sync_io,
-                command_prefix: self
-                    .lvm_command_prefix
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect(),
-                timeout: self.lvm_timeout,
-            },
-        };
-
-        let api_enabled = (self.placement && !self.no_placement) || (self.nova && !self.no_nova);
-        let cloud = if api_enabled {
-            let flag = if self.placement && !self.no_placement {
-                "--collector.placement"
-            } else {
-                "--collector.nova"
-            };
-            Some(
-                cloud_config::load(self.os_cloud.as_deref(), env, cwd)
-                    .map_err(|e| ConfigError(format!("{flag}: {e}")))?,
-            )
-        } else {
-            None
-        };
-        let conf_path_text = conf_path.display().to_string();
-
-        let placement = match &cloud {
-            Some(cloud) if self.placement && !self.no_placement => {
-                let max_age = api_max_age(
-                    "placement",
-                    self.placement_refresh_interval,
-                    self.placement_max_age,
-                )?;
-                let inventory_max_age = inventory_max_age(
-                    self.placement_refresh_interval,
-                    max_age,
-                    self.placement_inventory_max_age,
-                )?;
-                let state_path = self
-                    .nova_state_path
-                    .clone()
-                    .or_else(|| conf.state_path.as_ref().map(PathBuf::from))
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_PATH));
-                let (provider, warning) = locate_provider(
-                    self.placement_provider_uuid.as_deref(),
-                    self.placement_hostname.as_deref(),
-                    (&state_path, read_compute_id(&state_path)),
-                    conf.host.as_deref(),
-                    &conf_path_text,
-                );
-                warnings.extend(warning);
-                Some(PlacementSettings {
-                    cloud: cloud.clone(),
-                    provider,
-                    refresh_interval: self.placement_refresh_interval,
-                    max_age,
-                    inventory_max_age,
-                    request_timeout: self.placement_request_timeout,
-                })
-            }
-            _ => {
-                for (set, flag) in [
-                    (
-                        self.placement_hostname.is_some(),
-                        "--collector.placement.hostname",
-                    ),
-                    (
-                        self.placement_provider_uuid.is_some(),
-                        "--collector.placement.provider-uuid",
-                    ),
-                ] {
-                    if set {
-                        warnings.push(format!(
-                            "{flag} is set but the placement source is not enabled (--collector.placement)"
-                        ));
-                    }
-                }
-                None
-            }
-        };
-
-        let nova = match &cloud {
-            Some(cloud) if self.nova && !self.no_nova => Some(NovaSettings {
-                cloud: cloud.clone(),
-                host: host_name(
-                    self.nova_hostname.as_deref(),
-                    "--collector.nova.hostname",
-                    conf.host.as_deref(),
-                    &conf_path_text,
-                ),
-                refresh_interval: self.nova_refresh_interval,
-                max_age: api_max_age("nova", self.nova_refresh_interval, self.nova_max_age)?,
-                request_timeout: self.nova_request_timeout,
-            }),
-            _ => {
-                if self.nova_hostname.is_some() {
-                    warnings.push(
-                        "--collector.nova.hostname is set but the nova source is not enabled (--collector.nova)".to_string(),
-                    );
-                }
-                None
-            }
-        };
-
-        let libvirt_enabled = !self.no_libvirt;
-        let libvirt_xml_dir = libvirt_enabled.then_some(self.libvirt_xml_dir);
-        let enabled: Vec<SourceKind> = [
-            placement.as_ref().map(|_| SourceKind::Placement),
-            nova.as_ref().map(|_| SourceKind::Nova),
-            libvirt_xml_dir.as_ref().map(|_| SourceKind::Libvirt),
-            self.file_path.as_ref().map(|_| SourceKind::File),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let primary_origin = match self.primary {
-            Some(_) => "--tracked.primary".to_string(),
-            None => {
-                "the first enabled of placement, nova, libvirt, file (--tracked.primary overrides)"
-                    .to_string()
-            }
-        };
-        let primary = match self.primary {
-            Some(kind) if enabled.contains(&kind) => Some(kind),
-            Some(kind) => {
-                return Err(ConfigError(format!(
-                    "--tracked.primary={kind}: that source is not enabled (enabled: {})",
-                    if enabled.is_empty() {
-                        "none".to_string()
-                    } else {
-                        enabled
-                            .iter()
-                            .map(|k| k.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                )))
-            }
-            None => enabled.first().copied(),
-        };
-        if primary.is_none() {
-            warnings.push(
-                "no tracked source is enabled: only raw LVM figures will be exported".to_string(),
-            );
-        }
-
-        Ok(Config {
-            listen_address: self.listen_address,
-            telemetry_path: self.telemetry_path,
-            web_config_file: self.web_config_file,
-            server_limits: ServerLimits {
-                max_connections: self.web_max_connections as usize,
-                header_read_timeout: self.web_read_header_timeout,
-                request_timeout: self.web_request_timeout,
-                ..ServerLimits::default()
-            },
-            nova_vg,
-            nova_vg_origin,
-            watched_vgs,
-            host_settings,
-            lvm,
-            lv_series_limit: self.lv_series_limit,
-            libvirt_xml_dir,
-            file_path: self.file_path,
-            placement,
-            nova,
-            collector_timeout: self.collector_timeout,
-            primary,
-            primary_origin,
-            log_level: self.log_level,
-            log_format: self.log_format,
-            host_name: host_name(None, "", conf.host.as_deref(), &conf_path_text).name,
-            warnings,
-        })
-    }
-}
-
-/// The max age of an API source's data: the flag, else 3 refresh intervals; never below one
-/// interval. `source` names the flags in the error.
-fn api_max_age(
-    source: &str,
-    interval: Duration,
-    max_age: Option<Duration>,
-) -> Result<Duration, ConfigError> {
-    let max_age = max_age.unwrap_or(interval * 3);
-    if max_age < interval {
-        return Err(ConfigError(format!(
-            "--collector.{source}.max-age={}ms: must be at least --collector.{source}.refresh-interval ({}ms)",
-            max_age.as_millis(),
-            interval.as_millis()
-        )));
-    }
-    Ok(max_age)
-}
-
-/// How long placement's inventory may go unproven before it is read again: the flag, else 2
-/// refresh intervals (but not beyond `max_age`); at least one interval (a shorter one would
-/// re-read it on every refresh that found a change) and at most `max_age` (data whose inventory
-/// is older than that is dropped anyway).
-fn inventory_max_age(
-    interval: Duration,
-    max_age: Duration,
-    flag: Option<Duration>,
-) -> Result<Duration, ConfigError> {
-    let chosen = flag.unwrap_or((interval * 2).min(max_age));
-    if chosen < interval || chosen > max_age {
-        return Err(ConfigError(format!(
-            "--collector.placement.inventory-max-age={}ms: must be between --collector.placement.refresh-interval ({}ms) and --collector.placement.max-age ({}ms)",
-            chosen.as_millis(),
-            interval.as_millis(),
-            max_age.as_millis()
-        )));
-    }
-    Ok(chosen)
-}
-
-fn load_nova_conf(explicit: Option<&Path>) -> Result<Option<NovaConf>, ConfigError> {
-    let path = explicit.unwrap_or(Path::new(DEFAULT_NOVA_CONF));
-    match nova_conf::load(path) {
-        Ok(None) if explicit.is_some() => Err(ConfigError(format!(
-            "--nova.config-file: {} does not exist",
-            path.display()
-        ))),
-        Ok(conf) => Ok(conf),
-        Err(e) => Err(ConfigError(e.to_string())),
+/// A duration as [`parse_duration`] reads it (`60s`, `500ms`): the defaults `--help` and
+/// `--config.check` show, taken from the constants that define them.
+pub fn duration_text(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
     }
 }
 
@@ -842,7 +417,7 @@ const OTHER_ROUTES: [&str; 2] = ["/", "/healthz"];
 /// `*` as captures (`/{x}` would serve the metrics on every path, `/{` panics), so only
 /// unreserved URL characters (letters, digits, `-`, `.`, `_`, `~`) in non-empty segments are
 /// accepted, no `.` or `..` segment, and none of the other routes.
-fn parse_telemetry_path(text: &str) -> Result<String, String> {
+pub fn parse_telemetry_path(text: &str) -> Result<String, String> {
     let expected = "expected a literal URL path like /metrics: '/' then segments of letters, digits, '-', '.', '_' and '~'";
     let Some(rest) = text.strip_prefix('/') else {
         return Err(format!("{expected}; it must start with '/'"));
@@ -872,490 +447,105 @@ fn parse_telemetry_path(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What to do. Without a subcommand the exporter serves the metrics.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the metrics over HTTP (what runs without a subcommand).
+    Serve,
+    /// Collect once and print this host's account: VG size, raw used, tracked used, reserved,
+    /// drift by cause with the largest untracked LVs, corrected free against what the scheduler
+    /// believes, the recommended reserved_host_disk_mb, showing the arithmetic. Exit 0 when
+    /// every collector succeeded, 1 when one failed (the report says which and why).
+    Report(ReportArgs),
+    /// Collect once and judge the figures like a Nagios/Icinga plugin: one status line with
+    /// performance data, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a collector the figures
+    /// need failed, or a bad flag).
+    Check(CheckArgs),
+    /// Print the completion script for SHELL to stdout.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `nova-lvm-exporter man > nova-lvm-exporter.1`.
+    Man,
+}
 
-    /// Parses `args`, pointing `--nova.config-file` at an empty file unless the test sets it,
-    /// so that the machine's own /etc/nova/nova.conf never leaks into a test.
-    fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
-        let empty_conf = std::env::temp_dir().join("nova-lvm-exporter-test-empty-nova.conf");
-        std::fs::write(&empty_conf, "").unwrap();
-        let default_conf = format!("--nova.config-file={}", empty_conf.display());
-        let mut argv = vec!["nova-lvm-exporter"];
-        if !args.iter().any(|a| a.starts_with("--nova.config-file")) {
-            argv.push(&default_conf);
+/// Output format of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// For people: the figures and their arithmetic.
+    Text,
+    /// For scripts: the versioned document of docs/report-schema.json.
+    Json,
+}
+
+/// Options of `report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// text for people, json for scripts (schema: docs/report-schema.json).
+    #[arg(long = "format", value_name = "FORMAT", default_value = "text")]
+    pub format: ReportFormat,
+
+    /// How many untracked LVs to list per VG, largest first.
+    #[arg(long = "top-lvs", value_name = "N", default_value_t = 10)]
+    pub top_lvs: usize,
+}
+
+/// Thresholds of `check`, as flags; their defaults are [`Thresholds::default`] (the alerting
+/// rules').
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// WARNING when untracked consumption (foreign + orphan + cinder + unexplained) reaches
+    /// this: a size (20GiB, 500MiB) or a percentage of the VG (5%); "off" disables it. Like
+    /// the alert, it warns when either this or --warning.untracked-ratio is reached.
+    #[arg(long = "warning.untracked", value_name = "SIZE|PCT", default_value_t = Thresholds::default().warning_untracked, value_parser = check::parse_threshold)]
+    pub warning_untracked: Threshold,
+
+    /// WARNING when untracked consumption reaches this fraction of the VG (0.05 or 5%; off
+    /// disables it), whatever --warning.untracked says.
+    #[arg(long = "warning.untracked-ratio", value_name = "RATIO|PCT", default_value_t = Thresholds::default().warning_untracked_ratio, value_parser = check::parse_ratio)]
+    pub warning_untracked_ratio: Threshold,
+
+    /// CRITICAL when untracked consumption reaches this (size, percentage of the VG, or off).
+    #[arg(long = "critical.untracked", value_name = "SIZE|PCT", default_value_t = Thresholds::default().critical_untracked, value_parser = check::parse_threshold)]
+    pub critical_untracked: Threshold,
+
+    /// CRITICAL when untracked consumption reaches this fraction of the VG (0.05 or 5%, or
+    /// off), whatever --critical.untracked says.
+    #[arg(long = "critical.untracked-ratio", value_name = "RATIO|PCT", default_value_t = Thresholds::default().critical_untracked_ratio, value_parser = check::parse_ratio)]
+    pub critical_untracked_ratio: Threshold,
+
+    /// WARNING when the phantom space the scheduler can hand out (its over-estimate of the free
+    /// space) reaches this (size, percentage of the VG, or off).
+    #[arg(long = "warning.overestimate", value_name = "SIZE|PCT", default_value_t = Thresholds::default().warning_overestimate, value_parser = check::parse_threshold)]
+    pub warning_overestimate: Threshold,
+
+    /// CRITICAL when the scheduler's phantom space reaches this (default: a typical flavor's disk).
+    #[arg(long = "critical.overestimate", value_name = "SIZE|PCT", default_value_t = Thresholds::default().critical_overestimate, value_parser = check::parse_threshold)]
+    pub critical_overestimate: Threshold,
+
+    /// WARNING when corrected free space falls below this (may be negative; the default margin
+    /// absorbs nova's whole-GiB rounding of a host filled to the brim).
+    #[arg(long = "warning.corrected-free", value_name = "SIZE|PCT", default_value_t = Thresholds::default().warning_corrected_free, value_parser = check::parse_threshold, allow_hyphen_values = true)]
+    pub warning_corrected_free: Threshold,
+
+    /// CRITICAL when corrected free space falls below this (off by default).
+    #[arg(long = "critical.corrected-free", value_name = "SIZE|PCT", default_value_t = Thresholds::default().critical_corrected_free, value_parser = check::parse_threshold, allow_hyphen_values = true)]
+    pub critical_corrected_free: Threshold,
+}
+
+impl From<CheckArgs> for Thresholds {
+    fn from(args: CheckArgs) -> Self {
+        Self {
+            warning_untracked: args.warning_untracked,
+            warning_untracked_ratio: args.warning_untracked_ratio,
+            critical_untracked: args.critical_untracked,
+            critical_untracked_ratio: args.critical_untracked_ratio,
+            warning_overestimate: args.warning_overestimate,
+            critical_overestimate: args.critical_overestimate,
+            warning_corrected_free: args.warning_corrected_free,
+            critical_corrected_free: args.critical_corrected_free,
         }
-        argv.extend_from_slice(args);
-        Cli::try_parse_from(argv)
-    }
-
-    fn conf_file(text: &str) -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), text).unwrap();
-        file
-    }
-
-    #[test]
-    fn durations_follow_prometheus_syntax() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in [
-            "",
-            "5",
-            "s",
-            "5x",
-            "-5s",
-            "1s1m",
-            "5s5s",
-            "0s",
-            "1.5s",
-            "99999999999999999999y",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
-        }
-    }
-
-    #[test]
-    fn listen_addresses_are_host_and_port() {
-        for good in [
-            ":10061",
-            "127.0.0.1:10061",
-            "localhost:0",
-            "[::1]:10061",
-            "[::]:9",
-        ] {
-            assert_eq!(parse_listen_address(good).as_deref(), Ok(good));
-        }
-        for bad in [
-            "",
-            "10061",
-            ":notaport",
-            ":99999",
-            "::1:10061",
-            "a b:1",
-            "host:",
-        ] {
-            assert!(
-                parse_listen_address(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
-        }
-    }
-
-    #[test]
-    fn vg_names_follow_lvm_rules() {
-        for good in ["vms-group", "vg0", "a.b+c_d", "cinder-volumes"] {
-            assert_eq!(parse_vg_name(good).as_deref(), Ok(good));
-        }
-        for bad in [
-            "",
-            "-vg",
-            ".",
-            "..",
-            "vg/x",
-            "vg name",
-            "vg;rm",
-            &"x".repeat(128),
-        ] {
-            assert!(parse_vg_name(bad).is_err(), "{bad:?} should be rejected");
-        }
-    }
-
-    #[test]
-    fn a_bad_flag_value_names_the_flag_and_what_was_expected() {
-        let err = cli(&["--collector.lvm.timeout=soon"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--collector.lvm.timeout"), "{err}");
-        assert!(err.contains("expected a duration"), "{err}");
-        let err = cli(&["--nova.disk-allocation-ratio=-1"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--nova.disk-allocation-ratio"), "{err}");
-        let err = cli(&["--log.format=xml"]).unwrap_err().to_string();
-        assert!(err.contains("--log.format"), "{err}");
-        let err = cli(&["--web.telemetry-path=metrics"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--web.telemetry-path"), "{err}");
-    }
-
-    #[test]
-    fn the_telemetry_path_is_a_literal_path_apart_from_the_other_routes() {
-        for accepted in ["/metrics", "/nova/lvm-metrics_v1.txt", "/~x", "/a.b/c"] {
-            assert_eq!(parse_telemetry_path(accepted).as_deref(), Ok(accepted));
-        }
-        for (refused, reason) in [
-            ("/{", "'{' is not allowed"),
-            ("/{}", "'{' is not allowed"),
-            ("/:x", "':' is not allowed"),
-            ("/{*a}/b", "'{' is not allowed"),
-            ("/{x}", "'{' is not allowed"),
-            ("/{*rest}", "'{' is not allowed"),
-            ("/*", "'*' is not allowed"),
-            ("/a}", "'}' is not allowed"),
-            ("/%7B", "'%' is not allowed"),
-            ("/a b", "' ' is not allowed"),
-            ("/m?x=1", "'?' is not allowed"),
-            ("/m#x", "'#' is not allowed"),
-            ("/métrics", "'é' is not allowed"),
-            ("/metrics/", "empty segment"),
-            ("//metrics", "empty segment"),
-            ("/../metrics", "'..'"),
-            ("/./metrics", "'.'"),
-            ("metrics", "start with '/'"),
-            ("", "start with '/'"),
-            ("/", "served already"),
-            ("/healthz", "served already"),
-        ] {
-            let err = parse_telemetry_path(refused).unwrap_err();
-            assert!(err.contains(reason), "{refused:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn flags_override_nova_conf_and_nova_conf_overrides_defaults() {
-        let conf = conf_file(
-            "[DEFAULT]\nreserved_host_disk_mb = 1500\ndisk_allocation_ratio = 1.0\n[libvirt]\nimages_type = lvm\nimages_volume_group = vms-group\n",
-        );
-        let path = format!("--nova.config-file={}", conf.path().display());
-        let config = cli(&[&path]).unwrap().resolve().unwrap();
-        assert_eq!(config.nova_vg, "vms-group");
-        assert_eq!(config.watched_vgs, vec!["vms-group"]);
-        assert_eq!(config.host_settings.reserved_host_disk_mb, 1500);
-        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-        assert_eq!(config.primary, Some(SourceKind::Libvirt));
-
-        let config = cli(&[
-            &path,
-            "--nova.reserved-host-disk-mb=0",
-            "--nova.images-volume-group=other",
-        ])
-        .unwrap()
-        .resolve()
-        .unwrap();
-        assert_eq!(config.nova_vg, "other");
-        assert_eq!(config.host_settings.reserved_host_disk_mb, 0);
-    }
-
-    #[test]
-    fn an_explicit_missing_nova_conf_is_an_error_but_the_default_may_be_absent() {
-        let err = cli(&[
-            "--nova.config-file=/nonexistent/nova.conf",
-            "--nova.images-volume-group=vg",
-        ])
-        .unwrap()
-        .resolve()
-        .unwrap_err();
-        assert!(err.0.contains("--nova.config-file"), "{err}");
-        assert!(err.0.contains("does not exist"), "{err}");
-    }
-
-    #[test]
-    fn without_nova_conf_a_vg_flag_is_required() {
-        let empty = conf_file("[DEFAULT]\n");
-        let path = format!("--nova.config-file={}", empty.path().display());
-        let err = cli(&[&path]).unwrap().resolve().unwrap_err();
-        assert!(err.0.contains("--nova.images-volume-group"), "{err}");
-        let config = cli(&[&path, "--collector.lvm.vg=vms-group"])
-            .unwrap()
-            .resolve()
-            .unwrap();
-        assert_eq!(config.nova_vg, "vms-group");
-    }
-
-    #[test]
-    fn extra_vgs_are_watched_after_novas() {
-        let empty = conf_file("[libvirt]\nimages_volume_group = vms-group\n");
-        let path = format!("--nova.config-file={}", empty.path().display());
-        let config = cli(&[
-            &path,
-            "--collector.lvm.vg=cinder-volumes",
-            "--collector.lvm.vg=vms-group",
-        ])
-        .unwrap()
-        .resolve()
-        .unwrap();
-        assert_eq!(config.watched_vgs, vec!["vms-group", "cinder-volumes"]);
-    }
-
-    #[test]
-    fn a_malformed_nova_conf_is_a_clear_error() {
-        let conf = conf_file("[DEFAULT]\nreserved_host_disk_mb = lots\n");
-        let path = format!("--nova.config-file={}", conf.path().display());
-        let err = cli(&[&path, "--nova.images-volume-group=vg"])
-            .unwrap()
-            .resolve()
-            .unwrap_err();
-        assert!(err.0.contains("reserved_host_disk_mb"), "{err}");
-    }
-
-    #[test]
-    fn the_primary_source_must_be_enabled() {
-        let err = cli(&[
-            "--nova.images-volume-group=vg",
-            "--no-collector.libvirt",
-            "--tracked.primary=libvirt",
-        ])
-        .unwrap()
-        .resolve()
-        .unwrap_err();
-        assert!(err.0.contains("--tracked.primary=libvirt"), "{err}");
-        let config = cli(&[
-            "--nova.images-volume-group=vg",
-            "--no-collector.libvirt",
-            "--collector.file.path=/x.json",
-        ])
-        .unwrap()
-        .resolve()
-        .unwrap();
-        assert_eq!(config.primary, Some(SourceKind::File));
-        assert_eq!(config.libvirt_xml_dir, None);
-    }
-
-    #[test]
-    fn a_non_lvm_images_type_and_an_odd_ratio_are_warned_about() {
-        let conf = conf_file("[DEFAULT]\ndisk_allocation_ratio = 2.0\n[libvirt]\nimages_type = qcow2\nimages_volume_group = vg\n");
-        let path = format!("--nova.config-file={}", conf.path().display());
-        let config = cli(&[&path]).unwrap().resolve().unwrap();
-        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
-    }
-
-    #[test]
-    fn the_command_prefix_is_split_without_a_shell() {
-        let config = cli(&[
-            "--nova.images-volume-group=vg",
-            "--collector.lvm.command-prefix=sudo -n",
-        ])
-        .unwrap()
-        .resolve()
-        .unwrap();
-        match config.lvm {
-            LvmSettings::Exec { command_prefix, .. } => {
-                assert_eq!(command_prefix, vec!["sudo", "-n"])
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    fn placement_env(key: &str) -> Option<String> {
-        match key {
-            "OS_AUTH_URL" => Some("http://keystone.example:5000/v3".into()),
-            "OS_APPLICATION_CREDENTIAL_ID" => Some("ac1".into()),
-            "OS_APPLICATION_CREDENTIAL_SECRET" => Some("never-shown-secret".into()),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn placement_is_the_default_primary_when_enabled_and_names_its_provider() {
-        let conf = conf_file("[DEFAULT]\nhost = cmp-7\n[libvirt]\nimages_volume_group = vg\n");
-        let path = format!("--nova.config-file={}", conf.path().display());
-        let config = cli(&[&path, "--collector.placement"])
-            .unwrap()
-            .resolve_with(&placement_env, Path::new("/nonexistent"))
-            .unwrap();
-        assert_eq!(config.primary, Some(SourceKind::Placement));
-        let placement = config.placement.as_ref().unwrap();
-        assert_eq!(placement.provider.name, "cmp-7");
-        assert!(placement.provider.origin.ends_with("[DEFAULT] host"));
-        assert_eq!(placement.refresh_interval, Duration::from_secs(60));
-        assert_eq!(placement.max_age, Duration::from_secs(180));
-        assert!(!format!("{config:?}").contains("never-shown-secret"));
-
-        let config = cli(&[
-            &path,
-            "--collector.placement",
-            "--collector.placement.hostname=cmp-7.example",
-            "--collector.placement.refresh-interval=2m",
-            "--tracked.primary=libvirt",
-        ])
-        .unwrap()
-        .resolve_with(&placement_env, Path::new("/nonexistent"))
-        .unwrap();
-        assert_eq!(config.primary, Some(SourceKind::Libvirt));
-        let placement = config.placement.unwrap();
-        assert_eq!(placement.provider.name, "cmp-7.example");
-        assert_eq!(placement.max_age, Duration::from_secs(360));
-        // The inventory is re-read after 2 intervals unless the max age is shorter.
-        assert_eq!(placement.inventory_max_age, Duration::from_secs(240));
-        assert_eq!(
-            super::inventory_max_age(Duration::from_secs(60), Duration::from_secs(90), None)
-                .unwrap(),
-            Duration::from_secs(90)
-        );
-    }
-
-    #[test]
-    fn placement_flag_errors_name_the_flag() {
-        let no_env = |_: &str| None;
-        let err = cli(&["--nova.images-volume-group=vg", "--collector.placement"])
-            .unwrap()
-            .resolve_with(&no_env, Path::new("/nonexistent"))
-            .unwrap_err();
-        assert!(
-            err.0
-                .starts_with("--collector.placement: no OpenStack credentials"),
-            "{err}"
-        );
-        let err = cli(&[
-            "--nova.images-volume-group=vg",
-            "--collector.placement",
-            "--collector.placement.refresh-interval=1m",
-            "--collector.placement.max-age=30s",
-        ])
-        .unwrap()
-        .resolve_with(&placement_env, Path::new("/nonexistent"))
-        .unwrap_err();
-        assert!(err.0.starts_with("--collector.placement.max-age="), "{err}");
-        for inventory_max_age in ["30s", "4m"] {
-            let err = cli(&[
-                "--nova.images-volume-group=vg",
-                "--collector.placement",
-                "--collector.placement.refresh-interval=1m",
-                &format!("--collector.placement.inventory-max-age={inventory_max_age}"),
-            ])
-            .unwrap()
-            .resolve_with(&placement_env, Path::new("/nonexistent"))
-            .unwrap_err();
-            assert!(
-                err.0
-                    .starts_with("--collector.placement.inventory-max-age=")
-                    && err.0.contains("--collector.placement.max-age (180000ms)"),
-                "{err}"
-            );
-        }
-        let err = cli(&["--collector.placement.refresh-interval=often"])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("--collector.placement.refresh-interval"),
-            "{err}"
-        );
-        let config = cli(&[
-            "--nova.images-volume-group=vg",
-            "--collector.placement.hostname=x",
-        ])
-        .unwrap()
-        .resolve_with(&no_env, Path::new("/nonexistent"))
-        .unwrap();
-        assert!(config.placement.is_none());
-        assert!(config
-            .warnings
-            .iter()
-            .any(|w| w.contains("--collector.placement.hostname")));
-    }
-
-    #[test]
-    fn nova_flags_resolve_share_the_cloud_and_name_their_errors() {
-        let conf = conf_file("[DEFAULT]\nhost = cmp-7\n[libvirt]\nimages_volume_group = vg\n");
-        let path = format!("--nova.config-file={}", conf.path().display());
-        let config = cli(&[&path, "--collector.nova"])
-            .unwrap()
-            .resolve_with(&placement_env, Path::new("/nonexistent"))
-            .unwrap();
-        // nova before libvirt, after placement.
-        assert_eq!(config.primary, Some(SourceKind::Nova));
-        let nova = config.nova.as_ref().unwrap();
-        assert_eq!(nova.host.name, "cmp-7");
-        assert!(nova.host.origin.ends_with("[DEFAULT] host"));
-        assert_eq!(nova.max_age, Duration::from_secs(180));
-        assert_eq!(nova.request_timeout, Duration::from_secs(30));
-        assert!(!format!("{config:?}").contains("never-shown-secret"));
-
-        let config = cli(&[
-            &path,
-            "--collector.nova",
-            "--collector.placement",
-            "--collector.nova.hostname=cmp-7.example.org",
-            "--collector.nova.refresh-interval=2m",
-        ])
-        .unwrap()
-        .resolve_with(&placement_env, Path::new("/nonexistent"))
-        .unwrap();
-        assert_eq!(config.primary, Some(SourceKind::Placement));
-        let nova = config.nova.unwrap();
-        assert_eq!(nova.host.origin, "--collector.nova.hostname");
-        assert_eq!(nova.max_age, Duration::from_secs(360));
-        assert_eq!(nova.cloud, config.placement.unwrap().cloud);
-
-        let err = cli(&[
-            &path,
-            "--collector.nova",
-            "--collector.nova.refresh-interval=1m",
-            "--collector.nova.max-age=30s",
-        ])
-        .unwrap()
-        .resolve_with(&placement_env, Path::new("/nonexistent"))
-        .unwrap_err();
-        assert!(err.0.starts_with("--collector.nova.max-age="), "{err}");
-        let no_env = |_: &str| None;
-        let err = cli(&[&path, "--collector.nova"])
-            .unwrap()
-            .resolve_with(&no_env, Path::new("/nonexistent"))
-            .unwrap_err();
-        assert!(
-            err.0
-                .starts_with("--collector.nova: no OpenStack credentials"),
-            "{err}"
-        );
-        let config = cli(&[
-            &path,
-            "--collector.nova.hostname=x",
-            "--collector.placement.provider-uuid=4e8e5957-649f-477b-9e5b-f1f75b21c03c",
-        ])
-        .unwrap()
-        .resolve_with(&no_env, Path::new("/nonexistent"))
-        .unwrap();
-        assert!(config.nova.is_none());
-        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
-        let err = cli(&["--collector.placement.provider-uuid=cmp-7"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("expected a UUID"), "{err}");
-    }
-
-    #[test]
-    fn the_placement_provider_comes_from_compute_id_in_the_state_path() {
-        let state = tempfile::tempdir().unwrap();
-        std::fs::write(
-            state.path().join("compute_id"),
-            "4e8e5957-649f-477b-9e5b-f1f75b21c03c\n",
-        )
-        .unwrap();
-        let conf = conf_file(&format!(
-            "[DEFAULT]\nhost = cmp-7\nstate_path = {}\n[libvirt]\nimages_volume_group = vg\n",
-            state.path().display()
-        ));
-        let path = format!("--nova.config-file={}", conf.path().display());
-        let config = cli(&[&path, "--collector.placement"])
-            .unwrap()
-            .resolve_with(&placement_env, Path::new("/nonexistent"))
-            .unwrap();
-        let provider = config.placement.unwrap().provider;
-        assert_eq!(
-            provider.uuid.as_deref(),
-            Some("4e8e5957-649f-477b-9e5b-f1f75b21c03c")
-        );
-        assert!(
-            provider.origin.contains("compute_id"),
-            "{}",
-            provider.origin
-        );
-        // --nova.state-path wins over nova.conf: an empty directory, so the name is used.
-        let empty = tempfile::tempdir().unwrap();
-        let config = cli(&[
-            &path,
-            "--collector.placement",
-            &format!("--nova.state-path={}", empty.path().display()),
-        ])
-        .unwrap()
-        .resolve_with(&placement_env, Path::new("/nonexistent"))
-        .unwrap();
-        let provider = config.placement.unwrap().provider;
-        assert_eq!((provider.name.as_str(), provider.uuid), ("cmp-7", None));
     }
 }

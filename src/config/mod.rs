@@ -4,3 +4,4 @@
 pub mod file;
 pub mod flags;
 pub mod nova_conf;
+pub mod resolve;

@@ -5,4 +5,5 @@
 pub mod check;
 pub mod metrics;
 pub mod report;
+pub mod report_text;
 pub mod status;

@@ -417,7 +417,7 @@ mod tests {
         assert!(html.contains("No LVM figures"));
         assert!(html.contains("<th>k&lt;</th><td>v&gt;</td>"));
         assert!(html.contains("2023-11-14T22:13:20Z"));
-        let text = crate::output::report::render_text(&report);
+        let text = crate::output::report_text::render_text(&report);
         assert!(
             text.contains("No LVM figures: the lvm collector failed."),
             "{text}"
