@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::collect::{Collector, CollectorSettings, SingleFlight, Snapshot};
+use crate::collect::{CollectorSettings, SingleFlight, Snapshot, SnapshotCollector};
 use crate::config::resolve::{Config, LvmSettings};
 use crate::lvm::exec::{IoMode, LvmCommand};
 use crate::lvm::replay::ReplayFile;
@@ -42,7 +42,7 @@ const RAW_TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Builds the collector with every enabled source. Fails only when the HTTP client of an API
 /// source cannot be set up.
-pub fn collector(config: &Config) -> Result<Collector, String> {
+pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
     let (raw, raw_timeout): (Box<dyn RawSource>, Duration) = match &config.lvm {
         LvmSettings::Exec {
             lvm_path,
@@ -135,7 +135,7 @@ pub fn collector(config: &Config) -> Result<Collector, String> {
             config.host_settings,
         )));
     }
-    Ok(Collector::new(
+    Ok(SnapshotCollector::new(
         raw,
         tracked,
         CollectorSettings {

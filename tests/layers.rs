@@ -65,14 +65,12 @@ fn product_code(text: &str) -> String {
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
         if line.trim() == "#[cfg(test)]"
-            && lines
-                .peek()
-                .is_some_and(|next| {
-                    let next = next.trim_start();
-                    next.strip_prefix("pub(crate) ")
-                        .unwrap_or(next)
-                        .starts_with("mod tests")
-                })
+            && lines.peek().is_some_and(|next| {
+                let next = next.trim_start();
+                next.strip_prefix("pub(crate) ")
+                    .unwrap_or(next)
+                    .starts_with("mod tests")
+            })
         {
             break;
         }
@@ -291,7 +289,10 @@ fn the_module_graph_has_no_cycle() {
         }
     }
     if let Some(cycle) = find_cycle(&tops) {
-        panic!("import cycle between top-level modules: {}", cycle.join(" -> "));
+        panic!(
+            "import cycle between top-level modules: {}",
+            cycle.join(" -> ")
+        );
     }
 }
 
@@ -315,7 +316,56 @@ fn the_path_scanner_reads_grouped_and_relative_imports() {
 #[test]
 fn unit_tests_are_left_out_whatever_their_visibility() {
     for tests in ["mod tests {", "pub(crate) mod tests {"] {
-        let code = format!("use crate::units::GIB;\n#[cfg(test)]\n{tests}\n    use crate::app;\n}}\n");
+        let code =
+            format!("use crate::units::GIB;\n#[cfg(test)]\n{tests}\n    use crate::app;\n}}\n");
         assert_eq!(product_code(&code), "use crate::units::GIB;\n");
     }
+}
+
+/// The name a top-level item declaration gives a type (`pub struct Foo<T>` -> `Foo`), if the
+/// line declares one; indented lines (associated types, local items) are not top-level.
+fn declared_type(line: &str) -> Option<&str> {
+    let rest = line
+        .strip_prefix("pub ")
+        .or_else(|| line.strip_prefix("pub(crate) "))
+        .unwrap_or(line);
+    let name = ["struct ", "enum ", "trait ", "type "]
+        .iter()
+        .find_map(|keyword| rest.strip_prefix(keyword))?;
+    let end = name
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(name.len());
+    Some(&name[..end])
+}
+
+#[test]
+fn no_two_modules_declare_a_type_of_the_same_name() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut declared: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in &files {
+        let Some(module) = module_of(file) else {
+            continue;
+        };
+        for line in product_code(&std::fs::read_to_string(file).unwrap()).lines() {
+            if let Some(name) = declared_type(line) {
+                declared
+                    .entry(name.to_string())
+                    .or_default()
+                    .push(module.clone());
+            }
+        }
+    }
+    let shared: Vec<String> = declared
+        .iter()
+        .filter(|(_, modules)| modules.len() > 1)
+        .map(|(name, modules)| format!("{name}: {}", modules.join(", ")))
+        .collect();
+    assert!(
+        shared.is_empty(),
+        "type names declared twice:\n{}",
+        shared.join("\n")
+    );
+    assert_eq!(declared_type("pub(crate) enum Status {"), Some("Status"));
+    assert_eq!(declared_type("    type Value = Vec<Entry>;"), None);
 }

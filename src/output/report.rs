@@ -82,7 +82,7 @@ pub struct Report {
     /// figures.
     pub sources: Vec<SourceReport>,
     /// Each watched VG that LVM reported.
-    pub vgs: Vec<VgReport>,
+    pub vgs: Vec<VgAccount>,
     /// Watched VGs that LVM did not report.
     pub missing_vgs: Vec<String>,
 }
@@ -158,7 +158,7 @@ pub struct SourceFiguresReport {
 
 /// One watched VG.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VgReport {
+pub struct VgAccount {
     /// VG name.
     pub name: String,
     /// It is nova's VG (the tracked figures apply to it).
@@ -276,7 +276,7 @@ pub struct UntrackedReport {
     pub total_bytes: i64,
 }
 
-impl VgReport {
+impl VgAccount {
     /// How many single LVs `top_untracked_lvs` shows (the sums beyond the limit not counted).
     pub fn untracked_lvs_shown(&self) -> usize {
         self.top_untracked_lvs
@@ -369,7 +369,7 @@ impl Report {
                 let accounting = vg.tracked.as_ref().map(|t| {
                     accounting_report(t, primary.as_deref().unwrap_or(""), primary_figures)
                 });
-                VgReport {
+                VgAccount {
                     name: vg.vg.clone(),
                     nova: vg.vg == snapshot.nova_vg,
                     size_bytes: vg.size_bytes,
@@ -433,7 +433,7 @@ impl Report {
     }
 
     /// nova's VG, when LVM reported it.
-    pub fn nova_vg(&self) -> Option<&VgReport> {
+    pub fn nova_vg(&self) -> Option<&VgAccount> {
         self.vgs.iter().find(|vg| vg.nova)
     }
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::output::report::{drift_causes, Report, VgReport};
+use crate::output::report::{drift_causes, Report, VgAccount};
 use crate::text::escape_control;
 use crate::units::{format_ratio, gib, gib_number, GIB};
 
@@ -108,7 +108,7 @@ pub fn render_text(report: &Report) -> String {
     out
 }
 
-fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
+fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
     let role = if vg.nova {
         format!("nova's VG, from {}", escape_control(&report.nova_vg_origin))
     } else {
@@ -231,7 +231,7 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
     }
 }
 
-fn render_lvs_text(out: &mut String, vg: &VgReport) {
+fn render_lvs_text(out: &mut String, vg: &VgAccount) {
     if vg.top_untracked_lvs.is_empty() {
         let _ = writeln!(out, "\n  No untracked LVs.");
         return;

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::output::report::{drift_causes, AccountingReport, Report, VgReport};
+use crate::output::report::{drift_causes, AccountingReport, Report, VgAccount};
 use crate::units::{format_ratio, gib, GIB};
 
 /// Escapes text for HTML element content and attribute values.
@@ -152,7 +152,7 @@ fn figure_row(html: &mut String, id: &str, label: &str, formula: &str, bytes: i6
     );
 }
 
-fn render_vg(html: &mut String, report: &Report, vg: &VgReport) {
+fn render_vg(html: &mut String, report: &Report, vg: &VgAccount) {
     let _ = write!(
         html,
         "<h2 id=\"vg-{id}\">VG {name}{role}</h2>",
@@ -207,7 +207,7 @@ fn render_vg(html: &mut String, report: &Report, vg: &VgReport) {
     }
 }
 
-fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
+fn render_account(html: &mut String, vg: &VgAccount, a: &AccountingReport) {
     figure_row(
         html,
         "tracked-used",
@@ -301,7 +301,7 @@ fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
 
 const GIB_F: f64 = GIB as f64;
 
-fn render_lvs(html: &mut String, vg: &VgReport) {
+fn render_lvs(html: &mut String, vg: &VgAccount) {
     if vg.top_untracked_lvs.is_empty() {
         html.push_str("<h3>Untracked LVs</h3><p>None.</p>");
         return;
@@ -327,7 +327,7 @@ fn render_lvs(html: &mut String, vg: &VgReport) {
 
 /// The bar chart: raw used, tracked used, corrected free and scheduler free against the VG size
 /// (dashed line). Negative values (an over-committed host) extend left of the zero axis.
-fn chart(vg: &VgReport) -> String {
+fn chart(vg: &VgAccount) -> String {
     let mut bars: Vec<(&str, &str, i64)> = vec![("raw used", "bar-raw", vg.used_bytes as i64)];
     if let Some(a) = &vg.accounting {
         bars.push(("tracked used", "bar-tracked", a.tracked_used_bytes as i64));
