@@ -10,6 +10,7 @@ pub mod accounting;
 pub mod app;
 pub mod collect;
 pub mod config;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
