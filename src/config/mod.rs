@@ -1,4 +1,4 @@
-//! The configuration: the command line ([`flags`]), the TOML `--config.file` ([`file`]) and
+//! The configuration: the command line ([`flags`]), the TOML `--config.file` ([`mod@file`]) and
 //! `nova.conf` ([`nova_conf`]), resolved into one validated [`resolve::Config`] ([`resolve`]).
 
 pub mod file;
