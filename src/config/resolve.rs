@@ -455,6 +455,7 @@ fn load_nova_conf(explicit: Option<&Path>) -> Result<Option<NovaConf>, ConfigErr
 mod tests {
     use super::*;
     use crate::config::flags::*;
+    use crate::tracked::cached::{DEFAULT_REFRESH_INTERVAL, DEFAULT_REQUEST_TIMEOUT};
     use clap::Parser;
 
     /// Parses `args`, pointing `--nova.config-file` at an empty file unless the test sets it,
@@ -475,6 +476,27 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), text).unwrap();
         file
+    }
+
+    #[test]
+    fn computed_duration_defaults_read_back_as_the_constants() {
+        for duration in [
+            DEFAULT_REFRESH_INTERVAL,
+            DEFAULT_REQUEST_TIMEOUT,
+            ServerLimits::default().header_read_timeout,
+            ServerLimits::default().request_timeout,
+            Duration::from_millis(1500),
+        ] {
+            assert_eq!(parse_duration(&duration_text(duration)), Ok(duration));
+        }
+        assert_eq!(duration_text(DEFAULT_REFRESH_INTERVAL), "60s");
+        let config = cli(&["--nova.images-volume-group=vg0"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(config.server_limits, ServerLimits::default());
+        let inventory = crate::tracked::placement::InventoryPolicy::default();
+        assert_eq!(inventory.refresh_interval, DEFAULT_REFRESH_INTERVAL);
     }
 
     #[test]
