@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::rustls;
 
 use crate::collect::{SingleFlight, Snapshot};
+use crate::input::{BlockingLane, LaneError};
 use crate::metrics;
 use crate::report::{Report, ReportContext};
 use crate::status;
@@ -150,7 +151,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let loaded = match &state.web {
         None => None,
-        Some(web) => match web.current() {
+        Some(web) => match web.current().await {
             Ok(loaded) => Some(loaded),
             Err(error) => {
                 tracing::error!(error = %error, "web configuration unusable, refusing requests");
@@ -387,7 +388,11 @@ pub async fn serve(
                     .await;
                 return;
             }
-            let config = match web.as_ref().map(|web| web.current()) {
+            let current = match web.as_ref() {
+                Some(web) => Some(web.current().await),
+                None => None,
+            };
+            let config = match current {
                 Some(Ok(loaded)) => match &loaded.tls {
                     Some(config) => Arc::clone(config),
                     None => {
@@ -532,8 +537,18 @@ pub struct WebConfigSource {
     tls_at_start: bool,
     checker: Arc<PasswordChecker>,
     credentials: Arc<CredentialCache>,
-    cached: Mutex<(Option<FileStamp>, LoadResult)>,
+    cached: Arc<Mutex<(Option<FileStamp>, LoadResult)>>,
+    /// Where the file is looked at and re-read: never on the runtime's threads, at most one
+    /// look at a time.
+    lane: BlockingLane,
+    /// When the last warning about a look that did not return was logged (seconds since the
+    /// epoch): at most one a minute, not one per request.
+    warned_at: std::sync::atomic::AtomicU64,
 }
+
+/// How long a request waits for the look at the web configuration file (and its re-read when
+/// it changed) before it goes on with the configuration in force.
+pub const WEB_CONFIG_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Modification time and size: when either changes, the file is re-read.
 type FileStamp = (SystemTime, u64);
@@ -563,7 +578,9 @@ impl WebConfigSource {
             tls_at_start: config.tls.is_some(),
             checker,
             credentials,
-            cached: Mutex::new((file_stamp, Ok(Arc::new(loaded)))),
+            cached: Arc::new(Mutex::new((file_stamp, Ok(Arc::new(loaded))))),
+            lane: BlockingLane::new(path.display().to_string()),
+            warned_at: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -572,26 +589,59 @@ impl WebConfigSource {
         self.tls_at_start
     }
 
-    /// The configuration in force, re-read when the file changed. Credentials verified before
-    /// stay verified while their user's hash is unchanged.
-    pub fn current(&self) -> LoadResult {
-        let now = stamp(&self.path);
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        if now.is_some() && cached.0 == now {
-            return cached.1.clone();
+    /// The configuration in force, re-read when the file changed (a file that became invalid
+    /// fails closed). Credentials verified before stay verified while their user's hash is
+    /// unchanged. The file is looked at on a thread of its own: when that look is still busy
+    /// (another request's, or one stuck on a hung mount) or takes longer than
+    /// [`WEB_CONFIG_CHECK_TIMEOUT`], the request goes on with the configuration in force.
+    pub async fn current(&self) -> LoadResult {
+        let path = self.path.clone();
+        let checker = Arc::clone(&self.checker);
+        let credentials = Arc::clone(&self.credentials);
+        let cached = Arc::clone(&self.cached);
+        let look = self.lane.run(move || {
+            let now = stamp(&path);
+            let known = cached.lock().unwrap_or_else(|e| e.into_inner()).0;
+            if now.is_some() && known == now {
+                return;
+            }
+            let reloaded = webconfig::load(&path)
+                .and_then(|config| LoadedWebConfig::from_config(&config, &checker, &credentials))
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+            match &reloaded {
+                Ok(_) => tracing::info!(path = %path.display(), "web configuration reloaded"),
+                Err(error) => tracing::error!(error = %error, "web configuration reload failed"),
+            }
+            *cached.lock().unwrap_or_else(|e| e.into_inner()) = (now, reloaded);
+        });
+        let problem = match tokio::time::timeout(WEB_CONFIG_CHECK_TIMEOUT, look).await {
+            Ok(Ok(())) => None,
+            // Another request's look is running right now: its answer is as good as ours.
+            Ok(Err(LaneError::StillStuck { seconds: 0, .. })) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!(
+                "looking at {} did not return within {} s",
+                self.path.display(),
+                WEB_CONFIG_CHECK_TIMEOUT.as_secs()
+            )),
+        };
+        if let Some(problem) = problem {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let last = self.warned_at.load(std::sync::atomic::Ordering::Relaxed);
+            if now >= last + 60 {
+                self.warned_at
+                    .store(now, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %problem, "serving with the web configuration in force (warned at most once a minute)");
+            }
         }
-        let reloaded = webconfig::load(&self.path)
-            .and_then(|config| {
-                LoadedWebConfig::from_config(&config, &self.checker, &self.credentials)
-            })
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
-        match &reloaded {
-            Ok(_) => tracing::info!(path = %self.path.display(), "web configuration reloaded"),
-            Err(error) => tracing::error!(error = %error, "web configuration reload failed"),
-        }
-        *cached = (now, reloaded);
-        cached.1.clone()
+        self.cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
     }
 }
 
@@ -1194,5 +1244,60 @@ mod tests {
             "{flood_answered} flood checks were computed first"
         );
         drop(backlog);
+    }
+
+    async fn lets_in(loaded: &LoadResult, password: &str) -> bool {
+        let auth = &loaded.as_ref().expect("a usable config").auth;
+        auth.verify(LOCAL, "alice", password).await == Verdict::Allowed
+    }
+
+    #[tokio::test]
+    async fn a_stuck_look_at_the_web_config_leaves_requests_on_the_config_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        let users = |password: &str| {
+            format!(
+                "basic_auth_users:\n  alice: {}\n",
+                bcrypt::hash(password, 4).unwrap()
+            )
+        };
+        std::fs::write(&path, users("first")).unwrap();
+        let source = WebConfigSource::load(&path).unwrap();
+        assert!(lets_in(&source.current().await, "first").await);
+
+        // A change is picked up by the next request.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, users("second")).unwrap();
+        assert!(lets_in(&source.current().await, "second").await);
+
+        // The lane stuck (as on a hung mount): requests go on at once with the config in force.
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let hold = source.lane.run(move || {
+            let _ = stuck.recv();
+        });
+        tokio::pin!(hold);
+        tokio::select! {
+            biased;
+            _ = &mut hold => panic!("the stuck work returned"),
+            () = tokio::time::sleep(Duration::from_millis(1100)) => {}
+        }
+        std::fs::write(&path, users("third")).unwrap();
+        let started = std::time::Instant::now();
+        let loaded = source.current().await;
+        assert!(
+            started.elapsed() < WEB_CONFIG_CHECK_TIMEOUT,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            lets_in(&loaded, "second").await,
+            "the config in force while the look is stuck"
+        );
+        release.send(()).unwrap();
+        assert!(hold.await.is_ok());
+        assert!(
+            lets_in(&source.current().await, "third").await,
+            "picked up once the lane is free"
+        );
     }
 }
