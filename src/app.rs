@@ -10,13 +10,13 @@ use crate::lvm::replay::ReplayFile;
 use crate::lvm::RawSource;
 use crate::openstack::config::AuthMethod;
 use crate::openstack::keystone::Session;
-use crate::server::{AppState, ServerLimits, WebConfigSource};
 use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
 use crate::tracked::placement::{InventoryPolicy, PlacementSource};
 use crate::tracked::TrackedSource;
+use crate::web::{AppState, ServerLimits, WebConfigSource};
 
 /// Extra time the collector grants the LVM command beyond its own kill timeout, so that the
 /// command's precise error (killed after N ms) wins over the generic one.

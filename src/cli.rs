@@ -15,11 +15,11 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::novaconf::{self, NovaConf};
 use crate::openstack::config::{self as cloud_config, CloudConfig};
-use crate::server::ServerLimits;
 use crate::tracked::host::{
     host_name, locate_provider, read_compute_id, ProviderName, DEFAULT_STATE_PATH,
 };
 use crate::tracked::{HostDiskSettings, SourceKind};
+use crate::web::ServerLimits;
 
 /// The port we listen on by default. Prometheus' default port allocations list 9100-9999 as full;
 /// this one is above that block and not allocated to another exporter.

@@ -22,7 +22,6 @@ pub mod novaconf;
 pub mod openstack;
 pub mod redact;
 pub mod report;
-pub mod server;
 pub mod status;
 pub mod tracked;
-pub mod webconfig;
+pub mod web;

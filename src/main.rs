@@ -18,8 +18,8 @@ use nova_lvm_exporter::commands::{self, Command, ReportArgs, ReportFormat};
 use nova_lvm_exporter::config_file::{self, ParseError, Setting};
 use nova_lvm_exporter::redact::RedactingWriter;
 use nova_lvm_exporter::report;
-use nova_lvm_exporter::server::WebConfigSource;
-use nova_lvm_exporter::{app, server};
+use nova_lvm_exporter::web::WebConfigSource;
+use nova_lvm_exporter::{app, web};
 
 /// Exit code for a bad flag or configuration, like clap's own usage errors.
 const EXIT_USAGE: u8 = 2;
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     };
     let limits = config.server_limits;
     let exit = runtime.block_on(async move {
-        let listener = match server::bind(&config.listen_address).await {
+        let listener = match web::bind(&config.listen_address).await {
             Ok(listener) => listener,
             Err(error) => {
                 eprintln!("nova-lvm-exporter: {error}");
@@ -157,8 +157,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let router = server::router(state);
-        server::serve(listener, router, web, limits, shutdown_signal()).await;
+        let router = web::router(state);
+        web::serve(listener, router, web, limits, shutdown_signal()).await;
         tracing::info!("shut down");
         ExitCode::SUCCESS
     });
@@ -227,7 +227,7 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
 fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Config) -> ExitCode {
     let web_summary = match &config.web_config_file {
         None => None,
-        Some(path) => match server::check_web_config(path) {
+        Some(path) => match web::check_web_config(path) {
             Ok(summary) => Some(format!("{}: {summary}", path.display())),
             Err(error) => {
                 println!("# configuration is NOT valid: {error}");

@@ -375,7 +375,7 @@ fn deep_yaml_in_the_web_config_is_an_error_not_a_stack_overflow() {
         let message = std::thread::Builder::new()
             .stack_size(2 * 1024 * 1024)
             .spawn(move || {
-                nova_lvm_exporter::webconfig::parse(&text, "web.yml", Path::new("/nonexistent"))
+                nova_lvm_exporter::web::config::parse(&text, "web.yml", Path::new("/nonexistent"))
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             })
