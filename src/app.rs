@@ -15,13 +15,13 @@ use crate::lvm::RawSource;
 use crate::openstack::config::AuthMethod;
 use crate::openstack::keystone::Session;
 use crate::output::report::{Report, ReportContext, SourceIdentity};
-use crate::server::{AppState, ServerLimits, WebConfigSource};
 use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
 use crate::tracked::placement::{InventoryPolicy, PlacementSource};
 use crate::tracked::{SourceKind, TrackedSource};
+use crate::web::{AppState, ServerLimits, WebConfigSource};
 
 /// Why a command failed, which decides how the process exits (`main` is the one place that
 /// prints it and exits).

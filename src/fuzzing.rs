@@ -114,5 +114,5 @@ pub fn instances_file(data: &[u8]) {
 
 /// The web configuration parser.
 pub fn web_config(data: &[u8]) {
-    let _ = crate::webconfig::parse(&text(data), "fuzz.yml", Path::new("/nonexistent"));
+    let _ = crate::web::config::parse(&text(data), "fuzz.yml", Path::new("/nonexistent"));
 }

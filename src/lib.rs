@@ -27,8 +27,8 @@
 //!    snapshot; concurrent scrapes share one collection.
 //! 6. [`output`]: what a snapshot becomes: the metrics, the report (JSON and text), the status
 //!    page, `check`'s verdict.
-//! 7. Web: [`server`] (routes, basic auth, TLS, limits, web-config reload) and [`webconfig`]
-//!    (exporter-toolkit's web configuration file); to become `web/`.
+//! 7. [`web`]: the HTTP side: the server (limits, TLS, shutdown), routes, basic auth, the
+//!    exporter-toolkit web configuration file and its reload.
 //! 8. [`config`]: the command line (clap definitions, subcommands), `--config.file`,
 //!    `nova.conf`, resolved into one validated configuration.
 //! 9. [`app`]: wiring: configuration into sources, collector, report context and HTTP state;
@@ -57,8 +57,7 @@ pub mod collect;
 
 pub mod output;
 
-pub mod server;
-pub mod webconfig;
+pub mod web;
 
 pub mod config;
 

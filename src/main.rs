@@ -19,8 +19,7 @@ use nova_lvm_exporter::config::resolve::Config;
 use nova_lvm_exporter::output::check::{self, Status, Thresholds};
 use nova_lvm_exporter::output::report_text;
 use nova_lvm_exporter::redact::RedactingWriter;
-use nova_lvm_exporter::server;
-use nova_lvm_exporter::server::WebConfigSource;
+use nova_lvm_exporter::web::{self, WebConfigSource};
 
 /// Exit code for a bad flag or configuration, like clap's own usage errors.
 const EXIT_USAGE: u8 = 2;
@@ -129,7 +128,7 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
     };
     let limits = config.server_limits;
     let served = runtime.block_on(async move {
-        let listener = server::bind(&config.listen_address)
+        let listener = web::bind(&config.listen_address)
             .await
             .map_err(|error| Error::Runtime(error.to_string()))?;
         let address = listener
@@ -143,8 +142,8 @@ fn serve(config: Config) -> Result<ExitCode, Error> {
         let tls = web.as_ref().is_some_and(|web| web.tls());
         tracing::info!(tls, basic_auth = web.is_some(), "web configuration");
         let state = app::state(&config, web.clone(), &limits).map_err(Error::Runtime)?;
-        let router = server::router(state);
-        server::serve(listener, router, web, limits, shutdown_signal()).await;
+        let router = web::router(state);
+        web::serve(listener, router, web, limits, shutdown_signal()).await;
         tracing::info!("shut down");
         Ok(ExitCode::SUCCESS)
     });
@@ -215,7 +214,7 @@ fn check_config(
 ) -> Result<ExitCode, Error> {
     let web_summary = match &config.web_config_file {
         None => None,
-        Some(path) => match server::check_web_config(path) {
+        Some(path) => match web::check_web_config(path) {
             Ok(summary) => Some(format!("{}: {summary}", path.display())),
             Err(error) => {
                 println!("# configuration is NOT valid: {error}");

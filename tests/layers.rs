@@ -17,8 +17,8 @@ const LAYERS: &[&[&str]] = &[
     &["accounting"],
     &["collect"],
     &["output"],
-    // web: the HTTP server and its web configuration (they become `web/` next)
-    &["server", "webconfig"],
+    // the HTTP side: server, routes, auth, web configuration and its reload
+    &["web"],
     &["config"],
     &["app"],
 ];

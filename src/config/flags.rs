@@ -12,9 +12,9 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::check::{self, Threshold, Thresholds};
-use crate::server::ServerLimits;
 use crate::tracked::cached::{DEFAULT_REFRESH_INTERVAL, DEFAULT_REQUEST_TIMEOUT};
 use crate::tracked::SourceKind;
+use crate::web::ServerLimits;
 
 /// The port we listen on by default. Prometheus' default port allocations list 9100-9999 as full;
 /// this one is above that block and not allocated to another exporter.

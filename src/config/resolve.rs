@@ -14,12 +14,12 @@ use std::time::Duration;
 use crate::config::flags::{parse_vg_name, Cli, LogFormat, LogLevel, DEFAULT_NOVA_CONF};
 use crate::config::nova_conf::{self, NovaConf};
 use crate::openstack::config::{self as cloud_config, CloudConfig};
-use crate::server::ServerLimits;
 use crate::tracked::host::{
     host_name, locate_provider, read_compute_id, ProviderName, DEFAULT_STATE_PATH,
 };
 use crate::tracked::placement::INVENTORY_MAX_AGE_INTERVALS;
 use crate::tracked::{HostDiskSettings, SourceKind};
+use crate::web::ServerLimits;
 
 /// Settings of the raw source.
 #[derive(Debug, Clone, PartialEq)]
