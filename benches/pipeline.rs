@@ -117,7 +117,7 @@ fn main() {
                 primary: Some(SourceKind::Libvirt),
                 finished_unix: 1.7e9,
             };
-            let out = nova_lvm_exporter::metrics::render(&snapshot);
+            let out = nova_lvm_exporter::output::metrics::render(&snapshot);
             let rendered_at = Instant::now();
             exposition_bytes = out.len();
             parse.push(parsed_at - started);

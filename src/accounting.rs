@@ -31,7 +31,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::lvm::owner::{attribute, LvAllocation, Owner};
 use crate::lvm::{Lv, Vg, VgReport};
-use crate::tracked::{TrackedUsage, GIB, MIB};
+use crate::tracked::TrackedUsage;
+use crate::units::{GIB, MIB};
 
 /// The owner classes exported for every classified VG, in label order.
 pub const EXPORTED_OWNERS: [Owner; 4] = [

@@ -1,22 +1,40 @@
-//! Wiring: turns the effective [`Config`] into sources, a collector and the HTTP state.
+//! Wiring: turns the effective [`Config`] into sources, a collector, the report's context and
+//! the HTTP state; runs the one-shot collection of `report` and `check`; renders the shell
+//! completions and the man page from the command line's definition (so they never drift from
+//! `--help`).
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Config, LvmSettings};
-use crate::collect::{Collector, CollectorSettings, SingleFlight};
+use crate::collect::{CollectorSettings, SingleFlight, Snapshot, SnapshotCollector};
+use crate::config::resolve::{Config, LvmSettings};
 use crate::lvm::exec::{IoMode, LvmCommand};
 use crate::lvm::replay::ReplayFile;
 use crate::lvm::RawSource;
 use crate::openstack::config::AuthMethod;
 use crate::openstack::keystone::Session;
+use crate::output::report::{Report, ReportContext, SourceIdentity};
 use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
 use crate::tracked::placement::{InventoryPolicy, PlacementSource};
-use crate::tracked::TrackedSource;
+use crate::tracked::{SourceKind, TrackedSource};
 use crate::web::{AppState, ServerLimits, WebConfigSource};
+
+/// Why a command failed, which decides how the process exits (`main` is the one place that
+/// prints it and exits).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A bad flag, configuration file or web configuration: exit 2, like clap's own usage
+    /// errors (3, UNKNOWN, for `check`, as a monitoring plugin must).
+    #[error("{0}")]
+    Usage(String),
+    /// The work itself failed (the runtime, the listener, a source, stdout): exit 1.
+    #[error("{0}")]
+    Runtime(String),
+}
 
 /// Extra time the collector grants the LVM command beyond its own kill timeout, so that the
 /// command's precise error (killed after N ms) wins over the generic one.
@@ -24,7 +42,7 @@ const RAW_TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Builds the collector with every enabled source. Fails only when the HTTP client of an API
 /// source cannot be set up.
-pub fn collector(config: &Config) -> Result<Collector, String> {
+pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
     let (raw, raw_timeout): (Box<dyn RawSource>, Duration) = match &config.lvm {
         LvmSettings::Exec {
             lvm_path,
@@ -117,7 +135,7 @@ pub fn collector(config: &Config) -> Result<Collector, String> {
             config.host_settings,
         )));
     }
-    Ok(Collector::new(
+    Ok(SnapshotCollector::new(
         raw,
         tracked,
         CollectorSettings {
@@ -284,8 +302,130 @@ pub fn state(
         SingleFlight::new(Arc::new(collector(config)?)),
         config.telemetry_path.clone(),
         summary(config),
-        crate::report::ReportContext::from_config(config),
+        report_context(config),
         web,
         limits,
     )))
+}
+
+/// What the report and the status page say about this configuration: where nova's VG, the
+/// primary source and the host's identity in each source came from.
+pub fn report_context(config: &Config) -> ReportContext {
+    let mut sources = Vec::new();
+    if let Some(placement) = &config.placement {
+        let provider = &placement.provider;
+        sources.push(SourceIdentity {
+            source: SourceKind::Placement.to_string(),
+            reads: match &provider.uuid {
+                Some(uuid) => format!("resource provider {uuid} (by UUID)"),
+                None => format!("resource provider {:?}", provider.name),
+            },
+            origin: provider.origin.clone(),
+        });
+    }
+    if let Some(nova) = &config.nova {
+        sources.push(SourceIdentity {
+            source: SourceKind::Nova.to_string(),
+            reads: format!(
+                "hypervisor {:?} in os-hypervisors (exact name first, then the short name)",
+                nova.host.name
+            ),
+            origin: nova.host.origin.clone(),
+        });
+    }
+    if let Some(dir) = &config.libvirt_xml_dir {
+        sources.push(SourceIdentity {
+            source: SourceKind::Libvirt.to_string(),
+            reads: format!(
+                "nova's metadata in the domain XML files in {}",
+                dir.display()
+            ),
+            origin: "no host name needed: the files on this host are its instances".into(),
+        });
+    }
+    if let Some(path) = &config.file_path {
+        sources.push(SourceIdentity {
+            source: SourceKind::File.to_string(),
+            reads: format!("the instances listed in {}", path.display()),
+            origin: "--collector.file.path".into(),
+        });
+    }
+    let raw_source = match &config.lvm {
+        LvmSettings::Exec {
+            lvm_path,
+            command_prefix,
+            ..
+        } => {
+            let prefix = if command_prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", command_prefix.join(" "))
+            };
+            format!("{prefix}{} fullreport", lvm_path.display())
+        }
+        LvmSettings::Replay { path } => format!("the saved LVM report {}", path.display()),
+    };
+    ReportContext {
+        hostname: config.host_name.clone(),
+        nova_vg_origin: config.nova_vg_origin.clone(),
+        primary_origin: config.primary_origin.clone(),
+        reserved_host_disk_mb: config.host_settings.reserved_host_disk_mb,
+        disk_allocation_ratio: config.host_settings.disk_allocation_ratio,
+        sources,
+        raw_source,
+    }
+}
+
+/// How long [`collect_once`] waits for leftover blocking work of its runtime once the collection
+/// is done (the collection itself is bounded by the collectors' timeouts).
+const RUNTIME_SHUTDOWN_BOUND: Duration = Duration::from_secs(1);
+
+/// Runs one collection with every enabled source, as a scrape would, on a runtime of its own.
+/// Returns within the collectors' timeouts whatever hangs: a stuck read is left behind on its own
+/// thread, and ends with the process.
+pub fn collect_once(config: &Config) -> Result<Snapshot, String> {
+    let collector = crate::app::collector(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let snapshot = runtime.block_on(collector.collect());
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_BOUND);
+    Ok(snapshot)
+}
+
+/// Collects once and builds the report.
+pub fn report_once(config: &Config, top_lvs: usize) -> Result<Report, String> {
+    let snapshot = collect_once(config)?;
+    Ok(Report::new(&snapshot, &report_context(config), top_lvs))
+}
+
+/// The completion script of `shell` for the exporter's command line.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut command = crate::config::flags::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "nova-lvm-exporter", &mut out);
+    out
+}
+
+/// The man page (roff): the exporter's page, followed by one section per subcommand.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let command = crate::config::flags::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut out)?;
+    for sub in command.get_subcommands() {
+        let mut text = Vec::new();
+        let name = format!("nova-lvm-exporter-{}", sub.get_name());
+        clap_mangen::Man::new(sub.clone())
+            .title(name.to_uppercase())
+            .render(&mut text)?;
+        // One document: keep the sub-page's body (from NAME on), not a second title header.
+        let text = String::from_utf8_lossy(&text);
+        if let Some(at) = text.find(".SH NAME") {
+            writeln!(out, ".SH \"COMMAND: {}\"", sub.get_name().to_uppercase())?;
+            out.extend_from_slice(text[at..].replacen(".SH ", ".SS ", usize::MAX).as_bytes());
+        }
+    }
+    Ok(out)
 }

@@ -1,6 +1,6 @@
 //! One collection: every source read concurrently under its own timeout, then accounted.
 //!
-//! [`Collector::collect`] never fails as a whole: a source that errors or times out is reported
+//! [`SnapshotCollector::collect`] never fails as a whole: a source that errors or times out is reported
 //! in its [`CollectorStatus`] and the figures that need it are left out of the [`Snapshot`].
 //! [`SingleFlight`] makes concurrent scrapes share one in-flight collection, so a burst of
 //! scrapes costs one LVM execution.
@@ -54,7 +54,7 @@ pub struct Snapshot {
 }
 
 /// Reads all sources and accounts them.
-pub struct Collector {
+pub struct SnapshotCollector {
     raw: Box<dyn RawSource>,
     raw_timeout: Duration,
     tracked: Vec<Box<dyn TrackedSource>>,
@@ -84,7 +84,7 @@ pub struct CollectorSettings {
     pub lv_series_limit: usize,
 }
 
-impl Collector {
+impl SnapshotCollector {
     /// A collector over the given sources.
     pub fn new(
         raw: Box<dyn RawSource>,
@@ -304,14 +304,14 @@ type SharedCollection = Shared<BoxFuture<'static, Result<Arc<Snapshot>, String>>
 /// collection runs waits for that one; a caller that arrives after it finished starts a new one,
 /// so no result is ever served twice.
 pub struct SingleFlight {
-    collector: Arc<Collector>,
+    collector: Arc<SnapshotCollector>,
     in_flight: Arc<Mutex<Option<SharedCollection>>>,
     latest: Arc<Mutex<Option<LatestCollection>>>,
 }
 
 impl SingleFlight {
     /// Wraps a collector.
-    pub fn new(collector: Arc<Collector>) -> Self {
+    pub fn new(collector: Arc<SnapshotCollector>) -> Self {
         Self {
             collector,
             in_flight: Arc::new(Mutex::new(None)),
@@ -373,7 +373,8 @@ impl SingleFlight {
 mod tests {
     use super::*;
     use crate::lvm::{LvmError, Vg};
-    use crate::tracked::{Flavor, HostDiskSettings, TrackedError, TrackedInstance, GIB};
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedError, TrackedInstance};
+    use crate::units::GIB;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -463,7 +464,7 @@ mod tests {
             vg_free_bytes: 20 * GIB,
         };
         let tracked: Vec<Box<dyn TrackedSource>> = vec![Box::new(FixedTracked(Err("bad".into())))];
-        let collector = Collector::new(Box::new(raw), tracked, settings(SourceKind::File));
+        let collector = SnapshotCollector::new(Box::new(raw), tracked, settings(SourceKind::File));
         let snapshot = collector.collect().await;
         assert!(snapshot.collectors[0].success);
         assert!(!snapshot.collectors[1].success);
@@ -522,7 +523,7 @@ mod tests {
             Box::new(UsageTracked(SourceKind::Libvirt, wrapping)),
             Box::new(UsageTracked(SourceKind::File, extreme)),
         ];
-        let collector = Collector::new(Box::new(raw), tracked, settings(SourceKind::File));
+        let collector = SnapshotCollector::new(Box::new(raw), tracked, settings(SourceKind::File));
         let snapshot = collector.collect().await;
         let [lvm, libvirt, file] = snapshot.collectors.as_slice() else {
             panic!("{:?}", snapshot.collectors)
@@ -555,7 +556,7 @@ mod tests {
             Box::new(HangingTracked),
             Box::new(FixedTracked(Ok(vec![instance()]))),
         ];
-        let collector = Collector::new(Box::new(raw), tracked, settings(SourceKind::File));
+        let collector = SnapshotCollector::new(Box::new(raw), tracked, settings(SourceKind::File));
         let snapshot = collector.collect().await;
         let libvirt = &snapshot.collectors[1];
         assert_eq!(libvirt.name, "libvirt");
@@ -578,7 +579,7 @@ mod tests {
         };
         let mut settings = settings(SourceKind::File);
         settings.watched_vgs.push("gone-vg".into());
-        let collector = Collector::new(Box::new(raw), vec![], settings);
+        let collector = SnapshotCollector::new(Box::new(raw), vec![], settings);
         let snapshot = collector.collect().await;
         assert!(!snapshot.collectors[0].success);
         assert_eq!(
@@ -596,7 +597,7 @@ mod tests {
             delay: Duration::from_millis(100),
             vg_free_bytes: 20 * GIB,
         };
-        let collector = Arc::new(Collector::new(
+        let collector = Arc::new(SnapshotCollector::new(
             Box::new(raw),
             vec![],
             settings(SourceKind::File),
@@ -628,7 +629,7 @@ mod tests {
             delay: Duration::ZERO,
             vg_free_bytes: 20 * GIB,
         };
-        let collector = Arc::new(Collector::new(
+        let collector = Arc::new(SnapshotCollector::new(
             Box::new(raw),
             vec![],
             settings(SourceKind::File),
@@ -653,7 +654,7 @@ mod tests {
             delay: Duration::from_millis(100),
             vg_free_bytes: 20 * GIB,
         };
-        let collector = Arc::new(Collector::new(
+        let collector = Arc::new(SnapshotCollector::new(
             Box::new(raw),
             vec![],
             settings(SourceKind::File),

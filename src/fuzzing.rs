@@ -94,7 +94,7 @@ pub fn account(data: &[u8]) {
         primary: Some(crate::tracked::SourceKind::File),
         finished_unix: 0.0,
     };
-    let _ = crate::metrics::render(&snapshot);
+    let _ = crate::output::metrics::render(&snapshot);
 }
 
 /// The libvirt domain XML parser.
@@ -104,7 +104,7 @@ pub fn libvirt_domain(data: &[u8]) {
 
 /// The nova.conf parser.
 pub fn nova_conf(data: &[u8]) {
-    let _ = crate::novaconf::parse(&text(data), "fuzz.conf");
+    let _ = crate::config::nova_conf::parse(&text(data), "fuzz.conf");
 }
 
 /// The instances file parser.

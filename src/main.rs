@@ -12,14 +12,14 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use nova_lvm_exporter::check::{self, CheckArgs, Status};
-use nova_lvm_exporter::cli::{Config, LogFormat, LogLevel};
-use nova_lvm_exporter::commands::{self, Command, ReportArgs, ReportFormat};
-use nova_lvm_exporter::config_file::{self, ParseError, Setting};
+use nova_lvm_exporter::app::{self, Error};
+use nova_lvm_exporter::config::file::{self as config_file, ParseError, Setting};
+use nova_lvm_exporter::config::flags::{Command, LogFormat, LogLevel, ReportArgs, ReportFormat};
+use nova_lvm_exporter::config::resolve::Config;
+use nova_lvm_exporter::output::check::{self, Status, Thresholds};
+use nova_lvm_exporter::output::report_text;
 use nova_lvm_exporter::redact::RedactingWriter;
-use nova_lvm_exporter::report;
-use nova_lvm_exporter::web::WebConfigSource;
-use nova_lvm_exporter::{app, web};
+use nova_lvm_exporter::web::{self, WebConfigSource};
 
 /// Exit code for a bad flag or configuration, like clap's own usage errors.
 const EXIT_USAGE: u8 = 2;
@@ -31,67 +31,69 @@ const BLOCKING_THREADS: usize = 4;
 /// shutdown grace): work that does not finish by then is abandoned with the process.
 const RUNTIME_SHUTDOWN_BOUND: Duration = Duration::from_secs(1);
 
+/// The one exit path: every failure comes back here as an [`Error`], is printed once and
+/// decides the exit code.
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // A plugin's usage errors are UNKNOWN (3), not CRITICAL (2, our usual usage exit code).
     let is_check = args.iter().skip(1).any(|a| a == "check");
-    let usage_exit = if is_check {
-        ExitCode::from(Status::Unknown.exit_code())
-    } else {
-        ExitCode::from(EXIT_USAGE)
-    };
-    let usage_error = |message: &str| {
-        if is_check {
-            println!("NOVA-LVM UNKNOWN - {message}");
+    match run(args) {
+        Ok(exit) => exit,
+        Err(Error::Usage(message)) => {
+            if is_check {
+                println!("NOVA-LVM UNKNOWN - {message}");
+            }
+            eprintln!("nova-lvm-exporter: {message}");
+            if is_check {
+                ExitCode::from(Status::Unknown.exit_code())
+            } else {
+                ExitCode::from(EXIT_USAGE)
+            }
         }
-        eprintln!("nova-lvm-exporter: {message}");
-    };
+        Err(Error::Runtime(message)) => {
+            eprintln!("nova-lvm-exporter: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses the command line (and `--config.file`), sets up logging, then serves or runs the
+/// subcommand.
+fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
     let parsed = match config_file::parse_args(args) {
         Ok(parsed) => parsed,
         Err(ParseError::Clap(error)) if !error.use_stderr() => {
             let _ = error.print();
-            return ExitCode::SUCCESS;
+            return Ok(ExitCode::SUCCESS);
         }
         Err(ParseError::Clap(error)) => {
-            usage_error(&config_file::clap_message(&error));
-            return usage_exit;
+            return Err(Error::Usage(config_file::clap_message(&error)));
         }
-        Err(ParseError::File(message)) => {
-            usage_error(&message);
-            return usage_exit;
-        }
+        Err(ParseError::File(message)) => return Err(Error::Usage(message)),
     };
     let mut cli = parsed.cli;
     let command = cli.command.take();
     match &command {
         Some(Command::Completions { shell }) => {
-            return write_stdout(&commands::completions(*shell));
+            write_stdout(&app::completions(*shell))?;
+            return Ok(ExitCode::SUCCESS);
         }
         Some(Command::Man) => {
-            return match commands::man_page() {
-                Ok(page) => write_stdout(&page),
-                Err(error) => {
-                    eprintln!("nova-lvm-exporter: cannot render the man page: {error}");
-                    ExitCode::FAILURE
-                }
-            };
+            let page = app::man_page()
+                .map_err(|error| Error::Runtime(format!("cannot render the man page: {error}")))?;
+            write_stdout(&page)?;
+            return Ok(ExitCode::SUCCESS);
         }
         _ => {}
     }
     let config_check = cli.config_check;
-    let log_level = cli.log_level;
-    let log_format = cli.log_format;
-    init_logging(log_level, log_format);
-    let config = match cli.resolve() {
-        Ok(config) => config,
-        Err(error) => {
-            if config_check {
-                println!("# configuration is NOT valid: {error}");
-            }
-            usage_error(&error.to_string());
-            return usage_exit;
+    init_logging(cli.log_level, cli.log_format);
+    let config = cli.resolve().map_err(|error| {
+        if config_check {
+            println!("# configuration is NOT valid: {error}");
         }
-    };
+        Error::Usage(error.to_string())
+    })?;
     if config_check {
         return check_config(&parsed.settings, parsed.config_file.as_deref(), &config);
     }
@@ -99,47 +101,36 @@ fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
     match command {
-        Some(Command::Report(args)) => return run_report(&config, &args),
-        Some(Command::Check(args)) => return run_check(&config, &args),
-        Some(Command::Serve) | None => {}
-        Some(Command::Completions { .. }) | Some(Command::Man) => return ExitCode::SUCCESS,
+        Some(Command::Report(args)) => run_report(&config, &args),
+        Some(Command::Check(args)) => run_check(&config, args.into()),
+        Some(Command::Serve) | None => serve(config),
+        Some(Command::Completions { .. }) | Some(Command::Man) => Ok(ExitCode::SUCCESS),
     }
+}
 
+/// Serves the metrics until SIGTERM or SIGINT.
+fn serve(config: Config) -> Result<ExitCode, Error> {
     // The blocking pool runs rendering, file reads and bcrypt checks, each short. tokio's
     // default of up to 512 threads let a burst of 100 scrapers start 60+ threads (one render
     // each before the first finished), each with its stack and malloc arena: 26 MB peak RSS
     // instead of about 20. A handful bounds memory; the work queues for a millisecond instead.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("nova-lvm-exporter: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+        .map_err(|error| Error::Runtime(format!("cannot start the async runtime: {error}")))?;
     let web = match &config.web_config_file {
         None => None,
-        Some(path) => match WebConfigSource::load(path) {
-            Ok(web) => Some(Arc::new(web)),
-            Err(error) => {
-                eprintln!("nova-lvm-exporter: {error}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        },
+        Some(path) => Some(Arc::new(
+            WebConfigSource::load(path).map_err(|error| Error::Usage(error.to_string()))?,
+        )),
     };
     let limits = config.server_limits;
-    let exit = runtime.block_on(async move {
-        let listener = match web::bind(&config.listen_address).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                eprintln!("nova-lvm-exporter: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let served = runtime.block_on(async move {
+        let listener = web::bind(&config.listen_address)
+            .await
+            .map_err(|error| Error::Runtime(error.to_string()))?;
         let address = listener
             .local_addr()
             .map(|a| a.to_string())
@@ -147,24 +138,18 @@ fn main() -> ExitCode {
         for (key, value) in app::summary(&config) {
             tracing::info!(setting = %key, value = %value, "configuration");
         }
-        tracing::info!(address = %address, path = %config.telemetry_path, version = nova_lvm_exporter::cli::VERSION, "listening");
+        tracing::info!(address = %address, path = %config.telemetry_path, version = nova_lvm_exporter::config::flags::VERSION, "listening");
         let tls = web.as_ref().is_some_and(|web| web.tls());
         tracing::info!(tls, basic_auth = web.is_some(), "web configuration");
-        let state = match app::state(&config, web.clone(), &limits) {
-            Ok(state) => state,
-            Err(error) => {
-                eprintln!("nova-lvm-exporter: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let state = app::state(&config, web.clone(), &limits).map_err(Error::Runtime)?;
         let router = web::router(state);
         web::serve(listener, router, web, limits, shutdown_signal()).await;
         tracing::info!("shut down");
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     });
     // Dropping the runtime would wait for every blocking task without limit.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_BOUND);
-    exit
+    served
 }
 
 fn init_logging(level: LogLevel, format: LogFormat) {
@@ -210,29 +195,30 @@ async fn shutdown_signal() {
     }
 }
 
-fn write_stdout(bytes: &[u8]) -> ExitCode {
+/// Writes `bytes` to stdout; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("nova-lvm-exporter: cannot write to stdout: {error}");
-            ExitCode::FAILURE
-        }
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(Error::Runtime(format!("cannot write to stdout: {error}"))),
     }
 }
 
 /// `--config.check`: the effective settings, where each came from, and what they resolve to.
 /// The web configuration file is loaded and validated exactly as at start-up (same error, exit 2).
-fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Config) -> ExitCode {
+fn check_config(
+    settings: &[Setting],
+    config_file: Option<&Path>,
+    config: &Config,
+) -> Result<ExitCode, Error> {
     let web_summary = match &config.web_config_file {
         None => None,
         Some(path) => match web::check_web_config(path) {
             Ok(summary) => Some(format!("{}: {summary}", path.display())),
             Err(error) => {
                 println!("# configuration is NOT valid: {error}");
-                eprintln!("nova-lvm-exporter: {error}");
-                return ExitCode::from(EXIT_USAGE);
+                return Err(Error::Usage(error.to_string()));
             }
         },
     };
@@ -241,7 +227,7 @@ fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Confi
         "# nova-lvm-exporter {}: the configuration is valid.\n\
          # Precedence: command line > environment (OS_CLOUD) > --config.file > nova.conf > defaults.\n\
          # Secrets are never printed.\n{rendered}\n# Resolved:\n",
-        nova_lvm_exporter::cli::VERSION
+        nova_lvm_exporter::config::flags::VERSION
     );
     for (key, value) in app::summary(config) {
         out.push_str(&format!("#   {key}: {value}\n"));
@@ -252,50 +238,39 @@ fn check_config(settings: &[Setting], config_file: Option<&Path>, config: &Confi
     for warning in &config.warnings {
         out.push_str(&format!("# warning: {warning}\n"));
     }
-    write_stdout(nova_lvm_exporter::redact::redact(&out).as_bytes())
+    write_stdout(nova_lvm_exporter::redact::redact(&out).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `report`: one collection, printed; exit 1 when a collector failed.
-fn run_report(config: &Config, args: &ReportArgs) -> ExitCode {
-    let report = match commands::report_once(config, args.top_lvs) {
-        Ok(report) => report,
-        Err(error) => {
-            eprintln!("nova-lvm-exporter: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn run_report(config: &Config, args: &ReportArgs) -> Result<ExitCode, Error> {
+    let report = app::report_once(config, args.top_lvs).map_err(Error::Runtime)?;
     let text = match args.format {
-        ReportFormat::Text => report::render_text(&report),
-        ReportFormat::Json => match serde_json::to_string_pretty(&report) {
-            Ok(json) => json + "\n",
-            Err(error) => {
-                eprintln!("nova-lvm-exporter: cannot encode the report: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
+        ReportFormat::Text => report_text::render_text(&report),
+        ReportFormat::Json => serde_json::to_string_pretty(&report)
+            .map(|json| json + "\n")
+            .map_err(|error| Error::Runtime(format!("cannot encode the report: {error}")))?,
     };
-    let written = write_stdout(text.as_bytes());
-    if written != ExitCode::SUCCESS {
-        return written;
-    }
-    if report.complete {
+    write_stdout(text.as_bytes())?;
+    Ok(if report.complete {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
+    })
 }
 
-/// `check`: one collection judged against the thresholds, as a monitoring plugin.
-fn run_check(config: &Config, args: &CheckArgs) -> ExitCode {
-    match commands::report_once(config, 1) {
+/// `check`: one collection judged against the thresholds, as a monitoring plugin. A failed
+/// collection is the plugin's UNKNOWN verdict (on stdout), not an error of the program.
+fn run_check(config: &Config, thresholds: Thresholds) -> Result<ExitCode, Error> {
+    match app::report_once(config, 1) {
         Ok(report) => {
-            let result = check::evaluate(&report, args);
+            let result = check::evaluate(&report, &thresholds);
             println!("{}", result.line);
-            ExitCode::from(result.status.exit_code())
+            Ok(ExitCode::from(result.status.exit_code()))
         }
         Err(error) => {
             println!("NOVA-LVM UNKNOWN - {}", error.replace(['\n', '|'], " "));
-            ExitCode::from(Status::Unknown.exit_code())
+            Ok(ExitCode::from(Status::Unknown.exit_code()))
         }
     }
 }

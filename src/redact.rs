@@ -131,7 +131,7 @@ fn echo_forms(secret: &str) -> Vec<String> {
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .unwrap_or(secret);
-    let percent = crate::openstack::percent_encode(secret);
+    let percent = crate::text::percent_encode(secret);
     let mut forms = vec![
         secret.to_string(),
         json.to_string(),

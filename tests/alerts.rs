@@ -342,7 +342,7 @@ fn annotation_queries(text: &str) -> Vec<String> {
 #[test]
 fn rules_select_only_exported_metrics_and_recorded_series() {
     let rules = rules();
-    let mut known: BTreeSet<String> = nova_lvm_exporter::metrics::documented_families()
+    let mut known: BTreeSet<String> = nova_lvm_exporter::output::metrics::documented_families()
         .map(|(name, _)| name.to_string())
         .collect();
     known.extend(rules.iter().filter_map(|r| r.record.clone()));
@@ -528,11 +528,11 @@ fn the_rules_thresholds_are_the_ones_check_defaults_to() {
         .into_iter()
         .filter_map(|r| Some((r.record?, vector_value(&r.expr)?)))
         .collect();
-    for (name, value) in nova_lvm_exporter::check::rule_thresholds() {
+    for (name, value) in nova_lvm_exporter::output::check::rule_thresholds() {
         assert_eq!(
             recorded.get(name),
             Some(&value),
-            "{name} in alerts/nova-lvm.rules.yml is not check's default (src/check.rs, defaults)"
+            "{name} in alerts/nova-lvm.rules.yml is not check's default (src/output/check.rs, defaults)"
         );
     }
 }
@@ -657,7 +657,7 @@ fn check_and_the_untracked_alert_judge_the_same_figures_alike() {
 
 /// The threshold `check` applies by default for `flag` on a VG of `vg_size` bytes.
 fn check_default_bytes(flag: &str, vg_size: u64) -> Option<i64> {
-    let command = nova_lvm_exporter::cli::command();
+    let command = nova_lvm_exporter::config::flags::command();
     let check = command
         .find_subcommand("check")
         .expect("a check subcommand");
@@ -666,8 +666,8 @@ fn check_default_bytes(flag: &str, vg_size: u64) -> Option<i64> {
         .find(|a| a.get_long() == Some(flag))
         .unwrap_or_else(|| panic!("check has no --{flag}"));
     let default = arg.get_default_values()[0].to_str().unwrap();
-    nova_lvm_exporter::check::parse_ratio(default)
-        .or_else(|_| nova_lvm_exporter::check::parse_threshold(default))
+    nova_lvm_exporter::output::check::parse_ratio(default)
+        .or_else(|_| nova_lvm_exporter::output::check::parse_threshold(default))
         .unwrap()
         .bytes(vg_size)
 }
@@ -676,7 +676,7 @@ fn check_default_bytes(flag: &str, vg_size: u64) -> Option<i64> {
 fn the_runbooks_tuning_table_gives_each_threshold_its_check_flag_and_value() {
     let runbook = runbook();
     let vg_size = 1u64 << 40;
-    for (name, value) in nova_lvm_exporter::check::rule_thresholds() {
+    for (name, value) in nova_lvm_exporter::output::check::rule_thresholds() {
         let row = runbook
             .lines()
             .find(|l| l.starts_with(&format!("| `{name}` |")))

@@ -238,10 +238,10 @@ fn completions_and_the_man_page_are_generated_from_the_flags() {
 }
 
 /// The configuration the exporter resolves from these arguments (no `OS_*` variables).
-fn resolved(args: &[String], cwd: &Path) -> nova_lvm_exporter::cli::Config {
+fn resolved(args: &[String], cwd: &Path) -> nova_lvm_exporter::config::resolve::Config {
     let mut argv = vec![std::ffi::OsString::from("nova-lvm-exporter")];
     argv.extend(args.iter().map(std::ffi::OsString::from));
-    let parsed = nova_lvm_exporter::config_file::parse_args(argv)
+    let parsed = nova_lvm_exporter::config::file::parse_args(argv)
         .unwrap_or_else(|e| panic!("{args:?}: {e:?}"));
     parsed
         .cli

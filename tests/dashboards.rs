@@ -255,7 +255,7 @@ fn recorded_series() -> BTreeSet<String> {
 
 #[test]
 fn panels_select_only_exported_metrics_and_recorded_series() {
-    let mut known: BTreeSet<String> = nova_lvm_exporter::metrics::documented_families()
+    let mut known: BTreeSet<String> = nova_lvm_exporter::output::metrics::documented_families()
         .map(|(name, _)| name.to_string())
         .collect();
     known.extend(recorded_series());

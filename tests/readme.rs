@@ -80,7 +80,7 @@ fn the_first_command_serves_what_the_readme_shows() {
 
 #[test]
 fn every_metric_family_is_in_the_readme_table() {
-    for (name, _) in nova_lvm_exporter::metrics::documented_families() {
+    for (name, _) in nova_lvm_exporter::output::metrics::documented_families() {
         assert!(
             README.contains(&format!("| `{name}` |")),
             "{name} is missing from the README's metric table"
@@ -230,7 +230,7 @@ fn the_configuration_file_example_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, example).unwrap();
-    let parsed = nova_lvm_exporter::config_file::parse_args(vec![
+    let parsed = nova_lvm_exporter::config::file::parse_args(vec![
         "nova-lvm-exporter".into(),
         format!("--config.file={}", path.display()).into(),
     ])

@@ -265,8 +265,7 @@ mod tests {
 
     const UUID_A: &str = "3f5e6c1a-1111-2222-3333-444455556666";
     const UUID_GONE: &str = "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6";
-    const MIB: u64 = 1024 * 1024;
-    const GIB: u64 = 1024 * MIB;
+    use crate::units::{GIB, MIB};
 
     fn lv(name: &str, segtype: &str, size_bytes: u64) -> Lv {
         Lv {

@@ -553,8 +553,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no lv {name} in {report:?}"))
     }
 
-    const GIB: u64 = 1 << 30;
-    const MIB: u64 = 1 << 20;
+    use crate::units::{GIB, MIB};
 
     #[test]
     fn seed_incident_example() {

@@ -190,28 +190,3 @@ impl std::fmt::Debug for ApiError {
 }
 
 impl std::error::Error for ApiError {}
-
-/// Percent-encodes a URL path segment or query value: everything but RFC 3986's unreserved
-/// characters.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_segments_are_percent_encoded() {
-        assert_eq!(percent_encode("cmp 7&x"), "cmp%207%26x");
-        assert_eq!(percent_encode("cmp-7.example_a~b"), "cmp-7.example_a~b");
-    }
-}

@@ -35,6 +35,14 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::{SourceKind, TrackedError, TrackedSource, TrackedUsage};
 
+/// The default mean time between refreshes of an API source
+/// (`--collector.placement.refresh-interval`, `--collector.nova.refresh-interval`).
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The default timeout of one HTTP request of an API source
+/// (`--collector.placement.request-timeout`, `--collector.nova.request-timeout`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The largest jitter, as a fraction of the interval.
 pub const JITTER_FRACTION: f64 = 0.1;
 

@@ -239,7 +239,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::tracked::{GIB, MIB};
+    use crate::units::{GIB, MIB};
 
     const ORIGIN: &str = "/srv/instances.json";
 

@@ -125,7 +125,7 @@ impl LibvirtSource {
 
 /// The identity of one version of a file, as `stat` tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
+struct DomainFileStamp {
     dev: u64,
     ino: u64,
     size: u64,
@@ -133,7 +133,7 @@ struct FileStamp {
     ctime: (i64, i64),
 }
 
-impl FileStamp {
+impl DomainFileStamp {
     fn of(meta: &std::fs::Metadata) -> Self {
         Self {
             dev: meta.dev(),
@@ -161,7 +161,7 @@ type ParsedDomain = Option<(String, Flavor)>;
 /// Parsed domain files by path, each reused while its file's stamp is unchanged.
 #[derive(Debug, Default)]
 pub struct DomainCache {
-    entries: HashMap<PathBuf, (FileStamp, ParsedDomain)>,
+    entries: HashMap<PathBuf, (DomainFileStamp, ParsedDomain)>,
     parsed_last: usize,
 }
 
@@ -223,7 +223,7 @@ fn read_domains_at(
             continue;
         }
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => files.push((path, FileStamp::of(&meta))),
+            Ok(meta) if meta.is_file() => files.push((path, DomainFileStamp::of(&meta))),
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 tracing::debug!(file = %path.display(), "skipping a domain file that vanished (or a dangling link)");
@@ -525,7 +525,7 @@ fn single<'a, 'input>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracked::{GIB, MIB};
+    use crate::units::{GIB, MIB};
 
     const IMAGE: &str = include_str!("../../tests/fixtures/libvirt/instance-00000001.xml");
     const BFV: &str = include_str!("../../tests/fixtures/libvirt/instance-00000002.xml");

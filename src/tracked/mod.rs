@@ -16,10 +16,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// Bytes in one GiB, nova's unit for `root_gb` / `ephemeral_gb` / DISK_GB.
-pub const GIB: u64 = 1024 * 1024 * 1024;
-/// Bytes in one MiB, nova's unit for `swap` and `reserved_host_disk_mb`.
-pub const MIB: u64 = 1024 * 1024;
+use crate::units::{GIB, MIB};
 
 /// The largest flavor `root_gb`, `ephemeral_gb` and `swap` nova accepts (its `db.MAX_INT`, a
 /// signed 32-bit column). Sources reject larger figures, which also keeps the byte arithmetic of

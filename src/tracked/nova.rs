@@ -43,7 +43,8 @@ use super::{
 use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
 use crate::openstack::keystone::Session;
 use crate::openstack::microversion::Microversion;
-use crate::openstack::{percent_encode, ApiError};
+use crate::openstack::ApiError;
+use crate::text::percent_encode;
 
 /// The newest microversion whose `os-hypervisors` detail has the disk fields.
 pub const PREFERRED_MICROVERSION: Microversion = Microversion(2, 87);

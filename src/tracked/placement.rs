@@ -39,12 +39,15 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::cached::DEFAULT_REFRESH_INTERVAL;
 use super::host::ProviderName;
-use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage, GIB};
+use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage};
 use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
 use crate::openstack::keystone::Session;
 pub use crate::openstack::microversion::Microversion;
-use crate::openstack::{percent_encode, ApiError};
+use crate::openstack::ApiError;
+use crate::text::percent_encode;
+use crate::units::GIB;
 
 /// The newest microversion the exporter knows (openstack-placement 16.0.0's maximum). Every call
 /// it makes exists since 1.0; newer versions are used when offered so that responses carry the
@@ -135,12 +138,16 @@ pub struct InventoryPolicy {
     pub inventory_max_age: Duration,
 }
 
+/// By default the inventory is re-read when it has not been proven current for this many
+/// refresh intervals (`--collector.placement.inventory-max-age`).
+pub const INVENTORY_MAX_AGE_INTERVALS: u32 = 2;
+
 impl Default for InventoryPolicy {
-    /// The flags' defaults: a 60 s interval, inventory re-read after 2 intervals.
+    /// The flags' defaults.
     fn default() -> Self {
         Self {
-            refresh_interval: Duration::from_secs(60),
-            inventory_max_age: Duration::from_secs(120),
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            inventory_max_age: DEFAULT_REFRESH_INTERVAL * INVENTORY_MAX_AGE_INTERVALS,
         }
     }
 }

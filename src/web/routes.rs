@@ -18,9 +18,9 @@ use super::auth::{parse_basic_auth, BasicAuth, ClientKey, Verdict};
 use super::reload::{LoadedWebConfig, WebConfigSource};
 use super::server::ServerLimits;
 use crate::collect::{SingleFlight, Snapshot};
-use crate::metrics;
-use crate::report::{Report, ReportContext};
-use crate::status;
+use crate::output::metrics;
+use crate::output::report::{Report, ReportContext};
+use crate::output::status;
 
 /// What the handlers share.
 pub struct AppState {

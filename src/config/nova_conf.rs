@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn the_seed_incident_conf_is_read() {
-        let text = include_str!("../examples/seed-incident/nova.conf");
+        let text = include_str!("../../examples/seed-incident/nova.conf");
         let conf = ok(text);
         assert_eq!(
             conf,

@@ -18,7 +18,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, FromArgMatches};
 use toml::de::{DeTable, DeValue};
 
-use crate::cli::Cli;
+use crate::config::flags::Cli;
 
 /// Flags that never go in the file.
 const NOT_IN_FILE: &[&str] = &["help", "version", "config.file", "config.check"];
@@ -315,7 +315,7 @@ fn parse_matches(command: &clap::Command, args: &[OsString]) -> Result<ArgMatche
 
 /// Parses the command line (`args[0]` is the program name), merging `--config.file` when given.
 pub fn parse_args(args: Vec<OsString>) -> Result<Parsed, ParseError> {
-    let command = crate::cli::command();
+    let command = crate::config::flags::command();
     let first = parse_matches(&command, &args).map_err(ParseError::Clap)?;
     let config_file = first.get_one::<PathBuf>("config_file").cloned();
     let (matches, lines) = match &config_file {
@@ -478,7 +478,7 @@ mod tests {
     use super::*;
 
     fn key_of(long: &str) -> String {
-        let command = crate::cli::command();
+        let command = crate::config::flags::command();
         file_keys(&command)
             .into_iter()
             .find(|(_, arg)| arg.get_long() == Some(long))
@@ -494,7 +494,7 @@ mod tests {
             .spawn(move || {
                 let file = tempfile::NamedTempFile::new().unwrap();
                 std::fs::write(file.path(), text).unwrap();
-                let command = crate::cli::command();
+                let command = crate::config::flags::command();
                 file_args(file.path(), &command, &|_| false)
                     .map(|(args, _)| args)
                     .map_err(|e| e.replace(&file.path().display().to_string(), "FILE"))
@@ -564,7 +564,7 @@ mod tests {
 
     #[test]
     fn every_key_belongs_to_one_flag_or_one_switch_pair() {
-        let command = crate::cli::command();
+        let command = crate::config::flags::command();
         let keys = file_keys(&command);
         for (key, arg) in &keys {
             let same: Vec<&(FileKey, Arg)> = keys

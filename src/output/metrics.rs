@@ -9,7 +9,8 @@ use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 
 use crate::accounting::{VgAccounting, EXPORTED_OWNERS};
 use crate::collect::Snapshot;
-use crate::tracked::{SourceKind, MIB};
+use crate::tracked::SourceKind;
+use crate::units::MIB;
 
 /// One metric family: name, help and label names.
 struct Family {
@@ -246,7 +247,8 @@ mod tests {
     use crate::collect::CollectorStatus;
     use crate::lvm::owner::{LvAllocation, Owner};
     use crate::lvm::Vg;
-    use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage, GIB};
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
+    use crate::units::GIB;
     use std::time::Duration;
 
     const UUID: &str = "3f5e6c1a-1111-2222-3333-444455556666";

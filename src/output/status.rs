@@ -1,4 +1,4 @@
-//! The status page at `/`: the account of [`crate::report`] as one self-contained HTML page
+//! The status page at `/`: the account of [`crate::output::report`] as one self-contained HTML page
 //! (inline CSS and SVG, no JavaScript), with a bar chart of raw used, tracked used, corrected
 //! free and scheduler free against the VG size, the time of the collection and every
 //! collector error. All text from outside (LV names, error messages, paths) is HTML-escaped.
@@ -8,7 +8,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{drift_causes, format_ratio, gib, AccountingReport, Report, VgReport};
+use crate::output::report::{drift_causes, AccountingReport, Report, VgAccount};
+use crate::units::{format_ratio, gib, GIB};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape_html(text: &str) -> String {
@@ -151,7 +152,7 @@ fn figure_row(html: &mut String, id: &str, label: &str, formula: &str, bytes: i6
     );
 }
 
-fn render_vg(html: &mut String, report: &Report, vg: &VgReport) {
+fn render_vg(html: &mut String, report: &Report, vg: &VgAccount) {
     let _ = write!(
         html,
         "<h2 id=\"vg-{id}\">VG {name}{role}</h2>",
@@ -206,7 +207,7 @@ fn render_vg(html: &mut String, report: &Report, vg: &VgReport) {
     }
 }
 
-fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
+fn render_account(html: &mut String, vg: &VgAccount, a: &AccountingReport) {
     figure_row(
         html,
         "tracked-used",
@@ -252,8 +253,8 @@ fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
     let scheduler_formula = match (a.scheduler_total_bytes, a.scheduler_used_bytes) {
         (Some(total), Some(used)) => format!(
             "(DISK_GB total - reserved) x ratio - used = ({} - {}) x {} - {:.2} (whole GiB)",
-            total / crate::tracked::GIB,
-            a.reserved_bytes.div_ceil(crate::tracked::GIB),
+            total / GIB,
+            a.reserved_bytes.div_ceil(GIB),
             format_ratio(a.allocation_ratio),
             used as f64 / GIB_F
         ),
@@ -298,9 +299,9 @@ fn render_account(html: &mut String, vg: &VgReport, a: &AccountingReport) {
     );
 }
 
-const GIB_F: f64 = crate::tracked::GIB as f64;
+const GIB_F: f64 = GIB as f64;
 
-fn render_lvs(html: &mut String, vg: &VgReport) {
+fn render_lvs(html: &mut String, vg: &VgAccount) {
     if vg.top_untracked_lvs.is_empty() {
         html.push_str("<h3>Untracked LVs</h3><p>None.</p>");
         return;
@@ -326,7 +327,7 @@ fn render_lvs(html: &mut String, vg: &VgReport) {
 
 /// The bar chart: raw used, tracked used, corrected free and scheduler free against the VG size
 /// (dashed line). Negative values (an over-committed host) extend left of the zero axis.
-fn chart(vg: &VgReport) -> String {
+fn chart(vg: &VgAccount) -> String {
     let mut bars: Vec<(&str, &str, i64)> = vec![("raw used", "bar-raw", vg.used_bytes as i64)];
     if let Some(a) = &vg.accounting {
         bars.push(("tracked used", "bar-tracked", a.tracked_used_bytes as i64));
@@ -387,7 +388,7 @@ mod tests {
     use super::*;
 
     use crate::collect::{CollectorStatus, Snapshot};
-    use crate::report::ReportContext;
+    use crate::output::report::ReportContext;
     use std::time::Duration;
 
     #[test]
@@ -416,7 +417,7 @@ mod tests {
         assert!(html.contains("No LVM figures"));
         assert!(html.contains("<th>k&lt;</th><td>v&gt;</td>"));
         assert!(html.contains("2023-11-14T22:13:20Z"));
-        let text = crate::report::render_text(&report);
+        let text = crate::output::report_text::render_text(&report);
         assert!(
             text.contains("No LVM figures: the lvm collector failed."),
             "{text}"

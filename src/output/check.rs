@@ -11,10 +11,10 @@
 
 use std::fmt::Write as _;
 
-use clap::Args;
-
-use crate::report::{escape_control, gib, Report};
-use crate::tracked::{GIB, MIB};
+use crate::output::report::Report;
+use crate::text::escape_control;
+use crate::units::gib;
+use crate::units::{GIB, MIB};
 
 /// A Nagios plugin status, in order of severity (UNKNOWN is reported when the figures are
 /// missing, not as a degree of badness).
@@ -56,7 +56,7 @@ impl Status {
 /// and tests/alerts.rs holds the `nova-lvm-thresholds` group of alerts/nova-lvm.rules.yml to
 /// them (a rule file and a command line cannot share a constant, so a test keeps them equal).
 pub mod defaults {
-    use crate::tracked::GIB;
+    use crate::units::GIB;
 
     /// `nova_lvm:alert_threshold:untracked_bytes`: untracked consumption at or above this warns.
     pub const UNTRACKED_BYTES: i64 = 20 * GIB as i64;
@@ -209,49 +209,30 @@ pub fn parse_size(text: &str) -> Result<i64, String> {
     Ok(bytes.round() as i64)
 }
 
-/// Thresholds of `check`. The defaults are the alerting rules' ([`defaults`]).
-#[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
-    /// WARNING when untracked consumption (foreign + orphan + cinder + unexplained) reaches
-    /// this: a size (20GiB, 500MiB) or a percentage of the VG (5%); "off" disables it. Like
-    /// the alert, it warns when either this or --warning.untracked-ratio is reached.
-    #[arg(long = "warning.untracked", value_name = "SIZE|PCT", default_value_t = Threshold::Bytes(defaults::UNTRACKED_BYTES), value_parser = parse_threshold)]
+/// Thresholds of `check`: each size, percentage of the VG, or off. The defaults are the
+/// alerting rules' ([`defaults`]); the command line's `CheckArgs` (in `config::flags`) takes
+/// its defaults from here and converts into this.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// WARNING when untracked consumption reaches this.
     pub warning_untracked: Threshold,
-
-    /// WARNING when untracked consumption reaches this fraction of the VG (0.05 or 5%; off
-    /// disables it), whatever --warning.untracked says.
-    #[arg(long = "warning.untracked-ratio", value_name = "RATIO|PCT", default_value_t = Threshold::PercentOfVg(defaults::UNTRACKED_RATIO * 100.0), value_parser = parse_ratio)]
+    /// WARNING when untracked consumption reaches this share of the VG (either suffices).
     pub warning_untracked_ratio: Threshold,
-
-    /// CRITICAL when untracked consumption reaches this (size, percentage of the VG, or off).
-    #[arg(long = "critical.untracked", value_name = "SIZE|PCT", default_value = "off", value_parser = parse_threshold)]
+    /// CRITICAL when untracked consumption reaches this.
     pub critical_untracked: Threshold,
-
-    /// CRITICAL when untracked consumption reaches this fraction of the VG (0.05 or 5%, or
-    /// off), whatever --critical.untracked says.
-    #[arg(long = "critical.untracked-ratio", value_name = "RATIO|PCT", default_value = "off", value_parser = parse_ratio)]
+    /// CRITICAL when untracked consumption reaches this share of the VG (either suffices).
     pub critical_untracked_ratio: Threshold,
-
-    /// WARNING when the phantom space the scheduler can hand out (its over-estimate of the free
-    /// space) reaches this (size, percentage of the VG, or off).
-    #[arg(long = "warning.overestimate", value_name = "SIZE|PCT", default_value_t = Threshold::Bytes(defaults::PHANTOM_WARNING_BYTES), value_parser = parse_threshold)]
+    /// WARNING when the scheduler's phantom space reaches this.
     pub warning_overestimate: Threshold,
-
-    /// CRITICAL when the scheduler's phantom space reaches this (default: a typical flavor's disk).
-    #[arg(long = "critical.overestimate", value_name = "SIZE|PCT", default_value_t = Threshold::Bytes(defaults::TYPICAL_FLAVOR_BYTES), value_parser = parse_threshold)]
+    /// CRITICAL when the scheduler's phantom space reaches this.
     pub critical_overestimate: Threshold,
-
-    /// WARNING when corrected free space falls below this (may be negative; the default margin
-    /// absorbs nova's whole-GiB rounding of a host filled to the brim).
-    #[arg(long = "warning.corrected-free", value_name = "SIZE|PCT", default_value_t = Threshold::Bytes(defaults::CORRECTED_FREE_LOW_BYTES), value_parser = parse_threshold, allow_hyphen_values = true)]
+    /// WARNING when corrected free space falls below this.
     pub warning_corrected_free: Threshold,
-
-    /// CRITICAL when corrected free space falls below this (off by default).
-    #[arg(long = "critical.corrected-free", value_name = "SIZE|PCT", default_value = "off", value_parser = parse_threshold, allow_hyphen_values = true)]
+    /// CRITICAL when corrected free space falls below this.
     pub critical_corrected_free: Threshold,
 }
 
-impl Default for CheckArgs {
+impl Default for Thresholds {
     fn default() -> Self {
         Self {
             warning_untracked: Threshold::Bytes(defaults::UNTRACKED_BYTES),
@@ -301,7 +282,7 @@ impl Direction {
 }
 
 /// Judges a report against the thresholds.
-pub fn evaluate(report: &Report, args: &CheckArgs) -> CheckResult {
+pub fn evaluate(report: &Report, args: &Thresholds) -> CheckResult {
     let unknown = |why: String| CheckResult {
         status: Status::Unknown,
         line: format!("NOVA-LVM UNKNOWN - {}", plugin_text(&why)),
@@ -494,16 +475,16 @@ mod tests {
 
     #[test]
     fn names_and_errors_from_outside_cannot_break_the_plugin_line() {
-        use crate::report::tests::{report_with, HOSTILE};
+        use crate::output::report::tests::{report_with, HOSTILE};
         // The largest untracked LV is named in a WARNING; a failed source's error in UNKNOWN.
-        let args = CheckArgs {
+        let args = Thresholds {
             warning_untracked: Threshold::Bytes(GIB as i64),
-            ..CheckArgs::default()
+            ..Thresholds::default()
         };
         let warning = evaluate(&report_with(&[HOSTILE, "b"], 100, None), &args);
         let unknown = evaluate(
             &report_with(&["a"], 100, Some("/q/x.xml:\r\nNOVA-LVM OK | y=1")),
-            &CheckArgs::default(),
+            &Thresholds::default(),
         );
         assert_eq!(warning.status, Status::Warning);
         assert_eq!(unknown.status, Status::Unknown);
@@ -578,7 +559,7 @@ mod tests {
     #[test]
     fn either_untracked_threshold_trips_as_in_the_rule() {
         // The host: a 20 GiB VG, where 5% (1 GiB) comes long before 20 GiB.
-        let args = CheckArgs::default();
+        let args = Thresholds::default();
         let vg = 20 * GIB;
         let warning =
             Direction::AtOrAbove.limit(&[args.warning_untracked, args.warning_untracked_ratio], vg);

@@ -3,49 +3,23 @@
 //!
 //! A [`Report`] is built from one [`Snapshot`] (the same collection a scrape renders) and a
 //! [`ReportContext`] (what the configuration says about where each figure came from). It
-//! carries every figure in bytes plus what is needed to show the arithmetic; [`render_text`]
+//! carries every figure in bytes plus what is needed to show the arithmetic; `report_text`
 //! prints it for a terminal, `serde_json` turns it into the versioned JSON of
 //! `docs/report-schema.json` ([`SCHEMA_VERSION`]).
-
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS};
-use crate::cli::{Config, LvmSettings};
 use crate::collect::Snapshot;
 use crate::openstack::time::format_rfc3339;
-use crate::tracked::{SourceKind, GIB, MIB};
+use crate::units::MIB;
 
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
 /// removed, renamed or retyped); adding a field does not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`, ...), and the
-/// Unicode marks that reorder a terminal line (bidirectional overrides and isolates), so that a
-/// name or an error read from outside prints as what it is: one line, no terminal escape
-/// sequences. For the text outputs (`report`, `check`); the status page escapes for HTML, JSON
-/// escapes by itself.
-pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
-    let reorders = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !text.chars().any(|c| c.is_control() || reorders(c)) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else if reorders(c) {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// What the configuration says about the figures: where nova's VG, the primary source and the
-/// host's identity in each source came from. Built once from the [`Config`].
+/// host's identity in each source came from. Built once from the configuration (by `app`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReportContext {
     /// This host's name in nova: nova.conf `[DEFAULT] host`, else the system hostname.
@@ -73,75 +47,6 @@ pub struct SourceIdentity {
     pub reads: String,
     /// Why that name or path, e.g. `/etc/nova/nova.conf [DEFAULT] host`.
     pub origin: String,
-}
-
-impl ReportContext {
-    /// The context of a configuration.
-    pub fn from_config(config: &Config) -> Self {
-        let mut sources = Vec::new();
-        if let Some(placement) = &config.placement {
-            let provider = &placement.provider;
-            sources.push(SourceIdentity {
-                source: SourceKind::Placement.to_string(),
-                reads: match &provider.uuid {
-                    Some(uuid) => format!("resource provider {uuid} (by UUID)"),
-                    None => format!("resource provider {:?}", provider.name),
-                },
-                origin: provider.origin.clone(),
-            });
-        }
-        if let Some(nova) = &config.nova {
-            sources.push(SourceIdentity {
-                source: SourceKind::Nova.to_string(),
-                reads: format!(
-                    "hypervisor {:?} in os-hypervisors (exact name first, then the short name)",
-                    nova.host.name
-                ),
-                origin: nova.host.origin.clone(),
-            });
-        }
-        if let Some(dir) = &config.libvirt_xml_dir {
-            sources.push(SourceIdentity {
-                source: SourceKind::Libvirt.to_string(),
-                reads: format!(
-                    "nova's metadata in the domain XML files in {}",
-                    dir.display()
-                ),
-                origin: "no host name needed: the files on this host are its instances".into(),
-            });
-        }
-        if let Some(path) = &config.file_path {
-            sources.push(SourceIdentity {
-                source: SourceKind::File.to_string(),
-                reads: format!("the instances listed in {}", path.display()),
-                origin: "--collector.file.path".into(),
-            });
-        }
-        let raw_source = match &config.lvm {
-            LvmSettings::Exec {
-                lvm_path,
-                command_prefix,
-                ..
-            } => {
-                let prefix = if command_prefix.is_empty() {
-                    String::new()
-                } else {
-                    format!("{} ", command_prefix.join(" "))
-                };
-                format!("{prefix}{} fullreport", lvm_path.display())
-            }
-            LvmSettings::Replay { path } => format!("the saved LVM report {}", path.display()),
-        };
-        Self {
-            hostname: config.host_name.clone(),
-            nova_vg_origin: config.nova_vg_origin.clone(),
-            primary_origin: config.primary_origin.clone(),
-            reserved_host_disk_mb: config.host_settings.reserved_host_disk_mb,
-            disk_allocation_ratio: config.host_settings.disk_allocation_ratio,
-            sources,
-            raw_source,
-        }
-    }
 }
 
 /// The account of one host from one collection (the JSON document of `report --format json`).
@@ -177,7 +82,7 @@ pub struct Report {
     /// figures.
     pub sources: Vec<SourceReport>,
     /// Each watched VG that LVM reported.
-    pub vgs: Vec<VgReport>,
+    pub vgs: Vec<VgAccount>,
     /// Watched VGs that LVM did not report.
     pub missing_vgs: Vec<String>,
 }
@@ -253,7 +158,7 @@ pub struct SourceFiguresReport {
 
 /// One watched VG.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VgReport {
+pub struct VgAccount {
     /// VG name.
     pub name: String,
     /// It is nova's VG (the tracked figures apply to it).
@@ -371,7 +276,7 @@ pub struct UntrackedReport {
     pub total_bytes: i64,
 }
 
-impl VgReport {
+impl VgAccount {
     /// How many single LVs `top_untracked_lvs` shows (the sums beyond the limit not counted).
     pub fn untracked_lvs_shown(&self) -> usize {
         self.top_untracked_lvs
@@ -464,7 +369,7 @@ impl Report {
                 let accounting = vg.tracked.as_ref().map(|t| {
                     accounting_report(t, primary.as_deref().unwrap_or(""), primary_figures)
                 });
-                VgReport {
+                VgAccount {
                     name: vg.vg.clone(),
                     nova: vg.vg == snapshot.nova_vg,
                     size_bytes: vg.size_bytes,
@@ -528,7 +433,7 @@ impl Report {
     }
 
     /// nova's VG, when LVM reported it.
-    pub fn nova_vg(&self) -> Option<&VgReport> {
+    pub fn nova_vg(&self) -> Option<&VgAccount> {
         self.vgs.iter().find(|vg| vg.nova)
     }
 
@@ -576,26 +481,6 @@ fn accounting_report(
     }
 }
 
-/// `bytes` in GiB with two decimals, e.g. `200.00 GiB`, `-1.50 GiB`.
-pub fn gib(bytes: i64) -> String {
-    format!("{:.2} GiB", bytes as f64 / GIB as f64)
-}
-
-/// `bytes` in GiB with two decimals, without the unit.
-fn gib_number(bytes: i64) -> String {
-    format!("{:.2}", bytes as f64 / GIB as f64)
-}
-
-/// A ratio without trailing zeros beyond one decimal (`1.0`, `1.5`, `16.0`).
-pub fn format_ratio(value: f64) -> String {
-    if value.fract() == 0.0 {
-        format!("{value:.1}")
-    } else {
-        value.to_string()
-    }
-}
-
-/// One line of the arithmetic table: figure, formula, GiB and exact bytes.
 /// The terms of `drift = foreign + orphan + cinder + overhead + unexplained - unbacked`, with
 /// what each means, for the text report and the status page.
 pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str); 6] {
@@ -634,258 +519,12 @@ pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str);
     ]
 }
 
-fn row(out: &mut String, figure: &str, formula: &str, bytes: i64) {
-    let _ = writeln!(
-        out,
-        "  {figure:<16} {formula:<54} {:>12} {bytes:>16}",
-        gib_number(bytes)
-    );
-}
-
-/// The human-readable account (what `report` prints by default).
-pub fn render_text(report: &Report) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "nova-lvm-exporter report for {}, collected {} (exporter {} revision {})",
-        escape_control(&report.hostname),
-        report.collected_at,
-        report.exporter.version,
-        report.exporter.revision
-    );
-    let _ = writeln!(out, "\nCollectors");
-    for c in &report.collectors {
-        let role = if report.primary_source.as_deref() == Some(c.name.as_str()) {
-            " (primary)"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "  {:<10} {:<6} {:>8.0} ms{role}{}",
-            c.name,
-            if c.success { "ok" } else { "FAILED" },
-            c.duration_seconds * 1000.0,
-            c.error
-                .as_deref()
-                .map(|e| format!("  {}", escape_control(e)))
-                .unwrap_or_default()
-        );
-    }
-    let _ = writeln!(out, "\nSources");
-    let _ = writeln!(out, "  raw (LVM): {}", escape_control(&report.raw_source));
-    let _ = writeln!(
-        out,
-        "  nova's VG: {} (from {})",
-        escape_control(&report.nova_vg),
-        escape_control(&report.nova_vg_origin)
-    );
-    match &report.primary_source {
-        Some(primary) => {
-            let _ = writeln!(
-                out,
-                "  primary tracked source: {} (chosen by {})",
-                escape_control(primary),
-                escape_control(&report.primary_source_origin)
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "  no tracked source is enabled: only raw figures are available"
-            );
-        }
-    }
-    for s in &report.sources {
-        let _ = writeln!(
-            out,
-            "  {}: reads {} ({})",
-            s.source,
-            escape_control(&s.reads),
-            escape_control(&s.origin)
-        );
-        match &s.figures {
-            Some(f) => {
-                let _ = writeln!(
-                    out,
-                    "    {} instances, tracked used {}, allocated {}, reserved {}, ratio {}, scheduler free {}",
-                    f.instances,
-                    gib(f.tracked_used_bytes as i64),
-                    gib(f.allocated_bytes as i64),
-                    gib(f.reserved_bytes as i64),
-                    format_ratio(f.allocation_ratio),
-                    f.scheduler_free_bytes.map_or("unknown".to_string(), gib)
-                );
-            }
-            None => {
-                let _ = writeln!(out, "    no figures: the source failed");
-            }
-        }
-    }
-    for vg in &report.vgs {
-        render_vg_text(&mut out, report, vg);
-    }
-    for missing in &report.missing_vgs {
-        let _ = writeln!(out, "\nVG {}: not found by LVM", escape_control(missing));
-    }
-    if report.vgs.is_empty() && report.missing_vgs.is_empty() {
-        let _ = writeln!(out, "\nNo LVM figures: the lvm collector failed.");
-    }
-    out
-}
-
-fn render_vg_text(out: &mut String, report: &Report, vg: &VgReport) {
-    let role = if vg.nova {
-        format!("nova's VG, from {}", escape_control(&report.nova_vg_origin))
-    } else {
-        "also watched".to_string()
-    };
-    let _ = writeln!(out, "\nVG {} ({role})", escape_control(&vg.name));
-    let _ = writeln!(
-        out,
-        "  {:<16} {:<54} {:>12} {:>16}",
-        "figure", "arithmetic", "GiB", "bytes"
-    );
-    row(out, "size", "vg_size", vg.size_bytes as i64);
-    row(out, "free", "vg_free", vg.free_bytes as i64);
-    row(out, "raw used", "size - free", vg.used_bytes as i64);
-    let Some(a) = &vg.accounting else {
-        let _ = writeln!(
-            out,
-            "  no derived figures: {}",
-            escape_control(vg.accounting_absent_reason.as_deref().unwrap_or("unknown"))
-        );
-        render_lvs_text(out, vg);
-        return;
-    };
-    row(
-        out,
-        "tracked used",
-        &format!(
-            "{} instance{} ({}): root + ephemeral + swap",
-            a.instances,
-            if a.instances == 1 { "" } else { "s" },
-            escape_control(&a.source)
-        ),
-        a.tracked_used_bytes as i64,
-    );
-    row(
-        out,
-        "reserved",
-        &format!(
-            "reserved_host_disk_mb = {}",
-            a.current_reserved_host_disk_mb
-        ),
-        a.reserved_bytes as i64,
-    );
-    row(out, "drift", "raw used - tracked used", a.drift_bytes);
-    row(
-        out,
-        "corrected free",
-        "size - max(raw used, tracked used) - reserved",
-        a.corrected_free_bytes,
-    );
-    let _ = writeln!(
-        out,
-        "  {:<16} = {} - max({}, {}) - {}",
-        "",
-        gib_number(vg.size_bytes as i64),
-        gib_number(vg.used_bytes as i64),
-        gib_number(a.tracked_used_bytes as i64),
-        gib_number(a.reserved_bytes as i64)
-    );
-    row(
-        out,
-        "scheduler free",
-        "(DISK_GB total - reserved) x ratio - DISK_GB used",
-        a.scheduler_free_bytes,
-    );
-    if let (Some(total), Some(used)) = (a.scheduler_total_bytes, a.scheduler_used_bytes) {
-        let _ = writeln!(
-            out,
-            "  {:<16} = ({} - {}) x {} - {}  (whole GiB, as placement counts)",
-            "",
-            total / GIB,
-            a.reserved_bytes.div_ceil(GIB),
-            format_ratio(a.allocation_ratio),
-            gib_number(used as i64)
-        );
-    }
-    row(
-        out,
-        "over-estimate",
-        "scheduler free - corrected free",
-        a.overestimate_bytes,
-    );
-    row(
-        out,
-        "phantom space",
-        "max(over-estimate + min(corrected free, 0), 0)",
-        a.phantom_bytes as i64,
-    );
-
-    let _ = writeln!(out, "\n  Drift by cause");
-    for (cause, bytes, meaning) in drift_causes(a) {
-        let _ = writeln!(out, "    {cause:<12} {:>14}  {meaning}", gib(bytes));
-    }
-    let _ = writeln!(
-        out,
-        "    {:<12} {:>14}  untracked consumption (without overhead): {}",
-        "= drift",
-        gib(a.drift_bytes),
-        gib(a.untracked.total_bytes)
-    );
-    render_lvs_text(out, vg);
-
-    let _ = writeln!(out, "\n  Recommendation");
-    if a.recommended_reserved_host_disk_mb > a.current_reserved_host_disk_mb {
-        let _ = writeln!(
-            out,
-            "    set [DEFAULT] reserved_host_disk_mb = {} (today {}) so that the scheduler's free space is no more than corrected free;",
-            a.recommended_reserved_host_disk_mb, a.current_reserved_host_disk_mb
-        );
-        let _ = writeln!(
-            out,
-            "    better: remove or account for the untracked LVs above, and the reserve can stay as it is."
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "    reserved_host_disk_mb = {} is enough: the scheduler does not see more free space than there is.",
-            a.current_reserved_host_disk_mb
-        );
-    }
-}
-
-fn render_lvs_text(out: &mut String, vg: &VgReport) {
-    if vg.top_untracked_lvs.is_empty() {
-        let _ = writeln!(out, "\n  No untracked LVs.");
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "\n  Untracked LVs, largest first ({} shown of {})",
-        vg.untracked_lvs_shown(),
-        vg.untracked_lv_count
-    );
-    for lv in &vg.top_untracked_lvs {
-        let _ = writeln!(
-            out,
-            "    {:>14}  {:<8} {}",
-            gib(lv.bytes as i64),
-            lv.owner,
-            if lv.overflow {
-                format!("{} ({} LVs beyond the series limit)", lv.name, lv.lvs)
-            } else {
-                escape_control(&lv.name).into_owned()
-            }
-        );
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::output::report_text::render_text;
+    use crate::tracked::SourceKind;
+    use crate::units::GIB;
 
     use crate::collect::{CollectorStatus, Snapshot};
 
@@ -1016,26 +655,5 @@ pub(crate) mod tests {
         );
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["vgs"][0]["top_untracked_lvs"][0]["name"], HOSTILE);
-    }
-
-    #[test]
-    fn escape_control_leaves_ordinary_text_alone() {
-        assert!(matches!(
-            escape_control("vms-group/lv_1+x.y"),
-            std::borrow::Cow::Borrowed(_)
-        ));
-        assert_eq!(
-            escape_control("tab\there\u{0}\u{7f}\u{85}"),
-            r"tab\there\0\u{7f}\u{85}"
-        );
-        assert_eq!(escape_control("ünïcødé ✓"), "ünïcødé ✓");
-    }
-
-    #[test]
-    fn sizes_are_shown_in_gib_with_two_decimals() {
-        assert_eq!(gib(200 * GIB as i64), "200.00 GiB");
-        assert_eq!(gib(-(GIB as i64) / 2), "-0.50 GiB");
-        assert_eq!(format_ratio(1.0), "1.0");
-        assert_eq!(format_ratio(1.5), "1.5");
     }
 }

@@ -1,0 +1,258 @@
+//! `nova-lvm-exporter report`'s text form: a [`Report`] printed for a terminal, every figure
+//! with its arithmetic, every name from outside escaped ([`escape_control`]).
+
+use std::fmt::Write as _;
+
+use crate::output::report::{drift_causes, Report, VgAccount};
+use crate::text::escape_control;
+use crate::units::{format_ratio, gib, gib_number, GIB};
+
+/// One line of the arithmetic table: figure, formula, GiB and exact bytes.
+fn row(out: &mut String, figure: &str, formula: &str, bytes: i64) {
+    let _ = writeln!(
+        out,
+        "  {figure:<16} {formula:<54} {:>12} {bytes:>16}",
+        gib_number(bytes)
+    );
+}
+
+/// The human-readable account (what `report` prints by default).
+pub fn render_text(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "nova-lvm-exporter report for {}, collected {} (exporter {} revision {})",
+        escape_control(&report.hostname),
+        report.collected_at,
+        report.exporter.version,
+        report.exporter.revision
+    );
+    let _ = writeln!(out, "\nCollectors");
+    for c in &report.collectors {
+        let role = if report.primary_source.as_deref() == Some(c.name.as_str()) {
+            " (primary)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<6} {:>8.0} ms{role}{}",
+            c.name,
+            if c.success { "ok" } else { "FAILED" },
+            c.duration_seconds * 1000.0,
+            c.error
+                .as_deref()
+                .map(|e| format!("  {}", escape_control(e)))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "\nSources");
+    let _ = writeln!(out, "  raw (LVM): {}", escape_control(&report.raw_source));
+    let _ = writeln!(
+        out,
+        "  nova's VG: {} (from {})",
+        escape_control(&report.nova_vg),
+        escape_control(&report.nova_vg_origin)
+    );
+    match &report.primary_source {
+        Some(primary) => {
+            let _ = writeln!(
+                out,
+                "  primary tracked source: {} (chosen by {})",
+                escape_control(primary),
+                escape_control(&report.primary_source_origin)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  no tracked source is enabled: only raw figures are available"
+            );
+        }
+    }
+    for s in &report.sources {
+        let _ = writeln!(
+            out,
+            "  {}: reads {} ({})",
+            s.source,
+            escape_control(&s.reads),
+            escape_control(&s.origin)
+        );
+        match &s.figures {
+            Some(f) => {
+                let _ = writeln!(
+                    out,
+                    "    {} instances, tracked used {}, allocated {}, reserved {}, ratio {}, scheduler free {}",
+                    f.instances,
+                    gib(f.tracked_used_bytes as i64),
+                    gib(f.allocated_bytes as i64),
+                    gib(f.reserved_bytes as i64),
+                    format_ratio(f.allocation_ratio),
+                    f.scheduler_free_bytes.map_or("unknown".to_string(), gib)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "    no figures: the source failed");
+            }
+        }
+    }
+    for vg in &report.vgs {
+        render_vg_text(&mut out, report, vg);
+    }
+    for missing in &report.missing_vgs {
+        let _ = writeln!(out, "\nVG {}: not found by LVM", escape_control(missing));
+    }
+    if report.vgs.is_empty() && report.missing_vgs.is_empty() {
+        let _ = writeln!(out, "\nNo LVM figures: the lvm collector failed.");
+    }
+    out
+}
+
+fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
+    let role = if vg.nova {
+        format!("nova's VG, from {}", escape_control(&report.nova_vg_origin))
+    } else {
+        "also watched".to_string()
+    };
+    let _ = writeln!(out, "\nVG {} ({role})", escape_control(&vg.name));
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<54} {:>12} {:>16}",
+        "figure", "arithmetic", "GiB", "bytes"
+    );
+    row(out, "size", "vg_size", vg.size_bytes as i64);
+    row(out, "free", "vg_free", vg.free_bytes as i64);
+    row(out, "raw used", "size - free", vg.used_bytes as i64);
+    let Some(a) = &vg.accounting else {
+        let _ = writeln!(
+            out,
+            "  no derived figures: {}",
+            escape_control(vg.accounting_absent_reason.as_deref().unwrap_or("unknown"))
+        );
+        render_lvs_text(out, vg);
+        return;
+    };
+    row(
+        out,
+        "tracked used",
+        &format!(
+            "{} instance{} ({}): root + ephemeral + swap",
+            a.instances,
+            if a.instances == 1 { "" } else { "s" },
+            escape_control(&a.source)
+        ),
+        a.tracked_used_bytes as i64,
+    );
+    row(
+        out,
+        "reserved",
+        &format!(
+            "reserved_host_disk_mb = {}",
+            a.current_reserved_host_disk_mb
+        ),
+        a.reserved_bytes as i64,
+    );
+    row(out, "drift", "raw used - tracked used", a.drift_bytes);
+    row(
+        out,
+        "corrected free",
+        "size - max(raw used, tracked used) - reserved",
+        a.corrected_free_bytes,
+    );
+    let _ = writeln!(
+        out,
+        "  {:<16} = {} - max({}, {}) - {}",
+        "",
+        gib_number(vg.size_bytes as i64),
+        gib_number(vg.used_bytes as i64),
+        gib_number(a.tracked_used_bytes as i64),
+        gib_number(a.reserved_bytes as i64)
+    );
+    row(
+        out,
+        "scheduler free",
+        "(DISK_GB total - reserved) x ratio - DISK_GB used",
+        a.scheduler_free_bytes,
+    );
+    if let (Some(total), Some(used)) = (a.scheduler_total_bytes, a.scheduler_used_bytes) {
+        let _ = writeln!(
+            out,
+            "  {:<16} = ({} - {}) x {} - {}  (whole GiB, as placement counts)",
+            "",
+            total / GIB,
+            a.reserved_bytes.div_ceil(GIB),
+            format_ratio(a.allocation_ratio),
+            gib_number(used as i64)
+        );
+    }
+    row(
+        out,
+        "over-estimate",
+        "scheduler free - corrected free",
+        a.overestimate_bytes,
+    );
+    row(
+        out,
+        "phantom space",
+        "max(over-estimate + min(corrected free, 0), 0)",
+        a.phantom_bytes as i64,
+    );
+
+    let _ = writeln!(out, "\n  Drift by cause");
+    for (cause, bytes, meaning) in drift_causes(a) {
+        let _ = writeln!(out, "    {cause:<12} {:>14}  {meaning}", gib(bytes));
+    }
+    let _ = writeln!(
+        out,
+        "    {:<12} {:>14}  untracked consumption (without overhead): {}",
+        "= drift",
+        gib(a.drift_bytes),
+        gib(a.untracked.total_bytes)
+    );
+    render_lvs_text(out, vg);
+
+    let _ = writeln!(out, "\n  Recommendation");
+    if a.recommended_reserved_host_disk_mb > a.current_reserved_host_disk_mb {
+        let _ = writeln!(
+            out,
+            "    set [DEFAULT] reserved_host_disk_mb = {} (today {}) so that the scheduler's free space is no more than corrected free;",
+            a.recommended_reserved_host_disk_mb, a.current_reserved_host_disk_mb
+        );
+        let _ = writeln!(
+            out,
+            "    better: remove or account for the untracked LVs above, and the reserve can stay as it is."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "    reserved_host_disk_mb = {} is enough: the scheduler does not see more free space than there is.",
+            a.current_reserved_host_disk_mb
+        );
+    }
+}
+
+fn render_lvs_text(out: &mut String, vg: &VgAccount) {
+    if vg.top_untracked_lvs.is_empty() {
+        let _ = writeln!(out, "\n  No untracked LVs.");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n  Untracked LVs, largest first ({} shown of {})",
+        vg.untracked_lvs_shown(),
+        vg.untracked_lv_count
+    );
+    for lv in &vg.top_untracked_lvs {
+        let _ = writeln!(
+            out,
+            "    {:>14}  {:<8} {}",
+            gib(lv.bytes as i64),
+            lv.owner,
+            if lv.overflow {
+                format!("{} ({} LVs beyond the series limit)", lv.name, lv.lvs)
+            } else {
+                escape_control(&lv.name).into_owned()
+            }
+        );
+    }
+}

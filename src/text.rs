@@ -1,0 +1,65 @@
+//! Text made safe to show or to send: control characters escaped for a terminal line, and
+//! percent-encoding for a URL path segment or query value.
+
+use std::fmt::Write as _;
+
+/// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`, ...), and the
+/// Unicode marks that reorder a terminal line (bidirectional overrides and isolates), so that a
+/// name or an error read from outside prints as what it is: one line, no terminal escape
+/// sequences. For the text outputs (`report`, `check`); the status page escapes for HTML, JSON
+/// escapes by itself.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    let reorders = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(|c| c.is_control() || reorders(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else if reorders(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Percent-encodes a URL path segment or query value: everything but RFC 3986's unreserved
+/// characters.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_control_leaves_ordinary_text_alone() {
+        assert!(matches!(
+            escape_control("vms-group/lv_1+x.y"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_control("tab\there\u{0}\u{7f}\u{85}"),
+            r"tab\there\0\u{7f}\u{85}"
+        );
+        assert_eq!(escape_control("ünïcødé ✓"), "ünïcødé ✓");
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(percent_encode("cmp 7&x"), "cmp%207%26x");
+        assert_eq!(percent_encode("cmp-7.example_a~b"), "cmp-7.example_a~b");
+    }
+}
