@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 /// sequences. For the text outputs (`report`, `check`); the status page escapes for HTML, JSON
 /// escapes by itself.
 pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
-    let reorders = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let reorders = is_bidi_control;
     if !text.chars().any(|c| c.is_control() || reorders(c)) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -24,6 +24,12 @@ pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// True for the Unicode bidirectional formatting characters (marks, embeddings, overrides,
+/// isolates), which make text display in another order than it is stored.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Percent-encodes a URL path segment or query value: everything but RFC 3986's unreserved

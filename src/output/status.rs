@@ -11,7 +11,10 @@ use std::fmt::Write as _;
 use crate::output::report::{drift_causes, AccountingReport, Report, VgAccount};
 use crate::units::{format_ratio, gib, GIB};
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values: the markup characters become
+/// entities, and control characters (but line breaks and tabs) and bidirectional formatting
+/// characters are shown as `\u{..}` escapes, as `report` shows them, so that a name cannot hide
+/// or reorder what the page says.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -21,6 +24,10 @@ pub fn escape_html(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() || crate::text::is_bidi_control(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
             c => out.push(c),
         }
     }
@@ -429,6 +436,14 @@ mod tests {
         assert_eq!(
             escape_html("<script>alert('x') & \"y\"</script>"),
             "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_shown_escaped_but_line_breaks_kept() {
+        assert_eq!(
+            escape_html("evil\u{1b}[2J\u{7}\r\u{202e}gpj.exe\nnext\tcolumn"),
+            r"evil\u{1b}[2J\u{7}\u{d}\u{202e}gpj.exe".to_string() + "\nnext\tcolumn"
         );
     }
 }
