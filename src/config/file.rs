@@ -214,7 +214,7 @@ fn file_args(
             keys.iter().filter(|(k, _)| k.dotted() == dotted).collect();
         let Some((_, arg)) = candidates.first() else {
             return Err(format!(
-                "{name}:{line}: unknown key {dotted:?} (keys are the flags: --web.listen-address is listen-address in [web]; see the README)"
+                "{name}:{line}: unknown key {dotted:?} (keys are the flags: --web.listen-address is listen-address in [web]; see docs/configuration.md)"
             ));
         };
         let long = arg.get_long().unwrap_or_default();

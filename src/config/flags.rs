@@ -55,8 +55,8 @@ pub enum LogFormat {
 
 /// Measures the LVM disk space that OpenStack nova does not see.
 ///
-/// On every scrape it reads the volume group nova keeps instance disks in (vgs/lvs), reads what
-/// nova tracks for the instances on this host (libvirt domain XML, or a JSON file), and exports
+/// On every scrape it reads the volume group nova keeps instance disks in (one `lvm fullreport`),
+/// reads what nova tracks for the instances on this host (libvirt domain XML, or a JSON file), and exports
 /// drift, untracked consumption by cause, the free space the scheduler should see, and how much
 /// phantom space it is handing out.
 #[derive(Debug, Parser)]
@@ -267,7 +267,8 @@ pub struct Cli {
     #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt")]
     pub log_format: LogFormat,
 
-    /// TOML file with any of these settings (the README's "Configuration file" lists the keys).
+    /// TOML file with any of these settings (docs/configuration.md, "Configuration file", lists the
+    /// keys).
     /// A flag given on the command line wins over the file, which wins over nova.conf.
     #[arg(long = "config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
