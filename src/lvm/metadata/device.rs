@@ -54,6 +54,15 @@ impl PvDevice {
     /// Opens `path` read-only: `O_DIRECT` for block devices; for a regular file `O_DIRECT` if
     /// its file system allows it, else buffered.
     pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_as(path, true)
+    }
+
+    /// Opens `path` read-only, through the page cache unless `direct`.
+    fn open_as(path: &Path, direct: bool) -> io::Result<Self> {
+        if !direct {
+            let file = File::open(path)?;
+            return Ok(PvDevice { file, direct });
+        }
         let direct = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECT)
@@ -103,7 +112,7 @@ impl ReadAt for PvDevice {
                 .checked_add(filled as u64)
                 .ok_or_else(too_far)?;
             match self.file.read_at(&mut window[filled..], at) {
-                // The device ends inside the aligned window: enough if it covers the request.
+                // The device ends before the requested bytes do.
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -320,6 +329,37 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn direct_and_buffered_reads_give_the_same_bytes() {
+        let mut image = REAL.to_vec();
+        image.extend((0..60_000u32).map(|i| (i % 251) as u8));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pv.img");
+        std::fs::write(&path, &image).unwrap();
+        let mut direct = PvDevice::open(&path).unwrap();
+        let mut buffered = PvDevice::open_as(&path, false).unwrap();
+        assert!(!buffered.direct_io());
+        let len = image.len() as u64;
+        for (offset, size) in [
+            (0, 1),
+            (1, 4095),
+            (4095, 2),
+            (4608, 710),
+            (8191, 8193),
+            (len - 3, 3),
+        ] {
+            let expected = &image[offset as usize..(offset + size) as usize];
+            assert_eq!(direct.read_at(offset, size as usize).unwrap(), expected);
+            assert_eq!(buffered.read_at(offset, size as usize).unwrap(), expected);
+        }
+        for device in [&mut direct, &mut buffered] {
+            let past = device.read_at(len - 3, 4).unwrap_err();
+            assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
+        }
+        let read = read_pv(&path).unwrap();
+        assert_eq!(read.contents, read_pv_from(&mut buffered).unwrap());
     }
 
     /// A device whose header changes after each read of it, as when LVM commits concurrently.
