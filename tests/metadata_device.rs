@@ -298,3 +298,48 @@ fn corrupted_copies_are_typed_errors() {
     assert!(matches!(missing.error, MetadataError::Io(_)));
     assert!(missing.to_string().contains("/nonexistent/pv"));
 }
+
+#[test]
+fn reads_during_lvm_writes_are_whole_and_in_order() {
+    if !lvm_available("reads_during_lvm_writes_are_whole_and_in_order") {
+        return;
+    }
+    // A small area, so that LVM's writes soon overwrite the text a slow read may still want.
+    let pv = TestPv::new(
+        "race",
+        64,
+        &["--metadatasize", "32k", "--dataalignment", "64k"],
+    );
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (reads, retried, last_seqno) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let (mut reads, mut retried, mut last_seqno) = (0u32, 0u32, 0u64);
+            while !done.load(Ordering::SeqCst) {
+                let read = pv.read();
+                let text = only_text(&read);
+                let seqno = text.seqno.expect("a seqno");
+                assert!(
+                    seqno >= last_seqno,
+                    "seqno went back from {last_seqno} to {seqno}"
+                );
+                assert!(text.text.starts_with(&format!("{} {{", pv.vg)));
+                last_seqno = seqno;
+                reads += 1;
+                retried += u32::from(text.attempts > 1);
+            }
+            (reads, retried, last_seqno)
+        });
+        for cycle in 0..15 {
+            let lv = format!("race{cycle}");
+            pv.create_lv(&lv);
+            pv.remove_lv(&lv);
+        }
+        done.store(true, Ordering::SeqCst);
+        reader.join().expect("the reader never fails")
+    });
+    assert!(reads > 30, "only {reads} reads ran alongside the writes");
+    let final_seqno = only_text(&pv.read()).seqno.unwrap();
+    assert!(last_seqno <= final_seqno);
+    assert_eq!(final_seqno, pv.vgs("vg_seqno").parse::<u64>().unwrap());
+    eprintln!("{reads} reads during 30 LVM commits, {retried} of them retried after a move");
+}
