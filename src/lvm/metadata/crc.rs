@@ -98,7 +98,7 @@ mod tests {
     fn known_answers_from_a_real_pv() {
         // `pvcreate --metadatasize 1m` + `vgcreate` (lvm2 2.03.16) on a loop device: the stored
         // checksums of its label and of its first metadata text.
-        let seed = include_bytes!("../../../fuzz/corpus/lvm_pv/real-pv-head.bin");
+        let seed = include_bytes!("../../../fuzz/corpus/lvm_pv/seed-1.bin");
         let label = &seed[512..1024];
         assert_eq!(calc_crc(INITIAL_CRC, &label[20..]), 0x12ad_bd1d);
         assert_eq!(

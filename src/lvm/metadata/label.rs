@@ -203,7 +203,7 @@ fn read_extension(sector: &[u8], at: usize) -> Result<Option<PvHeaderExtension>,
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const REAL: &[u8] = include_bytes!("../../../fuzz/corpus/lvm_pv/real-pv-head.bin");
+    pub(crate) const REAL: &[u8] = include_bytes!("../../../fuzz/corpus/lvm_pv/seed-1.bin");
 
     /// Recomputes the label checksum of the sector at `sector` in `scan`.
     pub(crate) fn reseal(scan: &mut [u8], sector: usize) {
