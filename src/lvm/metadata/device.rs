@@ -52,35 +52,43 @@ pub struct PvDevice {
 
 impl PvDevice {
     /// Opens `path` read-only: `O_DIRECT` for block devices; for a regular file `O_DIRECT` if
-    /// its file system allows it, else buffered.
+    /// its file system allows it, else buffered. Opened non-blocking (a FIFO cannot hang the
+    /// open) and refused unless the opened descriptor is a block device or a regular file.
     pub fn open(path: &Path) -> io::Result<Self> {
         Self::open_as(path, true)
     }
 
     /// Opens `path` read-only, through the page cache unless `direct`.
     fn open_as(path: &Path, direct: bool) -> io::Result<Self> {
-        if !direct {
-            let file = File::open(path)?;
-            return Ok(PvDevice { file, direct });
+        let open = |flags| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | flags)
+                .open(path)
+        };
+        let (file, refused_direct) = match open(if direct { libc::O_DIRECT } else { 0 }) {
+            Ok(file) => (file, false),
+            // File systems without O_DIRECT refuse it with EINVAL: read those files buffered.
+            Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, true),
+            Err(e) => return Err(e),
+        };
+        let kind = file.metadata()?.file_type();
+        if kind.is_block_device() && refused_direct {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the block device refuses O_DIRECT",
+            ));
         }
-        let direct = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path);
-        match direct {
-            Ok(file) => Ok(PvDevice { file, direct: true }),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let file = File::open(path)?;
-                if file.metadata()?.file_type().is_block_device() {
-                    return Err(e);
-                }
-                Ok(PvDevice {
-                    file,
-                    direct: false,
-                })
-            }
-            Err(e) => Err(e),
+        if !kind.is_block_device() && !kind.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "neither a block device nor a regular file",
+            ));
         }
+        Ok(PvDevice {
+            file,
+            direct: direct && !refused_direct,
+        })
     }
 
     /// True when reads bypass the page cache.
@@ -103,7 +111,7 @@ impl ReadAt for PvDevice {
             .checked_add(len)
             .and_then(|n| n.checked_next_multiple_of(ALIGNMENT))
             .ok_or_else(too_far)?;
-        let mut raw = vec![0u8; window_len + ALIGNMENT];
+        let mut raw = vec![0u8; window_len.checked_add(ALIGNMENT).ok_or_else(too_far)?];
         let skip = raw.as_ptr().align_offset(ALIGNMENT);
         let window = &mut raw[skip..skip + window_len];
         let mut filled = 0;
@@ -360,6 +368,20 @@ mod tests {
         }
         let read = read_pv(&path).unwrap();
         assert_eq!(read.contents, read_pv_from(&mut buffered).unwrap());
+    }
+
+    #[test]
+    fn only_block_devices_and_regular_files_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        for path in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
+            let error = read_pv(path).unwrap_err();
+            assert!(matches!(error.error, MetadataError::Io(_)), "{error}");
+            assert!(error.to_string().starts_with(&path.display().to_string()));
+        }
     }
 
     /// A device whose header changes after each read of it, as when LVM commits concurrently.
