@@ -16,8 +16,9 @@ use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name, as in `fuzz/fuzz_targets/<name>.rs`.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("lvm_report", lvm_report),
+    ("lvm_pv", lvm_pv),
     ("account", account),
     ("libvirt_domain", libvirt_domain),
     ("nova_conf", nova_conf),
@@ -32,6 +33,30 @@ fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 /// The LVM JSON report parser.
 pub fn lvm_report(data: &[u8]) {
     let _ = crate::lvm::report::parse(&text(data), "fuzz");
+}
+
+/// The PV label, metadata area header and metadata text reader, on the bytes as a PV image:
+/// as they are, then with the label's and the first metadata area header's checksums made right,
+/// so that mutations reach past the checksum checks.
+pub fn lvm_pv(data: &[u8]) {
+    use crate::lvm::metadata::crc::{calc_crc, INITIAL_CRC};
+    use crate::lvm::metadata::{device, mda};
+    let mut image = data;
+    let _ = device::read_pv_from(&mut image);
+    let _ = mda::parse_mda_header(data, 0);
+    let mut sealed = data.to_vec();
+    let seal = |bytes: &mut [u8], crc_at: usize, from: usize, to: usize| {
+        if let Some(covered) = bytes.get(from..to) {
+            let crc = calc_crc(INITIAL_CRC, covered).to_le_bytes();
+            bytes[crc_at..crc_at + 4].copy_from_slice(&crc);
+        }
+    };
+    for sector in (0..4 * 512).step_by(512) {
+        seal(&mut sealed, sector + 16, sector + 20, sector + 512);
+    }
+    seal(&mut sealed, 4096, 4100, 4608);
+    let mut image = &sealed[..];
+    let _ = device::read_pv_from(&mut image);
 }
 
 /// The whole pure pipeline on a parsed report: every nova-named LV's instance is tracked with a

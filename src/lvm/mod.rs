@@ -11,8 +11,11 @@
 //! - [`sync_io`]: the seccomp filter that makes a child read without AIO.
 //! - [`report`]: parsing LVM's JSON report; [`replay`]: a saved report as a source.
 //! - [`owner`]: who an LV belongs to.
+//! - [`metadata`]: LVM's metadata read straight from the PVs: label, metadata area headers and
+//!   the checksummed metadata text (issue 14).
 
 pub mod exec;
+pub mod metadata;
 pub mod owner;
 pub mod process;
 pub mod replay;

@@ -1,0 +1,449 @@
+//! The I/O edge: reading a PV's label, metadata area headers and metadata text from a block
+//! device (or a PV image file), in the order lvm2's `lib/format_text/format-text.c` reads them.
+//!
+//! Block devices are opened read-only with `O_DIRECT`, so the page cache can never hand back
+//! metadata older than what LVM last wrote; reads go through 4 KiB-aligned buffers. Regular files
+//! (PV images in tests) whose file system refuses `O_DIRECT` are read through the page cache
+//! instead, and [`PvMetadata::direct_io`] says so. Nothing is written and no LVM lock is taken:
+//! a write racing the read is caught by reading the header again after the text and retrying
+//! when the text's location moved.
+//!
+//! The sequence itself ([`read_pv_from`]) runs on any [`ReadAt`], so that it can be tested and
+//! fuzzed on bytes in memory.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::label::{parse_label, DiskLocn, PvLabel, LABEL_SCAN_BYTES};
+use super::mda::{assemble_text, parse_mda_header, seqno, MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use super::MetadataError;
+
+/// How many times the text of one metadata area is read when its header keeps moving.
+pub const READ_ATTEMPTS: u32 = 3;
+
+/// The alignment of `O_DIRECT` buffers, offsets and lengths (at least any logical block size).
+const ALIGNMENT: usize = 4096;
+
+/// Bytes at known offsets of a PV.
+pub trait ReadAt {
+    /// Exactly `len` bytes at `offset`, or an error ([`io::ErrorKind::UnexpectedEof`] past the
+    /// end). Callers bound `len` before asking.
+    fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+}
+
+/// A PV image in memory.
+impl ReadAt for &[u8] {
+    fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        usize::try_from(offset)
+            .ok()
+            .and_then(|start| self.get(start..start.checked_add(len)?))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))
+    }
+}
+
+/// A block device or file opened read-only, with `O_DIRECT` where it can be.
+pub struct PvDevice {
+    file: File,
+    direct: bool,
+}
+
+impl PvDevice {
+    /// Opens `path` read-only: `O_DIRECT` for block devices; for a regular file `O_DIRECT` if
+    /// its file system allows it, else buffered. Opened non-blocking (a FIFO cannot hang the
+    /// open) and refused unless the opened descriptor is a block device or a regular file.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_as(path, true)
+    }
+
+    /// Opens `path` read-only, through the page cache unless `direct`.
+    fn open_as(path: &Path, direct: bool) -> io::Result<Self> {
+        let open = |flags| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | flags)
+                .open(path)
+        };
+        let (file, refused_direct) = match open(if direct { libc::O_DIRECT } else { 0 }) {
+            Ok(file) => (file, false),
+            // File systems without O_DIRECT refuse it with EINVAL: read those files buffered.
+            Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, true),
+            Err(e) => return Err(e),
+        };
+        let kind = file.metadata()?.file_type();
+        if kind.is_block_device() && refused_direct {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the block device refuses O_DIRECT",
+            ));
+        }
+        if !kind.is_block_device() && !kind.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "neither a block device nor a regular file",
+            ));
+        }
+        Ok(PvDevice {
+            file,
+            direct: direct && !refused_direct,
+        })
+    }
+
+    /// True when reads bypass the page cache.
+    pub fn direct_io(&self) -> bool {
+        self.direct
+    }
+}
+
+impl ReadAt for PvDevice {
+    fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        if !self.direct {
+            let mut buffer = vec![0; len];
+            self.file.read_exact_at(&mut buffer, offset)?;
+            return Ok(buffer);
+        }
+        let too_far = || io::Error::new(io::ErrorKind::InvalidInput, "read past 2^64 bytes");
+        let window_start = offset & !(ALIGNMENT as u64 - 1);
+        let lead = (offset - window_start) as usize;
+        let window_len = lead
+            .checked_add(len)
+            .and_then(|n| n.checked_next_multiple_of(ALIGNMENT))
+            .ok_or_else(too_far)?;
+        let mut raw = vec![0u8; window_len.checked_add(ALIGNMENT).ok_or_else(too_far)?];
+        let skip = raw.as_ptr().align_offset(ALIGNMENT);
+        let window = &mut raw[skip..skip + window_len];
+        let mut filled = 0;
+        while filled < lead + len {
+            let at = window_start
+                .checked_add(filled as u64)
+                .ok_or_else(too_far)?;
+            match self.file.read_at(&mut window[filled..], at) {
+                // The device ends before the requested bytes do.
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(window[lead..lead + len].to_vec())
+    }
+}
+
+/// The committed metadata text of one metadata area, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdaText {
+    /// The area's header.
+    pub header: MdaHeader,
+    /// Where the text was (`raw_locn[0]`): a cache of the parsed VG can be keyed on it.
+    pub locn: RawLocn,
+    /// The text, without its terminating NUL; its checksum matched.
+    pub text: String,
+    /// True when the text wrapped around the end of the area's circular buffer.
+    pub wrapped: bool,
+    /// The VG's `seqno` from the text, when it has one.
+    pub seqno: Option<u64>,
+    /// Reads it took (1 unless LVM wrote while it was read).
+    pub attempts: u32,
+}
+
+/// One metadata area of a PV and what reading it gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdaRead {
+    /// The area as the label records it.
+    pub area: DiskLocn,
+    /// Its text, or why it could not be read.
+    pub result: Result<MdaText, MetadataError>,
+}
+
+/// What a PV holds: its label and each metadata area's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvContents {
+    /// The checked label (PV UUID, size, data and metadata areas).
+    pub label: PvLabel,
+    /// One entry per metadata area in the label, in its order.
+    pub mdas: Vec<MdaRead>,
+}
+
+impl PvContents {
+    /// The area text with the highest `seqno` among those read successfully.
+    pub fn newest(&self) -> Option<&MdaText> {
+        self.mdas
+            .iter()
+            .filter_map(|mda| mda.result.as_ref().ok())
+            .max_by_key(|text| text.seqno)
+    }
+}
+
+/// A PV read from a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvMetadata {
+    /// The device or file read.
+    pub device: PathBuf,
+    /// True when the reads bypassed the page cache (`O_DIRECT`); false for an image file on a
+    /// file system without it.
+    pub direct_io: bool,
+    /// Label and metadata areas.
+    pub contents: PvContents,
+}
+
+/// Why a device could not be read as a PV at all (a single bad metadata area is reported in
+/// its [`MdaRead`] instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {error}", device.display())]
+pub struct DeviceError {
+    /// The device or file.
+    pub device: PathBuf,
+    /// What went wrong.
+    pub error: MetadataError,
+}
+
+fn io_error(what: &str, offset: u64, len: usize, e: &io::Error) -> MetadataError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return MetadataError::Truncated {
+            what: "device",
+            needed: offset.saturating_add(len as u64),
+            available: offset,
+        };
+    }
+    MetadataError::Io(format!("reading the {what} ({len} bytes at {offset}): {e}"))
+}
+
+fn read(
+    device: &mut impl ReadAt,
+    what: &str,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>, MetadataError> {
+    device
+        .read_at(offset, len)
+        .map_err(|e| io_error(what, offset, len, &e))
+}
+
+/// Reads and checks the label at the start of `device`.
+pub fn read_label(device: &mut impl ReadAt) -> Result<PvLabel, MetadataError> {
+    parse_label(&read(device, "label sectors", 0, LABEL_SCAN_BYTES)?)
+}
+
+/// Reads and checks the header of the metadata area `area`: the cheap steady-state check (if
+/// its `raw_locn[0]` is unchanged, so is the text).
+pub fn read_mda_header(
+    device: &mut impl ReadAt,
+    area: &DiskLocn,
+) -> Result<MdaHeader, MetadataError> {
+    parse_mda_header(
+        &read(device, "metadata area header", area.offset, MDA_HEADER_SIZE)?,
+        area.offset,
+    )
+}
+
+/// Reads the committed text of the metadata area `area`: header, text (both parts when it
+/// wraps), checksum, then the header again; when `raw_locn[0]` moved in between, or the text
+/// did not match its checksum and the header moved, starts over, at most [`READ_ATTEMPTS`]
+/// times ([`MetadataError::Moved`]).
+pub fn read_mda_text(device: &mut impl ReadAt, area: &DiskLocn) -> Result<MdaText, MetadataError> {
+    let mut header = read_mda_header(device, area)?;
+    for attempt in 1..=READ_ATTEMPTS {
+        let locn = header.current()?;
+        let span = header.text_span(&locn)?;
+        // text_span bounded both lengths by MAX_TEXT_BYTES, so they fit in usize.
+        let first = read(device, "metadata text", span.first.0, span.first.1 as usize)?;
+        let wrapped = match span.wrapped {
+            Some((offset, len)) => read(device, "wrapped metadata text", offset, len as usize)?,
+            None => Vec::new(),
+        };
+        let text = assemble_text(&first, &wrapped, &locn);
+        let again = read_mda_header(device, area)?;
+        if again.raw_locns.first() == Some(&locn) {
+            let text = text?;
+            return Ok(MdaText {
+                seqno: seqno(&text),
+                header: again,
+                locn,
+                text,
+                wrapped: span.wrapped.is_some(),
+                attempts: attempt,
+            });
+        }
+        header = again;
+    }
+    Err(MetadataError::Moved {
+        attempts: READ_ATTEMPTS,
+    })
+}
+
+/// Reads the label and every metadata area's text from `device`.
+pub fn read_pv_from(device: &mut impl ReadAt) -> Result<PvContents, MetadataError> {
+    let label = read_label(device)?;
+    if label.metadata_areas.is_empty() {
+        return Err(MetadataError::NoMetadataArea);
+    }
+    let mdas = label
+        .metadata_areas
+        .iter()
+        .map(|area| MdaRead {
+            area: *area,
+            result: read_mda_text(device, area),
+        })
+        .collect();
+    Ok(PvContents { label, mdas })
+}
+
+/// Opens `path` read-only and reads its label and metadata areas. Blocking: run it off the
+/// async runtime.
+pub fn read_pv(path: &Path) -> Result<PvMetadata, DeviceError> {
+    let fail = |error| DeviceError {
+        device: path.to_path_buf(),
+        error,
+    };
+    let mut device = PvDevice::open(path)
+        .map_err(|e| fail(MetadataError::Io(format!("cannot open read-only: {e}"))))?;
+    let contents = read_pv_from(&mut device).map_err(fail)?;
+    Ok(PvMetadata {
+        device: path.to_path_buf(),
+        direct_io: device.direct_io(),
+        contents,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::crc::{calc_crc, INITIAL_CRC};
+    use super::super::label::tests::REAL;
+    use super::*;
+
+    #[test]
+    fn a_real_pv_head_reads_in_memory() {
+        let mut image = REAL;
+        let contents = read_pv_from(&mut image).unwrap();
+        assert_eq!(contents.label.pv_uuid, "2ofoesBB8lQdVAT1XGiF2lE1u1pV8Q6d");
+        let text = contents.newest().unwrap();
+        assert_eq!(
+            (text.seqno, text.wrapped, text.attempts),
+            (Some(1), false, 1)
+        );
+    }
+
+    #[test]
+    fn a_short_image_is_truncated_not_a_panic() {
+        for len in [0, 100, 1024, 4096, 4200, 4700] {
+            let mut image = &REAL[..len];
+            match read_pv_from(&mut image) {
+                Ok(contents) => assert!(contents.mdas.iter().all(|m| m.result.is_err()), "{len}"),
+                Err(e) => assert!(
+                    matches!(e, MetadataError::Truncated { .. } | MetadataError::NotAPv),
+                    "{len}: {e}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn direct_and_buffered_reads_give_the_same_bytes() {
+        let mut image = REAL.to_vec();
+        image.extend((0..60_000u32).map(|i| (i % 251) as u8));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pv.img");
+        std::fs::write(&path, &image).unwrap();
+        let mut direct = PvDevice::open(&path).unwrap();
+        let mut buffered = PvDevice::open_as(&path, false).unwrap();
+        assert!(!buffered.direct_io());
+        let len = image.len() as u64;
+        for (offset, size) in [
+            (0, 1),
+            (1, 4095),
+            (4095, 2),
+            (4608, 710),
+            (8191, 8193),
+            (len - 3, 3),
+        ] {
+            let expected = &image[offset as usize..(offset + size) as usize];
+            assert_eq!(direct.read_at(offset, size as usize).unwrap(), expected);
+            assert_eq!(buffered.read_at(offset, size as usize).unwrap(), expected);
+        }
+        for device in [&mut direct, &mut buffered] {
+            let past = device.read_at(len - 3, 4).unwrap_err();
+            assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
+        }
+        let read = read_pv(&path).unwrap();
+        assert_eq!(read.contents, read_pv_from(&mut buffered).unwrap());
+    }
+
+    #[test]
+    fn only_block_devices_and_regular_files_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        for path in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
+            let error = read_pv(path).unwrap_err();
+            assert!(matches!(error.error, MetadataError::Io(_)), "{error}");
+            assert!(error.to_string().starts_with(&path.display().to_string()));
+        }
+    }
+
+    /// A device whose header changes after each read of it, as when LVM commits concurrently.
+    struct Racing {
+        image: Vec<u8>,
+        header_reads: u32,
+        moves: u32,
+    }
+
+    impl ReadAt for Racing {
+        fn read_at(&mut self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+            let bytes = (&self.image[..]).read_at(offset, len)?;
+            if offset == 4096 && len == MDA_HEADER_SIZE {
+                self.header_reads += 1;
+                if self.header_reads <= self.moves {
+                    // Move the text by one byte: write a copy at offset + 1 and reseal.
+                    let header = &mut self.image[4096..4608];
+                    let text_offset = u64::from_le_bytes(header[40..48].try_into().unwrap());
+                    let size = u64::from_le_bytes(header[48..56].try_into().unwrap()) as usize;
+                    header[40..48].copy_from_slice(&(text_offset + 1).to_le_bytes());
+                    let crc = calc_crc(INITIAL_CRC, &header[4..]);
+                    header[..4].copy_from_slice(&crc.to_le_bytes());
+                    let from = 4096 + text_offset as usize;
+                    self.image.copy_within(from..from + size, from + 1);
+                }
+            }
+            Ok(bytes)
+        }
+    }
+
+    #[test]
+    fn a_moving_header_is_retried_then_given_up() {
+        let mut settles = Racing {
+            image: REAL.to_vec(),
+            header_reads: 0,
+            moves: 2,
+        };
+        let text = read_mda_text(
+            &mut settles,
+            &DiskLocn {
+                offset: 4096,
+                size: 0x1f_f000,
+            },
+        )
+        .unwrap();
+        assert_eq!((text.attempts, text.locn.offset), (3, 514));
+        let mut never = Racing {
+            image: REAL.to_vec(),
+            header_reads: 0,
+            moves: u32::MAX,
+        };
+        assert_eq!(
+            read_mda_text(
+                &mut never,
+                &DiskLocn {
+                    offset: 4096,
+                    size: 0x1f_f000
+                }
+            ),
+            Err(MetadataError::Moved {
+                attempts: READ_ATTEMPTS
+            })
+        );
+    }
+}
