@@ -13,6 +13,7 @@
 //! - [`owner`]: who an LV belongs to.
 
 pub mod exec;
+pub mod metadata;
 pub mod owner;
 pub mod process;
 pub mod replay;

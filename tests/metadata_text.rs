@@ -1,0 +1,439 @@
+//! The metadata text reader against LVM itself: for each VG shape, the text `vgcfgbackup` writes
+//! is parsed with `lvm::metadata` and must give the same VG and LVs as `lvm fullreport` (run with
+//! the exporter's own command line and parsed by `lvm::report`). Shapes LVM cannot create here
+//! (no device-mapper: thin pools, raid, mirrors, snapshots, cached LVs) are written into the
+//! metadata with vgcfgrestore, which is all the reports read.
+//!
+//! Needs root, lvm2 and loop devices; skips loudly otherwise (fails under `CI=true`).
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{lvm_available, run, LoopVg, GIB};
+use nova_lvm_exporter::lvm::exec::LvmCommand;
+use nova_lvm_exporter::lvm::metadata::{text, vg};
+use nova_lvm_exporter::lvm::{report, Lv, Vg};
+
+/// The VG and its LVs by name, with the `lv_attr` characters that are kernel state blanked: 5
+/// (state) and 6 (open). LVM prints `XX` for them here, where device-mapper is missing, and `--`
+/// for an inactive LV on a host with device-mapper; the reader, which never asks the kernel,
+/// prints `--`.
+fn normalised(vg: Vg, mut lvs: Vec<Lv>) -> (Vg, Vec<Lv>) {
+    for lv in &mut lvs {
+        let mut chars: Vec<char> = lv.attr.chars().collect();
+        if chars.len() == 10 {
+            chars[4] = '-';
+            chars[5] = '-';
+        }
+        lv.attr = chars.into_iter().collect();
+    }
+    lvs.sort_by(|a, b| a.name.cmp(&b.name));
+    (vg, lvs)
+}
+
+/// What `lvm fullreport` says of `vg_name`, run as the exporter runs it.
+fn lvm_says(vg_name: &str) -> (Vg, Vec<Lv>) {
+    let output = Command::new("lvm")
+        .args(LvmCommand::fullreport_args(&[vg_name.to_string()]))
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lvm");
+    assert!(output.status.success(), "lvm fullreport failed");
+    let report = report::parse(&String::from_utf8_lossy(&output.stdout), "lvm fullreport")
+        .expect("fullreport parses");
+    let vg = report.vg(vg_name).expect("vg in report").clone();
+    let lvs = report.lvs_of(vg_name).cloned().collect();
+    normalised(vg, lvs)
+}
+
+/// What the metadata reader says of `vg_name`, from the text `vgcfgbackup` writes.
+fn reader_says(vg_name: &str) -> (Vg, Vec<Lv>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("vg.txt");
+    run(
+        "vgcfgbackup",
+        &["-q", "-f", file.to_str().unwrap(), vg_name],
+    );
+    let text = std::fs::read_to_string(&file).expect("backup");
+    let tree = text::parse(&text).expect("metadata text parses");
+    let parsed = vg::from_tree(&tree).expect("metadata describes the vg");
+    normalised(parsed.vg, parsed.lvs)
+}
+
+fn assert_reader_equals_lvm(vg: &LoopVg, shape: &str) {
+    let lvm = lvm_says(&vg.name);
+    let reader = reader_says(&vg.name);
+    assert_eq!(reader.0, lvm.0, "{shape}: vg differs");
+    assert_eq!(reader.1.len(), lvm.1.len(), "{shape}: lv count differs");
+    for (mine, theirs) in reader.1.iter().zip(&lvm.1) {
+        assert_eq!(mine, theirs, "{shape}: lv differs");
+    }
+}
+
+/// Writes LV sections for vgcfgrestore, allocating extents on `pv0` from `next_extent` on.
+struct Lvs {
+    text: String,
+    next_extent: u64,
+    next_id: u64,
+}
+
+const VISIBLE: &str = r#""READ", "WRITE", "VISIBLE""#;
+const HIDDEN: &str = r#""READ", "WRITE""#;
+
+impl Lvs {
+    fn new() -> Self {
+        Lvs {
+            text: String::new(),
+            next_extent: 0,
+            next_id: 0,
+        }
+    }
+
+    /// A fresh LV UUID in LVM's 6-4-4-4-4-4-6 form.
+    fn id(&mut self) -> String {
+        self.next_id += 1;
+        let n = format!("{:032}", self.next_id);
+        format!(
+            "{}-{}-{}-{}-{}-{}-{}",
+            &n[..6],
+            &n[6..10],
+            &n[10..14],
+            &n[14..18],
+            &n[18..22],
+            &n[22..26],
+            &n[26..]
+        )
+    }
+
+    /// An LV with one segment whose body is `segment`.
+    fn lv(&mut self, name: &str, status: &str, extras: &str, extents: u64, segment: &str) {
+        let id = self.id();
+        self.text.push_str(&format!(
+            "{name} {{\nid = \"{id}\"\nstatus = [{status}]\nflags = []\n{extras}\nsegment_count = 1\nsegment1 {{\nstart_extent = 0\nextent_count = {extents}\n{segment}\n}}\n}}\n"
+        ));
+    }
+
+    /// A linear LV on the next free extents of `pv0`.
+    fn linear(&mut self, name: &str, status: &str, extras: &str, extents: u64) {
+        let start = self.next_extent;
+        self.next_extent += extents;
+        self.lv(
+            name,
+            status,
+            extras,
+            extents,
+            &format!("type = \"striped\"\nstripe_count = 1\nstripes = [\"pv0\", {start}]"),
+        );
+    }
+
+    fn thin_pool(&mut self, pool: &str, extents: u64, zero: u64) {
+        self.lv(
+            pool,
+            VISIBLE,
+            "",
+            extents,
+            &format!("type = \"thin-pool\"\nmetadata = \"{pool}_tmeta\"\npool = \"{pool}_tdata\"\ntransaction_id = 0\nchunk_size = 128\ndiscards = \"passdown\"\nzero_new_blocks = {zero}"),
+        );
+        self.linear(&format!("{pool}_tmeta"), HIDDEN, "", 1);
+        self.linear(&format!("{pool}_tdata"), HIDDEN, "", extents);
+    }
+
+    fn thin(&mut self, name: &str, pool: &str, extents: u64, device_id: u64, extras: &str) {
+        self.lv(
+            name,
+            VISIBLE,
+            extras,
+            extents,
+            &format!("type = \"thin\"\nthin_pool = \"{pool}\"\ntransaction_id = 0\ndevice_id = {device_id}"),
+        );
+    }
+
+    fn raid1(&mut self, name: &str, extents: u64) {
+        self.lv(
+            name,
+            VISIBLE,
+            "",
+            extents,
+            &format!("type = \"raid1\"\ndevice_count = 2\nregion_size = 1024\nraids = [\"{name}_rmeta_0\", \"{name}_rimage_0\", \"{name}_rmeta_1\", \"{name}_rimage_1\"]"),
+        );
+        for i in 0..2 {
+            self.linear(&format!("{name}_rmeta_{i}"), HIDDEN, "", 1);
+            self.linear(&format!("{name}_rimage_{i}"), HIDDEN, "", extents);
+        }
+    }
+
+    fn mirror(&mut self, name: &str, extents: u64) {
+        self.lv(
+            name,
+            VISIBLE,
+            "",
+            extents,
+            &format!("type = \"mirror\"\nmirror_count = 2\nregion_size = 1024\nmirror_log = \"{name}_mlog\"\nmirrors = [\"{name}_mimage_0\", 0, \"{name}_mimage_1\", 0]"),
+        );
+        self.linear(&format!("{name}_mlog"), HIDDEN, "", 1);
+        for i in 0..2 {
+            self.linear(&format!("{name}_mimage_{i}"), HIDDEN, "", extents);
+        }
+    }
+
+    /// A classic snapshot `cow` of `origin` (which must exist): the COW store and the virtual
+    /// `snapshotN` LV that links them.
+    fn snapshot(&mut self, cow: &str, origin: &str, origin_extents: u64, index: u64) {
+        self.linear(cow, VISIBLE, "", 2);
+        self.lv(
+            &format!("snapshot{index}"),
+            VISIBLE,
+            "",
+            origin_extents,
+            &format!(
+                "type = \"snapshot\"\nchunk_size = 8\norigin = \"{origin}\"\ncow_store = \"{cow}\""
+            ),
+        );
+    }
+
+    /// A cached LV: `name` of type cache over `name_corig`, with the hidden cache pool `pool`.
+    fn cached(&mut self, name: &str, pool: &str, extents: u64) {
+        self.lv(
+            name,
+            VISIBLE,
+            "",
+            extents,
+            &format!("type = \"cache\"\ncache_pool = \"{pool}\"\norigin = \"{name}_corig\""),
+        );
+        self.linear(&format!("{name}_corig"), HIDDEN, "", extents);
+        self.lv(
+            pool,
+            HIDDEN,
+            "",
+            4,
+            &format!("type = \"cache-pool\"\ndata = \"{pool}_cdata\"\nmetadata = \"{pool}_cmeta\"\nchunk_size = 128\ncache_mode = \"writethrough\"\npolicy = \"smq\"\nmetadata_format = 2"),
+        );
+        self.linear(&format!("{pool}_cdata"), HIDDEN, "", 4);
+        self.linear(&format!("{pool}_cmeta"), HIDDEN, "", 1);
+    }
+}
+
+#[test]
+fn linear_and_multi_segment_lvs_with_tags() {
+    if !lvm_available("linear_and_multi_segment_lvs_with_tags") {
+        return;
+    }
+    let vg = LoopVg::new("mdt-lin", 20);
+    vg.create_lv("first", "100M");
+    vg.create_lv_with("tagged", "40M", &["--addtag", "nova", "--addtag", "a:b"]);
+    vg.extend_lv("first", "+60M");
+    vg.create_lv("third", "4M");
+    vg.extend_lv("first", "+8M");
+    assert_reader_equals_lvm(&vg, "linear and multi-segment");
+}
+
+#[test]
+fn empty_vg() {
+    if !lvm_available("empty_vg") {
+        return;
+    }
+    let vg = LoopVg::new("mdt-empty", 20);
+    assert_reader_equals_lvm(&vg, "empty");
+}
+
+/// A second PV for a [`LoopVg`], detached on drop (declare it before the VG: locals drop in
+/// reverse order, so the VG is removed first).
+struct ExtraPv {
+    device: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ExtraPv {
+    fn new(size_gib: u64) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = dir.path().join("pv1.img");
+        let file = std::fs::File::create(&image).expect("image");
+        file.set_len(size_gib * GIB).expect("sparse");
+        drop(file);
+        let device = run("losetup", &["-f", "--show", image.to_str().unwrap()])
+            .trim()
+            .to_string();
+        ExtraPv { device, _dir: dir }
+    }
+}
+
+impl Drop for ExtraPv {
+    fn drop(&mut self) {
+        let _ = Command::new("pvremove")
+            .args(["-q", "-ff", "-y", &self.device])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+#[test]
+fn multi_pv_vg_with_striped_and_spanning_lvs() {
+    if !lvm_available("multi_pv_vg_with_striped_and_spanning_lvs") {
+        return;
+    }
+    let extra = ExtraPv::new(2);
+    let vg = LoopVg::new("mdt-pvs", 1);
+    run("pvcreate", &["-q", &extra.device]);
+    run("vgextend", &["-q", &vg.name, &extra.device]);
+    vg.create_lv_with("striped", "200M", &["-i", "2"]);
+    vg.create_lv("spanning", "1500M");
+    vg.create_lv("small", "12M");
+    assert_reader_equals_lvm(&vg, "multi-PV");
+}
+
+#[test]
+fn thin_pool_with_thin_lvs_and_pmspare() {
+    if !lvm_available("thin_pool_with_thin_lvs_and_pmspare") {
+        return;
+    }
+    let vg = LoopVg::new("mdt-thin", 20);
+    let mut lvs = Lvs::new();
+    lvs.thin_pool("pool", 50, 1);
+    lvs.linear("lvol0_pmspare", HIDDEN, "", 1);
+    lvs.thin("thin1", "pool", 100, 1, "tags = [\"nova\"]");
+    lvs.thin("thin2", "pool", 7, 2, "");
+    lvs.thin_pool("plain", 10, 0);
+    lvs.thin("thin3", "plain", 3, 1, "");
+    vg.restore_with_extra_lvs(&lvs.text);
+    assert_reader_equals_lvm(&vg, "thin pool");
+}
+
+#[test]
+fn raid1_mirror_snapshot_and_cache_sub_lvs() {
+    if !lvm_available("raid1_mirror_snapshot_and_cache_sub_lvs") {
+        return;
+    }
+    let vg = LoopVg::new("mdt-sub", 20);
+    let mut lvs = Lvs::new();
+    lvs.raid1("r1", 5);
+    lvs.mirror("mir", 3);
+    lvs.linear("origin", VISIBLE, "", 10);
+    lvs.snapshot("snap", "origin", 10, 0);
+    lvs.cached("cached", "cpool", 6);
+    vg.restore_with_extra_lvs(&lvs.text);
+    assert_reader_equals_lvm(&vg, "raid1, mirror, snapshot, cache");
+}
+
+#[test]
+fn unused_cache_pool_made_by_lvcreate() {
+    if !lvm_available("unused_cache_pool_made_by_lvcreate") {
+        return;
+    }
+    let vg = LoopVg::new("mdt-cpool", 20);
+    run(
+        "lvcreate",
+        &[
+            "-q",
+            "--config",
+            "global{activation=0}",
+            "-an",
+            "--type",
+            "cache-pool",
+            "-L",
+            "40M",
+            "-n",
+            "cpool",
+            &vg.name,
+        ],
+    );
+    vg.create_lv("after", "8M");
+    assert_reader_equals_lvm(&vg, "cache pool");
+}
+
+#[test]
+fn two_thousand_lvs() {
+    if !lvm_available("two_thousand_lvs") {
+        return;
+    }
+    let vg = LoopVg::new("mdt-2k", 20);
+    let mut lvs = Lvs::new();
+    for i in 0..2000 {
+        let tags = if i % 3 == 0 { "tags = [\"nova\"]" } else { "" };
+        lvs.linear(&format!("lv{i:04}"), VISIBLE, tags, 1 + i % 2);
+    }
+    vg.restore_with_extra_lvs(&lvs.text);
+    assert_reader_equals_lvm(&vg, "2,000 LVs");
+}
+
+/// A small deterministic PRNG (xorshift64*): the same shapes on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One random VG shape: a mix of linear (some hidden, some tagged), thin pools with thin LVs,
+/// raid1, mirrors, snapshots and cached LVs.
+fn random_shape(rng: &mut Rng) -> String {
+    let mut lvs = Lvs::new();
+    let mut snapshots = 0;
+    for i in 0..rng.below(12) {
+        match rng.below(7) {
+            0 => {
+                let status = if rng.below(5) == 0 { HIDDEN } else { VISIBLE };
+                let tags = match rng.below(3) {
+                    0 => "tags = [\"nova\", \"x_y\"]",
+                    1 => "tags = []",
+                    _ => "",
+                };
+                lvs.linear(&format!("l{i}"), status, tags, 1 + rng.below(20));
+            }
+            1 => {
+                let pool = format!("p{i}");
+                lvs.thin_pool(&pool, 1 + rng.below(30), rng.below(2));
+                for t in 0..rng.below(4) {
+                    lvs.thin(&format!("t{i}_{t}"), &pool, 1 + rng.below(500), t + 1, "");
+                }
+            }
+            2 => lvs.raid1(&format!("r{i}"), 1 + rng.below(10)),
+            3 => lvs.mirror(&format!("m{i}"), 1 + rng.below(10)),
+            4 => {
+                let origin = format!("o{i}");
+                let extents = 1 + rng.below(10);
+                lvs.linear(&origin, VISIBLE, "", extents);
+                lvs.snapshot(&format!("s{i}"), &origin, extents, snapshots);
+                snapshots += 1;
+            }
+            5 => lvs.cached(&format!("c{i}"), &format!("cp{i}"), 1 + rng.below(10)),
+            _ => {
+                let extras = match rng.below(3) {
+                    0 => "allocation_policy = \"contiguous\"",
+                    1 => "allocation_policy = \"anywhere\"",
+                    _ => "",
+                };
+                lvs.linear(&format!("a{i}"), VISIBLE, extras, 1 + rng.below(5));
+            }
+        }
+    }
+    lvs.text
+}
+
+#[test]
+fn fifty_random_shapes() {
+    if !lvm_available("fifty_random_shapes") {
+        return;
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for shape in 0..50 {
+        let vg = LoopVg::new("mdt-rand", 20);
+        let text = random_shape(&mut rng);
+        if !text.is_empty() {
+            vg.restore_with_extra_lvs(&text);
+        }
+        assert_reader_equals_lvm(&vg, &format!("random shape {shape}"));
+    }
+}
