@@ -114,6 +114,13 @@ struct LvInfo<'t> {
     parent: &'t str,
 }
 
+/// Extents `start..start + len` of one PV, used by a segment.
+struct PvArea<'t> {
+    pv: &'t str,
+    start: u64,
+    len: u64,
+}
+
 struct Reader<'t> {
     vg: &'t str,
 }
@@ -251,13 +258,14 @@ impl<'t> Reader<'t> {
             .ok_or_else(|| self.malformed("pe_count total out of range".into()))?;
 
         let mut lvs: Vec<LvInfo<'t>> = Vec::new();
-        let mut used_extents = 0u64;
+        let mut areas: Vec<PvArea<'t>> = Vec::new();
         if let Some(lv_sections) = vg.section("logical_volumes") {
             for (lv_name, lv) in lv_sections.sections() {
-                let info = self.read_lv(lv_name, lv, &pv_extents, &mut used_extents)?;
+                let info = self.read_lv(lv_name, lv, &pv_extents, &mut areas)?;
                 lvs.push(info);
             }
         }
+        let used_extents = self.used_extents(&mut areas)?;
         let free_extents = total_extents.checked_sub(used_extents).ok_or_else(|| {
             self.malformed(format!(
                 "segments use {used_extents} extents, the PVs hold {total_extents}"
@@ -294,7 +302,7 @@ impl<'t> Reader<'t> {
         lv_name: &'t str,
         lv: &'t Section,
         pv_extents: &FxHashMap<&str, u64>,
-        used: &mut u64,
+        areas: &mut Vec<PvArea<'t>>,
     ) -> Result<LvInfo<'t>, VgError> {
         let whose = || format!("lv {lv_name:?}");
         let mut flags = self.strings(lv, "status", &whose)?;
@@ -326,14 +334,19 @@ impl<'t> Reader<'t> {
                     "a snapshot segment after a {first_type:?} one in lv {lv_name:?}"
                 )));
             }
+            let start = self.int(seg, "start_extent", &whose_seg)?;
+            if start != extents {
+                return Err(self.malformed(format!(
+                    "{}: start_extent {start}, the segments before it end at {extents}",
+                    whose_seg()
+                )));
+            }
             let count = self.int(seg, "extent_count", &whose_seg)?;
             extents = extents
                 .checked_add(count)
                 .ok_or_else(|| self.malformed(format!("{}: extents out of range", whose())))?;
             if let Some(stripes) = seg.value("stripes") {
-                *used = used
-                    .checked_add(self.stripe_extents(seg, stripes, count, pv_extents, &whose_seg)?)
-                    .ok_or_else(|| self.malformed("used extents out of range".into()))?;
+                self.stripe_areas(seg, stripes, count, pv_extents, &whose_seg, areas)?;
             }
             first.get_or_insert((segtype, seg));
         }
@@ -350,20 +363,25 @@ impl<'t> Reader<'t> {
         })
     }
 
-    /// The PV extents a striped segment uses: `extent_count / stripe_count` on each stripe.
-    fn stripe_extents(
+    /// Adds the PV areas of a striped segment: `extent_count / stripe_count` extents from each
+    /// stripe's start.
+    fn stripe_areas(
         &self,
         seg: &Section,
-        stripes: &Value,
+        stripes: &'t Value,
         count: u64,
         pv_extents: &FxHashMap<&str, u64>,
         whose: &dyn Fn() -> String,
-    ) -> Result<u64, VgError> {
+        areas: &mut Vec<PvArea<'t>>,
+    ) -> Result<(), VgError> {
         let stripe_count = self.int(seg, "stripe_count", whose)?;
         let Value::Array(items) = stripes else {
             return Err(self.malformed(format!("{}: stripes is not an array", whose())));
         };
-        if stripe_count == 0 || items.len() as u64 != stripe_count * 2 || count % stripe_count != 0
+        if stripe_count == 0
+            || items.len() as u64 / 2 != stripe_count
+            || items.len() % 2 != 0
+            || !count.is_multiple_of(stripe_count)
         {
             return Err(self.malformed(format!(
                 "{}: {} stripes entries for stripe_count {stripe_count} and extent_count {count}",
@@ -371,34 +389,44 @@ impl<'t> Reader<'t> {
                 items.len()
             )));
         }
-        let area = count / stripe_count;
+        let len = count / stripe_count;
         for pair in items.chunks(2) {
-            match pair {
-                [Value::Str(pv), Value::Int(start)] if *start >= 0 => {
-                    let pe_count = *pv_extents.get(pv.as_str()).ok_or_else(|| {
-                        self.unsupported(format!(
-                            "{}: stripe on a PV not in the VG: {pv:?}",
-                            whose()
-                        ))
-                    })?;
-                    if (*start as u64)
-                        .checked_add(area)
-                        .map_or(true, |end| end > pe_count)
-                    {
-                        return Err(
-                            self.malformed(format!("{}: stripe beyond the end of {pv:?}", whose()))
-                        );
-                    }
-                }
-                _ => {
-                    return Err(self.malformed(format!(
-                        "{}: stripes must be (PV name, start extent) pairs",
-                        whose()
-                    )))
-                }
+            let [Value::Str(pv), Value::Int(start)] = pair else {
+                return Err(self.malformed(format!(
+                    "{}: stripes must be (PV name, start extent) pairs",
+                    whose()
+                )));
+            };
+            let pe_count = *pv_extents.get(pv.as_str()).ok_or_else(|| {
+                self.malformed(format!("{}: stripe on {pv:?}, not a PV of the VG", whose()))
+            })?;
+            let start = u64::try_from(*start)
+                .ok()
+                .filter(|start| start.checked_add(len).is_some_and(|end| end <= pe_count));
+            let Some(start) = start else {
+                return Err(
+                    self.malformed(format!("{}: stripe outside the extents of {pv:?}", whose()))
+                );
+            };
+            areas.push(PvArea { pv, start, len });
+        }
+        Ok(())
+    }
+
+    /// The extents all segments use, refusing areas that overlap (LVM's `check_pv_segments`
+    /// in lib/metadata/pv_manip.c refuses such metadata too).
+    fn used_extents(&self, areas: &mut [PvArea<'t>]) -> Result<u64, VgError> {
+        areas.sort_unstable_by(|a, b| (a.pv, a.start).cmp(&(b.pv, b.start)));
+        for pair in areas.windows(2) {
+            if pair[0].pv == pair[1].pv && pair[0].start + pair[0].len > pair[1].start {
+                return Err(self.malformed(format!(
+                    "two segments use extent {} of {:?}",
+                    pair[1].start, pair[1].pv
+                )));
             }
         }
-        Ok(count)
+        // Areas lie within their PV and do not overlap, so the sum fits in the PV total.
+        Ok(areas.iter().map(|area| area.len).sum())
     }
 
     /// Marks the sub-LVs each LV's first segment names, and their parents.
@@ -744,3 +772,428 @@ const SEGMENT_TYPES: &[&str] = &[
     "error",
     "zero",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::metadata::text;
+
+    const MIB: u64 = 1024 * 1024;
+
+    /// A VG `vg1` of two PVs of 100 and 50 extents of 4 MiB with `lvs` in `logical_volumes`
+    /// and `vg_extra` in the VG section.
+    fn vg_text(vg_extra: &str, lvs: &str) -> String {
+        format!(
+            "contents = \"Text Format Volume Group\"\nversion = 1\n\
+             vg1 {{\nid = \"x\"\nseqno = 7\nformat = \"lvm2\"\nstatus = [\"RESIZEABLE\", \"READ\", \"WRITE\"]\nflags = []\n\
+             extent_size = 8192\n{vg_extra}\n\
+             physical_volumes {{\npv0 {{\nid = \"a\"\ndevice = \"/dev/sda\"\nstatus = [\"ALLOCATABLE\"]\nflags = []\npe_start = 2048\npe_count = 100\n}}\n\
+             pv1 {{\nid = \"b\"\nstatus = [\"ALLOCATABLE\"]\npe_start = 2048\npe_count = 50\n}}\n}}\n\
+             logical_volumes {{\n{lvs}\n}}\n}}\n"
+        )
+    }
+
+    fn read(vg_extra: &str, lvs: &str) -> Result<VgMetadata, VgError> {
+        from_tree(&text::parse(&vg_text(vg_extra, lvs)).expect("text parses"))
+    }
+
+    fn unsupported(vg_extra: &str, lvs: &str) -> String {
+        match read(vg_extra, lvs) {
+            Err(VgError::Unsupported { what, .. }) => what,
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+
+    fn malformed(vg_extra: &str, lvs: &str) -> String {
+        match read(vg_extra, lvs) {
+            Err(VgError::Malformed { message, .. }) => message,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    fn lv<'a>(vg: &'a VgMetadata, name: &str) -> &'a Lv {
+        vg.lvs.iter().find(|lv| lv.name == name).expect(name)
+    }
+
+    /// An LV section with the given status and segments (each a segment body without
+    /// `start_extent`, which is filled in from the extent counts).
+    fn lv_text(name: &str, status: &str, extra: &str, segments: &[(u64, &str)]) -> String {
+        let mut start = 0;
+        let mut body = String::new();
+        for (i, (count, seg)) in segments.iter().enumerate() {
+            body.push_str(&format!(
+                "segment{} {{\nstart_extent = {start}\nextent_count = {count}\n{seg}\n}}\n",
+                i + 1
+            ));
+            start += count;
+        }
+        format!(
+            "{name} {{\nid = \"i\"\nstatus = [{status}]\nflags = []\n{extra}\nsegment_count = {}\n{body}}}\n",
+            segments.len()
+        )
+    }
+
+    const V: &str = "\"READ\", \"WRITE\", \"VISIBLE\"";
+    const H: &str = "\"READ\", \"WRITE\"";
+
+    fn linear(pv: &str, start: i64) -> String {
+        format!("type = \"striped\"\nstripe_count = 1\nstripes = [\"{pv}\", {start}]")
+    }
+
+    #[test]
+    fn empty_vg_sizes() {
+        let vg = from_tree(&text::parse(&vg_text("", "")).unwrap()).unwrap();
+        assert_eq!(
+            vg.vg,
+            Vg {
+                name: "vg1".into(),
+                size_bytes: 150 * 4 * MIB,
+                free_bytes: 150 * 4 * MIB,
+                extent_size_bytes: 4 * MIB,
+            }
+        );
+        assert_eq!(vg.seqno, 7);
+        assert!(vg.lvs.is_empty());
+        // No logical_volumes section at all (LVM leaves it out of an empty VG).
+        let text = vg_text("", "").replace("logical_volumes {\n\n}\n", "");
+        assert_eq!(from_tree(&text::parse(&text).unwrap()).unwrap(), vg);
+    }
+
+    #[test]
+    fn linear_striped_and_multi_segment() {
+        let lvs = lv_text(
+            "multi",
+            V,
+            "tags = [\"z\", \"nova\", \"\"]",
+            &[(10, &linear("pv0", 0)), (5, &linear("pv1", 0))],
+        ) + &lv_text(
+            "wide",
+            "\"READ\", \"VISIBLE\"",
+            "allocation_policy = \"contiguous\"",
+            &[(
+                6,
+                "type = \"striped\"\nstripe_count = 2\nstripe_size = 128\nstripes = [\"pv0\", 10, \"pv1\", 5]",
+            )],
+        );
+        let vg = read("", &lvs).unwrap();
+        assert_eq!(vg.vg.free_bytes, (150 - 15 - 6) * 4 * MIB);
+        let multi = lv(&vg, "multi");
+        assert_eq!(
+            (
+                multi.size_bytes,
+                multi.segtype.as_str(),
+                multi.attr.as_str(),
+                multi.hidden
+            ),
+            (15 * 4 * MIB, "linear", "-wi-------", false)
+        );
+        assert_eq!(multi.tags, ["nova", "z"], "sorted, empty ones dropped");
+        let wide = lv(&vg, "wide");
+        assert_eq!(
+            (wide.size_bytes, wide.segtype.as_str(), wide.attr.as_str()),
+            (6 * 4 * MIB, "striped", "-rc-------")
+        );
+        assert_eq!(
+            vg.lvs.iter().map(|lv| lv.vg.as_str()).collect::<Vec<_>>(),
+            ["vg1", "vg1"]
+        );
+    }
+
+    #[test]
+    fn thin_pool_sub_lvs_and_thin_volumes() {
+        let lvs = lv_text(
+            "pool",
+            V,
+            "",
+            &[(20, "type = \"thin-pool+CROP_METADATA\"\nmetadata = \"pool_tmeta\"\npool = \"pool_tdata\"\ntransaction_id = 1\nchunk_size = 128\nzero_new_blocks = 1")],
+        ) + &lv_text("pool_tdata", H, "", &[(20, &linear("pv0", 0))])
+            + &lv_text("pool_tmeta", H, "", &[(1, &linear("pv0", 20))])
+            + &lv_text("lvol0_pmspare", H, "", &[(1, &linear("pv0", 21))])
+            + &lv_text(
+                "thin",
+                V,
+                "flags = [\"ACTIVATION_SKIP\"]",
+                &[(500, "type = \"thin\"\nthin_pool = \"pool\"\ntransaction_id = 0\ndevice_id = 1")],
+            );
+        // `flags` is given twice in the thin LV: a repeated key, refused by the text parser.
+        assert!(text::parse(&vg_text("", &lvs)).is_err());
+        let lvs = lvs.replace(
+            "flags = []\nflags = [\"ACTIVATION_SKIP\"]",
+            "flags = [\"ACTIVATION_SKIP\"]",
+        );
+        let vg = read("", &lvs).unwrap();
+        assert_eq!(vg.vg.free_bytes, (150 - 22) * 4 * MIB);
+        let row = |name: &str| {
+            let lv = lv(&vg, name);
+            (
+                lv.hidden,
+                lv.size_bytes / (4 * MIB),
+                lv.attr.clone(),
+                lv.segtype.clone(),
+                lv.pool_lv.clone(),
+                lv.parent.clone(),
+            )
+        };
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            row("pool"),
+            (false, 20, s("twi---tz--"), s("thin-pool"), s(""), s(""))
+        );
+        assert_eq!(
+            row("pool_tdata"),
+            (true, 20, s("Twi-------"), s("linear"), s(""), s("pool"))
+        );
+        assert_eq!(
+            row("pool_tmeta"),
+            (true, 1, s("ewi-------"), s("linear"), s(""), s("pool"))
+        );
+        assert_eq!(
+            row("lvol0_pmspare"),
+            (true, 1, s("ewi-------"), s("linear"), s(""), s(""))
+        );
+        assert_eq!(
+            row("thin"),
+            (false, 500, s("Vwi---tz-k"), s("thin"), s("pool"), s(""))
+        );
+        assert!(vg.lvs.iter().all(|lv| lv.data_used_ratio.is_none()));
+    }
+
+    #[test]
+    fn snapshot_cow_is_reported_and_the_link_lv_is_not() {
+        let lvs = lv_text("origin", V, "", &[(10, &linear("pv0", 0))])
+            + &lv_text("snap", H, "", &[(2, &linear("pv0", 10))])
+            + &lv_text(
+                "snapshot0",
+                V,
+                "",
+                &[(10, "type = \"snapshot\"\nchunk_size = 8\norigin = \"origin\"\ncow_store = \"snap\"")],
+            );
+        let vg = read("", &lvs).unwrap();
+        assert_eq!(
+            vg.lvs
+                .iter()
+                .map(|lv| (lv.name.as_str(), lv.attr.as_str(), lv.hidden))
+                .collect::<Vec<_>>(),
+            [
+                ("origin", "owi---s---", false),
+                ("snap", "swi---s---", false)
+            ]
+        );
+        assert_eq!(vg.vg.free_bytes, (150 - 12) * 4 * MIB);
+        let merging = lvs.replace(
+            "cow_store = \"snap\"",
+            "cow_store = \"snap\"\nmerging_store = \"snap\"",
+        );
+        assert_eq!(unsupported("", &merging), "merging snapshot \"snapshot0\"");
+    }
+
+    #[test]
+    fn what_is_not_implemented_is_unsupported() {
+        let plain = lv_text("a", V, "", &[(1, &linear("pv0", 0))]);
+        assert_eq!(
+            unsupported("lock_type = \"sanlock\"", &plain),
+            "vg key lock_type"
+        );
+        assert_eq!(
+            unsupported("system_id = \"host\"", &plain),
+            "vg key system_id"
+        );
+        assert!(read("system_id = \"\"", &plain).is_ok());
+        let exported = vg_text("", &plain).replace("\"RESIZEABLE\",", "\"EXPORTED\",");
+        assert!(matches!(
+            from_tree(&text::parse(&exported).unwrap()),
+            Err(VgError::Unsupported { what, .. }) if what == "vg flag \"EXPORTED\""
+        ));
+        let missing = vg_text("", &plain).replace(
+            "[\"ALLOCATABLE\"]\nflags = []",
+            "[\"ALLOCATABLE\"]\nflags = [\"MISSING\"]",
+        );
+        assert!(matches!(
+            from_tree(&text::parse(&missing).unwrap()),
+            Err(VgError::Unsupported { what, .. }) if what == "pv \"pv0\" flag \"MISSING\""
+        ));
+        assert_eq!(
+            unsupported("", &lv_text("v", V, "", &[(1, "type = \"vdo\"")])),
+            "segment type \"vdo\" of lv \"v\""
+        );
+        assert_eq!(
+            unsupported("", &lv_text("r", V, "", &[(1, "type = \"raid5+RESHAPE\"")])),
+            "segment flag \"RESHAPE\" of lv \"r\""
+        );
+        assert_eq!(
+            unsupported(
+                "",
+                &lv_text(
+                    "p",
+                    "\"READ\", \"WRITE\", \"PVMOVE\"",
+                    "",
+                    &[(1, &linear("pv0", 0))]
+                )
+            ),
+            "lv \"p\" flag \"PVMOVE\""
+        );
+        assert_eq!(
+            unsupported(
+                "",
+                &lv_text(
+                    "c",
+                    V,
+                    "",
+                    &[(
+                        1,
+                        "type = \"thin\"\nthin_pool = \"p\"\nexternal_origin = \"o\""
+                    )]
+                )
+            ),
+            "external origin of thin lv \"c\""
+        );
+        let error = VgError::Unsupported {
+            vg: "vg1".into(),
+            what: "vg key lock_type".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "LVM metadata of vg \"vg1\": unsupported: vg key lock_type"
+        );
+    }
+
+    #[test]
+    fn inconsistent_metadata_is_malformed() {
+        let one = |seg: &str| lv_text("a", V, "", &[(4, seg)]);
+        assert_eq!(
+            malformed(
+                "",
+                &(one(&linear("pv0", 0)) + &lv_text("b", V, "", &[(2, &linear("pv0", 3))]))
+            ),
+            "two segments use extent 3 of \"pv0\""
+        );
+        assert_eq!(
+            malformed("", &one(&linear("pv1", 47))),
+            "lv \"a\" segment1: stripe outside the extents of \"pv1\""
+        );
+        assert_eq!(
+            malformed("", &one(&linear("pv1", -1))),
+            "lv \"a\" segment1: stripe outside the extents of \"pv1\""
+        );
+        assert_eq!(
+            malformed("", &one(&linear("pv9", 0))),
+            "lv \"a\" segment1: stripe on \"pv9\", not a PV of the VG"
+        );
+        assert_eq!(
+            malformed(
+                "",
+                &one("type = \"striped\"\nstripe_count = 3\nstripes = [\"pv0\", 0]")
+            ),
+            "lv \"a\" segment1: 2 stripes entries for stripe_count 3 and extent_count 4"
+        );
+        assert_eq!(
+            malformed("", &one("type = \"striped\"\nstripe_count = 9223372036854775807\nstripes = [\"pv0\", 0]")),
+            "lv \"a\" segment1: 2 stripes entries for stripe_count 9223372036854775807 and extent_count 4"
+        );
+        assert_eq!(
+            malformed(
+                "",
+                &one("type = \"striped\"\nstripe_count = 1\nstripes = [0, \"pv0\"]")
+            ),
+            "lv \"a\" segment1: stripes must be (PV name, start extent) pairs"
+        );
+        assert_eq!(
+            malformed("", &one("type = \"thin\"\nthin_pool = \"nope\"")),
+            "lv \"a\" segment1: thin_pool \"nope\" is not a thin pool"
+        );
+        assert_eq!(
+            malformed("", &one("type = \"mirror\"\nmirrors = [\"gone\", 0]")),
+            "lv \"a\" names a missing lv \"gone\""
+        );
+        assert_eq!(
+            malformed("", &one("type = 5")),
+            "lv \"a\" segment1: type is an integer, not a string"
+        );
+        let gap = lv_text("a", V, "", &[(1, &linear("pv0", 0))])
+            .replace("segment_count = 1", "segment_count = 2");
+        assert_eq!(malformed("", &gap), "lv \"a\": missing segment2");
+        let shifted = lv_text("a", V, "", &[(1, &linear("pv0", 0))])
+            .replace("start_extent = 0", "start_extent = 3");
+        assert_eq!(
+            malformed("", &shifted),
+            "lv \"a\" segment1: start_extent 3, the segments before it end at 0"
+        );
+        let zero = vg_text("", "").replace("extent_size = 8192", "extent_size = 0");
+        assert!(matches!(
+            from_tree(&text::parse(&zero).unwrap()),
+            Err(VgError::Malformed { message, .. }) if message == "vg: extent_size is 0"
+        ));
+        let negative = vg_text("", "").replace("pe_count = 50", "pe_count = -50");
+        assert!(matches!(
+            from_tree(&text::parse(&negative).unwrap()),
+            Err(VgError::Malformed { message, .. }) if message == "pv \"pv1\": pe_count is negative"
+        ));
+        for tree in ["", "a = 1", "v { }\nw { }"] {
+            assert!(matches!(
+                from_tree(&text::parse(tree).unwrap()),
+                Err(VgError::Malformed { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn huge_numbers_do_not_overflow() {
+        let huge =
+            vg_text("", "").replace("extent_size = 8192", "extent_size = 9223372036854775807");
+        assert!(from_tree(&text::parse(&huge).unwrap()).is_err());
+        let many = vg_text("", "")
+            .replace("pe_count = 100", "pe_count = 9223372036854775807")
+            .replace("pe_count = 50", "pe_count = 9223372036854775807");
+        assert!(from_tree(&text::parse(&many).unwrap()).is_err());
+        let lv = lv_text(
+            "a",
+            V,
+            "",
+            &[
+                (9223372036854775807, "type = \"error\""),
+                (9, "type = \"zero\""),
+            ],
+        );
+        assert!(read("", &lv).is_err());
+    }
+
+    #[test]
+    fn never_panics_on_mangled_metadata() {
+        let lvs = lv_text(
+            "pool",
+            V,
+            "",
+            &[(
+                2,
+                "type = \"thin-pool\"\nmetadata = \"m\"\npool = \"d\"\nzero_new_blocks = 1",
+            )],
+        ) + &lv_text("d", H, "", &[(2, &linear("pv0", 0))])
+            + &lv_text("m", H, "", &[(1, &linear("pv0", 2))])
+            + &lv_text(
+                "t",
+                V,
+                "tags = [\"a\"]",
+                &[(9, "type = \"thin\"\nthin_pool = \"pool\"")],
+            )
+            + &lv_text(
+                "r",
+                V,
+                "",
+                &[(1, "type = \"raid1\"\nraids = [\"rm\", \"ri\"]")],
+            )
+            + &lv_text("rm", H, "", &[(1, &linear("pv1", 0))])
+            + &lv_text("ri", H, "", &[(1, &linear("pv1", 1))]);
+        let text = vg_text("", &lvs);
+        assert!(read("", &lvs).is_ok());
+        let mut errors = 0;
+        for (i, c) in text.char_indices() {
+            for replacement in ["0", "9", "-", "\"", "pv1", "x", ""] {
+                let mangled = format!("{}{replacement}{}", &text[..i], &text[i + c.len_utf8()..]);
+                if let Ok(tree) = text::parse(&mangled) {
+                    errors += usize::from(from_tree(&tree).is_err());
+                }
+            }
+        }
+        assert!(errors > 100, "many manglings are refused, got {errors}");
+    }
+}
