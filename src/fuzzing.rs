@@ -16,8 +16,9 @@ use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name, as in `fuzz/fuzz_targets/<name>.rs`.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("lvm_report", lvm_report),
+    ("lvm_metadata_text", lvm_metadata_text),
     ("account", account),
     ("libvirt_domain", libvirt_domain),
     ("nova_conf", nova_conf),
@@ -32,6 +33,13 @@ fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 /// The LVM JSON report parser.
 pub fn lvm_report(data: &[u8]) {
     let _ = crate::lvm::report::parse(&text(data), "fuzz");
+}
+
+/// LVM's metadata text parser, then the VG reader on what it parsed.
+pub fn lvm_metadata_text(data: &[u8]) {
+    if let Ok(tree) = crate::lvm::metadata::text::parse(&text(data)) {
+        let _ = crate::lvm::metadata::vg::from_tree(&tree);
+    }
 }
 
 /// The whole pure pipeline on a parsed report: every nova-named LV's instance is tracked with a

@@ -39,17 +39,17 @@ pub enum Node {
     /// `key = value`.
     Value(Value),
     /// `key { ... }`.
-    Section(Section),
+    Section(ConfigSection),
 }
 
 /// The items of a section, in the order of the text. Keys are unique within a section.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Section {
+pub struct ConfigSection {
     /// `(key, item)` pairs in text order.
     pub items: Vec<(String, Node)>,
 }
 
-impl Section {
+impl ConfigSection {
     /// The item called `key`.
     pub fn get(&self, key: &str) -> Option<&Node> {
         self.items
@@ -67,7 +67,7 @@ impl Section {
     }
 
     /// The section called `key`, if it is a section.
-    pub fn section(&self, key: &str) -> Option<&Section> {
+    pub fn section(&self, key: &str) -> Option<&ConfigSection> {
         match self.get(key)? {
             Node::Section(section) => Some(section),
             Node::Value(_) => None,
@@ -75,7 +75,7 @@ impl Section {
     }
 
     /// The nested sections, in text order.
-    pub fn sections(&self) -> impl Iterator<Item = (&str, &Section)> {
+    pub fn sections(&self) -> impl Iterator<Item = (&str, &ConfigSection)> {
         self.items.iter().filter_map(|(key, node)| match node {
             Node::Section(section) => Some((key.as_str(), section)),
             Node::Value(_) => None,
@@ -87,7 +87,7 @@ impl Section {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigTree {
     /// The top-level items.
-    pub root: Section,
+    pub root: ConfigSection,
 }
 
 /// Why a text could not be parsed, with the 1-based line and column (in characters) of the
@@ -341,7 +341,7 @@ fn unescape(inner: &str) -> String {
 
 /// Refuses a section that repeats a key (sorting, not a per-key scan: linear-logarithmic
 /// however many keys a hostile section holds). Returns the repeated key.
-fn check_unique_keys(section: &Section) -> Result<(), String> {
+fn check_unique_keys(section: &ConfigSection) -> Result<(), String> {
     let mut keys: Vec<&str> = section.items.iter().map(|(key, _)| key.as_str()).collect();
     keys.sort_unstable();
     match keys.windows(2).find(|pair| pair[0] == pair[1]) {
@@ -353,7 +353,7 @@ fn check_unique_keys(section: &Section) -> Result<(), String> {
 /// A section being filled, with its key in the parent.
 struct Open {
     key: String,
-    section: Section,
+    section: ConfigSection,
 }
 
 /// Parses LVM's text configuration format. See the module docs for the grammar and bounds.
@@ -366,7 +366,7 @@ fn parse_bounded(text: &str, max_nodes: usize) -> Result<ConfigTree, TextError> 
     let mut lexer = Lexer::new(text);
     let mut stack: Vec<Open> = vec![Open {
         key: String::new(),
-        section: Section::default(),
+        section: ConfigSection::default(),
     }];
     let mut nodes = 0usize;
     loop {
@@ -419,7 +419,7 @@ fn parse_bounded(text: &str, max_nodes: usize) -> Result<ConfigTree, TextError> 
                         }
                         stack.push(Open {
                             key,
-                            section: Section::default(),
+                            section: ConfigSection::default(),
                         });
                         lexer.advance(Tok::SectionBegin);
                     }

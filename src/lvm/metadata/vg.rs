@@ -27,7 +27,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::text::{ConfigTree, Section, Value};
+use super::text::{ConfigSection, ConfigTree, Value};
 use crate::lvm::{Lv, Vg};
 
 /// Bytes per LVM sector.
@@ -105,10 +105,10 @@ enum Role {
 /// What the reader learns of one LV.
 struct LvInfo<'t> {
     name: &'t str,
-    section: &'t Section,
+    section: &'t ConfigSection,
     visible: bool,
     segtype: &'t str,
-    first_segment: &'t Section,
+    first_segment: &'t ConfigSection,
     extents: u64,
     role: Role,
     parent: &'t str,
@@ -142,7 +142,7 @@ impl<'t> Reader<'t> {
 
     fn int(
         &self,
-        section: &Section,
+        section: &ConfigSection,
         key: &str,
         whose: &dyn Fn() -> String,
     ) -> Result<u64, VgError> {
@@ -160,7 +160,7 @@ impl<'t> Reader<'t> {
 
     fn string(
         &self,
-        section: &'t Section,
+        section: &'t ConfigSection,
         key: &str,
         whose: &dyn Fn() -> String,
     ) -> Result<&'t str, VgError> {
@@ -178,7 +178,7 @@ impl<'t> Reader<'t> {
     /// A list of strings (`status`, `flags`, `tags`); absent is empty.
     fn strings(
         &self,
-        section: &'t Section,
+        section: &'t ConfigSection,
         key: &str,
         whose: &dyn Fn() -> String,
     ) -> Result<Vec<&'t str>, VgError> {
@@ -216,7 +216,7 @@ impl<'t> Reader<'t> {
         }
     }
 
-    fn read(&self, vg: &'t Section) -> Result<VgMetadata, VgError> {
+    fn read(&self, vg: &'t ConfigSection) -> Result<VgMetadata, VgError> {
         let whose_vg = || "vg".to_string();
         for key in ["lock_type", "system_id"] {
             match vg.value(key) {
@@ -300,7 +300,7 @@ impl<'t> Reader<'t> {
     fn read_lv(
         &self,
         lv_name: &'t str,
-        lv: &'t Section,
+        lv: &'t ConfigSection,
         pv_extents: &FxHashMap<&str, u64>,
         areas: &mut Vec<PvArea<'t>>,
     ) -> Result<LvInfo<'t>, VgError> {
@@ -313,7 +313,7 @@ impl<'t> Reader<'t> {
             return Err(self.malformed(format!("{}: segment_count {segment_count}", whose())));
         }
         let mut extents = 0u64;
-        let mut first: Option<(&'t str, &'t Section)> = None;
+        let mut first: Option<(&'t str, &'t ConfigSection)> = None;
         for index in 1..=segment_count {
             let key = format!("segment{index}");
             let seg = lv
@@ -367,7 +367,7 @@ impl<'t> Reader<'t> {
     /// stripe's start.
     fn stripe_areas(
         &self,
-        seg: &Section,
+        seg: &ConfigSection,
         stripes: &'t Value,
         count: u64,
         pv_extents: &FxHashMap<&str, u64>,
