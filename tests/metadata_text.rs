@@ -63,9 +63,58 @@ fn reader_says(vg_name: &str) -> (Vg, Vec<Lv>) {
     normalised(parsed.vg, parsed.lvs)
 }
 
+/// The current metadata text in the first metadata area of `vg_name`'s first PV, read
+/// straight from the device (the test's own minimal reader: the label/mda reader with its
+/// checksums is `lvm::metadata`'s device half). The layout: the mda header at byte 4096 holds
+/// `start` (u64 at 24), `size` (u64 at 32) and the current text's `offset` (from the mda start)
+/// and `size` (u64s at 40 and 48); the text may wrap from the end of the area to just after its
+/// 512-byte header.
+fn metadata_area_text(vg_name: &str) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let pvs = run(
+        "pvs",
+        &[
+            "--noheadings",
+            "-o",
+            "pv_name",
+            "--select",
+            &format!("vg_name={vg_name}"),
+        ],
+    );
+    let device = pvs.split_whitespace().next().expect("a PV").to_string();
+    // Drop the block device's page cache: LVM writes with O_DIRECT.
+    run("blockdev", &["--flushbufs", &device]);
+    let mut file = std::fs::File::open(&device).expect("open PV");
+    let mut header = [0u8; 512];
+    file.seek(SeekFrom::Start(4096)).unwrap();
+    file.read_exact(&mut header).unwrap();
+    assert_eq!(&header[4..20], b" LVM2 x[5A%r0N*>", "mda magic");
+    let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap());
+    let (mda_start, mda_size, offset, size) = (u64_at(24), u64_at(32), u64_at(40), u64_at(48));
+    let mut text = vec![0u8; usize::try_from(size).unwrap()];
+    let first = size.min(mda_size - offset);
+    file.seek(SeekFrom::Start(mda_start + offset)).unwrap();
+    file.read_exact(&mut text[..first as usize]).unwrap();
+    if first < size {
+        file.seek(SeekFrom::Start(mda_start + 512)).unwrap();
+        file.read_exact(&mut text[first as usize..]).unwrap();
+    }
+    // The text ends with a NUL byte.
+    let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
+    String::from_utf8(text[..end].to_vec()).expect("UTF-8 metadata")
+}
+
 fn assert_reader_equals_lvm(vg: &LoopVg, shape: &str) {
     let lvm = lvm_says(&vg.name);
     let reader = reader_says(&vg.name);
+    let on_disk =
+        vg::from_tree(&text::parse(&metadata_area_text(&vg.name)).expect("mda text parses"))
+            .expect("mda text describes the vg");
+    assert_eq!(
+        normalised(on_disk.vg, on_disk.lvs),
+        reader,
+        "{shape}: the metadata area and vgcfgbackup differ"
+    );
     assert_eq!(reader.0, lvm.0, "{shape}: vg differs");
     assert_eq!(reader.1.len(), lvm.1.len(), "{shape}: lv count differs");
     for (mine, theirs) in reader.1.iter().zip(&lvm.1) {
@@ -108,11 +157,17 @@ impl Lvs {
         )
     }
 
-    /// An LV with one segment whose body is `segment`.
+    /// An LV with one segment whose body is `segment`; `extras` are more keys of the LV (an
+    /// empty `flags` list is added unless they have one).
     fn lv(&mut self, name: &str, status: &str, extras: &str, extents: u64, segment: &str) {
         let id = self.id();
+        let flags = if extras.contains("flags = ") {
+            ""
+        } else {
+            "flags = []"
+        };
         self.text.push_str(&format!(
-            "{name} {{\nid = \"{id}\"\nstatus = [{status}]\nflags = []\n{extras}\nsegment_count = 1\nsegment1 {{\nstart_extent = 0\nextent_count = {extents}\n{segment}\n}}\n}}\n"
+            "{name} {{\nid = \"{id}\"\nstatus = [{status}]\n{flags}\n{extras}\nsegment_count = 1\nsegment1 {{\nstart_extent = 0\nextent_count = {extents}\n{segment}\n}}\n}}\n"
         ));
     }
 
@@ -284,6 +339,9 @@ fn multi_pv_vg_with_striped_and_spanning_lvs() {
     vg.create_lv("spanning", "1500M");
     vg.create_lv("small", "12M");
     assert_reader_equals_lvm(&vg, "multi-PV");
+    // A PV taken out of allocation still counts in vg_size and vg_free.
+    run("pvchange", &["-q", "-x", "n", &extra.device]);
+    assert_reader_equals_lvm(&vg, "multi-PV, one PV not allocatable");
 }
 
 #[test]
@@ -317,6 +375,87 @@ fn raid1_mirror_snapshot_and_cache_sub_lvs() {
     lvs.cached("cached", "cpool", 6);
     vg.restore_with_extra_lvs(&lvs.text);
     assert_reader_equals_lvm(&vg, "raid1, mirror, snapshot, cache");
+}
+
+/// Every `lv_attr` character the metadata decides: permissions, allocation policy, fixed minor,
+/// activation skip, zeroing, not-synced raid and mirror, and a thin snapshot.
+#[test]
+fn attr_characters_from_the_metadata() {
+    if !lvm_available("attr_characters_from_the_metadata") {
+        return;
+    }
+    let vg = LoopVg::new("mdt-attr", 20);
+    let mut lvs = Lvs::new();
+    lvs.linear("readonly", r#""READ", "VISIBLE""#, "", 1);
+    lvs.linear(
+        "minor",
+        r#""READ", "WRITE", "VISIBLE", "FIXED_MINOR""#,
+        "minor = 77",
+        1,
+    );
+    lvs.linear("skip", VISIBLE, "flags = [\"ACTIVATION_SKIP\"]", 1);
+    assert!(lvs.text.contains("ACTIVATION_SKIP"));
+    for policy in [
+        "contiguous",
+        "cling",
+        "cling_by_tags",
+        "normal",
+        "anywhere",
+        "inherit",
+    ] {
+        lvs.linear(
+            &format!("policy_{policy}"),
+            VISIBLE,
+            &format!("allocation_policy = \"{policy}\""),
+            1,
+        );
+    }
+    lvs.thin_pool("pool", 4, 1);
+    lvs.thin("origin", "pool", 10, 1, "");
+    lvs.thin("thinsnap", "pool", 10, 2, "");
+    lvs.text = lvs.text.replacen(
+        "thin_pool = \"pool\"\ntransaction_id = 0\ndevice_id = 2",
+        "thin_pool = \"pool\"\ntransaction_id = 0\norigin = \"origin\"\ndevice_id = 2",
+        1,
+    );
+    lvs.raid1("unsynced", 2);
+    lvs.mirror("unsyncedm", 2);
+    let text = mark_not_synced(&lvs.text, &["unsynced", "unsyncedm"]);
+    vg.restore_with_extra_lvs(&text);
+    assert_reader_equals_lvm(&vg, "attr characters");
+    // The shape exercised what it claims to.
+    let (_, lvs) = lvm_says(&vg.name);
+    let attr = |name: &str| {
+        lvs.iter()
+            .find(|lv| lv.name == name)
+            .map(|lv| lv.attr.clone())
+            .expect(name)
+    };
+    assert_eq!(attr("readonly"), "-ri-------");
+    assert_eq!(attr("minor"), "-wim------");
+    assert_eq!(attr("skip"), "-wi------k");
+    assert_eq!(attr("policy_cling"), "-wl-------");
+    assert_eq!(attr("unsynced"), "Rwi---r---");
+    assert_eq!(attr("unsyncedm"), "Mwi---m---");
+    assert_eq!(attr("thinsnap"), "Vwi---tz--");
+}
+
+/// Adds `NOTSYNCED` to the status of the LVs named.
+fn mark_not_synced(text: &str, names: &[&str]) -> String {
+    let mut out = String::new();
+    let mut current = "";
+    for line in text.lines() {
+        if let Some(name) = line.strip_suffix(" {") {
+            current = if names.contains(&name) { name } else { "" };
+        }
+        if !current.is_empty() && line.starts_with("status = [") {
+            out.push_str(&line.replace("]", ", \"NOTSYNCED\"]"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[test]

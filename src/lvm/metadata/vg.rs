@@ -203,17 +203,32 @@ impl<'t> Reader<'t> {
         }
     }
 
-    /// Refuses a flag outside `known`.
-    fn check_flags(
+    /// The flags of a VG, PV or LV as LVM's `read_flags` (lib/format_text/flags.c) reads them:
+    /// `status` holds status flags (an unknown one is an error in LVM too), `flags` holds
+    /// compatibility flags (a status flag there is ignored, as LVM ignores it). A flag the
+    /// reader does not implement, or one LVM would skip because it does not know it, is
+    /// [`VgError::Unsupported`].
+    fn flags(
         &self,
-        flags: &[&str],
-        known: &[&str],
+        section: &'t ConfigSection,
+        table: &FlagTable,
         whose: &dyn Fn() -> String,
-    ) -> Result<(), VgError> {
-        match flags.iter().find(|flag| !known.contains(flag)) {
-            Some(flag) => Err(self.unsupported(format!("{} flag {flag:?}", whose()))),
-            None => Ok(()),
+    ) -> Result<Vec<&'t str>, VgError> {
+        let mut flags = Vec::new();
+        for flag in self.strings(section, "status", whose)? {
+            if !table.status.contains(&flag) {
+                return Err(self.unsupported(format!("{} status flag {flag:?}", whose())));
+            }
+            flags.push(flag);
         }
+        for flag in self.strings(section, "flags", whose)? {
+            if table.compatible.contains(&flag) {
+                flags.push(flag);
+            } else if !table.status.contains(&flag) {
+                return Err(self.unsupported(format!("{} flag {flag:?}", whose())));
+            }
+        }
+        Ok(flags)
     }
 
     fn read(&self, vg: &'t ConfigSection) -> Result<VgMetadata, VgError> {
@@ -225,13 +240,7 @@ impl<'t> Reader<'t> {
                 Some(_) => return Err(self.unsupported(format!("vg key {key}"))),
             }
         }
-        let mut vg_flags = self.strings(vg, "status", &whose_vg)?;
-        vg_flags.extend(self.strings(vg, "flags", &whose_vg)?);
-        self.check_flags(
-            &vg_flags,
-            &["RESIZEABLE", "READ", "WRITE", "NOAUTOACTIVATE"],
-            &whose_vg,
-        )?;
+        self.flags(vg, &VG_FLAGS, &whose_vg)?;
         let seqno = self.int(vg, "seqno", &whose_vg)?;
         let extent_sectors = self.int(vg, "extent_size", &whose_vg)?;
         if extent_sectors == 0 {
@@ -246,9 +255,7 @@ impl<'t> Reader<'t> {
         if let Some(pvs) = vg.section("physical_volumes") {
             for (pv_name, pv) in pvs.sections() {
                 let whose = || format!("pv {pv_name:?}");
-                let mut flags = self.strings(pv, "status", &whose)?;
-                flags.extend(self.strings(pv, "flags", &whose)?);
-                self.check_flags(&flags, &["ALLOCATABLE"], &whose)?;
+                self.flags(pv, &PV_FLAGS, &whose)?;
                 pv_extents.insert(pv_name, self.int(pv, "pe_count", &whose)?);
             }
         }
@@ -305,9 +312,7 @@ impl<'t> Reader<'t> {
         areas: &mut Vec<PvArea<'t>>,
     ) -> Result<LvInfo<'t>, VgError> {
         let whose = || format!("lv {lv_name:?}");
-        let mut flags = self.strings(lv, "status", &whose)?;
-        flags.extend(self.strings(lv, "flags", &whose)?);
-        self.check_flags(&flags, LV_FLAGS, &whose)?;
+        let flags = self.flags(lv, &LV_FLAGS, &whose)?;
         let segment_count = self.int(lv, "segment_count", &whose)?;
         if segment_count == 0 || segment_count > 1 << 20 {
             return Err(self.malformed(format!("{}: segment_count {segment_count}", whose())));
@@ -613,8 +618,7 @@ impl<'t> Reader<'t> {
         all: &[LvInfo<'t>],
         whose: &dyn Fn() -> String,
     ) -> Result<String, VgError> {
-        let mut flags = self.strings(lv.section, "status", whose)?;
-        flags.extend(self.strings(lv.section, "flags", whose)?);
+        let flags = self.flags(lv.section, &LV_FLAGS, whose)?;
         let has = |flag: &str| flags.contains(&flag);
         let raid = lv.segtype.starts_with("raid");
         let volume_type = match (lv.role, lv.segtype) {
@@ -726,21 +730,42 @@ impl<'t> Reader<'t> {
     }
 }
 
-/// LV status and compatibility flags this reader understands (`lib/format_text/flags.c`).
-const LV_FLAGS: &[&str] = &[
-    "READ",
-    "WRITE",
-    "VISIBLE",
-    "FIXED_MINOR",
-    "LOCKED",
-    "NOTSYNCED",
-    "REBUILD",
-    "WRITEMOSTLY",
-    "ACTIVATION_SKIP",
-    "NOAUTOACTIVATE",
-    "ERROR_WHEN_FULL",
-    "METADATA_FORMAT",
-];
+/// The flags of one kind of object that this reader implements, by where LVM writes them.
+struct FlagTable {
+    /// Flags of the `status` list.
+    status: &'static [&'static str],
+    /// Flags of the `flags` list.
+    compatible: &'static [&'static str],
+}
+
+/// VG flags implemented (`_vg_flags` in lib/format_text/flags.c; `EXPORTED`, `PVMOVE`,
+/// `CLUSTERED`, `SHARED` and `WRITE_LOCKED` are not).
+const VG_FLAGS: FlagTable = FlagTable {
+    status: &["RESIZEABLE", "READ", "WRITE"],
+    compatible: &["NOAUTOACTIVATE"],
+};
+
+/// PV flags implemented (`_pv_flags`; `EXPORTED` and `MISSING` are not).
+const PV_FLAGS: FlagTable = FlagTable {
+    status: &["ALLOCATABLE"],
+    compatible: &[],
+};
+
+/// LV flags implemented (`_lv_flags`; `PVMOVE`, `WRITE_LOCKED`, `CACHE_VOL` and the reshape
+/// flags are not).
+const LV_FLAGS: FlagTable = FlagTable {
+    status: &[
+        "READ",
+        "WRITE",
+        "FIXED_MINOR",
+        "VISIBLE",
+        "LOCKED",
+        "NOTSYNCED",
+        "REBUILD",
+        "WRITEMOSTLY",
+    ],
+    compatible: &["ACTIVATION_SKIP", "NOAUTOACTIVATE", "ERROR_WHEN_FULL"],
+};
 
 /// Flags a segment type may carry after a `+` that change nothing this reader reports.
 const SEGMENT_FLAGS: &[&str] = &["METADATA_FORMAT", "CROP_METADATA"];
@@ -1002,7 +1027,7 @@ mod tests {
         let exported = vg_text("", &plain).replace("\"RESIZEABLE\",", "\"EXPORTED\",");
         assert!(matches!(
             from_tree(&text::parse(&exported).unwrap()),
-            Err(VgError::Unsupported { what, .. }) if what == "vg flag \"EXPORTED\""
+            Err(VgError::Unsupported { what, .. }) if what == "vg status flag \"EXPORTED\""
         ));
         let missing = vg_text("", &plain).replace(
             "[\"ALLOCATABLE\"]\nflags = []",
@@ -1030,7 +1055,7 @@ mod tests {
                     &[(1, &linear("pv0", 0))]
                 )
             ),
-            "lv \"p\" flag \"PVMOVE\""
+            "lv \"p\" status flag \"PVMOVE\""
         );
         assert_eq!(
             unsupported(
@@ -1046,6 +1071,21 @@ mod tests {
                 )
             ),
             "external origin of thin lv \"c\""
+        );
+        // A status flag in the `flags` list is ignored, as LVM ignores it; a compatibility flag
+        // in the `status` list is an error in LVM, so not implemented here.
+        let misplaced = lv_text("a", H, "", &[(1, &linear("pv0", 0))])
+            .replace("flags = []", "flags = [\"VISIBLE\"]");
+        assert!(lv(&read("", &misplaced).unwrap(), "a").hidden);
+        let misplaced = lv_text(
+            "a",
+            "\"READ\", \"ACTIVATION_SKIP\"",
+            "",
+            &[(1, &linear("pv0", 0))],
+        );
+        assert_eq!(
+            unsupported("", &misplaced),
+            "lv \"a\" status flag \"ACTIVATION_SKIP\""
         );
         let error = VgError::Unsupported {
             vg: "vg1".into(),
