@@ -352,7 +352,8 @@ fn thin_pool_with_thin_lvs_and_pmspare() {
     let vg = LoopVg::new("mdt-thin", 20);
     let mut lvs = Lvs::new();
     lvs.thin_pool("pool", 50, 1);
-    lvs.linear("lvol0_pmspare", HIDDEN, "", 1);
+    // LVM takes any hidden LV with `_pmspare` in its name for the spare (import_vsn1.c).
+    lvs.linear("spare_pmspare_x", HIDDEN, "", 1);
     lvs.thin("thin1", "pool", 100, 1, "tags = [\"nova\"]");
     lvs.thin("thin2", "pool", 7, 2, "");
     lvs.thin_pool("plain", 10, 0);

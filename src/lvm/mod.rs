@@ -11,6 +11,7 @@
 //! - [`sync_io`]: the seccomp filter that makes a child read without AIO.
 //! - [`report`]: parsing LVM's JSON report; [`replay`]: a saved report as a source.
 //! - [`owner`]: who an LV belongs to.
+//! - [`metadata`]: LVM's metadata read straight from the PVs (not yet a source).
 
 pub mod exec;
 pub mod metadata;

@@ -90,7 +90,6 @@ enum Role {
     Plain,
     ThinPoolData,
     ThinPoolMeta,
-    PoolMetaSpare,
     RaidImage,
     RaidMeta,
     MirrorImage,
@@ -112,6 +111,8 @@ struct LvInfo<'t> {
     extents: u64,
     role: Role,
     parent: &'t str,
+    /// The pool metadata spare: a hidden LV with `_pmspare` in its name (import_vsn1.c).
+    pmspare: bool,
 }
 
 /// Extents `start..start + len` of one PV, used by a segment.
@@ -273,6 +274,9 @@ impl<'t> Reader<'t> {
             }
         }
         let used_extents = self.used_extents(&mut areas)?;
+        if lvs.iter().filter(|lv| lv.pmspare).count() > 1 {
+            return Err(self.malformed("more than one pool metadata spare".into()));
+        }
         let free_extents = total_extents.checked_sub(used_extents).ok_or_else(|| {
             self.malformed(format!(
                 "segments use {used_extents} extents, the PVs hold {total_extents}"
@@ -365,6 +369,7 @@ impl<'t> Reader<'t> {
             extents,
             role: Role::Plain,
             parent: "",
+            pmspare: !flags.contains(&"VISIBLE") && lv_name.contains("_pmspare"),
         })
     }
 
@@ -560,16 +565,6 @@ impl<'t> Reader<'t> {
             let visible = origin.visible;
             lvs[index[cow]].visible = visible;
         }
-        // The metadata spare: hidden, linear, not part of any pool (lib/metadata/pool_manip.c).
-        for lv in lvs.iter_mut() {
-            if !lv.visible
-                && lv.role == Role::Plain
-                && lv.name.starts_with("lvol")
-                && lv.name.ends_with("_pmspare")
-            {
-                lv.role = Role::PoolMetaSpare;
-            }
-        }
         Ok(())
     }
 
@@ -623,10 +618,8 @@ impl<'t> Reader<'t> {
         let raid = lv.segtype.starts_with("raid");
         let volume_type = match (lv.role, lv.segtype) {
             (Role::Origin, _) => 'o',
-            (
-                Role::ThinPoolMeta | Role::CachePoolMeta | Role::PoolMetaSpare | Role::RaidMeta,
-                _,
-            ) => 'e',
+            _ if lv.pmspare => 'e',
+            (Role::ThinPoolMeta | Role::CachePoolMeta | Role::RaidMeta, _) => 'e',
             (Role::CachePoolData, _) | (_, "cache" | "cache-pool") => 'C',
             _ if raid => {
                 if has("NOTSYNCED") {
@@ -1158,6 +1151,9 @@ mod tests {
             malformed("", &shifted),
             "lv \"a\" segment1: start_extent 3, the segments before it end at 0"
         );
+        let spares = lv_text("a_pmspare", H, "", &[(1, &linear("pv0", 0))])
+            + &lv_text("b_pmspare", H, "", &[(1, &linear("pv0", 1))]);
+        assert_eq!(malformed("", &spares), "more than one pool metadata spare");
         let zero = vg_text("", "").replace("extent_size = 8192", "extent_size = 0");
         assert!(matches!(
             from_tree(&text::parse(&zero).unwrap()),
