@@ -220,6 +220,52 @@ impl Lvs {
         }
     }
 
+    /// A raid LV of `segtype` over `devices` images of `image_extents` each, holding
+    /// `extents`; `with_meta` adds a `_rmeta_N` per image.
+    fn raid(
+        &mut self,
+        name: &str,
+        segtype: &str,
+        devices: u64,
+        image_extents: u64,
+        extents: u64,
+        with_meta: bool,
+    ) {
+        let mut raids = Vec::new();
+        for i in 0..devices {
+            if with_meta {
+                raids.push(format!("\"{name}_rmeta_{i}\""));
+            }
+            raids.push(format!("\"{name}_rimage_{i}\""));
+        }
+        self.lv(
+            name,
+            VISIBLE,
+            "",
+            extents,
+            &format!(
+                "type = \"{segtype}\"\ndevice_count = {devices}\nstripe_size = 128\n{}{} = [{}]",
+                if segtype.starts_with("raid0") {
+                    ""
+                } else {
+                    "region_size = 1024\n"
+                },
+                if segtype == "raid0" {
+                    "raid0_lvs"
+                } else {
+                    "raids"
+                },
+                raids.join(", ")
+            ),
+        );
+        for i in 0..devices {
+            if with_meta {
+                self.linear(&format!("{name}_rmeta_{i}"), HIDDEN, "", 1);
+            }
+            self.linear(&format!("{name}_rimage_{i}"), HIDDEN, "", image_extents);
+        }
+    }
+
     fn mirror(&mut self, name: &str, extents: u64) {
         self.lv(
             name,
@@ -374,6 +420,10 @@ fn raid1_mirror_snapshot_and_cache_sub_lvs() {
     lvs.linear("origin", VISIBLE, "", 10);
     lvs.snapshot("snap", "origin", 10, 0);
     lvs.cached("cached", "cpool", 6);
+    lvs.raid("r5", "raid5_ls", 3, 2, 4, true);
+    lvs.raid("r0", "raid0", 2, 3, 6, false);
+    lvs.raid("r0m", "raid0_meta", 2, 3, 6, true);
+    lvs.raid("r10", "raid10", 4, 2, 4, true);
     vg.restore_with_extra_lvs(&lvs.text);
     assert_reader_equals_lvm(&vg, "raid1, mirror, snapshot, cache");
 }
@@ -539,7 +589,15 @@ fn random_shape(rng: &mut Rng) -> String {
                     lvs.thin(&format!("t{i}_{t}"), &pool, 1 + rng.below(500), t + 1, "");
                 }
             }
-            2 => lvs.raid1(&format!("r{i}"), 1 + rng.below(10)),
+            2 => {
+                let (name, image) = (format!("r{i}"), 1 + rng.below(5));
+                match rng.below(4) {
+                    0 => lvs.raid1(&name, image),
+                    1 => lvs.raid(&name, "raid5", 3, image, 2 * image, true),
+                    2 => lvs.raid(&name, "raid0", 2, image, 2 * image, false),
+                    _ => lvs.raid(&name, "raid10", 4, image, 2 * image, true),
+                }
+            }
             3 => lvs.mirror(&format!("m{i}"), 1 + rng.below(10)),
             4 => {
                 let origin = format!("o{i}");

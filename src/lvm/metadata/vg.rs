@@ -491,11 +491,20 @@ impl<'t> Reader<'t> {
                     }
                 }
                 raid if raid.starts_with("raid") => {
-                    let Some(Value::Array(raids)) = seg.value("raids") else {
-                        return Err(self.malformed(format!("{}: missing raids", whose())));
+                    // raid0 lists its images in `raid0_lvs`; the others list (meta, image)
+                    // pairs in `raids` (lib/raid/raid.c).
+                    let (key, with_meta) = if raid == "raid0" {
+                        ("raid0_lvs", false)
+                    } else {
+                        ("raids", true)
                     };
-                    // raid0 without metadata lists images only; the others list meta, image pairs.
-                    let with_meta = raid != "raid0";
+                    let Some(Value::Array(raids)) = seg.value(key) else {
+                        return Err(self.malformed(format!("{}: missing {key}", whose())));
+                    };
+                    if with_meta && raids.len() % 2 != 0 {
+                        return Err(self
+                            .malformed(format!("{}: raids must be (meta, image) pairs", whose())));
+                    }
                     for (i, item) in raids.iter().enumerate() {
                         let Value::Str(sub) = item else {
                             return Err(self.malformed(format!(
