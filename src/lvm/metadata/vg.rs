@@ -287,12 +287,18 @@ impl<'t> Reader<'t> {
             .checked_mul(extent_bytes)
             .filter(|b| *b < 1 << 63)
             .ok_or_else(|| self.malformed("vg size out of range".into()))?;
+        // Thin pools' first segments, for their thin LVs' zeroing attr character.
+        let pools: FxHashMap<&str, &ConfigSection> = lvs
+            .iter()
+            .filter(|lv| lv.segtype == "thin-pool")
+            .map(|lv| (lv.name, lv.first_segment))
+            .collect();
         let mut out = Vec::with_capacity(lvs.len());
         for lv in &lvs {
             if lv.segtype == "snapshot" {
                 continue;
             }
-            out.push(self.to_lv(lv, &lvs, extent_bytes)?);
+            out.push(self.to_lv(lv, &pools, extent_bytes)?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(VgMetadata {
@@ -577,7 +583,12 @@ impl<'t> Reader<'t> {
         Ok(())
     }
 
-    fn to_lv(&self, lv: &LvInfo<'t>, all: &[LvInfo<'t>], extent_bytes: u64) -> Result<Lv, VgError> {
+    fn to_lv(
+        &self,
+        lv: &LvInfo<'t>,
+        pools: &FxHashMap<&str, &ConfigSection>,
+        extent_bytes: u64,
+    ) -> Result<Lv, VgError> {
         let whose = || format!("lv {:?}", lv.name);
         let size_bytes = lv
             .extents
@@ -606,7 +617,7 @@ impl<'t> Reader<'t> {
             name: lv.name.to_string(),
             hidden: !lv.visible,
             size_bytes,
-            attr: self.attr(lv, all, &whose)?,
+            attr: self.attr(lv, pools, &whose)?,
             segtype: segtype.to_string(),
             pool_lv: pool_lv.to_string(),
             parent: lv.parent.to_string(),
@@ -619,7 +630,7 @@ impl<'t> Reader<'t> {
     fn attr(
         &self,
         lv: &LvInfo<'t>,
-        all: &[LvInfo<'t>],
+        pools: &FxHashMap<&str, &ConfigSection>,
         whose: &dyn Fn() -> String,
     ) -> Result<String, VgError> {
         let flags = self.flags(lv.section, &LV_FLAGS, whose)?;
@@ -706,7 +717,7 @@ impl<'t> Reader<'t> {
             "thin-pool" => Some(lv.first_segment),
             "thin" => {
                 let pool = self.string(lv.first_segment, "thin_pool", whose)?;
-                all.iter().find(|p| p.name == pool).map(|p| p.first_segment)
+                pools.get(pool).copied()
             }
             _ => None,
         };
