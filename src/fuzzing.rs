@@ -16,9 +16,10 @@ use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name, as in `fuzz/fuzz_targets/<name>.rs`.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("lvm_report", lvm_report),
     ("lvm_pv", lvm_pv),
+    ("lvm_metadata_text", lvm_metadata_text),
     ("account", account),
     ("libvirt_domain", libvirt_domain),
     ("nova_conf", nova_conf),
@@ -57,6 +58,13 @@ pub fn lvm_pv(data: &[u8]) {
     seal(&mut sealed, 4096, 4100, 4608);
     let mut image = &sealed[..];
     let _ = device::read_pv_from(&mut image);
+}
+
+/// LVM's metadata text parser, then the VG reader on what it parsed.
+pub fn lvm_metadata_text(data: &[u8]) {
+    if let Ok(tree) = crate::lvm::metadata::text::parse(&text(data)) {
+        let _ = crate::lvm::metadata::vg::from_tree(&tree);
+    }
 }
 
 /// The whole pure pipeline on a parsed report: every nova-named LV's instance is tracked with a

@@ -12,7 +12,7 @@
 //! - [`report`]: parsing LVM's JSON report; [`replay`]: a saved report as a source.
 //! - [`owner`]: who an LV belongs to.
 //! - [`metadata`]: LVM's metadata read straight from the PVs: label, metadata area headers and
-//!   the checksummed metadata text (issue 14).
+//!   the checksummed metadata text (issue 14), and its text parsed into a VG.
 
 pub mod exec;
 pub mod metadata;

@@ -1,4 +1,4 @@
-//! LVM metadata read straight from the PVs, without running LVM: the device half.
+//! LVM metadata read straight from the PVs, without running LVM.
 //!
 //! What LVM itself reads to answer `vgs`: the PV label in one of the first four sectors, the
 //! header of each metadata area it points at, and the checksummed metadata text that header
@@ -12,11 +12,15 @@
 //!   wrapped text (`lib/format_text/format-text.c`, `lib/config/config.c`).
 //! - [`device`]: the reads, in the order `lib/format_text/format-text.c` makes them, with
 //!   `O_DIRECT` and a re-read of the header to catch a concurrent write.
+//! - [`text`]: LVM's text format (`lib/config/config.c`); [`vg`]: the VG that text describes,
+//!   as the exporter's internal report (`lib/format_text/import_vsn1.c`).
 
 pub mod crc;
 pub mod device;
 pub mod label;
 pub mod mda;
+pub mod text;
+pub mod vg;
 
 /// Bytes in a sector, LVM's unit for the label and the metadata area header.
 pub const SECTOR_SIZE: usize = 512;
