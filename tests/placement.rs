@@ -1103,6 +1103,11 @@ fn the_audit_finds_a_leaked_allocation_an_unallocated_instance_and_a_mismatch() 
     let text = String::from_utf8_lossy(&output.stdout);
     let json: serde_json::Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&output.stderr)));
+    let violations = common::schema::report_schema_violations(&json);
+    assert!(
+        violations.is_empty(),
+        "schema violations: {violations:#?}\n{text}"
+    );
     let report_audit = &json["audit"];
     assert_eq!(report_audit["local_source"], "libvirt", "{text}");
     assert_eq!(
