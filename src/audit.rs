@@ -426,4 +426,90 @@ mod tests {
         .findings
         .is_empty());
     }
+
+    fn report(lvs: &[(&str, u64)]) -> VgReport {
+        let lv = |name: &str, size_bytes: u64| Lv {
+            vg: "vms-group".into(),
+            name: name.into(),
+            hidden: false,
+            size_bytes,
+            attr: "-wi-a-----".into(),
+            segtype: "linear".into(),
+            pool_lv: String::new(),
+            parent: String::new(),
+            data_used_ratio: None,
+            tags: vec![],
+        };
+        VgReport {
+            vgs: vec![crate::lvm::Vg {
+                name: "vms-group".into(),
+                size_bytes: 100 * GIB,
+                free_bytes: 100 * GIB - lvs.iter().map(|(_, b)| b).sum::<u64>(),
+                extent_size_bytes: 4 * MIB,
+            }],
+            lvs: lvs.iter().map(|(name, bytes)| lv(name, *bytes)).collect(),
+        }
+    }
+
+    #[test]
+    fn nova_lvs_are_summed_per_instance_and_other_lvs_ignored() {
+        let disk = format!("{A}_disk");
+        let swap = format!("{A}_disk.swap");
+        let other = format!("{}_disk", B.to_ascii_uppercase());
+        let lvm = report(&[
+            (&disk, 10 * GIB),
+            (&swap, 512 * MIB),
+            (&other, GIB),
+            ("volume-cccccccc-0000-4000-8000-000000000003", 3 * GIB),
+            ("scratch", 5 * GIB),
+        ]);
+        assert_eq!(
+            nova_lv_bytes(&lvm, &["vms-group".to_string(), "absent".to_string()]),
+            lvs(&[(A, 10 * GIB + 512 * MIB), (B, GIB)])
+        );
+        assert!(nova_lv_bytes(&lvm, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_collection_is_audited_only_with_lvm_placement_and_a_local_source() {
+        let lvm = report(&[]);
+        let vgs = ["vms-group".to_string()];
+        let placement = TrackedUsage::from_local(vec![consumer(A, 10)], &Default::default());
+        let libvirt = TrackedUsage::from_local(vec![instance(B, 5, 0, 0)], &Default::default());
+        let file = TrackedUsage::from_local(vec![instance(A, 10, 0, 0)], &Default::default());
+        let all = [
+            (SourceKind::Placement, &placement),
+            (SourceKind::Libvirt, &libvirt),
+            (SourceKind::File, &file),
+        ];
+        // Without LVM, placement or a local source (the nova source is not local): no audit.
+        assert_eq!(audit_collection(None, &vgs, &all, None), None);
+        assert_eq!(audit_collection(Some(&lvm), &vgs, &all[1..], None), None);
+        let nova_only = [
+            (SourceKind::Placement, &placement),
+            (SourceKind::Nova, &file),
+        ];
+        assert_eq!(
+            audit_collection(Some(&lvm), &vgs, &nova_only, Some(SourceKind::Nova)),
+            None
+        );
+        // A local primary is the one compared; else the first local source.
+        let by_file = audit_collection(Some(&lvm), &vgs, &all, Some(SourceKind::File)).unwrap();
+        assert_eq!(by_file.local_source, SourceKind::File);
+        assert!(by_file.findings.is_empty());
+        let by_libvirt =
+            audit_collection(Some(&lvm), &vgs, &all, Some(SourceKind::Placement)).unwrap();
+        assert_eq!(by_libvirt.local_source, SourceKind::Libvirt);
+        assert_eq!(
+            by_libvirt
+                .findings
+                .iter()
+                .map(|f| (f.kind, f.uuid.as_str(), f.bytes))
+                .collect::<Vec<_>>(),
+            vec![
+                (AuditKind::AllocationWithoutInstance, A, 10 * GIB),
+                (AuditKind::InstanceWithoutAllocation, B, 5 * GIB),
+            ]
+        );
+    }
 }
