@@ -115,6 +115,7 @@ fn main() {
                 host: Some(host),
                 nova_vg: "vms-group".into(),
                 primary: Some(SourceKind::Libvirt),
+                audit: None,
                 finished_unix: 1.7e9,
             };
             let out = nova_lvm_exporter::output::metrics::render(&snapshot);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigures};
+use crate::audit::{audit_collection, Audit};
 use crate::lvm::{RawSource, VgReport};
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
 
@@ -49,6 +50,8 @@ pub struct Snapshot {
     pub nova_vg: String,
     /// The source that drives the derived metrics.
     pub primary: Option<SourceKind>,
+    /// Placement compared with the local source and LVM, when all three succeeded.
+    pub audit: Option<Audit>,
     /// Unix time the collection finished.
     pub finished_unix: f64,
 }
@@ -194,6 +197,12 @@ impl SnapshotCollector {
             }
         }
 
+        let usages: Vec<(SourceKind, &TrackedUsage)> = outcomes
+            .iter()
+            .filter_map(|(kind, _, outcome)| Some((*kind, &outcome.as_ref().ok()?.0)))
+            .collect();
+        let audit = audit_collection(report.as_ref(), &self.watched_vgs, &usages, self.primary);
+
         let mut sources = Vec::new();
         for (kind, duration, outcome) in outcomes {
             match outcome {
@@ -213,6 +222,7 @@ impl SnapshotCollector {
             sources,
             nova_vg: self.nova_vg.clone(),
             primary: self.primary,
+            audit,
             finished_unix: unix_now(),
         }
     }

@@ -125,6 +125,7 @@ pub fn account(data: &[u8]) {
         host: Some(host),
         nova_vg,
         primary: Some(crate::tracked::SourceKind::File),
+        audit: None,
         finished_unix: 0.0,
     };
     let _ = crate::output::metrics::render(&snapshot);

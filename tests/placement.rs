@@ -953,3 +953,193 @@ fn a_real_vg_with_placement_consumers_every_figure_to_the_byte() {
     let complaints = common::promtool_check_metrics(&m.text);
     assert!(complaints.is_empty(), "promtool: {complaints}");
 }
+
+/// The cross-source audit with placement and libvirt both enabled, against a real placement:
+/// a leaked allocation, an instance without allocation and a mismatch, each to the byte in the
+/// metrics and listed by consumer in `report --format json`; an agreeing instance and a
+/// boot-from-volume one (no DISK_GB allocated) are not listed.
+#[test]
+fn the_audit_finds_a_leaked_allocation_an_unallocated_instance_and_a_mismatch() {
+    let Some(os) = environment() else { return };
+    let tag = 40;
+    let name = "cmp-audit.example";
+    let provider = uuid(0xc0de_0000 + tag, 0);
+    let leaked = uuid(0xa000_0000 + tag, 1);
+    let unallocated = uuid(0xb000_0000 + tag, 2);
+    let mismatched = uuid(0xc000_0000 + tag, 3);
+    let agreeing = uuid(0xd000_0000 + tag, 4);
+    let volume_booted = uuid(0xe000_0000 + tag, 5);
+    let placement = os.placement();
+    placement.register_compute_node(&ComputeNode {
+        name: name.to_string(),
+        uuid: provider.clone(),
+        vg_bytes: VG_BYTES,
+        reserved_host_disk_mb: RESERVED_HOST_DISK_MB,
+        disk_allocation_ratio: 1.0,
+    });
+    // Allocations as the scheduler writes them: the leaked consumer's instance is gone, the
+    // mismatched one was allocated 20 GiB for a flavor needing 20 + 5 + ceil(512/1024) = 26.
+    for (consumer, disk_gb) in [
+        (&leaked, 30),
+        (&mismatched, 20),
+        (&agreeing, 41),
+        (&volume_booted, 0),
+    ] {
+        placement.allocate(
+            &provider,
+            &Consumer {
+                uuid: consumer.clone(),
+                disk_gb,
+                vcpus: 1,
+                memory_mb: 1024,
+            },
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let domain = |uuid, root_gb, ephemeral_gb, swap_mb, boot_from_volume| common::Domain {
+        uuid,
+        name: "vm",
+        root_gb,
+        ephemeral_gb,
+        swap_mb,
+        boot_from_volume,
+    };
+    common::write_domains(
+        &dir.path().join("qemu"),
+        VG,
+        &[
+            // 10 + ceil(1536/1024) = 12 GiB needed, nothing allocated.
+            domain(&unallocated, 10, 0, 1536, false),
+            domain(&mismatched, 20, 5, 512, false),
+            // 40 + ceil(1/1024) = 41 GiB: agrees.
+            domain(&agreeing, 40, 0, 1, false),
+            domain(&volume_booted, 80, 0, 0, true),
+        ],
+    );
+    let lv = |uuid: &str, disk: &str| format!("{uuid}_{disk}");
+    let (unallocated_disk, unallocated_swap) =
+        (lv(&unallocated, "disk"), lv(&unallocated, "disk.swap"));
+    let (mismatched_disk, agreeing_disk) = (lv(&mismatched, "disk"), lv(&agreeing, "disk"));
+    write_lvm_report(
+        &dir.path().join("lvm-report.json"),
+        VG,
+        VG_BYTES,
+        &[
+            ReportLv {
+                name: &unallocated_disk,
+                bytes: 10 * GIB,
+            },
+            ReportLv {
+                name: &unallocated_swap,
+                bytes: 1536 * MIB,
+            },
+            ReportLv {
+                name: &mismatched_disk,
+                bytes: 20 * GIB,
+            },
+            ReportLv {
+                name: &agreeing_disk,
+                bytes: 40 * GIB,
+            },
+        ],
+    );
+    write_nova_conf(&dir.path().join("nova.conf"), VG, RESERVED_HOST_DISK_MB);
+    let d = dir.path().display();
+    let args = vec![
+        format!("--nova.config-file={d}/nova.conf"),
+        format!("--collector.lvm.replay-file={d}/lvm-report.json"),
+        format!("--collector.libvirt.xml-dir={d}/qemu"),
+        "--collector.placement".to_string(),
+        format!("--collector.placement.hostname={name}"),
+        "--collector.timeout=20s".to_string(),
+    ];
+    let clouds = os.write_clouds_yaml(dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = dir.path().join("secure.yaml").display().to_string();
+    let env = [
+        ("OS_CLIENT_CONFIG_FILE", clouds_env.as_str()),
+        ("OS_CLIENT_SECURE_FILE", secure_env.as_str()),
+    ];
+    let mut with_cloud = args.clone();
+    with_cloud.push("--os-cloud=exporter-appcred".to_string());
+
+    // The metrics: three series per family, no UUID, each to the byte.
+    let exporter = Exporter::start_with_env(&with_cloud, &env);
+    let m = scrape_until(&exporter, placement_ok);
+    let audit = |family: &str, kind: &str| m.value(&format!("{family}{{kind=\"{kind}\"}}"));
+    assert_eq!(
+        audit("nova_lvm_audit_consumers", "allocation_without_instance"),
+        1.0
+    );
+    assert_eq!(
+        audit("nova_lvm_audit_bytes", "allocation_without_instance"),
+        32_212_254_720.0
+    );
+    assert_eq!(
+        audit("nova_lvm_audit_consumers", "instance_without_allocation"),
+        1.0
+    );
+    assert_eq!(
+        audit("nova_lvm_audit_bytes", "instance_without_allocation"),
+        12_884_901_888.0
+    );
+    assert_eq!(
+        audit("nova_lvm_audit_consumers", "allocation_mismatch"),
+        1.0
+    );
+    assert_eq!(
+        audit("nova_lvm_audit_bytes", "allocation_mismatch"),
+        6_442_450_944.0
+    );
+    assert!(!m.text.contains(&leaked), "no per-consumer label");
+
+    // The report lists each consumer with its figures.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .args(["report", "--format=json"])
+        .args(&with_cloud)
+        .envs(env)
+        .output()
+        .expect("run report");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&output.stderr)));
+    let violations = common::schema::report_schema_violations(&json);
+    assert!(
+        violations.is_empty(),
+        "schema violations: {violations:#?}\n{text}"
+    );
+    let report_audit = &json["audit"];
+    assert_eq!(report_audit["local_source"], "libvirt", "{text}");
+    assert_eq!(
+        report_audit["consumers"],
+        serde_json::json!([
+            {"kind": "allocation_without_instance", "uuid": leaked,
+             "allocated_bytes": 30 * GIB, "expected_bytes": null, "lv_bytes": 0, "bytes": 30 * GIB},
+            {"kind": "instance_without_allocation", "uuid": unallocated,
+             "allocated_bytes": null, "expected_bytes": 12 * GIB,
+             "lv_bytes": 10 * GIB + 1536 * MIB, "bytes": 12 * GIB},
+            {"kind": "allocation_mismatch", "uuid": mismatched,
+             "allocated_bytes": 20 * GIB, "expected_bytes": 26 * GIB,
+             "lv_bytes": 20 * GIB, "bytes": 6 * GIB},
+        ]),
+        "{text}"
+    );
+    assert_eq!(
+        report_audit["totals"][0],
+        serde_json::json!({"kind": "allocation_without_instance", "consumers": 1, "bytes": 32_212_254_720u64})
+    );
+
+    // Once the leaked allocation is removed (what `nova-manage placement audit --delete` does),
+    // its kind drops to zero.
+    placement.delete_allocation(&leaked);
+    let exporter = Exporter::start_with_env(&with_cloud, &env);
+    let m = scrape_until(&exporter, placement_ok);
+    assert_eq!(
+        m.value("nova_lvm_audit_bytes{kind=\"allocation_without_instance\"}"),
+        0.0
+    );
+    assert_eq!(
+        m.value("nova_lvm_audit_bytes{kind=\"allocation_mismatch\"}"),
+        6_442_450_944.0
+    );
+}

@@ -14,7 +14,6 @@ use serde_json::Value;
 const UUID_A: &str = "3f5e6c1a-1111-2222-3333-444455556666";
 const UUID_B: &str = "9b2d7e40-aaaa-bbbb-cccc-ddddeeeeffff";
 const UUID_GONE: &str = "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6";
-const SCHEMA: &str = include_str!("../docs/report-schema.json");
 
 fn domain<'a>(uuid: &'a str, root_gb: u64, ephemeral_gb: u64) -> Domain<'a> {
     Domain {
@@ -82,9 +81,7 @@ impl Host {
                 String::from_utf8_lossy(&output.stderr)
             )
         });
-        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
-        let mut errors = Vec::new();
-        validate(&schema, &schema, &json, "$", &mut errors);
+        let errors = common::schema::report_schema_violations(&json);
         assert!(errors.is_empty(), "schema violations: {errors:#?}\n{text}");
         (json, output.status.code().unwrap_or(-1))
     }
@@ -107,88 +104,6 @@ impl Host {
             stdout.trim_end().to_string(),
             output.status.code().unwrap_or(-1),
         )
-    }
-}
-
-/// The subset of JSON Schema the report schema uses: type, const, enum, properties, required,
-/// additionalProperties: false, items, oneOf and local $ref.
-fn validate(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        let name = reference.trim_start_matches("#/$defs/");
-        return validate(root, &root["$defs"][name], value, at, errors);
-    }
-    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
-        let matching = options
-            .iter()
-            .filter(|option| {
-                let mut sub = Vec::new();
-                validate(root, option, value, at, &mut sub);
-                sub.is_empty()
-            })
-            .count();
-        if matching != 1 {
-            errors.push(format!("{at}: matches {matching} of oneOf"));
-        }
-        return;
-    }
-    if let Some(expected) = schema.get("const") {
-        if value != expected {
-            errors.push(format!("{at}: expected {expected}, got {value}"));
-        }
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            errors.push(format!("{at}: {value} not in {options:?}"));
-        }
-    }
-    if let Some(types) = schema.get("type") {
-        let types: Vec<&str> = match types {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let fits = types.iter().any(|t| match *t {
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            "string" => value.is_string(),
-            "boolean" => value.is_boolean(),
-            "null" => value.is_null(),
-            "number" => value.is_number(),
-            "integer" => value.is_i64() || value.is_u64(),
-            _ => false,
-        });
-        if !fits {
-            errors.push(format!("{at}: expected {types:?}, got {value}"));
-            return;
-        }
-    }
-    if let Some(object) = value.as_object() {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for required in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            if !object.contains_key(required) {
-                errors.push(format!("{at}: missing {required}"));
-            }
-        }
-        for (key, item) in object {
-            match properties.and_then(|p| p.get(key)) {
-                Some(sub) => validate(root, sub, item, &format!("{at}.{key}"), errors),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    errors.push(format!("{at}: undocumented field {key}"))
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, item) in array.iter().enumerate() {
-            validate(root, items, item, &format!("{at}[{i}]"), errors);
-        }
     }
 }
 

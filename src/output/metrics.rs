@@ -8,6 +8,7 @@ use prometheus::core::Collector as _;
 use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 
 use crate::accounting::{VgAccounting, EXPORTED_OWNERS};
+use crate::audit::{Audit, AuditKind};
 use crate::collect::Snapshot;
 use crate::tracked::SourceKind;
 use crate::units::MIB;
@@ -68,6 +69,10 @@ families! {
         "Scheduler free - corrected free: phantom space the scheduler is handing out when positive.";
     RECOMMENDED_RESERVED = "nova_lvm_recommended_reserved_host_disk_bytes", ["vg"],
         "The host disk reserve that would make the scheduler's free space match corrected free today, in bytes (whole GiB; divide by 1048576 for nova.conf reserved_host_disk_mb; advice only).";
+    AUDIT_CONSUMERS = "nova_lvm_audit_consumers", ["kind"],
+        "Consumers on which placement and this host disagree (placement and a local source both enabled): allocation_without_instance (a DISK_GB allocation with no domain and no LV here), instance_without_allocation (a domain or LVs placement does not allocate here), allocation_mismatch (DISK_GB differs from the flavor by placement's rule). `report` lists them.";
+    AUDIT_BYTES = "nova_lvm_audit_bytes", ["kind"],
+        "Bytes of the consumers in nova_lvm_audit_consumers: the leaked allocation, what the unallocated instance needs (or its LVs hold), the allocation's difference from the flavor.";
     COLLECTOR_SUCCESS = "nova_lvm_collector_success", ["collector"],
         "1 if the collector succeeded on this scrape, 0 if it failed.";
     COLLECTOR_DURATION = "nova_lvm_collector_duration_seconds", ["collector"],
@@ -97,6 +102,9 @@ pub fn render(snapshot: &Snapshot) -> String {
         render_derived(&registry, &host.vgs);
     }
     render_sources(&registry, snapshot);
+    if let Some(audit) = &snapshot.audit {
+        render_audit(&registry, audit);
+    }
     gauge(&registry, &BUILD_INFO)
         .with_label_values(&[
             env!("CARGO_PKG_VERSION"),
@@ -235,6 +243,20 @@ fn render_sources(registry: &Registry, snapshot: &Snapshot) {
     }
 }
 
+/// One series per kind (three), never per consumer: the UUIDs are in `report` and on the status
+/// page.
+fn render_audit(registry: &Registry, audit: &Audit) {
+    let consumers = gauge(registry, &AUDIT_CONSUMERS);
+    let bytes = gauge(registry, &AUDIT_BYTES);
+    for kind in AuditKind::ALL {
+        let (count, total) = audit.totals(kind);
+        consumers
+            .with_label_values(&[kind.as_str()])
+            .set(count as f64);
+        bytes.with_label_values(&[kind.as_str()]).set(total as f64);
+    }
+}
+
 /// Names and help texts of every family, for the README check and the landing page.
 pub fn documented_families() -> impl Iterator<Item = (&'static str, &'static str)> {
     ALL_FAMILIES.iter().map(|f| (f.name, f.help))
@@ -319,6 +341,7 @@ mod tests {
             },
             nova_vg: "vms-group".into(),
             primary: Some(SourceKind::Libvirt),
+            audit: None,
             finished_unix: 1_700_000_000.0,
         }
     }
@@ -416,6 +439,46 @@ mod tests {
         assert!(!text.contains("nova_lvm_drift_bytes"));
         assert_eq!(
             value(&text, "nova_lvm_collector_success{collector=\"lvm\"}"),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn the_audit_is_three_series_per_family_without_uuids() {
+        let mut snap = snapshot(true);
+        assert!(!render(&snap).contains("nova_lvm_audit_"));
+        let leaked = TrackedInstance {
+            uuid: "aaaaaaaa-0000-4000-8000-000000000001".into(),
+            tracked_bytes: 40 * GIB,
+            allocated_bytes: 40 * GIB,
+        };
+        snap.audit = Some(crate::audit::audit(
+            SourceKind::Libvirt,
+            &[leaked],
+            &[],
+            &Default::default(),
+        ));
+        let text = render(&snap);
+        let audit_series = |family: &str| {
+            text.lines()
+                .filter(|line| line.starts_with(family) && !line.starts_with('#'))
+                .count()
+        };
+        assert_eq!(audit_series("nova_lvm_audit_consumers{"), 3);
+        assert_eq!(audit_series("nova_lvm_audit_bytes{"), 3);
+        assert!(!text.contains("aaaaaaaa-"));
+        assert_eq!(
+            value(
+                &text,
+                "nova_lvm_audit_bytes{kind=\"allocation_without_instance\"}"
+            ),
+            Some((40 * GIB) as f64)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "nova_lvm_audit_consumers{kind=\"allocation_mismatch\"}"
+            ),
             Some(0.0)
         );
     }

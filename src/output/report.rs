@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS};
+use crate::audit::{Audit, AuditKind};
 use crate::collect::Snapshot;
 use crate::openstack::time::format_rfc3339;
 use crate::units::MIB;
@@ -85,6 +86,78 @@ pub struct Report {
     pub vgs: Vec<VgAccount>,
     /// Watched VGs that LVM did not report.
     pub missing_vgs: Vec<String>,
+    /// Placement compared per consumer with the local source and LVM, when all succeeded.
+    pub audit: Option<AuditReport>,
+}
+
+/// The cross-source audit (see [`crate::audit`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditReport {
+    /// The local source placement was compared with.
+    pub local_source: String,
+    /// Consumers and bytes per kind, every kind.
+    pub totals: Vec<AuditTotalReport>,
+    /// The consumers that disagree.
+    pub consumers: Vec<AuditConsumerReport>,
+}
+
+/// The consumers of one audit kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditTotalReport {
+    /// `allocation_without_instance`, `instance_without_allocation` or `allocation_mismatch`.
+    pub kind: String,
+    /// How many consumers.
+    pub consumers: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// One consumer on which placement and this host disagree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditConsumerReport {
+    /// The audit kind.
+    pub kind: String,
+    /// Consumer / instance UUID.
+    pub uuid: String,
+    /// Placement's DISK_GB allocation here, if any.
+    pub allocated_bytes: Option<u64>,
+    /// What the flavor needs by placement's rule, when the local source knows the instance.
+    pub expected_bytes: Option<u64>,
+    /// VG bytes of its nova-named LVs.
+    pub lv_bytes: u64,
+    /// What it counts for.
+    pub bytes: u64,
+}
+
+impl AuditReport {
+    fn new(audit: &Audit) -> Self {
+        Self {
+            local_source: audit.local_source.as_str().to_string(),
+            totals: AuditKind::ALL
+                .iter()
+                .map(|kind| {
+                    let (consumers, bytes) = audit.totals(*kind);
+                    AuditTotalReport {
+                        kind: kind.as_str().to_string(),
+                        consumers,
+                        bytes,
+                    }
+                })
+                .collect(),
+            consumers: audit
+                .findings
+                .iter()
+                .map(|finding| AuditConsumerReport {
+                    kind: finding.kind.as_str().to_string(),
+                    uuid: finding.uuid.clone(),
+                    allocated_bytes: finding.allocated_bytes,
+                    expected_bytes: finding.expected_bytes,
+                    lv_bytes: finding.lv_bytes,
+                    bytes: finding.bytes,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Version of the exporter.
@@ -429,6 +502,7 @@ impl Report {
                 .as_ref()
                 .map(|h| h.missing_vgs.clone())
                 .unwrap_or_default(),
+            audit: snapshot.audit.as_ref().map(AuditReport::new),
         }
     }
 
@@ -579,6 +653,7 @@ pub(crate) mod tests {
             sources,
             nova_vg: "vg1".into(),
             primary: Some(SourceKind::Libvirt),
+            audit: None,
             finished_unix: 0.0,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::output::report::{drift_causes, Report, VgAccount};
+use crate::output::report::{drift_causes, AuditReport, Report, VgAccount};
 use crate::text::escape_control;
 use crate::units::{format_ratio, gib, gib_number, GIB};
 
@@ -105,7 +105,45 @@ pub fn render_text(report: &Report) -> String {
     if report.vgs.is_empty() && report.missing_vgs.is_empty() {
         let _ = writeln!(out, "\nNo LVM figures: the lvm collector failed.");
     }
+    if let Some(audit) = &report.audit {
+        render_audit_text(&mut out, audit);
+    }
     out
+}
+
+/// Placement against this host, consumer by consumer, with the figures behind each kind.
+fn render_audit_text(out: &mut String, audit: &AuditReport) {
+    let _ = writeln!(
+        out,
+        "\nAudit: placement's DISK_GB allocations against {} and nova's LVs",
+        audit.local_source
+    );
+    for total in &audit.totals {
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>4} consumers {:>12}",
+            total.kind,
+            total.consumers,
+            gib(total.bytes as i64)
+        );
+    }
+    let figure = |bytes: Option<u64>| bytes.map_or("none".to_string(), |b| gib(b as i64));
+    for consumer in &audit.consumers {
+        let _ = writeln!(
+            out,
+            "  {} {}: allocated {}, flavor needs {}, LVs {}, counts {} ({} bytes)",
+            consumer.kind,
+            escape_control(&consumer.uuid),
+            figure(consumer.allocated_bytes),
+            figure(consumer.expected_bytes),
+            gib(consumer.lv_bytes as i64),
+            gib(consumer.bytes as i64),
+            consumer.bytes
+        );
+    }
+    if audit.consumers.is_empty() {
+        let _ = writeln!(out, "  every consumer agrees");
+    }
 }
 
 fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::output::report::{drift_causes, AccountingReport, Report, VgAccount};
+use crate::output::report::{drift_causes, AccountingReport, AuditReport, Report, VgAccount};
 use crate::units::{format_ratio, gib, GIB};
 
 /// Escapes text for HTML element content and attribute values: the markup characters become
@@ -79,6 +79,9 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
         html.push_str(
             "<h2>No LVM figures</h2><p class=\"failed\">The lvm collector failed: see above.</p>",
         );
+    }
+    if let Some(audit) = &report.audit {
+        render_audit(&mut html, audit);
     }
     html.push_str("<h2>Configuration</h2><table id=\"configuration\">");
     let _ = write!(
@@ -332,6 +335,45 @@ fn render_lvs(html: &mut String, vg: &VgAccount) {
     html.push_str("</table>");
 }
 
+/// The audit: totals per kind, then every consumer that disagrees (each figure with its bytes).
+fn render_audit(html: &mut String, audit: &AuditReport) {
+    let _ = write!(
+        html,
+        "<h2 id=\"audit\">Audit: placement against {}</h2><table id=\"audit-totals\"><tr><th>kind</th><th>consumers</th><th>GiB</th><th>bytes</th></tr>",
+        escape_html(&audit.local_source)
+    );
+    for total in &audit.totals {
+        let _ = write!(
+            html,
+            "<tr><th>{kind}</th><td class=\"num\">{}</td><td class=\"num\" data-figure=\"audit-{kind}\" data-bytes=\"{bytes}\">{}</td><td class=\"num muted\">{bytes}</td></tr>",
+            total.consumers,
+            escape_html(&gib(total.bytes as i64)),
+            kind = escape_html(&total.kind),
+            bytes = total.bytes,
+        );
+    }
+    html.push_str("</table>");
+    if audit.consumers.is_empty() {
+        html.push_str("<p>Every consumer agrees.</p>");
+        return;
+    }
+    html.push_str("<table id=\"audit-consumers\"><tr><th>consumer</th><th>kind</th><th>allocated</th><th>flavor needs</th><th>LVs</th><th>counts (bytes)</th></tr>");
+    let figure = |bytes: Option<u64>| bytes.map_or("none".to_string(), |b| gib(b as i64));
+    for consumer in &audit.consumers {
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape_html(&consumer.uuid),
+            escape_html(&consumer.kind),
+            escape_html(&figure(consumer.allocated_bytes)),
+            escape_html(&figure(consumer.expected_bytes)),
+            escape_html(&gib(consumer.lv_bytes as i64)),
+            consumer.bytes,
+        );
+    }
+    html.push_str("</table>");
+}
+
 /// The bar chart: raw used, tracked used, corrected free and scheduler free against the VG size
 /// (dashed line). Negative values (an over-committed host) extend left of the zero axis.
 fn chart(vg: &VgAccount) -> String {
@@ -412,6 +454,7 @@ mod tests {
             sources: vec![],
             nova_vg: "vms-group".into(),
             primary: None,
+            audit: None,
             finished_unix: 1_700_000_000.0,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
@@ -445,5 +488,42 @@ mod tests {
             escape_html("evil\u{1b}[2J\u{7}\r\u{202e}gpj.exe\nnext\tcolumn"),
             r"evil\u{1b}[2J\u{7}\u{d}\u{202e}gpj.exe".to_string() + "\nnext\tcolumn"
         );
+    }
+
+    #[test]
+    fn the_audit_lists_each_consumer_in_the_page_and_the_text_report() {
+        use crate::tracked::{SourceKind, TrackedInstance};
+        use crate::units::GIB;
+        let leaked = TrackedInstance {
+            uuid: "aaaaaaaa-0000-4000-8000-000000000001".into(),
+            tracked_bytes: 40 * GIB,
+            allocated_bytes: 40 * GIB,
+        };
+        let snapshot = Snapshot {
+            collectors: vec![],
+            host: None,
+            sources: vec![],
+            nova_vg: "vms-group".into(),
+            primary: Some(SourceKind::Libvirt),
+            audit: Some(crate::audit::audit(
+                SourceKind::Libvirt,
+                &[leaked],
+                &[],
+                &Default::default(),
+            )),
+            finished_unix: 1_700_000_000.0,
+        };
+        let report = Report::new(&snapshot, &ReportContext::default(), 10);
+        let html = render(&report, "/metrics", &[]);
+        assert!(html.contains(
+            "data-figure=\"audit-allocation_without_instance\" data-bytes=\"42949672960\""
+        ));
+        assert!(html.contains(
+            "<tr><td><code>aaaaaaaa-0000-4000-8000-000000000001</code></td><td>allocation_without_instance</td><td class=\"num\">40.00 GiB</td><td class=\"num\">none</td>"
+        ), "{html}");
+        let text = crate::output::report_text::render_text(&report);
+        assert!(text.contains(
+            "  allocation_without_instance aaaaaaaa-0000-4000-8000-000000000001: allocated 40.00 GiB, flavor needs none, LVs 0.00 GiB, counts 40.00 GiB (42949672960 bytes)"
+        ), "{text}");
     }
 }

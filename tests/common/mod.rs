@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod grafana;
+pub mod schema;
 pub mod stack;
 
 /// Bytes in one MiB.
