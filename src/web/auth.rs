@@ -475,9 +475,16 @@ mod tests {
         let checker = PasswordChecker::start(1, 2, 64).unwrap();
         let slow = bcrypt::hash("x", 12).unwrap();
         let running = checker.submit(LOCAL, "a", &slow).unwrap();
-        // Let the thread take the first job (it stays busy with it for a cost-12 check), then
-        // fill the queue.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Wait until the thread has taken the first job (it stays busy with it for a cost-12
+        // check), then fill the queue.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while checker.queue.lock().unwrap().total > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the checker took no job"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let abandoned: Vec<_> = (0..2)
             .map(|_| checker.submit(LOCAL, "b", &slow).unwrap())
             .collect();
@@ -576,7 +583,7 @@ mod tests {
         // One thread; the flood fills its share with slow checks; another client's check is
         // computed right after the one running, not after the flood's backlog.
         let checker = PasswordChecker::start(1, 4, 64).unwrap();
-        let slow = bcrypt::hash("x", 11).unwrap();
+        let slow = bcrypt::hash("x", 12).unwrap();
         let flood = ClientKey::of("192.0.2.66".parse().unwrap());
         // Four wait; one more may be running already.
         let mut backlog: Vec<_> = std::iter::from_fn(|| checker.submit(flood, "y", &slow))
