@@ -291,6 +291,7 @@ async fn run(scenario: &str, settings: &Settings, session: &Arc<Session>) -> Out
                 name: provider_name(n),
                 origin: "the fleet bench".to_string(),
                 uuid: None,
+                in_nova_order: false,
             },
         )
         .with_request_timeout(Duration::from_secs(30))
@@ -528,6 +529,7 @@ fn main() {
                 name: provider_name(0),
                 origin: "the fleet bench's warm-up".to_string(),
                 uuid: None,
+                in_nova_order: false,
             },
         )
         .collect()

@@ -878,7 +878,7 @@ mod tests {
     }
 
     #[test]
-    fn swap_in_mib_is_exact_for_the_tracker_and_rounded_up_for_placement() {
+    fn swap_is_truncated_for_the_tracker_and_rounded_up_for_placement() {
         let lvs = [
             lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 512 * MIB),
@@ -886,19 +886,40 @@ mod tests {
         let u = usage(&[(UUID_A, flavor(10, 0, 512))], 0, 1.0);
         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
         let t = tracked(&acc);
-        assert_eq!(t.tracked_used_bytes, 10 * GIB + 512 * MIB);
-        assert_eq!(t.drift_bytes, 0);
+        // nova's resource tracker books int(512 / 1024) = 0 GiB of swap: the swap LV it does
+        // not see is drift, explained as the instance's overhead.
+        assert_eq!(t.tracked_used_bytes, 10 * GIB);
+        assert_eq!(t.drift_bytes, (512 * MIB) as i64);
+        assert_eq!(t.untracked.overhead_bytes, 512 * MIB);
         // Placement: 10 + ceil(512 / 1024) = 11 GiB allocated of 19.
         assert_eq!(t.scheduler_free_bytes, (8 * GIB) as i64);
         let figures = source_figures(&u, Some(VG_20G));
         assert_eq!(figures.allocated_bytes, 11 * GIB);
-        assert_eq!(figures.tracked_used_bytes, 10 * GIB + 512 * MIB);
+        assert_eq!(figures.tracked_used_bytes, 10 * GIB);
         assert_identity(&acc);
     }
 
     #[test]
-    fn swap_lv_rounded_up_to_extents_is_overhead() {
-        // 1001 MiB of swap becomes 1004 MiB of LV (251 extents of 4 MiB).
+    fn swap_of_one_and_a_half_gib_is_booked_as_one() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1536 * MIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 0, 1536))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        // int(1536 / 1024) = 1 GiB booked; placement allocates ceil = 2 GiB.
+        assert_eq!(t.tracked_used_bytes, 11 * GIB);
+        assert_eq!(t.untracked.overhead_bytes, 512 * MIB);
+        assert_eq!(t.drift_bytes, (512 * MIB) as i64);
+        assert_eq!(source_figures(&u, Some(VG_20G)).allocated_bytes, 12 * GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_swap_lv_below_one_gib_is_all_overhead() {
+        // 1001 MiB of swap becomes 1004 MiB of LV (251 extents of 4 MiB), and nova's resource
+        // tracker books int(1001 / 1024) = 0 GiB of it: the whole swap LV is overhead.
         let lvs = [
             lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1004 * MIB),
@@ -906,8 +927,8 @@ mod tests {
         let u = usage(&[(UUID_A, flavor(10, 0, 1001))], 0, 1.0);
         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
         let t = tracked(&acc);
-        assert_eq!(t.untracked.overhead_bytes, 3 * MIB);
-        assert_eq!(t.drift_bytes, (3 * MIB) as i64);
+        assert_eq!(t.untracked.overhead_bytes, 1004 * MIB);
+        assert_eq!(t.drift_bytes, (1004 * MIB) as i64);
         assert_identity(&acc);
     }
 

@@ -85,6 +85,11 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
                 from = %placement.provider.origin,
                 "placement: looking up this host's resource provider by UUID"
             ),
+            None if placement.provider.in_nova_order => tracing::info!(
+                last_name = %placement.provider.name,
+                from = %placement.provider.origin,
+                "placement: looking up this host's resource provider by the names nova gives it: libvirt's hostname, the system hostname, then last_name"
+            ),
             None => tracing::info!(
                 provider = %placement.provider.name,
                 from = %placement.provider.origin,

@@ -657,8 +657,107 @@ fn a_missing_provider_names_the_name_tried_and_the_flag() {
     let log = wait_for_log(&exporter, "no resource provider named");
     assert!(log.contains("compute-test"), "{log}");
     assert!(log.contains("nova.conf [DEFAULT] host"), "{log}");
+    // Every name tried, in nova's order: libvirt's hostname first.
+    assert!(log.contains("libvirt\\'s hostname"), "{log}");
     assert!(log.contains("--collector.placement.hostname"), "{log}");
+    assert!(log.contains("--collector.placement.provider-uuid"), "{log}");
     assert_eq!(placement_status(&exporter.scrape()), Some(0.0));
+}
+
+/// Runs the exporter as nova-compute would run on a host whose kernel hostname is `hostname`
+/// and whose resolver knows `hosts_line`: in new UTS and mount namespaces, with `/etc/hosts`
+/// replaced (bind mount) by one of ours. None of it leaks out of the namespaces. `None` when
+/// this machine cannot make namespaces (not root, no unshare).
+fn start_in_host_namespace(
+    dir: &std::path::Path,
+    hostname: &str,
+    hosts_line: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Option<Exporter> {
+    let probe = std::process::Command::new("unshare")
+        .args(["--uts", "--mount", "true"])
+        .status();
+    if !matches!(probe, Ok(status) if status.success()) {
+        eprintln!("skipping: cannot make UTS and mount namespaces (needs root and unshare)");
+        return None;
+    }
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1 localhost\n{hosts_line}\n")).unwrap();
+    let exports: String = env
+        .iter()
+        .map(|(key, value)| format!("{key}='{value}' "))
+        .collect();
+    let script = format!(
+        "mount --bind '{}' /etc/hosts && hostname '{hostname}' && exec env {exports}'{}' \"$@\"",
+        hosts.display(),
+        env!("CARGO_BIN_EXE_nova-lvm-exporter")
+    );
+    Some(Exporter::start_command(
+        "unshare",
+        &["--uts", "--mount", "--", "sh", "-c", &script, "sh"],
+        args,
+    ))
+}
+
+#[test]
+fn the_provider_named_by_libvirt_s_fqdn_is_found_when_nova_conf_has_the_short_name() {
+    let Some(os) = environment() else { return };
+    // nova-compute on a host whose kernel hostname is short: libvirt names the compute node,
+    // and so the provider, after the resolver's canonical name; nova.conf's host is short.
+    let host = seed_host(os, "cmp-books.example.test", 11);
+    let state = host.dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    write_nova_conf_with_state(&host.dir.path().join("nova.conf"), "cmp-books", &state, VG);
+    let clouds = os.write_clouds_yaml(host.dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = host.dir.path().join("secure.yaml").display().to_string();
+    let env = [
+        ("OS_CLIENT_CONFIG_FILE", clouds_env.as_str()),
+        ("OS_CLIENT_SECURE_FILE", secure_env.as_str()),
+    ];
+    let mut base = args(&host, &["--os-cloud=exporter-appcred"]);
+    base.retain(|a| !a.starts_with("--collector.placement.hostname"));
+    let Some(exporter) = start_in_host_namespace(
+        host.dir.path(),
+        "cmp-books",
+        "127.0.0.1 cmp-books.example.test cmp-books",
+        &base,
+        &env,
+    ) else {
+        return;
+    };
+    let m = scrape_until(&exporter, placement_ok);
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_tracked_used_bytes{{source=\"placement\",vg=\"{VG}\"}}"
+        )),
+        (60 * GIB) as f64
+    );
+    let log = exporter.log();
+    assert!(log.contains("cmp-books.example.test"), "{log}");
+    assert!(log.contains("canonical name"), "{log}");
+    drop(exporter);
+
+    // No provider under any of the names: the error lists each, with where it came from.
+    let Some(exporter) = start_in_host_namespace(
+        host.dir.path(),
+        "cmp-nowhere",
+        "127.0.0.1 cmp-nowhere.example.test cmp-nowhere",
+        &base,
+        &env,
+    ) else {
+        return;
+    };
+    let log = wait_for_log(&exporter, "no resource provider named");
+    for tried in [
+        "\\\"cmp-nowhere.example.test\\\" (libvirt\\'s hostname: the resolver\\'s canonical name",
+        "\\\"cmp-nowhere\\\" (the system hostname)",
+        "\\\"cmp-books\\\" (",
+    ] {
+        assert!(log.contains(tried), "{tried}: {log}");
+    }
+    assert!(log.contains("--collector.placement.hostname"), "{log}");
 }
 
 #[test]

@@ -186,8 +186,9 @@ pub struct Cli {
     #[arg(long = "os-cloud", env = "OS_CLOUD", value_name = "NAME")]
     pub os_cloud: Option<String>,
 
-    /// Name of this host's resource provider in placement. Default: nova.conf [DEFAULT] host,
-    /// else the system hostname.
+    /// Name of this host's resource provider in placement. Default: the names nova may have
+    /// given it, in nova's order: libvirt's hostname (the resolver's canonical name of a short
+    /// system hostname), the system hostname, nova.conf [DEFAULT] host.
     #[arg(long = "collector.placement.hostname", value_name = "NAME")]
     pub placement_hostname: Option<String>,
 

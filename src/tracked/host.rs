@@ -5,6 +5,13 @@
 //!
 //! - The name: `--collector.<source>.hostname`, else nova.conf's `[DEFAULT] host`, else the
 //!   system hostname, nova-compute's own default ([`host_name`], [`provider_name`]).
+//! - The resource provider's name without help ([`nova_provider_names`]): nova's libvirt driver
+//!   names its compute node, and so the provider, after libvirt's hostname
+//!   (`Host.get_hostname` in nova/virt/libvirt/host.py calls `virConnectGetHostname`), not after
+//!   `[DEFAULT] host`. libvirt's `virGetHostname` returns `gethostname()` as it is when it has a
+//!   dot or starts with `localhost`, else the resolver's canonical name for it
+//!   (`getaddrinfo` with `AI_CANONNAME`, [`canonical_name`]) unless that is missing or starts with
+//!   `localhost`.
 //! - The compute node's UUID in `$state_path/compute_id` ([`read_compute_id`]), which names the
 //!   resource provider exactly when nova-compute wrote it ([`locate_provider`]).
 //! - FQDN rules: libvirt reports the FQDN on some hosts and the short name on others, so a name
@@ -28,6 +35,101 @@ pub struct ProviderName {
     /// The provider's UUID, when known (`--collector.placement.provider-uuid`, or nova's
     /// `$state_path/compute_id`): then it is looked up by UUID, not by name.
     pub uuid: Option<String>,
+    /// No flag named the host: the name is nova-compute's default, so the provider is looked up
+    /// by the names nova may have given it, in [`nova_provider_names`]'s order, `name` last.
+    pub in_nova_order: bool,
+}
+
+/// One name the provider may have, and why it is tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCandidate {
+    /// The name.
+    pub name: String,
+    /// Where it came from, for the log and error messages.
+    pub origin: String,
+}
+
+/// The names nova-compute's libvirt driver may have given this host's resource provider, in the
+/// order to try them, without repeats:
+///
+/// 1. libvirt's hostname, what nova names the compute node and its provider after: `hostname`
+///    (the kernel's, `gethostname()`) when it has a dot or starts with `localhost`, else
+///    `canonical` (the resolver's canonical name for it) unless that is absent or starts with
+///    `localhost` (libvirt's `virGetHostname`, called by nova's `Host.get_hostname`);
+/// 2. `hostname` itself (libvirt falls back to it when the resolver fails, so a provider created
+///    while DNS was down has the short name);
+/// 3. `configured`, nova.conf's `[DEFAULT] host` or the name the exporter was otherwise given
+///    (other drivers, and hosts where an operator aligned the two).
+pub fn nova_provider_names(
+    hostname: &str,
+    canonical: Option<&str>,
+    configured: &NameCandidate,
+) -> Vec<NameCandidate> {
+    let short_and_not_local = !hostname.contains('.') && !hostname.starts_with("localhost");
+    let libvirt = match canonical {
+        Some(canonical)
+            if short_and_not_local && !canonical.is_empty() && !canonical.starts_with("localhost") =>
+        {
+            NameCandidate {
+                name: canonical.to_string(),
+                origin: format!(
+                    "libvirt's hostname: the resolver's canonical name for the system hostname {hostname:?}"
+                ),
+            }
+        }
+        _ => NameCandidate {
+            name: hostname.to_string(),
+            origin: "libvirt's hostname: the system hostname".to_string(),
+        },
+    };
+    let system = NameCandidate {
+        name: hostname.to_string(),
+        origin: "the system hostname".to_string(),
+    };
+    let mut names: Vec<NameCandidate> = Vec::new();
+    for candidate in [libvirt, system, configured.clone()] {
+        if !candidate.name.is_empty() && names.iter().all(|n| n.name != candidate.name) {
+            names.push(candidate);
+        }
+    }
+    names
+}
+
+/// The resolver's canonical name for `host` (`getaddrinfo` with `AI_CANONNAME`, as libvirt's
+/// `virGetHostname` asks for it). Blocking: call it off the async runtime, with a bound.
+pub fn canonical_name(host: &str) -> Result<Option<String>, String> {
+    let c_host = std::ffi::CString::new(host)
+        .map_err(|_| format!("the hostname {host:?} holds a NUL byte"))?;
+    // SAFETY: zeroed is a valid `addrinfo` (integers and null pointers).
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    hints.ai_family = libc::AF_UNSPEC;
+    let mut found: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `c_host` is NUL-terminated and outlives the call; `hints` and `found` are valid
+    // for the call; on success `found` is a list this function frees below, once.
+    let status =
+        unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut found) };
+    if status != 0 {
+        // SAFETY: gai_strerror returns a static NUL-terminated string for any status.
+        let why = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(status)) };
+        return Err(format!(
+            "the resolver has no address for {host:?}: {}",
+            why.to_string_lossy()
+        ));
+    }
+    // SAFETY: getaddrinfo succeeded, so `found` points to at least one entry; `ai_canonname` of
+    // the first is null or a NUL-terminated string owned by the list, copied before the free.
+    let name = unsafe {
+        let first = &*found;
+        let name = (!first.ai_canonname.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(first.ai_canonname)
+                .to_string_lossy()
+                .into_owned()
+        });
+        libc::freeaddrinfo(found);
+        name
+    };
+    Ok(name)
 }
 
 /// The provider name to look up: the flag, else nova.conf's `[DEFAULT] host`, else the system
@@ -46,7 +148,8 @@ pub fn provider_name(
 }
 
 /// This host's name as nova knows it: `flag` (named `flag_name` in messages), else nova.conf's
-/// `[DEFAULT] host`, else the system hostname (nova-compute's own default for `host`).
+/// `[DEFAULT] host`, else the system hostname (nova-compute's own default for `host`). Without
+/// the flag the result is marked [`ProviderName::in_nova_order`].
 pub fn host_name(
     flag: Option<&str>,
     flag_name: &str,
@@ -58,6 +161,7 @@ pub fn host_name(
             name: name.to_string(),
             origin: flag_name.to_string(),
             uuid: None,
+            in_nova_order: false,
         };
     }
     if let Some(host) = nova_conf_host.filter(|h| !h.is_empty()) {
@@ -65,12 +169,14 @@ pub fn host_name(
             name: host.to_string(),
             origin: format!("{nova_conf_path} [DEFAULT] host"),
             uuid: None,
+            in_nova_order: true,
         };
     }
     ProviderName {
         name: system_hostname(),
         origin: "the system hostname (nova.conf sets no [DEFAULT] host)".to_string(),
         uuid: None,
+        in_nova_order: true,
     }
 }
 
@@ -124,6 +230,7 @@ pub fn locate_provider(
             ProviderName {
                 uuid: Some(uuid.to_ascii_lowercase()),
                 origin: "--collector.placement.provider-uuid".to_string(),
+                in_nova_order: false,
                 ..by_name
             },
             None,
@@ -336,5 +443,53 @@ mod tests {
         let warning = warning.unwrap();
         assert!(warning.contains("does not hold a UUID"), "{warning}");
         assert!(warning.contains("by name \"cmp-7\""), "{warning}");
+    }
+
+    #[test]
+    fn nova_s_names_come_in_libvirt_s_order() {
+        let conf = NameCandidate {
+            name: "cmp-7".into(),
+            origin: "/etc/nova/nova.conf [DEFAULT] host".into(),
+        };
+        let names = |hostname, canonical| -> Vec<String> {
+            nova_provider_names(hostname, canonical, &conf)
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        };
+        // A short hostname: the resolver's canonical name first, as libvirt names the node.
+        assert_eq!(
+            names("cmp-7", Some("cmp-7.example.org")),
+            ["cmp-7.example.org", "cmp-7"]
+        );
+        let first = &nova_provider_names("cmp-7", Some("cmp-7.example.org"), &conf)[0];
+        assert!(first.origin.contains("canonical name"), "{}", first.origin);
+        // An FQDN is used as it is; the resolver is not asked.
+        assert_eq!(
+            names("node-3.dc1.example", Some("elsewhere.example")),
+            ["node-3.dc1.example", "cmp-7"]
+        );
+        // libvirt ignores a canonical name starting with localhost, and a hostname starting with
+        // localhost is never canonicalised.
+        assert_eq!(
+            names("node-3", Some("localhost.localdomain")),
+            ["node-3", "cmp-7"]
+        );
+        assert_eq!(
+            names("localhost", Some("x.example")),
+            ["localhost", "cmp-7"]
+        );
+        // No answer from the resolver: the short name, then nova.conf's host.
+        assert_eq!(names("node-3", None), ["node-3", "cmp-7"]);
+        assert_eq!(names("cmp-7", None), ["cmp-7"]);
+    }
+
+    #[test]
+    fn the_resolver_names_what_it_cannot_resolve() {
+        let err = canonical_name("no-such-host.invalid").unwrap_err();
+        assert!(err.contains("\"no-such-host.invalid\""), "{err}");
+        assert!(canonical_name("a\0b").unwrap_err().contains("NUL"));
+        // The loopback name resolves on any host (/etc/hosts), with a canonical name.
+        assert!(canonical_name("localhost").unwrap().is_some());
     }
 }

@@ -603,10 +603,10 @@ mod tests {
                 boot_from_volume: true
             }
         );
-        // The root disk is in cinder; swap of 512 MiB counts exactly for the resource tracker
-        // and as a whole GiB in placement.
+        // The root disk is in cinder; swap of 512 MiB counts int(0.5) = 0 GiB for the resource
+        // tracker and a whole GiB in placement.
         let instance = TrackedInstance::from_flavor(uuid, &flavor);
-        assert_eq!(instance.tracked_bytes, 512 * MIB);
+        assert_eq!(instance.tracked_bytes, 0);
         assert_eq!(instance.allocated_bytes, GIB);
     }
 
@@ -636,9 +636,10 @@ mod tests {
                 boot_from_volume: false
             }
         );
-        // 1001 MiB of swap: exact for the resource tracker, rounded up to 1 GiB in placement.
+        // 1001 MiB of swap: truncated to 0 GiB by the resource tracker, rounded up to 1 GiB in
+        // placement.
         let instance = TrackedInstance::from_flavor(uuid, &flavor);
-        assert_eq!(instance.tracked_bytes, 20 * GIB + 1001 * MIB);
+        assert_eq!(instance.tracked_bytes, 20 * GIB);
         assert_eq!(instance.allocated_bytes, 21 * GIB);
     }
 
@@ -666,13 +667,14 @@ mod tests {
 
     #[test]
     fn swap_is_mib_and_need_not_be_a_whole_gib() {
+        // The resource tracker truncates swap to whole GiB, placement rounds it up.
         for swap in [0u64, 1, 512, 1001, 1024, 1025, 4096] {
             let flavor = format!("<nova:disk>10</nova:disk><nova:swap>{swap}</nova:swap><nova:ephemeral>0</nova:ephemeral>");
             let (_, parsed_flavor) =
                 parsed(&domain_with(IMAGE_UUID, &nova_block(&flavor, ROOT_IMAGE)));
             assert_eq!(parsed_flavor.swap_mb, swap);
             let instance = TrackedInstance::from_flavor(IMAGE_UUID, &parsed_flavor);
-            assert_eq!(instance.tracked_bytes, 10 * GIB + swap * MIB);
+            assert_eq!(instance.tracked_bytes, (10 + swap / 1024) * GIB);
             assert_eq!(instance.allocated_bytes, (10 + swap.div_ceil(1024)) * GIB);
         }
     }
@@ -973,8 +975,9 @@ mod tests {
         assert_eq!(usage.allocation_ratio, 1.0);
         assert_eq!(usage.scheduler_total_bytes, None);
         let tracked: u64 = usage.instances.iter().map(|i| i.tracked_bytes).sum();
-        // Roots 40 + 20 (the volume-backed one's 20 GiB root is in cinder), ephemeral 8, swaps in MiB.
-        assert_eq!(tracked, (40 + 20 + 8) * GIB + (1024 + 512 + 1001) * MIB);
+        // Roots 40 + 20 (the volume-backed one's 20 GiB root is in cinder), ephemeral 8, swaps
+        // int(1024 / 1024) + int(512 / 1024) + int(1001 / 1024) = 1 GiB, as nova books them.
+        assert_eq!(tracked, (40 + 20 + 8 + 1) * GIB);
         let allocated: u64 = usage.instances.iter().map(|i| i.allocated_bytes).sum();
         assert_eq!(allocated, 71 * GIB);
     }

@@ -83,15 +83,22 @@ pub struct Flavor {
 }
 
 impl Flavor {
-    /// What nova's resource tracker adds to `local_gb_used` for this instance, in bytes:
-    /// `root_gb` (0 when booted from volume) + `ephemeral_gb` + `swap / 1024` (exact, in MiB).
+    /// What nova's resource tracker adds to `local_gb_used` for this instance, in bytes: the one
+    /// rule every source that books an instance by its flavor uses (libvirt, file, nova).
+    ///
+    /// `root_gb` (0 when booted from volume) + `ephemeral_gb` + `int(swap / 1024)`, whole GiB.
+    /// nova's `ResourceTracker._get_usage_dict` (nova/compute/resource_tracker.py) sets `root_gb`
+    /// to 0 for a volume-backed instance; `ResourceTracker._update_usage` adds `root_gb`, then
+    /// `ephemeral_gb`, then `swap / 1024` to `ComputeNode.local_gb_used` one `+=` at a time, and
+    /// that field is an `IntegerField` (nova/objects/compute_node.py) whose coercion is `int()`,
+    /// so each sum is truncated as it is stored: a 512 MiB swap adds nothing, 1536 MiB adds 1 GiB.
     pub fn resource_tracker_bytes(&self) -> u64 {
         let root_gb = if self.boot_from_volume {
             0
         } else {
             self.root_gb
         };
-        (root_gb + self.ephemeral_gb) * GIB + self.swap_mb * MIB
+        (root_gb + self.ephemeral_gb + self.swap_mb / 1024) * GIB
     }
 
     /// What the scheduler allocates in placement as DISK_GB for this instance, in bytes:
@@ -136,6 +143,32 @@ pub struct HostDiskSettings {
     pub reserved_host_disk_mb: u64,
     /// `[DEFAULT] disk_allocation_ratio` (1.0 when unset).
     pub disk_allocation_ratio: f64,
+}
+
+impl HostDiskSettings {
+    /// The reserve nova's resource tracker starts `local_gb_used` at, in whole GiB:
+    /// `int(reserved_host_disk_mb / 1024)`. `ResourceTracker._update_usage_from_instances`
+    /// (nova/compute/resource_tracker.py) assigns `reserved_host_disk_mb / 1024` to the integer
+    /// `ComputeNode.local_gb_used`, which truncates (1500 MiB books 1 GiB). Placement's reserve
+    /// rounds the other way (`convert_mb_to_ceil_gb`, 2 GiB for 1500 MiB).
+    pub fn resource_tracker_reserved_gib(&self) -> u64 {
+        self.reserved_host_disk_mb / 1024
+    }
+}
+
+/// `local_gb_used` as nova's resource tracker computes it for these instances, in whole GiB (what
+/// `openstack hypervisor show` prints for them): the truncated reserve plus every instance's
+/// [`Flavor::resource_tracker_bytes`]. Migrations in flight, which nova also counts, are not
+/// instances of this list.
+pub fn resource_tracker_local_gb_used<'a>(
+    settings: &HostDiskSettings,
+    flavors: impl IntoIterator<Item = &'a Flavor>,
+) -> u64 {
+    settings.resource_tracker_reserved_gib()
+        + flavors
+            .into_iter()
+            .map(|flavor| flavor.resource_tracker_bytes() / GIB)
+            .sum::<u64>()
 }
 
 impl Default for HostDiskSettings {
@@ -316,5 +349,72 @@ mod tests {
             read_bounded_text(&path).unwrap().len() as u64,
             crate::input::MAX_FILE_BYTES
         );
+    }
+
+    /// Table from nova's own arithmetic (nova/compute/resource_tracker.py `_update_usage`,
+    /// `_get_usage_dict`, `_update_usage_from_instances`; nova/objects/compute_node.py
+    /// `local_gb_used = IntegerField()`), worked by hand: each `+=` is stored through `int()`.
+    #[test]
+    fn instances_are_booked_as_nova_s_resource_tracker_books_them() {
+        let flavor = |root_gb, ephemeral_gb, swap_mb, boot_from_volume| Flavor {
+            root_gb,
+            ephemeral_gb,
+            swap_mb,
+            boot_from_volume,
+        };
+        // (flavor, local_gb_used nova adds, DISK_GB placement allocates)
+        let table = [
+            (flavor(10, 0, 512, false), 10, 11),
+            (flavor(10, 0, 1024, false), 11, 11),
+            (flavor(10, 0, 1536, false), 11, 12),
+            (flavor(10, 2, 1023, false), 12, 13),
+            (flavor(10, 2, 2048, false), 14, 14),
+            (flavor(10, 2, 1536, true), 3, 4),
+            (flavor(0, 0, 512, true), 0, 1),
+        ];
+        for (f, nova_gib, placement_gib) in table {
+            assert_eq!(f.resource_tracker_bytes(), nova_gib * GIB, "{f:?}");
+            assert_eq!(f.placement_allocation_bytes(), placement_gib * GIB, "{f:?}");
+            let instance = TrackedInstance::from_flavor("X", &f);
+            assert_eq!(instance.tracked_bytes, nova_gib * GIB, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn local_gb_used_starts_at_the_truncated_reserve() {
+        let settings = |reserved_host_disk_mb| HostDiskSettings {
+            reserved_host_disk_mb,
+            disk_allocation_ratio: 1.0,
+        };
+        let flavors = [
+            Flavor {
+                root_gb: 20,
+                ephemeral_gb: 0,
+                swap_mb: 512,
+                boot_from_volume: false,
+            },
+            Flavor {
+                root_gb: 40,
+                ephemeral_gb: 5,
+                swap_mb: 1536,
+                boot_from_volume: true,
+            },
+        ];
+        // (reserved_host_disk_mb, reserve in local_gb_used): 1500 / 1024 = 1.46 -> 1.
+        for (reserved_mb, reserved_gib) in [(0, 0), (1000, 0), (1500, 1), (2048, 2), (3071, 2)] {
+            let used = resource_tracker_local_gb_used(&settings(reserved_mb), &flavors);
+            assert_eq!(used, reserved_gib + 20 + 6, "{reserved_mb} MiB");
+            // tracked_used of a local source is local_gb_used less that reserve, to the byte.
+            let usage = TrackedUsage::from_local(
+                flavors
+                    .iter()
+                    .map(|f| TrackedInstance::from_flavor("X", f))
+                    .collect(),
+                &settings(reserved_mb),
+            );
+            let tracked: u64 = usage.instances.iter().map(|i| i.tracked_bytes).sum();
+            assert_eq!(tracked, (used - reserved_gib) * GIB);
+            assert_eq!(usage.reserved_bytes, reserved_mb * MIB);
+        }
     }
 }

@@ -18,7 +18,8 @@
 //!    flavor's disk sizes; before, each flavor is read once with `GET /flavors/<id>` (flavors are
 //!    immutable, so they are cached for the life of the process).
 //!
-//! The usage follows nova's resource tracker exactly, including its rounding: the `ComputeNode`
+//! The usage follows nova's resource tracker exactly, including its rounding (the one rule,
+//! [`Flavor::resource_tracker_bytes`], that the local sources use too): the `ComputeNode`
 //! fields are integers and every `+=` truncates, so `local_gb_used` is
 //! `int(reserved_host_disk_mb / 1024) + sum(root_gb (0 when booted from volume) + ephemeral_gb +
 //! int(swap_mb / 1024))`, plus the claims of migrations in flight. The API does not return the
@@ -463,21 +464,10 @@ pub fn no_disk_fields_message(mv: Microversion, range: &str, hypervisor: &str) -
     )
 }
 
-/// What nova's resource tracker adds to `local_gb_used` for one instance, in bytes: every `+=`
-/// on the integer field truncates, so swap counts `int(swap_mb / 1024)` whole GiB.
-pub fn resource_tracker_gib_bytes(flavor: &Flavor) -> u64 {
-    let root_gb = if flavor.boot_from_volume {
-        0
-    } else {
-        flavor.root_gb
-    };
-    (root_gb + flavor.ephemeral_gb + flavor.swap_mb / 1024) * GIB
-}
-
 fn instance(uuid: String, flavor: &Flavor) -> TrackedInstance {
     TrackedInstance {
         uuid,
-        tracked_bytes: resource_tracker_gib_bytes(flavor),
+        tracked_bytes: flavor.resource_tracker_bytes(),
         allocated_bytes: flavor.placement_allocation_bytes(),
     }
 }
@@ -489,8 +479,8 @@ pub fn usage_from(
     instances: Vec<TrackedInstance>,
     settings: &HostDiskSettings,
 ) -> Result<TrackedUsage, String> {
-    // nova starts local_gb_used at reserved_host_disk_mb / 1024, truncated by the integer field.
-    let reserved_gib = i64::try_from(settings.reserved_host_disk_mb / 1024)
+    // nova starts local_gb_used at the truncated reserve (resource_tracker_reserved_gib).
+    let reserved_gib = i64::try_from(settings.resource_tracker_reserved_gib())
         .map_err(|_| "reserved_host_disk_mb is out of range".to_string())?;
     let instances_gib = disk.local_gb_used - reserved_gib;
     if instances_gib < 0 {
@@ -670,12 +660,12 @@ mod tests {
             swap_mb: 1536,
             boot_from_volume: false,
         };
-        assert_eq!(resource_tracker_gib_bytes(&flavor), 26 * GIB);
+        assert_eq!(flavor.resource_tracker_bytes(), 26 * GIB);
         let bfv = Flavor {
             boot_from_volume: true,
             ..flavor
         };
-        assert_eq!(resource_tracker_gib_bytes(&bfv), 6 * GIB);
+        assert_eq!(bfv.resource_tracker_bytes(), 6 * GIB);
         let settings = HostDiskSettings {
             reserved_host_disk_mb: 1500,
             disk_allocation_ratio: 1.0,

@@ -25,6 +25,11 @@
 //!   every two refreshes is read alternately (allocations, inventory) and its data is up to
 //!   about two intervals (or `inventory-max-age`, if larger) old.
 //!
+//! Without a UUID and without `--collector.placement.hostname`, the provider is looked up by
+//! every name nova-compute may have given it, in nova's order ([`nova_provider_names`]): one
+//! resolver call (off the runtime, on a [`BlockingLane`], bounded by [`RESOLVER_TIMEOUT`]) and
+//! one GET per name, only on the refreshes that look the provider up.
+//!
 //! Every consumer becomes a [`TrackedInstance`] with `tracked_bytes = allocated_bytes = DISK_GB
 //! GiB`, so the owner classes (instance vs orphan) work with this source too.
 //!
@@ -40,8 +45,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::cached::DEFAULT_REFRESH_INTERVAL;
-use super::host::ProviderName;
+use super::host::{
+    canonical_name, nova_provider_names, system_hostname, NameCandidate, ProviderName,
+};
 use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage};
+use crate::input::BlockingLane;
 use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
 use crate::openstack::keystone::Session;
 pub use crate::openstack::microversion::Microversion;
@@ -53,6 +61,9 @@ use crate::units::GIB;
 /// it makes exists since 1.0; newer versions are used when offered so that responses carry the
 /// fields placement documents today.
 pub const PREFERRED_MICROVERSION: Microversion = Microversion(1, 39);
+/// How long a lookup of the provider waits for the resolver's canonical name of the system
+/// hostname before trying the other names without it.
+pub const RESOLVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The oldest microversion the exporter can work with.
 pub const MINIMUM_MICROVERSION: Microversion = Microversion(1, 0);
 
@@ -268,6 +279,7 @@ pub struct PlacementSource {
     provider: ProviderName,
     policy: InventoryPolicy,
     memory: Mutex<Memory>,
+    resolver: BlockingLane,
 }
 
 /// Why reading a provider's sub-resource failed: the provider is gone (404), or anything else.
@@ -285,6 +297,7 @@ impl PlacementSource {
             provider,
             policy: InventoryPolicy::default(),
             memory: Mutex::new(Memory::default()),
+            resolver: BlockingLane::new("the resolver's canonical name of the system hostname"),
         }
     }
 
@@ -389,26 +402,82 @@ impl PlacementSource {
                     name: shown.name,
                 })
             }
+            None if self.provider.in_nova_order => self.look_up_in_nova_order().await,
             None => {
                 let name = &self.provider.name;
-                let providers: ProvidersBody = self
-                    .client
-                    .get(&format!(
-                        "/resource_providers?name={}",
-                        percent_encode(name)
+                self.look_up_name(name).await?.ok_or_else(|| {
+                    invalid(&format!(
+                        "no resource provider named {name:?} in placement (the name came from {}); nova-compute names it after the hypervisor hostname, which may be the FQDN or the short name: set --collector.placement.hostname",
+                        self.provider.origin
                     ))
-                    .await?;
-                providers
-                    .resource_providers
-                    .into_iter()
-                    .find(|p| p.name == *name)
-                    .ok_or_else(|| {
-                        invalid(&format!(
-                            "no resource provider named {name:?} in placement (the name came from {}); nova-compute names it after the hypervisor hostname, which may be the FQDN or the short name: set --collector.placement.hostname",
-                            self.provider.origin
-                        ))
-                    })
+                })
             }
+        }
+    }
+
+    /// The provider named exactly `name`, if any (one GET).
+    async fn look_up_name(&self, name: &str) -> Result<Option<ProviderEntry>, TrackedError> {
+        let providers: ProvidersBody = self
+            .client
+            .get(&format!(
+                "/resource_providers?name={}",
+                percent_encode(name)
+            ))
+            .await?;
+        Ok(providers
+            .resource_providers
+            .into_iter()
+            .find(|p| p.name == name))
+    }
+
+    /// Tries the names nova may have given the provider, in nova's order; the error lists them.
+    async fn look_up_in_nova_order(&self) -> Result<ProviderEntry, TrackedError> {
+        let hostname = system_hostname();
+        let (canonical, resolver_note) = self.canonical_hostname(&hostname).await;
+        let configured = NameCandidate {
+            name: self.provider.name.clone(),
+            origin: self.provider.origin.clone(),
+        };
+        let names = nova_provider_names(&hostname, canonical.as_deref(), &configured);
+        for candidate in &names {
+            if let Some(found) = self.look_up_name(&candidate.name).await? {
+                tracing::info!(
+                    provider = %found.name,
+                    origin = %candidate.origin,
+                    "placement: found this host's resource provider by name"
+                );
+                return Ok(found);
+            }
+        }
+        let tried = names
+            .iter()
+            .map(|c| format!("{:?} ({})", c.name, c.origin))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(invalid(&format!(
+            "no resource provider named {tried} in placement{resolver_note}; set --collector.placement.hostname to the provider's name (openstack resource provider list) or --collector.placement.provider-uuid"
+        )))
+    }
+
+    /// The resolver's canonical name of `hostname` when libvirt would ask for it (a short name),
+    /// and a note for the error when the resolver gave none.
+    async fn canonical_hostname(&self, hostname: &str) -> (Option<String>, String) {
+        if hostname.contains('.') || hostname.starts_with("localhost") {
+            return (None, String::new());
+        }
+        let host = hostname.to_string();
+        let lookup = self.resolver.run(move || canonical_name(&host));
+        match tokio::time::timeout(RESOLVER_TIMEOUT, lookup).await {
+            Ok(Ok(Ok(name))) => (name, String::new()),
+            Ok(Ok(Err(why))) => (None, format!(" ({why})")),
+            Ok(Err(lane)) => (None, format!(" ({lane})")),
+            Err(_) => (
+                None,
+                format!(
+                    " (the resolver did not give the canonical name of {hostname:?} within {} s)",
+                    RESOLVER_TIMEOUT.as_secs()
+                ),
+            ),
         }
     }
 
