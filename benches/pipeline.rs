@@ -116,6 +116,7 @@ fn main() {
                 nova_vg: "vms-group".into(),
                 primary: Some(SourceKind::Libvirt),
                 finished_unix: 1.7e9,
+                raw_methods: Vec::new(),
             };
             let out = nova_lvm_exporter::output::metrics::render(&snapshot);
             let rendered_at = Instant::now();

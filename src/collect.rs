@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub primary: Option<SourceKind>,
     /// Unix time the collection finished.
     pub finished_unix: f64,
+    /// How the raw source read each VG (empty unless it is the metadata reader).
+    pub raw_methods: Vec<crate::lvm::RawMethod>,
 }
 
 /// Reads all sources and accounts them.
@@ -214,6 +216,7 @@ impl SnapshotCollector {
             nova_vg: self.nova_vg.clone(),
             primary: self.primary,
             finished_unix: unix_now(),
+            raw_methods: self.raw.methods(),
         }
     }
 

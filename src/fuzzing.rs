@@ -126,6 +126,7 @@ pub fn account(data: &[u8]) {
         nova_vg,
         primary: Some(crate::tracked::SourceKind::File),
         finished_unix: 0.0,
+        raw_methods: Vec::new(),
     };
     let _ = crate::output::metrics::render(&snapshot);
 }

@@ -580,6 +580,7 @@ pub(crate) mod tests {
             nova_vg: "vg1".into(),
             primary: Some(SourceKind::Libvirt),
             finished_unix: 0.0,
+            raw_methods: Vec::new(),
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }

@@ -413,6 +413,7 @@ mod tests {
             nova_vg: "vms-group".into(),
             primary: None,
             finished_unix: 1_700_000_000.0,
+            raw_methods: Vec::new(),
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[("k<".into(), "v>".into())]);
