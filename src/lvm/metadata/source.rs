@@ -799,6 +799,50 @@ mod tests {
         assert!(!has_active_thin_pool(&thin));
     }
 
+    fn view() -> VgMetadata {
+        VgMetadata {
+            vg: crate::lvm::Vg {
+                name: "vg".into(),
+                size_bytes: 100 << 30,
+                free_bytes: 90 << 30,
+                extent_size_bytes: 4 << 20,
+            },
+            seqno: 7,
+            lvs: vec![lv("a", "linear", "-wi-------"), lv("pool", "thin-pool", "twi---tz--")],
+        }
+    }
+
+    #[test]
+    fn the_verifier_compares_field_by_field_and_ignores_kernel_state() {
+        let reader = view();
+        let mut lvm = VgReport {
+            vgs: vec![reader.vg.clone()],
+            lvs: reader.lvs.clone(),
+        };
+        // LVM on a host with device-mapper: the LV is active and open.
+        lvm.lvs[0].attr = "-wi-ao----".into();
+        assert_eq!(differences(&reader, &lvm), Vec::<String>::new());
+
+        lvm.vgs[0].free_bytes -= 4 << 20;
+        lvm.lvs[0].size_bytes += 4 << 20;
+        lvm.lvs[1].tags = vec!["nova".into()];
+        lvm.lvs.push(lv("new", "linear", "-wi-------"));
+        assert_eq!(
+            differences(&reader, &lvm),
+            vec![
+                format!("vg_free: metadata {}, lvm {}", 90u64 << 30, (90u64 << 30) - (4 << 20)),
+                format!("lv a lv_size: metadata {}, lvm {}", 1u64 << 30, (1u64 << 30) + (4 << 20)),
+                "lv new: only in lvm fullreport".to_string(),
+                "lv pool lv_tags: metadata , lvm nova".to_string(),
+            ]
+        );
+        lvm.vgs.clear();
+        assert_eq!(
+            differences(&reader, &lvm),
+            vec!["lvm fullreport does not report vg vg".to_string()]
+        );
+    }
+
     #[test]
     fn dm_names_double_the_dashes() {
         assert_eq!(
