@@ -384,34 +384,28 @@ impl MetadataSource {
         });
     }
 
-    /// Compares the last metadata view of each of `vgs` with one `lvm fullreport`: a VG that
+    /// Compares the metadata of each of `vgs` whose PVs are known with one `lvm fullreport`: the
+    /// PVs are read just before and just after LVM runs, and a VG whose metadata changed in
+    /// between is left for the next check (a concurrent change is not a mismatch). A VG that
     /// differs is logged with the differences, counted, and read with exec until a check agrees.
     pub async fn verify(&self, vgs: &[String]) {
-        let views: Vec<(String, Arc<VgMetadata>)> = {
-            let state = self.state.lock().await;
+        let reads = |state: &State| -> Vec<(String, Vec<PvRow>, VgCache)> {
             vgs.iter()
-                .filter_map(|vg| {
-                    let cache = state.caches.get(vg)?;
-                    let (_, metadata) = cache.parsed.as_ref()?;
-                    Some((vg.clone(), Arc::clone(metadata)))
-                })
+                .filter_map(|vg| Some((vg.clone(), state.pvs.get(vg)?.clone(), VgCache::default())))
                 .collect()
         };
-        let failed: Vec<String> = {
-            let state = self.state.lock().await;
-            vgs.iter()
-                .filter(|vg| state.verify_failed.contains(*vg))
-                .cloned()
-                .collect()
-        };
-        let names: Vec<String> = views
-            .iter()
-            .map(|(vg, _)| vg.clone())
-            .chain(failed.iter().cloned())
-            .collect();
-        if names.is_empty() {
+        let planned = reads(&*self.state.lock().await);
+        if planned.is_empty() {
             return;
         }
+        let names: Vec<String> = planned.iter().map(|(vg, _, _)| vg.clone()).collect();
+        let before = match self.read_all(planned.clone()).await {
+            Ok(before) => before,
+            Err(error) => {
+                tracing::warn!(%error, "verifying the LVM metadata reader: reading the PVs failed");
+                return;
+            }
+        };
         let lvm = match self.exec.collect(&names).await {
             Ok(report) => report,
             Err(error) => {
@@ -419,27 +413,20 @@ impl MetadataSource {
                 return;
             }
         };
-        // A VG the check found wrong is read by exec now: read its metadata to compare.
-        let reread: Vec<(String, Vec<PvRow>, VgCache)> = {
-            let state = self.state.lock().await;
-            failed
-                .iter()
-                .filter_map(|vg| Some((vg.clone(), state.pvs.get(vg)?.clone(), VgCache::default())))
-                .collect()
+        let Ok(after) = self.read_all(planned).await else {
+            return;
         };
-        let mut compared: Vec<(String, Vec<String>)> = views
-            .iter()
-            .map(|(vg, metadata)| (vg.clone(), differences(metadata, &lvm)))
-            .collect();
-        if let Ok(reads) = self.read_all(reread).await {
-            for (vg, result) in reads {
-                if let Ok(read) = result {
-                    compared.push((vg, differences(&read.metadata, &lvm)));
-                }
-            }
-        }
         let mut state = self.state.lock().await;
-        for (vg, diff) in compared {
+        for ((vg, before), (_, after)) in before.into_iter().zip(after) {
+            let (Ok(before), Ok(after)) = (before, after) else {
+                // A VG the reader cannot read is on exec already, with its own reason.
+                continue;
+            };
+            if before.metadata.seqno != after.metadata.seqno {
+                tracing::debug!(vg, "the VG changed during the check; comparing next time");
+                continue;
+            }
+            let diff = differences(&after.metadata, &lvm);
             if diff.is_empty() {
                 if state.verify_failed.remove(&vg) {
                     tracing::info!(vg, "lvm fullreport agrees with the metadata reader again");
@@ -448,7 +435,6 @@ impl MetadataSource {
             }
             *state.mismatches.entry(vg.clone()).or_default() += 1;
             state.verify_failed.insert(vg.clone());
-            state.caches.remove(&vg);
             tracing::warn!(
                 vg,
                 differences = %diff.join("; "),
@@ -808,7 +794,10 @@ mod tests {
                 extent_size_bytes: 4 << 20,
             },
             seqno: 7,
-            lvs: vec![lv("a", "linear", "-wi-------"), lv("pool", "thin-pool", "twi---tz--")],
+            lvs: vec![
+                lv("a", "linear", "-wi-------"),
+                lv("pool", "thin-pool", "twi---tz--"),
+            ],
         }
     }
 
@@ -830,8 +819,16 @@ mod tests {
         assert_eq!(
             differences(&reader, &lvm),
             vec![
-                format!("vg_free: metadata {}, lvm {}", 90u64 << 30, (90u64 << 30) - (4 << 20)),
-                format!("lv a lv_size: metadata {}, lvm {}", 1u64 << 30, (1u64 << 30) + (4 << 20)),
+                format!(
+                    "vg_free: metadata {}, lvm {}",
+                    90u64 << 30,
+                    (90u64 << 30) - (4 << 20)
+                ),
+                format!(
+                    "lv a lv_size: metadata {}, lvm {}",
+                    1u64 << 30,
+                    (1u64 << 30) + (4 << 20)
+                ),
                 "lv new: only in lvm fullreport".to_string(),
                 "lv pool lv_tags: metadata , lvm nova".to_string(),
             ]
