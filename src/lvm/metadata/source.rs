@@ -333,7 +333,7 @@ fn kernel_dm_names() -> HashSet<String> {
 
 /// The state kept between collections.
 #[derive(Debug, Default)]
-struct State {
+struct ReaderState {
     /// Each VG's PVs as LVM named them; a VG absent here is discovered by the next collection.
     pvs: HashMap<String, Vec<PvRow>>,
     /// VGs whose thin pool LVM reported active.
@@ -355,7 +355,7 @@ pub struct MetadataSource {
     exec: LvmCommand,
     forced: Option<Reason>,
     lane: BlockingLane,
-    state: tokio::sync::Mutex<State>,
+    state: tokio::sync::Mutex<ReaderState>,
     methods: Arc<Mutex<Vec<RawMethod>>>,
 }
 
@@ -368,7 +368,7 @@ impl MetadataSource {
             exec,
             forced,
             lane: BlockingLane::new("the PVs' LVM metadata"),
-            state: tokio::sync::Mutex::new(State::default()),
+            state: tokio::sync::Mutex::new(ReaderState::default()),
             methods: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -389,7 +389,7 @@ impl MetadataSource {
     /// between is left for the next check (a concurrent change is not a mismatch). A VG that
     /// differs is logged with the differences, counted, and read with exec until a check agrees.
     pub async fn verify(&self, vgs: &[String]) {
-        let reads = |state: &State| -> Vec<(String, Vec<PvRow>, VgCache)> {
+        let reads = |state: &ReaderState| -> Vec<(String, Vec<PvRow>, VgCache)> {
             vgs.iter()
                 .filter_map(|vg| Some((vg.clone(), state.pvs.get(vg)?.clone(), VgCache::default())))
                 .collect()
@@ -516,7 +516,7 @@ pub fn differences(reader: &VgMetadata, lvm: &VgReport) -> Vec<String> {
 }
 
 /// Logs `vg`'s reason when it changed since the last log.
-fn log_reason(state: &mut State, vg: &str, fallback: Option<&Fallback>) {
+fn log_reason(state: &mut ReaderState, vg: &str, fallback: Option<&Fallback>) {
     let reason = fallback.map_or(Reason::Ok, |f| f.reason);
     if state.logged.get(vg) == Some(&reason) {
         return;
@@ -729,7 +729,7 @@ impl MetadataSource {
 }
 
 /// Logs once per change when `vg`'s copies disagree.
-fn note_disagreement(state: &mut State, vg: &str, disagreement: Option<Vec<(PathBuf, u64)>>) {
+fn note_disagreement(state: &mut ReaderState, vg: &str, disagreement: Option<Vec<(PathBuf, u64)>>) {
     match disagreement {
         Some(copies) => {
             if state.disagreements.get(vg) != Some(&copies) {
