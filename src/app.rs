@@ -64,7 +64,8 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
                     IoMode::LvmDefault
                 },
             );
-            let raw: Box<dyn RawSource> = match reads_metadata(*method, command_prefix) {
+            let metadata = reads_metadata(*method, command_prefix);
+            let raw: Box<dyn RawSource> = match metadata {
                 true => {
                     let source = Arc::new(MetadataSource::new(command));
                     if !verify_interval.is_zero() && command_prefix.is_empty() {
@@ -82,8 +83,13 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
                 }
                 false => Box::new(command),
             };
-            // The metadata reader may run a fullreport after its reads: the same grace on top.
-            (raw, *timeout + RAW_TIMEOUT_GRACE)
+            // The metadata reader may spend half the timeout on its reads before a fullreport.
+            let reads = if metadata {
+                *timeout / 2
+            } else {
+                Duration::ZERO
+            };
+            (raw, *timeout + reads + RAW_TIMEOUT_GRACE)
         }
         LvmSettings::Replay { path } => (
             Box::new(ReplayFile::new(path.clone())),

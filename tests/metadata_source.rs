@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{lvm_available, run, LoopVg};
+use common::{lvm_available, run, Exporter, LoopVg};
 use nova_lvm_exporter::collect::{CollectorSettings, SnapshotCollector};
 use nova_lvm_exporter::lvm::exec::{IoMode, LvmCommand};
 use nova_lvm_exporter::lvm::metadata::source::MetadataSource;
@@ -410,4 +410,61 @@ fn a_verify_mismatch_is_counted_and_sends_the_vg_to_exec() {
     let snapshot = rt.block_on(lying_collector.collect());
     assert_eq!(snapshot.raw_methods[0].verify_mismatches, 2);
     assert_eq!(snapshot.raw_methods[0].method, "exec");
+}
+
+#[test]
+fn the_exporter_and_report_say_how_each_vg_is_read() {
+    if !lvm_available("the_exporter_and_report_say_how_each_vg_is_read") {
+        return;
+    }
+    let vg = LoopVg::new("mds-e2e", 2);
+    vg.create_lv("a", "100M");
+    let dir = tempfile::tempdir().unwrap();
+    let nova_conf = dir.path().join("nova.conf");
+    std::fs::write(
+        &nova_conf,
+        format!(
+            "[DEFAULT]\nhost = compute-test\n[libvirt]\nimages_type = lvm\nimages_volume_group = {}\n",
+            vg.name
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("qemu")).unwrap();
+    let args = vec![
+        format!("--nova.config-file={}", nova_conf.display()),
+        format!(
+            "--collector.libvirt.xml-dir={}",
+            dir.path().join("qemu").display()
+        ),
+        "--collector.lvm.method=metadata".to_string(),
+    ];
+    let exporter = Exporter::start(&args);
+    let metrics = exporter.scrape();
+    let info = format!(
+        "nova_lvm_raw_source_info{{method=\"metadata\",reason=\"ok\",vg=\"{}\"}}",
+        vg.name
+    );
+    assert_eq!(metrics.get(&info), Some(1.0));
+    assert_eq!(
+        metrics.get(&format!(
+            "nova_lvm_metadata_verify_mismatches_total{{vg=\"{}\"}}",
+            vg.name
+        )),
+        Some(0.0)
+    );
+    assert_eq!(
+        metrics.get(&format!("nova_lvm_vg_used_bytes{{vg=\"{}\"}}", vg.name)),
+        Some((100 << 20) as f64)
+    );
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .arg("report")
+        .args(&args)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains(&format!("vg {} read by metadata (ok)", vg.name)),
+        "{text}"
+    );
 }

@@ -265,6 +265,11 @@ impl RawSource for LvmCommand {
 }
 
 impl LvmCommand {
+    /// How long one LVM command may run before it is killed.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// True when LVM runs behind a command prefix (e.g. `sudo -n`).
     pub fn has_prefix(&self) -> bool {
         !self.command_prefix.is_empty()

@@ -3,8 +3,8 @@
 //!
 //! - **Finding the PVs.** The first collection (and any collection after a failure or a PV
 //!   change) runs one `lvm fullreport` whose `pv` sub-report names each PV's device and UUID, so
-//!   LVM's filters, devices file and multipath choice decide which device is read. That
-//!   collection's figures are LVM's.
+//!   LVM's filters, devices file and multipath choice decide which device is read; the PVs are
+//!   then read at once, and the report's figures are LVM's only for a VG that falls back.
 //! - **Steady state.** Each later collection checks every PV's label (the UUID must still match)
 //!   and the header of each of its metadata areas. When the newest text's `raw_locn` (offset,
 //!   size, checksum) is the one already parsed, the parsed VG is reused: two small reads per PV
@@ -22,7 +22,9 @@
 //!   LVM does. Each VG's method and reason are exported ([`RawSource::methods`]); a change of
 //!   reason is logged once.
 //!
-//! The reads run on a [`BlockingLane`] of their own, inside the collector's timeout.
+//! The reads run on a [`BlockingLane`] of their own, for at most half of `--collector.lvm.timeout`:
+//! reads that hang (or a lane still stuck with an earlier read) send the VGs to exec, which has
+//! the rest of the collector's time.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -399,13 +401,7 @@ impl MetadataSource {
             return;
         }
         let names: Vec<String> = planned.iter().map(|(vg, _, _)| vg.clone()).collect();
-        let before = match self.read_all(planned.clone()).await {
-            Ok(before) => before,
-            Err(error) => {
-                tracing::warn!(%error, "verifying the LVM metadata reader: reading the PVs failed");
-                return;
-            }
-        };
+        let before = self.read_all(planned.clone()).await;
         let lvm = match self.exec.collect(&names).await {
             Ok(report) => report,
             Err(error) => {
@@ -413,9 +409,7 @@ impl MetadataSource {
                 return;
             }
         };
-        let Ok(after) = self.read_all(planned).await else {
-            return;
-        };
+        let after = self.read_all(planned).await;
         let mut state = self.state.lock().await;
         for ((vg, before), (_, after)) in before.into_iter().zip(after) {
             let (Ok(before), Ok(after)) = (before, after) else {
@@ -538,7 +532,7 @@ fn log_reason(state: &mut ReaderState, vg: &str, fallback: Option<&Fallback>) {
 impl RawSource for MetadataSource {
     async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
         let mut state = self.state.lock().await;
-        let mut outcome: Vec<(String, Result<Option<Arc<VgMetadata>>, Fallback>)> = Vec::new();
+        let mut outcome: Vec<(String, Result<(), Fallback>)> = Vec::new();
         // VGs whose figures this collection takes from LVM.
         let mut exec_vgs: Vec<String> = Vec::new();
         let mut reads: Vec<(String, Vec<PvRow>, VgCache)> = Vec::new();
@@ -569,7 +563,7 @@ impl RawSource for MetadataSource {
                 )),
             }
         }
-        let mut results = self.read_all(reads).await?;
+        let mut results = self.read_all(reads).await;
         // Kernel state: a thin pool activated since LVM last said otherwise.
         if results
             .iter()
@@ -594,7 +588,7 @@ impl RawSource for MetadataSource {
                     state.caches.insert(vg.clone(), read.cache);
                     report.vgs.push(read.metadata.vg.clone());
                     report.lvs.extend(read.metadata.lvs.iter().cloned());
-                    outcome.push((vg, Ok(Some(read.metadata))));
+                    outcome.push((vg, Ok(())));
                 }
                 Err(fallback) => {
                     if fallback.reason.needs_discovery() {
@@ -627,24 +621,24 @@ impl RawSource for MetadataSource {
                     }
                 }
             }
-            // Newly found VGs: read their metadata now, to warm the cache and know the method
-            // the next collections use; this collection keeps LVM's figures.
-            for (vg, result) in self.read_all(undiscovered).await? {
+            // Newly found VGs: their metadata read now gives this collection's figures (LVM's
+            // are the fallback) and warms the cache for the next collections.
+            for (vg, result) in self.read_all(undiscovered).await {
                 let result = match result {
-                    Ok(read) if state.active_pools.contains(&vg) => {
-                        drop(read);
-                        Err(Fallback::new(
-                            Reason::ActiveThinPool,
-                            "LVM reports an active thin pool",
-                        ))
-                    }
+                    Ok(_) if state.active_pools.contains(&vg) => Err(Fallback::new(
+                        Reason::ActiveThinPool,
+                        "LVM reports an active thin pool",
+                    )),
                     other => other,
                 };
                 match result {
                     Ok(read) => {
                         note_disagreement(&mut state, &vg, read.disagreement.clone());
                         state.caches.insert(vg.clone(), read.cache);
-                        outcome.push((vg, Ok(None)));
+                        report.vgs.push(read.metadata.vg.clone());
+                        report.lvs.extend(read.metadata.lvs.iter().cloned());
+                        exec_vgs.retain(|name| name != &vg);
+                        outcome.push((vg, Ok(())));
                     }
                     Err(fallback) => {
                         if fallback.reason.needs_discovery() {
@@ -705,26 +699,42 @@ impl RawSource for MetadataSource {
 }
 
 impl MetadataSource {
-    /// Reads `reads` on the lane; a stuck lane is an error of the whole collection.
+    /// Reads `reads` on the lane, for at most half the LVM timeout: when the reads do not finish
+    /// in time (a hung device) or the lane is still stuck with an earlier read, every VG of
+    /// `reads` falls back (`unreadable_device`), and the rest of the timeout is LVM's.
     async fn read_all(
         &self,
         reads: Vec<(String, Vec<PvRow>, VgCache)>,
-    ) -> Result<Vec<(String, Result<VgRead, Fallback>)>, LvmError> {
+    ) -> Vec<(String, Result<VgRead, Fallback>)> {
         if reads.is_empty() {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        Ok(self
-            .lane
-            .run(move || {
-                reads
-                    .into_iter()
-                    .map(|(vg, pvs, cache)| {
-                        let result = read_vg(&vg, &pvs, &cache);
-                        (vg, result)
-                    })
-                    .collect::<Vec<_>>()
+        let names: Vec<String> = reads.iter().map(|(vg, _, _)| vg.clone()).collect();
+        let budget = self.exec.timeout() / 2;
+        let work = self.lane.run(move || {
+            reads
+                .into_iter()
+                .map(|(vg, pvs, cache)| {
+                    let result = read_vg(&vg, &pvs, &cache);
+                    (vg, result)
+                })
+                .collect::<Vec<_>>()
+        });
+        let failed = match tokio::time::timeout(budget, work).await {
+            Ok(Ok(results)) => return results,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!(
+                "the PV reads did not finish within {} ms",
+                budget.as_millis()
+            ),
+        };
+        names
+            .into_iter()
+            .map(|vg| {
+                let fallback = Fallback::new(Reason::UnreadableDevice, failed.clone());
+                (vg, Err(fallback))
             })
-            .await?)
+            .collect()
     }
 }
 
