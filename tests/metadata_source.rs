@@ -285,6 +285,13 @@ fn each_fallback_is_exported_with_its_reason() {
         reason(MetadataSource::new(command(&corrupt.path(), &[]))),
         ("exec".into(), "checksum".into())
     );
+
+    // Something the reader does not implement: an exported VG (status flag EXPORTED), which
+    // lvm fullreport still reports.
+    run("vgexport", &["-q", &vg.name]);
+    let unsupported = reason(MetadataSource::new(command(Path::new(LVM), &[])));
+    run("vgimport", &["-q", &vg.name]);
+    assert_eq!(unsupported, ("exec".into(), "unsupported".into()));
 }
 
 /// The last place of `needle` past the label area: in the newest metadata text, which LVM
