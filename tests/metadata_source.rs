@@ -12,7 +12,8 @@ use std::time::Duration;
 use common::{lvm_available, run, Exporter, LoopVg};
 use nova_lvm_exporter::collect::{CollectorSettings, SnapshotCollector};
 use nova_lvm_exporter::lvm::exec::{IoMode, LvmCommand};
-use nova_lvm_exporter::lvm::metadata::source::MetadataSource;
+use nova_lvm_exporter::lvm::metadata::source::{read_vg, MetadataSource, VgCache};
+use nova_lvm_exporter::lvm::report::PvRow;
 use nova_lvm_exporter::lvm::{RawMethod, RawSource};
 use nova_lvm_exporter::output::metrics::render;
 
@@ -474,4 +475,64 @@ fn the_exporter_and_report_say_how_each_vg_is_read() {
         text.contains(&format!("vg {} read by metadata (ok)", vg.name)),
         "{text}"
     );
+}
+
+#[test]
+fn of_two_copies_the_highest_seqno_wins_and_the_disagreement_is_reported() {
+    if !lvm_available("of_two_copies_the_highest_seqno_wins_and_the_disagreement_is_reported") {
+        return;
+    }
+    let vg = LoopVg::new("mds-copies", 2);
+    vg.create_lv("a", "100M");
+    let pv = run(
+        "pvs",
+        &[
+            "--noheadings",
+            "-o",
+            "pv_name",
+            "-S",
+            &format!("vg_name={}", vg.name),
+        ],
+    )
+    .trim()
+    .to_string();
+    let uuid = run("pvs", &["--noheadings", "-o", "pv_uuid", &pv])
+        .trim()
+        .replace('-', "");
+    // A stale copy of the PV, taken before the VG changed.
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("stale.img");
+    run(
+        "dd",
+        &[
+            &format!("if={pv}"),
+            &format!("of={}", stale.display()),
+            "bs=1M",
+            "count=1",
+            "status=none",
+        ],
+    );
+    vg.create_lv("b", "100M");
+    let row = |device: String| PvRow {
+        vg: vg.name.clone(),
+        device,
+        uuid: uuid.clone(),
+    };
+    let rows = [row(stale.display().to_string()), row(pv.clone())];
+    let read = read_vg(&vg.name, &rows, &VgCache::default()).expect("read");
+    let names: Vec<&str> = read
+        .metadata
+        .lvs
+        .iter()
+        .map(|lv| lv.name.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"], "the newer copy wins");
+    let copies = read.disagreement.expect("the copies disagree");
+    assert_eq!(copies.len(), 2);
+    assert!(copies[0].1 < copies[1].1, "{copies:?}");
+    assert!(read.parsed);
+    // The same state again: nothing parsed, the VG reused.
+    let again = read_vg(&vg.name, &rows, &read.cache).expect("read again");
+    assert!(!again.parsed);
+    assert_eq!(again.metadata, read.metadata);
 }
