@@ -1,9 +1,10 @@
 //! The raw source: what LVM itself says about the volume groups we watch.
 //!
-//! Two implementations of [`RawSource`] exist: [`exec::LvmCommand`] runs the real `lvm
-//! fullreport`, [`replay::ReplayFile`] reads a saved JSON report (the same JSON that `vgs`, `lvs`
-//! or `lvm fullreport` print with `--reportformat json`). Both produce a [`VgReport`]; everything
-//! downstream of it is pure.
+//! Three implementations of [`RawSource`] exist: [`exec::LvmCommand`] runs the real `lvm
+//! fullreport`, [`metadata::source::MetadataSource`] reads the VGs' metadata straight from their
+//! PVs with `lvm fullreport` as the per-VG fallback, and [`replay::ReplayFile`] reads a saved JSON
+//! report (the same JSON that `vgs`, `lvs` or `lvm fullreport` print with `--reportformat json`).
+//! All produce a [`VgReport`]; everything downstream of it is pure.
 //!
 //! - [`exec`]: what the exporter knows about running LVM: the command line, the prefix, the I/O
 //!   mode, and what an exit status and stderr mean.
