@@ -20,7 +20,8 @@ use nova_lvm_exporter::output::metrics::render;
 const LVM: &str = "/usr/sbin/lvm";
 
 /// A wrapper script usable as `--collector.lvm.lvm-path`: logs one line per run to `log`, then
-/// runs the real lvm, its JSON passed through `sed_expr` (when not empty).
+/// runs the real lvm, its JSON passed through `sed_expr` (when not empty) until
+/// [`Wrapper::stop_doctoring`].
 struct Wrapper {
     dir: tempfile::TempDir,
 }
@@ -30,10 +31,15 @@ impl Wrapper {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("lvm");
         let log = dir.path().join("runs.log");
+        let doctor = dir.path().join("doctor");
         let body = if sed_expr.is_empty() {
             format!("exec {LVM} \"$@\"")
         } else {
-            format!("{LVM} \"$@\" | sed -e '{sed_expr}'")
+            std::fs::write(&doctor, "").unwrap();
+            format!(
+                "if [ -e {} ]; then {LVM} \"$@\" | sed -e '{sed_expr}'; else exec {LVM} \"$@\"; fi",
+                doctor.display()
+            )
         };
         std::fs::write(
             &script,
@@ -42,6 +48,11 @@ impl Wrapper {
         .unwrap();
         run("chmod", &["755", script.to_str().unwrap()]);
         Wrapper { dir }
+    }
+
+    /// From now on the real lvm's output passes unchanged.
+    fn stop_doctoring(&self) {
+        std::fs::remove_file(self.dir.path().join("doctor")).unwrap();
     }
 
     fn path(&self) -> PathBuf {
@@ -418,6 +429,15 @@ fn a_verify_mismatch_is_counted_and_sends_the_vg_to_exec() {
     let snapshot = rt.block_on(lying_collector.collect());
     assert_eq!(snapshot.raw_methods[0].verify_mismatches, 2);
     assert_eq!(snapshot.raw_methods[0].method, "exec");
+    // LVM agrees again: back to the metadata, the count kept.
+    doctored.stop_doctoring();
+    rt.block_on(lying.verify(&vgs));
+    let snapshot = rt.block_on(lying_collector.collect());
+    assert_eq!(
+        method_of(&snapshot.raw_methods, &vg.name),
+        ("metadata".into(), "ok".into())
+    );
+    assert_eq!(snapshot.raw_methods[0].verify_mismatches, 2);
 }
 
 #[test]
