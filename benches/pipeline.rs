@@ -117,6 +117,7 @@ fn main() {
                 primary: Some(SourceKind::Libvirt),
                 audit: None,
                 finished_unix: 1.7e9,
+                raw_methods: Vec::new(),
             };
             let out = nova_lvm_exporter::output::metrics::render(&snapshot);
             let rendered_at = Instant::now();

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::collect::{CollectorSettings, SingleFlight, Snapshot, SnapshotCollector};
+use crate::config::flags::LvmMethod;
 use crate::config::resolve::{Config, LvmSettings};
 use crate::lvm::exec::{IoMode, LvmCommand};
+use crate::lvm::metadata::source::MetadataSource;
 use crate::lvm::replay::ReplayFile;
 use crate::lvm::RawSource;
 use crate::openstack::config::AuthMethod;
@@ -49,8 +51,10 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             command_prefix,
             timeout,
             sync_io,
-        } => (
-            Box::new(LvmCommand::new(
+            method,
+            verify_interval,
+        } => {
+            let command = LvmCommand::new(
                 lvm_path.clone(),
                 command_prefix.clone(),
                 *timeout,
@@ -59,9 +63,34 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
                 } else {
                     IoMode::LvmDefault
                 },
-            )),
-            *timeout + RAW_TIMEOUT_GRACE,
-        ),
+            );
+            let metadata = reads_metadata(*method, command_prefix);
+            let raw: Box<dyn RawSource> = match metadata {
+                true => {
+                    let source = Arc::new(MetadataSource::new(command));
+                    if !verify_interval.is_zero() && command_prefix.is_empty() {
+                        match tokio::runtime::Handle::try_current() {
+                            Ok(_) => {
+                                Arc::clone(&source)
+                                    .spawn_verifier(config.watched_vgs.clone(), *verify_interval);
+                            }
+                            Err(_) => {
+                                tracing::debug!("one-shot collection: no background verification")
+                            }
+                        }
+                    }
+                    Box::new(source)
+                }
+                false => Box::new(command),
+            };
+            // The metadata reader may spend half the timeout on its reads before a fullreport.
+            let reads = if metadata {
+                *timeout / 2
+            } else {
+                Duration::ZERO
+            };
+            (raw, *timeout + reads + RAW_TIMEOUT_GRACE)
+        }
         LvmSettings::Replay { path } => (
             Box::new(ReplayFile::new(path.clone())),
             config.collector_timeout,
@@ -154,6 +183,16 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
     ))
 }
 
+/// True when `method` reads the PVs' metadata: `metadata` always (behind a command prefix every VG
+/// falls back, with the reason exported), `auto` only without a command prefix.
+fn reads_metadata(method: LvmMethod, command_prefix: &[String]) -> bool {
+    match method {
+        LvmMethod::Metadata => true,
+        LvmMethod::Auto => command_prefix.is_empty(),
+        LvmMethod::Exec => false,
+    }
+}
+
 /// An API source behind the cache that refreshes it at most once per `interval` (with jitter)
 /// and drops data older than `max_age` (named by `max_age_flag` in errors).
 fn cached(
@@ -188,8 +227,27 @@ fn unredacted_summary(config: &Config) -> Vec<(String, String)> {
             command_prefix,
             timeout,
             sync_io,
+            method,
+            verify_interval,
         } => format!(
-            "{}{} fullreport (killed after {} ms; {})",
+            "{}{}{} fullreport (killed after {} ms; {})",
+            match (reads_metadata(*method, command_prefix), command_prefix.is_empty()) {
+                (true, true) => format!(
+                    "LVM metadata read from the PVs (method {}; PVs found by, and fallback per VG to, lvm fullreport; {}), else ",
+                    match method {
+                        LvmMethod::Auto => "auto",
+                        LvmMethod::Metadata => "metadata",
+                        LvmMethod::Exec => "exec",
+                    },
+                    if verify_interval.is_zero() {
+                        "never verified".to_string()
+                    } else {
+                        format!("verified against lvm fullreport every {} s", verify_interval.as_secs_f64())
+                    }
+                ),
+                (true, false) => "method metadata, but every VG falls back (command_prefix: the devices are not the exporter's to read) to ".to_string(),
+                (false, _) => String::new(),
+            },
             if command_prefix.is_empty() {
                 String::new()
             } else {
@@ -403,7 +461,14 @@ pub fn collect_once(config: &Config) -> Result<Snapshot, String> {
 /// Collects once and builds the report.
 pub fn report_once(config: &Config, top_lvs: usize) -> Result<Report, String> {
     let snapshot = collect_once(config)?;
-    Ok(Report::new(&snapshot, &report_context(config), top_lvs))
+    let mut context = report_context(config);
+    for method in &snapshot.raw_methods {
+        context.raw_source.push_str(&format!(
+            "; vg {} read by {} ({})",
+            method.vg, method.method, method.reason
+        ));
+    }
+    Ok(Report::new(&snapshot, &context, top_lvs))
 }
 
 /// The completion script of `shell` for the exporter's command line.

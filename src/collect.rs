@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub audit: Option<Audit>,
     /// Unix time the collection finished.
     pub finished_unix: f64,
+    /// How the raw source read each VG (empty unless it is the metadata reader).
+    pub raw_methods: Vec<crate::lvm::RawMethod>,
 }
 
 /// Reads all sources and accounts them.
@@ -224,6 +226,7 @@ impl SnapshotCollector {
             primary: self.primary,
             audit,
             finished_unix: unix_now(),
+            raw_methods: self.raw.methods(),
         }
     }
 

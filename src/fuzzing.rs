@@ -127,6 +127,7 @@ pub fn account(data: &[u8]) {
         primary: Some(crate::tracked::SourceKind::File),
         audit: None,
         finished_unix: 0.0,
+        raw_methods: Vec::new(),
     };
     let _ = crate::output::metrics::render(&snapshot);
 }

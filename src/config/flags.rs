@@ -44,6 +44,17 @@ pub enum LogLevel {
     Error,
 }
 
+/// How the raw source reads the VGs (`--collector.lvm.method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LvmMethod {
+    /// The metadata where it can be read, else lvm fullreport.
+    Auto,
+    /// The metadata read straight from the PVs (a VG it cannot read still falls back to exec).
+    Metadata,
+    /// lvm fullreport on every collection.
+    Exec,
+}
+
 /// Log line format (`--log.format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -138,6 +149,17 @@ pub struct Cli {
     /// How long one LVM report may take before it is killed (e.g. 5s, 500ms).
     #[arg(long = "collector.lvm.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub lvm_timeout: Duration,
+
+    /// How to read the VGs: metadata (straight from the PVs, lvm fullreport for a VG it cannot
+    /// read, with the reason in nova_lvm_raw_source_info), auto (the same, exec behind a command
+    /// prefix) or exec (lvm fullreport on every scrape).
+    #[arg(long = "collector.lvm.method", value_name = "METHOD", value_enum, default_value_t = LvmMethod::Exec)]
+    pub lvm_method: LvmMethod,
+
+    /// With the metadata method, compare its view with lvm fullreport this often, in the
+    /// background (0s = never); a VG that differs is read with exec until a check agrees.
+    #[arg(long = "collector.lvm.verify-interval", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub lvm_verify_interval: Duration,
 
     /// Read this saved LVM JSON report (vgs/lvs/lvm fullreport --reportformat json) instead of
     /// running LVM. Re-read on every scrape.

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::flags::{parse_vg_name, Cli, LogFormat, LogLevel, DEFAULT_NOVA_CONF};
+use crate::config::flags::{parse_vg_name, Cli, LogFormat, LogLevel, LvmMethod, DEFAULT_NOVA_CONF};
 use crate::config::nova_conf::{self, NovaConf};
 use crate::openstack::config::{self as cloud_config, CloudConfig};
 use crate::tracked::host::{
@@ -34,6 +34,10 @@ pub enum LvmSettings {
         sync_io: bool,
         /// Kill them after this long.
         timeout: Duration,
+        /// How the VGs are read.
+        method: LvmMethod,
+        /// How often the metadata reader is checked against lvm fullreport (zero: never).
+        verify_interval: Duration,
     },
     /// Read a saved report.
     Replay {
@@ -230,6 +234,8 @@ impl Cli {
                     .map(str::to_string)
                     .collect(),
                 timeout: self.lvm_timeout,
+                method: self.lvm_method,
+                verify_interval: self.lvm_verify_interval,
             },
         };
 

@@ -59,6 +59,8 @@ pub const LV_FIELDS: &str =
 pub const SEG_FIELDS: &str = "lv_uuid,segtype";
 /// The `pv` and `pvseg` sub-reports cannot be left out of a fullreport; one cheap field each.
 const PV_FIELDS: &str = "pv_uuid";
+/// The `pv` sub-report's fields when the metadata reader asks which devices hold a VG's PVs.
+pub const PV_DISCOVERY_FIELDS: &str = "pv_name,pv_uuid";
 const PVSEG_FIELDS: &str = "pvseg_start";
 /// Turns off LVM's command log section, which LVM 2.03.16 prints as invalid JSON, and the
 /// check of LVM's metadata backup file.
@@ -136,6 +138,11 @@ impl LvmCommand {
 
     /// The arguments given to `lvm` for `vg_names`.
     pub fn fullreport_args(vg_names: &[String]) -> Vec<String> {
+        Self::fullreport_args_with(vg_names, PV_FIELDS)
+    }
+
+    /// The arguments of a fullreport whose `pv` sub-report has `pv_fields`.
+    fn fullreport_args_with(vg_names: &[String], pv_fields: &str) -> Vec<String> {
         let mut args: Vec<String> = [
             "fullreport",
             "-a",
@@ -161,7 +168,7 @@ impl LvmCommand {
             "--configreport",
             "pv",
             "-o",
-            PV_FIELDS,
+            pv_fields,
             "--configreport",
             "pvseg",
             "-o",
@@ -254,6 +261,37 @@ impl RawSource for LvmCommand {
         let deadline = Instant::now() + self.timeout;
         let output = self.run(Self::fullreport_args(vg_names), deadline).await?;
         Ok(interpret(output)?.report)
+    }
+}
+
+impl LvmCommand {
+    /// How long one LVM command may run before it is killed.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// True when LVM runs behind a command prefix (e.g. `sudo -n`).
+    pub fn has_prefix(&self) -> bool {
+        !self.command_prefix.is_empty()
+    }
+
+    /// One `lvm fullreport` for `vg_names` whose `pv` sub-report also names each PV's device and
+    /// UUID: the same report as [`RawSource::collect`], plus the PVs LVM read.
+    pub async fn collect_with_pvs(
+        &self,
+        vg_names: &[String],
+    ) -> Result<(VgReport, Vec<report::PvRow>), LvmError> {
+        if vg_names.is_empty() {
+            return Ok((VgReport::default(), Vec::new()));
+        }
+        let deadline = Instant::now() + self.timeout;
+        let args = Self::fullreport_args_with(vg_names, PV_DISCOVERY_FIELDS);
+        let output = self.run(args, deadline).await?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let command = output.command.clone();
+        let report = interpret(output)?.report;
+        let pvs = report::parse_pv_rows(&text, &command)?;
+        Ok((report, pvs))
     }
 }
 

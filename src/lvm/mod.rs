@@ -1,9 +1,10 @@
 //! The raw source: what LVM itself says about the volume groups we watch.
 //!
-//! Two implementations of [`RawSource`] exist: [`exec::LvmCommand`] runs the real `lvm
-//! fullreport`, [`replay::ReplayFile`] reads a saved JSON report (the same JSON that `vgs`, `lvs`
-//! or `lvm fullreport` print with `--reportformat json`). Both produce a [`VgReport`]; everything
-//! downstream of it is pure.
+//! Three implementations of [`RawSource`] exist: [`exec::LvmCommand`] runs the real `lvm
+//! fullreport`, [`metadata::source::MetadataSource`] reads the VGs' metadata straight from their
+//! PVs with `lvm fullreport` as the per-VG fallback, and [`replay::ReplayFile`] reads a saved JSON
+//! report (the same JSON that `vgs`, `lvs` or `lvm fullreport` print with `--reportformat json`).
+//! All produce a [`VgReport`]; everything downstream of it is pure.
 //!
 //! - [`exec`]: what the exporter knows about running LVM: the command line, the prefix, the I/O
 //!   mode, and what an exit status and stderr mean.
@@ -12,7 +13,9 @@
 //! - [`report`]: parsing LVM's JSON report; [`replay`]: a saved report as a source.
 //! - [`owner`]: who an LV belongs to.
 //! - [`metadata`]: LVM's metadata read straight from the PVs: label, metadata area headers and
-//!   the checksummed metadata text (issue 14), and its text parsed into a VG.
+//!   the checksummed metadata text (issue 14), its text parsed into a VG, and
+//!   [`metadata::source::MetadataSource`], the raw source that reads it with `lvm fullreport` as
+//!   the fallback.
 
 pub mod exec;
 pub mod metadata;
@@ -91,6 +94,37 @@ pub trait RawSource: Send + Sync {
     /// Reads the VGs named in `vg_names` (and their LVs). VGs that do not exist are left out
     /// of the report rather than failing the whole call; the caller decides what a missing VG means.
     async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError>;
+
+    /// How the last collection read each VG (the metadata reader; empty for the others).
+    fn methods(&self) -> Vec<RawMethod> {
+        Vec::new()
+    }
+}
+
+/// A shared source (the metadata reader is also held by its background verifier).
+#[async_trait]
+impl<T: RawSource + ?Sized> RawSource for std::sync::Arc<T> {
+    async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
+        (**self).collect(vg_names).await
+    }
+
+    fn methods(&self) -> Vec<RawMethod> {
+        (**self).methods()
+    }
+}
+
+/// How one VG was read: `nova_lvm_raw_source_info{vg,method,reason}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMethod {
+    /// The VG.
+    pub vg: String,
+    /// `metadata` or `exec`.
+    pub method: &'static str,
+    /// Why: `ok`, or the fallback's reason token ([`metadata::source::Reason`]).
+    pub reason: &'static str,
+    /// How many background checks found the VG's metadata view differing from `lvm fullreport`
+    /// (`nova_lvm_metadata_verify_mismatches_total`).
+    pub verify_mismatches: u64,
 }
 
 fn said_suffix(said: &str) -> String {

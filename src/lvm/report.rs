@@ -140,6 +140,62 @@ struct Document<'a> {
     report: Option<Vec<Element<'a>>>,
 }
 
+/// One PV of a watched VG, from a fullreport's `pv` sub-report: the device LVM chose (its
+/// filters, devices file and multipath choice decide) and the PV's UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvRow {
+    /// The VG the PV belongs to.
+    pub vg: String,
+    /// `pv_name`: the device path LVM read.
+    pub device: String,
+    /// `pv_uuid` without LVM's dashes, as the PV label stores it.
+    pub uuid: String,
+}
+
+/// The `pv` rows of a fullreport (run with `pv_name,pv_uuid` in its `pv` sub-report), each
+/// with its element's VG. A row without a name or UUID (a missing PV) is kept with an empty
+/// field: the caller treats it as a device it cannot read.
+pub fn parse_pv_rows(text: &str, origin: &str) -> Result<Vec<PvRow>, LvmError> {
+    #[derive(Deserialize)]
+    struct PvDocument<'a> {
+        #[serde(default, borrow)]
+        report: Vec<PvElement<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct PvElement<'a> {
+        #[serde(default, borrow)]
+        vg: Vec<VgRow<'a>>,
+        #[serde(default, borrow)]
+        pv: Vec<PvFields<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct PvFields<'a> {
+        #[serde(borrow)]
+        pv_name: Field<'a>,
+        #[serde(borrow)]
+        pv_uuid: Field<'a>,
+    }
+    let mut rows = Vec::new();
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<PvDocument<'_>>();
+    for document in stream {
+        let document = document.map_err(|err| json_error(text, &err, origin))?;
+        for element in document.report {
+            let vg = match element.vg.as_slice() {
+                [only] => only.vg_name.as_deref().unwrap_or_default().to_string(),
+                _ => continue,
+            };
+            for pv in element.pv {
+                rows.push(PvRow {
+                    vg: vg.clone(),
+                    device: pv.pv_name.as_deref().unwrap_or_default().to_string(),
+                    uuid: pv.pv_uuid.as_deref().unwrap_or_default().replace('-', ""),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// One element of `report`: a single section for `vgs`/`lvs`, all sections of one VG for
 /// `fullreport`.
 #[derive(Debug, Deserialize)]

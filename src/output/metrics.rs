@@ -79,6 +79,10 @@ families! {
         "How long the collector took on this scrape.";
     COLLECTOR_LAST_SUCCESS = "nova_lvm_collector_last_success_timestamp_seconds", ["collector"],
         "Unix time of the collector's last success.";
+    RAW_SOURCE_INFO = "nova_lvm_raw_source_info", ["vg", "method", "reason"],
+        "Always 1, with the metadata reader (--collector.lvm.method auto or metadata) only: how the last collection read the VG, metadata (from its PVs) or exec (lvm fullreport), and why (ok, or the fallback's reason).";
+    VERIFY_MISMATCHES = "nova_lvm_metadata_verify_mismatches_total", ["vg"],
+        "Background checks (--collector.lvm.verify-interval) that found the metadata reader's view of the VG differing from lvm fullreport; the VG is read with exec until a check agrees.";
     BUILD_INFO = "nova_lvm_build_info", ["version", "revision"],
         "Always 1; labels carry the exporter's version and git revision.";
 }
@@ -104,6 +108,26 @@ pub fn render(snapshot: &Snapshot) -> String {
     render_sources(&registry, snapshot);
     if let Some(audit) = &snapshot.audit {
         render_audit(&registry, audit);
+    }
+    if !snapshot.raw_methods.is_empty() {
+        let info = gauge(&registry, &RAW_SOURCE_INFO);
+        for method in &snapshot.raw_methods {
+            info.with_label_values(&[method.vg.as_str(), method.method, method.reason])
+                .set(1.0);
+        }
+        let mismatches = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(VERIFY_MISMATCHES.name, VERIFY_MISMATCHES.help),
+            VERIFY_MISMATCHES.labels,
+        )
+        .expect("the family's name and labels are valid");
+        registry
+            .register(Box::new(mismatches.clone()))
+            .expect("each family is registered once");
+        for method in &snapshot.raw_methods {
+            mismatches
+                .with_label_values(&[method.vg.as_str()])
+                .inc_by(method.verify_mismatches);
+        }
     }
     gauge(&registry, &BUILD_INFO)
         .with_label_values(&[
@@ -343,6 +367,7 @@ mod tests {
             primary: Some(SourceKind::Libvirt),
             audit: None,
             finished_unix: 1_700_000_000.0,
+            raw_methods: Vec::new(),
         }
     }
 

@@ -655,6 +655,7 @@ pub(crate) mod tests {
             primary: Some(SourceKind::Libvirt),
             audit: None,
             finished_unix: 0.0,
+            raw_methods: Vec::new(),
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }

@@ -456,6 +456,7 @@ mod tests {
             primary: None,
             audit: None,
             finished_unix: 1_700_000_000.0,
+            raw_methods: Vec::new(),
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[("k<".into(), "v>".into())]);
@@ -512,6 +513,7 @@ mod tests {
                 &Default::default(),
             )),
             finished_unix: 1_700_000_000.0,
+            raw_methods: Vec::new(),
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);

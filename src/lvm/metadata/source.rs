@@ -1,0 +1,933 @@
+//! The metadata reader as a [`RawSource`]: each watched VG read straight from its PVs, with
+//! `lvm fullreport` as the fallback, per VG.
+//!
+//! - **Finding the PVs.** The first collection (and any collection after a failure or a PV
+//!   change) runs one `lvm fullreport` whose `pv` sub-report names each PV's device and UUID, so
+//!   LVM's filters, devices file and multipath choice decide which device is read; the PVs are
+//!   then read at once, and the report's figures are LVM's only for a VG that falls back.
+//! - **Steady state.** Each later collection checks every PV's label (the UUID must still match)
+//!   and the header of each of its metadata areas. When the newest text's `raw_locn` (offset,
+//!   size, checksum) is the one already parsed, the parsed VG is reused: two small reads per PV
+//!   and no LVM process. Otherwise the text is read, its checksum verified, and parsed. Of several
+//!   copies (PVs, two areas per PV) the highest `seqno` wins; copies that disagree are logged
+//!   once per change.
+//! - **Fallback.** A VG is read with `lvm fullreport` when a command prefix is set (the devices
+//!   are not readable by the exporter), `--collector.lvm.method=exec`, a device cannot be opened
+//!   or read, a PV's label changed, a checksum fails after the reader's retries, the text holds
+//!   something the reader does not implement or is malformed, or the VG has an **active** thin
+//!   pool: its `data_percent` is kernel state that the metadata does not hold. Whether a pool is
+//!   active comes from the fullreport that found the PVs (`lv_attr`'s fifth character) and, in
+//!   the steady state, from the device-mapper names the kernel lists under `/sys/block` (a pool
+//!   activated later shows its `_tdata` device). Inactive thin pools report no data percent, as
+//!   LVM does. Each VG's method and reason are exported ([`RawSource::methods`]); a change of
+//!   reason is logged once.
+//!
+//! The reads run on a [`BlockingLane`] of their own, for at most half of `--collector.lvm.timeout`:
+//! reads that hang (or a lane still stuck with an earlier read) send the VGs to exec, which has
+//! the rest of the collector's time.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::device::{read_label, read_mda_header, read_mda_text, PvDevice};
+use super::mda::RawLocn;
+use super::vg::{from_tree, VgError, VgMetadata};
+use super::{text, MetadataError};
+use crate::input::BlockingLane;
+use crate::lvm::exec::LvmCommand;
+use crate::lvm::report::PvRow;
+use crate::lvm::{LvmError, RawMethod, RawSource, VgReport};
+
+/// Why a VG is read the way it is: a short fixed token, the `reason` label of
+/// `nova_lvm_raw_source_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Read from the metadata.
+    Ok,
+    /// `--collector.lvm.method=exec`.
+    MethodExec,
+    /// A command prefix is set: LVM runs with other privileges than the exporter.
+    CommandPrefix,
+    /// A PV device could not be opened or read (or LVM names none).
+    UnreadableDevice,
+    /// A PV's label no longer matches the PV LVM named (UUID, or no label).
+    PvChanged,
+    /// A checksum failed, or the text kept moving, after the reader's retries.
+    Checksum,
+    /// The text holds something the reader does not implement.
+    Unsupported,
+    /// The text or a header is not what LVM writes.
+    Malformed,
+    /// The VG has an active thin pool: its data percent is kernel state.
+    ActiveThinPool,
+    /// The last background comparison with `lvm fullreport` found a difference.
+    VerifyMismatch,
+    /// The VG's PVs are not known yet (LVM did not report the VG).
+    NotFound,
+}
+
+impl Reason {
+    /// The label value.
+    pub fn token(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::MethodExec => "method_exec",
+            Reason::CommandPrefix => "command_prefix",
+            Reason::UnreadableDevice => "unreadable_device",
+            Reason::PvChanged => "pv_changed",
+            Reason::Checksum => "checksum",
+            Reason::Unsupported => "unsupported",
+            Reason::Malformed => "malformed",
+            Reason::ActiveThinPool => "active_thin_pool",
+            Reason::VerifyMismatch => "verify_mismatch",
+            Reason::NotFound => "not_found",
+        }
+    }
+
+    /// True when the PV devices must be learned again from LVM.
+    fn needs_discovery(self) -> bool {
+        matches!(
+            self,
+            Reason::UnreadableDevice | Reason::PvChanged | Reason::NotFound
+        )
+    }
+}
+
+/// Why a metadata read of one VG gave up: the reason and a message with figures only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// The reason token.
+    pub reason: Reason,
+    /// What happened (device path and figures, never device bytes).
+    pub message: String,
+}
+
+impl Fallback {
+    fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The reason a read error of `what` on `device` falls back with.
+fn fallback_for(device: &Path, what: &str, error: &MetadataError) -> Fallback {
+    let reason = match error {
+        MetadataError::Io(_) | MetadataError::Truncated { .. } => Reason::UnreadableDevice,
+        MetadataError::BadChecksum { .. } | MetadataError::Moved { .. } => Reason::Checksum,
+        MetadataError::NotAPv => Reason::PvChanged,
+        _ => Reason::Malformed,
+    };
+    Fallback::new(reason, format!("{}: {what}: {error}", device.display()))
+}
+
+/// The reason a [`VgError`] falls back with.
+pub fn fallback_for_vg(error: &VgError) -> Fallback {
+    match error {
+        VgError::Unsupported { .. } => Fallback::new(Reason::Unsupported, error.to_string()),
+        VgError::Malformed { .. } => Fallback::new(Reason::Malformed, error.to_string()),
+    }
+}
+
+/// What one VG's reads left for the next collection: each metadata text location seen, with
+/// its `seqno`, and the VG parsed from the newest.
+#[derive(Debug, Clone, Default)]
+pub struct VgCache {
+    seqnos: HashMap<RawLocn, u64>,
+    parsed: Option<(RawLocn, Arc<VgMetadata>)>,
+}
+
+/// One collection's read of one VG.
+#[derive(Debug, Clone)]
+pub struct VgRead {
+    /// The VG, parsed now or reused.
+    pub metadata: Arc<VgMetadata>,
+    /// The cache for the next collection.
+    pub cache: VgCache,
+    /// The `seqno` of each copy read, by device, when they disagree.
+    pub disagreement: Option<Vec<(PathBuf, u64)>>,
+    /// True when the text was read and parsed (false: reused).
+    pub parsed: bool,
+}
+
+/// Reads `vg` from its PVs `pvs`, reusing `cache` when the newest text's location is the one
+/// parsed before. Blocking.
+pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallback> {
+    if pvs.is_empty() {
+        return Err(Fallback::new(Reason::NotFound, "LVM named no PV"));
+    }
+    let mut seqnos: HashMap<RawLocn, u64> = HashMap::new();
+    let mut texts: HashMap<RawLocn, String> = HashMap::new();
+    let mut copies: Vec<(PathBuf, RawLocn, u64)> = Vec::new();
+    for pv in pvs {
+        if pv.device.is_empty() || pv.uuid.is_empty() {
+            return Err(Fallback::new(
+                Reason::UnreadableDevice,
+                "LVM reports a PV without a device (missing PV)",
+            ));
+        }
+        let path = Path::new(&pv.device);
+        let mut device = PvDevice::open(path).map_err(|e| {
+            Fallback::new(
+                Reason::UnreadableDevice,
+                format!("{}: cannot open read-only: {e}", path.display()),
+            )
+        })?;
+        let label = read_label(&mut device).map_err(|e| fallback_for(path, "label", &e))?;
+        if label.pv_uuid != pv.uuid {
+            return Err(Fallback::new(
+                Reason::PvChanged,
+                format!(
+                    "{}: the label's PV UUID is not the one LVM reported",
+                    path.display()
+                ),
+            ));
+        }
+        for area in &label.metadata_areas {
+            let header = read_mda_header(&mut device, area)
+                .map_err(|e| fallback_for(path, "metadata area header", &e))?;
+            let locn = match header.current() {
+                Ok(locn) => locn,
+                Err(MetadataError::Ignored) => continue,
+                Err(e) => return Err(fallback_for(path, "metadata area header", &e)),
+            };
+            let known = seqnos.get(&locn).or_else(|| cache.seqnos.get(&locn));
+            let (locn, seqno) = match known {
+                Some(&seqno) => (locn, seqno),
+                None => {
+                    let read = read_mda_text(&mut device, area)
+                        .map_err(|e| fallback_for(path, "metadata text", &e))?;
+                    let seqno = read.seqno.ok_or_else(|| {
+                        Fallback::new(
+                            Reason::Malformed,
+                            format!("{}: the metadata text has no seqno", path.display()),
+                        )
+                    })?;
+                    texts.insert(read.locn, read.text);
+                    (read.locn, seqno)
+                }
+            };
+            seqnos.insert(locn, seqno);
+            copies.push((path.to_path_buf(), locn, seqno));
+        }
+    }
+    let Some(&(_, newest, newest_seqno)) = copies.iter().max_by_key(|(_, _, seqno)| *seqno) else {
+        return Err(Fallback::new(
+            Reason::Malformed,
+            "no PV of the VG has a metadata area in use",
+        ));
+    };
+    let disagreement = copies
+        .iter()
+        .any(|(_, _, seqno)| *seqno != newest_seqno)
+        .then(|| {
+            copies
+                .iter()
+                .map(|(path, _, seqno)| (path.clone(), *seqno))
+                .collect()
+        });
+    let reused = cache
+        .parsed
+        .as_ref()
+        .filter(|(locn, _)| *locn == newest)
+        .map(|(_, metadata)| Arc::clone(metadata));
+    let (metadata, parsed) = match reused {
+        Some(metadata) => (metadata, false),
+        None => {
+            let text = match texts.remove(&newest) {
+                Some(text) => text,
+                None => reread(pvs, &newest)?,
+            };
+            let tree = text::parse(&text).map_err(|e| {
+                Fallback::new(
+                    Reason::Malformed,
+                    format!("metadata text of vg {vg:?}: {e}"),
+                )
+            })?;
+            let metadata = from_tree(&tree).map_err(|e| fallback_for_vg(&e))?;
+            (Arc::new(metadata), true)
+        }
+    };
+    if metadata.vg.name != vg {
+        return Err(Fallback::new(
+            Reason::PvChanged,
+            format!(
+                "the PVs LVM named for vg {vg:?} now hold vg {:?}",
+                metadata.vg.name
+            ),
+        ));
+    }
+    Ok(VgRead {
+        cache: VgCache {
+            seqnos,
+            parsed: Some((newest, Arc::clone(&metadata))),
+        },
+        metadata,
+        disagreement,
+        parsed,
+    })
+}
+
+/// Reads the text at `locn` again from whichever PV holds it (its `seqno` was cached but the VG
+/// parsed from it was not).
+fn reread(pvs: &[PvRow], locn: &RawLocn) -> Result<String, Fallback> {
+    for pv in pvs {
+        let path = Path::new(&pv.device);
+        let Ok(mut device) = PvDevice::open(path) else {
+            continue;
+        };
+        let Ok(label) = read_label(&mut device) else {
+            continue;
+        };
+        for area in &label.metadata_areas {
+            if let Ok(read) = read_mda_text(&mut device, area) {
+                if read.locn == *locn {
+                    return Ok(read.text);
+                }
+            }
+        }
+    }
+    Err(Fallback::new(
+        Reason::Checksum,
+        "the newest metadata text moved while it was read",
+    ))
+}
+
+/// True when an LV of `lvs` is a thin pool whose `lv_attr` says it is active.
+pub fn has_active_thin_pool<'a>(lvs: impl IntoIterator<Item = &'a crate::lvm::Lv>) -> bool {
+    lvs.into_iter()
+        .any(|lv| lv.segtype == "thin-pool" && lv.attr.chars().nth(4) == Some('a'))
+}
+
+/// The device-mapper name LVM gives LV `lv` of VG `vg`: each name with its dashes doubled,
+/// joined by a dash (lvm2 `dm_build_dm_name`).
+pub fn dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
+/// True when the kernel lists the data sub-LV of one of `metadata`'s thin pools among its
+/// device-mapper devices (`/sys/block/dm-*/dm/name`): the pool is active. `dm_names` is that list.
+pub fn thin_pool_active_in_kernel(metadata: &VgMetadata, dm_names: &HashSet<String>) -> bool {
+    metadata
+        .lvs
+        .iter()
+        .filter(|lv| lv.segtype == "thin-pool")
+        .any(|pool| dm_names.contains(&dm_name(&metadata.vg.name, &format!("{}_tdata", pool.name))))
+}
+
+/// The names of the kernel's device-mapper devices; empty without device-mapper.
+fn kernel_dm_names() -> HashSet<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return HashSet::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("dm-"))
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("dm/name")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect()
+}
+
+/// The state kept between collections.
+#[derive(Debug, Default)]
+struct ReaderState {
+    /// Each VG's PVs as LVM named them; a VG absent here is discovered by the next collection.
+    pvs: HashMap<String, Vec<PvRow>>,
+    /// VGs whose thin pool LVM reported active.
+    active_pools: HashSet<String>,
+    /// Each VG's cache.
+    caches: HashMap<String, VgCache>,
+    /// The reason last logged per VG.
+    logged: HashMap<String, Reason>,
+    /// The disagreement last logged per VG.
+    disagreements: HashMap<String, Vec<(PathBuf, u64)>>,
+    /// VGs the verifier found wrong, until it agrees again.
+    verify_failed: HashSet<String>,
+    /// Mismatches the verifier found, per VG.
+    mismatches: HashMap<String, u64>,
+}
+
+/// The metadata reader with `lvm fullreport` as fallback (see the module docs).
+pub struct MetadataSource {
+    exec: LvmCommand,
+    forced: Option<Reason>,
+    lane: BlockingLane,
+    state: tokio::sync::Mutex<ReaderState>,
+    methods: Arc<Mutex<Vec<RawMethod>>>,
+}
+
+impl MetadataSource {
+    /// Reads with the metadata where it can, `exec` for the rest. With a command prefix every VG
+    /// is read by `exec` (the devices are not the exporter's to read).
+    pub fn new(exec: LvmCommand) -> Self {
+        let forced = exec.has_prefix().then_some(Reason::CommandPrefix);
+        Self {
+            exec,
+            forced,
+            lane: BlockingLane::new("the PVs' LVM metadata"),
+            state: tokio::sync::Mutex::new(ReaderState::default()),
+            methods: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Starts the background check against `lvm fullreport` of `vgs`, every `interval` (the first
+    /// one `interval` after start-up). Needs a tokio runtime.
+    pub fn spawn_verifier(self: Arc<Self>, vgs: Vec<String>, interval: Duration) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                self.verify(&vgs).await;
+            }
+        });
+    }
+
+    /// Compares the metadata of each of `vgs` whose PVs are known with one `lvm fullreport`: the
+    /// PVs are read just before and just after LVM runs, and a VG whose metadata changed in
+    /// between is left for the next check (a concurrent change is not a mismatch). A VG that
+    /// differs is logged with the differences, counted, and read with exec until a check agrees.
+    pub async fn verify(&self, vgs: &[String]) {
+        let reads = |state: &ReaderState| -> Vec<(String, Vec<PvRow>, VgCache)> {
+            vgs.iter()
+                .filter_map(|vg| Some((vg.clone(), state.pvs.get(vg)?.clone(), VgCache::default())))
+                .collect()
+        };
+        let planned = reads(&*self.state.lock().await);
+        if planned.is_empty() {
+            return;
+        }
+        let names: Vec<String> = planned.iter().map(|(vg, _, _)| vg.clone()).collect();
+        let before = self.read_all(planned.clone()).await;
+        let lvm = match self.exec.collect(&names).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::warn!(%error, "verifying the LVM metadata reader: lvm fullreport failed");
+                return;
+            }
+        };
+        let after = self.read_all(planned).await;
+        let mut state = self.state.lock().await;
+        for ((vg, before), (_, after)) in before.into_iter().zip(after) {
+            let (Ok(before), Ok(after)) = (before, after) else {
+                // A VG the reader cannot read is on exec already, with its own reason.
+                continue;
+            };
+            if before.metadata.seqno != after.metadata.seqno {
+                tracing::debug!(vg, "the VG changed during the check; comparing next time");
+                continue;
+            }
+            let diff = differences(&after.metadata, &lvm);
+            if diff.is_empty() {
+                if state.verify_failed.remove(&vg) {
+                    tracing::info!(vg, "lvm fullreport agrees with the metadata reader again");
+                }
+                continue;
+            }
+            *state.mismatches.entry(vg.clone()).or_default() += 1;
+            state.verify_failed.insert(vg.clone());
+            tracing::warn!(
+                vg,
+                differences = %diff.join("; "),
+                "the metadata reader differs from lvm fullreport: reading this VG with lvm fullreport until a check agrees"
+            );
+        }
+    }
+}
+
+/// The differences between the reader's view of a VG and LVM's report of it, field by field,
+/// with names and figures only. `lv_attr`'s kernel-state characters (5: state, 6: open) are not
+/// compared (the reader never asks the kernel); neither is an LV's data percent when LVM has
+/// none.
+pub fn differences(reader: &VgMetadata, lvm: &VgReport) -> Vec<String> {
+    let name = reader.vg.name.as_str();
+    let mut out = Vec::new();
+    let Some(vg) = lvm.vg(name) else {
+        return vec![format!("lvm fullreport does not report vg {name}")];
+    };
+    let figures = [
+        ("vg_size", reader.vg.size_bytes, vg.size_bytes),
+        ("vg_free", reader.vg.free_bytes, vg.free_bytes),
+        (
+            "vg_extent_size",
+            reader.vg.extent_size_bytes,
+            vg.extent_size_bytes,
+        ),
+    ];
+    for (field, ours, theirs) in figures {
+        if ours != theirs {
+            out.push(format!("{field}: metadata {ours}, lvm {theirs}"));
+        }
+    }
+    let theirs: HashMap<&str, &crate::lvm::Lv> =
+        lvm.lvs_of(name).map(|lv| (lv.name.as_str(), lv)).collect();
+    let ours: HashMap<&str, &crate::lvm::Lv> =
+        reader.lvs.iter().map(|lv| (lv.name.as_str(), lv)).collect();
+    let mut names: Vec<&str> = theirs.keys().chain(ours.keys()).copied().collect();
+    names.sort_unstable();
+    names.dedup();
+    let static_attr = |attr: &str| -> String {
+        attr.chars()
+            .enumerate()
+            .map(|(i, c)| if i == 4 || i == 5 { '-' } else { c })
+            .collect()
+    };
+    for lv in names {
+        match (ours.get(lv), theirs.get(lv)) {
+            (Some(a), Some(b)) => {
+                let mut field = |what: &str, x: String, y: String| {
+                    if x != y {
+                        out.push(format!("lv {lv} {what}: metadata {x}, lvm {y}"));
+                    }
+                };
+                field(
+                    "lv_size",
+                    a.size_bytes.to_string(),
+                    b.size_bytes.to_string(),
+                );
+                field("segtype", a.segtype.clone(), b.segtype.clone());
+                field("lv_attr", static_attr(&a.attr), static_attr(&b.attr));
+                field("pool_lv", a.pool_lv.clone(), b.pool_lv.clone());
+                field("lv_parent", a.parent.clone(), b.parent.clone());
+                field("hidden", a.hidden.to_string(), b.hidden.to_string());
+                field("lv_tags", a.tags.join(","), b.tags.join(","));
+                if b.data_used_ratio.is_some() {
+                    field(
+                        "data_percent",
+                        format!("{:?}", a.data_used_ratio),
+                        format!("{:?}", b.data_used_ratio),
+                    );
+                }
+            }
+            (Some(_), None) => out.push(format!("lv {lv}: only in the metadata")),
+            (None, _) => out.push(format!("lv {lv}: only in lvm fullreport")),
+        }
+    }
+    out
+}
+
+/// Logs `vg`'s reason when it changed since the last log.
+fn log_reason(state: &mut ReaderState, vg: &str, fallback: Option<&Fallback>) {
+    let reason = fallback.map_or(Reason::Ok, |f| f.reason);
+    if state.logged.get(vg) == Some(&reason) {
+        return;
+    }
+    state.logged.insert(vg.to_string(), reason);
+    match fallback {
+        None => tracing::info!(vg, method = "metadata", "LVM metadata read from the PVs"),
+        Some(f) => tracing::warn!(
+            vg,
+            method = "exec",
+            reason = f.reason.token(),
+            why = %f.message,
+            "reading this VG with lvm fullreport"
+        ),
+    }
+}
+
+#[async_trait]
+impl RawSource for MetadataSource {
+    async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
+        let mut state = self.state.lock().await;
+        let mut outcome: Vec<(String, Result<(), Fallback>)> = Vec::new();
+        // VGs whose figures this collection takes from LVM.
+        let mut exec_vgs: Vec<String> = Vec::new();
+        let mut reads: Vec<(String, Vec<PvRow>, VgCache)> = Vec::new();
+        for vg in vg_names {
+            let forced =
+                self.forced
+                    .map(|reason| Fallback::new(reason, "set in the configuration"))
+                    .or_else(|| {
+                        state.verify_failed.contains(vg).then(|| {
+                            Fallback::new(Reason::VerifyMismatch, "lvm fullreport disagreed")
+                        })
+                    })
+                    .or_else(|| {
+                        state.active_pools.contains(vg).then(|| {
+                            Fallback::new(Reason::ActiveThinPool, "LVM reports an active thin pool")
+                        })
+                    });
+            match (forced, state.pvs.get(vg)) {
+                (Some(fallback), _) => {
+                    exec_vgs.push(vg.clone());
+                    outcome.push((vg.clone(), Err(fallback)));
+                }
+                (None, None) => exec_vgs.push(vg.clone()),
+                (None, Some(pvs)) => reads.push((
+                    vg.clone(),
+                    pvs.clone(),
+                    state.caches.get(vg).cloned().unwrap_or_default(),
+                )),
+            }
+        }
+        let mut results = self.read_all(reads).await;
+        // Kernel state: a thin pool activated since LVM last said otherwise.
+        if results
+            .iter()
+            .any(|(_, r)| matches!(r, Ok(read) if read.metadata.lvs.iter().any(|lv| lv.segtype == "thin-pool")))
+        {
+            let dm_names = kernel_dm_names();
+            for (_, result) in &mut results {
+                if matches!(result, Ok(read) if thin_pool_active_in_kernel(&read.metadata, &dm_names))
+                {
+                    *result = Err(Fallback::new(
+                        Reason::ActiveThinPool,
+                        "the kernel has an active thin pool of the VG",
+                    ));
+                }
+            }
+        }
+        let mut report = VgReport::default();
+        for (vg, result) in results {
+            match result {
+                Ok(read) => {
+                    note_disagreement(&mut state, &vg, read.disagreement.clone());
+                    state.caches.insert(vg.clone(), read.cache);
+                    report.vgs.push(read.metadata.vg.clone());
+                    report.lvs.extend(read.metadata.lvs.iter().cloned());
+                    outcome.push((vg, Ok(())));
+                }
+                Err(fallback) => {
+                    if fallback.reason.needs_discovery() {
+                        state.pvs.remove(&vg);
+                    }
+                    state.caches.remove(&vg);
+                    exec_vgs.push(vg.clone());
+                    outcome.push((vg, Err(fallback)));
+                }
+            }
+        }
+        if !exec_vgs.is_empty() {
+            let (lvm_report, pv_rows) = self.exec.collect_with_pvs(&exec_vgs).await?;
+            let mut undiscovered: Vec<(String, Vec<PvRow>, VgCache)> = Vec::new();
+            for vg in &exec_vgs {
+                let rows: Vec<PvRow> = pv_rows
+                    .iter()
+                    .filter(|row| &row.vg == vg)
+                    .cloned()
+                    .collect();
+                if has_active_thin_pool(lvm_report.lvs_of(vg)) {
+                    state.active_pools.insert(vg.clone());
+                } else {
+                    state.active_pools.remove(vg);
+                }
+                if lvm_report.vg(vg).is_some() && !state.pvs.contains_key(vg) {
+                    state.pvs.insert(vg.clone(), rows.clone());
+                    if !outcome.iter().any(|(name, _)| name == vg) {
+                        undiscovered.push((vg.clone(), rows, VgCache::default()));
+                    }
+                }
+            }
+            // Newly found VGs: their metadata read now gives this collection's figures (LVM's
+            // are the fallback) and warms the cache for the next collections.
+            for (vg, result) in self.read_all(undiscovered).await {
+                let result = match result {
+                    Ok(_) if state.active_pools.contains(&vg) => Err(Fallback::new(
+                        Reason::ActiveThinPool,
+                        "LVM reports an active thin pool",
+                    )),
+                    other => other,
+                };
+                match result {
+                    Ok(read) => {
+                        note_disagreement(&mut state, &vg, read.disagreement.clone());
+                        state.caches.insert(vg.clone(), read.cache);
+                        report.vgs.push(read.metadata.vg.clone());
+                        report.lvs.extend(read.metadata.lvs.iter().cloned());
+                        exec_vgs.retain(|name| name != &vg);
+                        outcome.push((vg, Ok(())));
+                    }
+                    Err(fallback) => {
+                        if fallback.reason.needs_discovery() {
+                            state.pvs.remove(&vg);
+                        }
+                        outcome.push((vg, Err(fallback)));
+                    }
+                }
+            }
+            report.vgs.extend(
+                lvm_report
+                    .vgs
+                    .iter()
+                    .filter(|v| exec_vgs.contains(&v.name))
+                    .cloned(),
+            );
+            report.lvs.extend(
+                lvm_report
+                    .lvs
+                    .into_iter()
+                    .filter(|lv| exec_vgs.contains(&lv.vg)),
+            );
+        }
+        let mut methods = Vec::new();
+        for vg in vg_names {
+            let Some((_, result)) = outcome.iter().find(|(name, _)| name == vg) else {
+                methods.push(RawMethod {
+                    vg: vg.clone(),
+                    method: "exec",
+                    reason: Reason::NotFound.token(),
+                    verify_mismatches: state.mismatches.get(vg).copied().unwrap_or(0),
+                });
+                continue;
+            };
+            let fallback = result.as_ref().err();
+            log_reason(&mut state, vg, fallback);
+            methods.push(RawMethod {
+                vg: vg.clone(),
+                method: if fallback.is_some() {
+                    "exec"
+                } else {
+                    "metadata"
+                },
+                reason: fallback.map_or(Reason::Ok, |f| f.reason).token(),
+                verify_mismatches: state.mismatches.get(vg).copied().unwrap_or(0),
+            });
+        }
+        *self.methods.lock().unwrap_or_else(|e| e.into_inner()) = methods;
+        Ok(report)
+    }
+
+    fn methods(&self) -> Vec<RawMethod> {
+        self.methods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl MetadataSource {
+    /// Reads `reads` on the lane, for at most half the LVM timeout: when the reads do not finish
+    /// in time (a hung device) or the lane is still stuck with an earlier read, every VG of
+    /// `reads` falls back (`unreadable_device`), and the rest of the timeout is LVM's.
+    async fn read_all(
+        &self,
+        reads: Vec<(String, Vec<PvRow>, VgCache)>,
+    ) -> Vec<(String, Result<VgRead, Fallback>)> {
+        if reads.is_empty() {
+            return Vec::new();
+        }
+        let names: Vec<String> = reads.iter().map(|(vg, _, _)| vg.clone()).collect();
+        let budget = self.exec.timeout() / 2;
+        let work = self.lane.run(move || {
+            reads
+                .into_iter()
+                .map(|(vg, pvs, cache)| {
+                    let result = read_vg(&vg, &pvs, &cache);
+                    (vg, result)
+                })
+                .collect::<Vec<_>>()
+        });
+        let failed = match tokio::time::timeout(budget, work).await {
+            Ok(Ok(results)) => return results,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!(
+                "the PV reads did not finish within {} ms",
+                budget.as_millis()
+            ),
+        };
+        names
+            .into_iter()
+            .map(|vg| {
+                let fallback = Fallback::new(Reason::UnreadableDevice, failed.clone());
+                (vg, Err(fallback))
+            })
+            .collect()
+    }
+}
+
+/// Logs once per change when `vg`'s copies disagree.
+fn note_disagreement(state: &mut ReaderState, vg: &str, disagreement: Option<Vec<(PathBuf, u64)>>) {
+    match disagreement {
+        Some(copies) => {
+            if state.disagreements.get(vg) != Some(&copies) {
+                let listed: Vec<String> = copies
+                    .iter()
+                    .map(|(path, seqno)| format!("{} seqno {seqno}", path.display()))
+                    .collect();
+                tracing::warn!(
+                    vg,
+                    copies = %listed.join(", "),
+                    "the VG's metadata copies disagree; using the highest seqno"
+                );
+                state.disagreements.insert(vg.to_string(), copies);
+            }
+        }
+        None => {
+            state.disagreements.remove(vg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::Lv;
+
+    fn lv(name: &str, segtype: &str, attr: &str) -> Lv {
+        Lv {
+            vg: "vg".into(),
+            name: name.into(),
+            hidden: false,
+            size_bytes: 1 << 30,
+            attr: attr.into(),
+            segtype: segtype.into(),
+            pool_lv: String::new(),
+            parent: String::new(),
+            data_used_ratio: None,
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_active_thin_pool_is_told_by_the_fifth_attr_character() {
+        let inactive = [
+            lv("pool", "thin-pool", "twi---tz--"),
+            lv("a", "linear", "-wi-a-----"),
+        ];
+        assert!(!has_active_thin_pool(&inactive));
+        let active = [lv("pool", "thin-pool", "twi-aotz--")];
+        assert!(has_active_thin_pool(&active));
+        // An active thin LV alone says nothing of its pool's row.
+        let thin = [lv("t", "thin", "Vwi-a-tz--")];
+        assert!(!has_active_thin_pool(&thin));
+    }
+
+    fn view() -> VgMetadata {
+        VgMetadata {
+            vg: crate::lvm::Vg {
+                name: "vg".into(),
+                size_bytes: 100 << 30,
+                free_bytes: 90 << 30,
+                extent_size_bytes: 4 << 20,
+            },
+            seqno: 7,
+            lvs: vec![
+                lv("a", "linear", "-wi-------"),
+                lv("pool", "thin-pool", "twi---tz--"),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_verifier_compares_field_by_field_and_ignores_kernel_state() {
+        let reader = view();
+        let mut lvm = VgReport {
+            vgs: vec![reader.vg.clone()],
+            lvs: reader.lvs.clone(),
+        };
+        // LVM on a host with device-mapper: the LV is active and open.
+        lvm.lvs[0].attr = "-wi-ao----".into();
+        assert_eq!(differences(&reader, &lvm), Vec::<String>::new());
+
+        lvm.vgs[0].free_bytes -= 4 << 20;
+        lvm.lvs[0].size_bytes += 4 << 20;
+        lvm.lvs[1].tags = vec!["nova".into()];
+        lvm.lvs.push(lv("new", "linear", "-wi-------"));
+        assert_eq!(
+            differences(&reader, &lvm),
+            vec![
+                format!(
+                    "vg_free: metadata {}, lvm {}",
+                    90u64 << 30,
+                    (90u64 << 30) - (4 << 20)
+                ),
+                format!(
+                    "lv a lv_size: metadata {}, lvm {}",
+                    1u64 << 30,
+                    (1u64 << 30) + (4 << 20)
+                ),
+                "lv new: only in lvm fullreport".to_string(),
+                "lv pool lv_tags: metadata , lvm nova".to_string(),
+            ]
+        );
+        lvm.vgs.clear();
+        assert_eq!(
+            differences(&reader, &lvm),
+            vec!["lvm fullreport does not report vg vg".to_string()]
+        );
+    }
+
+    #[test]
+    fn dm_names_double_the_dashes() {
+        assert_eq!(
+            dm_name("nova-vg", "my-pool_tdata"),
+            "nova--vg-my--pool_tdata"
+        );
+        assert_eq!(dm_name("vg", "lv"), "vg-lv");
+    }
+
+    #[test]
+    fn a_pool_is_active_when_the_kernel_lists_its_data_device() {
+        let metadata = VgMetadata {
+            vg: crate::lvm::Vg {
+                name: "nova-vg".into(),
+                size_bytes: 1 << 34,
+                free_bytes: 1 << 33,
+                extent_size_bytes: 4 << 20,
+            },
+            seqno: 3,
+            lvs: vec![lv("pool", "thin-pool", "twi---tz--")],
+        };
+        let mut names: HashSet<String> = ["nova--vg-other_tdata".to_string()].into();
+        assert!(!thin_pool_active_in_kernel(&metadata, &names));
+        names.insert("nova--vg-pool_tdata".into());
+        assert!(thin_pool_active_in_kernel(&metadata, &names));
+    }
+
+    #[test]
+    fn read_errors_map_to_their_reason_tokens() {
+        let path = Path::new("/dev/x");
+        let cases = [
+            (MetadataError::Io("denied".into()), "unreadable_device"),
+            (
+                MetadataError::BadChecksum {
+                    what: "metadata text",
+                    stored: 1,
+                    computed: 2,
+                },
+                "checksum",
+            ),
+            (MetadataError::Moved { attempts: 3 }, "checksum"),
+            (MetadataError::NotAPv, "pv_changed"),
+            (MetadataError::NoText, "malformed"),
+        ];
+        for (error, token) in cases {
+            assert_eq!(fallback_for(path, "label", &error).reason.token(), token);
+        }
+        let unsupported = VgError::Unsupported {
+            vg: "vg".into(),
+            what: "lock_type".into(),
+        };
+        assert_eq!(fallback_for_vg(&unsupported).reason, Reason::Unsupported);
+    }
+
+    #[test]
+    fn a_vg_without_pvs_or_with_a_missing_device_falls_back() {
+        let cache = VgCache::default();
+        assert_eq!(
+            read_vg("vg", &[], &cache).unwrap_err().reason,
+            Reason::NotFound
+        );
+        let missing = PvRow {
+            vg: "vg".into(),
+            device: String::new(),
+            uuid: String::new(),
+        };
+        assert_eq!(
+            read_vg("vg", &[missing], &cache).unwrap_err().reason,
+            Reason::UnreadableDevice
+        );
+        let gone = PvRow {
+            vg: "vg".into(),
+            device: "/nonexistent/pv".into(),
+            uuid: "x".into(),
+        };
+        assert_eq!(
+            read_vg("vg", &[gone], &cache).unwrap_err().reason,
+            Reason::UnreadableDevice
+        );
+    }
+}

@@ -1,0 +1,558 @@
+//! The metadata reader as the raw source, on real VGs on loop devices: the same metrics as
+//! `lvm fullreport`, no LVM process in the steady state, each fallback exported with its reason,
+//! scrapes that stay consistent while LVM rewrites the metadata, and the background check that
+//! sends a VG back to exec when LVM disagrees.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{lvm_available, run, Exporter, LoopVg};
+use nova_lvm_exporter::collect::{CollectorSettings, SnapshotCollector};
+use nova_lvm_exporter::lvm::exec::{IoMode, LvmCommand};
+use nova_lvm_exporter::lvm::metadata::source::{read_vg, MetadataSource, VgCache};
+use nova_lvm_exporter::lvm::report::PvRow;
+use nova_lvm_exporter::lvm::{RawMethod, RawSource};
+use nova_lvm_exporter::output::metrics::render;
+
+const LVM: &str = "/usr/sbin/lvm";
+
+/// A wrapper script usable as `--collector.lvm.lvm-path`: logs one line per run to `log`, then
+/// runs the real lvm, its JSON passed through `sed_expr` (when not empty) until
+/// [`Wrapper::stop_doctoring`].
+struct Wrapper {
+    dir: tempfile::TempDir,
+}
+
+impl Wrapper {
+    fn new(sed_expr: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("lvm");
+        let log = dir.path().join("runs.log");
+        let doctor = dir.path().join("doctor");
+        let body = if sed_expr.is_empty() {
+            format!("exec {LVM} \"$@\"")
+        } else {
+            std::fs::write(&doctor, "").unwrap();
+            format!(
+                "if [ -e {} ]; then {LVM} \"$@\" | sed -e '{sed_expr}'; else exec {LVM} \"$@\"; fi",
+                doctor.display()
+            )
+        };
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho run >> {}\n{body}\n", log.display()),
+        )
+        .unwrap();
+        run("chmod", &["755", script.to_str().unwrap()]);
+        Wrapper { dir }
+    }
+
+    /// From now on the real lvm's output passes unchanged.
+    fn stop_doctoring(&self) {
+        std::fs::remove_file(self.dir.path().join("doctor")).unwrap();
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("lvm")
+    }
+
+    fn runs(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("runs.log"))
+            .map(|log| log.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+fn command(lvm: &Path, prefix: &[&str]) -> LvmCommand {
+    LvmCommand::new(
+        lvm.to_path_buf(),
+        prefix.iter().map(|s| s.to_string()).collect(),
+        Duration::from_secs(10),
+        IoMode::Sync,
+    )
+}
+
+fn collector_of(raw: Box<dyn RawSource>, vg: &str) -> SnapshotCollector {
+    SnapshotCollector::new(
+        raw,
+        Vec::new(),
+        CollectorSettings {
+            raw_timeout: Duration::from_secs(15),
+            tracked_timeout: Duration::from_secs(5),
+            primary: None,
+            watched_vgs: vec![vg.to_string()],
+            nova_vg: vg.to_string(),
+            lv_series_limit: 100,
+        },
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The exposition without what differs between two collections of the same state: durations,
+/// timestamps, process figures, and the raw source's own info series.
+fn comparable(text: &str) -> String {
+    text.lines()
+        .filter(|line| {
+            ![
+                "duration_seconds",
+                "timestamp_seconds",
+                "process_",
+                "raw_source_info",
+                "verify_mismatches",
+            ]
+            .iter()
+            .any(|skip| line.contains(skip))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn method_of(methods: &[RawMethod], vg: &str) -> (String, String) {
+    let method = methods
+        .iter()
+        .find(|m| m.vg == vg)
+        .unwrap_or_else(|| panic!("no method for {vg}: {methods:?}"));
+    (method.method.to_string(), method.reason.to_string())
+}
+
+/// A thin pool (inactive: written with vgcfgrestore) with a hidden thin LV's pool, nova LVs and
+/// a foreign LV.
+fn shaped_vg(tag: &str) -> LoopVg {
+    let vg = LoopVg::new(tag, 20);
+    vg.restore_with_extra_lvs(
+        r#"
+pool {
+id = "000000-0000-0000-0000-0000-0000-000001"
+status = ["READ", "WRITE", "VISIBLE"]
+flags = []
+segment_count = 1
+segment1 {
+start_extent = 0
+extent_count = 50
+type = "thin-pool"
+metadata = "pool_tmeta"
+pool = "pool_tdata"
+transaction_id = 0
+chunk_size = 128
+discards = "passdown"
+zero_new_blocks = 1
+}
+}
+pool_tmeta {
+id = "000000-0000-0000-0000-0000-0000-000002"
+status = ["READ", "WRITE"]
+flags = []
+segment_count = 1
+segment1 {
+start_extent = 0
+extent_count = 1
+type = "striped"
+stripe_count = 1
+stripes = ["{pv}", 0]
+}
+}
+pool_tdata {
+id = "000000-0000-0000-0000-0000-0000-000003"
+status = ["READ", "WRITE"]
+flags = []
+segment_count = 1
+segment1 {
+start_extent = 0
+extent_count = 50
+type = "striped"
+stripe_count = 1
+stripes = ["{pv}", 1]
+}
+}
+"#,
+    );
+    vg.create_lv("11111111-2222-3333-4444-555555555555_disk", "1G");
+    vg.create_lv("66666666-7777-8888-9999-000000000000_disk", "2G");
+    vg.create_lv("backup", "512M");
+    vg
+}
+
+#[test]
+fn metrics_equal_exec_and_the_steady_state_runs_no_lvm() {
+    if !lvm_available("metrics_equal_exec_and_the_steady_state_runs_no_lvm") {
+        return;
+    }
+    let vg = shaped_vg("mds-eq");
+    let rt = runtime();
+    let exec = collector_of(Box::new(command(Path::new(LVM), &[])), &vg.name);
+    let wrapper = Wrapper::new("");
+    let source = Arc::new(MetadataSource::new(command(&wrapper.path(), &[])));
+    let metadata = collector_of(Box::new(Arc::clone(&source)), &vg.name);
+
+    let first = rt.block_on(metadata.collect());
+    assert_eq!(wrapper.runs(), 1, "the first collection finds the PVs");
+    assert_eq!(
+        method_of(&first.raw_methods, &vg.name),
+        ("metadata".into(), "ok".into())
+    );
+    for _ in 0..3 {
+        let snapshot = rt.block_on(metadata.collect());
+        assert!(snapshot.collectors[0].success, "{:?}", snapshot.collectors);
+        let expected = comparable(&render(&rt.block_on(exec.collect())));
+        assert_eq!(comparable(&render(&snapshot)), expected);
+        assert!(expected.contains("nova_lvm_lv_size_bytes"), "{expected}");
+    }
+    assert_eq!(wrapper.runs(), 1, "the steady state runs no LVM");
+    let text = render(&rt.block_on(metadata.collect()));
+    assert!(
+        text.contains(&format!(
+            "nova_lvm_raw_source_info{{method=\"metadata\",reason=\"ok\",vg=\"{}\"}} 1",
+            vg.name
+        )),
+        "{text}"
+    );
+
+    // A change is read from the PVs, still without LVM.
+    vg.create_lv("later", "1G");
+    let after = rt.block_on(metadata.collect());
+    assert_eq!(wrapper.runs(), 1);
+    assert_eq!(
+        comparable(&render(&after)),
+        comparable(&render(&rt.block_on(exec.collect())))
+    );
+    assert!(render(&after).contains("lv=\"later\""));
+}
+
+#[test]
+fn each_fallback_is_exported_with_its_reason() {
+    if !lvm_available("each_fallback_is_exported_with_its_reason") {
+        return;
+    }
+    let vg = LoopVg::new("mds-fb", 2);
+    vg.create_lv("a", "100M");
+    let rt = runtime();
+    let reason = |source: MetadataSource| {
+        let collector = collector_of(Box::new(source), &vg.name);
+        let mut last = None;
+        for _ in 0..2 {
+            let snapshot = rt.block_on(collector.collect());
+            assert!(snapshot.collectors[0].success, "{:?}", snapshot.collectors);
+            last = Some(method_of(&snapshot.raw_methods, &vg.name));
+        }
+        last.unwrap()
+    };
+
+    // A command prefix: LVM runs with other privileges than the exporter.
+    assert_eq!(
+        reason(MetadataSource::new(command(Path::new(LVM), &["env"]))),
+        ("exec".into(), "command_prefix".into())
+    );
+
+    // The device LVM names cannot be opened.
+    let gone = Wrapper::new(r#"s|"pv_name":"[^"]*"|"pv_name":"/nonexistent/pv"|g"#);
+    assert_eq!(
+        reason(MetadataSource::new(command(&gone.path(), &[]))),
+        ("exec".into(), "unreadable_device".into())
+    );
+
+    // A copy of the PV whose metadata text has one byte flipped.
+    let pv = run(
+        "pvs",
+        &[
+            "--noheadings",
+            "-o",
+            "pv_name",
+            "-S",
+            &format!("vg_name={}", vg.name),
+        ],
+    )
+    .trim()
+    .to_string();
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("pv.img");
+    run(
+        "dd",
+        &[
+            &format!("if={pv}"),
+            &format!("of={}", copy.display()),
+            "bs=1M",
+            "count=1",
+            "status=none",
+        ],
+    );
+    let mut image = std::fs::read(&copy).unwrap();
+    let at = last_occurrence(&image, vg.name.as_bytes()).expect("the VG name in the metadata text");
+    image[at] ^= 0x20;
+    std::fs::write(&copy, &image).unwrap();
+    let corrupt = Wrapper::new(&format!(
+        r#"s|"pv_name":"[^"]*"|"pv_name":"{}"|g"#,
+        copy.display()
+    ));
+    assert_eq!(
+        reason(MetadataSource::new(command(&corrupt.path(), &[]))),
+        ("exec".into(), "checksum".into())
+    );
+
+    // Something the reader does not implement: an exported VG (status flag EXPORTED), which
+    // lvm fullreport still reports.
+    run("vgexport", &["-q", &vg.name]);
+    let unsupported = reason(MetadataSource::new(command(Path::new(LVM), &[])));
+    run("vgimport", &["-q", &vg.name]);
+    assert_eq!(unsupported, ("exec".into(), "unsupported".into()));
+}
+
+/// The last place of `needle` past the label area: in the newest metadata text, which LVM
+/// writes after the older ones in the circular buffer (this small VG never wraps it).
+fn last_occurrence(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    (4096..haystack.len().saturating_sub(needle.len()))
+        .rev()
+        .find(|&at| &haystack[at..at + needle.len()] == needle)
+}
+
+#[test]
+fn scrapes_stay_consistent_while_lvm_rewrites_the_metadata() {
+    if !lvm_available("scrapes_stay_consistent_while_lvm_rewrites_the_metadata") {
+        return;
+    }
+    let vg = LoopVg::new("mds-race", 4);
+    vg.create_lv("base", "100M");
+    let rt = runtime();
+    let source = MetadataSource::new(command(Path::new(LVM), &[]));
+    let collector = collector_of(Box::new(source), &vg.name);
+    rt.block_on(collector.collect());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        let name = vg.name.clone();
+        std::thread::spawn(move || {
+            let mut cycles = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let lv = format!("{name}/churn");
+                run(
+                    "lvcreate",
+                    &[
+                        "-q",
+                        "--config",
+                        "global{activation=0}",
+                        "-Zn",
+                        "-an",
+                        "-L",
+                        "100M",
+                        "-n",
+                        "churn",
+                        &name,
+                    ],
+                );
+                run(
+                    "lvremove",
+                    &["-q", "-f", "--config", "global{activation=0}", &lv],
+                );
+                cycles += 1;
+            }
+            cycles
+        })
+    };
+    let mut scrapes = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        let snapshot = rt.block_on(collector.collect());
+        assert!(snapshot.collectors[0].success, "{:?}", snapshot.collectors);
+        let host = snapshot.host.as_ref().expect("accounted");
+        let figures = &host.vgs[0];
+        // The old state has one LV of 100 MiB, the new one two; the LV rows agree with it.
+        let lvs_bytes: u64 = figures.owners.values().map(|totals| totals.bytes).sum();
+        assert!(
+            (figures.used_bytes == 100 << 20 || figures.used_bytes == 200 << 20)
+                && lvs_bytes == figures.used_bytes,
+            "used {} bytes, LVs {lvs_bytes} bytes: neither the old nor the new state",
+            figures.used_bytes
+        );
+        scrapes += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let cycles = writer.join().unwrap();
+    assert!(
+        cycles > 0 && scrapes > 0,
+        "{cycles} cycles, {scrapes} scrapes"
+    );
+}
+
+#[test]
+fn a_verify_mismatch_is_counted_and_sends_the_vg_to_exec() {
+    if !lvm_available("a_verify_mismatch_is_counted_and_sends_the_vg_to_exec") {
+        return;
+    }
+    let vg = LoopVg::new("mds-verify", 2);
+    vg.create_lv("a", "100M");
+    let rt = runtime();
+    let source = Arc::new(MetadataSource::new(command(Path::new(LVM), &[])));
+    let collector = collector_of(Box::new(Arc::clone(&source)), &vg.name);
+    rt.block_on(collector.collect());
+    rt.block_on(collector.collect());
+    let vgs = vec![vg.name.clone()];
+    // LVM agrees: nothing counted.
+    rt.block_on(source.verify(&vgs));
+    let snapshot = rt.block_on(collector.collect());
+    assert_eq!(
+        method_of(&snapshot.raw_methods, &vg.name),
+        ("metadata".into(), "ok".into())
+    );
+
+    // The same source, whose verifier asks a doctored lvm: the LV's size differs.
+    let doctored = Wrapper::new(r#"s|"lv_size":"104857600"|"lv_size":"209715200"|g"#);
+    let lying = Arc::new(MetadataSource::new(command(&doctored.path(), &[])));
+    let lying_collector = collector_of(Box::new(Arc::clone(&lying)), &vg.name);
+    // First collection: the doctored discovery; the second reads the PVs.
+    rt.block_on(lying_collector.collect());
+    rt.block_on(lying_collector.collect());
+    rt.block_on(lying.verify(&vgs));
+    let snapshot = rt.block_on(lying_collector.collect());
+    assert_eq!(
+        method_of(&snapshot.raw_methods, &vg.name),
+        ("exec".into(), "verify_mismatch".into())
+    );
+    let text = render(&snapshot);
+    assert!(
+        text.contains(&format!(
+            "nova_lvm_metadata_verify_mismatches_total{{vg=\"{}\"}} 1",
+            vg.name
+        )),
+        "{text}"
+    );
+    // Still wrong on the next check: counted again, still exec.
+    rt.block_on(lying.verify(&vgs));
+    let snapshot = rt.block_on(lying_collector.collect());
+    assert_eq!(snapshot.raw_methods[0].verify_mismatches, 2);
+    assert_eq!(snapshot.raw_methods[0].method, "exec");
+    // LVM agrees again: back to the metadata, the count kept.
+    doctored.stop_doctoring();
+    rt.block_on(lying.verify(&vgs));
+    let snapshot = rt.block_on(lying_collector.collect());
+    assert_eq!(
+        method_of(&snapshot.raw_methods, &vg.name),
+        ("metadata".into(), "ok".into())
+    );
+    assert_eq!(snapshot.raw_methods[0].verify_mismatches, 2);
+}
+
+#[test]
+fn the_exporter_and_report_say_how_each_vg_is_read() {
+    if !lvm_available("the_exporter_and_report_say_how_each_vg_is_read") {
+        return;
+    }
+    let vg = LoopVg::new("mds-e2e", 2);
+    vg.create_lv("a", "100M");
+    let dir = tempfile::tempdir().unwrap();
+    let nova_conf = dir.path().join("nova.conf");
+    std::fs::write(
+        &nova_conf,
+        format!(
+            "[DEFAULT]\nhost = compute-test\n[libvirt]\nimages_type = lvm\nimages_volume_group = {}\n",
+            vg.name
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("qemu")).unwrap();
+    let args = vec![
+        format!("--nova.config-file={}", nova_conf.display()),
+        format!(
+            "--collector.libvirt.xml-dir={}",
+            dir.path().join("qemu").display()
+        ),
+        "--collector.lvm.method=metadata".to_string(),
+    ];
+    let exporter = Exporter::start(&args);
+    let metrics = exporter.scrape();
+    let info = format!(
+        "nova_lvm_raw_source_info{{method=\"metadata\",reason=\"ok\",vg=\"{}\"}}",
+        vg.name
+    );
+    assert_eq!(metrics.get(&info), Some(1.0));
+    assert_eq!(
+        metrics.get(&format!(
+            "nova_lvm_metadata_verify_mismatches_total{{vg=\"{}\"}}",
+            vg.name
+        )),
+        Some(0.0)
+    );
+    assert_eq!(
+        metrics.get(&format!("nova_lvm_vg_used_bytes{{vg=\"{}\"}}", vg.name)),
+        Some((100 << 20) as f64)
+    );
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .arg("report")
+        .args(&args)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains(&format!("vg {} read by metadata (ok)", vg.name)),
+        "{text}"
+    );
+}
+
+#[test]
+fn of_two_copies_the_highest_seqno_wins_and_the_disagreement_is_reported() {
+    if !lvm_available("of_two_copies_the_highest_seqno_wins_and_the_disagreement_is_reported") {
+        return;
+    }
+    let vg = LoopVg::new("mds-copies", 2);
+    vg.create_lv("a", "100M");
+    let pv = run(
+        "pvs",
+        &[
+            "--noheadings",
+            "-o",
+            "pv_name",
+            "-S",
+            &format!("vg_name={}", vg.name),
+        ],
+    )
+    .trim()
+    .to_string();
+    let uuid = run("pvs", &["--noheadings", "-o", "pv_uuid", &pv])
+        .trim()
+        .replace('-', "");
+    // A stale copy of the PV, taken before the VG changed.
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("stale.img");
+    run(
+        "dd",
+        &[
+            &format!("if={pv}"),
+            &format!("of={}", stale.display()),
+            "bs=1M",
+            "count=1",
+            "status=none",
+        ],
+    );
+    vg.create_lv("b", "100M");
+    let row = |device: String| PvRow {
+        vg: vg.name.clone(),
+        device,
+        uuid: uuid.clone(),
+    };
+    let rows = [row(stale.display().to_string()), row(pv.clone())];
+    let read = read_vg(&vg.name, &rows, &VgCache::default()).expect("read");
+    let names: Vec<&str> = read
+        .metadata
+        .lvs
+        .iter()
+        .map(|lv| lv.name.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"], "the newer copy wins");
+    let copies = read.disagreement.expect("the copies disagree");
+    assert_eq!(copies.len(), 2);
+    assert!(copies[0].1 < copies[1].1, "{copies:?}");
+    assert!(read.parsed);
+    // The same state again: nothing parsed, the VG reused.
+    let again = read_vg(&vg.name, &rows, &read.cache).expect("read again");
+    assert!(!again.parsed);
+    assert_eq!(again.metadata, read.metadata);
+}
