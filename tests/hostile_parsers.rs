@@ -173,7 +173,8 @@ fn largest_domain(uuid: &str) -> String {
 }
 
 /// Five instances at nova's largest flavor wrapped `tracked_used`. Now the libvirt collector
-/// fails, naming the figures, and LVM's figures remain.
+/// fails, naming the figures, and LVM's figures remain. Each instance books what nova's resource
+/// tracker books: (root + ephemeral + swap MiB / 1024, truncated) GiB = 4297064445 GiB.
 #[test]
 fn five_instances_at_novas_largest_flavor_fail_the_source_not_wrap() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,7 +194,7 @@ fn five_instances_at_novas_largest_flavor_fail_the_source_not_wrap() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     let libvirt = collector_line(&text, "libvirt");
     assert!(
-        libvirt.contains("the tracked disk of the 5 instances: more than 9223372036854775807 bytes, beyond the signed 64-bit range (5 figures, the largest 4613937816092540928 bytes)"),
+        libvirt.contains("the tracked disk of the 5 instances: more than 9223372036854775807 bytes, beyond the signed 64-bit range (5 figures, the largest 4613937815019847680 bytes)"),
         "{libvirt}"
     );
     assert!(collector_line(&text, "lvm").contains(" ok "), "{text}");
