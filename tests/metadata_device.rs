@@ -5,10 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{lvm_available, run};
+use common::{lvm_available, remove_loop_vg, run};
 use nova_lvm_exporter::lvm::metadata::device::{read_pv, MdaText, PvMetadata};
 use nova_lvm_exporter::lvm::metadata::MetadataError;
 
@@ -86,20 +85,7 @@ impl TestPv {
 
 impl Drop for TestPv {
     fn drop(&mut self) {
-        let quiet = |program: &str, args: &[&str]| {
-            let _ = Command::new(program)
-                .args(args)
-                .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        };
-        quiet(
-            "vgremove",
-            &["-f", "-q", "--config", "global{activation=0}", &self.vg],
-        );
-        quiet("pvremove", &["-q", "-ff", "-y", &self.device]);
-        quiet("losetup", &["-d", &self.device]);
+        remove_loop_vg(&self.vg, &self.device);
     }
 }
 

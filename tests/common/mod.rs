@@ -215,23 +215,29 @@ impl LoopVg {
 
 impl Drop for LoopVg {
     fn drop(&mut self) {
-        let quiet = |program: &str, args: &[&str]| {
-            let _ = Command::new(program)
-                .args(args)
-                .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        };
-        // activation=0: a VG with a thin pool written into its metadata cannot be "deactivated"
-        // without device-mapper, and vgremove refuses without it.
-        quiet(
-            "vgremove",
-            &["-f", "-q", "--config", "global{activation=0}", &self.name],
-        );
-        quiet("pvremove", &["-q", "-ff", "-y", &self.device]);
-        quiet("losetup", &["-d", &self.device]);
+        remove_loop_vg(&self.name, &self.device);
     }
+}
+
+/// Removes a test VG, its PV label and its loop device, quietly and whatever state they are in
+/// (for `Drop`s: a failing test must still clean up).
+pub fn remove_loop_vg(vg: &str, device: &str) {
+    let quiet = |program: &str, args: &[&str]| {
+        let _ = Command::new(program)
+            .args(args)
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    // activation=0: a VG with a thin pool written into its metadata cannot be "deactivated"
+    // without device-mapper, and vgremove refuses without it.
+    quiet(
+        "vgremove",
+        &["-f", "-q", "--config", "global{activation=0}", vg],
+    );
+    quiet("pvremove", &["-q", "-ff", "-y", device]);
+    quiet("losetup", &["-d", device]);
 }
 
 /// A free TCP port on loopback (bound and released; the race is harmless in tests).
