@@ -19,6 +19,7 @@ use crate::openstack::keystone::Session;
 use crate::output::report::{Report, ReportContext, SourceIdentity};
 use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
+use crate::tracked::flavors::{FlavorCatalog, FlavorList};
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
 use crate::tracked::placement::{InventoryPolicy, PlacementSource};
@@ -180,6 +181,22 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             nova_vg: config.nova_vg.clone(),
             lv_series_limit: config.lv_series_limit,
         },
+    )
+    .with_flavors(
+        config.flavors.clone(),
+        config.flavor_limit,
+        flavor_catalog(config, session.as_ref()),
+    ))
+}
+
+/// The compute API's flavor list, with the nova source only: through its session, refreshed and
+/// dropped as the nova source's data is.
+fn flavor_catalog(config: &Config, session: Option<&Arc<Session>>) -> Option<FlavorCatalog> {
+    let (nova, session) = (config.nova.as_ref()?, session?);
+    Some(FlavorCatalog::new(
+        FlavorList::new(Arc::clone(session), Some(nova.request_timeout)),
+        nova.refresh_interval,
+        nova.max_age,
     ))
 }
 

@@ -15,11 +15,16 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigures};
 use crate::audit::{audit_collection, Audit};
+use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
 use crate::lvm::{RawSource, VgReport};
+use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
 
 /// The collector label of the raw source.
 pub const LVM_COLLECTOR: &str = "lvm";
+
+/// The collector label of the compute API's flavor list (with the nova source only).
+pub const FLAVORS_COLLECTOR: &str = "flavors";
 
 /// How one collector fared on one collection.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +61,9 @@ pub struct Snapshot {
     pub finished_unix: f64,
     /// How the raw source read each VG (empty unless it is the metadata reader).
     pub raw_methods: Vec<crate::lvm::RawMethod>,
+    /// How many more instances of each flavor fit, when flavors are known and nova's VG was
+    /// accounted with a tracked source.
+    pub flavor_fit: Option<FlavorFitSummary>,
 }
 
 /// Reads all sources and accounts them.
@@ -68,8 +76,27 @@ pub struct SnapshotCollector {
     watched_vgs: Vec<String>,
     nova_vg: String,
     lv_series_limit: usize,
+    flavors: FlavorSettings,
     last_success: Mutex<HashMap<&'static str, f64>>,
     last_error: Mutex<HashMap<&'static str, String>>,
+}
+
+/// The flavors of the flavor fit.
+#[derive(Debug)]
+struct FlavorSettings {
+    configured: Vec<NamedFlavor>,
+    limit: usize,
+    catalog: Option<FlavorCatalog>,
+}
+
+impl Default for FlavorSettings {
+    fn default() -> Self {
+        Self {
+            configured: Vec::new(),
+            limit: crate::fit::DEFAULT_FLAVOR_LIMIT,
+            catalog: None,
+        }
+    }
 }
 
 /// What the collector needs to know besides its sources.
@@ -105,6 +132,7 @@ impl SnapshotCollector {
             watched_vgs: settings.watched_vgs,
             nova_vg: settings.nova_vg,
             lv_series_limit: settings.lv_series_limit,
+            flavors: FlavorSettings::default(),
             last_success: Mutex::new(HashMap::new()),
             last_error: Mutex::new(HashMap::new()),
         }
@@ -121,7 +149,14 @@ impl SnapshotCollector {
                 .iter()
                 .map(|source| timed(self.tracked_timeout, caught(source.collect()))),
         );
-        let ((raw_result, raw_duration), tracked_results) = tokio::join!(raw, tracked);
+        let listed = async {
+            match &self.flavors.catalog {
+                Some(catalog) => Some(timed(self.tracked_timeout, caught(catalog.current())).await),
+                None => None,
+            }
+        };
+        let ((raw_result, raw_duration), tracked_results, listed) =
+            tokio::join!(raw, tracked, listed);
 
         let mut statuses = Vec::with_capacity(1 + self.tracked.len());
         let report: Option<VgReport> = match raw_result {
@@ -218,6 +253,13 @@ impl SnapshotCollector {
             }
         }
 
+        let listing = listed.map(|(result, duration)| {
+            let fetched = result.as_ref().ok().map(|l| l.fetched_unix);
+            statuses.push(self.status(FLAVORS_COLLECTOR, duration, result.clone().err(), fetched));
+            result.ok()
+        });
+        let flavor_fit = self.flavor_fit(report.as_ref(), host.as_ref(), &sources, listing.flatten());
+
         Snapshot {
             collectors: statuses,
             host,
@@ -227,7 +269,58 @@ impl SnapshotCollector {
             audit,
             finished_unix: unix_now(),
             raw_methods: self.raw.methods(),
+            flavor_fit,
         }
+    }
+
+    /// Adds the flavors whose fit is computed: `configured` (always), the compute API's list
+    /// from `catalog` (when the nova source is on), at most `limit` in all.
+    pub fn with_flavors(
+        mut self,
+        configured: Vec<NamedFlavor>,
+        limit: usize,
+        catalog: Option<FlavorCatalog>,
+    ) -> Self {
+        self.flavors = FlavorSettings {
+            configured,
+            limit,
+            catalog,
+        };
+        self
+    }
+
+    /// The flavor fit of nova's VG: needs its accounting with a tracked source (corrected free
+    /// and the scheduler's view) and at least one flavor.
+    fn flavor_fit(
+        &self,
+        report: Option<&VgReport>,
+        host: Option<&HostAccounting>,
+        sources: &[(SourceKind, SourceFigures)],
+        listing: Option<FlavorListing>,
+    ) -> Option<FlavorFitSummary> {
+        let listed = listing.map(|l| l.flavors).unwrap_or_default();
+        let (flavors, omitted) = select_flavors(&self.flavors.configured, &listed, self.flavors.limit);
+        if flavors.is_empty() {
+            return None;
+        }
+        let vg = host?.vgs.iter().find(|vg| vg.vg == self.nova_vg)?;
+        let tracked = vg.tracked.as_ref()?;
+        let extent_bytes = report?.vg(&self.nova_vg)?.extent_size_bytes;
+        let scheduler = SchedulerView {
+            free_bytes: tracked.scheduler_free_bytes,
+            total_bytes: sources
+                .iter()
+                .find(|(kind, _)| Some(*kind) == self.primary)
+                .and_then(|(_, figures)| figures.scheduler_total_bytes),
+        };
+        Some(FlavorFitSummary {
+            vg: vg.vg.clone(),
+            extent_bytes,
+            corrected_free_bytes: tracked.corrected_free_bytes,
+            flavors: fit_flavors(&flavors, tracked.corrected_free_bytes, extent_bytes, &scheduler),
+            scheduler,
+            omitted,
+        })
     }
 
     /// Builds a status, logs a failure and remembers the time of a success: `data_unix` when

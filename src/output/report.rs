@@ -656,6 +656,7 @@ pub(crate) mod tests {
             audit: None,
             finished_unix: 0.0,
             raw_methods: Vec::new(),
+            flavor_fit: None,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }

@@ -457,6 +457,7 @@ mod tests {
             audit: None,
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
+            flavor_fit: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[("k<".into(), "v>".into())]);
@@ -514,6 +515,7 @@ mod tests {
             )),
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
+            flavor_fit: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);
