@@ -83,6 +83,9 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
     if let Some(audit) = &report.audit {
         render_audit(&mut html, audit);
     }
+    if let Some(fit) = &report.flavor_fit {
+        crate::output::fit::render_fit_html(&mut html, fit);
+    }
     html.push_str("<h2>Configuration</h2><table id=\"configuration\">");
     let _ = write!(
         html,
