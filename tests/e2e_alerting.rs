@@ -519,6 +519,8 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
     let report: Json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!("report: {e}\n{}", String::from_utf8_lossy(&output.stderr))
     });
+    let violations = common::schema::report_schema_violations(&report);
+    assert!(violations.is_empty(), "docs/report-schema.json: {violations:#?}");
     let flavors = report["flavor_fit"]["flavors"].as_array().unwrap();
     let large = flavors.iter().find(|f| f["name"] == "m1.large").unwrap();
     assert_eq!(large["corrected"], 0);
