@@ -258,7 +258,8 @@ impl SnapshotCollector {
             statuses.push(self.status(FLAVORS_COLLECTOR, duration, result.clone().err(), fetched));
             result.ok()
         });
-        let flavor_fit = self.flavor_fit(report.as_ref(), host.as_ref(), &sources, listing.flatten());
+        let flavor_fit =
+            self.flavor_fit(report.as_ref(), host.as_ref(), &sources, listing.flatten());
 
         Snapshot {
             collectors: statuses,
@@ -299,7 +300,8 @@ impl SnapshotCollector {
         listing: Option<FlavorListing>,
     ) -> Option<FlavorFitSummary> {
         let listed = listing.map(|l| l.flavors).unwrap_or_default();
-        let (flavors, omitted) = select_flavors(&self.flavors.configured, &listed, self.flavors.limit);
+        let (flavors, omitted) =
+            select_flavors(&self.flavors.configured, &listed, self.flavors.limit);
         if flavors.is_empty() {
             return None;
         }
@@ -317,7 +319,12 @@ impl SnapshotCollector {
             vg: vg.vg.clone(),
             extent_bytes,
             corrected_free_bytes: tracked.corrected_free_bytes,
-            flavors: fit_flavors(&flavors, tracked.corrected_free_bytes, extent_bytes, &scheduler),
+            flavors: fit_flavors(
+                &flavors,
+                tracked.corrected_free_bytes,
+                extent_bytes,
+                &scheduler,
+            ),
             scheduler,
             omitted,
         })

@@ -169,7 +169,11 @@ pub fn corrected_fit(flavor: &Flavor, corrected_free_bytes: i64, extent_bytes: u
 /// module doc).
 pub fn scheduler_fit(flavor: &Flavor, view: &SchedulerView) -> Fit {
     let amount = flavor.placement_allocation_bytes();
-    if amount > 0 && view.total_bytes.is_some_and(|total| amount > total / GIB * GIB) {
+    if amount > 0
+        && view
+            .total_bytes
+            .is_some_and(|total| amount > total / GIB * GIB)
+    {
         return Fit::Instances(0);
     }
     count(view.free_bytes, amount)
@@ -195,9 +199,7 @@ pub fn select_flavors(
         b.flavor
             .placement_allocation_bytes()
             .cmp(&a.flavor.placement_allocation_bytes())
-            .then_with(|| {
-                instance_lv_bytes(&b.flavor, 0).cmp(&instance_lv_bytes(&a.flavor, 0))
-            })
+            .then_with(|| instance_lv_bytes(&b.flavor, 0).cmp(&instance_lv_bytes(&a.flavor, 0)))
             .then_with(|| a.name.cmp(&b.name))
     });
     let room = limit.saturating_sub(selected.len());
@@ -321,8 +323,14 @@ mod tests {
     #[test]
     fn zero_disk_flavors_fit_without_bound_in_both_views() {
         let zero = flavor(0, 0, 0);
-        assert_eq!(corrected_fit(&zero, 10 * GIB as i64, EXTENT), Fit::Unbounded);
-        assert_eq!(corrected_fit(&zero, -(10 * GIB as i64), EXTENT), Fit::Unbounded);
+        assert_eq!(
+            corrected_fit(&zero, 10 * GIB as i64, EXTENT),
+            Fit::Unbounded
+        );
+        assert_eq!(
+            corrected_fit(&zero, -(10 * GIB as i64), EXTENT),
+            Fit::Unbounded
+        );
         assert_eq!(scheduler_fit(&zero, &SEED_SCHEDULER), Fit::Unbounded);
         let negative = SchedulerView {
             free_bytes: -1,
@@ -369,7 +377,10 @@ mod tests {
             total_bytes: Some(100 * GIB),
         };
         assert_eq!(scheduler_fit(&flavor(10, 1, 0), &view), Fit::Instances(2));
-        assert_eq!(scheduler_fit(&flavor(10, 1025, 0), &view), Fit::Instances(1));
+        assert_eq!(
+            scheduler_fit(&flavor(10, 1025, 0), &view),
+            Fit::Instances(1)
+        );
         // Booted from volume: the root is not asked for.
         let bfv = Flavor {
             boot_from_volume: true,
@@ -381,7 +392,10 @@ mod tests {
             free_bytes: (GIB / 2) as i64,
             total_bytes: Some(100 * GIB),
         };
-        assert_eq!(scheduler_fit(&flavor(1, 0, 0), &fractional), Fit::Instances(0));
+        assert_eq!(
+            scheduler_fit(&flavor(1, 0, 0), &fractional),
+            Fit::Instances(0)
+        );
         // Over-committed (ratio 2): more free than the total, but one allocation is at most
         // max_unit = total.
         let overcommitted = SchedulerView {

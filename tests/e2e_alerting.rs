@@ -436,7 +436,8 @@ fn fit_series(flavor: &str, vg: &str, view: &str) -> String {
 
 #[test]
 fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal_resolves() {
-    let test = "the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal_resolves";
+    let test =
+        "the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal_resolves";
     let Some((prometheus_bin, alertmanager_bin)) = stack_available(test) else {
         return;
     };
@@ -498,14 +499,21 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
     let m = exporter.scrape();
     let named = |family: &str| format!("{family}{{vg=\"{}\"}}", vg.name);
     assert_eq!(m.value(&named("nova_lvm_vg_size_bytes")), 536_866_717_696.0);
-    assert_eq!(m.value(&named("nova_lvm_corrected_free_bytes")), 76_231_475_200.0);
+    assert_eq!(
+        m.value(&named("nova_lvm_corrected_free_bytes")),
+        76_231_475_200.0
+    );
     let fits = |m: &common::Exposition, flavor: &str| {
         (
             m.value(&fit_series(flavor, &vg.name, "corrected")),
             m.value(&fit_series(flavor, &vg.name, "scheduler")),
         )
     };
-    assert_eq!(fits(&m, "m1.large"), (0.0, 3.0), "the scheduler says 3 fit, none does");
+    assert_eq!(
+        fits(&m, "m1.large"),
+        (0.0, 3.0),
+        "the scheduler says 3 fit, none does"
+    );
     assert_eq!(fits(&m, "m1.medium"), (1.0, 6.0));
     assert_eq!(fits(&m, "db"), (1.0, 5.0));
     assert_eq!(fits(&m, "diskless"), (f64::INFINITY, f64::INFINITY));
@@ -516,11 +524,13 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
         .args(&args)
         .output()
         .unwrap();
-    let report: Json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("report: {e}\n{}", String::from_utf8_lossy(&output.stderr))
-    });
+    let report: Json = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("report: {e}\n{}", String::from_utf8_lossy(&output.stderr)));
     let violations = common::schema::report_schema_violations(&report);
-    assert!(violations.is_empty(), "docs/report-schema.json: {violations:#?}");
+    assert!(
+        violations.is_empty(),
+        "docs/report-schema.json: {violations:#?}"
+    );
     let flavors = report["flavor_fit"]["flavors"].as_array().unwrap();
     let large = flavors.iter().find(|f| f["name"] == "m1.large").unwrap();
     assert_eq!(large["corrected"], 0);
@@ -585,7 +595,11 @@ scrape_configs:
     assert_eq!(label(&firing, "instance"), instance);
     assert_eq!(label(&firing, "vg"), vg.name);
     assert_eq!(label(&firing, "severity"), "warning");
-    assert_eq!(label(&firing, "view"), "", "the view label is aggregated away");
+    assert_eq!(
+        label(&firing, "view"),
+        "",
+        "the view label is aggregated away"
+    );
     assert_eq!(
         annotation(&firing, "summary"),
         format!("The next build of flavor m1.large on {instance} fails")

@@ -88,9 +88,8 @@ fn serve(mut stream: TcpStream, port: u16, fail: bool, log: &Mutex<Vec<String>>)
         return respond(&mut stream, "404 Not Found", "", "{}");
     };
     log.lock().unwrap().push(rest.to_string());
-    let not_found = || {
-        json!({"itemNotFound": {"code": 404, "message": "not in this test"}}).to_string()
-    };
+    let not_found =
+        || json!({"itemNotFound": {"code": 404, "message": "not in this test"}}).to_string();
     match rest {
         "" | "/" => respond(
             &mut stream,
@@ -233,8 +232,14 @@ fn every_enabled_flavor_public_and_private_is_read_page_by_page_once_per_refresh
         Some(0.0)
     );
     // The scrape itself is whole: LVM and the primary source succeeded; nova fails alone.
-    assert_eq!(m.get("nova_lvm_collector_success{collector=\"lvm\"}"), Some(1.0));
-    assert_eq!(m.get("nova_lvm_collector_success{collector=\"file\"}"), Some(1.0));
+    assert_eq!(
+        m.get("nova_lvm_collector_success{collector=\"lvm\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("nova_lvm_collector_success{collector=\"file\"}"),
+        Some(1.0)
+    );
     for _ in 0..5 {
         let again = exporter.scrape();
         assert_eq!(fit(&again, "private.db", "scheduler"), Some(5.0));
@@ -259,8 +264,14 @@ fn a_failing_flavor_list_is_reported_and_the_configured_flavors_keep_their_fit()
     assert_eq!(fit(&m, "mine", "corrected"), Some(0.0));
     assert_eq!(fit(&m, "mine", "scheduler"), Some(3.0));
     assert_eq!(fit(&m, "m1.small", "corrected"), None);
-    assert_eq!(m.get("nova_lvm_collector_success{collector=\"lvm\"}"), Some(1.0));
-    assert_eq!(m.get("nova_lvm_collector_success{collector=\"file\"}"), Some(1.0));
+    assert_eq!(
+        m.get("nova_lvm_collector_success{collector=\"lvm\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("nova_lvm_collector_success{collector=\"file\"}"),
+        Some(1.0)
+    );
     let (status, page) = common::get(exporter.port, "/").unwrap();
     assert_eq!(status, 200);
     assert!(page.contains("the flavor database is down"), "{page}");

@@ -1010,7 +1010,12 @@ mod tests {
             config
                 .flavors
                 .iter()
-                .map(|f| (f.name.as_str(), f.flavor.root_gb, f.flavor.swap_mb, f.flavor.ephemeral_gb))
+                .map(|f| (
+                    f.name.as_str(),
+                    f.flavor.root_gb,
+                    f.flavor.swap_mb,
+                    f.flavor.ephemeral_gb
+                ))
                 .collect::<Vec<_>>(),
             vec![("m1.large", 80, 0, 0), ("m1.db", 40, 2048, 8)]
         );

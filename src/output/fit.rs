@@ -257,7 +257,10 @@ mod tests {
         assert!(text.contains("2 more flavors"), "{text}");
         let mut html = String::new();
         render_fit_html(&mut html, &fit);
-        assert!(html.contains("<tr class=\"failed\"><th>m1.large</th>"), "{html}");
+        assert!(
+            html.contains("<tr class=\"failed\"><th>m1.large</th>"),
+            "{html}"
+        );
         assert!(html.contains("&lt;b&gt;"), "{html}");
         assert!(!html.contains("<b>"), "{html}");
         assert!(html.contains("data-fit=\"scheduler\">3<"), "{html}");

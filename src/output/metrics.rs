@@ -293,7 +293,10 @@ fn render_audit(registry: &Registry, audit: &Audit) {
 fn render_flavor_fit(registry: &Registry, fit: &FlavorFitSummary) {
     let instances = gauge(registry, &FLAVOR_FIT);
     for flavor in &fit.flavors {
-        for (view, value) in [("corrected", flavor.corrected), ("scheduler", flavor.scheduler)] {
+        for (view, value) in [
+            ("corrected", flavor.corrected),
+            ("scheduler", flavor.scheduler),
+        ] {
             instances
                 .with_label_values(&[fit.vg.as_str(), flavor.name.as_str(), view])
                 .set(value.value());
@@ -552,7 +555,11 @@ mod tests {
             free_bytes: 270 * GIB as i64,
             total_bytes: Some(499 * GIB),
         };
-        let flavors = [named("m1.large", 80), named("odd \"name\"\\x", 20), named("zero", 0)];
+        let flavors = [
+            named("m1.large", 80),
+            named("odd \"name\"\\x", 20),
+            named("zero", 0),
+        ];
         snap.flavor_fit = Some(FlavorFitSummary {
             vg: "vms-group".into(),
             extent_bytes: 4 * MIB,
@@ -570,11 +577,18 @@ mod tests {
         };
         assert_eq!(fit("m1.large", "corrected"), Some(0.0), "{text}");
         assert_eq!(fit("m1.large", "scheduler"), Some(3.0));
-        assert_eq!(fit("odd \\\"name\\\"\\\\x", "corrected"), Some(3.0), "{text}");
+        assert_eq!(
+            fit("odd \\\"name\\\"\\\\x", "corrected"),
+            Some(3.0),
+            "{text}"
+        );
         assert_eq!(fit("zero", "corrected"), Some(f64::INFINITY), "{text}");
         assert_eq!(fit("zero", "scheduler"), Some(f64::INFINITY));
         assert_eq!(
-            value(&text, "nova_lvm_flavor_fit_omitted_flavors{vg=\"vms-group\"}"),
+            value(
+                &text,
+                "nova_lvm_flavor_fit_omitted_flavors{vg=\"vms-group\"}"
+            ),
             Some(3.0)
         );
         assert_eq!(text.matches("nova_lvm_flavor_fit_instances{").count(), 6);

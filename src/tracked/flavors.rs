@@ -377,12 +377,18 @@ mod tests {
             ("m1.large", "no '='"),
             ("=80", "NAME before '=' is empty"),
             ("m1=", "DISK_GB \"\""),
-            ("m1=x", "DISK_GB \"x\" of flavor \"m1\" is not a whole number"),
+            (
+                "m1=x",
+                "DISK_GB \"x\" of flavor \"m1\" is not a whole number",
+            ),
             ("m1=-1", "DISK_GB \"-1\""),
             ("m1=80,1.5", "SWAP_MB \"1.5\""),
             ("m1=80,0,y", "EPH_GB \"y\""),
             ("m1=80,0,0,0", "4 comma-separated sizes"),
-            ("m1=2147483648", "DISK_GB 2147483648 of flavor \"m1\" is above 2147483647"),
+            (
+                "m1=2147483648",
+                "DISK_GB 2147483648 of flavor \"m1\" is above 2147483647",
+            ),
             ("m1=1,2147483648", "SWAP_MB 2147483648"),
             ("m1=1,0,2147483648", "EPH_GB 2147483648"),
             ("a\nb=1", "control characters"),
@@ -435,7 +441,10 @@ mod tests {
                 .iter()
                 .map(|f| (f.name.as_str(), f.flavor))
                 .collect::<Vec<_>>(),
-            vec![("m1.small", flavor(20, 0, 0)), ("m1.db", flavor(40, 1024, 8))]
+            vec![
+                ("m1.small", flavor(20, 0, 0)),
+                ("m1.db", flavor(40, 1024, 8))
+            ]
         );
         assert!(flavors.iter().all(|f| f.origin == FlavorOrigin::Nova));
         assert_eq!(next.as_deref(), Some("is_public=None&limit=3&marker=3"));
