@@ -1,4 +1,4 @@
-//! The flavor fit in `report` (JSON and text) and on the status page: per flavor, its disk
+//! The flavor fit in `report` (JSON and text; the status page renders it too): per flavor, its disk
 //! sizes, what one instance takes in the VG and asks of placement, and how many more fit by
 //! corrected free space and by the scheduler's rule (`crate::fit`).
 
@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::fit::{Fit, FlavorFitSummary};
-use crate::output::status::escape_html;
 use crate::text::escape_control;
 use crate::units::{gib_number, GIB};
 
@@ -92,7 +91,8 @@ impl FlavorFitReport {
     }
 }
 
-fn shown(count: Option<u64>) -> String {
+/// A count as the text report and the status page show it: `unbounded` for `None`.
+pub fn shown(count: Option<u64>) -> String {
     count.map_or_else(|| "unbounded".to_string(), |c| c.to_string())
 }
 
@@ -154,50 +154,15 @@ pub fn render_fit_text(out: &mut String, fit: &FlavorFitReport) {
     }
 }
 
-/// The fit as the status page shows it.
-pub fn render_fit_html(html: &mut String, fit: &FlavorFitReport) {
-    let _ = write!(
-        html,
-        "<h2 id=\"flavor-fit\">Flavor fit in VG {}</h2><p>How many more instances of each flavor fit: by corrected free space ({} GiB) over the LVs one instance takes, and as the scheduler would place them ({} GiB free over the flavor's DISK_GB).</p><table id=\"flavor-fit-table\"><tr><th>flavor</th><th>origin</th><th>disk, swap, ephemeral</th><th>LVs (GiB)</th><th>DISK_GB</th><th>corrected</th><th>scheduler</th></tr>",
-        escape_html(&fit.vg),
-        gib_number(fit.corrected_free_bytes),
-        gib_number(fit.scheduler_free_bytes)
-    );
-    for f in &fit.flavors {
-        let _ = write!(
-            html,
-            "<tr{}><th>{}</th><td>{}</td><td>{} GiB, {} MiB, {} GiB</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\" data-fit=\"corrected\">{}</td><td class=\"num\" data-fit=\"scheduler\">{}</td></tr>",
-            if f.next_build_fails { " class=\"failed\"" } else { "" },
-            escape_html(&f.name),
-            f.origin,
-            f.root_gb,
-            f.swap_mb,
-            f.ephemeral_gb,
-            gib_number(f.instance_lv_bytes as i64),
-            f.placement_bytes / GIB,
-            shown(f.corrected),
-            shown(f.scheduler)
-        );
-    }
-    html.push_str("</table>");
-    if fit.omitted_flavors > 0 {
-        let _ = write!(
-            html,
-            "<p class=\"muted\">{} more flavors of the compute API left out by --flavor-limit.</p>",
-            fit.omitted_flavors
-        );
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::fit::{fit_flavors, SchedulerView};
     use crate::tracked::flavors::{FlavorOrigin, NamedFlavor};
     use crate::tracked::Flavor;
     use crate::units::MIB;
 
-    fn seed_fit() -> FlavorFitReport {
+    pub(crate) fn seed_fit() -> FlavorFitReport {
         let named = |name: &str, root_gb, swap_mb, ephemeral_gb| NamedFlavor {
             name: name.into(),
             flavor: Flavor {
@@ -243,7 +208,7 @@ mod tests {
     }
 
     #[test]
-    fn text_and_html_list_each_flavor_escaped_and_mark_the_failing_build() {
+    fn text_lists_each_flavor_escaped_and_marks_the_failing_build() {
         let fit = seed_fit();
         let mut text = String::new();
         render_fit_text(&mut text, &fit);
@@ -255,14 +220,5 @@ mod tests {
         assert!(text.contains("unbounded"), "{text}");
         assert!(!text.contains('\u{1b}'), "{text}");
         assert!(text.contains("2 more flavors"), "{text}");
-        let mut html = String::new();
-        render_fit_html(&mut html, &fit);
-        assert!(
-            html.contains("<tr class=\"failed\"><th>m1.large</th>"),
-            "{html}"
-        );
-        assert!(html.contains("&lt;b&gt;"), "{html}");
-        assert!(!html.contains("<b>"), "{html}");
-        assert!(html.contains("data-fit=\"scheduler\">3<"), "{html}");
     }
 }

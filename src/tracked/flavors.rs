@@ -199,14 +199,14 @@ pub struct FlavorListing {
     pub fetched_unix: f64,
 }
 
-struct Cached {
+struct CachedListing {
     listing: FlavorListing,
     at: Instant,
 }
 
 #[derive(Default)]
 struct CatalogState {
-    value: Option<Cached>,
+    value: Option<CachedListing>,
     last_error: Option<String>,
     next_refresh: Option<Instant>,
     refreshes: u64,
@@ -310,7 +310,7 @@ impl FlavorCatalog {
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_secs_f64())
                         .unwrap_or(0.0);
-                    state.value = Some(Cached {
+                    state.value = Some(CachedListing {
                         listing: FlavorListing {
                             flavors,
                             fetched_unix,
