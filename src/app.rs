@@ -189,6 +189,31 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
     ))
 }
 
+/// The summary row of the flavor fit, when it has flavors.
+fn flavor_fit_summary(config: &Config) -> Option<(String, String)> {
+    let names: Vec<&str> = config.flavors.iter().map(|f| f.name.as_str()).collect();
+    let listed = config.nova.is_some();
+    (listed || !names.is_empty()).then(|| {
+        (
+            "flavor fit".to_string(),
+            format!(
+                "{}{}, at most {} flavors",
+                if names.is_empty() {
+                    "no --flavor".to_string()
+                } else {
+                    format!("--flavor {}", names.join(", "))
+                },
+                if listed {
+                    " and the compute API's flavors (refreshed with the nova source)"
+                } else {
+                    ""
+                },
+                config.flavor_limit
+            ),
+        )
+    })
+}
+
 /// The compute API's flavor list, with the nova source only: through its session, refreshed and
 /// dropped as the nova source's data is.
 fn flavor_catalog(config: &Config, session: Option<&Arc<Session>>) -> Option<FlavorCatalog> {
@@ -324,6 +349,7 @@ fn unredacted_summary(config: &Config) -> Vec<(String, String)> {
             ),
         ));
     }
+    rows.extend(flavor_fit_summary(config));
     let cloud = config
         .placement
         .as_ref()

@@ -122,13 +122,14 @@ fn extents(bytes: u64, extent_bytes: u64) -> u64 {
     if extent_bytes == 0 {
         bytes
     } else {
-        bytes.div_ceil(extent_bytes) * extent_bytes
+        bytes.div_ceil(extent_bytes).saturating_mul(extent_bytes)
     }
 }
 
 /// VG bytes one instance of `flavor` takes: root (none when booted from volume), ephemeral and
 /// swap LVs, each rounded up to whole extents of `extent_bytes`. Sizes are at most nova's
-/// `MAX_INT`, so the sum stays below 2^63.
+/// `MAX_INT`, so the sum stays below 2^63 for any real extent size; an absurd one (a hostile
+/// saved report) saturates instead of wrapping.
 pub fn instance_lv_bytes(flavor: &Flavor, extent_bytes: u64) -> u64 {
     let root_gb = if flavor.boot_from_volume {
         0
@@ -142,7 +143,7 @@ pub fn instance_lv_bytes(flavor: &Flavor, extent_bytes: u64) -> u64 {
     ]
     .into_iter()
     .map(|bytes| extents(bytes, extent_bytes))
-    .sum()
+    .fold(0, u64::saturating_add)
 }
 
 /// How many instances taking `per_instance` bytes fit in `free` bytes.
@@ -312,6 +313,12 @@ mod tests {
             ..flavor(80, 1024, 10)
         };
         assert_eq!(instance_lv_bytes(&bfv, EXTENT), 11 * GIB);
+        // An absurd extent size saturates: nothing fits, nothing wraps.
+        assert_eq!(instance_lv_bytes(&flavor(1, 1, 1), 1 << 63), u64::MAX);
+        assert_eq!(
+            corrected_fit(&flavor(1, 1, 1), i64::MAX, 1 << 63),
+            Fit::Instances(0)
+        );
         // nova's largest flavor does not overflow.
         let huge = flavor(NOVA_MAX_INT, NOVA_MAX_INT, NOVA_MAX_INT);
         assert_eq!(

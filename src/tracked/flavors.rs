@@ -124,6 +124,12 @@ pub fn flavors_of_page(page: &Value) -> Result<(Vec<NamedFlavor>, Option<String>
             .get("name")
             .and_then(Value::as_str)
             .ok_or("a flavor without a name")?;
+        if name.len() > 255 {
+            return Err(format!(
+                "a flavor name of {} bytes, longer than nova's 255",
+                name.len()
+            ));
+        }
         if entry
             .get("OS-FLV-DISABLED:disabled")
             .and_then(Value::as_bool)
@@ -464,6 +470,10 @@ mod tests {
         assert!(error.contains("\"m1.bad\""), "{error}");
         let huge = json!({"flavors": [{"name": "m1.huge", "disk": 2147483648u64}]});
         assert!(flavors_of_page(&huge).is_err());
+        let long = json!({"flavors": [{"name": "n".repeat(256), "disk": 1}]});
+        assert!(flavors_of_page(&long)
+            .unwrap_err()
+            .contains("longer than nova's 255"));
         assert!(flavors_of_page(&json!({"flavors": [{"disk": 1}]}))
             .unwrap_err()
             .contains("without a name"));
