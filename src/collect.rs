@@ -255,7 +255,8 @@ impl SnapshotCollector {
 
         let listing = listed.map(|(result, duration)| {
             let fetched = result.as_ref().ok().map(|l| l.fetched_unix);
-            statuses.push(self.status(FLAVORS_COLLECTOR, duration, result.clone().err(), fetched));
+            let error = result.as_ref().err().cloned();
+            statuses.push(self.status(FLAVORS_COLLECTOR, duration, error, fetched));
             result.ok()
         });
         let flavor_fit =
@@ -782,5 +783,36 @@ mod tests {
         let patient = flight.snapshot().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(patient.collectors[0].success);
+    }
+
+    #[tokio::test]
+    async fn configured_flavors_get_their_fit_only_with_the_tracked_figures() {
+        let raw = || CountingRaw {
+            calls: Arc::default(),
+            delay: Duration::ZERO,
+            vg_free_bytes: 12 * GIB,
+        };
+        let flavors = vec![crate::tracked::flavors::parse_flavor_flag("m1=5").unwrap()];
+        // 20 GiB VG, 8 GiB allocated, one 5 GiB instance tracked: corrected free 12 GiB holds
+        // two; placement: 20 - 5 = 15 GiB free, three.
+        let ok: Vec<Box<dyn TrackedSource>> = vec![Box::new(FixedTracked(Ok(vec![instance()])))];
+        let snapshot = SnapshotCollector::new(Box::new(raw()), ok, settings(SourceKind::File))
+            .with_flavors(flavors.clone(), 50, None)
+            .collect()
+            .await;
+        let fit = snapshot.flavor_fit.expect("a fit");
+        assert_eq!(fit.extent_bytes, 4 << 20);
+        assert_eq!(fit.scheduler.total_bytes, Some(20 * GIB));
+        assert_eq!(fit.flavors[0].corrected, crate::fit::Fit::Instances(2));
+        assert_eq!(fit.flavors[0].scheduler, crate::fit::Fit::Instances(3));
+        // No catalog: no flavors collector.
+        assert_eq!(snapshot.collectors.len(), 2);
+        // The tracked source failed: no derived figures, no fit.
+        let failed: Vec<Box<dyn TrackedSource>> = vec![Box::new(FixedTracked(Err("bad".into())))];
+        let snapshot = SnapshotCollector::new(Box::new(raw()), failed, settings(SourceKind::File))
+            .with_flavors(flavors, 50, None)
+            .collect()
+            .await;
+        assert_eq!(snapshot.flavor_fit, None);
     }
 }
