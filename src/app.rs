@@ -19,6 +19,7 @@ use crate::openstack::keystone::Session;
 use crate::output::report::{Report, ReportContext, SourceIdentity};
 use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
+use crate::tracked::flavors::{FlavorCatalog, FlavorList};
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
 use crate::tracked::placement::{InventoryPolicy, PlacementSource};
@@ -180,6 +181,47 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             nova_vg: config.nova_vg.clone(),
             lv_series_limit: config.lv_series_limit,
         },
+    )
+    .with_flavors(
+        config.flavors.clone(),
+        config.flavor_limit,
+        flavor_catalog(config, session.as_ref()),
+    ))
+}
+
+/// The summary row of the flavor fit, when it has flavors.
+fn flavor_fit_summary(config: &Config) -> Option<(String, String)> {
+    let names: Vec<&str> = config.flavors.iter().map(|f| f.name.as_str()).collect();
+    let listed = config.nova.is_some();
+    (listed || !names.is_empty()).then(|| {
+        (
+            "flavor fit".to_string(),
+            format!(
+                "{}{}, at most {} flavors",
+                if names.is_empty() {
+                    "no --flavor".to_string()
+                } else {
+                    format!("--flavor {}", names.join(", "))
+                },
+                if listed {
+                    " and the compute API's flavors (refreshed with the nova source)"
+                } else {
+                    ""
+                },
+                config.flavor_limit
+            ),
+        )
+    })
+}
+
+/// The compute API's flavor list, with the nova source only: through its session, refreshed and
+/// dropped as the nova source's data is.
+fn flavor_catalog(config: &Config, session: Option<&Arc<Session>>) -> Option<FlavorCatalog> {
+    let (nova, session) = (config.nova.as_ref()?, session?);
+    Some(FlavorCatalog::new(
+        FlavorList::new(Arc::clone(session), Some(nova.request_timeout)),
+        nova.refresh_interval,
+        nova.max_age,
     ))
 }
 
@@ -307,6 +349,7 @@ fn unredacted_summary(config: &Config) -> Vec<(String, String)> {
             ),
         ));
     }
+    rows.extend(flavor_fit_summary(config));
     let cloud = config
         .placement
         .as_ref()

@@ -15,11 +15,16 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigures};
 use crate::audit::{audit_collection, Audit};
+use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
 use crate::lvm::{RawSource, VgReport};
+use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
 
 /// The collector label of the raw source.
 pub const LVM_COLLECTOR: &str = "lvm";
+
+/// The collector label of the compute API's flavor list (with the nova source only).
+pub const FLAVORS_COLLECTOR: &str = "flavors";
 
 /// How one collector fared on one collection.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +61,9 @@ pub struct Snapshot {
     pub finished_unix: f64,
     /// How the raw source read each VG (empty unless it is the metadata reader).
     pub raw_methods: Vec<crate::lvm::RawMethod>,
+    /// How many more instances of each flavor fit, when flavors are known and nova's VG was
+    /// accounted with a tracked source.
+    pub flavor_fit: Option<FlavorFitSummary>,
 }
 
 /// Reads all sources and accounts them.
@@ -68,8 +76,27 @@ pub struct SnapshotCollector {
     watched_vgs: Vec<String>,
     nova_vg: String,
     lv_series_limit: usize,
+    flavors: FlavorSettings,
     last_success: Mutex<HashMap<&'static str, f64>>,
     last_error: Mutex<HashMap<&'static str, String>>,
+}
+
+/// The flavors of the flavor fit.
+#[derive(Debug)]
+struct FlavorSettings {
+    configured: Vec<NamedFlavor>,
+    limit: usize,
+    catalog: Option<FlavorCatalog>,
+}
+
+impl Default for FlavorSettings {
+    fn default() -> Self {
+        Self {
+            configured: Vec::new(),
+            limit: crate::fit::DEFAULT_FLAVOR_LIMIT,
+            catalog: None,
+        }
+    }
 }
 
 /// What the collector needs to know besides its sources.
@@ -105,6 +132,7 @@ impl SnapshotCollector {
             watched_vgs: settings.watched_vgs,
             nova_vg: settings.nova_vg,
             lv_series_limit: settings.lv_series_limit,
+            flavors: FlavorSettings::default(),
             last_success: Mutex::new(HashMap::new()),
             last_error: Mutex::new(HashMap::new()),
         }
@@ -121,7 +149,14 @@ impl SnapshotCollector {
                 .iter()
                 .map(|source| timed(self.tracked_timeout, caught(source.collect()))),
         );
-        let ((raw_result, raw_duration), tracked_results) = tokio::join!(raw, tracked);
+        let listed = async {
+            match &self.flavors.catalog {
+                Some(catalog) => Some(timed(self.tracked_timeout, caught(catalog.current())).await),
+                None => None,
+            }
+        };
+        let ((raw_result, raw_duration), tracked_results, listed) =
+            tokio::join!(raw, tracked, listed);
 
         let mut statuses = Vec::with_capacity(1 + self.tracked.len());
         let report: Option<VgReport> = match raw_result {
@@ -218,6 +253,15 @@ impl SnapshotCollector {
             }
         }
 
+        let listing = listed.map(|(result, duration)| {
+            let fetched = result.as_ref().ok().map(|l| l.fetched_unix);
+            let error = result.as_ref().err().cloned();
+            statuses.push(self.status(FLAVORS_COLLECTOR, duration, error, fetched));
+            result.ok()
+        });
+        let flavor_fit =
+            self.flavor_fit(report.as_ref(), host.as_ref(), &sources, listing.flatten());
+
         Snapshot {
             collectors: statuses,
             host,
@@ -227,7 +271,64 @@ impl SnapshotCollector {
             audit,
             finished_unix: unix_now(),
             raw_methods: self.raw.methods(),
+            flavor_fit,
         }
+    }
+
+    /// Adds the flavors whose fit is computed: `configured` (always), the compute API's list
+    /// from `catalog` (when the nova source is on), at most `limit` in all.
+    pub fn with_flavors(
+        mut self,
+        configured: Vec<NamedFlavor>,
+        limit: usize,
+        catalog: Option<FlavorCatalog>,
+    ) -> Self {
+        self.flavors = FlavorSettings {
+            configured,
+            limit,
+            catalog,
+        };
+        self
+    }
+
+    /// The flavor fit of nova's VG: needs its accounting with a tracked source (corrected free
+    /// and the scheduler's view) and at least one flavor.
+    fn flavor_fit(
+        &self,
+        report: Option<&VgReport>,
+        host: Option<&HostAccounting>,
+        sources: &[(SourceKind, SourceFigures)],
+        listing: Option<FlavorListing>,
+    ) -> Option<FlavorFitSummary> {
+        let listed = listing.map(|l| l.flavors).unwrap_or_default();
+        let (flavors, omitted) =
+            select_flavors(&self.flavors.configured, &listed, self.flavors.limit);
+        if flavors.is_empty() {
+            return None;
+        }
+        let vg = host?.vgs.iter().find(|vg| vg.vg == self.nova_vg)?;
+        let tracked = vg.tracked.as_ref()?;
+        let extent_bytes = report?.vg(&self.nova_vg)?.extent_size_bytes;
+        let scheduler = SchedulerView {
+            free_bytes: tracked.scheduler_free_bytes,
+            total_bytes: sources
+                .iter()
+                .find(|(kind, _)| Some(*kind) == self.primary)
+                .and_then(|(_, figures)| figures.scheduler_total_bytes),
+        };
+        Some(FlavorFitSummary {
+            vg: vg.vg.clone(),
+            extent_bytes,
+            corrected_free_bytes: tracked.corrected_free_bytes,
+            flavors: fit_flavors(
+                &flavors,
+                tracked.corrected_free_bytes,
+                extent_bytes,
+                &scheduler,
+            ),
+            scheduler,
+            omitted,
+        })
     }
 
     /// Builds a status, logs a failure and remembers the time of a success: `data_unix` when
@@ -682,5 +783,36 @@ mod tests {
         let patient = flight.snapshot().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(patient.collectors[0].success);
+    }
+
+    #[tokio::test]
+    async fn configured_flavors_get_their_fit_only_with_the_tracked_figures() {
+        let raw = || CountingRaw {
+            calls: Arc::default(),
+            delay: Duration::ZERO,
+            vg_free_bytes: 12 * GIB,
+        };
+        let flavors = vec![crate::tracked::flavors::parse_flavor_flag("m1=5").unwrap()];
+        // 20 GiB VG, 8 GiB allocated, one 5 GiB instance tracked: corrected free 12 GiB holds
+        // two; placement: 20 - 5 = 15 GiB free, three.
+        let ok: Vec<Box<dyn TrackedSource>> = vec![Box::new(FixedTracked(Ok(vec![instance()])))];
+        let snapshot = SnapshotCollector::new(Box::new(raw()), ok, settings(SourceKind::File))
+            .with_flavors(flavors.clone(), 50, None)
+            .collect()
+            .await;
+        let fit = snapshot.flavor_fit.expect("a fit");
+        assert_eq!(fit.extent_bytes, 4 << 20);
+        assert_eq!(fit.scheduler.total_bytes, Some(20 * GIB));
+        assert_eq!(fit.flavors[0].corrected, crate::fit::Fit::Instances(2));
+        assert_eq!(fit.flavors[0].scheduler, crate::fit::Fit::Instances(3));
+        // No catalog: no flavors collector.
+        assert_eq!(snapshot.collectors.len(), 2);
+        // The tracked source failed: no derived figures, no fit.
+        let failed: Vec<Box<dyn TrackedSource>> = vec![Box::new(FixedTracked(Err("bad".into())))];
+        let snapshot = SnapshotCollector::new(Box::new(raw()), failed, settings(SourceKind::File))
+            .with_flavors(flavors, 50, None)
+            .collect()
+            .await;
+        assert_eq!(snapshot.flavor_fit, None);
     }
 }

@@ -277,6 +277,17 @@ pub struct Cli {
     #[arg(long = "collector.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub collector_timeout: Duration,
 
+    /// A flavor whose fit to export (repeatable): NAME=DISK_GB[,SWAP_MB,EPH_GB], nova's root disk
+    /// (GiB), swap (MiB) and ephemeral disk (GiB). DISK_GB 0 for a flavor booted from a volume.
+    /// With the nova source, the compute API's flavors are added (a configured name wins).
+    #[arg(long = "flavor", value_name = "NAME=DISK_GB[,SWAP_MB,EPH_GB]", value_parser = crate::tracked::flavors::parse_flavor_flag, action = ArgAction::Append)]
+    pub flavors: Vec<crate::tracked::flavors::NamedFlavor>,
+
+    /// At most this many flavors get nova_lvm_flavor_fit_instances series: every --flavor, then
+    /// the compute API's largest first.
+    #[arg(long = "flavor-limit", value_name = "N", default_value_t = crate::fit::DEFAULT_FLAVOR_LIMIT)]
+    pub flavor_limit: usize,
+
     /// The tracked source that drives the derived metrics. Default: placement if enabled, else
     /// nova, else libvirt, else file.
     #[arg(long = "tracked.primary", value_name = "SOURCE")]

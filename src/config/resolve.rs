@@ -124,6 +124,10 @@ pub struct Config {
     pub host_name: String,
     /// Things worth a warning at start-up (e.g. nova.conf says images_type is not lvm).
     pub warnings: Vec<String>,
+    /// Flavors of the flavor fit given with `--flavor`, each name once.
+    pub flavors: Vec<crate::tracked::flavors::NamedFlavor>,
+    /// At most this many flavors get a fit (`--flavor-limit`).
+    pub flavor_limit: usize,
 }
 
 /// A configuration error: one line naming the flag or file at fault.
@@ -375,7 +379,10 @@ impl Cli {
             );
         }
 
+        check_flavors(&self.flavors, self.flavor_limit)?;
         Ok(Config {
+            flavors: self.flavors,
+            flavor_limit: self.flavor_limit,
             listen_address: self.listen_address,
             telemetry_path: self.telemetry_path,
             web_config_file: self.web_config_file,
@@ -404,6 +411,27 @@ impl Cli {
             warnings,
         })
     }
+}
+
+/// `--flavor` names each flavor once, and no more of them than `--flavor-limit`.
+fn check_flavors(
+    flavors: &[crate::tracked::flavors::NamedFlavor],
+    limit: usize,
+) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = flavors.iter().find(|f| !seen.insert(f.name.as_str())) {
+        return Err(ConfigError(format!(
+            "--flavor: flavor {:?} is given more than once",
+            twice.name
+        )));
+    }
+    if flavors.len() > limit {
+        return Err(ConfigError(format!(
+            "--flavor: {} flavors, more than --flavor-limit={limit}",
+            flavors.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The max age of an API source's data: the flag, else 3 refresh intervals; never below one
@@ -966,5 +994,53 @@ mod tests {
         .unwrap();
         let provider = config.placement.unwrap().provider;
         assert_eq!((provider.name.as_str(), provider.uuid), ("cmp-7", None));
+    }
+
+    #[test]
+    fn flavors_are_given_once_each_within_the_limit_and_bad_ones_name_the_flag() {
+        let config = cli(&[
+            "--nova.images-volume-group=vg0",
+            "--flavor=m1.large=80",
+            "--flavor=m1.db=40,2048,8",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            config
+                .flavors
+                .iter()
+                .map(|f| (
+                    f.name.as_str(),
+                    f.flavor.root_gb,
+                    f.flavor.swap_mb,
+                    f.flavor.ephemeral_gb
+                ))
+                .collect::<Vec<_>>(),
+            vec![("m1.large", 80, 0, 0), ("m1.db", 40, 2048, 8)]
+        );
+        assert_eq!(config.flavor_limit, crate::fit::DEFAULT_FLAVOR_LIMIT);
+        let twice = cli(&[
+            "--nova.images-volume-group=vg0",
+            "--flavor=m1=80",
+            "--flavor=m1=40",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+        assert_eq!(twice.0, "--flavor: flavor \"m1\" is given more than once");
+        let over = cli(&[
+            "--nova.images-volume-group=vg0",
+            "--flavor=a=1",
+            "--flavor=b=1",
+            "--flavor-limit=1",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+        assert!(over.0.contains("more than --flavor-limit=1"), "{over}");
+        let bad = cli(&["--flavor=m1=80,lots"]).unwrap_err().to_string();
+        assert!(bad.contains("--flavor"), "{bad}");
+        assert!(bad.contains("SWAP_MB \"lots\""), "{bad}");
     }
 }

@@ -10,6 +10,7 @@ use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 use crate::accounting::{VgAccounting, EXPORTED_OWNERS};
 use crate::audit::{Audit, AuditKind};
 use crate::collect::Snapshot;
+use crate::fit::FlavorFitSummary;
 use crate::tracked::SourceKind;
 use crate::units::MIB;
 
@@ -73,6 +74,10 @@ families! {
         "Consumers on which placement and this host disagree (placement and a local source both enabled): allocation_without_instance (a DISK_GB allocation with no domain and no LV here), instance_without_allocation (a domain or LVs placement does not allocate here), allocation_mismatch (DISK_GB differs from the flavor by placement's rule). `report` lists them.";
     AUDIT_BYTES = "nova_lvm_audit_bytes", ["kind"],
         "Bytes of the consumers in nova_lvm_audit_consumers: the leaked allocation, what the unallocated instance needs (or its LVs hold), the allocation's difference from the flavor.";
+    FLAVOR_FIT = "nova_lvm_flavor_fit_instances", ["vg", "flavor", "view"],
+        "How many more instances of the flavor fit in nova's VG: view=corrected by corrected free space and the LVs nova would create (each rounded up to whole extents), view=scheduler as the scheduler would place them (placement's whole-GiB DISK_GB rule). +Inf for a flavor that needs no disk. At most --flavor-limit flavors.";
+    FLAVOR_FIT_OMITTED = "nova_lvm_flavor_fit_omitted_flavors", ["vg"],
+        "Flavors of the compute API left out of nova_lvm_flavor_fit_instances by --flavor-limit (the smallest ones).";
     COLLECTOR_SUCCESS = "nova_lvm_collector_success", ["collector"],
         "1 if the collector succeeded on this scrape, 0 if it failed.";
     COLLECTOR_DURATION = "nova_lvm_collector_duration_seconds", ["collector"],
@@ -108,6 +113,9 @@ pub fn render(snapshot: &Snapshot) -> String {
     render_sources(&registry, snapshot);
     if let Some(audit) = &snapshot.audit {
         render_audit(&registry, audit);
+    }
+    if let Some(fit) = &snapshot.flavor_fit {
+        render_flavor_fit(&registry, fit);
     }
     if !snapshot.raw_methods.is_empty() {
         let info = gauge(&registry, &RAW_SOURCE_INFO);
@@ -281,6 +289,24 @@ fn render_audit(registry: &Registry, audit: &Audit) {
     }
 }
 
+/// Two series per flavor (corrected and scheduler), at most `--flavor-limit` flavors.
+fn render_flavor_fit(registry: &Registry, fit: &FlavorFitSummary) {
+    let instances = gauge(registry, &FLAVOR_FIT);
+    for flavor in &fit.flavors {
+        for (view, value) in [
+            ("corrected", flavor.corrected),
+            ("scheduler", flavor.scheduler),
+        ] {
+            instances
+                .with_label_values(&[fit.vg.as_str(), flavor.name.as_str(), view])
+                .set(value.value());
+        }
+    }
+    gauge(registry, &FLAVOR_FIT_OMITTED)
+        .with_label_values(&[fit.vg.as_str()])
+        .set(fit.omitted as f64);
+}
+
 /// Names and help texts of every family, for the README check and the landing page.
 pub fn documented_families() -> impl Iterator<Item = (&'static str, &'static str)> {
     ALL_FAMILIES.iter().map(|f| (f.name, f.help))
@@ -368,6 +394,7 @@ mod tests {
             audit: None,
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
+            flavor_fit: None,
         }
     }
 
@@ -506,5 +533,64 @@ mod tests {
             ),
             Some(0.0)
         );
+    }
+
+    #[test]
+    fn the_flavor_fit_is_two_series_per_flavor_with_escaped_names_and_inf_when_unbounded() {
+        use crate::fit::{fit_flavors, SchedulerView};
+        use crate::tracked::flavors::{FlavorOrigin, NamedFlavor};
+        let mut snap = snapshot(true);
+        assert!(!render(&snap).contains("nova_lvm_flavor_fit"));
+        let named = |name: &str, root_gb| NamedFlavor {
+            name: name.into(),
+            flavor: Flavor {
+                root_gb,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+                boot_from_volume: false,
+            },
+            origin: FlavorOrigin::Configured,
+        };
+        let scheduler = SchedulerView {
+            free_bytes: 270 * GIB as i64,
+            total_bytes: Some(499 * GIB),
+        };
+        let flavors = [
+            named("m1.large", 80),
+            named("odd \"name\"\\x", 20),
+            named("zero", 0),
+        ];
+        snap.flavor_fit = Some(FlavorFitSummary {
+            vg: "vms-group".into(),
+            extent_bytes: 4 * MIB,
+            corrected_free_bytes: 76_231_475_200,
+            scheduler,
+            flavors: fit_flavors(&flavors, 76_231_475_200, 4 * MIB, &scheduler),
+            omitted: 3,
+        });
+        let text = render(&snap);
+        let fit = |flavor: &str, view: &str| {
+            value(
+                &text,
+                &format!("nova_lvm_flavor_fit_instances{{flavor=\"{flavor}\",vg=\"vms-group\",view=\"{view}\"}}"),
+            )
+        };
+        assert_eq!(fit("m1.large", "corrected"), Some(0.0), "{text}");
+        assert_eq!(fit("m1.large", "scheduler"), Some(3.0));
+        assert_eq!(
+            fit("odd \\\"name\\\"\\\\x", "corrected"),
+            Some(3.0),
+            "{text}"
+        );
+        assert_eq!(fit("zero", "corrected"), Some(f64::INFINITY), "{text}");
+        assert_eq!(fit("zero", "scheduler"), Some(f64::INFINITY));
+        assert_eq!(
+            value(
+                &text,
+                "nova_lvm_flavor_fit_omitted_flavors{vg=\"vms-group\"}"
+            ),
+            Some(3.0)
+        );
+        assert_eq!(text.matches("nova_lvm_flavor_fit_instances{").count(), 6);
     }
 }

@@ -1,8 +1,9 @@
 //! What the exporter shows of one collection: the Prometheus exposition ([`metrics`]), the
 //! host's account for people and scripts ([`report`], [`report_text`]), the status page
-//! ([`status`]) and the monitoring-plugin verdict ([`check`]).
+//! ([`status`]), the flavor fit in both ([`fit`]) and the monitoring-plugin verdict ([`check`]).
 
 pub mod check;
+pub mod fit;
 pub mod metrics;
 pub mod report;
 pub mod report_text;

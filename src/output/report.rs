@@ -88,6 +88,8 @@ pub struct Report {
     pub missing_vgs: Vec<String>,
     /// Placement compared per consumer with the local source and LVM, when all succeeded.
     pub audit: Option<AuditReport>,
+    /// How many more instances of each flavor fit, when flavors are configured or listed.
+    pub flavor_fit: Option<crate::output::fit::FlavorFitReport>,
 }
 
 /// The cross-source audit (see [`crate::audit`]).
@@ -503,6 +505,10 @@ impl Report {
                 .map(|h| h.missing_vgs.clone())
                 .unwrap_or_default(),
             audit: snapshot.audit.as_ref().map(AuditReport::new),
+            flavor_fit: snapshot
+                .flavor_fit
+                .as_ref()
+                .map(crate::output::fit::FlavorFitReport::new),
         }
     }
 
@@ -656,6 +662,7 @@ pub(crate) mod tests {
             audit: None,
             finished_unix: 0.0,
             raw_methods: Vec::new(),
+            flavor_fit: None,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }

@@ -108,6 +108,9 @@ pub fn render_text(report: &Report) -> String {
     if let Some(audit) = &report.audit {
         render_audit_text(&mut out, audit);
     }
+    if let Some(fit) = &report.flavor_fit {
+        crate::output::fit::render_fit_text(&mut out, fit);
+    }
     out
 }
 

@@ -83,6 +83,9 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
     if let Some(audit) = &report.audit {
         render_audit(&mut html, audit);
     }
+    if let Some(fit) = &report.flavor_fit {
+        render_fit_html(&mut html, fit);
+    }
     html.push_str("<h2>Configuration</h2><table id=\"configuration\">");
     let _ = write!(
         html,
@@ -335,6 +338,41 @@ fn render_lvs(html: &mut String, vg: &VgAccount) {
     html.push_str("</table>");
 }
 
+/// The fit as the status page shows it.
+fn render_fit_html(html: &mut String, fit: &crate::output::fit::FlavorFitReport) {
+    let _ = write!(
+        html,
+        "<h2 id=\"flavor-fit\">Flavor fit in VG {}</h2><p>How many more instances of each flavor fit: by corrected free space ({} GiB) over the LVs one instance takes, and as the scheduler would place them ({} GiB free over the flavor's DISK_GB).</p><table id=\"flavor-fit-table\"><tr><th>flavor</th><th>origin</th><th>disk, swap, ephemeral</th><th>LVs (GiB)</th><th>DISK_GB</th><th>corrected</th><th>scheduler</th></tr>",
+        escape_html(&fit.vg),
+        crate::units::gib_number(fit.corrected_free_bytes),
+        crate::units::gib_number(fit.scheduler_free_bytes)
+    );
+    for f in &fit.flavors {
+        let _ = write!(
+            html,
+            "<tr{}><th>{}</th><td>{}</td><td>{} GiB, {} MiB, {} GiB</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\" data-fit=\"corrected\">{}</td><td class=\"num\" data-fit=\"scheduler\">{}</td></tr>",
+            if f.next_build_fails { " class=\"failed\"" } else { "" },
+            escape_html(&f.name),
+            f.origin,
+            f.root_gb,
+            f.swap_mb,
+            f.ephemeral_gb,
+            crate::units::gib_number(f.instance_lv_bytes as i64),
+            f.placement_bytes / GIB,
+            crate::output::fit::shown(f.corrected),
+            crate::output::fit::shown(f.scheduler)
+        );
+    }
+    html.push_str("</table>");
+    if fit.omitted_flavors > 0 {
+        let _ = write!(
+            html,
+            "<p class=\"muted\">{} more flavors of the compute API left out by --flavor-limit.</p>",
+            fit.omitted_flavors
+        );
+    }
+}
+
 /// The audit: totals per kind, then every consumer that disagrees (each figure with its bytes).
 fn render_audit(html: &mut String, audit: &AuditReport) {
     let _ = write!(
@@ -457,6 +495,7 @@ mod tests {
             audit: None,
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
+            flavor_fit: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[("k<".into(), "v>".into())]);
@@ -514,6 +553,7 @@ mod tests {
             )),
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
+            flavor_fit: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);
@@ -527,5 +567,19 @@ mod tests {
         assert!(text.contains(
             "  allocation_without_instance aaaaaaaa-0000-4000-8000-000000000001: allocated 40.00 GiB, flavor needs none, LVs 0.00 GiB, counts 40.00 GiB (42949672960 bytes)"
         ), "{text}");
+    }
+
+    #[test]
+    fn the_flavor_fit_table_marks_the_failing_build_and_escapes_names() {
+        let fit = crate::output::fit::tests::seed_fit();
+        let mut html = String::new();
+        render_fit_html(&mut html, &fit);
+        assert!(
+            html.contains("<tr class=\"failed\"><th>m1.large</th>"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(html.contains("data-fit=\"scheduler\">3<"), "{html}");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod cached;
 pub mod file;
+pub mod flavors;
 pub mod host;
 pub mod libvirt;
 pub mod nova;
