@@ -440,8 +440,8 @@ impl MetadataSource {
 
 /// The differences between the reader's view of a VG and LVM's report of it, field by field,
 /// with names and figures only. `lv_attr`'s kernel-state characters (5: state, 6: open) are not
-/// compared (the reader never asks the kernel); neither is an LV's data percent when LVM has
-/// none.
+/// compared (the reader never asks the kernel); neither is an LV's data or metadata percent when
+/// LVM has none.
 pub fn differences(reader: &VgMetadata, lvm: &VgReport) -> Vec<String> {
     let name = reader.vg.name.as_str();
     let mut out = Vec::new();
@@ -494,12 +494,22 @@ pub fn differences(reader: &VgMetadata, lvm: &VgReport) -> Vec<String> {
                 field("lv_parent", a.parent.clone(), b.parent.clone());
                 field("hidden", a.hidden.to_string(), b.hidden.to_string());
                 field("lv_tags", a.tags.join(","), b.tags.join(","));
-                if b.data_used_ratio.is_some() {
-                    field(
-                        "data_percent",
-                        format!("{:?}", a.data_used_ratio),
-                        format!("{:?}", b.data_used_ratio),
-                    );
+                field(
+                    "lv_time",
+                    format!("{:?}", a.creation_unix),
+                    format!("{:?}", b.creation_unix),
+                );
+                for (what, ours, theirs) in [
+                    ("data_percent", a.data_used_ratio, b.data_used_ratio),
+                    (
+                        "metadata_percent",
+                        a.metadata_used_ratio,
+                        b.metadata_used_ratio,
+                    ),
+                ] {
+                    if theirs.is_some() {
+                        field(what, format!("{ours:?}"), format!("{theirs:?}"));
+                    }
                 }
             }
             (Some(_), None) => out.push(format!("lv {lv}: only in the metadata")),
@@ -777,6 +787,8 @@ mod tests {
             pool_lv: String::new(),
             parent: String::new(),
             data_used_ratio: None,
+            metadata_used_ratio: None,
+            creation_unix: None,
             tags: Vec::new(),
         }
     }

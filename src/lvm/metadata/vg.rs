@@ -622,8 +622,31 @@ impl<'t> Reader<'t> {
             pool_lv: pool_lv.to_string(),
             parent: lv.parent.to_string(),
             data_used_ratio: None,
+            metadata_used_ratio: None,
+            creation_unix: self.creation_time(lv.section, &whose)?,
             tags,
         })
+    }
+
+    /// `creation_time`, as `lv_time` reports it: none when absent or 0 (LVM prints nothing). A
+    /// negative one (old 32-bit LVM wrote some) is what LVM "repairs" on reading: left to LVM.
+    fn creation_time(
+        &self,
+        section: &ConfigSection,
+        whose: &dyn Fn() -> String,
+    ) -> Result<Option<i64>, VgError> {
+        match section.value("creation_time") {
+            None | Some(Value::Int(0)) => Ok(None),
+            Some(Value::Int(seconds)) if *seconds > 0 => Ok(Some(*seconds)),
+            Some(other) => Err(self.unsupported(format!(
+                "{}: creation_time {}",
+                whose(),
+                match other {
+                    Value::Int(seconds) => seconds.to_string(),
+                    other => other.kind().to_string(),
+                }
+            ))),
+        }
     }
 
     /// `lv_attr` for an inactive LV (see the module docs).
