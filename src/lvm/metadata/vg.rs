@@ -921,6 +921,24 @@ mod tests {
     }
 
     #[test]
+    fn creation_time_is_lv_time() {
+        let with = |extra: &str| lv_text("a", V, extra, &[(1, &linear("pv0", 0))]);
+        let created = |extra: &str| lv(&read("", &with(extra)).unwrap(), "a").creation_unix;
+        assert_eq!(
+            created("creation_time = 1796102750\ncreation_host = \"cmp-7\""),
+            Some(1_796_102_750)
+        );
+        // Absent or 0: LVM prints an empty lv_time.
+        assert_eq!(created(""), None);
+        assert_eq!(created("creation_time = 0\ncreation_host = \"h\""), None);
+        // A negative one is what LVM repairs when it reads it: left to LVM.
+        for extra in ["creation_time = -5", "creation_time = \"yesterday\""] {
+            let what = unsupported("", &with(extra));
+            assert!(what.starts_with("lv \"a\": creation_time "), "{what}");
+        }
+    }
+
+    #[test]
     fn linear_striped_and_multi_segment() {
         let lvs = lv_text(
             "multi",
