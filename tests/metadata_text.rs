@@ -384,7 +384,7 @@ fn creation_times() {
     )
     .unwrap();
     let output = Command::new("lvm")
-        .args(LvmCommand::fullreport_args(&[vg.name.clone()]))
+        .args(LvmCommand::fullreport_args(std::slice::from_ref(&vg.name)))
         .env("LVM_SYSTEM_DIR", lvm_conf.path())
         .env("LVM_SUPPRESS_FD_WARNINGS", "1")
         .stdin(Stdio::null())
