@@ -863,6 +863,37 @@ mod tests {
     }
 
     #[test]
+    fn the_verifier_compares_creation_times_and_pool_percentages_lvm_has() {
+        let mut reader = view();
+        reader.lvs[0].creation_unix = Some(1_796_102_750);
+        let mut lvm = VgReport {
+            vgs: vec![reader.vg.clone()],
+            lvs: reader.lvs.clone(),
+        };
+        // An active pool's percentages are kernel state the reader does not have.
+        lvm.lvs[1].data_used_ratio = Some(0.5);
+        lvm.lvs[1].metadata_used_ratio = Some(0.25);
+        assert_eq!(
+            differences(&reader, &lvm),
+            [
+                "lv pool data_percent: metadata None, lvm Some(0.5)",
+                "lv pool metadata_percent: metadata None, lvm Some(0.25)",
+            ]
+        );
+        lvm.lvs[1].data_used_ratio = None;
+        lvm.lvs[1].metadata_used_ratio = None;
+        lvm.lvs[0].creation_unix = Some(1_796_102_751);
+        lvm.lvs[1].creation_unix = Some(5);
+        assert_eq!(
+            differences(&reader, &lvm),
+            [
+                "lv a lv_time: metadata Some(1796102750), lvm Some(1796102751)",
+                "lv pool lv_time: metadata None, lvm Some(5)",
+            ]
+        );
+    }
+
+    #[test]
     fn dm_names_double_the_dashes() {
         assert_eq!(
             dm_name("nova-vg", "my-pool_tdata"),
