@@ -5,14 +5,15 @@
 //!
 //! One collection is one process: `lvm fullreport -a` with an explicit field list per
 //! sub-report, `--reportformat json --units b --nosuffix`, the VG names after `--`, and
-//! `--config log{report_command_log=0}backup{backup=0}report{time_format="%s"}`: with
+//! `--config log{report_command_log=0}backup{backup=0}report{time_format=%s}`: with
 //! `log/report_command_log = 1` in lvm.conf, LVM 2.03.16 appends a `log` section that ends in a
 //! trailing comma, which is not JSON; with backups on, every report reads and parses
 //! `/etc/lvm/backup/<VG>` to check that LVM's backup is current (8% of the CPU of a scrape of a
 //! 200-LV VG in a perf profile), which is LVM's own housekeeping, not something a monitoring read
 //! should do; and `lv_time` follows lvm.conf's `report/time_format` (a strftime format, by default
 //! `%Y-%m-%d %T %z`, in the local time zone), so it is forced to `%s`, seconds since the epoch,
-//! whatever the operator configured (an LV without a creation time stays empty). `vgs` and
+//! whatever the operator configured (an LV without a creation time stays empty); the value is
+//! unquoted, which LVM's config syntax allows, so that the sudoers rule needs no quotes. `vgs` and
 //! `lvs -a` would take two processes for the same rows; LVM's start-up and device scan dominate
 //! either, so one process halves the LVM time of a scrape (measured in `scripts/bench`). LVM
 //! runs without a shell, with `LC_ALL=C`, and is killed (its whole process group) after the
@@ -67,7 +68,7 @@ pub const PV_DISCOVERY_FIELDS: &str = "pv_name,pv_uuid";
 const PVSEG_FIELDS: &str = "pvseg_start";
 /// Turns off LVM's command log section, which LVM 2.03.16 prints as invalid JSON, and the
 /// check of LVM's metadata backup file; prints `lv_time` as seconds since the epoch.
-const REPORT_CONFIG: &str = "log{report_command_log=0}backup{backup=0}report{time_format=\"%s\"}";
+const REPORT_CONFIG: &str = "log{report_command_log=0}backup{backup=0}report{time_format=%s}";
 /// What LVM says when it falls back to synchronous I/O (see the module docs).
 const SYNC_IO_NOTICE: &str = "Failed to set up async io, using sync io";
 /// Most stdout read from one command; more is drained and the command fails.
@@ -461,7 +462,7 @@ mod tests {
                 "fullreport",
                 "-a",
                 "--config",
-                r#"log{report_command_log=0}backup{backup=0}report{time_format="%s"}"#,
+                "log{report_command_log=0}backup{backup=0}report{time_format=%s}",
                 "--reportformat",
                 "json",
                 "--units",
@@ -787,7 +788,7 @@ mod tests {
                 );
                 assert!(
                     command.contains(
-                        r#"--config 'log{report_command_log=0}backup{backup=0}report{time_format="%s"}'"#
+                        "--config 'log{report_command_log=0}backup{backup=0}report{time_format=%s}'"
                     ),
                     "{command}"
                 );
