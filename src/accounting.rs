@@ -127,6 +127,21 @@ pub struct UntrackedLv {
     pub lvs: u64,
     /// True for the overflow of the cap (told apart by this flag, never by the name).
     pub overflow: bool,
+    /// The LV's creation time (`lv_time`), seconds since the epoch; for the overflow, the
+    /// *earliest* among the summed LVs (the oldest one's, so that an age threshold sees it).
+    /// `None` when LVM has none.
+    pub creation_unix: Option<i64>,
+}
+
+/// One thin pool's usage, as LVM reports it for an active pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThinPoolUsage {
+    /// The pool LV's name.
+    pub name: String,
+    /// `data_percent` / 100.
+    pub data_used_ratio: f64,
+    /// `metadata_percent` / 100; `None` in a saved report without the field.
+    pub metadata_used_ratio: Option<f64>,
 }
 
 /// Positive drift explained by cause (label `cause` of `nova_lvm_untracked_bytes`).
@@ -201,8 +216,8 @@ pub struct VgAccounting {
     pub owners: BTreeMap<Owner, OwnerTotals>,
     /// LVs that are not tracked instance disks, largest first, capped (see [`account_vg`]).
     pub untracked_lvs: Vec<UntrackedLv>,
-    /// Thin pools and their data usage ratio.
-    pub thin_pools: Vec<(String, f64)>,
+    /// Active thin pools (those LVM gives a data usage for) and their usage.
+    pub thin_pools: Vec<ThinPoolUsage>,
     /// The tracked side, when available.
     pub tracked: Option<TrackedAccounting>,
 }
@@ -401,8 +416,11 @@ fn account_vg_classified(
     let thin_pools = allocations
         .iter()
         .filter_map(|lv| {
-            lv.thin_pool_data_used_ratio
-                .map(|ratio| (lv.name.clone(), ratio))
+            Some(ThinPoolUsage {
+                name: lv.name.clone(),
+                data_used_ratio: lv.thin_pool_data_used_ratio?,
+                metadata_used_ratio: lv.thin_pool_metadata_used_ratio,
+            })
         })
         .collect();
     let tracked = tracked
@@ -463,16 +481,15 @@ fn untracked_lvs(
             bytes: lv.allocated_bytes,
             lvs: 1,
             overflow: false,
+            creation_unix: lv.creation_unix,
         })
         .collect();
-    let mut overflow: BTreeMap<Owner, Vec<u64>> = BTreeMap::new();
+    let mut overflow: BTreeMap<Owner, Vec<&LvAllocation>> = BTreeMap::new();
     for lv in candidates.iter().skip(limit) {
-        overflow
-            .entry(lv.owner)
-            .or_default()
-            .push(lv.allocated_bytes);
+        overflow.entry(lv.owner).or_default().push(lv);
     }
-    for (owner, sizes) in overflow {
+    for (owner, lvs) in overflow {
+        let sizes: Vec<u64> = lvs.iter().map(|lv| lv.allocated_bytes).collect();
         series.push(UntrackedLv {
             name: OTHER_LVS_LABEL.to_string(),
             owner,
@@ -482,6 +499,7 @@ fn untracked_lvs(
             )?,
             lvs: sizes.len() as u64,
             overflow: true,
+            creation_unix: lvs.iter().filter_map(|lv| lv.creation_unix).min(),
         });
     }
     Ok(series)
@@ -669,6 +687,8 @@ mod tests {
             instance_uuid,
             allocated_bytes: bytes,
             thin_pool_data_used_ratio: None,
+            thin_pool_metadata_used_ratio: None,
+            creation_unix: None,
             thin_volume: false,
         }
     }
@@ -799,6 +819,7 @@ mod tests {
                 bytes: 8 * GIB,
                 lvs: 1,
                 overflow: false,
+                creation_unix: None,
             }]
         );
         assert_eq!(
@@ -1141,6 +1162,50 @@ mod tests {
     }
 
     #[test]
+    fn creation_times_follow_the_series_and_the_overflow_has_its_oldest() {
+        let at = |name: &str, bytes: u64, created: Option<i64>| LvAllocation {
+            creation_unix: created,
+            ..lv(name, Owner::Foreign, bytes)
+        };
+        let mut pool = at("pool", GIB, Some(50));
+        pool.thin_pool_data_used_ratio = Some(0.5);
+        pool.thin_pool_metadata_used_ratio = Some(0.125);
+        let lvs = vec![
+            at("big", 5 * GIB, Some(1_000)),
+            pool,
+            at("old_small", MIB, Some(100)),
+            at("no_time", 2 * MIB, None),
+            at("new_small", 3 * MIB, Some(2_000)),
+        ];
+        let acc = account_vg(&vg_with(&lvs), &lvs, None, 2);
+        let rows: Vec<(&str, Option<i64>)> = acc
+            .untracked_lvs
+            .iter()
+            .map(|l| (l.name.as_str(), l.creation_unix))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("big", Some(1_000)),
+                ("pool", Some(50)),
+                (OTHER_LVS_LABEL, Some(100)),
+            ]
+        );
+        assert_eq!(
+            acc.thin_pools,
+            vec![ThinPoolUsage {
+                name: "pool".into(),
+                data_used_ratio: 0.5,
+                metadata_used_ratio: Some(0.125),
+            }]
+        );
+        // An overflow of LVs that have no creation time has none either.
+        let timeless = vec![at("a", GIB, None), at("b", MIB, None)];
+        let acc = account_vg(&vg_with(&timeless), &timeless, None, 1);
+        assert_eq!(acc.untracked_lvs[1].creation_unix, None);
+    }
+
+    #[test]
     fn an_lv_named_like_the_old_overflow_label_is_an_lv_of_its_own() {
         // LVM allows `_other`; the overflow label is a name LVM forbids.
         assert!(!OTHER_LVS_LABEL
@@ -1286,7 +1351,14 @@ mod tests {
         let lvs = [pool, thin];
         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&usage(&[], 0, 1.0)), 100);
         assert_eq!(acc.untracked_lvs.len(), 1);
-        assert_eq!(acc.thin_pools, vec![("vms-group-pool".to_string(), 0.25)]);
+        assert_eq!(
+            acc.thin_pools,
+            vec![ThinPoolUsage {
+                name: "vms-group-pool".to_string(),
+                data_used_ratio: 0.25,
+                metadata_used_ratio: None,
+            }]
+        );
         assert_eq!(
             acc.owners[&Owner::Cinder],
             OwnerTotals {
@@ -1362,6 +1434,8 @@ mod tests {
             pool_lv: String::new(),
             parent: String::new(),
             data_used_ratio: None,
+            metadata_used_ratio: None,
+            creation_unix: None,
             tags: vec![],
         }
     }

@@ -438,6 +438,8 @@ mod tests {
             pool_lv: String::new(),
             parent: String::new(),
             data_used_ratio: None,
+            metadata_used_ratio: None,
+            creation_unix: None,
             tags: vec![],
         };
         VgReport {

@@ -104,6 +104,14 @@ fn a_foreign_lv_pages_through_alertmanager_every_panel_has_data_and_removal_reso
     vg.create_lv(&format!("{DB}_disk.local"), "5G");
     vg.create_lv(&format!("{DB}_disk.swap"), "512M");
     vg.create_lv(&format!("{GONE}_disk"), "1G");
+    // Its instance was deleted long ago: LVM made the LV a week before (the orphan alert leaves
+    // out orphans younger than an hour).
+    let week_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 7 * 86_400;
+    vg.set_lv_creation_time(&format!("{GONE}_disk"), week_ago);
     vg.create_lv(VOLUME, "1G");
     let dir = tempfile::tempdir().unwrap();
     write_domains(

@@ -133,6 +133,23 @@ async fn real_fullreport_on_a_loop_device() {
         4096 * MIB
     );
     assert_eq!(report.lvs.len(), 8, "{:?}", report.lvs);
+    // The pool is written into the metadata and cannot be activated here (no device-mapper):
+    // LVM prints no data_percent nor metadata_percent for it. The lvcreate'd LVs have a
+    // creation time (lv_time as seconds), the pool's LVs written without one have none.
+    let pool = report
+        .lvs
+        .iter()
+        .find(|lv| lv.name == "pool")
+        .expect("pool");
+    assert_eq!(
+        (pool.data_used_ratio, pool.metadata_used_ratio),
+        (None, None)
+    );
+    for lv in &report.lvs {
+        let made_by_lvcreate =
+            [disk.as_str(), local.as_str(), "scratch_data"].contains(&lv.name.as_str());
+        assert_eq!(lv.creation_unix.is_some(), made_by_lvcreate, "{lv:?}");
+    }
     let hidden: Vec<&str> = report
         .lvs
         .iter()

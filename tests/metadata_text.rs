@@ -331,6 +331,88 @@ fn linear_and_multi_segment_lvs_with_tags() {
     assert_reader_equals_lvm(&vg, "linear and multi-segment");
 }
 
+/// `lv_time` (forced to seconds by the exporter's command line) against the metadata's
+/// `creation_time`: set by lvcreate, written by hand, 0, and absent.
+#[test]
+fn creation_times() {
+    if !lvm_available("creation_times") {
+        return;
+    }
+    let vg = LoopVg::new("mdt-time", 20);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    vg.create_lv("made_now", "8M");
+    let mut lvs = Lvs::new();
+    lvs.next_extent = 2;
+    lvs.linear(
+        "written",
+        VISIBLE,
+        "creation_time = 1234567890\ncreation_host = \"cmp-7\"",
+        1,
+    );
+    lvs.linear(
+        "zero",
+        VISIBLE,
+        "creation_time = 0\ncreation_host = \"cmp-7\"",
+        1,
+    );
+    lvs.linear("absent", VISIBLE, "", 1);
+    vg.restore_with_extra_lvs(&lvs.text);
+    vg.set_lv_creation_time("made_now", before - 86_400);
+    assert_reader_equals_lvm(&vg, "creation times");
+    let (_, from_lvm) = lvm_says(&vg.name);
+    let times: Vec<(&str, Option<i64>)> = from_lvm
+        .iter()
+        .map(|lv| (lv.name.as_str(), lv.creation_unix))
+        .collect();
+    assert_eq!(
+        times,
+        [
+            ("absent", None),
+            ("made_now", Some(before - 86_400)),
+            ("written", Some(1_234_567_890)),
+            ("zero", None),
+        ]
+    );
+    // Whatever lvm.conf's report/time_format says, the exporter's command line prints seconds.
+    let lvm_conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        lvm_conf.path().join("lvm.conf"),
+        "report {\n\ttime_format = \"%d.%m.%Y %H:%M\"\n}\n",
+    )
+    .unwrap();
+    let output = Command::new("lvm")
+        .args(LvmCommand::fullreport_args(std::slice::from_ref(&vg.name)))
+        .env("LVM_SYSTEM_DIR", lvm_conf.path())
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lvm");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let report = report::parse(&text, "lvm fullreport").expect("fullreport parses");
+    let written = report.lvs.iter().find(|lv| lv.name == "written").unwrap();
+    assert_eq!(written.creation_unix, Some(1_234_567_890), "{text}");
+    // The same lvm.conf does change what plain lvs prints (the override is what holds).
+    let plain = Command::new("lvs")
+        .args([
+            "--noheadings",
+            "-o",
+            "lv_time",
+            &format!("{}/written", vg.name),
+        ])
+        .env("LVM_SYSTEM_DIR", lvm_conf.path())
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .env("TZ", "UTC")
+        .output()
+        .expect("run lvs");
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout).trim(),
+        "13.02.2009 23:31"
+    );
+}
+
 #[test]
 fn empty_vg() {
     if !lvm_available("empty_vg") {

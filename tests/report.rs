@@ -407,3 +407,54 @@ fn check_usage_errors_are_unknown_and_report_usage_errors_are_2() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Seconds since the epoch now.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn each_untracked_lv_says_how_old_it_is() {
+    if !lvm_available("report ages") {
+        return;
+    }
+    let host = Host::new("rep-age", "", &[domain(UUID_A, 5, 0)]);
+    let before = now_unix();
+    host.vg.create_lv(&format!("{UUID_A}_disk"), "5G");
+    host.vg.create_lv(&format!("{UUID_GONE}_disk"), "4G");
+    host.vg.create_lv("scratch", "1G");
+    let after = now_unix();
+    // The orphan was created three days (and an hour) ago, as far as LVM knows.
+    let three_days_ago = before - 3 * 86_400 - 3_600;
+    host.vg
+        .set_lv_creation_time(&format!("{UUID_GONE}_disk"), three_days_ago);
+
+    let (json, code) = host.report_json();
+    assert_eq!(code, 0);
+    let collected = json["collected_at_unix"].as_f64().unwrap() as i64;
+    let lvs = nova_vg(&json)["top_untracked_lvs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(lvs[0]["name"], format!("{UUID_GONE}_disk"));
+    assert_eq!(lvs[0]["created_unix"], three_days_ago);
+    assert_eq!(lvs[0]["age_seconds"], collected - three_days_ago);
+    assert_eq!(lvs[1]["name"], "scratch");
+    let scratch = lvs[1]["created_unix"].as_i64().unwrap();
+    assert!((before..=after).contains(&scratch), "{scratch}");
+    assert_eq!(lvs[1]["age_seconds"], collected - scratch);
+
+    let (text, code) = host.report_text();
+    assert_eq!(code, 0);
+    assert!(
+        text.contains(&format!("orphan   {UUID_GONE}_disk (created 3 days ago)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("foreign  scratch (created less than a minute ago)"),
+        "{text}"
+    );
+}

@@ -5,11 +5,15 @@
 //!
 //! One collection is one process: `lvm fullreport -a` with an explicit field list per
 //! sub-report, `--reportformat json --units b --nosuffix`, the VG names after `--`, and
-//! `--config log{report_command_log=0}backup{backup=0}`: with `log/report_command_log = 1` in
-//! lvm.conf, LVM 2.03.16 appends a `log` section that ends in a trailing comma, which is not JSON;
-//! and with backups on, every report reads and parses `/etc/lvm/backup/<VG>` to check that LVM's
-//! backup is current (8% of the CPU of a scrape of a 200-LV VG in a perf profile), which is
-//! LVM's own housekeeping, not something a monitoring read should do. `vgs` and
+//! `--config log{report_command_log=0}backup{backup=0}report{time_format=%s}`: with
+//! `log/report_command_log = 1` in lvm.conf, LVM 2.03.16 appends a `log` section that ends in a
+//! trailing comma, which is not JSON; with backups on, every report reads and parses
+//! `/etc/lvm/backup/<VG>` to check that LVM's backup is current (8% of the CPU of a scrape of a
+//! 200-LV VG in a perf profile), which is LVM's own housekeeping, not something a monitoring read
+//! should do; and `lv_time` follows lvm.conf's `report/time_format` (a strftime format, by default
+//! `%Y-%m-%d %T %z`, in the local time zone), so it is forced to `%s`, seconds since the epoch,
+//! whatever the operator configured (an LV without a creation time stays empty); the value is
+//! unquoted, which LVM's config syntax allows, so that the sudoers rule needs no quotes. `vgs` and
 //! `lvs -a` would take two processes for the same rows; LVM's start-up and device scan dominate
 //! either, so one process halves the LVM time of a scrape (measured in `scripts/bench`). LVM
 //! runs without a shell, with `LC_ALL=C`, and is killed (its whole process group) after the
@@ -54,7 +58,7 @@ pub const VG_FIELDS: &str = "vg_name,vg_size,vg_free,vg_extent_size";
 /// The `lv` sub-report's fields. `lv_uuid` links an LV to its segments; rows are de-duplicated on
 /// (VG, LV name), which LVM keeps unique within a VG (see [`report`]).
 pub const LV_FIELDS: &str =
-    "lv_name,lv_size,lv_attr,pool_lv,lv_parent,data_percent,lv_tags,lv_uuid";
+    "lv_name,lv_size,lv_attr,pool_lv,lv_parent,data_percent,metadata_percent,lv_time,lv_tags,lv_uuid";
 /// The `seg` sub-report's fields: the segment type of each LV.
 pub const SEG_FIELDS: &str = "lv_uuid,segtype";
 /// The `pv` and `pvseg` sub-reports cannot be left out of a fullreport; one cheap field each.
@@ -63,8 +67,8 @@ const PV_FIELDS: &str = "pv_uuid";
 pub const PV_DISCOVERY_FIELDS: &str = "pv_name,pv_uuid";
 const PVSEG_FIELDS: &str = "pvseg_start";
 /// Turns off LVM's command log section, which LVM 2.03.16 prints as invalid JSON, and the
-/// check of LVM's metadata backup file.
-const REPORT_CONFIG: &str = "log{report_command_log=0}backup{backup=0}";
+/// check of LVM's metadata backup file; prints `lv_time` as seconds since the epoch.
+const REPORT_CONFIG: &str = "log{report_command_log=0}backup{backup=0}report{time_format=%s}";
 /// What LVM says when it falls back to synchronous I/O (see the module docs).
 const SYNC_IO_NOTICE: &str = "Failed to set up async io, using sync io";
 /// Most stdout read from one command; more is drained and the command fails.
@@ -458,7 +462,7 @@ mod tests {
                 "fullreport",
                 "-a",
                 "--config",
-                "log{report_command_log=0}backup{backup=0}",
+                "log{report_command_log=0}backup{backup=0}report{time_format=%s}",
                 "--reportformat",
                 "json",
                 "--units",
@@ -471,7 +475,7 @@ mod tests {
                 "--configreport",
                 "lv",
                 "-o",
-                "lv_name,lv_size,lv_attr,pool_lv,lv_parent,data_percent,lv_tags,lv_uuid",
+                "lv_name,lv_size,lv_attr,pool_lv,lv_parent,data_percent,metadata_percent,lv_time,lv_tags,lv_uuid",
                 "--configreport",
                 "seg",
                 "-o",
@@ -783,7 +787,9 @@ mod tests {
                     "Volume group \"nope\" not found; Cannot process volume group nope"
                 );
                 assert!(
-                    command.contains("--config 'log{report_command_log=0}backup{backup=0}'"),
+                    command.contains(
+                        "--config 'log{report_command_log=0}backup{backup=0}report{time_format=%s}'"
+                    ),
                     "{command}"
                 );
                 assert!(command.ends_with("-- nope"), "{command}");

@@ -63,6 +63,12 @@ pub struct Lv {
     pub parent: String,
     /// `data_percent` / 100 for thin pools and thin LVs; `None` when LVM leaves it empty.
     pub data_used_ratio: Option<f64>,
+    /// `metadata_percent` / 100 for active thin pools; `None` when LVM leaves it empty (an
+    /// inactive pool, any other LV, or a saved report without the field).
+    pub metadata_used_ratio: Option<f64>,
+    /// `lv_time` in seconds since the epoch (the metadata's `creation_time`); `None` when LVM
+    /// has none (metadata written without it, or a saved report without the field).
+    pub creation_unix: Option<i64>,
     /// `lv_tags`, split on commas.
     pub tags: Vec<String>,
 }

@@ -47,6 +47,10 @@ pub struct LvAllocation {
     pub allocated_bytes: u64,
     /// For thin pools, data_percent / 100.
     pub thin_pool_data_used_ratio: Option<f64>,
+    /// For thin pools, metadata_percent / 100.
+    pub thin_pool_metadata_used_ratio: Option<f64>,
+    /// The LV's creation time (`lv_time`), seconds since the epoch, when LVM has one.
+    pub creation_unix: Option<i64>,
     /// True for thin volumes (virtual size, extents counted in their pool).
     pub thin_volume: bool,
 }
@@ -215,6 +219,10 @@ pub fn attribute(vg: &Vg, lvs: &[&Lv], tracked: Option<&FxHashSet<&str>>) -> Vec
                 thin_pool_data_used_ratio: (lv.segtype == "thin-pool")
                     .then_some(lv.data_used_ratio)
                     .flatten(),
+                thin_pool_metadata_used_ratio: (lv.segtype == "thin-pool")
+                    .then_some(lv.metadata_used_ratio)
+                    .flatten(),
+                creation_unix: lv.creation_unix,
                 thin_volume: is_thin_volume(lv),
             })
         })
@@ -278,6 +286,8 @@ mod tests {
             pool_lv: String::new(),
             parent: String::new(),
             data_used_ratio: None,
+            metadata_used_ratio: None,
+            creation_unix: None,
             tags: vec![],
         }
     }

@@ -13,6 +13,8 @@
 //!   Rows are de-duplicated on (VG name, LV name), which LVM keeps unique within a VG.
 //! - `lvm fullreport` leaves `vg_name` out of its `lv` rows and `segtype` out of its `lv` section:
 //!   they are taken from the element's single `vg` row and from its `seg` rows (by `lv_uuid`).
+//! - `lv_time` follows lvm.conf's `report/time_format`: the exporter forces `%s`, and a saved
+//!   report in LVM's default `YYYY-MM-DD HH:MM:SS +ZZZZ` is read too (verified on LVM 2.03.16).
 //! - Some LVM versions print invalid JSON (bad escapes, raw control characters, a trailing comma
 //!   in the `log` section): the error names the field nearest to the fault, never panics.
 
@@ -25,6 +27,7 @@ use serde::Deserialize;
 use serde_json::error::Category;
 
 use super::{owner, Lv, LvmError, Vg, VgReport};
+use crate::openstack::time::parse_rfc3339;
 
 /// The message for text that holds no `vg` section at all.
 const NO_VG_SECTION: &str = "no vg section: not a vgs/lvs/fullreport JSON report";
@@ -244,6 +247,10 @@ struct LvRow<'a> {
     #[serde(borrow)]
     data_percent: Field<'a>,
     #[serde(borrow)]
+    metadata_percent: Field<'a>,
+    #[serde(borrow)]
+    lv_time: Field<'a>,
+    #[serde(borrow)]
     lv_tags: Field<'a>,
 }
 
@@ -300,6 +307,14 @@ impl LvRow<'_> {
             None | Some("") => None,
             Some(raw) => Some(percent_field(&what, "data_percent", raw)?),
         };
+        let metadata_used_ratio = match self.metadata_percent.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(percent_field(&what, "metadata_percent", raw)?),
+        };
+        let creation_unix = match self.lv_time.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(time_field(&what, raw)?),
+        };
         Ok(Lv {
             vg: vg.to_string(),
             name: name.to_string(),
@@ -319,6 +334,8 @@ impl LvRow<'_> {
                 .0
                 .to_string(),
             data_used_ratio,
+            metadata_used_ratio,
+            creation_unix,
             tags: self
                 .lv_tags
                 .as_deref()
@@ -371,6 +388,29 @@ fn percent_field(what: What<'_>, field: &str, raw: &str) -> Result<f64, String> 
             what()
         )),
     }
+}
+
+/// `lv_time` as seconds since the epoch. [`super::exec`] has LVM print it with `%s` (digits);
+/// a saved report may hold LVM's default format, `YYYY-MM-DD HH:MM:SS +ZZZZ`, which is read too.
+/// Anything else (another `report/time_format`) is refused rather than guessed at.
+fn time_field(what: What<'_>, raw: &str) -> Result<i64, String> {
+    let seconds = if raw.bytes().all(|b| b.is_ascii_digit()) {
+        raw.parse::<i64>().ok()
+    } else {
+        // `2026-01-01 01:02:03 +0100`: RFC 3339 once the space before the offset goes.
+        match (raw.len(), raw.as_bytes().get(19)) {
+            (25, Some(b' ')) if raw.is_char_boundary(19) => {
+                parse_rfc3339(&format!("{}{}", &raw[..19], &raw[20..])).map(|unix| unix as i64)
+            }
+            _ => None,
+        }
+    };
+    seconds.ok_or_else(|| {
+        format!(
+            "{}: lv_time: expected seconds since the epoch or \"YYYY-MM-DD HH:MM:SS +ZZZZ\", got {raw:?}",
+            what()
+        )
+    })
 }
 
 /// `[pool_tdata]` -> (`pool_tdata`, true); anything else unchanged.
@@ -709,6 +749,19 @@ mod tests {
         let mut plain_lvs = plain.lvs.clone();
         full_lvs.sort_by(|a, b| a.name.cmp(&b.name));
         plain_lvs.sort_by(|a, b| a.name.cmp(&b.name));
+        // The captured fullreport has every field, lv_time in LVM's default format included:
+        // the LVs made with lvcreate have one, those written into the metadata (the pool, its
+        // sub-LVs, the thin volumes) none. vgs-lvs.json has no lv_time.
+        let created: Vec<(&str, Option<i64>)> = full_lvs
+            .iter()
+            .filter(|lv| lv.creation_unix.is_some())
+            .map(|lv| (lv.name.as_str(), lv.creation_unix))
+            .collect();
+        assert_eq!(created.len(), 5, "{created:?}");
+        assert!(created.iter().all(|(_, at)| *at == Some(1_795_569_713)));
+        for lv in &mut full_lvs {
+            lv.creation_unix = None;
+        }
         assert_eq!(
             full_lvs, plain_lvs,
             "vg_name and segtype come from the vg and seg sections"
@@ -853,6 +906,61 @@ mod tests {
             Some(0.0)
         );
         assert_eq!(ratio("grow_me"), None);
+        // metadata_percent: the pool's only; the fixture has no lv_time (a saved report without
+        // the field), so no LV has a creation time.
+        let pool = lv(&report, "fixture-vms-pool");
+        assert_eq!(pool.metadata_used_ratio, Some(0.125));
+        assert!(report.lvs.iter().all(|lv| lv.creation_unix.is_none()
+            && (lv.name == pool.name || lv.metadata_used_ratio.is_none())));
+    }
+
+    #[test]
+    fn lv_time_as_seconds_or_in_lvms_default_format() {
+        let with_time = |time: &str| {
+            format!(
+                r#"{{"report":[{{"vg":[]}},{{"lv":[{{"vg_name":"v","lv_name":"l","lv_size":"1","lv_time":"{time}"}}]}}]}}"#
+            )
+        };
+        let created =
+            |time: &str| parse(&with_time(time), "t").expect("parses").lvs[0].creation_unix;
+        // What the exporter asks for (`report/time_format = "%s"`), and LVM's default format in
+        // any time zone: the same instant.
+        assert_eq!(created("1767229323"), Some(1_767_229_323));
+        assert_eq!(created("2026-01-01 01:02:03 +0000"), Some(1_767_229_323));
+        assert_eq!(created("2026-01-01 02:02:03 +0100"), Some(1_767_229_323));
+        assert_eq!(created("2025-12-31 20:02:03 -0500"), Some(1_767_229_323));
+        // LVM prints nothing for an LV without a creation time.
+        assert_eq!(created(""), None);
+        for bad in [
+            "Thu Jan  1 01:02:03 2026",
+            "2026-01-01T01:02:03Z",
+            "2026-01-01 01:02:03",
+            "2026-13-01 01:02:03 +0000",
+            "-5",
+            "1.5",
+            "99999999999999999999",
+            "2026-01-01 01:02:03 +00é0",
+        ] {
+            assert_eq!(
+                parse_err(&with_time(bad)),
+                format!(
+                    r#"lv "l" in vg "v": lv_time: expected seconds since the epoch or "YYYY-MM-DD HH:MM:SS +ZZZZ", got {bad:?}"#
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_percent_is_a_percentage() {
+        let text = r#"{"report":[{"vg":[]},{"lv":[{"vg_name":"v","lv_name":"p","lv_size":"1","metadata_percent":"80.05"}]}]}"#;
+        let report = parse(text, "t").expect("parses");
+        assert_eq!(report.lvs[0].metadata_used_ratio, Some(0.8005));
+        let text = text.replace("80.05", "80,05");
+        assert_eq!(
+            parse_err(&text),
+            r#"lv "p" in vg "v": metadata_percent: expected a percentage like "25.00", got "80,05""#
+        );
     }
 
     #[test]
@@ -906,6 +1014,8 @@ mod tests {
                 pool_lv: String::new(),
                 parent: String::new(),
                 data_used_ratio: None,
+                metadata_used_ratio: None,
+                creation_unix: Some(1_767_229_323),
                 tags: vec![],
             }]
         );

@@ -42,8 +42,12 @@ families! {
         "Bytes of the volume group allocated to LVs of each owner class (hidden sub-LVs included, thin volumes counted in their pool).";
     LV_SIZE = "nova_lvm_lv_size_bytes", ["vg", "lv", "owner"],
         "Bytes allocated to one LV that is not a tracked instance disk; beyond the per-VG series limit the rest is summed per owner in lv=\"(other)\", a name no LV can have.";
+    LV_CREATION = "nova_lvm_lv_creation_timestamp_seconds", ["vg", "lv", "owner"],
+        "When LVM created the LV (lv_time, unix seconds), for exactly the series of nova_lvm_lv_size_bytes; lv=\"(other)\" holds the oldest creation time among the summed LVs. Absent for an LV without a creation time in its metadata.";
     THIN_POOL_DATA_USED = "nova_lvm_thin_pool_data_used_ratio", ["vg", "lv"],
         "Fraction of a thin pool's data space in use (data_percent / 100).";
+    THIN_POOL_METADATA_USED = "nova_lvm_thin_pool_metadata_used_ratio", ["vg", "lv"],
+        "Fraction of a thin pool's metadata space in use (metadata_percent / 100); only for active pools, as LVM reports none for inactive ones.";
     TRACKED_USED = "nova_lvm_tracked_used_bytes", ["vg", "source"],
         "Disk the instances on this host account for in nova's books, without the reserved part.";
     TRACKED_ALLOCATED = "nova_lvm_tracked_allocated_bytes", ["vg", "source"],
@@ -179,7 +183,9 @@ fn render_raw(registry: &Registry, vgs: &[VgAccounting]) {
     let lvs = gauge(registry, &LVS);
     let lv_bytes = gauge(registry, &LV_BYTES);
     let lv_size = gauge(registry, &LV_SIZE);
+    let lv_creation = gauge(registry, &LV_CREATION);
     let thin = gauge(registry, &THIN_POOL_DATA_USED);
+    let thin_metadata = gauge(registry, &THIN_POOL_METADATA_USED);
     for vg in vgs {
         let name = vg.vg.as_str();
         size.with_label_values(&[name]).set(vg.size_bytes as f64);
@@ -195,12 +201,18 @@ fn render_raw(registry: &Registry, vgs: &[VgAccounting]) {
             }
         }
         for lv in &vg.untracked_lvs {
-            lv_size
-                .with_label_values(&[name, lv.name.as_str(), lv.owner.as_str()])
-                .set(lv.bytes as f64);
+            let labels = [name, lv.name.as_str(), lv.owner.as_str()];
+            lv_size.with_label_values(&labels).set(lv.bytes as f64);
+            if let Some(created) = lv.creation_unix {
+                lv_creation.with_label_values(&labels).set(created as f64);
+            }
         }
-        for (pool, ratio) in &vg.thin_pools {
-            thin.with_label_values(&[name, pool.as_str()]).set(*ratio);
+        for pool in &vg.thin_pools {
+            let labels = [name, pool.name.as_str()];
+            thin.with_label_values(&labels).set(pool.data_used_ratio);
+            if let Some(ratio) = pool.metadata_used_ratio {
+                thin_metadata.with_label_values(&labels).set(ratio);
+            }
         }
     }
 }
@@ -353,6 +365,8 @@ mod tests {
                 instance_uuid: Some(UUID.into()),
                 allocated_bytes: 10 * GIB,
                 thin_pool_data_used_ratio: None,
+                thin_pool_metadata_used_ratio: None,
+                creation_unix: None,
                 thin_volume: false,
             },
             LvAllocation {
@@ -361,6 +375,8 @@ mod tests {
                 instance_uuid: None,
                 allocated_bytes: 2 * GIB,
                 thin_pool_data_used_ratio: None,
+                thin_pool_metadata_used_ratio: None,
+                creation_unix: Some(1_690_000_000),
                 thin_volume: false,
             },
         ];
@@ -438,6 +454,12 @@ mod tests {
             value(&text, "nova_lvm_lv_size_bytes{lv=\"someone_elses_lv\",owner=\"foreign\",vg=\"vms-group\"}"),
             Some((2 * GIB) as f64)
         );
+        assert_eq!(
+            value(&text, "nova_lvm_lv_creation_timestamp_seconds{lv=\"someone_elses_lv\",owner=\"foreign\",vg=\"vms-group\"}"),
+            Some(1_690_000_000.0)
+        );
+        // The tracked instance disk has neither series.
+        assert!(!text.contains(&format!("lv=\"{UUID}_disk\"")));
         assert_eq!(
             value(
                 &text,

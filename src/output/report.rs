@@ -283,6 +283,11 @@ pub struct LvReport {
     pub lvs: u64,
     /// True for the sum beyond the series limit.
     pub overflow: bool,
+    /// When LVM created it (`lv_time`), unix seconds; for the sum beyond the limit, the oldest
+    /// of the summed LVs. `None` when LVM has no creation time for it.
+    pub created_unix: Option<i64>,
+    /// Its age when the collection finished: `collected_at_unix - created_unix`, whole seconds.
+    pub age_seconds: Option<i64>,
 }
 
 /// One thin pool.
@@ -292,6 +297,8 @@ pub struct ThinPoolReport {
     pub name: String,
     /// data_percent / 100.
     pub data_used_ratio: f64,
+    /// metadata_percent / 100 (`None` in a saved report without the field).
+    pub metadata_used_ratio: Option<f64>,
 }
 
 /// The derived figures of nova's VG.
@@ -461,15 +468,20 @@ impl Report {
                             bytes: lv.bytes,
                             lvs: lv.lvs,
                             overflow: lv.overflow,
+                            created_unix: lv.creation_unix,
+                            age_seconds: lv.creation_unix.map(|created| {
+                                (snapshot.finished_unix as i64).saturating_sub(created)
+                            }),
                         })
                         .collect(),
                     untracked_lv_count,
                     thin_pools: vg
                         .thin_pools
                         .iter()
-                        .map(|(name, ratio)| ThinPoolReport {
-                            name: name.clone(),
-                            data_used_ratio: *ratio,
+                        .map(|pool| ThinPoolReport {
+                            name: pool.name.clone(),
+                            data_used_ratio: pool.data_used_ratio,
+                            metadata_used_ratio: pool.metadata_used_ratio,
                         })
                         .collect(),
                     accounting_absent_reason: accounting.is_none().then(|| absent_reason(&vg.vg)),
@@ -702,6 +714,99 @@ pub(crate) mod tests {
         let report = report_with(&many, 100, None);
         let text = render_text(&report);
         assert!(text.contains("(10 shown of 30)"), "{text}");
+    }
+
+    #[test]
+    fn each_listed_lv_says_how_old_it_is_and_pools_their_metadata_usage() {
+        const DAY: i64 = 86_400;
+        let now: i64 = 1_800_000_000;
+        let text = format!(
+            r#"{{"report":[{{"vg":[{{"vg_name":"vg1","vg_size":"{size}","vg_free":"0"}}],"lv":[
+              {{"vg_name":"vg1","lv_name":"old","lv_size":"{four}","segtype":"linear","lv_time":"{old}"}},
+              {{"vg_name":"vg1","lv_name":"young","lv_size":"{three}","segtype":"linear","lv_time":"{young}"}},
+              {{"vg_name":"vg1","lv_name":"p","lv_size":"{two}","segtype":"thin-pool","lv_attr":"twi-aotz--","data_percent":"50.00","metadata_percent":"81.25","lv_time":""}},
+              {{"vg_name":"vg1","lv_name":"notime","lv_size":"{gib}","segtype":"linear","lv_time":""}},
+              {{"vg_name":"vg1","lv_name":"a","lv_size":"{one}","segtype":"linear","lv_time":"{a}"}},
+              {{"vg_name":"vg1","lv_name":"b","lv_size":"{one}","segtype":"linear","lv_time":"{b}"}}]}}]}}"#,
+            size = 11 * GIB,
+            four = 4 * GIB,
+            three = 3 * GIB,
+            two = 2 * GIB,
+            gib = GIB,
+            one = GIB / 2,
+            old = now - 3 * DAY - 5,
+            young = now - 20 * 60,
+            a = now - 2 * 3_600,
+            b = now - 10 * DAY,
+        );
+        let lvm = crate::lvm::report::parse(&text, "t").unwrap();
+        let host =
+            crate::accounting::account_host(&lvm, &["vg1".to_string()], Some("vg1"), None, 3)
+                .unwrap();
+        let snapshot = Snapshot {
+            collectors: vec![],
+            host: Some(host),
+            sources: vec![],
+            nova_vg: "vg1".into(),
+            primary: None,
+            audit: None,
+            finished_unix: now as f64,
+            raw_methods: Vec::new(),
+        };
+        let report = Report::new(&snapshot, &ReportContext::default(), 10);
+        let ages: Vec<(&str, Option<i64>, Option<i64>)> = report.vgs[0]
+            .top_untracked_lvs
+            .iter()
+            .map(|lv| (lv.name.as_str(), lv.created_unix, lv.age_seconds))
+            .collect();
+        assert_eq!(
+            ages,
+            vec![
+                ("old", Some(now - 3 * DAY - 5), Some(3 * DAY + 5)),
+                ("young", Some(now - 20 * 60), Some(20 * 60)),
+                ("notime", None, None),
+                // The sum beyond the limit (a, b and the pool, which holds no extents itself)
+                // carries its oldest LV's time.
+                ("(other)", Some(now - 10 * DAY), Some(10 * DAY)),
+            ]
+        );
+        let text = render_text(&report);
+        for line in [
+            "foreign  old (created 3 days ago)",
+            "foreign  young (created 20 minutes ago)",
+            "foreign  notime\n",
+            "foreign  (other) (3 LVs beyond the series limit, the oldest created 10 days ago)",
+            "Thin pool p: data 50.0 % used, metadata 81.2 % used",
+        ] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        let vg = &json["vgs"][0];
+        assert_eq!(vg["top_untracked_lvs"][0]["age_seconds"], 3 * DAY + 5);
+        assert_eq!(
+            vg["top_untracked_lvs"][2]["created_unix"],
+            serde_json::Value::Null
+        );
+        assert_eq!(vg["thin_pools"][0]["metadata_used_ratio"], 0.8125);
+    }
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        use crate::output::report_text::age_text;
+        let cases = [
+            (-5, "in the future (clocks disagree)"),
+            (0, "less than a minute ago"),
+            (59, "less than a minute ago"),
+            (60, "1 minute ago"),
+            (7_199, "119 minutes ago"),
+            (7_200, "2 hours ago"),
+            (172_799, "47 hours ago"),
+            (172_800, "2 days ago"),
+            (86_400 * 400, "400 days ago"),
+        ];
+        for (seconds, text) in cases {
+            assert_eq!(age_text(seconds), text, "{seconds}");
+        }
     }
 
     /// An LV name with a terminal escape, a bell, CR/LF and a fake plugin line.

@@ -273,6 +273,23 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
 }
 
 fn render_lvs_text(out: &mut String, vg: &VgAccount) {
+    render_untracked_lvs_text(out, vg);
+    for pool in &vg.thin_pools {
+        let _ = writeln!(
+            out,
+            "\n  Thin pool {}: data {:.1} % used, metadata {}",
+            escape_control(&pool.name),
+            pool.data_used_ratio * 100.0,
+            pool.metadata_used_ratio
+                .map_or("unknown".to_string(), |ratio| format!(
+                    "{:.1} % used",
+                    ratio * 100.0
+                ))
+        );
+    }
+}
+
+fn render_untracked_lvs_text(out: &mut String, vg: &VgAccount) {
     if vg.top_untracked_lvs.is_empty() {
         let _ = writeln!(out, "\n  No untracked LVs.");
         return;
@@ -284,16 +301,37 @@ fn render_lvs_text(out: &mut String, vg: &VgAccount) {
         vg.untracked_lv_count
     );
     for lv in &vg.top_untracked_lvs {
+        let age = match (lv.age_seconds, lv.overflow) {
+            (None, _) => String::new(),
+            (Some(age), false) => format!(", created {}", age_text(age)),
+            (Some(age), true) => format!(", the oldest created {}", age_text(age)),
+        };
         let _ = writeln!(
             out,
             "    {:>14}  {:<8} {}",
             gib(lv.bytes as i64),
             lv.owner,
             if lv.overflow {
-                format!("{} ({} LVs beyond the series limit)", lv.name, lv.lvs)
-            } else {
+                format!("{} ({} LVs beyond the series limit{age})", lv.name, lv.lvs)
+            } else if age.is_empty() {
                 escape_control(&lv.name).into_owned()
+            } else {
+                format!("{} ({})", escape_control(&lv.name), &age[2..])
             }
         );
     }
+}
+
+/// An LV's age as a person says it: "5 minutes ago", "3 hours ago", "3 days ago" (whole units,
+/// rounded down). An LV's age bounds how long it has been an orphan: LVM records when it was
+/// created, not when its instance went away.
+pub fn age_text(seconds: i64) -> String {
+    let (count, unit) = match seconds {
+        i64::MIN..=-1 => return "in the future (clocks disagree)".to_string(),
+        0..=59 => return "less than a minute ago".to_string(),
+        60..=7_199 => (seconds / 60, "minute"),
+        7_200..=172_799 => (seconds / 3_600, "hour"),
+        _ => (seconds / 86_400, "day"),
+    };
+    format!("{count} {unit}{} ago", if count == 1 { "" } else { "s" })
 }

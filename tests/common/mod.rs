@@ -171,6 +171,39 @@ impl LoopVg {
         );
     }
 
+    /// Sets LV `lv`'s `creation_time` in the VG metadata to `unix` (vgcfgbackup, edit,
+    /// vgcfgrestore): an LV made now that looks days old to LVM.
+    pub fn set_lv_creation_time(&self, lv: &str, unix: i64) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backup = dir.path().join("vg.txt");
+        let backup = backup.to_str().unwrap();
+        run("vgcfgbackup", &["-q", "-f", backup, &self.name]);
+        let text = std::fs::read_to_string(backup).expect("read backup");
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let section = lines
+            .iter()
+            .position(|l| l.trim() == format!("{lv} {{"))
+            .unwrap_or_else(|| panic!("lv {lv} in the metadata"));
+        let time = section
+            + lines[section..]
+                .iter()
+                .position(|l| l.trim_start().starts_with("creation_time = "))
+                .expect("creation_time");
+        lines[time] = format!("\t\t\tcreation_time = {unix}");
+        let seqno = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("seqno = "))
+            .expect("seqno");
+        let next: u64 = lines[seqno]
+            .trim()
+            .trim_start_matches("seqno = ")
+            .parse()
+            .unwrap();
+        lines[seqno] = format!("\tseqno = {}", next + 1);
+        std::fs::write(backup, lines.join("\n") + "\n").expect("write backup");
+        run("vgcfgrestore", &["-q", "--force", "-f", backup, &self.name]);
+    }
+
     /// Writes LVs straight into the VG metadata (vgcfgbackup, edit, vgcfgrestore): the only way
     /// to get thin pools here, since they cannot be created without device-mapper. `lvs_text`
     /// is inserted into the `logical_volumes` section; `{pv}` in it stands for the PV's name in

@@ -440,8 +440,8 @@ impl MetadataSource {
 
 /// The differences between the reader's view of a VG and LVM's report of it, field by field,
 /// with names and figures only. `lv_attr`'s kernel-state characters (5: state, 6: open) are not
-/// compared (the reader never asks the kernel); neither is an LV's data percent when LVM has
-/// none.
+/// compared (the reader never asks the kernel); neither is an LV's data or metadata percent when
+/// LVM has none.
 pub fn differences(reader: &VgMetadata, lvm: &VgReport) -> Vec<String> {
     let name = reader.vg.name.as_str();
     let mut out = Vec::new();
@@ -494,12 +494,22 @@ pub fn differences(reader: &VgMetadata, lvm: &VgReport) -> Vec<String> {
                 field("lv_parent", a.parent.clone(), b.parent.clone());
                 field("hidden", a.hidden.to_string(), b.hidden.to_string());
                 field("lv_tags", a.tags.join(","), b.tags.join(","));
-                if b.data_used_ratio.is_some() {
-                    field(
-                        "data_percent",
-                        format!("{:?}", a.data_used_ratio),
-                        format!("{:?}", b.data_used_ratio),
-                    );
+                field(
+                    "lv_time",
+                    format!("{:?}", a.creation_unix),
+                    format!("{:?}", b.creation_unix),
+                );
+                for (what, ours, theirs) in [
+                    ("data_percent", a.data_used_ratio, b.data_used_ratio),
+                    (
+                        "metadata_percent",
+                        a.metadata_used_ratio,
+                        b.metadata_used_ratio,
+                    ),
+                ] {
+                    if theirs.is_some() {
+                        field(what, format!("{ours:?}"), format!("{theirs:?}"));
+                    }
                 }
             }
             (Some(_), None) => out.push(format!("lv {lv}: only in the metadata")),
@@ -777,6 +787,8 @@ mod tests {
             pool_lv: String::new(),
             parent: String::new(),
             data_used_ratio: None,
+            metadata_used_ratio: None,
+            creation_unix: None,
             tags: Vec::new(),
         }
     }
@@ -847,6 +859,37 @@ mod tests {
         assert_eq!(
             differences(&reader, &lvm),
             vec!["lvm fullreport does not report vg vg".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_verifier_compares_creation_times_and_pool_percentages_lvm_has() {
+        let mut reader = view();
+        reader.lvs[0].creation_unix = Some(1_796_102_750);
+        let mut lvm = VgReport {
+            vgs: vec![reader.vg.clone()],
+            lvs: reader.lvs.clone(),
+        };
+        // An active pool's percentages are kernel state the reader does not have.
+        lvm.lvs[1].data_used_ratio = Some(0.5);
+        lvm.lvs[1].metadata_used_ratio = Some(0.25);
+        assert_eq!(
+            differences(&reader, &lvm),
+            [
+                "lv pool data_percent: metadata None, lvm Some(0.5)",
+                "lv pool metadata_percent: metadata None, lvm Some(0.25)",
+            ]
+        );
+        lvm.lvs[1].data_used_ratio = None;
+        lvm.lvs[1].metadata_used_ratio = None;
+        lvm.lvs[0].creation_unix = Some(1_796_102_751);
+        lvm.lvs[1].creation_unix = Some(5);
+        assert_eq!(
+            differences(&reader, &lvm),
+            [
+                "lv a lv_time: metadata Some(1796102750), lvm Some(1796102751)",
+                "lv pool lv_time: metadata None, lvm Some(5)",
+            ]
         );
     }
 

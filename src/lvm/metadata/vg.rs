@@ -622,8 +622,31 @@ impl<'t> Reader<'t> {
             pool_lv: pool_lv.to_string(),
             parent: lv.parent.to_string(),
             data_used_ratio: None,
+            metadata_used_ratio: None,
+            creation_unix: self.creation_time(lv.section, &whose)?,
             tags,
         })
+    }
+
+    /// `creation_time`, as `lv_time` reports it: none when absent or 0 (LVM prints nothing). A
+    /// negative one (old 32-bit LVM wrote some) is what LVM "repairs" on reading: left to LVM.
+    fn creation_time(
+        &self,
+        section: &ConfigSection,
+        whose: &dyn Fn() -> String,
+    ) -> Result<Option<i64>, VgError> {
+        match section.value("creation_time") {
+            None | Some(Value::Int(0)) => Ok(None),
+            Some(Value::Int(seconds)) if *seconds > 0 => Ok(Some(*seconds)),
+            Some(other) => Err(self.unsupported(format!(
+                "{}: creation_time {}",
+                whose(),
+                match other {
+                    Value::Int(seconds) => seconds.to_string(),
+                    other => other.kind().to_string(),
+                }
+            ))),
+        }
     }
 
     /// `lv_attr` for an inactive LV (see the module docs).
@@ -895,6 +918,24 @@ mod tests {
         // No logical_volumes section at all (LVM leaves it out of an empty VG).
         let text = vg_text("", "").replace("logical_volumes {\n\n}\n", "");
         assert_eq!(from_tree(&text::parse(&text).unwrap()).unwrap(), vg);
+    }
+
+    #[test]
+    fn creation_time_is_lv_time() {
+        let with = |extra: &str| lv_text("a", V, extra, &[(1, &linear("pv0", 0))]);
+        let created = |extra: &str| lv(&read("", &with(extra)).unwrap(), "a").creation_unix;
+        assert_eq!(
+            created("creation_time = 1796102750\ncreation_host = \"cmp-7\""),
+            Some(1_796_102_750)
+        );
+        // Absent or 0: LVM prints an empty lv_time.
+        assert_eq!(created(""), None);
+        assert_eq!(created("creation_time = 0\ncreation_host = \"h\""), None);
+        // A negative one is what LVM repairs when it reads it: left to LVM.
+        for extra in ["creation_time = -5", "creation_time = \"yesterday\""] {
+            let what = unsupported("", &with(extra));
+            assert!(what.starts_with("lv \"a\": creation_time "), "{what}");
+        }
     }
 
     #[test]
