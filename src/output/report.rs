@@ -752,6 +752,7 @@ pub(crate) mod tests {
             audit: None,
             finished_unix: now as f64,
             raw_methods: Vec::new(),
+            flavor_fit: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let ages: Vec<(&str, Option<i64>, Option<i64>)> = report.vgs[0]
