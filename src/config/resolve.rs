@@ -38,6 +38,8 @@ pub enum LvmSettings {
         method: LvmMethod,
         /// How often the metadata reader is checked against lvm fullreport (zero: never).
         verify_interval: Duration,
+        /// Devices whose labels find the PVs instead of lvm fullreport (empty: ask LVM).
+        devices: Vec<PathBuf>,
     },
     /// Read a saved report.
     Replay {
@@ -223,6 +225,18 @@ impl Cli {
             ));
         }
 
+        if !self.lvm_devices.is_empty() {
+            if self.lvm_method == LvmMethod::Exec {
+                return Err(ConfigError(
+                    "--collector.lvm.devices reads the PVs directly: it needs --collector.lvm.method=auto or metadata, not exec".to_string(),
+                ));
+            }
+            if !self.lvm_command_prefix.trim().is_empty() {
+                return Err(ConfigError(
+                    "--collector.lvm.devices reads the PVs directly: it cannot be combined with --collector.lvm.command-prefix (which runs lvm fullreport)".to_string(),
+                ));
+            }
+        }
         let lvm = match self.lvm_replay_file {
             Some(path) => LvmSettings::Replay { path },
             None => LvmSettings::Exec {
@@ -236,6 +250,7 @@ impl Cli {
                 timeout: self.lvm_timeout,
                 method: self.lvm_method,
                 verify_interval: self.lvm_verify_interval,
+                devices: self.lvm_devices,
             },
         };
 
