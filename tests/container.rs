@@ -73,8 +73,14 @@ fn container_tools_available(test: &str) -> bool {
         )
 }
 
-/// Builds the image (cached by scripts/container-image) and returns how long it took.
+/// Builds the image once per test process (the tests run in parallel; scripts/container-image
+/// caches across runs) and returns how long the build took.
 fn build_image() -> Duration {
+    static BUILT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *BUILT.get_or_init(build_image_now)
+}
+
+fn build_image_now() -> Duration {
     let started = Instant::now();
     let status = Command::new("scripts/container-image")
         .current_dir(env!("CARGO_MANIFEST_DIR"))

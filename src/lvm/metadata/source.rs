@@ -22,6 +22,16 @@
 //!   LVM does. Each VG's method and reason are exported ([`RawSource::methods`]); a change of
 //!   reason is logged once.
 //!
+//! - **Where LVM cannot run.** With `--collector.lvm.devices` ([`MetadataSource::with_devices`]),
+//!   or once `lvm` cannot be started at all, the PVs are found by the label scan of
+//!   [`super::scan`] (the listed devices, or the block devices `/sys/class/block` lists) instead
+//!   of a fullreport, again after any failure. There is nothing to fall back to: a VG the reader
+//!   cannot read fails the collection, exported as `method="none"` with its reason (also
+//!   `missing_pv`, `duplicate_pv`), and no background check runs.
+//! - **Exec.** `--collector.lvm.method=exec`, and a command prefix, run every VG through the plain
+//!   `lvm fullreport` (the one a sudoers rule allows) and export that with its reason
+//!   (`method_exec`, `command_prefix`).
+//!
 //! The reads run on a [`BlockingLane`] of their own, for at most half of `--collector.lvm.timeout`:
 //! reads that hang (or a lane still stuck with an earlier read) send the VGs to exec, which has
 //! the rest of the collector's time.
