@@ -405,6 +405,13 @@ fn the_default_method_runs_no_lvm_in_the_steady_state_nor_waits_for_its_lock() {
         first.text
     );
     assert_eq!(host.runs(), 1, "one lvm fullreport finds the PVs");
+    let log = exporter.log();
+    assert!(
+        log.contains("LVM metadata read from the PVs")
+            && log.contains(&host.vg.name)
+            && log.contains("method=metadata"),
+        "the log says how the VG is read: {log}"
+    );
     for _ in 0..50 {
         host.assert_correct(&exporter.scrape());
     }
