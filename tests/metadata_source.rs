@@ -252,6 +252,11 @@ fn each_fallback_is_exported_with_its_reason() {
         reason(MetadataSource::new(command(Path::new(LVM), &["env"]))),
         ("exec".into(), "command_prefix".into())
     );
+    // --collector.lvm.method=exec.
+    assert_eq!(
+        reason(MetadataSource::exec_only(command(Path::new(LVM), &[]))),
+        ("exec".into(), "method_exec".into())
+    );
 
     // The device LVM names cannot be opened.
     let gone = Wrapper::new(r#"s|"pv_name":"[^"]*"|"pv_name":"/nonexistent/pv"|g"#);

@@ -1188,6 +1188,35 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_that_misses_the_vg_names_the_devices_it_could_not_read() {
+        let unreadable: Vec<String> = (0..7)
+            .map(|i| format!("/dev/sd{i}: cannot open read-only: permission denied"))
+            .collect();
+        let fallback = group_scanned("vg", &[], &unreadable).unwrap_err();
+        assert_eq!(fallback.reason, Reason::NotFound);
+        assert!(
+            fallback.message.contains("7 device(s) could not be read")
+                && fallback.message.contains("/dev/sd4:")
+                && !fallback.message.contains("/dev/sd5:"),
+            "{}",
+            fallback.message
+        );
+        let missing = ScannedPv {
+            device: "/dev/sda".into(),
+            pv_uuid: "a".into(),
+            vg: Some(super::super::scan::VgIdentity {
+                name: "vg".into(),
+                id: "v".into(),
+                seqno: 1,
+                pv_uuids: vec!["a".into(), "b".into()],
+            }),
+        };
+        let fallback = group_scanned("vg", &[missing], &[]).unwrap_err();
+        assert_eq!(fallback.reason.token(), "missing_pv");
+        assert!(fallback.message.ends_with("that no scanned device carries"));
+    }
+
+    #[test]
     fn a_vg_without_pvs_or_with_a_missing_device_falls_back() {
         let cache = VgCache::default();
         assert_eq!(
