@@ -734,4 +734,16 @@ fn the_pvs_are_found_by_their_labels_where_lvm_cannot_run() {
         incomplete["raw_methods"][0],
         serde_json::json!({"vg": vg.name, "method": "none", "reason": "missing_pv"})
     );
+
+    // A listed device joins the VG: the next collection sees the metadata list a PV it did not
+    // know, scans again and reads the grown VG at once.
+    run("pvcreate", &["-q", &vg.blank]);
+    run("vgextend", &["-q", &vg.name, &vg.blank]);
+    let grown = rt.block_on(all.collect());
+    assert!(grown.collectors[0].success, "{:?}", grown.collectors);
+    assert_eq!(
+        comparable(&render(&grown)),
+        comparable(&render(&rt.block_on(exec.collect())))
+    );
+    assert_ne!(comparable(&render(&grown)), expected, "the VG grew");
 }

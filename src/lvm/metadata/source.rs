@@ -48,7 +48,7 @@ use super::device::{
     block_devices, read_label, read_mda_header, read_mda_text, scan_device, PvDevice,
 };
 use super::mda::RawLocn;
-use super::scan::{group, ScanError, ScannedPv};
+use super::scan::{group, vg_identity, ScanError, ScannedPv};
 use super::vg::{from_tree, VgError, VgMetadata};
 use super::{text, MetadataError};
 use crate::input::BlockingLane;
@@ -285,6 +285,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
                 )
             })?;
             let metadata = from_tree(&tree).map_err(|e| fallback_for_vg(&e))?;
+            check_pv_set(vg, pvs, &tree)?;
             (Arc::new(metadata), true)
         }
     };
@@ -306,6 +307,27 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
         disagreement,
         parsed,
     })
+}
+
+/// Fails (`pv_changed`: the PVs are learned again) unless the PVs the metadata `tree` lists are
+/// the ones `pvs` names: a PV joined or left the VG since they were learned.
+fn check_pv_set(vg: &str, pvs: &[PvRow], tree: &text::ConfigTree) -> Result<(), Fallback> {
+    let Some(identity) = vg_identity(tree) else {
+        return Ok(());
+    };
+    let listed: HashSet<&str> = identity.pv_uuids.iter().map(String::as_str).collect();
+    let known: HashSet<&str> = pvs.iter().map(|pv| pv.uuid.as_str()).collect();
+    if listed == known {
+        return Ok(());
+    }
+    Err(Fallback::new(
+        Reason::PvChanged,
+        format!(
+            "vg {vg:?}: its metadata lists {} PV(s), {} were found before: a PV joined or left the VG",
+            listed.len(),
+            known.len()
+        ),
+    ))
 }
 
 /// Reads the text at `locn` again from whichever PV holds it (its `seqno` was cached but the VG
@@ -942,56 +964,68 @@ impl MetadataSource {
     async fn collect_scanned(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
         let mut state = self.state.lock().await;
         let mut failed: Vec<(String, Fallback)> = Vec::new();
-        let undiscovered: Vec<String> = vg_names
-            .iter()
-            .filter(|vg| !state.pvs.contains_key(*vg))
-            .cloned()
-            .collect();
-        if !undiscovered.is_empty() {
-            match self.scan(undiscovered.clone()).await {
-                Ok(groups) => {
-                    for (vg, rows) in groups {
-                        match rows {
-                            Ok(rows) => {
-                                state.pvs.insert(vg, rows);
+        let mut report = VgReport::default();
+        let mut pending: Vec<String> = vg_names.to_vec();
+        // A VG whose PVs changed (a PV joined or left it) is scanned and read again at once.
+        for attempt in 0..2 {
+            let undiscovered: Vec<String> = pending
+                .iter()
+                .filter(|vg| !state.pvs.contains_key(*vg))
+                .cloned()
+                .collect();
+            if !undiscovered.is_empty() {
+                match self.scan(undiscovered.clone()).await {
+                    Ok(groups) => {
+                        for (vg, rows) in groups {
+                            match rows {
+                                Ok(rows) => {
+                                    state.pvs.insert(vg, rows);
+                                }
+                                Err(fallback) => failed.push((vg, fallback)),
                             }
-                            Err(fallback) => failed.push((vg, fallback)),
+                        }
+                    }
+                    Err(fallback) => {
+                        failed.extend(undiscovered.into_iter().map(|vg| (vg, fallback.clone())))
+                    }
+                }
+            }
+            let reads: Vec<(String, Vec<PvRow>, VgCache)> = pending
+                .iter()
+                .filter_map(|vg| {
+                    let pvs = state.pvs.get(vg)?.clone();
+                    Some((
+                        vg.clone(),
+                        pvs,
+                        state.caches.get(vg).cloned().unwrap_or_default(),
+                    ))
+                })
+                .collect();
+            let mut results = self.read_all(reads).await;
+            mark_active_pools(&mut results);
+            pending.clear();
+            for (vg, result) in results {
+                match result {
+                    Ok(read) => {
+                        note_disagreement(&mut state, &vg, read.disagreement.clone());
+                        state.caches.insert(vg.clone(), read.cache);
+                        report.vgs.push(read.metadata.vg.clone());
+                        report.lvs.extend(read.metadata.lvs.iter().cloned());
+                    }
+                    Err(fallback) => {
+                        // Scanned again: a PV may have left or joined the VG.
+                        state.pvs.remove(&vg);
+                        state.caches.remove(&vg);
+                        if attempt == 0 && fallback.reason == Reason::PvChanged {
+                            pending.push(vg);
+                        } else {
+                            failed.push((vg, fallback));
                         }
                     }
                 }
-                Err(fallback) => {
-                    failed.extend(undiscovered.into_iter().map(|vg| (vg, fallback.clone())))
-                }
             }
-        }
-        let reads: Vec<(String, Vec<PvRow>, VgCache)> = vg_names
-            .iter()
-            .filter_map(|vg| {
-                let pvs = state.pvs.get(vg)?.clone();
-                Some((
-                    vg.clone(),
-                    pvs,
-                    state.caches.get(vg).cloned().unwrap_or_default(),
-                ))
-            })
-            .collect();
-        let mut results = self.read_all(reads).await;
-        mark_active_pools(&mut results);
-        let mut report = VgReport::default();
-        for (vg, result) in results {
-            match result {
-                Ok(read) => {
-                    note_disagreement(&mut state, &vg, read.disagreement.clone());
-                    state.caches.insert(vg.clone(), read.cache);
-                    report.vgs.push(read.metadata.vg.clone());
-                    report.lvs.extend(read.metadata.lvs.iter().cloned());
-                }
-                Err(fallback) => {
-                    // Scanned again next time: a PV may have left or joined the VG.
-                    state.pvs.remove(&vg);
-                    state.caches.remove(&vg);
-                    failed.push((vg, fallback));
-                }
+            if pending.is_empty() {
+                break;
             }
         }
         let mut methods = Vec::new();
@@ -1185,6 +1219,26 @@ mod tests {
             what: "lock_type".into(),
         };
         assert_eq!(fallback_for_vg(&unsupported).reason, Reason::Unsupported);
+    }
+
+    #[test]
+    fn a_pv_that_joined_or_left_the_vg_sends_it_to_discovery() {
+        let tree = text::parse(
+            "vg {\nid = \"v-1\"\nseqno = 3\nphysical_volumes {\npv0 {\nid = \"a-1\"\n}\npv1 {\nid = \"b-2\"\n}\n}\n}\n",
+        )
+        .unwrap();
+        let row = |uuid: &str| PvRow {
+            vg: "vg".into(),
+            device: format!("/dev/{uuid}"),
+            uuid: uuid.into(),
+        };
+        assert_eq!(check_pv_set("vg", &[row("b2"), row("a1")], &tree), Ok(()));
+        let joined = check_pv_set("vg", &[row("a1")], &tree).unwrap_err();
+        assert_eq!(joined.reason, Reason::PvChanged);
+        assert!(joined.reason.needs_discovery());
+        assert!(joined.message.contains("lists 2 PV(s), 1 were found"));
+        let left = check_pv_set("vg", &[row("a1"), row("b2"), row("c3")], &tree);
+        assert_eq!(left.unwrap_err().reason, Reason::PvChanged);
     }
 
     #[test]
