@@ -521,6 +521,54 @@ mod tests {
     }
 
     #[test]
+    fn the_method_is_auto_by_default_and_the_devices_need_a_reading_method() {
+        let lvm = |args: &[&str]| {
+            let mut all = vec!["--nova.images-volume-group=vg0"];
+            all.extend_from_slice(args);
+            cli(&all).unwrap().resolve().map(|config| config.lvm)
+        };
+        let Ok(LvmSettings::Exec {
+            method, devices, ..
+        }) = lvm(&[])
+        else {
+            panic!("the default reads LVM");
+        };
+        assert_eq!((method, devices), (LvmMethod::Auto, Vec::new()));
+        let Ok(LvmSettings::Exec { devices, .. }) = lvm(&[
+            "--collector.lvm.devices=/dev/sdb,/dev/sdc",
+            "--collector.lvm.devices=/dev/sdd",
+        ]) else {
+            panic!("devices with auto");
+        };
+        assert_eq!(
+            devices,
+            ["/dev/sdb", "/dev/sdc", "/dev/sdd"].map(std::path::PathBuf::from)
+        );
+        for (args, names) in [
+            (
+                &[
+                    "--collector.lvm.devices=/dev/sdb",
+                    "--collector.lvm.method=exec",
+                ][..],
+                "--collector.lvm.method=auto or metadata",
+            ),
+            (
+                &[
+                    "--collector.lvm.devices=/dev/sdb",
+                    "--collector.lvm.command-prefix=sudo -n",
+                ][..],
+                "--collector.lvm.command-prefix",
+            ),
+        ] {
+            let error = lvm(args).unwrap_err().to_string();
+            assert!(
+                error.contains("--collector.lvm.devices") && error.contains(names),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn durations_follow_prometheus_syntax() {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
