@@ -442,6 +442,14 @@ pub fn report_context(config: &Config) -> ReportContext {
         });
     }
     let raw_source = match &config.lvm {
+        LvmSettings::Exec { devices, .. } if !devices.is_empty() => format!(
+            "the LVM labels and metadata of {} (no LVM run)",
+            devices
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         LvmSettings::Exec {
             lvm_path,
             command_prefix,

@@ -727,6 +727,13 @@ fn the_pvs_are_found_by_their_labels_where_lvm_cannot_run() {
     let complete = report(&format!("{},{}", vg.pvs[0], vg.pvs[1]));
     assert_eq!(complete["complete"], true, "{complete}");
     assert_eq!(complete["raw_methods"][0]["method"], "metadata");
+    assert_eq!(
+        complete["raw_source"],
+        format!(
+            "the LVM labels and metadata of {}, {} (no LVM run); vg {} read by metadata (ok)",
+            vg.pvs[0], vg.pvs[1], vg.name
+        )
+    );
     assert_eq!(complete["vgs"][0]["used_bytes"], 1500u64 << 20);
     let incomplete = report(&format!("{},{}", vg.pvs[0], vg.blank));
     assert_eq!(incomplete["complete"], false, "{incomplete}");
