@@ -54,6 +54,7 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             sync_io,
             method,
             verify_interval,
+            devices,
         } => {
             let command = LvmCommand::new(
                 lvm_path.clone(),
@@ -68,8 +69,10 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             let metadata = reads_metadata(*method, command_prefix);
             let raw: Box<dyn RawSource> = match metadata {
                 true => {
-                    let source = Arc::new(MetadataSource::new(command));
-                    if !verify_interval.is_zero() && command_prefix.is_empty() {
+                    let source =
+                        Arc::new(MetadataSource::new(command).with_devices(devices.clone()));
+                    if !verify_interval.is_zero() && command_prefix.is_empty() && devices.is_empty()
+                    {
                         match tokio::runtime::Handle::try_current() {
                             Ok(_) => {
                                 Arc::clone(&source)
@@ -82,7 +85,9 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
                     }
                     Box::new(source)
                 }
-                false => Box::new(command),
+                // Behind a command prefix every VG is read by exec (reason command_prefix).
+                false if *method == LvmMethod::Auto => Box::new(MetadataSource::new(command)),
+                false => Box::new(MetadataSource::exec_only(command)),
             };
             // The metadata reader may spend half the timeout on its reads before a fullreport.
             let reads = if metadata {
@@ -225,6 +230,15 @@ fn flavor_catalog(config: &Config, session: Option<&Arc<Session>>) -> Option<Fla
     ))
 }
 
+/// The flag value of `method`.
+fn method_name(method: LvmMethod) -> &'static str {
+    match method {
+        LvmMethod::Auto => "auto",
+        LvmMethod::Metadata => "metadata",
+        LvmMethod::Exec => "exec",
+    }
+}
+
 /// True when `method` reads the PVs' metadata: `metadata` always (behind a command prefix every VG
 /// falls back, with the reason exported), `auto` only without a command prefix.
 fn reads_metadata(method: LvmMethod, command_prefix: &[String]) -> bool {
@@ -271,24 +285,38 @@ fn unredacted_summary(config: &Config) -> Vec<(String, String)> {
             sync_io,
             method,
             verify_interval,
+            devices,
+        } if !devices.is_empty() => format!(
+            "LVM metadata read from the PVs (method {}; PVs found by the labels of {}; no exec fallback: a VG that cannot be read fails the lvm collector)",
+            method_name(*method),
+            devices
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        LvmSettings::Exec {
+            lvm_path,
+            command_prefix,
+            timeout,
+            sync_io,
+            method,
+            verify_interval,
+            ..
         } => format!(
             "{}{}{} fullreport (killed after {} ms; {})",
             match (reads_metadata(*method, command_prefix), command_prefix.is_empty()) {
                 (true, true) => format!(
-                    "LVM metadata read from the PVs (method {}; PVs found by, and fallback per VG to, lvm fullreport; {}), else ",
-                    match method {
-                        LvmMethod::Auto => "auto",
-                        LvmMethod::Metadata => "metadata",
-                        LvmMethod::Exec => "exec",
-                    },
+                    "LVM metadata read from the PVs (method {}; PVs found by, and fallback per VG to, lvm fullreport, or by their labels if lvm cannot be started; {}), else ",
+                    method_name(*method),
                     if verify_interval.is_zero() {
                         "never verified".to_string()
                     } else {
                         format!("verified against lvm fullreport every {} s", verify_interval.as_secs_f64())
                     }
                 ),
-                (true, false) => "method metadata, but every VG falls back (command_prefix: the devices are not the exporter's to read) to ".to_string(),
-                (false, _) => String::new(),
+                (_, false) => format!("method {}, but every VG is read by exec (command_prefix: the devices are not the exporter's to read): ", method_name(*method)),
+                (false, true) => "method exec: ".to_string(),
             },
             if command_prefix.is_empty() {
                 String::new()
@@ -457,6 +485,14 @@ pub fn report_context(config: &Config) -> ReportContext {
         });
     }
     let raw_source = match &config.lvm {
+        LvmSettings::Exec { devices, .. } if !devices.is_empty() => format!(
+            "the LVM labels and metadata of {} (no LVM run)",
+            devices
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         LvmSettings::Exec {
             lvm_path,
             command_prefix,

@@ -3,6 +3,11 @@
 //! around the exporter under test (scripts/container-image), then run with podman (runc,
 //! cgroupfs, vfs; privileged, host network, /dev, /run/lvm and the LVM, nova and libvirt
 //! configuration mounted) against a real loop VG of the host, scraped, and asked for a report.
+//! Then the least-privilege run of docs/deployment.md: not privileged, no capability, no new
+//! privileges, a read-only root file system, only the PV's loop device (read-only) and the nova
+//! and libvirt configuration; the PV found with `--collector.lvm.devices` and read with the
+//! metadata method, the figures right, and no LVM process run (the image's `lvm` replaced by one
+//! that counts its runs).
 //!
 //! Needs root, lvm2, buildah, podman, runc and debootstrap. Measured on the 2-core test
 //! machines: about three minutes on a fresh machine (hadolint install, debootstrap and import
@@ -59,16 +64,23 @@ fn output(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
-fn the_image_serves_the_hosts_vg_and_reports_it() {
-    if !lvm_available("container")
-        || !programs_available(
-            "container",
+/// True when the tools are there (else skipped, or failed under CI).
+fn container_tools_available(test: &str) -> bool {
+    lvm_available(test)
+        && programs_available(
+            test,
             &["buildah", "podman", "runc", "debootstrap", "python3"],
         )
-    {
-        return;
-    }
+}
+
+/// Builds the image once per test process (the tests run in parallel; scripts/container-image
+/// caches across runs) and returns how long the build took.
+fn build_image() -> Duration {
+    static BUILT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *BUILT.get_or_init(build_image_now)
+}
+
+fn build_image_now() -> Duration {
     let started = Instant::now();
     let status = Command::new("scripts/container-image")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -76,105 +88,157 @@ fn the_image_serves_the_hosts_vg_and_reports_it() {
         .status()
         .expect("scripts/container-image");
     assert!(status.success(), "building the image failed: {status}");
-    let built = started.elapsed();
+    started.elapsed()
+}
 
-    let vg = LoopVg::new("ctr", 20);
-    vg.create_lv(&format!("{UUID}_disk"), "5G");
-    vg.create_lv("someone_elses_lv", "3G");
-    let dir = tempfile::tempdir().unwrap();
-    let nova = dir.path().join("nova");
-    let qemu = dir.path().join("qemu");
-    std::fs::create_dir_all(&nova).unwrap();
-    write_nova_conf(&nova.join("nova.conf"), &vg.name, 1024);
-    write_domains(
-        &qemu,
-        &vg.name,
-        &[Domain {
-            uuid: UUID,
-            name: "web-01",
-            root_gb: 5,
-            ephemeral_gb: 0,
-            swap_mb: 0,
-            boot_from_volume: false,
-        }],
-    );
-    let conf = dir.path().join("containers.conf");
-    std::fs::write(&conf, "[containers]\ndefault_ulimits = []\n").unwrap();
+/// A host: a real VG with a 5 GiB instance disk and a 3 GiB foreign LV, nova.conf (1 GiB
+/// reserved) and the instance's domain XML, and a containers.conf for podman.
+struct Host {
+    vg: LoopVg,
+    dir: tempfile::TempDir,
+}
 
+impl Host {
+    fn new(tag: &str) -> Self {
+        let vg = LoopVg::new(tag, 20);
+        vg.create_lv(&format!("{UUID}_disk"), "5G");
+        vg.create_lv("someone_elses_lv", "3G");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("nova")).unwrap();
+        write_nova_conf(&dir.path().join("nova/nova.conf"), &vg.name, 1024);
+        write_domains(
+            &dir.path().join("qemu"),
+            &vg.name,
+            &[Domain {
+                uuid: UUID,
+                name: "web-01",
+                root_gb: 5,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+                boot_from_volume: false,
+            }],
+        );
+        std::fs::write(
+            dir.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = []\n",
+        )
+        .unwrap();
+        Host { vg, dir }
+    }
+
+    fn conf(&self) -> std::path::PathBuf {
+        self.dir.path().join("containers.conf")
+    }
+
+    /// `-v` of the host's nova.conf directory and domain XML directory, read-only, where the
+    /// image looks for them.
+    fn config_mounts(&self) -> Vec<String> {
+        let mount = |host: &str, guest: &str| {
+            format!("{}:{guest}:ro", self.dir.path().join(host).display())
+        };
+        vec![
+            "-v".into(),
+            mount("nova", "/etc/nova"),
+            "-v".into(),
+            mount("qemu", "/etc/libvirt/qemu"),
+        ]
+    }
+
+    /// Waits until the container `name` answers on `port`.
+    fn wait_healthy(&self, port: u16, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !get(port, "/healthz").is_ok_and(|(status, _)| status == 200) {
+            assert!(
+                Instant::now() < deadline,
+                "the container did not answer:\n{}",
+                output(podman(&self.conf()).args(["logs", name]))
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Checks the VG's figures in a scrape of the container: 20 GiB, 5 GiB of instance disk,
+    /// 3 GiB foreign (the drift), both collectors successful.
+    fn assert_figures(&self, m: &Exposition) {
+        let vg_label = format!("vg=\"{}\"", self.vg.name);
+        assert_eq!(
+            m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
+            1.0,
+            "{}",
+            m.text
+        );
+        assert_eq!(
+            m.value(&format!("nova_lvm_vg_size_bytes{{{vg_label}}}")),
+            VG_20G_BYTES as f64
+        );
+        assert_eq!(
+            m.value(&format!(
+                "nova_lvm_untracked_bytes{{cause=\"foreign\",{vg_label}}}"
+            )),
+            (3 * GIB) as f64
+        );
+        assert_eq!(
+            m.value(&format!(
+                "nova_lvm_lv_bytes{{owner=\"instance\",{vg_label}}}"
+            )),
+            (5 * GIB) as f64
+        );
+        assert_eq!(
+            m.value("nova_lvm_collector_success{collector=\"libvirt\"}"),
+            1.0
+        );
+        assert_eq!(
+            m.value(&format!("nova_lvm_drift_bytes{{{vg_label}}}")),
+            (3 * GIB) as f64
+        );
+    }
+}
+
+fn scrape(port: u16) -> Exposition {
+    let (status, body) = get(port, "/metrics").expect("scrape the container");
+    assert_eq!(status, 200, "{body}");
+    Exposition::parse(&body)
+}
+
+#[test]
+fn the_image_serves_the_hosts_vg_and_reports_it() {
+    if !container_tools_available("container") {
+        return;
+    }
+    let built = build_image();
+    let host = Host::new("ctr");
+    let vg = &host.vg;
+    let conf = host.conf();
     let port = free_port();
     let name = format!("nle-test-{}", std::process::id());
-    let mount = |host: &Path, guest: &str| format!("{}:{guest}:ro", host.display());
     let run_started = Instant::now();
-    output(podman(&conf).args([
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--privileged",
-        "--network",
-        "host",
-        "-v",
-        "/dev:/dev",
-        "-v",
-        "/run/lvm:/run/lvm",
-        "-v",
-        "/etc/lvm:/etc/lvm:ro",
-        "-v",
-        &mount(&nova, "/etc/nova"),
-        "-v",
-        &mount(&qemu, "/etc/libvirt/qemu"),
-        TAG,
-        &format!("--web.listen-address=127.0.0.1:{port}"),
-    ]));
+    output(
+        podman(&conf)
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--privileged",
+                "--network",
+                "host",
+                "-v",
+                "/dev:/dev",
+                "-v",
+                "/run/lvm:/run/lvm",
+                "-v",
+                "/etc/lvm:/etc/lvm:ro",
+            ])
+            .args(host.config_mounts())
+            .args([TAG, &format!("--web.listen-address=127.0.0.1:{port}")]),
+    );
     let container = Container {
         name: name.clone(),
         conf: conf.clone(),
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !get(port, "/healthz").is_ok_and(|(status, _)| status == 200) {
-        assert!(
-            Instant::now() < deadline,
-            "the container did not answer:\n{}",
-            output(podman(&conf).args(["logs", &name]))
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    host.wait_healthy(port, &name);
     let answered = run_started.elapsed();
-
-    let m = {
-        let (status, body) = get(port, "/metrics").expect("scrape the container");
-        assert_eq!(status, 200, "{body}");
-        Exposition::parse(&body)
-    };
-    let vg_label = format!("vg=\"{}\"", vg.name);
-    assert_eq!(
-        m.value(&format!("nova_lvm_vg_size_bytes{{{vg_label}}}")),
-        VG_20G_BYTES as f64
-    );
-    assert_eq!(
-        m.value(&format!(
-            "nova_lvm_untracked_bytes{{cause=\"foreign\",{vg_label}}}"
-        )),
-        (3 * GIB) as f64
-    );
-    assert_eq!(
-        m.value(&format!(
-            "nova_lvm_lv_bytes{{owner=\"instance\",{vg_label}}}"
-        )),
-        (5 * GIB) as f64
-    );
-    assert_eq!(
-        m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
-        1.0
-    );
-    assert_eq!(
-        m.value("nova_lvm_collector_success{collector=\"libvirt\"}"),
-        1.0
-    );
-    assert_eq!(
-        m.value(&format!("nova_lvm_drift_bytes{{{vg_label}}}")),
-        (3 * GIB) as f64
-    );
+    host.assert_figures(&scrape(port));
 
     // The one-shot report inside the same container reads the same VG.
     let json = output(podman(&conf).args([
@@ -203,4 +267,101 @@ fn the_image_serves_the_hosts_vg_and_reports_it() {
         built.as_secs_f64(),
         answered.as_secs_f64()
     );
+}
+
+/// The image's `lvm` replaced (bind-mounted over `/usr/sbin/lvm`) by a script that records each
+/// run in the container's own `/tmp` and fails.
+const COUNTING_LVM: &str = "#!/bin/sh\necho \"$@\" >> /tmp/lvm-runs\nexit 1\n";
+
+#[test]
+fn the_image_runs_unprivileged_with_only_the_pv_read_only_and_runs_no_lvm() {
+    if !container_tools_available("container_least_privilege") {
+        return;
+    }
+    build_image();
+    let host = Host::new("ctr-lp");
+    let conf = host.conf();
+    let pv = run(
+        "pvs",
+        &[
+            "--noheadings",
+            "-o",
+            "pv_name",
+            "-S",
+            &format!("vg_name={}", host.vg.name),
+        ],
+    )
+    .trim()
+    .to_string();
+    let lvm = host.dir.path().join("counting-lvm");
+    std::fs::write(&lvm, COUNTING_LVM).unwrap();
+    run("chmod", &["755", lvm.to_str().unwrap()]);
+    let port = free_port();
+    let name = format!("nle-test-lp-{}", std::process::id());
+    let devices = format!("--collector.lvm.devices={pv}");
+    // Not privileged, no capability, no new privileges, a read-only root file system; the one
+    // PV read-only, no /dev, no /run/lvm, no /etc/lvm.
+    output(
+        podman(&conf)
+            .args(["run", "-d", "--name", &name, "--network", "host"])
+            .args(["--cap-drop", "all", "--security-opt", "no-new-privileges"])
+            .args(["--read-only", "--device", &format!("{pv}:{pv}:r")])
+            .args(["-v", &format!("{}:/usr/sbin/lvm:ro", lvm.display())])
+            .args(host.config_mounts())
+            .args([
+                TAG,
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+                &devices,
+            ]),
+    );
+    let _container = Container {
+        name: name.clone(),
+        conf: conf.clone(),
+    };
+    host.wait_healthy(port, &name);
+    for _ in 0..3 {
+        let m = scrape(port);
+        host.assert_figures(&m);
+        assert_eq!(
+            m.get(&format!(
+                "nova_lvm_raw_source_info{{method=\"metadata\",reason=\"ok\",vg=\"{}\"}}",
+                host.vg.name
+            )),
+            Some(1.0),
+            "{}",
+            m.text
+        );
+    }
+    // The one-shot report in the same container reads the PV the same way.
+    let report: serde_json::Value = serde_json::from_str(&output(podman(&conf).args([
+        "exec",
+        &name,
+        "nova-lvm-exporter",
+        "report",
+        "--format=json",
+        &devices,
+    ])))
+    .expect("report JSON");
+    assert_eq!(
+        report["raw_methods"],
+        serde_json::json!([{"vg": host.vg.name, "method": "metadata", "reason": "ok"}])
+    );
+    assert_eq!(
+        report["vgs"][0]["accounting"]["untracked"]["foreign_bytes"],
+        3 * GIB
+    );
+    // The device really is read-only in there, and no LVM ran.
+    let write = podman(&conf)
+        .args(["exec", &name, "sh", "-c", &format!("echo x > {pv}")])
+        .output()
+        .unwrap();
+    assert!(!write.status.success(), "the PV was writable");
+    let runs = output(podman(&conf).args([
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "cat /tmp/lvm-runs 2>/dev/null | wc -l",
+    ]));
+    assert_eq!(runs.trim(), "0", "lvm ran in the container");
 }

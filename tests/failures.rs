@@ -68,9 +68,12 @@ fn assert_lvm_failed_and_the_rest_answers(m: &Exposition) {
         .is_none());
 }
 
+/// The LVM process's failures: `--collector.lvm.method=exec` pinned (the default, auto, would
+/// find the PVs by their labels once `lvm` cannot be started).
 fn exec_args(lvm: &Path) -> Vec<String> {
     let mut args = example_args();
     args.push(format!("--collector.lvm.lvm-path={}", lvm.display()));
+    args.push("--collector.lvm.method=exec".to_string());
     args
 }
 

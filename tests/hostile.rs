@@ -159,6 +159,7 @@ fn an_authenticated_scrape_answers_while_every_kind_of_blocking_work_is_stuck() 
     let exporter = Exporter::start_listening(&[
         format!("--nova.config-file={EXAMPLE}/nova.conf"),
         format!("--collector.lvm.lvm-path={}", lvm.display()),
+        "--collector.lvm.method=exec".to_string(),
         "--no-collector.lvm.sync-io".to_string(),
         "--collector.lvm.timeout=2s".to_string(),
         "--collector.timeout=3s".to_string(),

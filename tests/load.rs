@@ -1,7 +1,10 @@
 //! Load and faults against a real VG on a loop device: many concurrent scrapers share
 //! collections (one `lvm fullreport` each, counted), memory and file descriptors stay bounded,
 //! and the exporter keeps answering while LVM's VG lock is held by someone else, while `lvm` is
-//! killed by a signal, and while clients disconnect in the middle of a scrape.
+//! killed by a signal, and while clients disconnect in the middle of a scrape. These pin
+//! `--collector.lvm.method=exec`: they are about the LVM process. The default method (auto)
+//! runs no LVM at all in the steady state, counted with the same wrapper, and is not held up
+//! by LVM's lock.
 //!
 //! Bounded in count and time, loopback only. `NOVA_LVM_LOAD_SECONDS` (default 30) sets how long
 //! the concurrent scrapers run.
@@ -89,8 +92,17 @@ impl Host {
         self.count("lvm.completions")
     }
 
+    /// The exporter's arguments with exec pinned (one LVM run per collection), then `extra`.
     fn args(&self, extra: &[&str]) -> Vec<String> {
-        let mut args = vec![
+        let mut args = self.default_args();
+        args.push("--collector.lvm.method=exec".to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// The exporter's arguments with the default method.
+    fn default_args(&self) -> Vec<String> {
+        vec![
             format!(
                 "--nova.config-file={}",
                 self.dir.path().join("nova.conf").display()
@@ -103,9 +115,7 @@ impl Host {
                 "--collector.lvm.lvm-path={}",
                 self.dir.path().join("lvm").display()
             ),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
+        ]
     }
 
     fn assert_correct(&self, m: &Exposition) {
@@ -374,4 +384,58 @@ fn clients_disconnecting_mid_scrape_do_not_disturb_the_others() {
     );
     assert!(host.runs() <= 6, "{} collections", host.runs());
     assert!(!exporter.log().contains("panicked"), "{}", exporter.log());
+}
+
+#[test]
+fn the_default_method_runs_no_lvm_in_the_steady_state_nor_waits_for_its_lock() {
+    if !lvm_available("the_default_method_runs_no_lvm_in_the_steady_state_nor_waits_for_its_lock") {
+        return;
+    }
+    let host = Host::new("auto");
+    let exporter = Exporter::start(&host.default_args());
+    let first = exporter.scrape();
+    host.assert_correct(&first);
+    assert_eq!(
+        first.get(&format!(
+            "nova_lvm_raw_source_info{{method=\"metadata\",reason=\"ok\",vg=\"{}\"}}",
+            host.vg.name
+        )),
+        Some(1.0),
+        "{}",
+        first.text
+    );
+    assert_eq!(host.runs(), 1, "one lvm fullreport finds the PVs");
+    let log = exporter.log();
+    assert!(
+        log.contains("LVM metadata read from the PVs")
+            && log.contains(&host.vg.name)
+            && log.contains("method=metadata"),
+        "the log says how the VG is read: {log}"
+    );
+    for _ in 0..50 {
+        host.assert_correct(&exporter.scrape());
+    }
+    // A change made by LVM is read from the PVs, still without running it.
+    host.vg.create_lv("later", "100M");
+    let m = exporter.scrape();
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_vg_used_bytes{{vg=\"{}\"}}",
+            host.vg.name
+        )),
+        (1380 * MIB) as f64
+    );
+    host.vg.remove_lv("later");
+    host.assert_correct(&exporter.scrape());
+    {
+        let _lock = VgLock::hold(&host.vg.name);
+        let started = Instant::now();
+        host.assert_correct(&exporter.scrape());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(host.runs(), 1, "no LVM run in the steady state");
 }

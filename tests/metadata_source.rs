@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{lvm_available, run, Exporter, LoopVg};
+use common::{lvm_available, remove_loop_vg, run, Exporter, LoopVg};
 use nova_lvm_exporter::collect::{CollectorSettings, SnapshotCollector};
 use nova_lvm_exporter::lvm::exec::{IoMode, LvmCommand};
 use nova_lvm_exporter::lvm::metadata::source::{read_vg, MetadataSource, VgCache};
@@ -251,6 +251,11 @@ fn each_fallback_is_exported_with_its_reason() {
     assert_eq!(
         reason(MetadataSource::new(command(Path::new(LVM), &["env"]))),
         ("exec".into(), "command_prefix".into())
+    );
+    // --collector.lvm.method=exec.
+    assert_eq!(
+        reason(MetadataSource::exec_only(command(Path::new(LVM), &[]))),
+        ("exec".into(), "method_exec".into())
     );
 
     // The device LVM names cannot be opened.
@@ -555,4 +560,197 @@ fn of_two_copies_the_highest_seqno_wins_and_the_disagreement_is_reported() {
     let again = read_vg(&vg.name, &rows, &read.cache).expect("read again");
     assert!(!again.parsed);
     assert_eq!(again.metadata, read.metadata);
+}
+
+/// A VG on two loop devices, the second PV without a metadata area (`--metadatacopies 0`: only
+/// the first PV's metadata lists it), an LV spanning both, and a third loop device with no LVM
+/// label at all.
+struct TwoPvVg {
+    name: String,
+    pvs: Vec<String>,
+    blank: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TwoPvVg {
+    fn new(tag: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let attach = |file: &str| {
+            let image = dir.path().join(file);
+            std::fs::File::create(&image)
+                .unwrap()
+                .set_len(1 << 30)
+                .unwrap();
+            run("losetup", &["-f", "--show", image.to_str().unwrap()])
+                .trim()
+                .to_string()
+        };
+        let pvs = vec![attach("pv0.img"), attach("pv1.img")];
+        let blank = attach("blank.img");
+        let vg = TwoPvVg {
+            name: format!("nle-{tag}-{}", std::process::id()),
+            pvs,
+            blank,
+            _dir: dir,
+        };
+        run("pvcreate", &["-q", &vg.pvs[0]]);
+        run("pvcreate", &["-q", "--metadatacopies", "0", &vg.pvs[1]]);
+        run("vgcreate", &["-q", &vg.name, &vg.pvs[0], &vg.pvs[1]]);
+        run(
+            "lvcreate",
+            &[
+                "-q",
+                "--config",
+                "global{activation=0}",
+                "-an",
+                "-Zn",
+                "-L",
+                "1500M",
+                "-n",
+                "spanning",
+                &vg.name,
+            ],
+        );
+        vg
+    }
+}
+
+impl Drop for TwoPvVg {
+    fn drop(&mut self) {
+        for device in self.pvs.iter().chain([&self.blank]) {
+            remove_loop_vg(&self.name, device);
+        }
+    }
+}
+
+#[test]
+fn the_pvs_are_found_by_their_labels_where_lvm_cannot_run() {
+    if !lvm_available("the_pvs_are_found_by_their_labels_where_lvm_cannot_run") {
+        return;
+    }
+    let vg = TwoPvVg::new("mds-scan");
+    let rt = runtime();
+    let exec = collector_of(Box::new(command(Path::new(LVM), &[])), &vg.name);
+    let expected = comparable(&render(&rt.block_on(exec.collect())));
+    assert!(expected.contains("lv=\"spanning\""), "{expected}");
+    let no_lvm = Path::new("/nonexistent/sbin/lvm");
+    let listed = |devices: &[&String]| {
+        let source = MetadataSource::new(command(no_lvm, &[]))
+            .with_devices(devices.iter().map(PathBuf::from).collect());
+        collector_of(Box::new(source), &vg.name)
+    };
+
+    // Every PV listed (the one without metadata too), and a device that is no PV.
+    let all = listed(&[&vg.blank, &vg.pvs[1], &vg.pvs[0]]);
+    for _ in 0..2 {
+        let snapshot = rt.block_on(all.collect());
+        assert!(snapshot.collectors[0].success, "{:?}", snapshot.collectors);
+        assert_eq!(
+            method_of(&snapshot.raw_methods, &vg.name),
+            ("metadata".into(), "ok".into())
+        );
+        assert_eq!(comparable(&render(&snapshot)), expected);
+    }
+
+    // One PV missing: the VG is refused with the missing PV's UUID, never shown partly.
+    let missing = run("pvs", &["--noheadings", "-o", "pv_uuid", &vg.pvs[1]])
+        .trim()
+        .replace('-', "");
+    let partial = listed(&[&vg.pvs[0], &vg.blank]);
+    for _ in 0..2 {
+        let snapshot = rt.block_on(partial.collect());
+        let lvm = &snapshot.collectors[0];
+        assert!(!lvm.success);
+        let error = lvm.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains(&missing) && error.contains("missing_pv"),
+            "{error}"
+        );
+        assert_eq!(
+            method_of(&snapshot.raw_methods, &vg.name),
+            ("none".into(), "missing_pv".into())
+        );
+        let text = render(&snapshot);
+        assert!(
+            text.contains(&format!(
+                "nova_lvm_raw_source_info{{method=\"none\",reason=\"missing_pv\",vg=\"{}\"}} 1",
+                vg.name
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("nova_lvm_vg_size_bytes{"), "{text}");
+    }
+
+    // No list and no lvm: the block devices the kernel lists are scanned.
+    let scanning = collector_of(
+        Box::new(MetadataSource::new(command(no_lvm, &[]))),
+        &vg.name,
+    );
+    for _ in 0..2 {
+        let snapshot = rt.block_on(scanning.collect());
+        assert!(snapshot.collectors[0].success, "{:?}", snapshot.collectors);
+        assert_eq!(
+            method_of(&snapshot.raw_methods, &vg.name),
+            ("metadata".into(), "ok".into())
+        );
+        assert_eq!(comparable(&render(&snapshot)), expected);
+    }
+
+    // The flags, through the binary: report's JSON says how the VG was (not) read.
+    let dir = tempfile::tempdir().unwrap();
+    let nova_conf = dir.path().join("nova.conf");
+    std::fs::write(
+        &nova_conf,
+        format!(
+            "[DEFAULT]\nhost = compute-test\n[libvirt]\nimages_type = lvm\nimages_volume_group = {}\n",
+            vg.name
+        ),
+    )
+    .unwrap();
+    let report = |devices: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+            .args([
+                "report",
+                "--format",
+                "json",
+                "--no-collector.libvirt",
+                &format!("--nova.config-file={}", nova_conf.display()),
+                &format!("--collector.lvm.lvm-path={}", no_lvm.display()),
+                &format!("--collector.lvm.devices={devices}"),
+            ])
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+        json
+    };
+    let complete = report(&format!("{},{}", vg.pvs[0], vg.pvs[1]));
+    assert_eq!(complete["complete"], true, "{complete}");
+    assert_eq!(complete["raw_methods"][0]["method"], "metadata");
+    assert_eq!(
+        complete["raw_source"],
+        format!(
+            "the LVM labels and metadata of {}, {} (no LVM run); vg {} read by metadata (ok)",
+            vg.pvs[0], vg.pvs[1], vg.name
+        )
+    );
+    assert_eq!(complete["vgs"][0]["used_bytes"], 1500u64 << 20);
+    let incomplete = report(&format!("{},{}", vg.pvs[0], vg.blank));
+    assert_eq!(incomplete["complete"], false, "{incomplete}");
+    assert_eq!(
+        incomplete["raw_methods"][0],
+        serde_json::json!({"vg": vg.name, "method": "none", "reason": "missing_pv"})
+    );
+
+    // A listed device joins the VG: the next collection sees the metadata list a PV it did not
+    // know, scans again and reads the grown VG at once.
+    run("pvcreate", &["-q", &vg.blank]);
+    run("vgextend", &["-q", &vg.name, &vg.blank]);
+    let grown = rt.block_on(all.collect());
+    assert!(grown.collectors[0].success, "{:?}", grown.collectors);
+    assert_eq!(
+        comparable(&render(&grown)),
+        comparable(&render(&rt.block_on(exec.collect())))
+    );
+    assert_ne!(comparable(&render(&grown)), expected, "the VG grew");
 }

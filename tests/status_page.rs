@@ -164,6 +164,14 @@ fn the_status_page_shows_the_account_and_the_chart_in_chromium() {
         .to_string()
     );
     assert!(dom.contains("<code>someone_elses_lv</code>"), "{dom}");
+    // How LVM was read: behind a command prefix, by exec.
+    assert!(
+        dom.contains(&format!(
+            "<tr><td>{}</td><td class=\"muted\">exec</td><td>command_prefix</td></tr>",
+            vg.name
+        )),
+        "{dom}"
+    );
     // The chart: four bars with the figures, and the VG size line.
     assert!(
         dom.contains(&format!("<svg id=\"chart-{}\"", vg.name)),

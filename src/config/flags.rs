@@ -153,8 +153,14 @@ pub struct Cli {
     /// How to read the VGs: metadata (straight from the PVs, lvm fullreport for a VG it cannot
     /// read, with the reason in nova_lvm_raw_source_info), auto (the same, exec behind a command
     /// prefix) or exec (lvm fullreport on every scrape).
-    #[arg(long = "collector.lvm.method", value_name = "METHOD", value_enum, default_value_t = LvmMethod::Exec)]
+    #[arg(long = "collector.lvm.method", value_name = "METHOD", value_enum, default_value_t = LvmMethod::Auto)]
     pub lvm_method: LvmMethod,
+
+    /// Find the PVs by reading the LVM label of these devices instead of asking lvm fullreport
+    /// (where LVM cannot run, e.g. a container given only the PV devices). Comma-separated or
+    /// repeated. No exec fallback: a VG the reader cannot read fails the lvm collector.
+    #[arg(long = "collector.lvm.devices", value_name = "PATH", value_delimiter = ',', action = ArgAction::Append)]
+    pub lvm_devices: Vec<PathBuf>,
 
     /// With the metadata method, compare its view with lvm fullreport this often, in the
     /// background (0s = never); a VG that differs is read with exec until a check agrees.

@@ -38,6 +38,8 @@ pub enum LvmSettings {
         method: LvmMethod,
         /// How often the metadata reader is checked against lvm fullreport (zero: never).
         verify_interval: Duration,
+        /// Devices whose labels find the PVs instead of lvm fullreport (empty: ask LVM).
+        devices: Vec<PathBuf>,
     },
     /// Read a saved report.
     Replay {
@@ -227,6 +229,18 @@ impl Cli {
             ));
         }
 
+        if !self.lvm_devices.is_empty() {
+            if self.lvm_method == LvmMethod::Exec {
+                return Err(ConfigError(
+                    "--collector.lvm.devices reads the PVs directly: it needs --collector.lvm.method=auto or metadata, not exec".to_string(),
+                ));
+            }
+            if !self.lvm_command_prefix.trim().is_empty() {
+                return Err(ConfigError(
+                    "--collector.lvm.devices reads the PVs directly: it cannot be combined with --collector.lvm.command-prefix (which runs lvm fullreport)".to_string(),
+                ));
+            }
+        }
         let lvm = match self.lvm_replay_file {
             Some(path) => LvmSettings::Replay { path },
             None => LvmSettings::Exec {
@@ -240,6 +254,7 @@ impl Cli {
                 timeout: self.lvm_timeout,
                 method: self.lvm_method,
                 verify_interval: self.lvm_verify_interval,
+                devices: self.lvm_devices,
             },
         };
 
@@ -531,6 +546,54 @@ mod tests {
         assert_eq!(config.server_limits, ServerLimits::default());
         let inventory = crate::tracked::placement::InventoryPolicy::default();
         assert_eq!(inventory.refresh_interval, DEFAULT_REFRESH_INTERVAL);
+    }
+
+    #[test]
+    fn the_method_is_auto_by_default_and_the_devices_need_a_reading_method() {
+        let lvm = |args: &[&str]| {
+            let mut all = vec!["--nova.images-volume-group=vg0"];
+            all.extend_from_slice(args);
+            cli(&all).unwrap().resolve().map(|config| config.lvm)
+        };
+        let Ok(LvmSettings::Exec {
+            method, devices, ..
+        }) = lvm(&[])
+        else {
+            panic!("the default reads LVM");
+        };
+        assert_eq!((method, devices), (LvmMethod::Auto, Vec::new()));
+        let Ok(LvmSettings::Exec { devices, .. }) = lvm(&[
+            "--collector.lvm.devices=/dev/sdb,/dev/sdc",
+            "--collector.lvm.devices=/dev/sdd",
+        ]) else {
+            panic!("devices with auto");
+        };
+        assert_eq!(
+            devices,
+            ["/dev/sdb", "/dev/sdc", "/dev/sdd"].map(std::path::PathBuf::from)
+        );
+        for (args, names) in [
+            (
+                &[
+                    "--collector.lvm.devices=/dev/sdb",
+                    "--collector.lvm.method=exec",
+                ][..],
+                "--collector.lvm.method=auto or metadata",
+            ),
+            (
+                &[
+                    "--collector.lvm.devices=/dev/sdb",
+                    "--collector.lvm.command-prefix=sudo -n",
+                ][..],
+                "--collector.lvm.command-prefix",
+            ),
+        ] {
+            let error = lvm(args).unwrap_err().to_string();
+            assert!(
+                error.contains("--collector.lvm.devices") && error.contains(names),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -192,4 +192,8 @@ pub enum LvmError {
     /// The read of a saved report did not give a result (the previous one is stuck).
     #[error("LVM report file: {0}")]
     Blocked(#[from] crate::input::LaneError),
+    /// VGs the metadata reader could not read where LVM cannot run to fall back (the PVs found
+    /// by their labels): each VG with its reason and what happened.
+    #[error("reading the PVs directly (no lvm fullreport to fall back to): {0}")]
+    NoFallback(String),
 }

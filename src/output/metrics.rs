@@ -89,7 +89,7 @@ families! {
     COLLECTOR_LAST_SUCCESS = "nova_lvm_collector_last_success_timestamp_seconds", ["collector"],
         "Unix time of the collector's last success.";
     RAW_SOURCE_INFO = "nova_lvm_raw_source_info", ["vg", "method", "reason"],
-        "Always 1, with the metadata reader (--collector.lvm.method auto or metadata) only: how the last collection read the VG, metadata (from its PVs) or exec (lvm fullreport), and why (ok, or the fallback's reason).";
+        "Always 1 (not with a replay file): how the last collection read the VG, metadata (from its PVs), exec (lvm fullreport) or none (not read, where LVM cannot run), and why (ok, or the reason).";
     VERIFY_MISMATCHES = "nova_lvm_metadata_verify_mismatches_total", ["vg"],
         "Background checks (--collector.lvm.verify-interval) that found the metadata reader's view of the VG differing from lvm fullreport; the VG is read with exec until a check agrees.";
     BUILD_INFO = "nova_lvm_build_info", ["version", "revision"],

@@ -71,6 +71,8 @@ pub struct Report {
     pub nova_vg_origin: String,
     /// Where the raw figures come from.
     pub raw_source: String,
+    /// How the last collection read each watched VG (empty for a saved report).
+    pub raw_methods: Vec<RawMethodReport>,
     /// The tracked source that drives the derived figures, if any is enabled.
     pub primary_source: Option<String>,
     /// Why that one.
@@ -90,6 +92,17 @@ pub struct Report {
     pub audit: Option<AuditReport>,
     /// How many more instances of each flavor fit, when flavors are configured or listed.
     pub flavor_fit: Option<crate::output::fit::FlavorFitReport>,
+}
+
+/// How one watched VG was read: `nova_lvm_raw_source_info`'s labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawMethodReport {
+    /// The VG.
+    pub vg: String,
+    /// `metadata`, `exec`, or `none` (not read, where LVM cannot run).
+    pub method: String,
+    /// `ok`, or why not the metadata.
+    pub reason: String,
 }
 
 /// The cross-source audit (see [`crate::audit`]).
@@ -502,6 +515,15 @@ impl Report {
             nova_vg: snapshot.nova_vg.clone(),
             nova_vg_origin: context.nova_vg_origin.clone(),
             raw_source: context.raw_source.clone(),
+            raw_methods: snapshot
+                .raw_methods
+                .iter()
+                .map(|m| RawMethodReport {
+                    vg: m.vg.clone(),
+                    method: m.method.to_string(),
+                    reason: m.reason.to_string(),
+                })
+                .collect(),
             primary_source: primary,
             primary_source_origin: context.primary_origin.clone(),
             settings: HostSettings {

@@ -65,6 +65,7 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
         at = escape_html(&report.collected_at),
     );
     render_collectors(&mut html, report);
+    render_raw_methods(&mut html, report);
     for vg in &report.vgs {
         render_vg(&mut html, report, vg);
     }
@@ -163,6 +164,29 @@ fn figure_row(html: &mut String, id: &str, label: &str, formula: &str, bytes: i6
         formula = escape_html(formula),
         gib = escape_html(&gib(bytes)),
     );
+}
+
+/// How LVM was read, per watched VG: method and reason (`nova_lvm_raw_source_info`).
+fn render_raw_methods(html: &mut String, report: &Report) {
+    if report.raw_methods.is_empty() {
+        return;
+    }
+    html.push_str("<h2>How LVM was read</h2><table id=\"raw-methods\"><tr><th>VG</th><th>method</th><th>reason</th></tr>");
+    for method in &report.raw_methods {
+        let class = match (method.method.as_str(), method.reason.as_str()) {
+            ("metadata", _) => "ok",
+            ("none", _) => "failed",
+            _ => "muted",
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+            escape_html(&method.vg),
+            escape_html(&method.method),
+            escape_html(&method.reason)
+        );
+    }
+    html.push_str("</table>");
 }
 
 fn render_vg(html: &mut String, report: &Report, vg: &VgAccount) {
@@ -512,6 +536,51 @@ mod tests {
             text.contains("No LVM figures: the lvm collector failed."),
             "{text}"
         );
+    }
+
+    #[test]
+    fn each_vg_says_how_it_was_read_also_when_the_lvm_collector_failed() {
+        let method = |vg: &str, method: &'static str, reason: &'static str| crate::lvm::RawMethod {
+            vg: vg.into(),
+            method,
+            reason,
+            verify_mismatches: 0,
+        };
+        let snapshot = Snapshot {
+            collectors: vec![CollectorStatus {
+                name: "lvm",
+                success: false,
+                duration: Duration::from_millis(5),
+                last_success_unix: None,
+                error: Some("vg <x>: missing".to_string()),
+            }],
+            host: None,
+            sources: vec![],
+            nova_vg: "<x>".into(),
+            primary: None,
+            audit: None,
+            finished_unix: 1_700_000_000.0,
+            raw_methods: vec![
+                method("<x>", "none", "missing_pv"),
+                method("other", "metadata", "ok"),
+            ],
+        };
+        let report = Report::new(&snapshot, &ReportContext::default(), 10);
+        let html = render(&report, "/metrics", &[]);
+        assert!(html.contains("<table id=\"raw-methods\">"), "{html}");
+        assert!(
+            html.contains(
+                "<tr><td>&lt;x&gt;</td><td class=\"failed\">none</td><td>missing_pv</td></tr>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr><td>other</td><td class=\"ok\">metadata</td><td>ok</td></tr>"),
+            "{html}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["raw_methods"][0]["reason"], "missing_pv");
+        assert_eq!(json["raw_methods"][1]["method"], "metadata");
     }
 
     #[test]

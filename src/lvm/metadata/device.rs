@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::label::{parse_label, DiskLocn, PvLabel, LABEL_SCAN_BYTES};
 use super::mda::{assemble_text, parse_mda_header, seqno, MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use super::scan::{vg_identity, worth_scanning, BlockDeviceInfo, ScannedPv};
 use super::MetadataError;
 
 /// How many times the text of one metadata area is read when its header keeps moving.
@@ -305,6 +306,69 @@ pub fn read_pv(path: &Path) -> Result<PvMetadata, DeviceError> {
         direct_io: device.direct_io(),
         contents,
     })
+}
+
+/// Reads the label of `path` and, when it is a PV, the VG its newest readable metadata text
+/// names: `Ok(None)` for a device without an LVM label (not a PV). Blocking.
+pub fn scan_device(path: &Path) -> Result<Option<ScannedPv>, DeviceError> {
+    let fail = |error| DeviceError {
+        device: path.to_path_buf(),
+        error,
+    };
+    let mut device = PvDevice::open(path)
+        .map_err(|e| fail(MetadataError::Io(format!("cannot open read-only: {e}"))))?;
+    let label = match read_label(&mut device) {
+        Ok(label) => label,
+        Err(MetadataError::NotAPv) => return Ok(None),
+        Err(error) => return Err(fail(error)),
+    };
+    // The newest text of the areas that read cleanly; a PV whose texts all fail is still
+    // found by its label (another PV's metadata may list it, and the read then says why).
+    let vg = label
+        .metadata_areas
+        .iter()
+        .filter_map(|area| read_mda_text(&mut device, area).ok())
+        .max_by_key(|text| text.seqno)
+        .and_then(|text| super::text::parse(&text.text).ok())
+        .and_then(|tree| vg_identity(&tree));
+    Ok(Some(ScannedPv {
+        device: path.to_path_buf(),
+        pv_uuid: label.pv_uuid,
+        vg,
+    }))
+}
+
+/// The block devices under `/dev` the kernel lists in `/sys/class/block`, less those
+/// [`worth_scanning`] leaves out, by name. Empty when `/sys` cannot be read.
+pub fn block_devices() -> Vec<PathBuf> {
+    let sys = Path::new("/sys/class/block");
+    let Ok(entries) = std::fs::read_dir(sys) else {
+        return Vec::new();
+    };
+    let read = |path: PathBuf| std::fs::read_to_string(path).map(|s| s.trim_end().to_string());
+    let mut devices: Vec<PathBuf> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let dir = entry.path();
+            let holder_dm_uuids = std::fs::read_dir(dir.join("holders"))
+                .map(|holders| {
+                    holders
+                        .flatten()
+                        .filter_map(|h| read(sys.join(h.file_name()).join("dm/uuid")).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let info = BlockDeviceInfo {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                size_sectors: read(dir.join("size")).ok()?.parse().ok()?,
+                dm_uuid: read(dir.join("dm/uuid")).ok(),
+                holder_dm_uuids,
+            };
+            worth_scanning(&info).then(|| Path::new("/dev").join(&info.name))
+        })
+        .collect();
+    devices.sort();
+    devices
 }
 
 #[cfg(test)]

@@ -14,12 +14,14 @@
 //!   `O_DIRECT` and a re-read of the header to catch a concurrent write.
 //! - [`text`]: LVM's text format (`lib/config/config.c`); [`vg`]: the VG that text describes,
 //!   as the exporter's internal report (`lib/format_text/import_vsn1.c`).
+//! - [`scan`]: finding a VG's PVs by their labels where LVM cannot run.
 //! - [`source`]: all of it as a raw source, with `lvm fullreport` as the per-VG fallback.
 
 pub mod crc;
 pub mod device;
 pub mod label;
 pub mod mda;
+pub mod scan;
 pub mod source;
 pub mod text;
 pub mod vg;

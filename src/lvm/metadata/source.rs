@@ -22,19 +22,33 @@
 //!   LVM does. Each VG's method and reason are exported ([`RawSource::methods`]); a change of
 //!   reason is logged once.
 //!
+//! - **Where LVM cannot run.** With `--collector.lvm.devices` ([`MetadataSource::with_devices`]),
+//!   or once `lvm` cannot be started at all, the PVs are found by the label scan of
+//!   [`super::scan`] (the listed devices, or the block devices `/sys/class/block` lists) instead
+//!   of a fullreport, again after any failure. There is nothing to fall back to: a VG the reader
+//!   cannot read fails the collection, exported as `method="none"` with its reason (also
+//!   `missing_pv`, `duplicate_pv`), and no background check runs.
+//! - **Exec.** `--collector.lvm.method=exec`, and a command prefix, run every VG through the plain
+//!   `lvm fullreport` (the one a sudoers rule allows) and export that with its reason
+//!   (`method_exec`, `command_prefix`).
+//!
 //! The reads run on a [`BlockingLane`] of their own, for at most half of `--collector.lvm.timeout`:
 //! reads that hang (or a lane still stuck with an earlier read) send the VGs to exec, which has
 //! the rest of the collector's time.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::device::{read_label, read_mda_header, read_mda_text, PvDevice};
+use super::device::{
+    block_devices, read_label, read_mda_header, read_mda_text, scan_device, PvDevice,
+};
 use super::mda::RawLocn;
+use super::scan::{group, vg_identity, ScanError, ScannedPv};
 use super::vg::{from_tree, VgError, VgMetadata};
 use super::{text, MetadataError};
 use crate::input::BlockingLane;
@@ -66,8 +80,13 @@ pub enum Reason {
     ActiveThinPool,
     /// The last background comparison with `lvm fullreport` found a difference.
     VerifyMismatch,
-    /// The VG's PVs are not known yet (LVM did not report the VG).
+    /// The VG's PVs are not known yet (LVM did not report the VG, or no scanned device holds
+    /// its metadata).
     NotFound,
+    /// Label scan: a PV the VG's metadata lists is on none of the scanned devices.
+    MissingPv,
+    /// Label scan: a PV UUID is on several devices, or two VGs share the name.
+    DuplicatePv,
 }
 
 impl Reason {
@@ -85,6 +104,8 @@ impl Reason {
             Reason::ActiveThinPool => "active_thin_pool",
             Reason::VerifyMismatch => "verify_mismatch",
             Reason::NotFound => "not_found",
+            Reason::MissingPv => "missing_pv",
+            Reason::DuplicatePv => "duplicate_pv",
         }
     }
 
@@ -92,7 +113,11 @@ impl Reason {
     fn needs_discovery(self) -> bool {
         matches!(
             self,
-            Reason::UnreadableDevice | Reason::PvChanged | Reason::NotFound
+            Reason::UnreadableDevice
+                | Reason::PvChanged
+                | Reason::NotFound
+                | Reason::MissingPv
+                | Reason::DuplicatePv
         )
     }
 }
@@ -124,6 +149,16 @@ fn fallback_for(device: &Path, what: &str, error: &MetadataError) -> Fallback {
         _ => Reason::Malformed,
     };
     Fallback::new(reason, format!("{}: {what}: {error}", device.display()))
+}
+
+/// The reason a label scan's [`ScanError`] gives.
+pub fn fallback_for_scan(error: &ScanError) -> Fallback {
+    let reason = match error {
+        ScanError::NotFound { .. } => Reason::NotFound,
+        ScanError::MissingPvs { .. } => Reason::MissingPv,
+        ScanError::DuplicatePv { .. } | ScanError::TwoVgs { .. } => Reason::DuplicatePv,
+    };
+    Fallback::new(reason, error.to_string())
 }
 
 /// The reason a [`VgError`] falls back with.
@@ -250,6 +285,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
                 )
             })?;
             let metadata = from_tree(&tree).map_err(|e| fallback_for_vg(&e))?;
+            check_pv_set(vg, pvs, &tree)?;
             (Arc::new(metadata), true)
         }
     };
@@ -271,6 +307,27 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
         disagreement,
         parsed,
     })
+}
+
+/// Fails (`pv_changed`: the PVs are learned again) unless the PVs the metadata `tree` lists are
+/// the ones `pvs` names: a PV joined or left the VG since they were learned.
+fn check_pv_set(vg: &str, pvs: &[PvRow], tree: &text::ConfigTree) -> Result<(), Fallback> {
+    let Some(identity) = vg_identity(tree) else {
+        return Ok(());
+    };
+    let listed: HashSet<&str> = identity.pv_uuids.iter().map(String::as_str).collect();
+    let known: HashSet<&str> = pvs.iter().map(|pv| pv.uuid.as_str()).collect();
+    if listed == known {
+        return Ok(());
+    }
+    Err(Fallback::new(
+        Reason::PvChanged,
+        format!(
+            "vg {vg:?}: its metadata lists {} PV(s), {} were found before: a PV joined or left the VG",
+            listed.len(),
+            known.len()
+        ),
+    ))
 }
 
 /// Reads the text at `locn` again from whichever PV holds it (its `seqno` was cached but the VG
@@ -356,6 +413,11 @@ struct ReaderState {
 pub struct MetadataSource {
     exec: LvmCommand,
     forced: Option<Reason>,
+    /// `--collector.lvm.devices`: the PVs are found by these devices' labels, never by LVM.
+    devices: Option<Vec<PathBuf>>,
+    /// Set once `lvm` could not be started: the PVs are found by the labels of the block devices
+    /// `/sys/class/block` lists, and no VG can fall back to exec.
+    lvm_unavailable: AtomicBool,
     lane: BlockingLane,
     state: tokio::sync::Mutex<ReaderState>,
     methods: Arc<Mutex<Vec<RawMethod>>>,
@@ -369,10 +431,35 @@ impl MetadataSource {
         Self {
             exec,
             forced,
+            devices: None,
+            lvm_unavailable: AtomicBool::new(false),
             lane: BlockingLane::new("the PVs' LVM metadata"),
             state: tokio::sync::Mutex::new(ReaderState::default()),
             methods: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Reads every VG with `lvm fullreport` (`--collector.lvm.method=exec`), exporting that as
+    /// each VG's method and reason like the other methods do.
+    pub fn exec_only(exec: LvmCommand) -> Self {
+        Self {
+            forced: Some(Reason::MethodExec),
+            ..Self::new(exec)
+        }
+    }
+
+    /// Finds the PVs by the labels of `devices` instead of `lvm fullreport`
+    /// (`--collector.lvm.devices`; empty: ask LVM). No VG falls back to exec: one the reader
+    /// cannot read fails the collection, with its reason exported.
+    pub fn with_devices(mut self, devices: Vec<PathBuf>) -> Self {
+        self.devices = (!devices.is_empty()).then_some(devices);
+        self
+    }
+
+    /// True when the PVs are found by their labels (`--collector.lvm.devices`, or `lvm` could
+    /// not be started), with no LVM to fall back to.
+    pub fn scans_labels(&self) -> bool {
+        self.devices.is_some() || self.lvm_unavailable.load(Ordering::Relaxed)
     }
 
     /// Starts the background check against `lvm fullreport` of `vgs`, every `interval` (the first
@@ -391,6 +478,9 @@ impl MetadataSource {
     /// between is left for the next check (a concurrent change is not a mismatch). A VG that
     /// differs is logged with the differences, counted, and read with exec until a check agrees.
     pub async fn verify(&self, vgs: &[String]) {
+        if self.scans_labels() {
+            return;
+        }
         let reads = |state: &ReaderState| -> Vec<(String, Vec<PvRow>, VgCache)> {
             vgs.iter()
                 .filter_map(|vg| Some((vg.clone(), state.pvs.get(vg)?.clone(), VgCache::default())))
@@ -519,8 +609,14 @@ pub fn differences(reader: &VgMetadata, lvm: &VgReport) -> Vec<String> {
     out
 }
 
-/// Logs `vg`'s reason when it changed since the last log.
-fn log_reason(state: &mut ReaderState, vg: &str, fallback: Option<&Fallback>) {
+/// Logs `vg`'s reason when it changed since the last log; `fallback_method` is what a VG the
+/// reader cannot read gets (`exec`, or `none` where LVM cannot run).
+fn log_reason(
+    state: &mut ReaderState,
+    vg: &str,
+    fallback: Option<&Fallback>,
+    fallback_method: &'static str,
+) {
     let reason = fallback.map_or(Reason::Ok, |f| f.reason);
     if state.logged.get(vg) == Some(&reason) {
         return;
@@ -528,12 +624,27 @@ fn log_reason(state: &mut ReaderState, vg: &str, fallback: Option<&Fallback>) {
     state.logged.insert(vg.to_string(), reason);
     match fallback {
         None => tracing::info!(vg, method = "metadata", "LVM metadata read from the PVs"),
-        Some(f) => tracing::warn!(
+        Some(f) if matches!(f.reason, Reason::MethodExec | Reason::CommandPrefix) => {
+            tracing::info!(
+                vg,
+                method = "exec",
+                reason = f.reason.token(),
+                "reading this VG with lvm fullreport, as configured"
+            )
+        }
+        Some(f) if fallback_method == "exec" => tracing::warn!(
             vg,
             method = "exec",
             reason = f.reason.token(),
             why = %f.message,
             "reading this VG with lvm fullreport"
+        ),
+        Some(f) => tracing::warn!(
+            vg,
+            method = fallback_method,
+            reason = f.reason.token(),
+            why = %f.message,
+            "cannot read this VG from its PVs, and there is no lvm fullreport to fall back to"
         ),
     }
 }
@@ -541,6 +652,9 @@ fn log_reason(state: &mut ReaderState, vg: &str, fallback: Option<&Fallback>) {
 #[async_trait]
 impl RawSource for MetadataSource {
     async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
+        if self.scans_labels() {
+            return self.collect_scanned(vg_names).await;
+        }
         let mut state = self.state.lock().await;
         let mut outcome: Vec<(String, Result<(), Fallback>)> = Vec::new();
         // VGs whose figures this collection takes from LVM.
@@ -574,22 +688,7 @@ impl RawSource for MetadataSource {
             }
         }
         let mut results = self.read_all(reads).await;
-        // Kernel state: a thin pool activated since LVM last said otherwise.
-        if results
-            .iter()
-            .any(|(_, r)| matches!(r, Ok(read) if read.metadata.lvs.iter().any(|lv| lv.segtype == "thin-pool")))
-        {
-            let dm_names = kernel_dm_names();
-            for (_, result) in &mut results {
-                if matches!(result, Ok(read) if thin_pool_active_in_kernel(&read.metadata, &dm_names))
-                {
-                    *result = Err(Fallback::new(
-                        Reason::ActiveThinPool,
-                        "the kernel has an active thin pool of the VG",
-                    ));
-                }
-            }
-        }
+        mark_active_pools(&mut results);
         let mut report = VgReport::default();
         for (vg, result) in results {
             match result {
@@ -611,7 +710,25 @@ impl RawSource for MetadataSource {
             }
         }
         if !exec_vgs.is_empty() {
-            let (lvm_report, pv_rows) = self.exec.collect_with_pvs(&exec_vgs).await?;
+            // Every VG on exec: the plain fullreport (the one a sudoers rule allows), no PVs.
+            let found = match self.forced {
+                Some(_) => self.exec.collect(&exec_vgs).await.map(|r| (r, Vec::new())),
+                None => self.exec.collect_with_pvs(&exec_vgs).await,
+            };
+            let (lvm_report, pv_rows) = match found {
+                Ok(found) => found,
+                Err(LvmError::Spawn { command, source }) if self.forced.is_none() => {
+                    tracing::warn!(
+                        %command,
+                        error = %source,
+                        "lvm cannot be started: finding the PVs by the labels of the block devices instead, with no lvm fullreport to fall back to"
+                    );
+                    self.lvm_unavailable.store(true, Ordering::Relaxed);
+                    drop(state);
+                    return self.collect_scanned(vg_names).await;
+                }
+                Err(error) => return Err(error),
+            };
             let mut undiscovered: Vec<(String, Vec<PvRow>, VgCache)> = Vec::new();
             for vg in &exec_vgs {
                 let rows: Vec<PvRow> = pv_rows
@@ -684,7 +801,7 @@ impl RawSource for MetadataSource {
                 continue;
             };
             let fallback = result.as_ref().err();
-            log_reason(&mut state, vg, fallback);
+            log_reason(&mut state, vg, fallback, "exec");
             methods.push(RawMethod {
                 vg: vg.clone(),
                 method: if fallback.is_some() {
@@ -745,6 +862,206 @@ impl MetadataSource {
                 (vg, Err(fallback))
             })
             .collect()
+    }
+}
+
+/// Kernel state: sends to fallback each VG of `results` with a thin pool the kernel has active
+/// (one activated since LVM last said otherwise, or, with the label scan, any).
+fn mark_active_pools(results: &mut [(String, Result<VgRead, Fallback>)]) {
+    let has_pool = |read: &VgRead| read.metadata.lvs.iter().any(|lv| lv.segtype == "thin-pool");
+    if !results
+        .iter()
+        .any(|(_, r)| matches!(r, Ok(read) if has_pool(read)))
+    {
+        return;
+    }
+    let dm_names = kernel_dm_names();
+    for (_, result) in results {
+        if matches!(result, Ok(read) if thin_pool_active_in_kernel(&read.metadata, &dm_names)) {
+            *result = Err(Fallback::new(
+                Reason::ActiveThinPool,
+                "the kernel has an active thin pool of the VG",
+            ));
+        }
+    }
+}
+
+/// At most this many unreadable devices are named in a scan's error.
+const UNREADABLE_NAMED: usize = 5;
+
+/// The label scan of `paths` (blocking): every PV found, and what could not be read. A path
+/// that does not exist is skipped silently when `quiet_missing` (the block devices the kernel
+/// lists but a container was not given).
+fn scan_labels(paths: &[PathBuf], quiet_missing: bool) -> (Vec<ScannedPv>, Vec<String>) {
+    let mut seen = HashSet::new();
+    let mut scanned = Vec::new();
+    let mut unreadable = Vec::new();
+    for path in paths {
+        if !seen.insert(path) || (quiet_missing && !path.exists()) {
+            continue;
+        }
+        match scan_device(path) {
+            Ok(Some(pv)) => scanned.push(pv),
+            Ok(None) => tracing::debug!(device = %path.display(), "no LVM label"),
+            Err(error) => unreadable.push(error.to_string()),
+        }
+    }
+    (scanned, unreadable)
+}
+
+/// The grouping of one VG's PVs from a scan, its error naming the devices that could not be
+/// read (they may hold the missing PVs).
+fn group_scanned(
+    vg: &str,
+    scanned: &[ScannedPv],
+    unreadable: &[String],
+) -> Result<Vec<PvRow>, Fallback> {
+    group(vg, scanned).map_err(|error| {
+        let mut fallback = fallback_for_scan(&error);
+        if !unreadable.is_empty() {
+            let named: Vec<&str> = unreadable
+                .iter()
+                .take(UNREADABLE_NAMED)
+                .map(String::as_str)
+                .collect();
+            fallback.message.push_str(&format!(
+                "; {} device(s) could not be read: {}",
+                unreadable.len(),
+                named.join("; ")
+            ));
+        }
+        fallback
+    })
+}
+
+impl MetadataSource {
+    /// Finds the PVs of `vgs` by their labels on the lane, within half the LVM timeout: the
+    /// listed devices, or the block devices `/sys/class/block` lists.
+    async fn scan(
+        &self,
+        vgs: Vec<String>,
+    ) -> Result<Vec<(String, Result<Vec<PvRow>, Fallback>)>, Fallback> {
+        let listed = self.devices.clone();
+        let budget = self.exec.timeout() / 2;
+        let work = self.lane.run(move || {
+            let (scanned, unreadable) = match listed {
+                Some(paths) => scan_labels(&paths, false),
+                None => scan_labels(&block_devices(), true),
+            };
+            vgs.into_iter()
+                .map(|vg| {
+                    let rows = group_scanned(&vg, &scanned, &unreadable);
+                    (vg, rows)
+                })
+                .collect::<Vec<_>>()
+        });
+        match tokio::time::timeout(budget, work).await {
+            Ok(Ok(groups)) => Ok(groups),
+            Ok(Err(error)) => Err(Fallback::new(Reason::UnreadableDevice, error.to_string())),
+            Err(_) => Err(Fallback::new(
+                Reason::UnreadableDevice,
+                format!(
+                    "the label scan did not finish within {} ms",
+                    budget.as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// A collection where LVM cannot run: the PVs found by their labels (again after any
+    /// failure), each VG read from them; a VG the reader cannot read fails the collection with
+    /// its reason exported (`method="none"`), never an older view.
+    async fn collect_scanned(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
+        let mut state = self.state.lock().await;
+        let mut failed: Vec<(String, Fallback)> = Vec::new();
+        let mut report = VgReport::default();
+        let mut pending: Vec<String> = vg_names.to_vec();
+        // A VG whose PVs changed (a PV joined or left it) is scanned and read again at once.
+        for attempt in 0..2 {
+            let undiscovered: Vec<String> = pending
+                .iter()
+                .filter(|vg| !state.pvs.contains_key(*vg))
+                .cloned()
+                .collect();
+            if !undiscovered.is_empty() {
+                match self.scan(undiscovered.clone()).await {
+                    Ok(groups) => {
+                        for (vg, rows) in groups {
+                            match rows {
+                                Ok(rows) => {
+                                    state.pvs.insert(vg, rows);
+                                }
+                                Err(fallback) => failed.push((vg, fallback)),
+                            }
+                        }
+                    }
+                    Err(fallback) => {
+                        failed.extend(undiscovered.into_iter().map(|vg| (vg, fallback.clone())))
+                    }
+                }
+            }
+            let reads: Vec<(String, Vec<PvRow>, VgCache)> = pending
+                .iter()
+                .filter_map(|vg| {
+                    let pvs = state.pvs.get(vg)?.clone();
+                    Some((
+                        vg.clone(),
+                        pvs,
+                        state.caches.get(vg).cloned().unwrap_or_default(),
+                    ))
+                })
+                .collect();
+            let mut results = self.read_all(reads).await;
+            mark_active_pools(&mut results);
+            pending.clear();
+            for (vg, result) in results {
+                match result {
+                    Ok(read) => {
+                        note_disagreement(&mut state, &vg, read.disagreement.clone());
+                        state.caches.insert(vg.clone(), read.cache);
+                        report.vgs.push(read.metadata.vg.clone());
+                        report.lvs.extend(read.metadata.lvs.iter().cloned());
+                    }
+                    Err(fallback) => {
+                        // Scanned again: a PV may have left or joined the VG.
+                        state.pvs.remove(&vg);
+                        state.caches.remove(&vg);
+                        if attempt == 0 && fallback.reason == Reason::PvChanged {
+                            pending.push(vg);
+                        } else {
+                            failed.push((vg, fallback));
+                        }
+                    }
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+        }
+        let mut methods = Vec::new();
+        for vg in vg_names {
+            let fallback = failed.iter().find(|(name, _)| name == vg).map(|(_, f)| f);
+            log_reason(&mut state, vg, fallback, "none");
+            methods.push(RawMethod {
+                vg: vg.clone(),
+                method: if fallback.is_some() {
+                    "none"
+                } else {
+                    "metadata"
+                },
+                reason: fallback.map_or(Reason::Ok, |f| f.reason).token(),
+                verify_mismatches: state.mismatches.get(vg).copied().unwrap_or(0),
+            });
+        }
+        *self.methods.lock().unwrap_or_else(|e| e.into_inner()) = methods;
+        if failed.is_empty() {
+            return Ok(report);
+        }
+        let why: Vec<String> = failed
+            .iter()
+            .map(|(vg, f)| format!("vg {vg}: {} ({})", f.message, f.reason.token()))
+            .collect();
+        Err(LvmError::NoFallback(why.join("; ")))
     }
 }
 
@@ -945,6 +1262,55 @@ mod tests {
             what: "lock_type".into(),
         };
         assert_eq!(fallback_for_vg(&unsupported).reason, Reason::Unsupported);
+    }
+
+    #[test]
+    fn a_pv_that_joined_or_left_the_vg_sends_it_to_discovery() {
+        let tree = text::parse(
+            "vg {\nid = \"v-1\"\nseqno = 3\nphysical_volumes {\npv0 {\nid = \"a-1\"\n}\npv1 {\nid = \"b-2\"\n}\n}\n}\n",
+        )
+        .unwrap();
+        let row = |uuid: &str| PvRow {
+            vg: "vg".into(),
+            device: format!("/dev/{uuid}"),
+            uuid: uuid.into(),
+        };
+        assert_eq!(check_pv_set("vg", &[row("b2"), row("a1")], &tree), Ok(()));
+        let joined = check_pv_set("vg", &[row("a1")], &tree).unwrap_err();
+        assert_eq!(joined.reason, Reason::PvChanged);
+        assert!(joined.reason.needs_discovery());
+        assert!(joined.message.contains("lists 2 PV(s), 1 were found"));
+        let left = check_pv_set("vg", &[row("a1"), row("b2"), row("c3")], &tree);
+        assert_eq!(left.unwrap_err().reason, Reason::PvChanged);
+    }
+
+    #[test]
+    fn a_scan_that_misses_the_vg_names_the_devices_it_could_not_read() {
+        let unreadable: Vec<String> = (0..7)
+            .map(|i| format!("/dev/sd{i}: cannot open read-only: permission denied"))
+            .collect();
+        let fallback = group_scanned("vg", &[], &unreadable).unwrap_err();
+        assert_eq!(fallback.reason, Reason::NotFound);
+        assert!(
+            fallback.message.contains("7 device(s) could not be read")
+                && fallback.message.contains("/dev/sd4:")
+                && !fallback.message.contains("/dev/sd5:"),
+            "{}",
+            fallback.message
+        );
+        let missing = ScannedPv {
+            device: "/dev/sda".into(),
+            pv_uuid: "a".into(),
+            vg: Some(super::super::scan::VgIdentity {
+                name: "vg".into(),
+                id: "v".into(),
+                seqno: 1,
+                pv_uuids: vec!["a".into(), "b".into()],
+            }),
+        };
+        let fallback = group_scanned("vg", &[missing], &[]).unwrap_err();
+        assert_eq!(fallback.reason.token(), "missing_pv");
+        assert!(fallback.message.ends_with("that no scanned device carries"));
     }
 
     #[test]
