@@ -118,6 +118,7 @@ fn main() {
                 audit: None,
                 finished_unix: 1.7e9,
                 raw_methods: Vec::new(),
+                orphans: None,
             };
             let out = nova_lvm_exporter::output::metrics::render(&snapshot);
             let rendered_at = Instant::now();

@@ -21,6 +21,7 @@ use crate::tracked::cached::{CacheSettings, CachedSource};
 use crate::tracked::file::FileSource;
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
+use crate::tracked::orphans::{ComputeOrphanLookup, LookupPolicy, OrphanResolver};
 use crate::tracked::placement::{InventoryPolicy, PlacementSource};
 use crate::tracked::{SourceKind, TrackedSource};
 use crate::web::{AppState, ServerLimits, WebConfigSource};
@@ -169,7 +170,7 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             config.host_settings,
         )));
     }
-    Ok(SnapshotCollector::new(
+    let collector = SnapshotCollector::new(
         raw,
         tracked,
         CollectorSettings {
@@ -179,6 +180,30 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             watched_vgs: config.watched_vgs.clone(),
             nova_vg: config.nova_vg.clone(),
             lv_series_limit: config.lv_series_limit,
+        },
+    );
+    Ok(match orphan_resolver(config, session.as_ref()) {
+        Some(resolver) => collector.with_orphan_resolver(resolver),
+        None => collector,
+    })
+}
+
+/// The lookups that say why each orphan LV is one, when the nova source is enabled and
+/// `--collector.nova.orphan-lookups-per-refresh` is not 0: one round per nova refresh interval,
+/// verdicts served up to the nova source's max age.
+fn orphan_resolver(config: &Config, session: Option<&Arc<Session>>) -> Option<OrphanResolver> {
+    let (nova, session) = (config.nova.as_ref()?, session?);
+    if nova.orphan_lookups_per_refresh == 0 {
+        return None;
+    }
+    let lookup = ComputeOrphanLookup::new(Arc::clone(session), Some(nova.request_timeout));
+    Some(OrphanResolver::new(
+        Arc::new(lookup),
+        nova.host.clone(),
+        LookupPolicy {
+            per_round: nova.orphan_lookups_per_refresh,
+            interval: nova.refresh_interval,
+            max_age: nova.max_age,
         },
     ))
 }

@@ -16,6 +16,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigures};
 use crate::audit::{audit_collection, Audit};
 use crate::lvm::{RawSource, VgReport};
+use crate::orphans::{orphan_lvs, OrphanReasons};
+use crate::tracked::orphans::OrphanResolver;
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
 
 /// The collector label of the raw source.
@@ -56,6 +58,9 @@ pub struct Snapshot {
     pub finished_unix: f64,
     /// How the raw source read each VG (empty unless it is the metadata reader).
     pub raw_methods: Vec<crate::lvm::RawMethod>,
+    /// The orphan LVs of nova's VG and why each is one; `None` when no tracked source told
+    /// instances from orphans.
+    pub orphans: Option<OrphanReasons>,
 }
 
 /// Reads all sources and accounts them.
@@ -70,6 +75,7 @@ pub struct SnapshotCollector {
     lv_series_limit: usize,
     last_success: Mutex<HashMap<&'static str, f64>>,
     last_error: Mutex<HashMap<&'static str, String>>,
+    orphan_resolver: Option<Arc<OrphanResolver>>,
 }
 
 /// What the collector needs to know besides its sources.
@@ -107,7 +113,36 @@ impl SnapshotCollector {
             lv_series_limit: settings.lv_series_limit,
             last_success: Mutex::new(HashMap::new()),
             last_error: Mutex::new(HashMap::new()),
+            orphan_resolver: None,
         }
+    }
+
+    /// Looks up why each orphan LV is one with `resolver` (the nova source's compute API).
+    pub fn with_orphan_resolver(mut self, resolver: OrphanResolver) -> Self {
+        self.orphan_resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// The orphans of nova's VG as the accounting classified them (with the primary source's
+    /// `tracked` instances), each with its reason: looked up when a resolver is set, waiting for
+    /// it no longer than the tracked timeout, else `unknown`. Never fails the collection.
+    async fn orphans(
+        &self,
+        report: Option<&VgReport>,
+        tracked: Option<&TrackedUsage>,
+    ) -> Option<OrphanReasons> {
+        let mut orphans = orphan_lvs(report?, &self.nova_vg, tracked)?;
+        if let Some(resolver) = &self.orphan_resolver {
+            let verdicts = resolver
+                .verdicts(&orphans.uuids(), self.tracked_timeout)
+                .await;
+            for lv in &mut orphans.lvs {
+                if let Some(verdict) = verdicts.get(&lv.uuid) {
+                    lv.verdict = verdict.clone();
+                }
+            }
+        }
+        Some(orphans)
     }
 
     /// Runs one collection. Never fails: failures are in the collector statuses.
@@ -204,6 +239,13 @@ impl SnapshotCollector {
             .filter_map(|(kind, _, outcome)| Some((*kind, &outcome.as_ref().ok()?.0)))
             .collect();
         let audit = audit_collection(report.as_ref(), &self.watched_vgs, &usages, self.primary);
+        // The usage the accounting classified with (a primary whose figures did not fit is an
+        // error by now); no orphans without host accounting.
+        let classified_with = primary_index
+            .and_then(|i| outcomes[i].2.as_ref().ok())
+            .map(|(usage, _)| usage)
+            .filter(|_| host.is_some());
+        let orphans = self.orphans(report.as_ref(), classified_with).await;
 
         let mut sources = Vec::new();
         for (kind, duration, outcome) in outcomes {
@@ -227,6 +269,7 @@ impl SnapshotCollector {
             audit,
             finished_unix: unix_now(),
             raw_methods: self.raw.methods(),
+            orphans,
         }
     }
 

@@ -128,6 +128,7 @@ pub fn account(data: &[u8]) {
         audit: None,
         finished_unix: 0.0,
         raw_methods: Vec::new(),
+        orphans: None,
     };
     let _ = crate::output::metrics::render(&snapshot);
 }

@@ -23,7 +23,8 @@
 //!      compute API; this host's identity in them; the refresh cache of API sources.
 //! 4. [`accounting`]: the model, pure: drift by cause, corrected free space, the scheduler's
 //!    view, the reserve that would fix it. [`audit`], beside it: placement's allocations
-//!    compared consumer by consumer with the local instances and nova's LVs.
+//!    compared consumer by consumer with the local instances and nova's LVs. [`orphans`]: the
+//!    orphan LVs of nova's VG and why each is one, totalled per reason.
 //! 5. [`collect`]: one collection: every source concurrently under its timeout, accounted into a
 //!    snapshot; concurrent scrapes share one collection.
 //! 6. [`output`]: what a snapshot becomes: the metrics, the report (JSON and text), the status
@@ -54,6 +55,7 @@ pub mod tracked;
 
 pub mod accounting;
 pub mod audit;
+pub mod orphans;
 
 pub mod collect;
 

@@ -88,6 +88,76 @@ pub struct Report {
     pub missing_vgs: Vec<String>,
     /// Placement compared per consumer with the local source and LVM, when all succeeded.
     pub audit: Option<AuditReport>,
+    /// The orphan LVs of nova's VG and why each is one, when a tracked source told instances
+    /// from orphans.
+    pub orphans: Option<OrphansReport>,
+}
+
+/// The orphan LVs of nova's VG by reason (see [`crate::orphans`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrphansReport {
+    /// nova's VG.
+    pub vg: String,
+    /// LVs and bytes per reason, every reason.
+    pub totals: Vec<OrphanTotalReport>,
+    /// Every orphan LV, largest first.
+    pub lvs: Vec<OrphanLvReport>,
+}
+
+/// The orphans of one reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrphanTotalReport {
+    /// `deleted`, `elsewhere`, `here` or `unknown`.
+    pub reason: String,
+    /// How many LVs.
+    pub lvs: u64,
+    /// Their VG bytes.
+    pub bytes: u64,
+}
+
+/// One orphan LV and why it is one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrphanLvReport {
+    /// LV name.
+    pub name: String,
+    /// The instance UUID of its name.
+    pub uuid: String,
+    /// VG bytes it holds.
+    pub bytes: u64,
+    /// The reason.
+    pub reason: String,
+    /// What nova said, or why the reason is unknown.
+    pub detail: String,
+}
+
+impl OrphansReport {
+    fn new(orphans: &crate::orphans::OrphanReasons) -> Self {
+        Self {
+            vg: orphans.vg.clone(),
+            totals: crate::tracked::orphans::OrphanReason::ALL
+                .iter()
+                .map(|reason| {
+                    let (lvs, bytes) = orphans.totals(*reason);
+                    OrphanTotalReport {
+                        reason: reason.as_str().to_string(),
+                        lvs,
+                        bytes,
+                    }
+                })
+                .collect(),
+            lvs: orphans
+                .lvs
+                .iter()
+                .map(|lv| OrphanLvReport {
+                    name: lv.name.clone(),
+                    uuid: lv.uuid.clone(),
+                    bytes: lv.bytes,
+                    reason: lv.verdict.reason.as_str().to_string(),
+                    detail: lv.verdict.detail.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The cross-source audit (see [`crate::audit`]).
@@ -503,6 +573,7 @@ impl Report {
                 .map(|h| h.missing_vgs.clone())
                 .unwrap_or_default(),
             audit: snapshot.audit.as_ref().map(AuditReport::new),
+            orphans: snapshot.orphans.as_ref().map(OrphansReport::new),
         }
     }
 
@@ -656,6 +727,7 @@ pub(crate) mod tests {
             audit: None,
             finished_unix: 0.0,
             raw_methods: Vec::new(),
+            orphans: None,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }

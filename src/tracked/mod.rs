@@ -9,6 +9,7 @@ pub mod file;
 pub mod host;
 pub mod libvirt;
 pub mod nova;
+pub mod orphans;
 pub mod placement;
 
 use std::path::Path;
