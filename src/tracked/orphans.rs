@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 
 use super::canonical_uuid;
@@ -375,12 +375,13 @@ impl OrphanCache {
     }
 }
 
-type Round = Shared<BoxFuture<'static, ()>>;
+type Round = BoxFuture<'static, ()>;
 
 struct ResolverState {
     cache: OrphanCache,
     next_round: Option<Instant>,
-    in_flight: Option<Round>,
+    /// A round is running.
+    running: bool,
 }
 
 /// Runs the bounded lookup rounds over an [`OrphanLookup`] and serves the cached verdicts.
@@ -409,13 +410,14 @@ impl OrphanResolver {
             state: Arc::new(Mutex::new(ResolverState {
                 cache: OrphanCache::new(policy),
                 next_round: None,
-                in_flight: None,
+                running: false,
             })),
         }
     }
 
     /// The verdict of each orphan UUID (with its bytes, to look up the largest first): starts a
-    /// round when one is due and none runs, waits for the running round at most `wait`, then
+    /// round when one is due and none runs and waits for it at most `wait` (a round started
+    /// earlier is not waited for, so that a stuck API slows one scrape, not every one), then
     /// answers from the cache. Never fails: what is not known is `unknown`.
     pub async fn verdicts(
         &self,
@@ -434,10 +436,11 @@ impl OrphanResolver {
             .collect()
     }
 
+    /// The round started now, if one was due and none ran.
     fn maybe_start_round(&self, orphans: &[(String, u64)], now: Instant) -> Option<Round> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let due = state.next_round.is_none_or(|at| now >= at);
-        if due && state.in_flight.is_none() {
+        if due && !state.running {
             let uuids = state.cache.due(orphans, now);
             if uuids.is_empty() {
                 return None;
@@ -449,15 +452,15 @@ impl OrphanResolver {
                 uuids,
                 Arc::clone(&self.state),
             ));
-            state.in_flight = Some(
+            state.running = true;
+            return Some(
                 async move {
                     let _ = task.await;
                 }
-                .boxed()
-                .shared(),
+                .boxed(),
             );
         }
-        state.in_flight.clone()
+        None
     }
 }
 
@@ -484,7 +487,7 @@ async fn round(
             .cache
             .record(uuid, outcome, Instant::now());
     }
-    state.lock().unwrap_or_else(|e| e.into_inner()).in_flight = None;
+    state.lock().unwrap_or_else(|e| e.into_inner()).running = false;
 }
 
 #[cfg(test)]
