@@ -716,7 +716,12 @@ fn assert_every_figure(m: &Exposition) {
     // B's swap LV is 1.5 GiB where nova counts int(1536 / 1024) = 1 GiB.
     assert_eq!(cause("overhead"), (GIB / 2) as f64);
     // The orphan by why: nova has never heard of its instance (or not looked up yet).
-    for (reason, bytes) in [("deleted", 0), ("elsewhere", 0), ("here", 0), ("unknown", 10 * GIB)] {
+    for (reason, bytes) in [
+        ("deleted", 0),
+        ("elsewhere", 0),
+        ("here", 0),
+        ("unknown", 10 * GIB),
+    ] {
         assert_eq!(
             p(&format!(
                 "nova_lvm_orphan_bytes{{reason=\"{reason}\",vg=\"{VG}\"}}"
@@ -762,7 +767,11 @@ fn every_nova_figure_to_the_byte_at_2_87_and_the_fqdn_found_by_short_name() {
             .contains(&"2.87 /os-hypervisors/detail?hypervisor_hostname_pattern=cmp-7".to_string()),
         "{requests:?}"
     );
-    assert_eq!(nova.count("/servers/detail?all_tenants=1&host="), 2, "{requests:?}");
+    assert_eq!(
+        nova.count("/servers/detail?all_tenants=1&host="),
+        2,
+        "{requests:?}"
+    );
     // The one orphan's instance looked up once: nova has no such server.
     assert_eq!(nova.count(&format!("&uuid={ORPHAN}")), 1, "{requests:?}");
     assert_eq!(nova.count("/flavors/"), 0, "embedded flavors at 2.47+");
@@ -1240,25 +1249,35 @@ fn orphans_on_a_real_vg_by_reason_to_the_byte_with_bounded_cached_lookups() {
         assert_eq!(reason(&m, "deleted"), Some((4 * GIB) as f64));
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert_eq!(nova.count(&format!("&uuid={GONE}")), 1, "{:?}", nova.requests());
+    assert_eq!(
+        nova.count(&format!("&uuid={GONE}")),
+        1,
+        "{:?}",
+        nova.requests()
+    );
     let made = lookups() - rounds_before;
-    assert!((2..=8).contains(&made), "{made} lookups in 7 s of 2 s rounds");
+    assert!(
+        (2..=8).contains(&made),
+        "{made} lookups in 7 s of 2 s rounds"
+    );
     assert!(nova.count(&format!("&uuid={MOVED}")) >= 2);
 
     // The status page and the report say why, per LV.
     let (_, page) = get(exporter.port, "/").unwrap();
     assert!(page.contains("id=\"orphan-lvs\""), "{page}");
     assert!(page.contains(&format!("{GONE}_disk.local")), "{page}");
-    assert!(page.contains("the instance is on cmp-70.example.org"), "{page}");
+    assert!(
+        page.contains("the instance is on cmp-70.example.org"),
+        "{page}"
+    );
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
         .args(&args)
         .args(["report", "--format=json"])
         .envs(env)
         .output()
         .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&output.stderr))
-    });
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
     let violations = common::schema::report_schema_violations(&report);
     assert!(violations.is_empty(), "{violations:?}");
     let orphans = &report["orphans"]["lvs"];
@@ -1276,8 +1295,14 @@ fn orphans_on_a_real_vg_by_reason_to_the_byte_with_bounded_cached_lookups() {
     assert_eq!(of(format!("{GONE}_disk"))["bytes"], json!(3 * GIB));
     assert_eq!(of(format!("{MOVED}_disk"))["reason"], "elsewhere");
     assert_eq!(of(format!("{SOFT}_disk"))["reason"], "unknown");
-    assert_eq!(of(format!("{SOFT}_disk"))["detail"], "not looked up in nova yet");
-    assert_eq!(report["orphans"]["totals"][0], json!({"reason": "deleted", "lvs": 2, "bytes": 4 * GIB}));
+    assert_eq!(
+        of(format!("{SOFT}_disk"))["detail"],
+        "not looked up in nova yet"
+    );
+    assert_eq!(
+        report["orphans"]["totals"][0],
+        json!({"reason": "deleted", "lvs": 2, "bytes": 4 * GIB})
+    );
 }
 
 /// An orphan lookup that fails (`fault`) leaves the reason unknown and fails nothing.
@@ -1287,7 +1312,11 @@ fn failing_lookup(fault: Fault, extra: &[&str]) -> (Exposition, Duration) {
     write_host(dir.path(), "cmp-7");
     let exporter = start(&nova, dir.path(), extra);
     let m = scrape_until(&exporter, |m| nova_success(m) == Some(1.0));
-    assert!(nova.count(&format!("&uuid={ORPHAN}")) >= 1, "{:?}", nova.requests());
+    assert!(
+        nova.count(&format!("&uuid={ORPHAN}")) >= 1,
+        "{:?}",
+        nova.requests()
+    );
     // Every later scrape is quick and complete, the reason unknown.
     let started = Instant::now();
     let again = exporter.scrape();
@@ -1312,7 +1341,10 @@ fn a_failing_orphan_lookup_leaves_the_reason_unknown_and_the_scrape_whole() {
 
 #[test]
 fn a_stalled_orphan_lookup_holds_no_scrape_beyond_the_collector_timeout() {
-    let (_, took) = failing_lookup(Fault::LookupStall, &["--collector.nova.request-timeout=20s"]);
+    let (_, took) = failing_lookup(
+        Fault::LookupStall,
+        &["--collector.nova.request-timeout=20s"],
+    );
     // The round that stalls was started by the first scrape; later ones do not wait for it.
     assert!(took < Duration::from_secs(2), "{took:?}");
 }

@@ -225,7 +225,8 @@ pub struct ComputeOrphanLookup {
 
 impl std::fmt::Debug for ComputeOrphanLookup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ComputeOrphanLookup").finish_non_exhaustive()
+        f.debug_struct("ComputeOrphanLookup")
+            .finish_non_exhaustive()
     }
 }
 
@@ -277,7 +278,7 @@ pub struct LookupPolicy {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
+struct CachedVerdict {
     verdict: OrphanVerdict,
     checked: Instant,
     failed: bool,
@@ -287,7 +288,7 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct OrphanCache {
     policy: LookupPolicy,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, CachedVerdict>,
 }
 
 impl OrphanCache {
@@ -315,7 +316,8 @@ impl OrphanCache {
     /// first; the most bytes first among equals. `deleted` is final and never picked.
     pub fn due(&mut self, orphans: &[(String, u64)], now: Instant) -> Vec<String> {
         let present: HashSet<&str> = orphans.iter().map(|(u, _)| u.as_str()).collect();
-        self.entries.retain(|uuid, _| present.contains(uuid.as_str()));
+        self.entries
+            .retain(|uuid, _| present.contains(uuid.as_str()));
         let mut candidates: Vec<(u8, Option<Instant>, std::cmp::Reverse<u64>, &str)> = orphans
             .iter()
             .filter_map(|(uuid, bytes)| {
@@ -351,7 +353,7 @@ impl OrphanCache {
         };
         self.entries.insert(
             uuid.to_string(),
-            Entry {
+            CachedVerdict {
                 verdict,
                 checked: now,
                 failed,
@@ -402,7 +404,11 @@ impl std::fmt::Debug for OrphanResolver {
 
 impl OrphanResolver {
     /// A resolver looking up with `lookup`, comparing servers' hypervisors with `this_host`.
-    pub fn new(lookup: Arc<dyn OrphanLookup>, this_host: ProviderName, policy: LookupPolicy) -> Self {
+    pub fn new(
+        lookup: Arc<dyn OrphanLookup>,
+        this_host: ProviderName,
+        policy: LookupPolicy,
+    ) -> Self {
         Self {
             lookup,
             this_host,
@@ -523,16 +529,25 @@ mod tests {
     #[test]
     fn nova_says_deleted_here_elsewhere_or_nothing() {
         let reason = |w: &Whereabouts| reason_of(w, &host()).reason;
-        assert_eq!(reason(&server("DELETED", Some("cmp-3"))), OrphanReason::Deleted);
+        assert_eq!(
+            reason(&server("DELETED", Some("cmp-3"))),
+            OrphanReason::Deleted
+        );
         let here = reason_of(&server("ACTIVE", Some("cmp-7.example.org")), &host());
         assert_eq!(here.reason, OrphanReason::Here);
         assert!(here.detail.contains("status ACTIVE"), "{here:?}");
         // A soft-deleted server can still be restored: its disks are not garbage.
-        assert_eq!(reason(&server("SOFT_DELETED", Some("cmp-7"))), OrphanReason::Here);
+        assert_eq!(
+            reason(&server("SOFT_DELETED", Some("cmp-7"))),
+            OrphanReason::Here
+        );
         let there = reason_of(&server("ACTIVE", Some("cmp-70.example.org")), &host());
         assert_eq!(there.reason, OrphanReason::Elsewhere);
         assert!(there.detail.contains("cmp-70.example.org"), "{there:?}");
-        assert_eq!(reason(&server("SHELVED_OFFLOADED", None)), OrphanReason::Elsewhere);
+        assert_eq!(
+            reason(&server("SHELVED_OFFLOADED", None)),
+            OrphanReason::Elsewhere
+        );
         assert_eq!(reason(&server("UNKNOWN", None)), OrphanReason::Unknown);
         assert_eq!(reason(&Whereabouts::NotFound), OrphanReason::Unknown);
     }
