@@ -324,11 +324,12 @@ fn unredacted_summary(config: &Config) -> Vec<(String, String)> {
         rows.push((
             "nova source".to_string(),
             format!(
-                "hypervisor {:?} (from {}; the FQDN or the short name), refreshed every {} s (plus or minus 10%), dropped after {} s",
+                "hypervisor {:?} (from {}; the FQDN or the short name), refreshed every {} s (plus or minus 10%), dropped after {} s; at most {} orphan lookups per refresh",
                 nova.host.name,
                 nova.host.origin,
                 nova.refresh_interval.as_secs_f64(),
-                nova.max_age.as_secs_f64()
+                nova.max_age.as_secs_f64(),
+                nova.orphan_lookups_per_refresh
             ),
         ));
     }

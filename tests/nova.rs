@@ -1303,6 +1303,21 @@ fn orphans_on_a_real_vg_by_reason_to_the_byte_with_bounded_cached_lookups() {
         report["orphans"]["totals"][0],
         json!({"reason": "deleted", "lvs": 2, "bytes": 4 * GIB})
     );
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .args(&args)
+        .arg("report")
+        .envs(env)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("Orphans in {}", vg.name)), "{text}");
+    assert!(
+        text.contains(&format!(
+            "deleted {GONE}_disk ({} bytes): nova deleted the instance (status DELETED, vm_state deleted)",
+            3 * GIB
+        )),
+        "{text}"
+    );
 }
 
 /// An orphan lookup that fails (`fault`) leaves the reason unknown and fails nothing.

@@ -142,8 +142,17 @@ pub struct ServerState {
 }
 
 /// The reason nova's answer gives, with `this_host` the hypervisor the nova source reads (the
-/// exact name or, as nova's libvirt driver may report either, the same short name).
+/// exact name or, as nova's libvirt driver may report either, the same short name). The detail
+/// quotes nova's fields as upstream text (redacted, one line, cut short).
 pub fn reason_of(whereabouts: &Whereabouts, this_host: &ProviderName) -> OrphanVerdict {
+    let verdict = judge(whereabouts, this_host);
+    OrphanVerdict {
+        detail: crate::redact::upstream_text(&verdict.detail),
+        ..verdict
+    }
+}
+
+fn judge(whereabouts: &Whereabouts, this_host: &ProviderName) -> OrphanVerdict {
     let server = match whereabouts {
         Whereabouts::NotFound => {
             return OrphanVerdict::unknown(
@@ -550,6 +559,13 @@ mod tests {
         );
         assert_eq!(reason(&server("UNKNOWN", None)), OrphanReason::Unknown);
         assert_eq!(reason(&Whereabouts::NotFound), OrphanReason::Unknown);
+        // What nova said is quoted on one line, cut short.
+        let hostile = reason_of(
+            &server("ACTIVE", Some(&format!("evil\n{}", "x".repeat(5000)))),
+            &host(),
+        );
+        assert!(!hostile.detail.contains('\n'), "{hostile:?}");
+        assert!(hostile.detail.len() < 1024, "{}", hostile.detail.len());
     }
 
     #[test]
