@@ -6,7 +6,7 @@
 //! LVs whose instance the primary tracked source does not place here), and [`OrphanReasons`]
 //! sums them per [`OrphanReason`]; the sum over the reasons is the `orphan` owner class's.
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::lvm::owner::{attribute, classify_name, LvName, Owner};
 use crate::lvm::{Lv, VgReport};
@@ -48,15 +48,17 @@ impl OrphanReasons {
 
     /// The orphans' instance UUIDs, each once, with the bytes of its LVs (largest first).
     pub fn uuids(&self) -> Vec<(String, u64)> {
-        let mut by_uuid: Vec<(String, u64)> = Vec::new();
+        let mut by_uuid: FxHashMap<&str, u64> = FxHashMap::default();
         for lv in &self.lvs {
-            match by_uuid.iter_mut().find(|(uuid, _)| *uuid == lv.uuid) {
-                Some((_, bytes)) => *bytes = bytes.saturating_add(lv.bytes),
-                None => by_uuid.push((lv.uuid.clone(), lv.bytes)),
-            }
+            let bytes = by_uuid.entry(lv.uuid.as_str()).or_insert(0);
+            *bytes = bytes.saturating_add(lv.bytes);
         }
-        by_uuid.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        by_uuid
+        let mut uuids: Vec<(String, u64)> = by_uuid
+            .into_iter()
+            .map(|(uuid, bytes)| (uuid.to_string(), bytes))
+            .collect();
+        uuids.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        uuids
     }
 }
 

@@ -323,6 +323,7 @@ impl OrphanCache {
     /// present) and picks the ones to look up this round, at most the policy's number: never
     /// looked up first, then failed lookups, then the verdicts due for a re-check, oldest
     /// first; the most bytes first among equals. `deleted` is final and never picked.
+    /// `orphans` holds each UUID once, with the bytes of its LVs.
     pub fn due(&mut self, orphans: &[(String, u64)], now: Instant) -> Vec<String> {
         let present: HashSet<&str> = orphans.iter().map(|(u, _)| u.as_str()).collect();
         self.entries
@@ -343,7 +344,6 @@ impl OrphanCache {
             })
             .collect();
         candidates.sort();
-        candidates.dedup_by(|a, b| a.3 == b.3);
         candidates
             .into_iter()
             .take(self.policy.per_round)
