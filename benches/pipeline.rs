@@ -1,5 +1,6 @@
 //! The in-process cost of one collection, without LVM itself: parse a saved `vgs` + `lvs -a`
-//! JSON report, account it against the tracked instances, render the exposition. Run with
+//! JSON report, account it against the tracked instances, pick the orphans (their reasons come
+//! from a cache; lookups run in the background), render the exposition. Run with
 //! `cargo bench --bench pipeline`; prints one line per VG size with the median and p90 of each
 //! step (a bench binary rather than criterion: three numbers per size are all the README needs,
 //! and it adds no dependency).
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use nova_lvm_exporter::accounting::{account_host, source_figures};
 use nova_lvm_exporter::collect::{CollectorStatus, Snapshot};
 use nova_lvm_exporter::lvm::report;
+use nova_lvm_exporter::orphans::orphan_lvs;
 use nova_lvm_exporter::tracked::{
     Flavor, HostDiskSettings, SourceKind, TrackedInstance, TrackedUsage,
 };
@@ -78,8 +80,8 @@ fn main() {
         if quick { "1" } else { "many" }
     );
     println!(
-        "{:>7} {:>20} {:>20} {:>20} {:>20} {:>10}",
-        "LVs", "parse", "account", "render", "total", "bytes out"
+        "{:>7} {:>20} {:>20} {:>20} {:>20} {:>20} {:>10}",
+        "LVs", "parse", "account", "orphans", "render", "total", "bytes out"
     );
     for lvs in [10usize, 200, 2_000, 10_000] {
         let (text, instances) = host(lvs);
@@ -89,7 +91,8 @@ fn main() {
         } else {
             (200_000 / lvs).clamp(20, 2_000)
         };
-        let (mut parse, mut account, mut render, mut total) = (vec![], vec![], vec![], vec![]);
+        let (mut parse, mut account, mut orphans, mut render, mut total) =
+            (vec![], vec![], vec![], vec![], vec![]);
         let mut exposition_bytes = 0;
         for _ in 0..iterations {
             let started = Instant::now();
@@ -99,6 +102,8 @@ fn main() {
             let host = account_host(&parsed, &watched, Some("vms-group"), Some(&usage), 100)
                 .expect("the bench figures fit");
             let accounted_at = Instant::now();
+            let orphan_reasons = orphan_lvs(&parsed, "vms-group", Some(&usage));
+            let orphans_at = Instant::now();
             let snapshot = Snapshot {
                 collectors: vec![CollectorStatus {
                     name: "lvm",
@@ -119,13 +124,15 @@ fn main() {
                 finished_unix: 1.7e9,
                 raw_methods: Vec::new(),
                 flavor_fit: None,
+                orphans: orphan_reasons,
             };
             let out = nova_lvm_exporter::output::metrics::render(&snapshot);
             let rendered_at = Instant::now();
             exposition_bytes = out.len();
             parse.push(parsed_at - started);
             account.push(accounted_at - parsed_at);
-            render.push(rendered_at - accounted_at);
+            orphans.push(orphans_at - accounted_at);
+            render.push(rendered_at - orphans_at);
             total.push(rendered_at - started);
         }
         let cell = |s: &mut Vec<Duration>| {
@@ -136,9 +143,10 @@ fn main() {
             )
         };
         println!(
-            "{lvs:>7} {:>20} {:>20} {:>20} {:>20} {exposition_bytes:>10}",
+            "{lvs:>7} {:>20} {:>20} {:>20} {:>20} {:>20} {exposition_bytes:>10}",
             cell(&mut parse),
             cell(&mut account),
+            cell(&mut orphans),
             cell(&mut render),
             cell(&mut total)
         );

@@ -22,6 +22,7 @@ use crate::tracked::file::FileSource;
 use crate::tracked::flavors::{FlavorCatalog, FlavorList};
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
+use crate::tracked::orphans::{ComputeOrphanLookup, LookupPolicy, OrphanResolver};
 use crate::tracked::placement::{InventoryPolicy, PlacementSource};
 use crate::tracked::{SourceKind, TrackedSource};
 use crate::web::{AppState, ServerLimits, WebConfigSource};
@@ -175,7 +176,7 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             config.host_settings,
         )));
     }
-    Ok(SnapshotCollector::new(
+    let collector = SnapshotCollector::new(
         raw,
         tracked,
         CollectorSettings {
@@ -191,6 +192,30 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
         config.flavors.clone(),
         config.flavor_limit,
         flavor_catalog(config, session.as_ref()),
+    );
+    Ok(match orphan_resolver(config, session.as_ref()) {
+        Some(resolver) => collector.with_orphan_resolver(resolver),
+        None => collector,
+    })
+}
+
+/// The lookups that say why each orphan LV is one, when the nova source is enabled and
+/// `--collector.nova.orphan-lookups-per-refresh` is not 0: one round per nova refresh interval,
+/// verdicts served up to the nova source's max age.
+fn orphan_resolver(config: &Config, session: Option<&Arc<Session>>) -> Option<OrphanResolver> {
+    let (nova, session) = (config.nova.as_ref()?, session?);
+    if nova.orphan_lookups_per_refresh == 0 {
+        return None;
+    }
+    let lookup = ComputeOrphanLookup::new(Arc::clone(session), Some(nova.request_timeout));
+    Some(OrphanResolver::new(
+        Arc::new(lookup),
+        nova.host.clone(),
+        LookupPolicy {
+            per_round: nova.orphan_lookups_per_refresh,
+            interval: nova.refresh_interval,
+            max_age: nova.max_age,
+        },
     ))
 }
 
@@ -369,11 +394,12 @@ fn unredacted_summary(config: &Config) -> Vec<(String, String)> {
         rows.push((
             "nova source".to_string(),
             format!(
-                "hypervisor {:?} (from {}; the FQDN or the short name), refreshed every {} s (plus or minus 10%), dropped after {} s",
+                "hypervisor {:?} (from {}; the FQDN or the short name), refreshed every {} s (plus or minus 10%), dropped after {} s; at most {} orphan lookups per refresh",
                 nova.host.name,
                 nova.host.origin,
                 nova.refresh_interval.as_secs_f64(),
-                nova.max_age.as_secs_f64()
+                nova.max_age.as_secs_f64(),
+                nova.orphan_lookups_per_refresh
             ),
         ));
     }

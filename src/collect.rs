@@ -17,7 +17,9 @@ use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigu
 use crate::audit::{audit_collection, Audit};
 use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
 use crate::lvm::{RawSource, VgReport};
+use crate::orphans::{orphan_lvs, OrphanReasons};
 use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
+use crate::tracked::orphans::OrphanResolver;
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
 
 /// The collector label of the raw source.
@@ -64,6 +66,9 @@ pub struct Snapshot {
     /// How many more instances of each flavor fit, when flavors are known and nova's VG was
     /// accounted with a tracked source.
     pub flavor_fit: Option<FlavorFitSummary>,
+    /// The orphan LVs of nova's VG and why each is one; `None` when no tracked source told
+    /// instances from orphans.
+    pub orphans: Option<OrphanReasons>,
 }
 
 /// Reads all sources and accounts them.
@@ -79,6 +84,7 @@ pub struct SnapshotCollector {
     flavors: FlavorSettings,
     last_success: Mutex<HashMap<&'static str, f64>>,
     last_error: Mutex<HashMap<&'static str, String>>,
+    orphan_resolver: Option<Arc<OrphanResolver>>,
 }
 
 /// The flavors of the flavor fit.
@@ -135,7 +141,36 @@ impl SnapshotCollector {
             flavors: FlavorSettings::default(),
             last_success: Mutex::new(HashMap::new()),
             last_error: Mutex::new(HashMap::new()),
+            orphan_resolver: None,
         }
+    }
+
+    /// Looks up why each orphan LV is one with `resolver` (the nova source's compute API).
+    pub fn with_orphan_resolver(mut self, resolver: OrphanResolver) -> Self {
+        self.orphan_resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// The orphans of nova's VG as the accounting classified them (with the primary source's
+    /// `tracked` instances), each with its reason: looked up when a resolver is set, waiting for
+    /// it no longer than the tracked timeout, else `unknown`. Never fails the collection.
+    async fn orphans(
+        &self,
+        report: Option<&VgReport>,
+        tracked: Option<&TrackedUsage>,
+    ) -> Option<OrphanReasons> {
+        let mut orphans = orphan_lvs(report?, &self.nova_vg, tracked)?;
+        if let Some(resolver) = &self.orphan_resolver {
+            let verdicts = resolver
+                .verdicts(&orphans.uuids(), self.tracked_timeout)
+                .await;
+            for lv in &mut orphans.lvs {
+                if let Some(verdict) = verdicts.get(&lv.uuid) {
+                    lv.verdict = verdict.clone();
+                }
+            }
+        }
+        Some(orphans)
     }
 
     /// Runs one collection. Never fails: failures are in the collector statuses.
@@ -239,6 +274,13 @@ impl SnapshotCollector {
             .filter_map(|(kind, _, outcome)| Some((*kind, &outcome.as_ref().ok()?.0)))
             .collect();
         let audit = audit_collection(report.as_ref(), &self.watched_vgs, &usages, self.primary);
+        // The usage the accounting classified with (a primary whose figures did not fit is an
+        // error by now); no orphans without host accounting.
+        let classified_with = primary_index
+            .and_then(|i| outcomes[i].2.as_ref().ok())
+            .map(|(usage, _)| usage)
+            .filter(|_| host.is_some());
+        let orphans = self.orphans(report.as_ref(), classified_with).await;
 
         let mut sources = Vec::new();
         for (kind, duration, outcome) in outcomes {
@@ -272,6 +314,7 @@ impl SnapshotCollector {
             finished_unix: unix_now(),
             raw_methods: self.raw.methods(),
             flavor_fit,
+            orphans,
         }
     }
 

@@ -129,6 +129,7 @@ pub fn account(data: &[u8]) {
         finished_unix: 0.0,
         raw_methods: Vec::new(),
         flavor_fit: None,
+        orphans: None,
     };
     let _ = crate::output::metrics::render(&snapshot);
 }

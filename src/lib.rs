@@ -25,6 +25,7 @@
 //!    view, the reserve that would fix it. [`audit`], beside it: placement's allocations
 //!    compared consumer by consumer with the local instances and nova's LVs. [`fit`]: how many
 //!    more instances of each flavor fit, by corrected free space and by the scheduler's rule.
+//!    [`orphans`]: the orphan LVs of nova's VG and why each is one, totalled per reason.
 //! 5. [`collect`]: one collection: every source concurrently under its timeout, accounted into a
 //!    snapshot; concurrent scrapes share one collection.
 //! 6. [`output`]: what a snapshot becomes: the metrics, the report (JSON and text), the status
@@ -56,6 +57,7 @@ pub mod tracked;
 pub mod accounting;
 pub mod audit;
 pub mod fit;
+pub mod orphans;
 
 pub mod collect;
 

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["openstack"],
     // sources: raw (LVM) and tracked (nova's view)
     &["lvm", "tracked"],
-    &["accounting", "audit", "fit"],
+    &["accounting", "audit", "fit", "orphans"],
     &["collect"],
     &["output"],
     // the HTTP side: server, routes, auth, web configuration and its reload

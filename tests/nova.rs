@@ -69,6 +69,9 @@ struct Srv {
     ephemeral_gb: u64,
     swap_mb: u64,
     bfv: bool,
+    /// nova's status: ACTIVE, DELETED, SOFT_DELETED (hidden from lists without
+    /// `changes-since` or `deleted`, as nova hides them).
+    status: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,6 +85,10 @@ enum Fault {
     Garbage,
     /// Every hypervisor answer is the 2.88 shape, whatever was asked (a broken proxy).
     IgnoreMicroversion,
+    /// Lookups of one server (`changes-since` and `uuid`) answer 500.
+    LookupError,
+    /// Lookups of one server answer after 10 s.
+    LookupStall,
 }
 
 type Roles = Arc<dyn Fn(&str) -> Option<Vec<String>> + Send + Sync>;
@@ -355,6 +362,9 @@ fn serve(mut stream: TcpStream, port: u16, config: &Config, log: &Mutex<Vec<Stri
             None => no_match(&mut stream, id),
         };
     }
+    if rest.starts_with("/servers/detail?") && query(rest, "changes-since").is_some() {
+        return lookup(&mut stream, config, rest, version);
+    }
     if rest.starts_with("/servers/detail?") {
         match config.fault {
             Fault::Stall => std::thread::sleep(Duration::from_secs(10)),
@@ -374,11 +384,15 @@ fn serve(mut stream: TcpStream, port: u16, config: &Config, log: &Mutex<Vec<Stri
                 );
                 return;
             }
-            Fault::None | Fault::IgnoreMicroversion => {}
+            Fault::None | Fault::IgnoreMicroversion | Fault::LookupError | Fault::LookupStall => {}
         }
         assert_eq!(query(rest, "all_tenants").as_deref(), Some("1"), "{rest}");
         let host = query(rest, "host").expect("host filter");
-        let on_host: Vec<&Srv> = config.servers.iter().filter(|s| s.host == host).collect();
+        let on_host: Vec<&Srv> = config
+            .servers
+            .iter()
+            .filter(|s| s.host == host && s.status != "DELETED" && s.status != "SOFT_DELETED")
+            .collect();
         // nova pages by [api] max_limit; 2 here, so that paging is exercised.
         let start = query(rest, "marker")
             .and_then(|m| on_host.iter().position(|s| s.uuid == m).map(|i| i + 1))
@@ -421,6 +435,39 @@ fn serve(mut stream: TcpStream, port: u16, config: &Config, log: &Mutex<Vec<Stri
     respond(&mut stream, "404 Not Found", "{}")
 }
 
+/// One server looked up by UUID the way the exporter asks: nova's servers list with
+/// `changes-since` (no `deleted` filter: deleted and soft-deleted servers too) and `uuid` (an
+/// exact filter), all tenants.
+fn lookup(stream: &mut TcpStream, config: &Config, rest: &str, version: (u32, u32)) {
+    match config.fault {
+        Fault::LookupError => {
+            return nova_error(
+                stream,
+                "500 Internal Server Error",
+                "computeFault",
+                500,
+                "Unexpected API Error. The cell database exploded.",
+            )
+        }
+        Fault::LookupStall => std::thread::sleep(Duration::from_secs(10)),
+        _ => {}
+    }
+    assert_eq!(query(rest, "all_tenants").as_deref(), Some("1"), "{rest}");
+    assert_eq!(
+        query(rest, "changes-since").as_deref(),
+        Some("1970-01-01T00%3A00%3A00Z"),
+        "{rest}"
+    );
+    let uuid = query(rest, "uuid").expect("uuid filter");
+    let found: Vec<Value> = config
+        .servers
+        .iter()
+        .filter(|s| s.uuid == uuid)
+        .map(|s| server_json(s, version))
+        .collect();
+    respond(stream, "200 OK", &json!({ "servers": found }).to_string());
+}
+
 fn server_json(s: &Srv, version: (u32, u32)) -> Value {
     let mut server = if version >= (2, 47) {
         let mut v = fixture("v2.47-servers-details-resp.json")["servers"][0].clone();
@@ -436,6 +483,12 @@ fn server_json(s: &Srv, version: (u32, u32)) -> Value {
     server["id"] = json!(s.uuid);
     server["OS-EXT-SRV-ATTR:host"] = json!(s.host);
     server["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(s.node);
+    server["status"] = json!(s.status);
+    server["OS-EXT-STS:vm_state"] = json!(match s.status {
+        "DELETED" => "deleted",
+        "SOFT_DELETED" => "soft-delete",
+        _ => "active",
+    });
     if s.bfv {
         server["image"] = json!("");
     }
@@ -481,6 +534,7 @@ fn servers() -> Vec<Srv> {
         ephemeral_gb,
         swap_mb,
         bfv,
+        status: "ACTIVE",
     };
     vec![
         srv(A, "1", 20, 0, 0, false),
@@ -666,6 +720,20 @@ fn assert_every_figure(m: &Exposition) {
     assert_eq!(cause("orphan"), (10 * GIB) as f64);
     // B's swap LV is 1.5 GiB where nova counts int(1536 / 1024) = 1 GiB.
     assert_eq!(cause("overhead"), (GIB / 2) as f64);
+    // The orphan by why: nova has never heard of its instance (or not looked up yet).
+    for (reason, bytes) in [
+        ("deleted", 0),
+        ("elsewhere", 0),
+        ("here", 0),
+        ("unknown", 10 * GIB),
+    ] {
+        assert_eq!(
+            p(&format!(
+                "nova_lvm_orphan_bytes{{reason=\"{reason}\",vg=\"{VG}\"}}"
+            )),
+            bytes as f64
+        );
+    }
     assert_eq!(cause("unexplained"), 0.0);
     assert_eq!(g("nova_lvm_tracked_unbacked_bytes"), 0.0);
     let corrected = VG_BYTES as i64 - used - (RESERVED_HOST_DISK_MB * MIB) as i64;
@@ -704,7 +772,13 @@ fn every_nova_figure_to_the_byte_at_2_87_and_the_fqdn_found_by_short_name() {
             .contains(&"2.87 /os-hypervisors/detail?hypervisor_hostname_pattern=cmp-7".to_string()),
         "{requests:?}"
     );
-    assert_eq!(nova.count("/servers/detail?"), 2, "{requests:?}");
+    assert_eq!(
+        nova.count("/servers/detail?all_tenants=1&host="),
+        2,
+        "{requests:?}"
+    );
+    // The one orphan's instance looked up once: nova has no such server.
+    assert_eq!(nova.count(&format!("&uuid={ORPHAN}")), 1, "{requests:?}");
     assert_eq!(nova.flavor_lookups(), 0, "embedded flavors at 2.47+");
 
     let log = exporter.log();
@@ -1047,4 +1121,250 @@ fn through_the_real_keystone_the_service_role_is_not_enough() {
     assert!(log.contains("the token has roles: service"), "{log}");
     assert!(!log.contains(os.var("APP_CRED_SECRET")), "{log}");
     assert_eq!(nova_success(&exporter.scrape()), Some(0.0));
+}
+
+/// Orphans for every reason nova can give: deleted (with two LVs), evacuated to cmp-70,
+/// soft-deleted on this host, and one nova never heard of (archived).
+const GONE: &str = "d1000000-0000-4000-8000-000000000011";
+const MOVED: &str = "d2000000-0000-4000-8000-000000000012";
+const SOFT: &str = "d3000000-0000-4000-8000-000000000013";
+const ARCHIVED: &str = "d4000000-0000-4000-8000-000000000014";
+
+/// cmp-7 with instance A (2 GiB root) and the orphans' servers as nova keeps them.
+fn orphan_config(fault: Fault) -> Config {
+    let srv = |uuid, host: &str, status| Srv {
+        uuid,
+        host: host.into(),
+        node: format!("{host}.example.org"),
+        flavor_id: "1",
+        root_gb: 2,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        bfv: false,
+        status,
+    };
+    Config {
+        hypervisors: vec![Hyp {
+            // local_gb_used = int(1500 / 1024) 1 + A 2.
+            local_gb: 19,
+            local_gb_used: 3,
+            free_disk_gb: 16,
+            disk_available_least: 10,
+            ..hypervisors()[0].clone()
+        }],
+        servers: vec![
+            srv(A, "cmp-7", "ACTIVE"),
+            srv(GONE, "cmp-7", "DELETED"),
+            srv(MOVED, "cmp-70", "ACTIVE"),
+            srv(SOFT, "cmp-7", "SOFT_DELETED"),
+        ],
+        ..config("2.1", "2.96", fault)
+    }
+}
+
+fn orphan_bytes(m: &Exposition, vg: &str, reason: &str) -> Option<f64> {
+    m.get(&format!(
+        "nova_lvm_orphan_bytes{{reason=\"{reason}\",vg=\"{vg}\"}}"
+    ))
+}
+
+#[test]
+fn orphans_on_a_real_vg_by_reason_to_the_byte_with_bounded_cached_lookups() {
+    if !common::lvm_available("orphan reasons on a real VG") {
+        return;
+    }
+    let vg = common::LoopVg::new("orphans", 20);
+    for (lv, size) in [
+        (format!("{A}_disk"), "2g"),
+        (format!("{GONE}_disk"), "3g"),
+        (format!("{GONE}_disk.local"), "1g"),
+        (format!("{MOVED}_disk"), "2g"),
+        (format!("{SOFT}_disk"), "1g"),
+        (format!("{ARCHIVED}_disk"), "512m"),
+        ("scratch".to_string(), "1g"),
+    ] {
+        vg.create_lv(&lv, size);
+    }
+    let nova = FakeNova::start(orphan_config(Fault::None));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nova.conf");
+    std::fs::write(
+        &conf,
+        format!("[DEFAULT]\nhost = cmp-7\nreserved_host_disk_mb = {RESERVED_HOST_DISK_MB}\n\n[libvirt]\nimages_type = lvm\nimages_volume_group = {}\n", vg.name),
+    )
+    .unwrap();
+    let auth_url = format!("http://127.0.0.1:{}/v3", nova.port);
+    let env = [
+        ("OS_AUTH_URL", auth_url.as_str()),
+        ("OS_APPLICATION_CREDENTIAL_ID", "fake-id"),
+        ("OS_APPLICATION_CREDENTIAL_SECRET", "fake-secret-4711"),
+    ];
+    let args: Vec<String> = [
+        format!("--nova.config-file={}", conf.display()),
+        "--no-collector.libvirt".into(),
+        "--collector.nova".into(),
+        "--collector.timeout=3s".into(),
+        "--collector.nova.refresh-interval=2s".into(),
+        "--collector.nova.orphan-lookups-per-refresh=2".into(),
+    ]
+    .into();
+    let exporter = Exporter::start_with_env(&args, &env);
+    let reason = |m: &Exposition, r: &str| orphan_bytes(m, &vg.name, r);
+    let lookups = || nova.count("changes-since=");
+
+    // The first round: the two largest orphans (GONE 4 GiB, MOVED 2 GiB), no more.
+    let m = scrape_until(&exporter, |m| nova_success(m) == Some(1.0));
+    assert_eq!(lookups(), 2, "{:?}", nova.requests());
+    assert_eq!(nova.count(&format!("&uuid={GONE}")), 1);
+    assert_eq!(nova.count(&format!("&uuid={MOVED}")), 1);
+    assert_eq!(reason(&m, "deleted"), Some((4 * GIB) as f64), "{}", m.text);
+    assert_eq!(reason(&m, "elsewhere"), Some((2 * GIB) as f64));
+    assert_eq!(reason(&m, "here"), Some(0.0));
+    assert_eq!(reason(&m, "unknown"), Some((GIB + GIB / 2) as f64));
+    let lvs = |m: &Exposition, r: &str| {
+        m.value(&format!(
+            "nova_lvm_orphan_lvs{{reason=\"{r}\",vg=\"{}\"}}",
+            vg.name
+        ))
+    };
+    assert_eq!(lvs(&m, "deleted"), 2.0);
+    let complaints = common::promtool_check_metrics(&m.text);
+    assert!(complaints.is_empty(), "promtool: {complaints}");
+
+    // One refresh interval later the other two: soft-deleted here, archived unknown.
+    let m = scrape_until(&exporter, |m| reason(m, "here") == Some(GIB as f64));
+    assert_eq!(reason(&m, "deleted"), Some((4 * GIB) as f64));
+    assert_eq!(reason(&m, "elsewhere"), Some((2 * GIB) as f64));
+    assert_eq!(reason(&m, "unknown"), Some((GIB / 2) as f64));
+    // The reasons add up to the orphan owner class.
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_lv_bytes{{owner=\"orphan\",vg=\"{}\"}}",
+            vg.name
+        )),
+        (7 * GIB + GIB / 2) as f64
+    );
+
+    // Over three more intervals: at most 2 lookups a round, the deleted one never again, the
+    // others re-checked.
+    let rounds_before = lookups();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(7) {
+        let m = exporter.scrape();
+        assert_eq!(reason(&m, "deleted"), Some((4 * GIB) as f64));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        nova.count(&format!("&uuid={GONE}")),
+        1,
+        "{:?}",
+        nova.requests()
+    );
+    let made = lookups() - rounds_before;
+    assert!(
+        (2..=8).contains(&made),
+        "{made} lookups in 7 s of 2 s rounds"
+    );
+    assert!(nova.count(&format!("&uuid={MOVED}")) >= 2);
+
+    // The status page and the report say why, per LV.
+    let (_, page) = get(exporter.port, "/").unwrap();
+    assert!(page.contains("id=\"orphan-lvs\""), "{page}");
+    assert!(page.contains(&format!("{GONE}_disk.local")), "{page}");
+    assert!(
+        page.contains("the instance is on cmp-70.example.org"),
+        "{page}"
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .args(&args)
+        .args(["report", "--format=json"])
+        .envs(env)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    let violations = common::schema::report_schema_violations(&report);
+    assert!(violations.is_empty(), "{violations:?}");
+    let orphans = &report["orphans"]["lvs"];
+    let of = |name: String| {
+        orphans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|lv| lv["name"] == json!(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not in {orphans}"))
+    };
+    // One-shot: one round of 2 lookups, the largest first.
+    assert_eq!(of(format!("{GONE}_disk"))["reason"], "deleted");
+    assert_eq!(of(format!("{GONE}_disk"))["bytes"], json!(3 * GIB));
+    assert_eq!(of(format!("{MOVED}_disk"))["reason"], "elsewhere");
+    assert_eq!(of(format!("{SOFT}_disk"))["reason"], "unknown");
+    assert_eq!(
+        of(format!("{SOFT}_disk"))["detail"],
+        "not looked up in nova yet"
+    );
+    assert_eq!(
+        report["orphans"]["totals"][0],
+        json!({"reason": "deleted", "lvs": 2, "bytes": 4 * GIB})
+    );
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .args(&args)
+        .arg("report")
+        .envs(env)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("Orphans in {}", vg.name)), "{text}");
+    assert!(
+        text.contains(&format!(
+            "deleted {GONE}_disk ({} bytes): nova deleted the instance (status DELETED, vm_state deleted)",
+            3 * GIB
+        )),
+        "{text}"
+    );
+}
+
+/// An orphan lookup that fails (`fault`) leaves the reason unknown and fails nothing.
+fn failing_lookup(fault: Fault, extra: &[&str]) -> (Exposition, Duration) {
+    let nova = FakeNova::start(config("2.1", "2.96", fault));
+    let dir = tempfile::tempdir().unwrap();
+    write_host(dir.path(), "cmp-7");
+    let exporter = start(&nova, dir.path(), extra);
+    let m = scrape_until(&exporter, |m| nova_success(m) == Some(1.0));
+    assert!(
+        nova.count(&format!("&uuid={ORPHAN}")) >= 1,
+        "{:?}",
+        nova.requests()
+    );
+    // Every later scrape is quick and complete, the reason unknown.
+    let started = Instant::now();
+    let again = exporter.scrape();
+    let took = started.elapsed();
+    for m in [&m, &again] {
+        assert_eq!(nova_success(m), Some(1.0), "{}", m.text);
+        assert_eq!(
+            m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
+            1.0
+        );
+        assert_eq!(orphan_bytes(m, VG, "unknown"), Some((10 * GIB) as f64));
+        assert_eq!(orphan_bytes(m, VG, "deleted"), Some(0.0));
+    }
+    assert_every_figure(&again);
+    (again, took)
+}
+
+#[test]
+fn a_failing_orphan_lookup_leaves_the_reason_unknown_and_the_scrape_whole() {
+    failing_lookup(Fault::LookupError, &[]);
+}
+
+#[test]
+fn a_stalled_orphan_lookup_holds_no_scrape_beyond_the_collector_timeout() {
+    let (_, took) = failing_lookup(
+        Fault::LookupStall,
+        &["--collector.nova.request-timeout=20s"],
+    );
+    // The round that stalls was started by the first scrape; later ones do not wait for it.
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }

@@ -279,6 +279,11 @@ pub struct Cli {
     #[arg(long = "collector.nova.request-timeout", value_name = "DURATION", default_value = duration_text(DEFAULT_REQUEST_TIMEOUT), value_parser = parse_duration)]
     pub nova_request_timeout: Duration,
 
+    /// Look up at most this many orphan LVs' instances in nova per refresh interval, to tell
+    /// why each is an orphan (nova_lvm_orphan_bytes{reason}); 0 turns the lookups off.
+    #[arg(long = "collector.nova.orphan-lookups-per-refresh", value_name = "COUNT", default_value_t = crate::tracked::orphans::DEFAULT_LOOKUPS_PER_REFRESH, value_parser = clap::value_parser!(u16).range(..=1000))]
+    pub nova_orphan_lookups_per_refresh: u16,
+
     /// How long a tracked source may take on one scrape.
     #[arg(long = "collector.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub collector_timeout: Duration,

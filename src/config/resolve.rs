@@ -78,6 +78,8 @@ pub struct NovaSettings {
     pub max_age: Duration,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
+    /// Orphan lookups per refresh interval (0: none).
+    pub orphan_lookups_per_refresh: usize,
 }
 
 /// The effective, validated configuration.
@@ -341,6 +343,7 @@ impl Cli {
                 refresh_interval: self.nova_refresh_interval,
                 max_age: api_max_age("nova", self.nova_refresh_interval, self.nova_max_age)?,
                 request_timeout: self.nova_request_timeout,
+                orphan_lookups_per_refresh: usize::from(self.nova_orphan_lookups_per_refresh),
             }),
             _ => {
                 if self.nova_hostname.is_some() {

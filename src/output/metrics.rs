@@ -82,6 +82,10 @@ families! {
         "How many more instances of the flavor fit in nova's VG: view=corrected by corrected free space and the LVs nova would create (each rounded up to whole extents), view=scheduler as the scheduler would place them (placement's whole-GiB DISK_GB rule). +Inf for a flavor that needs no disk. At most --flavor-limit flavors.";
     FLAVOR_FIT_OMITTED = "nova_lvm_flavor_fit_omitted_flavors", ["vg"],
         "Flavors of the compute API left out of nova_lvm_flavor_fit_instances by --flavor-limit (the smallest ones).";
+    ORPHAN_BYTES = "nova_lvm_orphan_bytes", ["vg", "reason"],
+        "Bytes of nova's VG held by orphan LVs (nova's naming, instance not on this host) by why, from the compute API (nova source): deleted (nova deleted the instance: safe to remove), elsewhere (on another host or none: remove once it runs there), here (nova places it on this host: a delete or build in progress, or soft-deleted), unknown (not found, lookup failed or pending, or no nova source).";
+    ORPHAN_LVS = "nova_lvm_orphan_lvs", ["vg", "reason"],
+        "Orphan LVs of nova's VG by reason, as in nova_lvm_orphan_bytes.";
     COLLECTOR_SUCCESS = "nova_lvm_collector_success", ["collector"],
         "1 if the collector succeeded on this scrape, 0 if it failed.";
     COLLECTOR_DURATION = "nova_lvm_collector_duration_seconds", ["collector"],
@@ -94,6 +98,18 @@ families! {
         "Background checks (--collector.lvm.verify-interval) that found the metadata reader's view of the VG differing from lvm fullreport; the VG is read with exec until a check agrees.";
     BUILD_INFO = "nova_lvm_build_info", ["version", "revision"],
         "Always 1; labels carry the exporter's version and git revision.";
+}
+
+/// Orphan bytes and LVs of nova's VG, all four reasons always present (4 series per family).
+fn render_orphans(registry: &Registry, orphans: &crate::orphans::OrphanReasons) {
+    let bytes = gauge(registry, &ORPHAN_BYTES);
+    let lvs = gauge(registry, &ORPHAN_LVS);
+    for reason in crate::tracked::orphans::OrphanReason::ALL {
+        let (count, sum) = orphans.totals(reason);
+        let labels = [orphans.vg.as_str(), reason.as_str()];
+        bytes.with_label_values(&labels).set(sum as f64);
+        lvs.with_label_values(&labels).set(count as f64);
+    }
 }
 
 /// Registers one family and hands back its gauge vector.
@@ -120,6 +136,9 @@ pub fn render(snapshot: &Snapshot) -> String {
     }
     if let Some(fit) = &snapshot.flavor_fit {
         render_flavor_fit(&registry, fit);
+    }
+    if let Some(orphans) = &snapshot.orphans {
+        render_orphans(&registry, orphans);
     }
     if !snapshot.raw_methods.is_empty() {
         let info = gauge(&registry, &RAW_SOURCE_INFO);
@@ -411,6 +430,7 @@ mod tests {
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
             flavor_fit: None,
+            orphans: None,
         }
     }
 

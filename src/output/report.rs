@@ -92,6 +92,9 @@ pub struct Report {
     pub audit: Option<AuditReport>,
     /// How many more instances of each flavor fit, when flavors are configured or listed.
     pub flavor_fit: Option<crate::output::fit::FlavorFitReport>,
+    /// The orphan LVs of nova's VG and why each is one, when a tracked source told instances
+    /// from orphans.
+    pub orphans: Option<OrphansReport>,
 }
 
 /// How one watched VG was read: `nova_lvm_raw_source_info`'s labels.
@@ -103,6 +106,73 @@ pub struct RawMethodReport {
     pub method: String,
     /// `ok`, or why not the metadata.
     pub reason: String,
+}
+
+/// The orphan LVs of nova's VG by reason (see [`crate::orphans`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrphansReport {
+    /// nova's VG.
+    pub vg: String,
+    /// LVs and bytes per reason, every reason.
+    pub totals: Vec<OrphanTotalReport>,
+    /// Every orphan LV, largest first.
+    pub lvs: Vec<OrphanLvReport>,
+}
+
+/// The orphans of one reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrphanTotalReport {
+    /// `deleted`, `elsewhere`, `here` or `unknown`.
+    pub reason: String,
+    /// How many LVs.
+    pub lvs: u64,
+    /// Their VG bytes.
+    pub bytes: u64,
+}
+
+/// One orphan LV and why it is one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrphanLvReport {
+    /// LV name.
+    pub name: String,
+    /// The instance UUID of its name.
+    pub uuid: String,
+    /// VG bytes it holds.
+    pub bytes: u64,
+    /// The reason.
+    pub reason: String,
+    /// What nova said, or why the reason is unknown.
+    pub detail: String,
+}
+
+impl OrphansReport {
+    fn new(orphans: &crate::orphans::OrphanReasons) -> Self {
+        Self {
+            vg: orphans.vg.clone(),
+            totals: crate::tracked::orphans::OrphanReason::ALL
+                .iter()
+                .map(|reason| {
+                    let (lvs, bytes) = orphans.totals(*reason);
+                    OrphanTotalReport {
+                        reason: reason.as_str().to_string(),
+                        lvs,
+                        bytes,
+                    }
+                })
+                .collect(),
+            lvs: orphans
+                .lvs
+                .iter()
+                .map(|lv| OrphanLvReport {
+                    name: lv.name.clone(),
+                    uuid: lv.uuid.clone(),
+                    bytes: lv.bytes,
+                    reason: lv.verdict.reason.as_str().to_string(),
+                    detail: lv.verdict.detail.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The cross-source audit (see [`crate::audit`]).
@@ -543,6 +613,7 @@ impl Report {
                 .flavor_fit
                 .as_ref()
                 .map(crate::output::fit::FlavorFitReport::new),
+            orphans: snapshot.orphans.as_ref().map(OrphansReport::new),
         }
     }
 
@@ -697,6 +768,7 @@ pub(crate) mod tests {
             finished_unix: 0.0,
             raw_methods: Vec::new(),
             flavor_fit: None,
+            orphans: None,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }
@@ -775,6 +847,7 @@ pub(crate) mod tests {
             finished_unix: now as f64,
             raw_methods: Vec::new(),
             flavor_fit: None,
+            orphans: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let ages: Vec<(&str, Option<i64>, Option<i64>)> = report.vgs[0]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::output::report::{drift_causes, AuditReport, Report, VgAccount};
+use crate::output::report::{drift_causes, AuditReport, OrphansReport, Report, VgAccount};
 use crate::text::escape_control;
 use crate::units::{format_ratio, gib, gib_number, GIB};
 
@@ -111,7 +111,38 @@ pub fn render_text(report: &Report) -> String {
     if let Some(fit) = &report.flavor_fit {
         crate::output::fit::render_fit_text(&mut out, fit);
     }
+    if let Some(orphans) = &report.orphans {
+        render_orphans_text(&mut out, orphans);
+    }
     out
+}
+
+/// The orphan LVs of nova's VG by reason, then each with what nova said.
+fn render_orphans_text(out: &mut String, orphans: &OrphansReport) {
+    let _ = writeln!(
+        out,
+        "\nOrphans in {}: nova-named LVs whose instance is not on this host, by why",
+        escape_control(&orphans.vg)
+    );
+    for total in &orphans.totals {
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>4} LVs {:>12}",
+            total.reason,
+            total.lvs,
+            gib(total.bytes as i64)
+        );
+    }
+    for lv in &orphans.lvs {
+        let _ = writeln!(
+            out,
+            "  {} {} ({} bytes): {}",
+            lv.reason,
+            escape_control(&lv.name),
+            lv.bytes,
+            escape_control(&lv.detail)
+        );
+    }
 }
 
 /// Placement against this host, consumer by consumer, with the figures behind each kind.

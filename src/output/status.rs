@@ -8,7 +8,9 @@
 
 use std::fmt::Write as _;
 
-use crate::output::report::{drift_causes, AccountingReport, AuditReport, Report, VgAccount};
+use crate::output::report::{
+    drift_causes, AccountingReport, AuditReport, OrphansReport, Report, VgAccount,
+};
 use crate::units::{format_ratio, gib, GIB};
 
 /// Escapes text for HTML element content and attribute values: the markup characters become
@@ -86,6 +88,9 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
     }
     if let Some(fit) = &report.flavor_fit {
         render_fit_html(&mut html, fit);
+    }
+    if let Some(orphans) = &report.orphans {
+        render_orphans(&mut html, orphans);
     }
     html.push_str("<h2>Configuration</h2><table id=\"configuration\">");
     let _ = write!(
@@ -436,6 +441,42 @@ fn render_audit(html: &mut String, audit: &AuditReport) {
     html.push_str("</table>");
 }
 
+/// The orphans of nova's VG: totals per reason, then every orphan LV with what nova said.
+fn render_orphans(html: &mut String, orphans: &OrphansReport) {
+    let _ = write!(
+        html,
+        "<h2 id=\"orphans\">Orphans in {}: why each is one</h2><table id=\"orphan-totals\"><tr><th>reason</th><th>LVs</th><th>GiB</th><th>bytes</th></tr>",
+        escape_html(&orphans.vg)
+    );
+    for total in &orphans.totals {
+        let _ = write!(
+            html,
+            "<tr><th>{reason}</th><td class=\"num\">{}</td><td class=\"num\" data-figure=\"orphan-{reason}\" data-bytes=\"{bytes}\">{}</td><td class=\"num muted\">{bytes}</td></tr>",
+            total.lvs,
+            escape_html(&gib(total.bytes as i64)),
+            reason = escape_html(&total.reason),
+            bytes = total.bytes,
+        );
+    }
+    html.push_str("</table>");
+    if orphans.lvs.is_empty() {
+        html.push_str("<p>No orphan LVs.</p>");
+        return;
+    }
+    html.push_str("<table id=\"orphan-lvs\"><tr><th>LV</th><th>reason</th><th>GiB</th><th>what nova says</th></tr>");
+    for lv in &orphans.lvs {
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            escape_html(&lv.name),
+            escape_html(&lv.reason),
+            escape_html(&gib(lv.bytes as i64)),
+            escape_html(&lv.detail),
+        );
+    }
+    html.push_str("</table>");
+}
+
 /// The bar chart: raw used, tracked used, corrected free and scheduler free against the VG size
 /// (dashed line). Negative values (an over-committed host) extend left of the zero axis.
 fn chart(vg: &VgAccount) -> String {
@@ -520,6 +561,7 @@ mod tests {
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
             flavor_fit: None,
+            orphans: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[("k<".into(), "v>".into())]);
@@ -564,6 +606,8 @@ mod tests {
                 method("<x>", "none", "missing_pv"),
                 method("other", "metadata", "ok"),
             ],
+            flavor_fit: None,
+            orphans: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);
@@ -623,6 +667,7 @@ mod tests {
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
             flavor_fit: None,
+            orphans: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);

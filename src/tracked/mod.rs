@@ -10,6 +10,7 @@ pub mod flavors;
 pub mod host;
 pub mod libvirt;
 pub mod nova;
+pub mod orphans;
 pub mod placement;
 
 use std::path::Path;
