@@ -77,6 +77,70 @@ fn wait_until<T>(
     }
 }
 
+/// Prometheus (with the test-only rules: every `for:` 2s, every group each second) scraping
+/// `targets` every second as job `nova-lvm` with the extra target `labels` (YAML lines), sending
+/// to a real Alertmanager that notifies a webhook receiver.
+struct Monitoring {
+    receiver: WebhookReceiver,
+    alertmanager: Alertmanager,
+    prometheus: Prometheus,
+    /// How many alerting rules the generated rule file has.
+    alert_rules: usize,
+}
+
+impl Monitoring {
+    fn start(
+        (prometheus_bin, alertmanager_bin): (&PathBuf, &PathBuf),
+        targets: &[String],
+        labels: &str,
+    ) -> Self {
+        let receiver = WebhookReceiver::start();
+        let alertmanager = Alertmanager::start(alertmanager_bin, &receiver.url());
+        let real_rules = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/alerts/nova-lvm.rules.yml"
+        ))
+        .unwrap();
+        let (rules, alert_rules) = fast_rules(&real_rules, "1s", "2s");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("        labels:\n          {labels}\n")
+        };
+        let config = format!(
+            r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - nova-lvm.fast.rules.yml
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['127.0.0.1:{am}']
+scrape_configs:
+  - job_name: nova-lvm
+    static_configs:
+      - targets: [{targets}]
+{labels}"#,
+            am = alertmanager.service.port,
+            targets = targets.join(", "),
+        );
+        let prometheus = Prometheus::start(
+            prometheus_bin,
+            &config,
+            &[("nova-lvm.fast.rules.yml", &rules)],
+        );
+        Self {
+            receiver,
+            alertmanager,
+            prometheus,
+            alert_rules,
+        }
+    }
+}
+
 fn label<'a>(alert: &'a Json, name: &str) -> &'a str {
     alert["labels"][name].as_str().unwrap_or("")
 }
@@ -160,40 +224,16 @@ fn a_foreign_lv_pages_through_alertmanager_every_panel_has_data_and_removal_reso
     ]);
 
     // The monitoring stack.
-    let receiver = WebhookReceiver::start();
-    let alertmanager = Alertmanager::start(&alertmanager_bin, &receiver.url());
-    let real_rules = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/alerts/nova-lvm.rules.yml"
-    ))
-    .unwrap();
-    let (rules, alert_rules) = fast_rules(&real_rules, "1s", "2s");
-    let config = format!(
-        r#"global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - nova-lvm.fast.rules.yml
-alerting:
-  alertmanagers:
-    - static_configs:
-        - targets: ['127.0.0.1:{am}']
-scrape_configs:
-  - job_name: nova-lvm
-    static_configs:
-      - targets: ['{instance}', '127.0.0.1:{thin}']
-        labels:
-          availability_zone: az-e2e
-          aggregate: lvm-e2e
-"#,
-        am = alertmanager.service.port,
-        thin = thin_host.port,
-    );
-    let prometheus = Prometheus::start(
-        &prometheus_bin,
-        &config,
-        &[("nova-lvm.fast.rules.yml", &rules)],
+    let targets = [instance.clone(), format!("127.0.0.1:{}", thin_host.port)];
+    let Monitoring {
+        receiver,
+        alertmanager,
+        prometheus,
+        alert_rules,
+    } = Monitoring::start(
+        (&prometheus_bin, &alertmanager_bin),
+        &targets,
+        "availability_zone: az-e2e\n          aggregate: lvm-e2e",
     );
     let logs = || {
         format!(
@@ -549,36 +589,15 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
     assert_eq!(diskless["corrected"], Json::Null);
 
     // The monitoring stack, with the test-only rules (every for: 2s).
-    let receiver = WebhookReceiver::start();
-    let alertmanager = Alertmanager::start(&alertmanager_bin, &receiver.url());
-    let real_rules = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/alerts/nova-lvm.rules.yml"
-    ))
-    .unwrap();
-    let (rules, _) = fast_rules(&real_rules, "1s", "2s");
-    let config = format!(
-        r#"global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - nova-lvm.fast.rules.yml
-alerting:
-  alertmanagers:
-    - static_configs:
-        - targets: ['127.0.0.1:{am}']
-scrape_configs:
-  - job_name: nova-lvm
-    static_configs:
-      - targets: ['{instance}']
-"#,
-        am = alertmanager.service.port,
-    );
-    let prometheus = Prometheus::start(
-        &prometheus_bin,
-        &config,
-        &[("nova-lvm.fast.rules.yml", &rules)],
+    let Monitoring {
+        receiver,
+        alertmanager,
+        prometheus,
+        ..
+    } = Monitoring::start(
+        (&prometheus_bin, &alertmanager_bin),
+        std::slice::from_ref(&instance),
+        "",
     );
     let logs = || {
         format!(

@@ -402,24 +402,43 @@ fn render_fit_html(html: &mut String, fit: &crate::output::fit::FlavorFitReport)
     }
 }
 
+/// A totals table (`<prefix>-totals`): one row per label with its count and bytes, the GiB
+/// cell tagged `data-figure="<prefix>-<label>"` for tests and scripts.
+fn render_totals<'a>(
+    html: &mut String,
+    (prefix, label_header, count_header): (&str, &str, &str),
+    rows: impl Iterator<Item = (&'a str, u64, u64)>,
+) {
+    let _ = write!(
+        html,
+        "<table id=\"{prefix}-totals\"><tr><th>{label_header}</th><th>{count_header}</th><th>GiB</th><th>bytes</th></tr>"
+    );
+    for (label, count, bytes) in rows {
+        let _ = write!(
+            html,
+            "<tr><th>{label}</th><td class=\"num\">{count}</td><td class=\"num\" data-figure=\"{prefix}-{label}\" data-bytes=\"{bytes}\">{}</td><td class=\"num muted\">{bytes}</td></tr>",
+            escape_html(&gib(bytes as i64)),
+            label = escape_html(label),
+        );
+    }
+    html.push_str("</table>");
+}
+
 /// The audit: totals per kind, then every consumer that disagrees (each figure with its bytes).
 fn render_audit(html: &mut String, audit: &AuditReport) {
     let _ = write!(
         html,
-        "<h2 id=\"audit\">Audit: placement against {}</h2><table id=\"audit-totals\"><tr><th>kind</th><th>consumers</th><th>GiB</th><th>bytes</th></tr>",
+        "<h2 id=\"audit\">Audit: placement against {}</h2>",
         escape_html(&audit.local_source)
     );
-    for total in &audit.totals {
-        let _ = write!(
-            html,
-            "<tr><th>{kind}</th><td class=\"num\">{}</td><td class=\"num\" data-figure=\"audit-{kind}\" data-bytes=\"{bytes}\">{}</td><td class=\"num muted\">{bytes}</td></tr>",
-            total.consumers,
-            escape_html(&gib(total.bytes as i64)),
-            kind = escape_html(&total.kind),
-            bytes = total.bytes,
-        );
-    }
-    html.push_str("</table>");
+    render_totals(
+        html,
+        ("audit", "kind", "consumers"),
+        audit
+            .totals
+            .iter()
+            .map(|total| (total.kind.as_str(), total.consumers, total.bytes)),
+    );
     if audit.consumers.is_empty() {
         html.push_str("<p>Every consumer agrees.</p>");
         return;
@@ -445,20 +464,17 @@ fn render_audit(html: &mut String, audit: &AuditReport) {
 fn render_orphans(html: &mut String, orphans: &OrphansReport) {
     let _ = write!(
         html,
-        "<h2 id=\"orphans\">Orphans in {}: why each is one</h2><table id=\"orphan-totals\"><tr><th>reason</th><th>LVs</th><th>GiB</th><th>bytes</th></tr>",
+        "<h2 id=\"orphans\">Orphans in {}: why each is one</h2>",
         escape_html(&orphans.vg)
     );
-    for total in &orphans.totals {
-        let _ = write!(
-            html,
-            "<tr><th>{reason}</th><td class=\"num\">{}</td><td class=\"num\" data-figure=\"orphan-{reason}\" data-bytes=\"{bytes}\">{}</td><td class=\"num muted\">{bytes}</td></tr>",
-            total.lvs,
-            escape_html(&gib(total.bytes as i64)),
-            reason = escape_html(&total.reason),
-            bytes = total.bytes,
-        );
-    }
-    html.push_str("</table>");
+    render_totals(
+        html,
+        ("orphan", "reason", "LVs"),
+        orphans
+            .totals
+            .iter()
+            .map(|total| (total.reason.as_str(), total.lvs, total.bytes)),
+    );
     if orphans.lvs.is_empty() {
         html.push_str("<p>No orphan LVs.</p>");
         return;
