@@ -8,10 +8,16 @@ the same real loop-device VGs (run by scripts/bench, as root, on loopback only):
   (`target/release/examples/lvm_sync_io`);
 - `lvm-prom-collector -g` from Debian's prometheus-node-exporter-collectors (hyperfine);
 - node_exporter (Debian) serving that collector's textfile: scrape latency;
-- nova-lvm-exporter: scrape latency p50/p99 (as shipped, and with `--no-collector.lvm.sync-io`),
-  its overhead on top of LVM (latency minus the LVM time it reports itself), CPU per scrape (its
-  own and its LVM children's), RSS idle and under load, exposition size; concurrency 1/10/100
-  with wrk and the LVM executions it caused.
+- nova-lvm-exporter with `--collector.lvm.method=exec`: scrape latency p50/p99 (as shipped, and
+  with `--no-collector.lvm.sync-io`), its overhead on top of LVM (latency minus the LVM time it
+  reports itself), CPU per scrape (its own and its LVM children's), RSS idle and under load,
+  exposition size; concurrency 1/10/100 with wrk and the LVM executions it caused;
+- the same with `--collector.lvm.method=metadata` (the VG read straight from its PVs), its LVM
+  executions counted by a wrapper binary (`--collector.lvm.lvm-path`), and the reader's own steps
+  in process (`cargo bench --bench metadata`: steady-state collection, full re-parse and its
+  parts);
+- how loaded the machine was: the share of CPU time busy (`/proc/stat`) over each VG's run, the
+  load average, and a fixed CPU-bound calibration loop timed at the start and the end.
 
 VGs of 10, 200 and 2,000 LVs are written straight into LVM metadata (vgcfgrestore), which is
 what `vgs`/`lvs` read; the kernel here has no device-mapper, so nothing is activated.
@@ -229,6 +235,45 @@ def counting_wrapper(directory):
     return path
 
 
+def calibration():
+    """Median time of a fixed CPU-bound loop (seconds): the same figure on a busier machine is
+    larger, so runs on different days can be compared with it."""
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def cpu_busy():
+    """(busy, total) jiffies of the whole machine so far (/proc/stat)."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def metadata_steps(host, wrapper):
+    """The reader's own steps on the host's real PVs (benches/metadata.rs): step -> (median s,
+    p90 s, CPU median s), plus the LVM executions of its steady-state collections."""
+    env = dict(ENV, NOVA_LVM_BENCH_VG=host.vg, NOVA_LVM_BENCH_LVM=wrapper,
+               NOVA_LVM_BENCH_LVM_COUNT=wrapper + ".count")
+    out = subprocess.run(["cargo", "bench", "--locked", "--quiet", "--bench", "metadata"], cwd=ROOT,
+                         check=True, capture_output=True, text=True, env=env).stdout
+    steps = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if fields[0] == "lvm_executions":
+            steps["lvm_executions"] = (int(fields[2]), int(fields[4]))
+        elif fields[0] != "step":
+            steps[fields[0]] = (float(fields[2]) / 1e3, float(fields[3]) / 1e3, float(fields[4]) / 1e3)
+    return steps
+
+
+def busy_share(before, after):
+    return (after[0] - before[0]) / max(after[1] - before[1], 1)
+
+
 def quoted(args):
     return " ".join("'%s'" % a for a in args)
 
@@ -236,7 +281,7 @@ def quoted(args):
 def start_exporter(port, host, *extra):
     return subprocess.Popen([EXPORTER, "--web.listen-address=127.0.0.1:%d" % port,
                              "--nova.config-file=" + host.conf,
-                             "--collector.libvirt.xml-dir=" + host.qemu] + list(extra),
+                             "--collector.libvirt.xml-dir=" + host.qemu] + list(extra or ["--collector.lvm.method=exec"]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
 
 
@@ -256,11 +301,13 @@ def main():
     # the VGs and loop devices.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rows = []
+    calibration_start, load_start = calibration(), os.getloadavg()
     for n in SIZES:
         log("== VG with %d LVs" % n)
         host = Host(n)
         try:
             host.settle()
+            busy0 = cpu_busy()
             floor = hyperfine("/usr/sbin/vgs %s %s; /usr/sbin/lvs %s %s" % (
                 quoted(VGS_ARGS), host.vg, quoted(LVS_ARGS), host.vg))
             fullreport_aio = hyperfine("/usr/sbin/lvm %s %s" % (quoted(FULLREPORT_ARGS), host.vg))
@@ -269,7 +316,7 @@ def main():
 
             # The exporter with LVM's own AIO, for the effect of --collector.lvm.sync-io.
             port = free_port()
-            proc = start_exporter(port, host, "--no-collector.lvm.sync-io")
+            proc = start_exporter(port, host, "--collector.lvm.method=exec", "--no-collector.lvm.sync-io")
             try:
                 wait_http(port, "/healthz")
                 scrape_series(port, 5)
@@ -302,7 +349,7 @@ def main():
             # The same load through counting wrappers: LVM executions per scrape.
             wrapper = counting_wrapper(host.dir)
             port2 = free_port()
-            proc = start_exporter(port2, host, "--collector.lvm.lvm-path=" + wrapper)
+            proc = start_exporter(port2, host, "--collector.lvm.method=exec", "--collector.lvm.lvm-path=" + wrapper)
             executions = {}
             try:
                 wait_http(port2, "/healthz")
@@ -313,6 +360,36 @@ def main():
             finally:
                 proc.terminate()
                 proc.wait()
+
+            # The metadata reader: the exporter reading the VG from its PVs, LVM through the
+            # counting wrapper (it runs once, to learn the PVs), then the reader's own steps.
+            port4 = free_port()
+            proc = start_exporter(port4, host, "--collector.lvm.method=metadata",
+                                  "--collector.lvm.lvm-path=" + wrapper)
+            md_executions = {}
+            try:
+                wait_http(port4, "/healthz")
+                md_rss_idle = rss_kib(proc.pid)
+                scrape_series(port4, 5)
+                before = count(wrapper)
+                md_cpu0 = proc_cpu(proc.pid)
+                md_latencies, _, md_body = scrape_series(port4, SCRAPES)
+                md_cpu1 = proc_cpu(proc.pid)
+                md_sequential_executions = count(wrapper) - before
+                md_rss_scrapes = rss_kib(proc.pid)
+                if not re.search(rb'^nova_lvm_raw_source_info\{[^}]*method="metadata"', md_body, re.M):
+                    raise RuntimeError("the exporter does not read %s from its metadata" % host.vg)
+                md_load = {}
+                for c in (1, 10, 100):
+                    before = count(wrapper)
+                    md_load[c] = wrk(port4, c, WRK_SECONDS)
+                    md_executions[c] = (md_load[c][0], count(wrapper) - before)
+                md_rss_peak = rss_kib(proc.pid, "VmHWM")
+                md_rss_load = rss_kib(proc.pid)
+            finally:
+                proc.terminate()
+                proc.wait()
+            steps = metadata_steps(host, wrapper)
 
             textfile = os.path.join(host.dir, "textfile")
             os.makedirs(textfile)
@@ -339,7 +416,13 @@ def main():
                 cpu_own=(cpu1[0] - cpu0[0]) / SCRAPES, cpu_children=(cpu1[1] - cpu0[1]) / SCRAPES,
                 rss_idle=rss_idle, rss_scrapes=rss_after_scrapes, rss_peak=rss_peak, rss_load=rss_after_load,
                 size=len(body), load=load, executions=executions,
-                node50=pct(node_latencies, 0.5), node_rss=node_rss))
+                node50=pct(node_latencies, 0.5), node_rss=node_rss,
+                md50=pct(md_latencies, 0.5), md99=pct(md_latencies, 0.99),
+                md_cpu=(md_cpu1[0] - md_cpu0[0]) / SCRAPES, md_cpu_children=(md_cpu1[1] - md_cpu0[1]) / SCRAPES,
+                md_sequential_executions=md_sequential_executions, md_load=md_load,
+                md_executions=md_executions, md_rss_idle=md_rss_idle, md_rss_scrapes=md_rss_scrapes,
+                md_rss_peak=md_rss_peak, md_rss_load=md_rss_load, md_size=len(md_body), steps=steps,
+                busy=busy_share(busy0, cpu_busy()), loadavg=os.getloadavg()))
         finally:
             host.close()
 
@@ -381,6 +464,68 @@ def main():
                 r["n"], c, requests / WRK_SECONDS, p50, p99, errors,
                 (" (" + socket_errors + ")") if socket_errors else "", executions / max(scrapes, 1),
                 executions, scrapes))
+
+    print()
+    print_metadata(rows, calibration_start, calibration(), load_start)
+
+
+def print_metadata(rows, calibration_start, calibration_end, load_start):
+    print("## The metadata reader against exec (issue 14)\n")
+    print("Same run, same VGs. Machine load: calibration loop %.1f ms at the start, %.1f ms at the end; "
+          "load average %.2f at the start, %.2f at the end; CPU busy (all processes, of %d cores) over each "
+          "VG's measurements: %s." % (
+              calibration_start * 1e3, calibration_end * 1e3, load_start[0], rows[-1]["loadavg"][0],
+              os.cpu_count(), ", ".join("%d%% (%d LVs)" % (100 * r["busy"], r["n"]) for r in rows)))
+    print()
+    print("The reader in process (`benches/metadata.rs` on the real PVs; wall-clock median / p90, "
+          "then the CPU time it took, median):\n")
+    print("| LVs | steady-state collection (header unchanged) | the same reads without the async source | "
+          "full re-parse | of which: header + text read + checksum | text parse | VG build |")
+    print("|---|---|---|---|---|---|---|")
+
+    def cell(step):
+        return "%.3f / %.3f ms (CPU %.3f)" % (step[0] * 1e3, step[1] * 1e3, step[2] * 1e3)
+    for r in rows:
+        st = r["steps"]
+        print("| %d | %s | %s | %s | %s | %s | %s |" % (
+            r["n"], cell(st["steady_collect"]), cell(st["steady_read"]), cell(st["full_reparse"]),
+            cell(st["text_read"]), cell(st["text_parse"]), cell(st["vg_build"])))
+    print()
+    print("Whole scrapes over HTTP keep-alive (%d sequential scrapes), metadata vs exec:\n" % SCRAPES)
+    print("| LVs | metadata p50 / p99 | the same with wrk (1 connection) p50 / p99 | exec p50 / p99 | exec / metadata (p50) | `lvm-prom-collector -g` | "
+          "its time / metadata scrape p50 | its time / steady-state collection | CPU per scrape metadata vs exec (own + LVM) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| %d | %s / %s | %s / %s | %s / %s | %.1fx | %s | %.0fx | %.0fx | %s + %s vs %s + %s |" % (
+            r["n"], ms2(r["md50"]), ms2(r["md99"]), r["md_load"][1][3], r["md_load"][1][4],
+            ms(r["lat50"]), ms(r["lat99"]), r["lat50"] / r["md50"],
+            ms(r["bash"][0]), r["bash"][0] / r["md50"], r["bash"][0] / r["steps"]["steady_collect"][0],
+            ms2(r["md_cpu"]), ms2(r["md_cpu_children"]), ms(r["cpu_own"]), ms(r["cpu_children"])))
+    print()
+    print("LVM executions with the metadata method (a wrapper binary counts them; the one at start-up "
+          "that learns the PVs is not in these windows):\n")
+    print("| LVs | %d sequential scrapes | wrk 1 / 10 / 100 concurrent (scrapes: executions) | "
+          "in-process steady-state collections |" % SCRAPES)
+    print("|---|---|---|---|")
+    for r in rows:
+        runs = r["steps"]["lvm_executions"]
+        print("| %d | %d | %s | %d in %d |" % (
+            r["n"], r["md_sequential_executions"],
+            " / ".join("%d: %d" % r["md_executions"][c] for c in (1, 10, 100)), runs[0], runs[1]))
+    print()
+    print("| LVs | method | scrapes/s at 1 / 10 / 100 concurrent | RSS idle | after %d scrapes | peak (100 concurrent) | after load | exposition |" % SCRAPES)
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        for method, load, rss, size in (
+                ("metadata", r["md_load"], (r["md_rss_idle"], r["md_rss_scrapes"], r["md_rss_peak"], r["md_rss_load"]), r["md_size"]),
+                ("exec", r["load"], (r["rss_idle"], r["rss_scrapes"], r["rss_peak"], r["rss_load"]), r["size"])):
+            print("| %d | %s | %s | %.1f MB | %.1f MB | %.1f MB | %.1f MB | %.1f KiB |" % (
+                r["n"], method, " / ".join("%.0f" % (load[c][0] / WRK_SECONDS) for c in (1, 10, 100)),
+                rss[0] / 1024, rss[1] / 1024, rss[2] / 1024, rss[3] / 1024, size / 1024))
+
+
+def ms2(seconds):
+    return "%.2f ms" % (seconds * 1e3)
 
 
 if __name__ == "__main__":

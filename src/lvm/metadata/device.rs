@@ -329,8 +329,10 @@ pub fn scan_device(path: &Path) -> Result<Option<ScannedPv>, DeviceError> {
         .iter()
         .filter_map(|area| read_mda_text(&mut device, area).ok())
         .max_by_key(|text| text.seqno)
-        .and_then(|text| super::text::parse(&text.text).ok())
-        .and_then(|tree| vg_identity(&tree));
+        .and_then(|text| {
+            let tree = super::text::parse(&text.text).ok()?;
+            vg_identity(&tree)
+        });
     Ok(Some(ScannedPv {
         device: path.to_path_buf(),
         pv_uuid: label.pv_uuid,

@@ -88,10 +88,12 @@ fn undashed(uuid: &str) -> String {
 /// `seqno` and the UUIDs of its PVs. `None` when the text lacks any of them.
 pub fn vg_identity(tree: &ConfigTree) -> Option<VgIdentity> {
     let (name, vg) = tree.root.sections().next()?;
-    let text = |section: &super::text::ConfigSection, key: &str| match section.value(key) {
-        Some(Value::Str(s)) => Some(s.clone()),
-        _ => None,
-    };
+    fn text(section: &super::text::ConfigSection<'_>, key: &str) -> Option<String> {
+        match section.value(key) {
+            Some(Value::Str(s)) => Some(s.to_string()),
+            _ => None,
+        }
+    }
     let seqno = match vg.value("seqno") {
         Some(Value::Int(n)) => u64::try_from(*n).ok()?,
         _ => return None,

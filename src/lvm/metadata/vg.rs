@@ -104,10 +104,10 @@ enum Role {
 /// What the reader learns of one LV.
 struct LvInfo<'t> {
     name: &'t str,
-    section: &'t ConfigSection,
+    section: &'t ConfigSection<'t>,
     visible: bool,
     segtype: &'t str,
-    first_segment: &'t ConfigSection,
+    first_segment: &'t ConfigSection<'t>,
     extents: u64,
     role: Role,
     parent: &'t str,
@@ -188,7 +188,7 @@ impl<'t> Reader<'t> {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|item| match item {
-                    Value::Str(s) => Ok(s.as_str()),
+                    Value::Str(s) => Ok(s.as_ref()),
                     other => Err(self.malformed(format!(
                         "{}: {key} holds {}, not a string",
                         whose(),
@@ -413,7 +413,7 @@ impl<'t> Reader<'t> {
                     whose()
                 )));
             };
-            let pe_count = *pv_extents.get(pv.as_str()).ok_or_else(|| {
+            let pe_count = *pv_extents.get(pv.as_ref()).ok_or_else(|| {
                 self.malformed(format!("{}: stripe on {pv:?}, not a PV of the VG", whose()))
             })?;
             let start = u64::try_from(*start)
@@ -699,7 +699,7 @@ impl<'t> Reader<'t> {
         };
         let policy = match lv.section.value("allocation_policy") {
             None => 'i',
-            Some(Value::Str(policy)) => match policy.as_str() {
+            Some(Value::Str(policy)) => match policy.as_ref() {
                 "contiguous" => 'c',
                 "cling" => 'l',
                 "cling_by_tags" => 't',
