@@ -226,8 +226,14 @@ fn unknown_users_take_as_long_as_known_ones() {
         assert_eq!(status, 401);
         unknown.push(took);
     }
-    let (known, unknown) = (median(known), median(unknown));
-    eprintln!("median wrong password: known user {known:?}, unknown user {unknown:?}");
+    // The fastest of each: what the check itself costs. The other machine load only ever adds
+    // time, so on a busy CI host a median can differ by a scheduling hiccup; the minimum
+    // (the attempts interleave) cannot, unless the checks themselves differ.
+    let (known, unknown) = (
+        known.into_iter().min().unwrap(),
+        unknown.into_iter().min().unwrap(),
+    );
+    eprintln!("fastest wrong password: known user {known:?}, unknown user {unknown:?}");
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
     assert!(
         (0.6..1.6).contains(&ratio),
