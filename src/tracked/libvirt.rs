@@ -61,7 +61,9 @@
 //! in the same tick could keep them), the same rule git applies to its index.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -158,10 +160,10 @@ impl DomainFileStamp {
 /// What a domain file held: its nova instance, or `None` for a domain nova did not define.
 type ParsedDomain = Option<(String, Flavor)>;
 
-/// Parsed domain files by path, each reused while its file's stamp is unchanged.
+/// Parsed domain files by file name (in the one directory of the source), each reused while its file's stamp is unchanged.
 #[derive(Debug, Default)]
 pub struct DomainCache {
-    entries: HashMap<PathBuf, (DomainFileStamp, ParsedDomain)>,
+    entries: HashMap<OsString, (DomainFileStamp, ParsedDomain)>,
     parsed_last: usize,
 }
 
@@ -218,64 +220,76 @@ fn read_domains_at(
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(dir_error)? {
-        let path = entry.map_err(dir_error)?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("xml") {
+        let entry = entry.map_err(dir_error)?;
+        let name = entry.file_name();
+        if !name.as_bytes().ends_with(b".xml") || name.len() == 4 {
             continue;
         }
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => files.push((path, DomainFileStamp::of(&meta))),
+        // A plain entry is looked at relative to the directory (`fstatat`), without walking
+        // the whole path again for each of possibly thousands of files; a link is followed.
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        let meta = if is_link {
+            std::fs::metadata(entry.path())
+        } else {
+            entry.metadata()
+        };
+        match meta {
+            Ok(meta) if meta.is_file() => files.push((name, DomainFileStamp::of(&meta))),
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                tracing::debug!(file = %path.display(), "skipping a domain file that vanished (or a dangling link)");
+                tracing::debug!(file = %entry.path().display(), "skipping a domain file that vanished (or a dangling link)");
             }
             Err(source) => {
                 return Err(TrackedError::Io {
-                    path: path.display().to_string(),
+                    path: entry.path().display().to_string(),
                     source,
                 })
             }
         }
     }
-    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    files.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
 
     let mut previous = std::mem::take(&mut cache.entries);
     cache.parsed_last = 0;
-    let mut instances = Vec::new();
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
-    for (path, stamp) in files {
-        let origin = path.display().to_string();
-        let domain = match previous.remove(&path) {
+    let mut instances = Vec::with_capacity(files.len());
+    let mut seen: HashMap<String, OsString> = HashMap::with_capacity(files.len());
+    for (name, stamp) in files {
+        let domain = match previous.remove(&name) {
             Some((cached, domain)) if cached == stamp => domain,
             _ => {
+                let path = dir.join(&name);
                 let text = match read_bounded_text(&path) {
                     Ok(text) => text,
                     Err(TrackedError::Io { source, .. })
                         if source.kind() == ErrorKind::NotFound =>
                     {
-                        tracing::debug!(file = %origin, "skipping a domain file that vanished");
+                        tracing::debug!(file = %path.display(), "skipping a domain file that vanished");
                         continue;
                     }
                     Err(e) => return Err(e),
                 };
                 cache.parsed_last += 1;
-                parse_domain(&text, &origin)?
+                parse_domain(&text, &path.display().to_string())?
             }
         };
+        if let Some((uuid, flavor)) = &domain {
+            if let Some(first) = seen.get(uuid) {
+                return Err(TrackedError::Invalid {
+                    path: dir.join(&name).display().to_string(),
+                    message: format!(
+                        "domain UUID {uuid} is also defined in {}",
+                        dir.join(first).display()
+                    ),
+                });
+            }
+            instances.push(TrackedInstance::from_flavor(uuid.clone(), flavor));
+            seen.insert(uuid.clone(), name.clone());
+        } else {
+            tracing::debug!(file = %dir.join(&name).display(), "skipping a domain without nova metadata");
+        }
         if stamp.settled_before(read_at) {
-            cache.entries.insert(path.clone(), (stamp, domain.clone()));
+            cache.entries.insert(name, (stamp, domain));
         }
-        let Some((uuid, flavor)) = domain else {
-            tracing::debug!(file = %origin, "skipping a domain without nova metadata");
-            continue;
-        };
-        if let Some(first) = seen.get(&uuid) {
-            return Err(TrackedError::Invalid {
-                path: origin,
-                message: format!("domain UUID {uuid} is also defined in {}", first.display()),
-            });
-        }
-        instances.push(TrackedInstance::from_flavor(uuid.clone(), &flavor));
-        seen.insert(uuid, path);
     }
     tracing::debug!(dir = %dir.display(), instances = instances.len(), "read libvirt domains");
     Ok(instances)
