@@ -102,7 +102,7 @@ fn main() {
             let host = account_host(&parsed, &watched, Some("vms-group"), Some(&usage), 100)
                 .expect("the bench figures fit");
             let accounted_at = Instant::now();
-            let orphan_reasons = orphan_lvs(&parsed, "vms-group", Some(&usage));
+            let orphan_reasons = orphan_lvs(&host, "vms-group");
             let orphans_at = Instant::now();
             let snapshot = Snapshot {
                 collectors: vec![CollectorStatus {

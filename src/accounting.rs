@@ -220,6 +220,21 @@ pub struct VgAccounting {
     pub thin_pools: Vec<ThinPoolUsage>,
     /// The tracked side, when available.
     pub tracked: Option<TrackedAccounting>,
+    /// Every orphan LV (uncapped, in the report's order); `None` when no tracked source told
+    /// instances from orphans.
+    pub orphans: Option<Vec<OrphanAllocation>>,
+}
+
+/// One orphan LV: nova's naming, but its instance is not one the primary tracked source
+/// places on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanAllocation {
+    /// LV name.
+    pub name: String,
+    /// The instance UUID of its name, lower case.
+    pub instance_uuid: String,
+    /// VG bytes it holds (0 for a thin volume: its extents are its pool's).
+    pub allocated_bytes: u64,
 }
 
 /// The view of one tracked source on its own (exported per `source` for comparison).
@@ -426,6 +441,19 @@ fn account_vg_classified(
     let tracked = tracked
         .map(|usage| account_tracked(vg, used_bytes, allocations, &owners, usage))
         .transpose()?;
+    let orphans = classified.then(|| {
+        allocations
+            .iter()
+            .filter(|lv| lv.owner == Owner::Orphan)
+            .filter_map(|lv| {
+                Some(OrphanAllocation {
+                    name: lv.name.clone(),
+                    instance_uuid: lv.instance_uuid.clone()?,
+                    allocated_bytes: lv.allocated_bytes,
+                })
+            })
+            .collect()
+    });
     Ok(VgAccounting {
         vg: vg.name.clone(),
         size_bytes,
@@ -435,6 +463,7 @@ fn account_vg_classified(
         untracked_lvs,
         thin_pools,
         tracked,
+        orphans,
     })
 }
 

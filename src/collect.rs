@@ -154,12 +154,8 @@ impl SnapshotCollector {
     /// The orphans of nova's VG as the accounting classified them (with the primary source's
     /// `tracked` instances), each with its reason: looked up when a resolver is set, waiting for
     /// it no longer than the tracked timeout, else `unknown`. Never fails the collection.
-    async fn orphans(
-        &self,
-        report: Option<&VgReport>,
-        tracked: Option<&TrackedUsage>,
-    ) -> Option<OrphanReasons> {
-        let mut orphans = orphan_lvs(report?, &self.nova_vg, tracked)?;
+    async fn orphans(&self, host: Option<&HostAccounting>) -> Option<OrphanReasons> {
+        let mut orphans = orphan_lvs(host?, &self.nova_vg)?;
         if let Some(resolver) = &self.orphan_resolver {
             let verdicts = resolver
                 .verdicts(&orphans.uuids(), self.tracked_timeout)
@@ -274,13 +270,8 @@ impl SnapshotCollector {
             .filter_map(|(kind, _, outcome)| Some((*kind, &outcome.as_ref().ok()?.0)))
             .collect();
         let audit = audit_collection(report.as_ref(), &self.watched_vgs, &usages, self.primary);
-        // The usage the accounting classified with (a primary whose figures did not fit is an
-        // error by now); no orphans without host accounting.
-        let classified_with = primary_index
-            .and_then(|i| outcomes[i].2.as_ref().ok())
-            .map(|(usage, _)| usage)
-            .filter(|_| host.is_some());
-        let orphans = self.orphans(report.as_ref(), classified_with).await;
+        // As the accounting classified them: none without host accounting or a primary source.
+        let orphans = self.orphans(host.as_ref()).await;
 
         let mut sources = Vec::new();
         for (kind, duration, outcome) in outcomes {

@@ -2,16 +2,14 @@
 //! ([`crate::tracked::orphans`]), and their totals per reason (`nova_lvm_orphan_bytes`,
 //! `nova_lvm_orphan_lvs`).
 //!
-//! Pure: [`orphan_lvs`] picks the orphans exactly as the accounting classifies them (nova-named
-//! LVs whose instance the primary tracked source does not place here), and [`OrphanReasons`]
+//! Pure: [`orphan_lvs`] takes the orphans the accounting classified (nova-named LVs whose
+//! instance the primary tracked source does not place here; no second walk of the extents), and [`OrphanReasons`]
 //! sums them per [`OrphanReason`]; the sum over the reasons is the `orphan` owner class's.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
-use crate::lvm::owner::{attribute, classify_name, LvName, Owner};
-use crate::lvm::{Lv, VgReport};
+use crate::accounting::{HostAccounting, VgAccounting};
 use crate::tracked::orphans::{OrphanReason, OrphanVerdict};
-use crate::tracked::TrackedUsage;
 
 /// One orphan LV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,41 +60,22 @@ impl OrphanReasons {
     }
 }
 
-/// The orphan LVs of `vg` as the accounting classifies them with `tracked` (the primary
-/// source's instances), each `unknown` until a reason is known; `None` when the VG is not in the
-/// report or no tracked source tells instances from orphans.
-pub fn orphan_lvs(
-    report: &VgReport,
-    vg_name: &str,
-    tracked: Option<&TrackedUsage>,
-) -> Option<OrphanReasons> {
-    let tracked = tracked?;
-    let vg = report.vg(vg_name)?;
-    let uuids: FxHashSet<&str> = tracked.instances.iter().map(|i| i.uuid.as_str()).collect();
-    let lvs: Vec<&Lv> = report.lvs_of(vg_name).collect();
-    // The usual host has no orphan: a pass over the names spares it the extent walk.
-    let untracked_nova_name = |lv: &&Lv| match classify_name(&lv.name) {
-        LvName::Nova { instance_uuid, .. } => !uuids.contains(instance_uuid.as_str()),
-        _ => false,
-    };
-    if !lvs.iter().any(untracked_nova_name) {
-        return Some(OrphanReasons {
-            vg: vg_name.to_string(),
-            lvs: Vec::new(),
-        });
-    }
-    let mut orphans: Vec<OrphanLv> = attribute(vg, &lvs, Some(&uuids))
-        .into_iter()
-        .filter(|lv| lv.owner == Owner::Orphan)
-        .filter_map(|lv| {
-            Some(OrphanLv {
-                uuid: lv.instance_uuid?,
-                name: lv.name,
-                bytes: lv.allocated_bytes,
-                verdict: OrphanVerdict::unknown(
-                    "not looked up: the nova source is off, or --collector.nova.orphan-lookups-per-refresh=0",
-                ),
-            })
+/// The orphan LVs of `vg_name` as the accounting classified them
+/// ([`VgAccounting::orphans`]), each `unknown` until a reason is known, largest first; `None`
+/// when the VG was not accounted or no tracked source told instances from orphans.
+pub fn orphan_lvs(host: &HostAccounting, vg_name: &str) -> Option<OrphanReasons> {
+    let vg: &VgAccounting = host.vgs.iter().find(|vg| vg.vg == vg_name)?;
+    let mut orphans: Vec<OrphanLv> = vg
+        .orphans
+        .as_ref()?
+        .iter()
+        .map(|lv| OrphanLv {
+            uuid: lv.instance_uuid.clone(),
+            name: lv.name.clone(),
+            bytes: lv.allocated_bytes,
+            verdict: OrphanVerdict::unknown(
+                "not looked up: the nova source is off, or --collector.nova.orphan-lookups-per-refresh=0",
+            ),
         })
         .collect();
     orphans.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
@@ -109,8 +88,9 @@ pub fn orphan_lvs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lvm::Vg;
-    use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance};
+    use crate::accounting::account_host;
+    use crate::lvm::{Lv, Vg, VgReport};
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
     use crate::units::GIB;
 
     const HERE: &str = "a0000000-0000-4000-8000-000000000001";
@@ -161,15 +141,20 @@ mod tests {
             )],
             &HostDiskSettings::default(),
         );
-        assert_eq!(orphan_lvs(&report, "vms", None), None);
+        let orphans_of = |report: &VgReport, usage: Option<&TrackedUsage>| {
+            let host = account_host(report, &["vms".to_string()], Some("vms"), usage, 100)
+                .expect("the figures fit");
+            orphan_lvs(&host, "vms")
+        };
+        assert_eq!(orphans_of(&report, None), None);
         let mut tidy = report.clone();
         tidy.lvs
             .retain(|lv| !lv.name.starts_with('d') && !lv.name.starts_with('e'));
         assert_eq!(
-            orphan_lvs(&tidy, "vms", Some(&usage)).map(|o| o.lvs.len()),
+            orphans_of(&tidy, Some(&usage)).map(|o| o.lvs.len()),
             Some(0)
         );
-        let mut orphans = orphan_lvs(&report, "vms", Some(&usage)).unwrap();
+        let mut orphans = orphans_of(&report, Some(&usage)).unwrap();
         let names: Vec<&str> = orphans.lvs.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(
             names,

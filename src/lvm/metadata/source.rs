@@ -609,6 +609,28 @@ pub fn differences(reader: &VgMetadata, lvm: &VgReport) -> Vec<String> {
     out
 }
 
+/// How `vg` was read: `metadata`, or `fallback_method` (`exec`, or `none` where LVM cannot run)
+/// with the fallback's reason, and its verify mismatches so far. Logs the reason when it
+/// changed since the last log.
+fn method_of(
+    state: &mut ReaderState,
+    vg: &str,
+    fallback: Option<&Fallback>,
+    fallback_method: &'static str,
+) -> RawMethod {
+    log_reason(state, vg, fallback, fallback_method);
+    RawMethod {
+        vg: vg.to_string(),
+        method: if fallback.is_some() {
+            fallback_method
+        } else {
+            "metadata"
+        },
+        reason: fallback.map_or(Reason::Ok, |f| f.reason).token(),
+        verify_mismatches: state.mismatches.get(vg).copied().unwrap_or(0),
+    }
+}
+
 /// Logs `vg`'s reason when it changed since the last log; `fallback_method` is what a VG the
 /// reader cannot read gets (`exec`, or `none` where LVM cannot run).
 fn log_reason(
@@ -800,18 +822,7 @@ impl RawSource for MetadataSource {
                 });
                 continue;
             };
-            let fallback = result.as_ref().err();
-            log_reason(&mut state, vg, fallback, "exec");
-            methods.push(RawMethod {
-                vg: vg.clone(),
-                method: if fallback.is_some() {
-                    "exec"
-                } else {
-                    "metadata"
-                },
-                reason: fallback.map_or(Reason::Ok, |f| f.reason).token(),
-                verify_mismatches: state.mismatches.get(vg).copied().unwrap_or(0),
-            });
+            methods.push(method_of(&mut state, vg, result.as_ref().err(), "exec"));
         }
         *self.methods.lock().unwrap_or_else(|e| e.into_inner()) = methods;
         Ok(report)
@@ -1041,17 +1052,7 @@ impl MetadataSource {
         let mut methods = Vec::new();
         for vg in vg_names {
             let fallback = failed.iter().find(|(name, _)| name == vg).map(|(_, f)| f);
-            log_reason(&mut state, vg, fallback, "none");
-            methods.push(RawMethod {
-                vg: vg.clone(),
-                method: if fallback.is_some() {
-                    "none"
-                } else {
-                    "metadata"
-                },
-                reason: fallback.map_or(Reason::Ok, |f| f.reason).token(),
-                verify_mismatches: state.mismatches.get(vg).copied().unwrap_or(0),
-            });
+            methods.push(method_of(&mut state, vg, fallback, "none"));
         }
         *self.methods.lock().unwrap_or_else(|e| e.into_inner()) = methods;
         if failed.is_empty() {
