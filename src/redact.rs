@@ -350,6 +350,16 @@ fn bounded_one_line(text: &str, already_cut: bool) -> String {
     format!("{}...", &joined[..cut])
 }
 
+/// A URL from an upstream server (a redirect's `Location`), fit for a message: its query and
+/// fragment, which may carry a token or a signature, replaced by `?<redacted>`, then through
+/// [`upstream_text`] (user info and known secrets removed, one line, bounded).
+pub fn upstream_url(text: &str) -> String {
+    match text.find(['?', '#']) {
+        Some(cut) => upstream_text(&format!("{}?{REDACTED}", &text[..cut])),
+        None => upstream_text(text),
+    }
+}
+
 /// Control characters and the invisible ones that reorder or hide text on a terminal.
 fn is_unsafe_char(c: char) -> bool {
     c.is_control()
@@ -496,6 +506,21 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_urls_lose_user_info_query_and_fragment() {
+        assert_eq!(
+            upstream_url("http://u:LocPw-1@127.0.0.1:1/v3?sig=abc&token=def#frag"),
+            "http://<redacted>@127.0.0.1:1/v3?<redacted>"
+        );
+        assert_eq!(
+            upstream_url("https://other.example:8443/placement/"),
+            "https://other.example:8443/placement/"
+        );
+        assert_eq!(upstream_url("/v3#x"), "/v3?<redacted>");
+        assert_eq!(upstream_url("/a\u{1b}[2Jb"), "/a [2Jb");
+        assert!(upstream_url(&"x".repeat(100_000)).len() <= UPSTREAM_TEXT_LIMIT + 3);
+    }
 
     fn redactor(secrets: &[(&str, SecretKind)]) -> Redactor {
         let mut redactor = Redactor::new();
