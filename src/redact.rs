@@ -375,6 +375,22 @@ pub fn clean_line(text: &str) -> String {
         .collect()
 }
 
+/// The longest message built from upstream values that [`clean_message`] lets through, bytes.
+pub const MESSAGE_LIMIT: usize = 4096;
+
+/// [`clean_line`] cut to [`MESSAGE_LIMIT`] bytes on a character boundary (`...` marks a cut):
+/// for messages the exporter builds around upstream names and lists (a hypervisor search
+/// naming every candidate), which no upstream answer may make megabytes long. The cut comes
+/// after redaction, so it never leaves part of a secret.
+pub fn clean_message(text: &str) -> String {
+    let clean = clean_line(text);
+    if clean.len() <= MESSAGE_LIMIT {
+        return clean;
+    }
+    let cut = floor_char_boundary(&clean, MESSAGE_LIMIT);
+    format!("{}...", &clean[..cut])
+}
+
 /// Wraps the log's writer (`tracing_subscriber`'s `MakeWriter`): each event is buffered whole
 /// and written redacted, so that no log line, whatever its fields, carries a known secret.
 #[derive(Debug, Clone, Copy, Default)]
@@ -506,6 +522,17 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_cleaned_and_bounded_after_redaction() {
+        register("MsgSecret-4410", SecretKind::Credential);
+        let long = format!("{}é MsgSecret-4410\u{1b}", "a".repeat(MESSAGE_LIMIT - 2));
+        let message = clean_message(&long);
+        assert!(message.len() <= MESSAGE_LIMIT + 3, "{}", message.len());
+        assert!(message.ends_with("..."));
+        assert!(!message.contains("MsgSecret"));
+        assert_eq!(clean_message("x MsgSecret-4410\u{1b}y"), "x <redacted> y");
+    }
 
     #[test]
     fn upstream_urls_lose_user_info_query_and_fragment() {

@@ -52,12 +52,12 @@ impl From<crate::openstack::ApiError> for TrackedError {
 
 impl TrackedError {
     /// An answer of the API behind `source` that does not make sense (`nova: ...`). The message
-    /// holds names and values from the server's answer: it is redacted and loses control
-    /// characters here.
+    /// holds names and values from the server's answer: it is redacted, loses control
+    /// characters and is bounded ([`crate::redact::clean_message`]) here.
     pub fn invalid_answer(source: SourceKind, message: &str) -> Self {
         TrackedError::Invalid {
             path: source.as_str().into(),
-            message: crate::redact::clean_line(message),
+            message: crate::redact::clean_message(message),
         }
     }
 }
