@@ -401,9 +401,20 @@ impl TrackedSource for NovaSource {
             .servers(&service_host, &hypervisor.hypervisor_hostname)
             .await?;
         let mut instances = Vec::with_capacity(servers.len());
+        let mut seen = HashSet::with_capacity(servers.len());
+        let mut repeated = 0usize;
         for server in &servers {
-            let uuid = canonical_uuid(&server.id)
-                .ok_or_else(|| invalid(&format!("server id {:?} is not a UUID", server.id)))?;
+            let uuid = canonical_uuid(&server.id).ok_or_else(|| {
+                invalid(&format!(
+                    "server id {:?} is not a UUID; nova's server ids are UUIDs, so the servers list is not trusted",
+                    crate::redact::upstream_text(&server.id)
+                ))
+            })?;
+            // One server listed twice (pages that overlap, a hostile answer) is one instance.
+            if !seen.insert(uuid.clone()) {
+                repeated += 1;
+                continue;
+            }
             instances.push(match self.flavor(server, mv).await? {
                 Some(flavor) => instance(uuid, &flavor),
                 None => TrackedInstance {
@@ -412,6 +423,13 @@ impl TrackedSource for NovaSource {
                     allocated_bytes: 0,
                 },
             });
+        }
+        if repeated > 0 {
+            tracing::warn!(
+                repeated,
+                hypervisor = %hypervisor.hypervisor_hostname,
+                "nova: the servers list named some servers more than once; each counts once"
+            );
         }
         usage_from(
             &hypervisor.hypervisor_hostname,

@@ -1,12 +1,17 @@
-//! Credentials never follow a redirect to another origin (issue 20): a loopback "home" server
-//! plays Keystone, placement and the compute API and answers one kind of request with a
-//! redirect (301, 302, 303, 307, 308) to an "other" server on another port, to itself, or from
-//! https down to http; the other server records every request it gets. Each test drives the
-//! exporter's own sources (the Keystone session, the placement source, the nova source's
-//! hypervisor search, the flavor list, the orphan lookup) in process and checks that no
-//! password, application credential secret, token or Basic credential reaches the other
-//! origin (it gets no request at all), that a same-origin redirect of a service GET is followed
-//! with the token, and that the error names the redacted target and what to fix.
+//! Hostile or careless upstream servers (issue 20), against the exporter's own sources in
+//! process, with loopback stubs where a real server will not misbehave on demand.
+//!
+//! **Credentials never follow a redirect to another origin**: a "home" server plays Keystone,
+//! placement and the compute API and answers one kind of request with a redirect (301, 302,
+//! 303, 307, 308) to an "other" server on another port, to itself, or from https down to http;
+//! the other server records every request it gets. The tests drive the Keystone session, the
+//! placement source, the nova source's hypervisor search, the flavor list and the orphan lookup,
+//! and check that no password, application credential secret, token or Basic credential reaches
+//! the other origin (it gets no request at all), that a same-origin redirect of a service GET is
+//! followed with the token, and that the error names the redacted target and what to fix.
+//!
+//! **Identity and sizes from upstream**: a servers list naming one server many times counts it
+//! once; a hypervisor's `local_gb_used` of `i64::MIN` is refused, not wrapped.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +50,20 @@ enum Target {
     /// Itself, the path under `/moved`.
     SameOrigin,
 }
+
+/// What the home server's compute API holds besides the defaults.
+#[derive(Clone, Copy)]
+struct Scenario {
+    /// How many times the host's servers list names [`SERVER`].
+    servers_repeated: usize,
+    /// The hypervisor's `local_gb_used`.
+    local_gb_used: i64,
+}
+
+const NORMAL: Scenario = Scenario {
+    servers_repeated: 1,
+    local_gb_used: 20,
+};
 
 /// Which requests the home server redirects: those whose path (and query) starts with `trap`.
 #[derive(Clone)]
@@ -108,7 +127,12 @@ async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, headers: &s
 /// What the home server answers to `path` when it does not redirect: Keystone's token (with a
 /// catalog pointing back at `base`), both version documents, the provider, its inventories and
 /// allocations, a flavor page, a servers page holding [`SERVER`].
-fn normal_answer(base: &str, method: &str, path: &str) -> (u16, String, String) {
+fn normal_answer(
+    base: &str,
+    method: &str,
+    path: &str,
+    scenario: Scenario,
+) -> (u16, String, String) {
     if method == "POST" && path.ends_with("/auth/tokens") {
         let (scheme, host) = base.split_once("://").unwrap();
         let body = json!({"token": {
@@ -143,6 +167,18 @@ fn normal_answer(base: &str, method: &str, path: &str) -> (u16, String, String) 
         "/compute/flavors/detail" => json!({"flavors": [{
             "id": "1", "name": "m1.small", "ram": 2048, "vcpus": 1, "disk": 20,
             "OS-FLV-EXT-DATA:ephemeral": 0, "swap": 0, "OS-FLV-DISABLED:disabled": false}]}),
+        "/compute/os-hypervisors/detail" => json!({"hypervisors": [{
+            "id": "5e3f8a52-6c1d-4b7e-9a0f-1d2c3b4a5e6f", "hypervisor_hostname": "host1",
+            "local_gb": 100, "local_gb_used": scenario.local_gb_used, "free_disk_gb": 80,
+            "disk_available_least": 80, "service": {"host": "host1"}}]}),
+        "/compute/servers/detail" if path.contains("&host=") => {
+            let server = json!({
+                "id": SERVER.to_ascii_uppercase(), "status": "ACTIVE",
+                "OS-EXT-SRV-ATTR:hypervisor_hostname": "host1",
+                "image": {"id": "70a599e0-31e7-49b7-b260-868f441e862b"},
+                "flavor": {"disk": 20, "ephemeral": 0, "swap": 0, "original_name": "m1.small"}});
+            json!({"servers": vec![server; scenario.servers_repeated]})
+        }
         "/compute/servers/detail" => json!({"servers": [{
             "id": SERVER, "status": "ACTIVE", "OS-EXT-SRV-ATTR:host": "host1",
             "OS-EXT-SRV-ATTR:hypervisor_hostname": "host1", "OS-EXT-STS:vm_state": "active"}]}),
@@ -163,6 +199,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     base: String,
     other: String,
     rule: Option<Rule>,
+    scenario: Scenario,
     log: Arc<Mutex<Vec<String>>>,
 ) {
     let mut reader = BufReader::new(stream);
@@ -187,13 +224,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         respond(stream, rule.status, &headers, "{}").await;
         return;
     }
-    let (status, headers, body) = normal_answer(&base, &method, &path);
+    let (status, headers, body) = normal_answer(&base, &method, &path, scenario);
     respond(stream, status, &headers, &body).await;
 }
 
 /// A plain-HTTP server; `rule` makes it the home server (redirecting to `other`), `None` the
 /// other server (answering normally, recording all).
 async fn start_plain(rule: Option<Rule>, other: &str) -> Stub {
+    start_plain_with(rule, other, NORMAL).await
+}
+
+/// [`start_plain`] with a compute API holding `scenario`.
+async fn start_plain_with(rule: Option<Rule>, other: &str, scenario: Scenario) -> Stub {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -201,7 +243,14 @@ async fn start_plain(rule: Option<Rule>, other: &str) -> Stub {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let args = (served_base.clone(), other.clone(), rule.clone());
-            tokio::spawn(serve(stream, args.0, args.1, args.2, Arc::clone(&log)));
+            tokio::spawn(serve(
+                stream,
+                args.0,
+                args.1,
+                args.2,
+                scenario,
+                Arc::clone(&log),
+            ));
         }
     });
     Stub { base, requests }
@@ -262,7 +311,7 @@ async fn start_tls(rule: Rule, other: &str, dir: &std::path::Path) -> Stub {
             let args = (served_base.clone(), other.clone(), rule.clone());
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(stream).await {
-                    serve(tls, args.0, args.1, Some(args.2), log).await;
+                    serve(tls, args.0, args.1, Some(args.2), NORMAL, log).await;
                 }
             });
         }
@@ -571,4 +620,54 @@ async fn the_target_is_named_without_its_user_info_or_query() {
         "{error}"
     );
     assert!(other.received().is_empty());
+}
+
+fn nova_source(home: &Stub) -> NovaSource {
+    NovaSource::new(
+        session(home, Auth::Password, false),
+        provider(),
+        HostDiskSettings::default(),
+        None,
+    )
+}
+
+#[tokio::test]
+async fn a_server_listed_a_thousand_times_in_another_spelling_is_one_instance() {
+    let scenario = Scenario {
+        servers_repeated: 1000,
+        ..NORMAL
+    };
+    let home = start_plain_with(None, "", scenario).await;
+    let usage = nova_source(&home).collect().await.unwrap();
+    assert_eq!(usage.instances.len(), 1, "{:?}", &usage.instances[..2]);
+    // Upper case in the answer, nova's canonical lower case here, as the other sources have it.
+    assert_eq!(usage.instances[0].uuid, SERVER);
+    assert_eq!(usage.instances[0].tracked_bytes, 20 << 30);
+}
+
+#[tokio::test]
+async fn a_local_gb_used_of_i64_min_is_refused_not_wrapped() {
+    let scenario = Scenario {
+        local_gb_used: i64::MIN,
+        ..NORMAL
+    };
+    let home = start_plain_with(None, "", scenario).await;
+    let settings = HostDiskSettings {
+        reserved_host_disk_mb: 1024,
+        disk_allocation_ratio: 1.0,
+    };
+    let source = NovaSource::new(
+        session(&home, Auth::Password, false),
+        provider(),
+        settings,
+        None,
+    );
+    let error = source.collect().await.unwrap_err().to_string();
+    assert!(
+        error.contains(
+            "local_gb_used is -9223372036854775808 GiB; nova never reports a negative size"
+        ),
+        "{error}"
+    );
+    assert!(!error.contains("9223372036854775807"), "{error}");
 }
