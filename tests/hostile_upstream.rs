@@ -58,11 +58,14 @@ struct Scenario {
     servers_repeated: usize,
     /// The hypervisor's `local_gb_used`.
     local_gb_used: i64,
+    /// The `uuid` placement gives for [`PROVIDER`].
+    provider_uuid: &'static str,
 }
 
 const NORMAL: Scenario = Scenario {
     servers_repeated: 1,
     local_gb_used: 20,
+    provider_uuid: PROVIDER,
 };
 
 /// Which requests the home server redirects: those whose path (and query) starts with `trap`.
@@ -156,7 +159,7 @@ fn normal_answer(
         "/compute/" => json!({"version": {
             "id": "v2.1", "version": "2.96", "min_version": "2.1", "status": "CURRENT"}}),
         p if p == format!("/placement/resource_providers/{PROVIDER}") => {
-            json!({"uuid": PROVIDER, "name": "host1", "generation": 1})
+            json!({"uuid": scenario.provider_uuid, "name": "host1", "generation": 1})
         }
         p if p.ends_with("/inventories") => json!({
             "inventories": {"DISK_GB": {"total": 100, "reserved": 0, "allocation_ratio": 1.0,
@@ -670,4 +673,23 @@ async fn a_local_gb_used_of_i64_min_is_refused_not_wrapped() {
         "{error}"
     );
     assert!(!error.contains("9223372036854775807"), "{error}");
+}
+
+#[tokio::test]
+async fn a_provider_uuid_that_is_no_uuid_never_becomes_a_request_path() {
+    let scenario = Scenario {
+        provider_uuid: "../../../v3/auth/tokens?x=",
+        ..NORMAL
+    };
+    let home = start_plain_with(None, "", scenario).await;
+    let source = PlacementSource::new(session(&home, Auth::Password, false), provider());
+    let error = source.collect().await.unwrap_err().to_string();
+    assert!(error.contains("is not a UUID"), "{error}");
+    let requests = home.received();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.contains("/inventories") || r.contains("/allocations")),
+        "{requests:#?}"
+    );
 }

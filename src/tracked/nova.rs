@@ -388,7 +388,7 @@ impl TrackedSource for NovaSource {
                 return Err(TrackedError::Api(no_disk_fields_message(
                     mv,
                     &negotiated.server.to_string(),
-                    &hypervisor.hypervisor_hostname,
+                    &crate::redact::upstream_text(&hypervisor.hypervisor_hostname),
                 )));
             }
         };

@@ -543,7 +543,15 @@ impl PlacementSource {
 
     /// Looks the provider up and remembers it, forgetting whatever was read for another one.
     async fn find_provider(&self) -> Result<ProviderEntry, TrackedError> {
-        let found = self.look_up().await?;
+        let mut found = self.look_up().await?;
+        // The UUID goes into the next requests' paths and the instances' keys: placement's own
+        // spelling of a UUID or nothing.
+        found.uuid = canonical_uuid(&found.uuid).ok_or_else(|| {
+            invalid(&format!(
+                "the resource provider's uuid {:?} is not a UUID",
+                crate::redact::upstream_text(&found.uuid)
+            ))
+        })?;
         let mut memory = self.memory();
         if memory.provider.as_ref().map(|p| &p.uuid) != Some(&found.uuid) {
             *memory = Memory::default();
@@ -588,7 +596,8 @@ impl TrackedSource for PlacementSource {
                     .map_err(|e| match e {
                         ReadError::ProviderGone(why) => TrackedError::Api(format!(
                             "resource provider {:?} ({}) disappeared while being read: {why}",
-                            provider.name, provider.uuid
+                            crate::redact::upstream_text(&provider.name),
+                            provider.uuid
                         )),
                         ReadError::Other(error) => error,
                     })?;
