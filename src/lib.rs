@@ -14,6 +14,7 @@
 //!    - [`input`]: every file operators and the host control, read safely (regular files only,
 //!      size-bounded), and the blocking lane that keeps a stuck read off the runtime.
 //!    - [`redact`]: the redactor every outgoing string passes through; secret-carrying types.
+//!    - [`ident`]: instance and consumer UUIDs in one canonical spelling for every source.
 //! 2. [`openstack`]: Keystone sessions, clouds.yaml/`OS_*` credentials, and the one
 //!    microversioned, size-bounded API client both API sources use.
 //! 3. Sources:
@@ -44,6 +45,7 @@
 #![warn(missing_docs)]
 
 // In layer order (see the Layout above); blank lines keep rustfmt from sorting them.
+pub mod ident;
 pub mod input;
 pub mod redact;
 pub mod text;

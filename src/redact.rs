@@ -350,6 +350,16 @@ fn bounded_one_line(text: &str, already_cut: bool) -> String {
     format!("{}...", &joined[..cut])
 }
 
+/// A URL from an upstream server (a redirect's `Location`), fit for a message: its query and
+/// fragment, which may carry a token or a signature, replaced by `?<redacted>`, then through
+/// [`upstream_text`] (user info and known secrets removed, one line, bounded).
+pub fn upstream_url(text: &str) -> String {
+    match text.find(['?', '#']) {
+        Some(cut) => upstream_text(&format!("{}?{REDACTED}", &text[..cut])),
+        None => upstream_text(text),
+    }
+}
+
 /// Control characters and the invisible ones that reorder or hide text on a terminal.
 fn is_unsafe_char(c: char) -> bool {
     c.is_control()
@@ -363,6 +373,22 @@ pub fn clean_line(text: &str) -> String {
         .chars()
         .map(|c| if is_unsafe_char(c) { ' ' } else { c })
         .collect()
+}
+
+/// The longest message built from upstream values that [`clean_message`] lets through, bytes.
+pub const MESSAGE_LIMIT: usize = 4096;
+
+/// [`clean_line`] cut to [`MESSAGE_LIMIT`] bytes on a character boundary (`...` marks a cut):
+/// for messages the exporter builds around upstream names and lists (a hypervisor search
+/// naming every candidate), which no upstream answer may make megabytes long. The cut comes
+/// after redaction, so it never leaves part of a secret.
+pub fn clean_message(text: &str) -> String {
+    let clean = clean_line(text);
+    if clean.len() <= MESSAGE_LIMIT {
+        return clean;
+    }
+    let cut = floor_char_boundary(&clean, MESSAGE_LIMIT);
+    format!("{}...", &clean[..cut])
 }
 
 /// Wraps the log's writer (`tracing_subscriber`'s `MakeWriter`): each event is buffered whole
@@ -496,6 +522,32 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_cleaned_and_bounded_after_redaction() {
+        register("MsgSecret-4410", SecretKind::Credential);
+        let long = format!("{}é MsgSecret-4410\u{1b}", "a".repeat(MESSAGE_LIMIT - 2));
+        let message = clean_message(&long);
+        assert!(message.len() <= MESSAGE_LIMIT + 3, "{}", message.len());
+        assert!(message.ends_with("..."));
+        assert!(!message.contains("MsgSecret"));
+        assert_eq!(clean_message("x MsgSecret-4410\u{1b}y"), "x <redacted> y");
+    }
+
+    #[test]
+    fn upstream_urls_lose_user_info_query_and_fragment() {
+        assert_eq!(
+            upstream_url("http://u:LocPw-1@127.0.0.1:1/v3?sig=abc&token=def#frag"),
+            "http://<redacted>@127.0.0.1:1/v3?<redacted>"
+        );
+        assert_eq!(
+            upstream_url("https://other.example:8443/placement/"),
+            "https://other.example:8443/placement/"
+        );
+        assert_eq!(upstream_url("/v3#x"), "/v3?<redacted>");
+        assert_eq!(upstream_url("/a\u{1b}[2Jb"), "/a [2Jb");
+        assert!(upstream_url(&"x".repeat(100_000)).len() <= UPSTREAM_TEXT_LIMIT + 3);
+    }
 
     fn redactor(secrets: &[(&str, SecretKind)]) -> Redactor {
         let mut redactor = Redactor::new();

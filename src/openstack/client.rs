@@ -10,6 +10,10 @@
 //! - **Version negotiation** ([`version_range`], [`negotiate`]): the service's version document
 //!   (`GET /`, once per process while it succeeds) gives the server's range; the source's
 //!   [`VersionPolicy`] says which entry to read and which version to pick from that range.
+//! - **Redirects** ([`super::redirect`]): followed only to the same origin (scheme, host,
+//!   port) as the endpoint, at most three times; any other target, and an https to http
+//!   downgrade, is an [`ApiError::Redirected`] naming the target and the endpoint override or
+//!   catalog entry to fix. The token never leaves the endpoint's origin.
 //! - **Limits**: the body is read up to the session's size limit and no further; each request is
 //!   bounded by the client's own timeout when it has one, else by the session's.
 //! - **Errors**: every HTTP or transport failure becomes one [`ApiError`]: unreachable, 401 after
@@ -21,7 +25,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -30,6 +34,7 @@ use super::keystone::{
     error_chain, error_message, looks_like_json, read_body, snippet, Session, Token,
 };
 use super::microversion::Microversion;
+use super::redirect::{self, RequestKind};
 use super::ApiError;
 use crate::redact;
 
@@ -337,15 +342,48 @@ impl ServiceClient {
                 headers.insert(name, value);
             }
         }
-        let mut builder = self.session.http().get(&url).headers(headers);
-        if let Some(timeout) = self.timeout {
-            builder = builder.timeout(timeout);
-        }
-        let response = builder.send().await.map_err(|e| ApiError::Unreachable {
-            service: service.into(),
-            url: url.clone(),
-            message: error_chain(&e),
-        })?;
+        let mut url = url;
+        let mut hops = 0;
+        let response = loop {
+            let mut builder = self.session.http().get(&url).headers(headers.clone());
+            if let Some(timeout) = self.timeout {
+                builder = builder.timeout(timeout);
+            }
+            let response = builder.send().await.map_err(|e| ApiError::Unreachable {
+                service: service.into(),
+                url: url.clone(),
+                message: error_chain(&e),
+            })?;
+            if !response.status().is_redirection() {
+                break response;
+            }
+            let from = response.url().clone();
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok());
+            match redirect::judge(RequestKind::ServiceGet, &from, location, hops) {
+                Ok(next) => {
+                    tracing::debug!(
+                        url = %redact::redact(&url),
+                        target = %redirect::shown_target(&from, location),
+                        "following a same-origin redirect"
+                    );
+                    url = next.to_string();
+                    hops += 1;
+                }
+                Err(refusal) => {
+                    return Err(ApiError::Redirected {
+                        service: service.into(),
+                        url,
+                        status: response.status().as_u16(),
+                        target: redirect::shown_target(&from, location),
+                        reason: refusal.to_string(),
+                        fix: self.session.endpoint_fix(service),
+                    })
+                }
+            }
+        };
         let status = response.status();
         let is_json = response
             .headers()

@@ -20,11 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::ACCEPT;
+use reqwest::header::{ACCEPT, LOCATION};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
 use super::config::{AppCredential, AuthMethod, CloudConfig, Domain, Named, Secret};
+use super::redirect::{self, RequestKind};
 use super::time::{format_rfc3339, parse_rfc3339};
 use super::ApiError;
 use crate::redact::{self, SecretUrl};
@@ -164,6 +165,9 @@ impl Session {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("nova-lvm-exporter/", env!("CARGO_PKG_VERSION")))
+            // Never re-send a request by itself: every redirect reaches the caller, which
+            // follows it only as `super::redirect` allows.
+            .redirect(reqwest::redirect::Policy::none())
             .danger_accept_invalid_certs(cloud.insecure);
         if let Some(pem) = &cloud.cacert_pem {
             let path = cloud
@@ -321,6 +325,27 @@ impl Session {
             .await
             .map_err(unreachable)?;
         let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok());
+            let from = response.url().clone();
+            let refusal = redirect::judge(RequestKind::Token, &from, location, 0)
+                .err()
+                .unwrap_or(redirect::Refusal::TokenRequest);
+            return Err(ApiError::Redirected {
+                service: "keystone".into(),
+                url,
+                status: status.as_u16(),
+                target: redirect::shown_target(&from, location),
+                reason: refusal.to_string(),
+                fix: format!(
+                    "set the Keystone URL (auth_url, OS_AUTH_URL; from {}) to the URL Keystone answers at itself, without a redirect",
+                    self.cloud.origin
+                ),
+            });
+        }
         // Registered with the redactor before anything (the body, an error) can show it.
         let subject = response
             .headers()
@@ -403,6 +428,26 @@ impl Session {
             service_type,
             self.cloud.interface.as_str(),
             self.cloud.region_name.as_deref(),
+        )
+    }
+
+    /// Where the endpoint of `service_type` is configured, for a message that asks to fix it:
+    /// the override and where it was set, or the catalog entry (interface and region).
+    pub fn endpoint_fix(&self, service_type: &str) -> String {
+        if self.cloud.endpoint_overrides.contains_key(service_type) {
+            return format!(
+                "fix {service_type}_endpoint_override (OS_{}_ENDPOINT; from {}) to the URL {service_type} answers at itself",
+                service_type.to_ascii_uppercase(),
+                self.cloud.origin
+            );
+        }
+        format!(
+            "fix the {service_type} endpoint for interface {}{} in Keystone's service catalog (openstack endpoint list --service {service_type}) to the URL {service_type} answers at itself",
+            self.cloud.interface.as_str(),
+            self.cloud
+                .region_name
+                .as_deref()
+                .map_or(String::new(), |r| format!(" in region {r}"))
         )
     }
 }

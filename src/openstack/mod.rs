@@ -10,6 +10,9 @@
 //!   version negotiation, the microversioned GET (re-authenticating once on a 401), the body
 //!   size limit, the request timeout, and every failure mapped into an [`ApiError`].
 //! - [`microversion`]: the `major.minor` versions both services speak.
+//! - [`redirect`]: the redirect policy: the client follows no redirect by itself; token
+//!   requests follow none, service GETs only to the same origin (scheme, host, port), so no
+//!   credential ever reaches an origin other than the configured or catalogued one.
 //!
 //! Error messages name URLs, users and roles, never a password, secret or token: an
 //! [`ApiError`] is displayed through the process' redactor ([`crate::redact`]), and what an
@@ -20,6 +23,7 @@ pub mod client;
 pub mod config;
 pub mod keystone;
 pub mod microversion;
+pub mod redirect;
 pub mod time;
 
 /// Why an OpenStack API call failed. Every message is meant for an operator and never contains a
@@ -105,6 +109,22 @@ pub enum ApiError {
         /// What was wrong.
         message: String,
     },
+    /// A redirect that was not followed (see [`redirect`]): to another origin, a downgrade, or
+    /// any redirect of a token request.
+    Redirected {
+        /// The service.
+        service: String,
+        /// The URL of the request.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Where it pointed, shown without user info, query or fragment.
+        target: String,
+        /// Why it was not followed.
+        reason: String,
+        /// What to fix: the Keystone URL, the endpoint override or the catalog entry.
+        fix: String,
+    },
     /// The service's microversions and the ones the exporter works with do not meet.
     NoCommonMicroversion {
         /// The service.
@@ -168,6 +188,16 @@ impl ApiError {
                 url,
                 message,
             } => format!("{service} at {url}: invalid response body: {message}"),
+            ApiError::Redirected {
+                service,
+                url,
+                status,
+                target,
+                reason,
+                fix,
+            } => format!(
+                "{service} at {url} answered HTTP {status} redirecting to {target}; not followed: {reason}; {fix}"
+            ),
             ApiError::NoCommonMicroversion {
                 service,
                 url,

@@ -112,7 +112,9 @@ pub fn parse_flavor_flag(text: &str) -> Result<NamedFlavor, String> {
 }
 
 /// The flavors of one page of `GET /flavors/detail` (disabled ones left out) and the query of
-/// the next page, if nova links one. Pure, for the tests.
+/// the next page, if nova links one. Names pass [`crate::redact::upstream_text`] (redacted,
+/// without control characters, on one line); a name over nova's 255 bytes fails the page.
+/// Pure, for the tests.
 pub fn flavors_of_page(page: &Value) -> Result<(Vec<NamedFlavor>, Option<String>), String> {
     let list = page
         .get("flavors")
@@ -137,10 +139,13 @@ pub fn flavors_of_page(page: &Value) -> Result<(Vec<NamedFlavor>, Option<String>
         {
             continue;
         }
+        // The name becomes the `flavor` label and a line of the report and the status page:
+        // upstream text, so redacted, without control characters, one line, bounded.
+        let name = crate::redact::upstream_text(name);
         let flavor = flavor_sizes(entry, "disk", "OS-FLV-EXT-DATA:ephemeral")
             .map_err(|e| format!("flavor {name:?}: {e}"))?;
         flavors.push(NamedFlavor {
-            name: name.to_string(),
+            name,
             flavor,
             origin: FlavorOrigin::Nova,
         });
@@ -458,6 +463,16 @@ mod tests {
         // An empty page ends the walk even when it links a next one.
         let empty = json!({"flavors": [], "flavors_links": [{"rel": "next", "href": "http://x/flavors/detail?marker=9"}]});
         assert_eq!(flavors_of_page(&empty).unwrap(), (vec![], None));
+    }
+
+    #[test]
+    fn flavor_names_are_redacted_and_lose_control_characters() {
+        crate::redact::register("FlavorPw-77d1", crate::redact::SecretKind::Credential);
+        let page = json!({"flavors": [{
+            "name": "m1.FlavorPw-77d1\u{1b}[2J\u{202e}x\ny", "disk": 20,
+            "OS-FLV-EXT-DATA:ephemeral": 0, "swap": 0}]});
+        let (flavors, _) = flavors_of_page(&page).unwrap();
+        assert_eq!(flavors[0].name, "m1.<redacted> [2J x y");
     }
 
     #[test]

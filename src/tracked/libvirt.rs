@@ -710,10 +710,16 @@ mod tests {
             &nova_block(FLAVOR_40_8_1024, ROOT_IMAGE),
         );
         assert_eq!(parsed(&xml).0, IMAGE_UUID);
+        // Without hyphens (libvirt parses it): canonicalised like the other sources' UUIDs.
+        let bare = domain_with(
+            &IMAGE_UUID.replace('-', ""),
+            &nova_block(FLAVOR_40_8_1024, ROOT_IMAGE),
+        );
+        assert_eq!(parsed(&bare).0, IMAGE_UUID);
         for bad in [
             "",
             "d47b9e21",
-            "d47b9e213c6a4f188e2d5a9b1c7f3e63",
+            "d47b9e21-3c6a4f188e2d5a9b1c7f3e63",
             "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e6g",
             "{d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63}",
         ] {

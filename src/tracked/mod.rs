@@ -25,17 +25,7 @@ use crate::units::{GIB, MIB};
 /// [`Flavor`] far from overflowing.
 pub const NOVA_MAX_INT: u64 = 0x7FFF_FFFF;
 
-/// Checks that `text` is a UUID in canonical form (8-4-4-4-12 hex digits, either case) and
-/// returns it in lower case, nova's spelling.
-pub fn canonical_uuid(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let well_formed = bytes.len() == 36
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        });
-    well_formed.then(|| text.to_ascii_lowercase())
-}
+pub use crate::ident::canonical_uuid;
 
 /// Reads a UTF-8 text file through [`crate::input::read_text`]: a regular file of at most
 /// [`crate::input::MAX_FILE_BYTES`] (blocking). Errors name `path`.
@@ -52,12 +42,12 @@ impl From<crate::openstack::ApiError> for TrackedError {
 
 impl TrackedError {
     /// An answer of the API behind `source` that does not make sense (`nova: ...`). The message
-    /// holds names and values from the server's answer: it is redacted and loses control
-    /// characters here.
+    /// holds names and values from the server's answer: it is redacted, loses control
+    /// characters and is bounded ([`crate::redact::clean_message`]) here.
     pub fn invalid_answer(source: SourceKind, message: &str) -> Self {
         TrackedError::Invalid {
             path: source.as_str().into(),
-            message: crate::redact::clean_line(message),
+            message: crate::redact::clean_message(message),
         }
     }
 }
@@ -309,26 +299,6 @@ pub enum TrackedError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn canonical_uuids_are_lower_cased_and_others_rejected() {
-        assert_eq!(
-            canonical_uuid("D47B9E21-3C6A-4F18-8E2D-5A9B1C7F3E63").as_deref(),
-            Some("d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63")
-        );
-        for bad in [
-            "",
-            "d47b9e213c6a4f188e2d5a9b1c7f3e63",
-            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e6",
-            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e634",
-            "d47b9e21_3c6a-4f18-8e2d-5a9b1c7f3e63",
-            "g47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63",
-            " d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e6",
-            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3é",
-        ] {
-            assert_eq!(canonical_uuid(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn bounded_reads_name_the_file() {

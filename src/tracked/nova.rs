@@ -380,7 +380,7 @@ impl TrackedSource for NovaSource {
                 *last = Some(why.clone());
             }
         }
-        let disk = match DiskFields::of(&hypervisor) {
+        let disk = match DiskFields::of(&hypervisor).map_err(|e| invalid(&e))? {
             Some(disk) => disk,
             None => {
                 // The collector logs this once (a repeated failure is not logged again) and
@@ -388,7 +388,7 @@ impl TrackedSource for NovaSource {
                 return Err(TrackedError::Api(no_disk_fields_message(
                     mv,
                     &negotiated.server.to_string(),
-                    &hypervisor.hypervisor_hostname,
+                    &crate::redact::upstream_text(&hypervisor.hypervisor_hostname),
                 )));
             }
         };
@@ -401,9 +401,20 @@ impl TrackedSource for NovaSource {
             .servers(&service_host, &hypervisor.hypervisor_hostname)
             .await?;
         let mut instances = Vec::with_capacity(servers.len());
+        let mut seen = HashSet::with_capacity(servers.len());
+        let mut repeated = 0usize;
         for server in &servers {
-            let uuid = canonical_uuid(&server.id)
-                .ok_or_else(|| invalid(&format!("server id {:?} is not a UUID", server.id)))?;
+            let uuid = canonical_uuid(&server.id).ok_or_else(|| {
+                invalid(&format!(
+                    "server id {:?} is not a UUID; nova's server ids are UUIDs, so the servers list is not trusted",
+                    crate::redact::upstream_text(&server.id)
+                ))
+            })?;
+            // One server listed twice (pages that overlap, a hostile answer) is one instance.
+            if !seen.insert(uuid.clone()) {
+                repeated += 1;
+                continue;
+            }
             instances.push(match self.flavor(server, mv).await? {
                 Some(flavor) => instance(uuid, &flavor),
                 None => TrackedInstance {
@@ -412,6 +423,13 @@ impl TrackedSource for NovaSource {
                     allocated_bytes: 0,
                 },
             });
+        }
+        if repeated > 0 {
+            tracing::warn!(
+                repeated,
+                hypervisor = %hypervisor.hypervisor_hostname,
+                "nova: the servers list named some servers more than once; each counts once"
+            );
         }
         usage_from(
             &hypervisor.hypervisor_hostname,
@@ -437,16 +455,37 @@ pub struct DiskFields {
 }
 
 impl DiskFields {
-    /// The fields, or `None` when the answer has no `local_gb`/`local_gb_used` (2.88+).
-    pub fn of(hypervisor: &Hypervisor) -> Option<Self> {
-        let local_gb = hypervisor.local_gb?;
-        let local_gb_used = hypervisor.local_gb_used?;
-        Some(Self {
+    /// The fields, `Ok(None)` when the answer has no `local_gb`/`local_gb_used` (2.88+). Figures
+    /// nova cannot have computed are refused, naming them: a negative `local_gb` or
+    /// `local_gb_used` (sizes and sums of flavor sizes), or a `free_disk_gb` to be derived as
+    /// `local_gb - local_gb_used` that does not fit 64 bits.
+    pub fn of(hypervisor: &Hypervisor) -> Result<Option<Self>, String> {
+        let (Some(local_gb), Some(local_gb_used)) = (hypervisor.local_gb, hypervisor.local_gb_used)
+        else {
+            return Ok(None);
+        };
+        let name = &hypervisor.hypervisor_hostname;
+        for (what, value) in [("local_gb", local_gb), ("local_gb_used", local_gb_used)] {
+            if value < 0 {
+                return Err(format!(
+                    "hypervisor {name:?}: {what} is {value} GiB; nova never reports a negative size"
+                ));
+            }
+        }
+        let free_disk_gb = match hypervisor.free_disk_gb {
+            Some(free) => free,
+            None => local_gb.checked_sub(local_gb_used).ok_or_else(|| {
+                format!(
+                    "hypervisor {name:?}: free_disk_gb is null and local_gb {local_gb} - local_gb_used {local_gb_used} is out of range"
+                )
+            })?,
+        };
+        Ok(Some(Self {
             local_gb,
             local_gb_used,
-            free_disk_gb: hypervisor.free_disk_gb.unwrap_or(local_gb - local_gb_used),
+            free_disk_gb,
             disk_available_least: hypervisor.disk_available_least,
-        })
+        }))
     }
 }
 
@@ -482,7 +521,26 @@ pub fn usage_from(
     // nova starts local_gb_used at the truncated reserve (resource_tracker_reserved_gib).
     let reserved_gib = i64::try_from(settings.resource_tracker_reserved_gib())
         .map_err(|_| "reserved_host_disk_mb is out of range".to_string())?;
-    let instances_gib = disk.local_gb_used - reserved_gib;
+    for (what, value) in [
+        ("local_gb", disk.local_gb),
+        ("local_gb_used", disk.local_gb_used),
+    ] {
+        if value < 0 {
+            return Err(format!(
+                "hypervisor {hypervisor:?}: {what} is {value} GiB; nova never reports a negative size"
+            ));
+        }
+    }
+    // Both are non-negative here, so the difference cannot overflow; checked all the same.
+    let instances_gib = disk
+        .local_gb_used
+        .checked_sub(reserved_gib)
+        .ok_or_else(|| {
+            format!(
+                "hypervisor {hypervisor:?}: local_gb_used {} less the reserve of {reserved_gib} GiB is out of range",
+                disk.local_gb_used
+            )
+        })?;
     if instances_gib < 0 {
         return Err(format!(
             "hypervisor {hypervisor:?}: local_gb_used is {} GiB, less than the reserve of {reserved_gib} GiB the exporter was given (reserved_host_disk_mb = {}); nova's reserve differs: set --nova.reserved-host-disk-mb to nova-compute's value",
@@ -499,11 +557,11 @@ pub fn usage_from(
         instances,
         reserved_bytes: settings.reserved_host_disk_mb * MIB,
         allocation_ratio: settings.disk_allocation_ratio,
-        scheduler_total_bytes: Some(u64::try_from(local_bytes).unwrap_or(0)),
-        scheduler_used_bytes: Some(used_bytes as u64),
+        scheduler_total_bytes: Some(local_bytes.unsigned_abs()),
+        scheduler_used_bytes: Some(used_bytes.unsigned_abs()),
         fetched_unix: None,
         data_age: None,
-        tracked_used_bytes: Some(used_bytes as u64),
+        tracked_used_bytes: Some(used_bytes.unsigned_abs()),
         scheduler_free_bytes: Some(bytes(disk.free_disk_gb, "free_disk_gb")?),
         disk_available_least_bytes: disk
             .disk_available_least
@@ -610,16 +668,16 @@ mod tests {
     fn the_2_1_and_2_53_samples_have_the_disk_fields_and_2_88_has_none() {
         let show: HypervisorShow =
             serde_json::from_value(fixture("v2.1-hypervisors-show-resp.json")).unwrap();
-        let disk = DiskFields::of(&show.hypervisor).unwrap();
+        let disk = DiskFields::of(&show.hypervisor).unwrap().unwrap();
         assert_eq!(show.hypervisor.id, serde_json::json!(1));
         assert!(disk.local_gb > 0);
         let list: HypervisorList =
             serde_json::from_value(fixture("v2.53-hypervisors-detail-resp.json")).unwrap();
-        assert!(DiskFields::of(&list.hypervisors[0]).is_some());
+        assert!(DiskFields::of(&list.hypervisors[0]).unwrap().is_some());
         assert!(list.hypervisors[0].id.is_string());
         let list: HypervisorList =
             serde_json::from_value(fixture("v2.88-hypervisors-detail-resp.json")).unwrap();
-        assert_eq!(DiskFields::of(&list.hypervisors[0]), None);
+        assert_eq!(DiskFields::of(&list.hypervisors[0]), Ok(None));
         let message =
             no_disk_fields_message(Microversion(2, 90), "2.90 to 2.104", "cmp-7.example.org");
         assert!(message.contains("2.88 removed them"), "{message}");
@@ -702,5 +760,65 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("--nova.reserved-host-disk-mb"), "{err}");
+    }
+
+    #[test]
+    fn extreme_hypervisor_figures_are_refused_not_wrapped() {
+        let settings = HostDiskSettings {
+            reserved_host_disk_mb: 1500,
+            disk_allocation_ratio: 1.0,
+        };
+        let disk = DiskFields {
+            local_gb: 99,
+            local_gb_used: i64::MIN,
+            free_disk_gb: 0,
+            disk_available_least: None,
+        };
+        let err = usage_from("cmp-7", &disk, vec![], &settings).unwrap_err();
+        assert!(
+            err.contains("local_gb_used is -9223372036854775808 GiB"),
+            "{err}"
+        );
+        assert!(!err.contains("9223372036854775807"), "{err}");
+        for (local_gb, local_gb_used) in [(i64::MIN, 0), (-1, 0), (0, -1)] {
+            let disk = DiskFields {
+                local_gb,
+                local_gb_used,
+                ..disk
+            };
+            let err = usage_from("cmp-7", &disk, vec![], &settings).unwrap_err();
+            assert!(err.contains("never reports a negative size"), "{err}");
+        }
+        let max = DiskFields {
+            local_gb: i64::MAX,
+            local_gb_used: i64::MAX,
+            ..disk
+        };
+        let err = usage_from("cmp-7", &max, vec![], &settings).unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+        // free_disk_gb null: derived with checked arithmetic, negative figures refused.
+        let hypervisor = |local_gb: i64, local_gb_used: i64| Hypervisor {
+            id: serde_json::json!(1),
+            hypervisor_hostname: "cmp-7".into(),
+            local_gb: Some(local_gb),
+            local_gb_used: Some(local_gb_used),
+            free_disk_gb: None,
+            disk_available_least: None,
+            service: None,
+        };
+        let err = DiskFields::of(&hypervisor(-1, i64::MIN)).unwrap_err();
+        assert!(err.contains("local_gb is -1 GiB"), "{err}");
+        let err = DiskFields::of(&hypervisor(5, i64::MIN)).unwrap_err();
+        assert!(
+            err.contains("local_gb_used is -9223372036854775808"),
+            "{err}"
+        );
+        assert_eq!(
+            DiskFields::of(&hypervisor(5, 7))
+                .unwrap()
+                .unwrap()
+                .free_disk_gb,
+            -2
+        );
     }
 }

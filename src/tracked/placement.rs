@@ -41,14 +41,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use super::cached::DEFAULT_REFRESH_INTERVAL;
 use super::host::{
     canonical_name, nova_provider_names, system_hostname, NameCandidate, ProviderName,
 };
-use super::{SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage};
+use super::{
+    canonical_uuid, SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage,
+};
 use crate::input::BlockingLane;
 use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
 use crate::openstack::keystone::Session;
@@ -325,6 +327,9 @@ fn invalid(message: &str) -> TrackedError {
 
 /// Turns placement's answers into usage (pure, for the tests). DISK_GB used is the sum of the
 /// consumers' DISK_GB allocations, which is how placement itself defines a provider's usage.
+/// Consumers are instances by their canonical UUID ([`canonical_uuid`]): spellings of one UUID
+/// count once (the first), and a consumer key that is no UUID fails the whole answer, naming
+/// how many there are and the first.
 pub fn usage_from(
     provider: &str,
     inventories: &BTreeMap<String, Inventory>,
@@ -351,21 +356,38 @@ pub fn usage_from(
             format!("resource provider {provider}: {what} {value} GiB is out of range")
         })
     };
+    let malformed: Vec<&String> = allocations
+        .keys()
+        .filter(|consumer| canonical_uuid(consumer).is_none())
+        .collect();
+    if let Some(first) = malformed.first() {
+        return Err(format!(
+            "resource provider {provider}: {} allocation consumer(s) are not UUIDs (the first: {:?}); placement only stores UUID consumers, so the allocations are not trusted",
+            malformed.len(),
+            crate::redact::upstream_text(first)
+        ));
+    }
     let mut instances = Vec::with_capacity(allocations.len());
+    let mut seen = HashSet::with_capacity(allocations.len());
     let mut used_bytes: u64 = 0;
     for (consumer, resources) in allocations {
         let disk_gb = resources.get("DISK_GB").copied().unwrap_or(0);
         let bytes = gib(disk_gb, "a DISK_GB allocation of")?;
+        // Placement's usage is the sum of every allocation it holds, spelled as it likes.
         used_bytes = used_bytes.checked_add(bytes).ok_or_else(|| {
             format!(
                 "resource provider {provider}: the sum of its DISK_GB allocations is out of range"
             )
         })?;
-        instances.push(TrackedInstance {
-            uuid: consumer.to_ascii_lowercase(),
-            tracked_bytes: bytes,
-            allocated_bytes: bytes,
-        });
+        // An instance is one consumer however it is spelled: the first spelling counts.
+        let uuid = canonical_uuid(consumer).unwrap_or_default();
+        if seen.insert(uuid.clone()) {
+            instances.push(TrackedInstance {
+                uuid,
+                tracked_bytes: bytes,
+                allocated_bytes: bytes,
+            });
+        }
     }
     Ok(TrackedUsage {
         instances,
@@ -521,7 +543,15 @@ impl PlacementSource {
 
     /// Looks the provider up and remembers it, forgetting whatever was read for another one.
     async fn find_provider(&self) -> Result<ProviderEntry, TrackedError> {
-        let found = self.look_up().await?;
+        let mut found = self.look_up().await?;
+        // The UUID goes into the next requests' paths and the instances' keys: placement's own
+        // spelling of a UUID or nothing.
+        found.uuid = canonical_uuid(&found.uuid).ok_or_else(|| {
+            invalid(&format!(
+                "the resource provider's uuid {:?} is not a UUID",
+                crate::redact::upstream_text(&found.uuid)
+            ))
+        })?;
         let mut memory = self.memory();
         if memory.provider.as_ref().map(|p| &p.uuid) != Some(&found.uuid) {
             *memory = Memory::default();
@@ -566,7 +596,8 @@ impl TrackedSource for PlacementSource {
                     .map_err(|e| match e {
                         ReadError::ProviderGone(why) => TrackedError::Api(format!(
                             "resource provider {:?} ({}) disappeared while being read: {why}",
-                            provider.name, provider.uuid
+                            crate::redact::upstream_text(&provider.name),
+                            provider.uuid
                         )),
                         ReadError::Other(error) => error,
                     })?;
@@ -776,5 +807,42 @@ mod tests {
         let huge = inventories(r#"{"inventories": {"DISK_GB": {"total": 18446744073709551615}}}"#);
         let err = usage_from("x", &huge, &BTreeMap::new()).unwrap_err();
         assert!(err.contains("out of range"), "{err}");
+    }
+
+    #[test]
+    fn consumers_are_counted_once_by_canonical_uuid_and_malformed_keys_refused() {
+        let disk = |gb: u64| BTreeMap::from([("DISK_GB".to_string(), gb)]);
+        let spellings = [
+            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63",
+            "D47B9E21-3C6A-4F18-8E2D-5A9B1C7F3E63",
+            "d47b9e213c6a4f188e2d5a9b1c7f3e63",
+            "D47B9E213C6A4F188E2D5A9B1C7F3E63",
+        ];
+        let mut allocations: Allocations = spellings
+            .iter()
+            .map(|uuid| (uuid.to_string(), disk(10)))
+            .collect();
+        allocations.insert("a0000000-0000-4000-8000-000000000001".into(), disk(5));
+        let usage = usage_from("compute-01", &inventories(INVENTORIES), &allocations).unwrap();
+        let mut uuids: Vec<&str> = usage.instances.iter().map(|i| i.uuid.as_str()).collect();
+        uuids.sort_unstable();
+        assert_eq!(
+            uuids,
+            [
+                "a0000000-0000-4000-8000-000000000001",
+                "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63"
+            ]
+        );
+        // Placement's own usage is every allocation it holds.
+        assert_eq!(usage.scheduler_used_bytes, Some(45 * GIB));
+
+        allocations.insert("not-a-uuid\u{1b}[2J".into(), disk(1));
+        allocations.insert("d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63_disk".into(), disk(1));
+        let err = usage_from("compute-01", &inventories(INVENTORIES), &allocations).unwrap_err();
+        assert!(
+            err.contains("2 allocation consumer(s) are not UUIDs"),
+            "{err}"
+        );
+        assert!(!err.contains('\u{1b}'), "{err}");
     }
 }
