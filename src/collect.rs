@@ -17,7 +17,7 @@ use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigu
 use crate::audit::{audit_collection, Audit};
 use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
 use crate::lvm::{RawSource, VgReport};
-use crate::orphans::{orphan_lvs, OrphanReasons};
+use crate::orphans::{doubt_local_sources, orphan_lvs, LocalSourceDoubt, OrphanReasons};
 use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
 use crate::tracked::orphans::OrphanResolver;
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
@@ -69,6 +69,9 @@ pub struct Snapshot {
     /// The orphan LVs of nova's VG and why each is one; `None` when no tracked source told
     /// instances from orphans.
     pub orphans: Option<OrphanReasons>,
+    /// The local sources (libvirt, file) that list no instance beside instance disks in nova's
+    /// VG; `None` when LVM did not report nova's VG (nothing to compare with).
+    pub local_source_doubts: Option<Vec<LocalSourceDoubt>>,
 }
 
 /// Reads all sources and accounts them.
@@ -85,6 +88,7 @@ pub struct SnapshotCollector {
     last_success: Mutex<HashMap<&'static str, f64>>,
     last_error: Mutex<HashMap<&'static str, String>>,
     orphan_resolver: Option<Arc<OrphanResolver>>,
+    last_doubts: Mutex<Vec<(SourceKind, bool)>>,
 }
 
 /// The flavors of the flavor fit.
@@ -142,7 +146,35 @@ impl SnapshotCollector {
             last_success: Mutex::new(HashMap::new()),
             last_error: Mutex::new(HashMap::new()),
             orphan_resolver: None,
+            last_doubts: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Logs a doubted local source when the doubt starts or changes (contradicted or not), and
+    /// its end, so that a persistent condition is said once.
+    fn log_doubts(&self, doubts: Option<&[LocalSourceDoubt]>) {
+        let Some(doubts) = doubts else { return };
+        let now: Vec<(SourceKind, bool)> = doubts
+            .iter()
+            .map(|d| (d.source, d.contradicted()))
+            .collect();
+        let mut last = self.last_doubts.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == now {
+            return;
+        }
+        for doubt in doubts {
+            tracing::warn!(
+                source = doubt.source.as_str(),
+                vg = %doubt.vg,
+                instances = doubt.instances,
+                contradicted = doubt.contradicted(),
+                "a local source lists no instance beside instance disks: check where it reads before removing any orphan"
+            );
+        }
+        if now.is_empty() {
+            tracing::info!("every local source lists instances again");
+        }
+        *last = now;
     }
 
     /// Looks up why each orphan LV is one with `resolver` (the nova source's compute API).
@@ -272,6 +304,15 @@ impl SnapshotCollector {
         let audit = audit_collection(report.as_ref(), &self.watched_vgs, &usages, self.primary);
         // As the accounting classified them: none without host accounting or a primary source.
         let orphans = self.orphans(host.as_ref()).await;
+        let local_source_doubts = report
+            .as_ref()
+            .filter(|report| report.vg(&self.nova_vg).is_some())
+            .map(|report| {
+                let lv_bytes =
+                    crate::audit::nova_lv_bytes(report, std::slice::from_ref(&self.nova_vg));
+                doubt_local_sources(&self.nova_vg, &lv_bytes, &usages)
+            });
+        self.log_doubts(local_source_doubts.as_deref());
 
         let mut sources = Vec::new();
         for (kind, duration, outcome) in outcomes {
@@ -306,6 +347,7 @@ impl SnapshotCollector {
             raw_methods: self.raw.methods(),
             flavor_fit,
             orphans,
+            local_source_doubts,
         }
     }
 

@@ -368,7 +368,14 @@ pub fn evaluate(report: &Report, args: &Thresholds) -> CheckResult {
             figures.push(format!("{name} {}", gib(value)));
         }
     }
-    let mut summary = format!("{}: ", vg.name);
+    // A local source that lists no instance beside instance disks makes every disk an orphan
+    // and every figure above doubtful: said first, naming what it reads.
+    let mut summary = String::new();
+    for warning in &report.local_source_warnings {
+        status = status.max(Status::Warning);
+        let _ = write!(summary, "{} (warning); ", warning.message);
+    }
+    let _ = write!(summary, "{}: ", vg.name);
     summary.push_str(
         &problems
             .iter()
