@@ -17,6 +17,7 @@ use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigu
 use crate::audit::{audit_collection, Audit};
 use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
 use crate::lvm::{RawSource, VgReport};
+use crate::missing_vg::{missing_vg_message, see_lvm};
 use crate::orphans::{doubt_local_sources, orphan_lvs, LocalSourceDoubt, OrphanReasons};
 use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
 use crate::tracked::orphans::OrphanResolver;
@@ -89,6 +90,20 @@ pub struct SnapshotCollector {
     last_error: Mutex<HashMap<&'static str, String>>,
     orphan_resolver: Option<Arc<OrphanResolver>>,
     last_doubts: Mutex<Vec<(SourceKind, bool)>>,
+    lvm_look: Option<LvmLook>,
+}
+
+/// How to ask LVM what it sees when a watched VG is missing ([`crate::missing_vg`]).
+#[derive(Debug, Clone)]
+pub struct LvmLook {
+    /// The `lvm` program.
+    pub lvm_path: std::path::PathBuf,
+    /// The command prefix it runs behind (e.g. `sudo -n`).
+    pub command_prefix: Vec<String>,
+    /// How long it may take.
+    pub timeout: Duration,
+    /// `--collector.lvm.devices` was given (no point suggesting it).
+    pub devices_listed: bool,
 }
 
 /// The flavors of the flavor fit.
@@ -147,7 +162,15 @@ impl SnapshotCollector {
             last_error: Mutex::new(HashMap::new()),
             orphan_resolver: None,
             last_doubts: Mutex::new(Vec::new()),
+            lvm_look: None,
         }
+    }
+
+    /// When a watched VG is missing, asks LVM (as `look` says) which VGs and PVs it sees, and
+    /// says so in the lvm collector's error.
+    pub fn with_lvm_look(mut self, look: LvmLook) -> Self {
+        self.lvm_look = Some(look);
+        self
     }
 
     /// Logs a doubted local source when the doubt starts or changes (contradicted or not), and
@@ -230,8 +253,19 @@ impl SnapshotCollector {
                     .filter(|name| report.vg(name).is_none())
                     .map(String::as_str)
                     .collect();
-                let error = (!missing.is_empty())
-                    .then(|| format!("volume group not found: {}", missing.join(", ")));
+                let error = match (&self.lvm_look, missing.is_empty()) {
+                    (_, true) => None,
+                    (None, false) => Some(missing_vg_message(&missing, None, false)),
+                    (Some(look), false) => {
+                        let seen =
+                            see_lvm(&look.lvm_path, &look.command_prefix, look.timeout).await;
+                        Some(missing_vg_message(
+                            &missing,
+                            seen.as_ref(),
+                            look.devices_listed,
+                        ))
+                    }
+                };
                 statuses.push(self.status(LVM_COLLECTOR, raw_duration, error, None));
                 Some(report)
             }

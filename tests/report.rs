@@ -539,3 +539,56 @@ fn a_wrong_libvirt_directory_is_said_first_and_its_orphans_are_not_removable() {
     assert!(body.contains(&wrong_dir));
     assert!(body.contains("Remove none of them"));
 }
+
+/// A VG that LVM does not report: the error lists the VGs LVM sees (a typo shows at once) and,
+/// when LVM sees no PV at all (here: real LVM whose filter rejects every device, as in a
+/// container without the host's block devices), points at `--collector.lvm.devices`.
+#[test]
+fn a_vg_not_found_lists_the_vgs_seen_and_the_devices_flag_when_no_pv_is_visible() {
+    if !lvm_available("report vg not found") {
+        return;
+    }
+    let vg = LoopVg::new("rep-typo", 20);
+    let typo = format!("{}-typo", vg.name);
+    let lvm_line = |env: &[(&str, &Path)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+            .args([
+                "report",
+                &format!("--nova.images-volume-group={typo}"),
+                "--no-collector.libvirt",
+                "--collector.lvm.timeout=60s",
+            ])
+            .envs(env.iter().copied())
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+            .output()
+            .expect("run the exporter");
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.lines()
+            .find(|l| l.trim_start().starts_with("lvm ") && l.contains("FAILED"))
+            .unwrap_or_else(|| panic!("the lvm collector fails:\n{text}"))
+            .to_string()
+    };
+    let line = lvm_line(&[]);
+    assert!(
+        line.contains(&format!("volume group not found: {typo}; LVM sees: ")),
+        "{line}"
+    );
+    assert!(line.contains(&vg.name), "lists the VG LVM sees: {line}");
+    assert!(!line.contains("--collector.lvm.devices"), "{line}");
+
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("lvm.conf"),
+        "devices {\n global_filter = [ \"r|.*|\" ]\n use_devicesfile = 0\n}\n",
+    )
+    .unwrap();
+    let line = lvm_line(&[("LVM_SYSTEM_DIR", conf.path())]);
+    assert!(
+        line.contains(&format!(
+            "volume group not found: {typo}; LVM sees no VG here and no PV at all"
+        )),
+        "{line}"
+    );
+    assert!(line.contains("--collector.lvm.devices=/dev/"), "{line}");
+}
