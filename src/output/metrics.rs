@@ -462,6 +462,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_local_source_listing_no_instance_beside_instance_disks_is_suspect() {
+        let series = "nova_lvm_local_source_suspect{source=\"libvirt\",vg=\"vms-group\"}";
+        // Not computed (LVM did not report nova's VG): absent, never a reassuring 0.
+        assert_eq!(value(&render(&snapshot(true)), series), None);
+        let mut fine = snapshot(true);
+        fine.local_source_doubts = Some(Vec::new());
+        assert_eq!(value(&render(&fine), series), Some(0.0));
+        let mut doubted = snapshot(true);
+        doubted.local_source_doubts = Some(vec![crate::orphans::LocalSourceDoubt {
+            source: SourceKind::Libvirt,
+            vg: "vms-group".into(),
+            instances: 1,
+            bytes: 10 * GIB,
+            others: vec![],
+        }]);
+        assert_eq!(value(&render(&doubted), series), Some(1.0));
+        // A failed local source has no figures to doubt: absent.
+        let mut failed = snapshot(false);
+        failed.local_source_doubts = Some(Vec::new());
+        assert_eq!(value(&render(&failed), series), None);
+    }
+
     fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))

@@ -735,6 +735,82 @@ mod tests {
     }
 
     #[test]
+    fn long_consumer_and_orphan_lists_are_cut_with_an_n_more_line() {
+        use crate::orphans::{OrphanLv, OrphanReasons};
+        use crate::tracked::orphans::OrphanVerdict;
+        use crate::tracked::{SourceKind, TrackedInstance};
+        use crate::units::GIB;
+        let uuid = |i: usize| format!("{i:08x}-0000-4000-8000-000000000001");
+        let leaked: Vec<TrackedInstance> = (0..5_011)
+            .map(|i| TrackedInstance {
+                uuid: uuid(i),
+                tracked_bytes: GIB,
+                allocated_bytes: GIB,
+            })
+            .collect();
+        let orphans = OrphanReasons {
+            vg: "vms-group".into(),
+            lvs: (0..5_011)
+                .map(|i| OrphanLv {
+                    name: format!("{}_disk", uuid(i)),
+                    uuid: uuid(i),
+                    bytes: GIB,
+                    verdict: OrphanVerdict::unknown("not looked up"),
+                })
+                .collect(),
+        };
+        let mut snapshot = Snapshot {
+            collectors: vec![],
+            host: None,
+            sources: vec![],
+            nova_vg: "vms-group".into(),
+            primary: Some(SourceKind::Libvirt),
+            audit: Some(crate::audit::audit(
+                SourceKind::Libvirt,
+                &leaked,
+                &[],
+                &Default::default(),
+            )),
+            finished_unix: 1_700_000_000.0,
+            raw_methods: Vec::new(),
+            flavor_fit: None,
+            orphans: Some(orphans),
+            local_source_doubts: None,
+        };
+        let report = Report::new(&snapshot, &ReportContext::default(), 10);
+        let html = render(&report, "/metrics", &[]);
+        assert_eq!(rows_of(&html, "audit-consumers"), LISTED_ROWS);
+        assert_eq!(rows_of(&html, "orphan-lvs"), LISTED_ROWS);
+        assert!(html.contains("... 4911 more consumers"), "consumers cut");
+        assert!(html.contains("... 4911 more orphan LVs"), "orphans cut");
+        // Bounded: the page of 5,011 of each stays far below the 1.1 MB it was uncut.
+        assert!(html.len() < 100_000, "{} bytes", html.len());
+        let text = crate::output::report_text::render_text(&report);
+        assert_eq!(text.matches("allocation_without_instance 0").count(), LISTED_ROWS);
+        assert_eq!(text.matches("_disk (1073741824 bytes)").count(), LISTED_ROWS);
+        assert!(text.contains("  ... 4911 more consumers (report --format json lists them all)"));
+        assert!(text.contains("  ... 4911 more orphan LVs (report --format json lists them all)"));
+        // The JSON document keeps them all.
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["orphans"]["lvs"].as_array().unwrap().len(), 5_011);
+        assert_eq!(json["audit"]["consumers"].as_array().unwrap().len(), 5_011);
+
+        // Exactly at the limit: every row and no "more" line.
+        snapshot.orphans.as_mut().unwrap().lvs.truncate(LISTED_ROWS);
+        let report = Report::new(&snapshot, &ReportContext::default(), 10);
+        let html = render(&report, "/metrics", &[]);
+        assert_eq!(rows_of(&html, "orphan-lvs"), LISTED_ROWS);
+        assert!(!html.contains("more orphan LVs"));
+        assert!(!crate::output::report_text::render_text(&report).contains("more orphan LVs"));
+    }
+
+    fn rows_of(html: &str, table: &str) -> usize {
+        let start = html.find(&format!("<table id=\"{table}\">")).unwrap();
+        let end = start + html[start..].find("</table>").unwrap();
+        html[start..end].matches("<tr><td>").count()
+    }
+
+    #[test]
     fn the_flavor_fit_table_marks_the_failing_build_and_escapes_names() {
         let fit = crate::output::fit::tests::seed_fit();
         let mut html = String::new();
