@@ -542,7 +542,9 @@ fn a_wrong_libvirt_directory_is_said_first_and_its_orphans_are_not_removable() {
 
 /// A VG that LVM does not report: the error lists the VGs LVM sees (a typo shows at once) and,
 /// when LVM sees no PV at all (here: real LVM whose filter rejects every device, as in a
-/// container without the host's block devices), points at `--collector.lvm.devices`.
+/// container without the host's block devices), points at `--collector.lvm.devices`. LVM is
+/// given an lvm.conf (`LVM_SYSTEM_DIR`) that accepts only this test's loop device, so other
+/// VGs on the machine neither show nor interfere.
 #[test]
 fn a_vg_not_found_lists_the_vgs_seen_and_the_devices_flag_when_no_pv_is_visible() {
     if !lvm_available("report vg not found") {
@@ -550,7 +552,20 @@ fn a_vg_not_found_lists_the_vgs_seen_and_the_devices_flag_when_no_pv_is_visible(
     }
     let vg = LoopVg::new("rep-typo", 20);
     let typo = format!("{}-typo", vg.name);
-    let lvm_line = |env: &[(&str, &Path)]| {
+    let device = run(
+        "pvs",
+        &["--noheadings", "-o", "pv_name", "--select", &format!("vg_name={}", vg.name)],
+    )
+    .trim()
+    .to_string();
+    assert!(device.starts_with("/dev/loop"), "{device:?}");
+    let lvm_line = |filter: &str| {
+        let conf = tempfile::tempdir().unwrap();
+        std::fs::write(
+            conf.path().join("lvm.conf"),
+            format!("devices {{\n global_filter = [ {filter} ]\n use_devicesfile = 0\n}}\n"),
+        )
+        .unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
             .args([
                 "report",
@@ -558,7 +573,7 @@ fn a_vg_not_found_lists_the_vgs_seen_and_the_devices_flag_when_no_pv_is_visible(
                 "--no-collector.libvirt",
                 "--collector.lvm.timeout=60s",
             ])
-            .envs(env.iter().copied())
+            .env("LVM_SYSTEM_DIR", conf.path())
             .env("LVM_SUPPRESS_FD_WARNINGS", "1")
             .output()
             .expect("run the exporter");
@@ -569,21 +584,13 @@ fn a_vg_not_found_lists_the_vgs_seen_and_the_devices_flag_when_no_pv_is_visible(
             .unwrap_or_else(|| panic!("the lvm collector fails:\n{text}"))
             .to_string()
     };
-    let line = lvm_line(&[]);
+    let line = lvm_line(&format!("\"a|^{device}$|\", \"r|.*|\""));
     assert!(
-        line.contains(&format!("volume group not found: {typo}; LVM sees: ")),
+        line.ends_with(&format!("volume group not found: {typo}; LVM sees: {}", vg.name)),
         "{line}"
     );
-    assert!(line.contains(&vg.name), "lists the VG LVM sees: {line}");
-    assert!(!line.contains("--collector.lvm.devices"), "{line}");
 
-    let conf = tempfile::tempdir().unwrap();
-    std::fs::write(
-        conf.path().join("lvm.conf"),
-        "devices {\n global_filter = [ \"r|.*|\" ]\n use_devicesfile = 0\n}\n",
-    )
-    .unwrap();
-    let line = lvm_line(&[("LVM_SYSTEM_DIR", conf.path())]);
+    let line = lvm_line("\"r|.*|\"");
     assert!(
         line.contains(&format!(
             "volume group not found: {typo}; LVM sees no VG here and no PV at all"

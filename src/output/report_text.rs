@@ -146,7 +146,12 @@ fn render_orphans_text(out: &mut String, report: &Report, orphans: &OrphansRepor
         escape_control(&orphans.vg),
         escape_control(report.primary_source.as_deref().unwrap_or("tracked"))
     );
-    if let Some(warning) = report.local_source_warnings.first() {
+    // The orphans are the primary source's word: doubted when that source lists no instance.
+    if let Some(warning) = report
+        .local_source_warnings
+        .iter()
+        .find(|w| report.primary_source.as_deref() == Some(w.source.as_str()))
+    {
         let _ = writeln!(
             out,
             "  remove none of them: the {} source lists no instance at all (see the warning at the top)",

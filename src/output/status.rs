@@ -491,7 +491,12 @@ fn render_orphans(html: &mut String, report: &Report, orphans: &OrphansReport) {
         escape_html(&orphans.vg),
         escape_html(report.primary_source.as_deref().unwrap_or("tracked"))
     );
-    if let Some(warning) = report.local_source_warnings.first() {
+    // The orphans are the primary source's word: doubted when that source lists no instance.
+    if let Some(warning) = report
+        .local_source_warnings
+        .iter()
+        .find(|w| report.primary_source.as_deref() == Some(w.source.as_str()))
+    {
         let _ = write!(
             html,
             "<p class=\"failed\">Remove none of them: the {} source lists no instance at all (see the warning at the top).</p>",
