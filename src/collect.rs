@@ -18,7 +18,9 @@ use crate::audit::{audit_collection, Audit};
 use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
 use crate::lvm::{RawSource, VgReport};
 use crate::missing_vg::{missing_vg_message, see_lvm};
-use crate::orphans::{doubt_local_sources, orphan_lvs, LocalSourceDoubt, OrphanReasons};
+use crate::orphans::{
+    doubt_local_sources, is_empty_local, orphan_lvs, LocalSourceDoubt, OrphanReasons,
+};
 use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
 use crate::tracked::orphans::OrphanResolver;
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
@@ -342,6 +344,13 @@ impl SnapshotCollector {
             .as_ref()
             .filter(|report| report.vg(&self.nova_vg).is_some())
             .map(|report| {
+                // The walk over nova's LVs runs only when a local source lists no instance.
+                if !usages
+                    .iter()
+                    .any(|(kind, usage)| is_empty_local(*kind, usage))
+                {
+                    return Vec::new();
+                }
                 let lv_bytes =
                     crate::audit::nova_lv_bytes(report, std::slice::from_ref(&self.nova_vg));
                 doubt_local_sources(&self.nova_vg, &lv_bytes, &usages)

@@ -88,7 +88,11 @@ pub fn parse_pvs(stdout: &[u8]) -> Option<SeenLvm> {
 
 /// The collector's error for watched VGs LVM did not report: their names, then what LVM sees
 /// (when known) and, when it sees no PV and no devices were listed, `--collector.lvm.devices`.
-pub fn missing_vg_message(missing: &[&str], seen: Option<&SeenLvm>, devices_listed: bool) -> String {
+pub fn missing_vg_message(
+    missing: &[&str],
+    seen: Option<&SeenLvm>,
+    devices_listed: bool,
+) -> String {
     let mut message = format!("volume group not found: {}", missing.join(", "));
     let Some(seen) = seen else {
         return message;
@@ -160,11 +164,14 @@ mod tests {
         let nothing = SeenLvm::default();
         let message = missing_vg_message(&["vms"], Some(&nothing), false);
         assert!(
-            message.starts_with("volume group not found: vms; LVM sees no VG here and no PV at all")
+            message
+                .starts_with("volume group not found: vms; LVM sees no VG here and no PV at all")
                 && message.contains("--collector.lvm.devices"),
             "{message}"
         );
-        assert!(!missing_vg_message(&["vms"], Some(&nothing), true).contains("--collector.lvm.devices"));
+        assert!(
+            !missing_vg_message(&["vms"], Some(&nothing), true).contains("--collector.lvm.devices")
+        );
         // A VG name from LVM is shown, never obeyed.
         let odd = SeenLvm {
             vgs: vec!["a\nb".into()],

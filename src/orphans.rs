@@ -162,6 +162,12 @@ impl LocalSourceDoubt {
     }
 }
 
+/// A local source (libvirt, file) that lists no instance: the one case [`doubt_local_sources`]
+/// looks into.
+pub fn is_empty_local(kind: SourceKind, usage: &TrackedUsage) -> bool {
+    matches!(kind, SourceKind::Libvirt | SourceKind::File) && usage.instances.is_empty()
+}
+
 /// The local sources among `usages` (libvirt, file: each that succeeded) that list no instance
 /// while `lv_bytes` (the bytes of nova-named LVs per instance UUID in nova's VG `vg`) is not
 /// empty, each with what the other sources in `usages` (placement, nova) say about those UUIDs.
@@ -188,7 +194,7 @@ pub fn doubt_local_sources(
         .collect();
     usages
         .iter()
-        .filter(|(kind, usage)| is_local(*kind) && usage.instances.is_empty())
+        .filter(|(kind, usage)| is_empty_local(*kind, usage))
         .map(|(kind, _)| LocalSourceDoubt {
             source: *kind,
             vg: vg.to_string(),
@@ -331,21 +337,29 @@ mod tests {
         );
         assert!(!alone[0].contradicted());
         let text = alone[0].describe("/wrong/qemu");
-        assert!(text.contains("libvirt source (/wrong/qemu) lists no instance"), "{text}");
+        assert!(
+            text.contains("libvirt source (/wrong/qemu) lists no instance"),
+            "{text}"
+        );
         assert!(text.contains("disks of 2 instances (16.00 GiB)"), "{text}");
         assert!(text.contains("none is to be removed"), "{text}");
         // Placement allocates to one of them here (case aside): the directory is wrong.
         let contradicted = doubt_local_sources(
             "vms",
             &disks,
-            &[(SourceKind::Placement, &placement), (SourceKind::File, &empty)],
+            &[
+                (SourceKind::Placement, &placement),
+                (SourceKind::File, &empty),
+            ],
         );
         assert_eq!(contradicted[0].source, SourceKind::File);
         assert_eq!(contradicted[0].others, [(SourceKind::Placement, 1)]);
         assert!(contradicted[0].contradicted());
         let text = contradicted[0].describe("/etc/instances.json");
         assert!(
-            text.contains("placement places 1 of them on this host, so the file source reads the wrong place"),
+            text.contains(
+                "placement places 1 of them on this host, so the file source reads the wrong place"
+            ),
             "{text}"
         );
         assert!(text.contains("not orphans, remove none"), "{text}");
@@ -365,6 +379,9 @@ mod tests {
             text.contains("placement and nova place none of them here either"),
             "{text}"
         );
-        assert!(text.contains("confirm each instance with nova before removing"), "{text}");
+        assert!(
+            text.contains("confirm each instance with nova before removing"),
+            "{text}"
+        );
     }
 }

@@ -277,4 +277,27 @@ fn permission_denied_names_the_group_or_drop_in_that_fixes_it() {
     ] {
         assert!(line.contains(needle), "{needle:?} not in {line:?}");
     }
+
+    // As libvirt leaves the files in a listable directory: each domain file root only.
+    std::fs::set_permissions(&qemu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let domain = qemu.join("instance-00000001.xml");
+    std::fs::write(&domain, "<domain/>").unwrap();
+    std::fs::set_permissions(&domain, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = exporter_as_nobody(&[
+        "report",
+        "--nova.images-volume-group=vms-group",
+        &format!("--collector.libvirt.xml-dir={}", qemu.display()),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("libvirt ") && l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("the libvirt collector fails:\n{stdout}"));
+    for needle in [
+        domain.display().to_string().as_str(),
+        "Permission denied",
+        "packaging/systemd/root.conf",
+    ] {
+        assert!(line.contains(needle), "{needle:?} not in {line:?}");
+    }
 }

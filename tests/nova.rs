@@ -1377,7 +1377,10 @@ fn a_wrong_libvirt_directory_is_told_from_leaked_disks_by_the_nova_source() {
     assert_eq!(warning["instances"], 2);
     assert_eq!(warning["bytes"], json!(5 * GIB));
     assert_eq!(warning["contradicted"], true);
-    assert_eq!(warning["others"], json!([{"source": "nova", "instances": 1}]));
+    assert_eq!(
+        warning["others"],
+        json!([{"source": "nova", "instances": 1}])
+    );
 
     let output = run(&["check"]);
     let line = String::from_utf8_lossy(&output.stdout);

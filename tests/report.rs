@@ -554,7 +554,13 @@ fn a_vg_not_found_lists_the_vgs_seen_and_the_devices_flag_when_no_pv_is_visible(
     let typo = format!("{}-typo", vg.name);
     let device = run(
         "pvs",
-        &["--noheadings", "-o", "pv_name", "--select", &format!("vg_name={}", vg.name)],
+        &[
+            "--noheadings",
+            "-o",
+            "pv_name",
+            "--select",
+            &format!("vg_name={}", vg.name),
+        ],
     )
     .trim()
     .to_string();
@@ -586,7 +592,10 @@ fn a_vg_not_found_lists_the_vgs_seen_and_the_devices_flag_when_no_pv_is_visible(
     };
     let line = lvm_line(&format!("\"a|^{device}$|\", \"r|.*|\""));
     assert!(
-        line.ends_with(&format!("volume group not found: {typo}; LVM sees: {}", vg.name)),
+        line.ends_with(&format!(
+            "volume group not found: {typo}; LVM sees: {}",
+            vg.name
+        )),
         "{line}"
     );
 

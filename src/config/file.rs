@@ -332,11 +332,7 @@ pub fn clap_message(error: &clap::Error) -> String {
 fn switch_hint(arg: &str, value: &str) -> Option<String> {
     let long = arg.split_whitespace().next()?.strip_prefix("--")?;
     let command = crate::config::flags::command();
-    let has = |name: &str| {
-        command
-            .get_arguments()
-            .any(|a| a.get_long() == Some(name))
-    };
+    let has = |name: &str| command.get_arguments().any(|a| a.get_long() == Some(name));
     if !has(long) {
         return None;
     }

@@ -475,7 +475,10 @@ mod tests {
         assert_eq!(parse_threshold("4096B"), Ok(Threshold::Bytes(4096)));
         assert_eq!(parse_threshold("0"), Ok(Threshold::Bytes(0)));
         let unitless = parse_threshold("20").unwrap_err();
-        assert!(unitless.contains("say 20GiB") && unitless.contains("5%"), "{unitless}");
+        assert!(
+            unitless.contains("say 20GiB") && unitless.contains("5%"),
+            "{unitless}"
+        );
         assert!(parse_threshold("-1").is_err());
         assert_eq!(
             parse_threshold(&Threshold::Bytes(4097).to_string()),

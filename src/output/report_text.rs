@@ -30,11 +30,7 @@ pub fn render_text(report: &Report) -> String {
         report.exporter.revision
     );
     for warning in &report.local_source_warnings {
-        let _ = writeln!(
-            out,
-            "\nWARNING: {}",
-            escape_control(&warning.message)
-        );
+        let _ = writeln!(out, "\nWARNING: {}", escape_control(&warning.message));
     }
     let _ = writeln!(out, "\nCollectors");
     for c in &report.collectors {

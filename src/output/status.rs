@@ -791,8 +791,14 @@ mod tests {
         // Bounded: the page of 5,011 of each stays far below the 1.1 MB it was uncut.
         assert!(html.len() < 100_000, "{} bytes", html.len());
         let text = crate::output::report_text::render_text(&report);
-        assert_eq!(text.matches("allocation_without_instance 0").count(), LISTED_ROWS);
-        assert_eq!(text.matches("_disk (1073741824 bytes)").count(), LISTED_ROWS);
+        assert_eq!(
+            text.matches("allocation_without_instance 0").count(),
+            LISTED_ROWS
+        );
+        assert_eq!(
+            text.matches("_disk (1073741824 bytes)").count(),
+            LISTED_ROWS
+        );
         assert!(text.contains("  ... 4911 more consumers (report --format json lists them all)"));
         assert!(text.contains("  ... 4911 more orphan LVs (report --format json lists them all)"));
         // The JSON document keeps them all.
