@@ -125,6 +125,8 @@ fn main() {
                 raw_methods: Vec::new(),
                 flavor_fit: None,
                 orphans: orphan_reasons,
+                // The libvirt source lists instances: no local source to doubt.
+                local_source_doubts: Some(Vec::new()),
             };
             let out = nova_lvm_exporter::output::metrics::render(&snapshot);
             let rendered_at = Instant::now();

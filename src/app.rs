@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::collect::{CollectorSettings, SingleFlight, Snapshot, SnapshotCollector};
+use crate::collect::{CollectorSettings, LvmLook, SingleFlight, Snapshot, SnapshotCollector};
 use crate::config::flags::LvmMethod;
 use crate::config::resolve::{Config, LvmSettings};
 use crate::lvm::exec::{IoMode, LvmCommand};
@@ -193,6 +193,21 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
         config.flavor_limit,
         flavor_catalog(config, session.as_ref()),
     );
+    let collector = match &config.lvm {
+        LvmSettings::Exec {
+            lvm_path,
+            command_prefix,
+            timeout,
+            devices,
+            ..
+        } => collector.with_lvm_look(LvmLook {
+            lvm_path: lvm_path.clone(),
+            command_prefix: command_prefix.clone(),
+            timeout: *timeout,
+            devices_listed: !devices.is_empty(),
+        }),
+        LvmSettings::Replay { .. } => collector,
+    };
     Ok(match orphan_resolver(config, session.as_ref()) {
         Some(resolver) => collector.with_orphan_resolver(resolver),
         None => collector,

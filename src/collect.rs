@@ -17,7 +17,10 @@ use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigu
 use crate::audit::{audit_collection, Audit};
 use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
 use crate::lvm::{RawSource, VgReport};
-use crate::orphans::{orphan_lvs, OrphanReasons};
+use crate::missing_vg::{missing_vg_message, see_lvm};
+use crate::orphans::{
+    doubt_local_sources, is_empty_local, orphan_lvs, LocalSourceDoubt, OrphanReasons,
+};
 use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
 use crate::tracked::orphans::OrphanResolver;
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
@@ -69,6 +72,9 @@ pub struct Snapshot {
     /// The orphan LVs of nova's VG and why each is one; `None` when no tracked source told
     /// instances from orphans.
     pub orphans: Option<OrphanReasons>,
+    /// The local sources (libvirt, file) that list no instance beside instance disks in nova's
+    /// VG; `None` when LVM did not report nova's VG (nothing to compare with).
+    pub local_source_doubts: Option<Vec<LocalSourceDoubt>>,
 }
 
 /// Reads all sources and accounts them.
@@ -85,6 +91,21 @@ pub struct SnapshotCollector {
     last_success: Mutex<HashMap<&'static str, f64>>,
     last_error: Mutex<HashMap<&'static str, String>>,
     orphan_resolver: Option<Arc<OrphanResolver>>,
+    last_doubts: Mutex<Vec<(SourceKind, bool)>>,
+    lvm_look: Option<LvmLook>,
+}
+
+/// How to ask LVM what it sees when a watched VG is missing ([`crate::missing_vg`]).
+#[derive(Debug, Clone)]
+pub struct LvmLook {
+    /// The `lvm` program.
+    pub lvm_path: std::path::PathBuf,
+    /// The command prefix it runs behind (e.g. `sudo -n`).
+    pub command_prefix: Vec<String>,
+    /// How long it may take.
+    pub timeout: Duration,
+    /// `--collector.lvm.devices` was given (no point suggesting it).
+    pub devices_listed: bool,
 }
 
 /// The flavors of the flavor fit.
@@ -142,7 +163,43 @@ impl SnapshotCollector {
             last_success: Mutex::new(HashMap::new()),
             last_error: Mutex::new(HashMap::new()),
             orphan_resolver: None,
+            last_doubts: Mutex::new(Vec::new()),
+            lvm_look: None,
         }
+    }
+
+    /// When a watched VG is missing, asks LVM (as `look` says) which VGs and PVs it sees, and
+    /// says so in the lvm collector's error.
+    pub fn with_lvm_look(mut self, look: LvmLook) -> Self {
+        self.lvm_look = Some(look);
+        self
+    }
+
+    /// Logs a doubted local source when the doubt starts or changes (contradicted or not), and
+    /// its end, so that a persistent condition is said once.
+    fn log_doubts(&self, doubts: Option<&[LocalSourceDoubt]>) {
+        let Some(doubts) = doubts else { return };
+        let now: Vec<(SourceKind, bool)> = doubts
+            .iter()
+            .map(|d| (d.source, d.contradicted()))
+            .collect();
+        let mut last = self.last_doubts.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == now {
+            return;
+        }
+        for doubt in doubts {
+            tracing::warn!(
+                source = doubt.source.as_str(),
+                vg = %doubt.vg,
+                instances = doubt.instances,
+                contradicted = doubt.contradicted(),
+                "a local source lists no instance beside instance disks: check where it reads before removing any orphan"
+            );
+        }
+        if now.is_empty() {
+            tracing::info!("every local source lists instances again");
+        }
+        *last = now;
     }
 
     /// Looks up why each orphan LV is one with `resolver` (the nova source's compute API).
@@ -198,8 +255,19 @@ impl SnapshotCollector {
                     .filter(|name| report.vg(name).is_none())
                     .map(String::as_str)
                     .collect();
-                let error = (!missing.is_empty())
-                    .then(|| format!("volume group not found: {}", missing.join(", ")));
+                let error = match (&self.lvm_look, missing.is_empty()) {
+                    (_, true) => None,
+                    (None, false) => Some(missing_vg_message(&missing, None, false)),
+                    (Some(look), false) => {
+                        let seen =
+                            see_lvm(&look.lvm_path, &look.command_prefix, look.timeout).await;
+                        Some(missing_vg_message(
+                            &missing,
+                            seen.as_ref(),
+                            look.devices_listed,
+                        ))
+                    }
+                };
                 statuses.push(self.status(LVM_COLLECTOR, raw_duration, error, None));
                 Some(report)
             }
@@ -272,6 +340,22 @@ impl SnapshotCollector {
         let audit = audit_collection(report.as_ref(), &self.watched_vgs, &usages, self.primary);
         // As the accounting classified them: none without host accounting or a primary source.
         let orphans = self.orphans(host.as_ref()).await;
+        let local_source_doubts = report
+            .as_ref()
+            .filter(|report| report.vg(&self.nova_vg).is_some())
+            .map(|report| {
+                // The walk over nova's LVs runs only when a local source lists no instance.
+                if !usages
+                    .iter()
+                    .any(|(kind, usage)| is_empty_local(*kind, usage))
+                {
+                    return Vec::new();
+                }
+                let lv_bytes =
+                    crate::audit::nova_lv_bytes(report, std::slice::from_ref(&self.nova_vg));
+                doubt_local_sources(&self.nova_vg, &lv_bytes, &usages)
+            });
+        self.log_doubts(local_source_doubts.as_deref());
 
         let mut sources = Vec::new();
         for (kind, duration, outcome) in outcomes {
@@ -306,6 +390,7 @@ impl SnapshotCollector {
             raw_methods: self.raw.methods(),
             flavor_fit,
             orphans,
+            local_source_doubts,
         }
     }
 

@@ -130,6 +130,7 @@ pub fn account(data: &[u8]) {
         raw_methods: Vec::new(),
         flavor_fit: None,
         orphans: None,
+        local_source_doubts: None,
     };
     let _ = crate::output::metrics::render(&snapshot);
 }

@@ -1325,6 +1325,77 @@ fn orphans_on_a_real_vg_by_reason_to_the_byte_with_bounded_cached_lookups() {
     );
 }
 
+/// A wrong but existing libvirt directory (empty) as the primary source, with the nova source
+/// enabled: nova places instance A on this host, so the warning says the directory is wrong and
+/// the disks are not orphans, rather than leaving the operator to remove them.
+#[test]
+fn a_wrong_libvirt_directory_is_told_from_leaked_disks_by_the_nova_source() {
+    if !common::lvm_available("wrong libvirt directory beside nova") {
+        return;
+    }
+    let vg = common::LoopVg::new("nova-wrongdir", 20);
+    vg.create_lv(&format!("{A}_disk"), "2g");
+    vg.create_lv(&format!("{GONE}_disk"), "3g");
+    let nova = FakeNova::start(orphan_config(Fault::None));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nova.conf");
+    std::fs::write(
+        &conf,
+        format!("[DEFAULT]\nhost = cmp-7\nreserved_host_disk_mb = {RESERVED_HOST_DISK_MB}\n\n[libvirt]\nimages_type = lvm\nimages_volume_group = {}\n", vg.name),
+    )
+    .unwrap();
+    let qemu = dir.path().join("qemu");
+    std::fs::create_dir(&qemu).unwrap();
+    let auth_url = format!("http://127.0.0.1:{}/v3", nova.port);
+    let env = [
+        ("OS_AUTH_URL", auth_url.as_str()),
+        ("OS_APPLICATION_CREDENTIAL_ID", "fake-id"),
+        ("OS_APPLICATION_CREDENTIAL_SECRET", "fake-secret-4711"),
+    ];
+    let args: Vec<String> = vec![
+        format!("--nova.config-file={}", conf.display()),
+        format!("--collector.libvirt.xml-dir={}", qemu.display()),
+        "--collector.nova".into(),
+        "--tracked.primary=libvirt".into(),
+        "--collector.timeout=10s".into(),
+    ];
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+            .args(extra)
+            .args(&args)
+            .envs(env)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["report", "--format=json"]);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    let violations = common::schema::report_schema_violations(&report);
+    assert!(violations.is_empty(), "{violations:?}");
+    let warning = &report["local_source_warnings"][0];
+    assert_eq!(warning["source"], "libvirt", "{report:#}");
+    assert_eq!(warning["instances"], 2);
+    assert_eq!(warning["bytes"], json!(5 * GIB));
+    assert_eq!(warning["contradicted"], true);
+    assert_eq!(
+        warning["others"],
+        json!([{"source": "nova", "instances": 1}])
+    );
+
+    let output = run(&["check"]);
+    let line = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{line}");
+    assert!(
+        line.starts_with("NOVA-LVM WARNING - the libvirt source (")
+            && line.contains(&qemu.display().to_string()),
+        "{line}"
+    );
+    assert!(
+        line.contains("nova places 1 of them on this host, so the libvirt source reads the wrong place: fix it; these disks are not orphans, remove none"),
+        "{line}"
+    );
+}
+
 /// An orphan lookup that fails (`fault`) leaves the reason unknown and fails nothing.
 fn failing_lookup(fault: Fault, extra: &[&str]) -> (Exposition, Duration) {
     let nova = FakeNova::start(config("2.1", "2.96", fault));

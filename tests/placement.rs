@@ -321,6 +321,63 @@ fn password_auth_from_os_variables() {
     assert_no_secrets(os, &landing);
 }
 
+/// A wrong but existing libvirt directory (empty) as the primary source beside placement:
+/// placement allocates to two of the three instances whose disks are here, so the exporter says
+/// the directory is wrong and these disks are not orphans.
+#[test]
+fn a_wrong_libvirt_directory_is_told_from_leaked_disks_by_placement() {
+    let Some(os) = environment() else { return };
+    let host = seed_host(os, "cmp-wrongdir", 9);
+    let qemu = host.dir.path().join("qemu");
+    std::fs::create_dir(&qemu).unwrap();
+    let exporter = Exporter::start_with_env(
+        &args(
+            &host,
+            &[
+                "--collector.libvirt",
+                &format!("--collector.libvirt.xml-dir={}", qemu.display()),
+                "--tracked.primary=libvirt",
+            ],
+        ),
+        &[
+            ("OS_AUTH_URL", os.auth_url()),
+            ("OS_USERNAME", "exporter"),
+            ("OS_PASSWORD", os.var("EXPORTER_PASSWORD")),
+            ("OS_PROJECT_NAME", "service"),
+            ("OS_USER_DOMAIN_NAME", "Default"),
+            ("OS_PROJECT_DOMAIN_ID", "default"),
+            ("OS_REGION_NAME", "RegionOne"),
+            ("OS_INTERFACE", "internal"),
+        ],
+    );
+    let m = scrape_until(&exporter, placement_ok);
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_local_source_suspect{{source=\"libvirt\",vg=\"{VG}\"}}"
+        )),
+        1.0
+    );
+    // Every instance disk (A, B and the orphan C) counts as an orphan on libvirt's word.
+    assert_eq!(
+        m.value(&format!("nova_lvm_lvs{{owner=\"orphan\",vg=\"{VG}\"}}")),
+        3.0
+    );
+    let (_, page) = get(exporter.port, "/").unwrap();
+    let warning = page
+        .split("local-source-warning")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("no warning on the page:\n{page}"));
+    for needle in [
+        qemu.display().to_string(),
+        "holds the disks of 3 instances (70.00 GiB)".to_string(),
+        "placement places 2 of them on this host, so the libvirt source reads the wrong place: fix it; these disks are not orphans, remove none".to_string(),
+    ] {
+        assert!(warning.contains(&needle), "{needle:?} not in {warning}");
+    }
+    assert_no_secrets(os, &page);
+}
+
 #[test]
 fn a_hundred_scrapes_within_one_refresh_interval_cause_one_refresh() {
     let Some(os) = environment() else { return };

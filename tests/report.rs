@@ -458,3 +458,153 @@ fn each_untracked_lv_says_how_old_it_is() {
         "{text}"
     );
 }
+
+/// A wrong but existing `--collector.libvirt.xml-dir` (here: the configured directory, emptied)
+/// lists no instance, so every instance disk in nova's VG classifies as an orphan. `check` must
+/// warn naming the directory, `report` and the status page must say so first, the metric must
+/// show it, and nothing may call those disks removable.
+#[test]
+fn a_wrong_libvirt_directory_is_said_first_and_its_orphans_are_not_removable() {
+    if !lvm_available("report wrong xml dir") {
+        return;
+    }
+    let host = Host::new(
+        "rep-wrongdir",
+        "",
+        &[domain(UUID_A, 5, 0), domain(UUID_B, 3, 2)],
+    );
+    host.vg.create_lv(&format!("{UUID_A}_disk"), "5G");
+    host.vg.create_lv(&format!("{UUID_B}_disk"), "3G");
+    host.vg.create_lv(&format!("{UUID_B}_disk.local"), "2G");
+    // The healthy host first: no warning.
+    let (json, _) = host.report_json();
+    assert_eq!(json["local_source_warnings"], serde_json::json!([]));
+
+    // The configured directory still exists but holds no domain (a typo'd or stale copy).
+    let configured = host.xml_dir();
+    std::fs::rename(&configured, host.dir.path().join("qemu.real")).unwrap();
+    std::fs::create_dir(&configured).unwrap();
+    let wrong_dir = configured.display().to_string();
+
+    let (line, code) = host.check(&[]);
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.starts_with("NOVA-LVM WARNING - the libvirt source ("),
+        "{line}"
+    );
+    assert!(line.contains(&wrong_dir), "names the directory: {line}");
+    assert!(line.contains("lists no instance, yet"), "{line}");
+    assert!(line.contains("disks of 2 instances (10.00 GiB)"), "{line}");
+    assert!(line.contains("none is to be removed"), "{line}");
+
+    let (json, code) = host.report_json();
+    assert_eq!(code, 0);
+    let warnings = json["local_source_warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{json:#}");
+    assert_eq!(warnings[0]["source"], "libvirt");
+    assert_eq!(warnings[0]["instances"], 2);
+    assert_eq!(warnings[0]["bytes"], gib(10));
+    assert_eq!(warnings[0]["contradicted"], false);
+    assert!(warnings[0]["reads"].as_str().unwrap().contains(&wrong_dir));
+    assert_eq!(
+        nova_vg(&json)["accounting"]["untracked"]["orphan_bytes"],
+        gib(10)
+    );
+
+    let (text, _) = host.report_text();
+    let first_section = text.split("\n\n").nth(1).unwrap_or_default();
+    assert!(
+        first_section.starts_with("WARNING: the libvirt source (")
+            && first_section.contains(&wrong_dir),
+        "the warning comes first:\n{text}"
+    );
+    assert!(
+        text.contains("remove none of them: the libvirt source lists no instance at all"),
+        "{text}"
+    );
+    assert!(!text.contains("safe to remove"), "{text}");
+
+    let exporter = Exporter::start(&host.args());
+    let series = format!(
+        "nova_lvm_local_source_suspect{{source=\"libvirt\",vg=\"{}\"}}",
+        host.vg.name
+    );
+    assert_eq!(exporter.scrape().get(&series), Some(1.0), "{series}");
+    let (status, page) = get(exporter.port, "/").unwrap();
+    assert_eq!(status, 200);
+    let body = page.split("<body>").nth(1).unwrap_or_default();
+    let warning = body.find("local-source-warning").expect("the page warns");
+    let sections = body.find("<h2").expect("the page has sections");
+    assert!(warning < sections, "the warning comes before every section");
+    assert!(body.contains(&wrong_dir));
+    assert!(body.contains("Remove none of them"));
+}
+
+/// A VG that LVM does not report: the error lists the VGs LVM sees (a typo shows at once) and,
+/// when LVM sees no PV at all (here: real LVM whose filter rejects every device, as in a
+/// container without the host's block devices), points at `--collector.lvm.devices`. LVM is
+/// given an lvm.conf (`LVM_SYSTEM_DIR`) that accepts only this test's loop device, so other
+/// VGs on the machine neither show nor interfere.
+#[test]
+fn a_vg_not_found_lists_the_vgs_seen_and_the_devices_flag_when_no_pv_is_visible() {
+    if !lvm_available("report vg not found") {
+        return;
+    }
+    let vg = LoopVg::new("rep-typo", 20);
+    let typo = format!("{}-typo", vg.name);
+    let device = run(
+        "pvs",
+        &[
+            "--noheadings",
+            "-o",
+            "pv_name",
+            "--select",
+            &format!("vg_name={}", vg.name),
+        ],
+    )
+    .trim()
+    .to_string();
+    assert!(device.starts_with("/dev/loop"), "{device:?}");
+    let lvm_line = |filter: &str| {
+        let conf = tempfile::tempdir().unwrap();
+        std::fs::write(
+            conf.path().join("lvm.conf"),
+            format!("devices {{\n global_filter = [ {filter} ]\n use_devicesfile = 0\n}}\n"),
+        )
+        .unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+            .args([
+                "report",
+                &format!("--nova.images-volume-group={typo}"),
+                "--no-collector.libvirt",
+                "--collector.lvm.timeout=60s",
+            ])
+            .env("LVM_SYSTEM_DIR", conf.path())
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+            .output()
+            .expect("run the exporter");
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.lines()
+            .find(|l| l.trim_start().starts_with("lvm ") && l.contains("FAILED"))
+            .unwrap_or_else(|| panic!("the lvm collector fails:\n{text}"))
+            .to_string()
+    };
+    let line = lvm_line(&format!("\"a|^{device}$|\", \"r|.*|\""));
+    assert!(
+        line.ends_with(&format!(
+            "volume group not found: {typo}; LVM sees: {}",
+            vg.name
+        )),
+        "{line}"
+    );
+
+    let line = lvm_line("\"r|.*|\"");
+    assert!(
+        line.contains(&format!(
+            "volume group not found: {typo}; LVM sees no VG here and no PV at all"
+        )),
+        "{line}"
+    );
+    assert!(line.contains("--collector.lvm.devices=/dev/"), "{line}");
+}

@@ -289,14 +289,66 @@ fn flag_arg(long: &str, value: &str) -> OsString {
 }
 
 /// The first line of a clap error, without its `error: ` prefix.
+///
+/// The line says how to fix it where clap knows more than its first line shows: an enum flag
+/// lists its values, and a switch given a value (`--collector.libvirt=false`) points at its
+/// `--no-` form or at giving the switch alone.
 pub fn clap_message(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     let rendered = error.to_string();
-    rendered
+    let mut message = rendered
         .lines()
         .next()
         .unwrap_or("invalid value")
         .trim_start_matches("error: ")
-        .to_string()
+        .to_string();
+    let context = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    match error.kind() {
+        ErrorKind::InvalidValue => {
+            if let Some(ContextValue::Strings(values)) = error.get(ContextKind::ValidValue) {
+                message.push_str(&format!("; expected one of: {}", values.join(", ")));
+            }
+        }
+        ErrorKind::TooManyValues | ErrorKind::UnknownArgument => {
+            if let (Some(arg), Some(value)) = (
+                context(ContextKind::InvalidArg),
+                context(ContextKind::InvalidValue),
+            ) {
+                if let Some(hint) = switch_hint(&arg, &value) {
+                    message.push_str(&format!("; {hint}"));
+                }
+            }
+        }
+        _ => {}
+    }
+    message
+}
+
+/// How to say what `--SWITCH=VALUE` meant: the switch alone for a true value, its `--no-` form
+/// (when it has one) for a false one.
+fn switch_hint(arg: &str, value: &str) -> Option<String> {
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let command = crate::config::flags::command();
+    let has = |name: &str| command.get_arguments().any(|a| a.get_long() == Some(name));
+    if !has(long) {
+        return None;
+    }
+    let negated = match long.strip_prefix("no-") {
+        Some(positive) => positive.to_string(),
+        None => format!("no-{long}"),
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(format!(
+            "{arg} is a switch and takes no value: give it alone"
+        )),
+        "false" | "no" | "off" | "0" if has(&negated) => Some(format!(
+            "{arg} is a switch and takes no value: use --{negated} to turn it off"
+        )),
+        _ => Some(format!("{arg} is a switch and takes no value")),
+    }
 }
 
 /// True when the value came from the command line or the environment.

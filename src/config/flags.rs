@@ -108,7 +108,7 @@ pub struct Cli {
     pub nova_images_volume_group: Option<String>,
 
     /// Disk reserved for the host, MiB. Overrides nova.conf [DEFAULT] reserved_host_disk_mb (default 0).
-    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB", value_parser = clap::value_parser!(u64).range(..=crate::config::nova_conf::MAX_RESERVED_HOST_DISK_MB))]
+    #[arg(long = "nova.reserved-host-disk-mb", value_name = "MIB", value_parser = parse_reserved_mib)]
     pub nova_reserved_host_disk_mb: Option<u64>,
 
     /// DISK_GB allocation ratio. Overrides nova.conf [DEFAULT] disk_allocation_ratio (then
@@ -447,6 +447,28 @@ fn parse_uuid(text: &str) -> Result<String, String> {
     crate::tracked::canonical_uuid(text).ok_or_else(|| {
         format!("expected a UUID like 4e8e5957-649f-477b-9e5b-f1f75b21c03c, got {text:?}")
     })
+}
+
+/// `--nova.reserved-host-disk-mb`: a whole number of MiB, as nova.conf's `reserved_host_disk_mb`.
+/// A size with a unit (`2G`) is refused with its value in MiB, so the operator need not convert.
+fn parse_reserved_mib(text: &str) -> Result<u64, String> {
+    use crate::config::nova_conf::MAX_RESERVED_HOST_DISK_MB;
+    let expected = "expected a whole number of MiB like 2048, as nova.conf's reserved_host_disk_mb";
+    match text.trim().parse::<u64>() {
+        Ok(mib) if mib <= MAX_RESERVED_HOST_DISK_MB => Ok(mib),
+        Ok(_) => Err(format!(
+            "{expected}, at most {MAX_RESERVED_HOST_DISK_MB}, got {text:?}"
+        )),
+        Err(_) => match check::parse_size(text.trim()) {
+            Ok(bytes) if bytes >= 0 && text.trim().ends_with(|c: char| c.is_ascii_alphabetic()) => {
+                Err(format!(
+                    "{expected}, without a unit: for {text:?} give --nova.reserved-host-disk-mb={}",
+                    (bytes as u64).div_ceil(crate::units::MIB)
+                ))
+            }
+            _ => Err(format!("{expected}, got {text:?}")),
+        },
+    }
 }
 
 fn parse_ratio(text: &str) -> Result<f64, String> {

@@ -499,8 +499,50 @@ fn load_nova_conf(explicit: Option<&Path>) -> Result<Option<NovaConf>, ConfigErr
             path.display()
         ))),
         Ok(conf) => Ok(conf),
+        Err(nova_conf::NovaConfError::Read(error))
+            if error
+                .io_error()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) =>
+        {
+            Err(ConfigError(format!(
+                "{error}; {}",
+                nova_conf_permission_hint(path)
+            )))
+        }
         Err(e) => Err(ConfigError(e.to_string())),
     }
+}
+
+/// How to let the exporter read a nova.conf it may not: join the group that owns the file (or
+/// the directory that hides it), as docs/deployment.md sets up, or run as root with the drop-in.
+fn nova_conf_permission_hint(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let owner_group = std::fs::metadata(path)
+        .or_else(|_| std::fs::metadata(path.parent().unwrap_or(Path::new("/"))))
+        .ok()
+        .map(|meta| meta.gid())
+        .and_then(group_name);
+    let join = match owner_group {
+        Some(group) => format!(
+            "add the exporter's user to group {group}, which owns it (usermod -a -G {group} nova-lvm-exporter, see docs/deployment.md)"
+        ),
+        None => "add the exporter's user to the group that owns it (see docs/deployment.md)"
+            .to_string(),
+    };
+    format!(
+        "the exporter's user must be able to read it: {join}, or run the exporter as root with the systemd drop-in packaging/systemd/root.conf"
+    )
+}
+
+/// The name of group `gid` in /etc/group, if it has one there.
+fn group_name(gid: u32) -> Option<String> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == gid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 #[cfg(test)]

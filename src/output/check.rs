@@ -138,7 +138,7 @@ impl std::fmt::Display for Threshold {
             Threshold::Bytes(bytes) if bytes != 0 && bytes % MIB as i64 == 0 => {
                 write!(f, "{}MiB", bytes / MIB as i64)
             }
-            Threshold::Bytes(bytes) => write!(f, "{bytes}"),
+            Threshold::Bytes(bytes) => write!(f, "{bytes}B"),
         }
     }
 }
@@ -161,7 +161,8 @@ pub fn parse_ratio(text: &str) -> Result<Threshold, String> {
 }
 
 /// Parses a threshold: `20GiB`, `500MiB`, `1.5TiB`, `20G` (binary, like LVM's `-L 20G`),
-/// `20GB` (decimal), plain bytes, `-1GiB`, `5%` (of the VG size), or `off`/`none`.
+/// `20GB` (decimal), `4096B`, `-1GiB`, `5%` (of the VG size), or `off`/`none`. A number without
+/// a unit is refused (but `0`): `20` would be 20 bytes where 20 GiB was meant.
 pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
     let trimmed = text.trim();
     if matches!(trimmed, "off" | "none") {
@@ -175,7 +176,14 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
             )),
         };
     }
-    parse_size(trimmed).map(Threshold::Bytes)
+    let unitless = !trimmed.contains(|c: char| c.is_ascii_alphabetic());
+    match parse_size(trimmed) {
+        // A bare number is ambiguous (`20` meant 20 bytes, not 20 GiB): only 0 needs no unit.
+        Ok(bytes) if unitless && bytes != 0 => Err(format!(
+            "a size needs a unit: say {trimmed}GiB (or {trimmed}B for bytes), or a share of the VG like 5%, got {text:?}"
+        )),
+        parsed => parsed.map(Threshold::Bytes),
+    }
 }
 
 /// Parses a size in bytes: a number (decimals allowed, `-` allowed) followed by an optional
@@ -368,7 +376,14 @@ pub fn evaluate(report: &Report, args: &Thresholds) -> CheckResult {
             figures.push(format!("{name} {}", gib(value)));
         }
     }
-    let mut summary = format!("{}: ", vg.name);
+    // A local source that lists no instance beside instance disks makes every disk an orphan
+    // and every figure above doubtful: said first, naming what it reads.
+    let mut summary = String::new();
+    for warning in &report.local_source_warnings {
+        status = status.max(Status::Warning);
+        let _ = write!(summary, "{} (warning); ", warning.message);
+    }
+    let _ = write!(summary, "{}: ", vg.name);
     summary.push_str(
         &problems
             .iter()
@@ -457,6 +472,18 @@ mod tests {
         assert_eq!(parse_size("20GB"), Ok(20_000_000_000));
         assert_eq!(parse_size("-1GiB"), Ok(-(GIB as i64)));
         assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_threshold("4096B"), Ok(Threshold::Bytes(4096)));
+        assert_eq!(parse_threshold("0"), Ok(Threshold::Bytes(0)));
+        let unitless = parse_threshold("20").unwrap_err();
+        assert!(
+            unitless.contains("say 20GiB") && unitless.contains("5%"),
+            "{unitless}"
+        );
+        assert!(parse_threshold("-1").is_err());
+        assert_eq!(
+            parse_threshold(&Threshold::Bytes(4097).to_string()),
+            Ok(Threshold::Bytes(4097))
+        );
         assert_eq!(parse_threshold("5%"), Ok(Threshold::PercentOfVg(5.0)));
         assert_eq!(parse_threshold("off"), Ok(Threshold::Off));
         for bad in ["", "GiB", "20 parsecs", "5%%", "-5%", "1e400", "twenty"] {

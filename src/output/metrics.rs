@@ -86,6 +86,8 @@ families! {
         "Bytes of nova's VG held by orphan LVs (nova's naming, instance not on this host) by why, from the compute API (nova source): deleted (nova deleted the instance: safe to remove), elsewhere (on another host or none: remove once it runs there), here (nova places it on this host: a delete or build in progress, or soft-deleted), unknown (not found, lookup failed or pending, or no nova source).";
     ORPHAN_LVS = "nova_lvm_orphan_lvs", ["vg", "reason"],
         "Orphan LVs of nova's VG by reason, as in nova_lvm_orphan_bytes.";
+    LOCAL_SOURCE_SUSPECT = "nova_lvm_local_source_suspect", ["vg", "source"],
+        "1 when the local source (libvirt, file) lists no instance while nova's VG holds instance-named LVs: a wrong directory or file looks like this, and then every instance disk counts as an orphan (never remove them on its word; `report` says whether placement or nova place them here). 0 when it lists instances or there are no instance-named LVs.";
     COLLECTOR_SUCCESS = "nova_lvm_collector_success", ["collector"],
         "1 if the collector succeeded on this scrape, 0 if it failed.";
     COLLECTOR_DURATION = "nova_lvm_collector_duration_seconds", ["collector"],
@@ -109,6 +111,30 @@ fn render_orphans(registry: &Registry, orphans: &crate::orphans::OrphanReasons) 
         let labels = [orphans.vg.as_str(), reason.as_str()];
         bytes.with_label_values(&labels).set(sum as f64);
         lvs.with_label_values(&labels).set(count as f64);
+    }
+}
+
+/// `nova_lvm_local_source_suspect` for each local source that succeeded, when LVM reported
+/// nova's VG.
+fn render_local_source_suspects(registry: &Registry, snapshot: &Snapshot) {
+    let Some(doubts) = &snapshot.local_source_doubts else {
+        return;
+    };
+    let local: Vec<SourceKind> = snapshot
+        .sources
+        .iter()
+        .map(|(kind, _)| *kind)
+        .filter(|kind| matches!(kind, SourceKind::Libvirt | SourceKind::File))
+        .collect();
+    if local.is_empty() {
+        return;
+    }
+    let suspect = gauge(registry, &LOCAL_SOURCE_SUSPECT);
+    for kind in local {
+        let doubted = doubts.iter().any(|doubt| doubt.source == kind);
+        suspect
+            .with_label_values(&[snapshot.nova_vg.as_str(), kind.as_str()])
+            .set(if doubted { 1.0 } else { 0.0 });
     }
 }
 
@@ -140,6 +166,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     if let Some(orphans) = &snapshot.orphans {
         render_orphans(&registry, orphans);
     }
+    render_local_source_suspects(&registry, snapshot);
     if !snapshot.raw_methods.is_empty() {
         let info = gauge(&registry, &RAW_SOURCE_INFO);
         for method in &snapshot.raw_methods {
@@ -431,7 +458,31 @@ mod tests {
             raw_methods: Vec::new(),
             flavor_fit: None,
             orphans: None,
+            local_source_doubts: None,
         }
+    }
+
+    #[test]
+    fn a_local_source_listing_no_instance_beside_instance_disks_is_suspect() {
+        let series = "nova_lvm_local_source_suspect{source=\"libvirt\",vg=\"vms-group\"}";
+        // Not computed (LVM did not report nova's VG): absent, never a reassuring 0.
+        assert_eq!(value(&render(&snapshot(true)), series), None);
+        let mut fine = snapshot(true);
+        fine.local_source_doubts = Some(Vec::new());
+        assert_eq!(value(&render(&fine), series), Some(0.0));
+        let mut doubted = snapshot(true);
+        doubted.local_source_doubts = Some(vec![crate::orphans::LocalSourceDoubt {
+            source: SourceKind::Libvirt,
+            vg: "vms-group".into(),
+            instances: 1,
+            bytes: 10 * GIB,
+            others: vec![],
+        }]);
+        assert_eq!(value(&render(&doubted), series), Some(1.0));
+        // A failed local source has no figures to doubt: absent.
+        let mut failed = snapshot(false);
+        failed.local_source_doubts = Some(Vec::new());
+        assert_eq!(value(&render(&failed), series), None);
     }
 
     fn value(text: &str, series: &str) -> Option<f64> {

@@ -19,6 +19,10 @@ use crate::units::MIB;
 /// removed, renamed or retyped); adding a field does not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The most rows a per-LV or per-consumer list shows in `report`'s text and on the status page;
+/// an "N more" line stands for the rest (the JSON document lists them all).
+pub const LISTED_ROWS: usize = 100;
+
 /// What the configuration says about the figures: where nova's VG, the primary source and the
 /// host's identity in each source came from. Built once from the configuration (by `app`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -95,6 +99,68 @@ pub struct Report {
     /// The orphan LVs of nova's VG and why each is one, when a tracked source told instances
     /// from orphans.
     pub orphans: Option<OrphansReport>,
+    /// Local sources (libvirt, file) that list no instance while nova's VG holds instance
+    /// disks: a wrong directory or file, or every instance gone; the first thing to look at, and
+    /// no orphan is to be removed on such a source's word (see [`crate::orphans`]).
+    pub local_source_warnings: Vec<LocalSourceWarning>,
+}
+
+/// A local source that lists no instance beside instance disks in nova's VG.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalSourceWarning {
+    /// `libvirt` or `file`.
+    pub source: String,
+    /// What it reads (its directory or file).
+    pub reads: String,
+    /// nova's VG.
+    pub vg: String,
+    /// Instances with nova-named LVs in nova's VG.
+    pub instances: u64,
+    /// VG bytes those LVs hold.
+    pub bytes: u64,
+    /// Placement or nova place some of those instances on this host: the source reads the
+    /// wrong place, the disks are not orphans.
+    pub contradicted: bool,
+    /// Each other source that answered, with how many of those instances it places here.
+    pub others: Vec<SourceCount>,
+    /// What is wrong and what to do, in one sentence.
+    pub message: String,
+}
+
+/// A source and a count of instances.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceCount {
+    /// Source name.
+    pub source: String,
+    /// Instances.
+    pub instances: u64,
+}
+
+impl LocalSourceWarning {
+    fn new(doubt: &crate::orphans::LocalSourceDoubt, context: &ReportContext) -> Self {
+        let reads = context
+            .sources
+            .iter()
+            .find(|s| s.source == doubt.source.as_str())
+            .map_or_else(|| "its configured place".to_string(), |s| s.reads.clone());
+        Self {
+            source: doubt.source.as_str().to_string(),
+            message: doubt.describe(&reads),
+            reads,
+            vg: doubt.vg.clone(),
+            instances: doubt.instances,
+            bytes: doubt.bytes,
+            contradicted: doubt.contradicted(),
+            others: doubt
+                .others
+                .iter()
+                .map(|(kind, placed)| SourceCount {
+                    source: kind.as_str().to_string(),
+                    instances: *placed,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// How one watched VG was read: `nova_lvm_raw_source_info`'s labels.
@@ -614,6 +680,12 @@ impl Report {
                 .as_ref()
                 .map(crate::output::fit::FlavorFitReport::new),
             orphans: snapshot.orphans.as_ref().map(OrphansReport::new),
+            local_source_warnings: snapshot
+                .local_source_doubts
+                .iter()
+                .flatten()
+                .map(|doubt| LocalSourceWarning::new(doubt, context))
+                .collect(),
         }
     }
 
@@ -769,6 +841,7 @@ pub(crate) mod tests {
             raw_methods: Vec::new(),
             flavor_fit: None,
             orphans: None,
+            local_source_doubts: None,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }
@@ -848,6 +921,7 @@ pub(crate) mod tests {
             raw_methods: Vec::new(),
             flavor_fit: None,
             orphans: None,
+            local_source_doubts: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let ages: Vec<(&str, Option<i64>, Option<i64>)> = report.vgs[0]

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use crate::output::report::{drift_causes, AuditReport, OrphansReport, Report, VgAccount};
+use crate::output::report::{
+    drift_causes, AuditReport, OrphansReport, Report, VgAccount, LISTED_ROWS,
+};
 use crate::text::escape_control;
 use crate::units::{format_ratio, gib, gib_number, GIB};
 
@@ -27,6 +29,9 @@ pub fn render_text(report: &Report) -> String {
         report.exporter.version,
         report.exporter.revision
     );
+    for warning in &report.local_source_warnings {
+        let _ = writeln!(out, "\nWARNING: {}", escape_control(&warning.message));
+    }
     let _ = writeln!(out, "\nCollectors");
     for c in &report.collectors {
         let role = if report.primary_source.as_deref() == Some(c.name.as_str()) {
@@ -112,18 +117,43 @@ pub fn render_text(report: &Report) -> String {
         crate::output::fit::render_fit_text(&mut out, fit);
     }
     if let Some(orphans) = &report.orphans {
-        render_orphans_text(&mut out, orphans);
+        render_orphans_text(&mut out, report, orphans);
     }
     out
 }
 
+/// The line that ends a list cut at [`LISTED_ROWS`]: how many rows are left out and where
+/// they all are.
+fn more_line(out: &mut String, listed: usize, what: &str) {
+    if listed > LISTED_ROWS {
+        let _ = writeln!(
+            out,
+            "  ... {} more {what} (report --format json lists them all)",
+            listed - LISTED_ROWS
+        );
+    }
+}
+
 /// The orphan LVs of nova's VG by reason, then each with what nova said.
-fn render_orphans_text(out: &mut String, orphans: &OrphansReport) {
+fn render_orphans_text(out: &mut String, report: &Report, orphans: &OrphansReport) {
     let _ = writeln!(
         out,
-        "\nOrphans in {}: nova-named LVs whose instance is not on this host, by why",
-        escape_control(&orphans.vg)
+        "\nOrphans in {}: nova-named LVs whose instance the {} source does not place on this host, by why",
+        escape_control(&orphans.vg),
+        escape_control(report.primary_source.as_deref().unwrap_or("tracked"))
     );
+    // The orphans are the primary source's word: doubted when that source lists no instance.
+    if let Some(warning) = report
+        .local_source_warnings
+        .iter()
+        .find(|w| report.primary_source.as_deref() == Some(w.source.as_str()))
+    {
+        let _ = writeln!(
+            out,
+            "  remove none of them: the {} source lists no instance at all (see the warning at the top)",
+            warning.source
+        );
+    }
     for total in &orphans.totals {
         let _ = writeln!(
             out,
@@ -133,7 +163,7 @@ fn render_orphans_text(out: &mut String, orphans: &OrphansReport) {
             gib(total.bytes as i64)
         );
     }
-    for lv in &orphans.lvs {
+    for lv in orphans.lvs.iter().take(LISTED_ROWS) {
         let _ = writeln!(
             out,
             "  {} {} ({} bytes): {}",
@@ -143,6 +173,7 @@ fn render_orphans_text(out: &mut String, orphans: &OrphansReport) {
             escape_control(&lv.detail)
         );
     }
+    more_line(out, orphans.lvs.len(), "orphan LVs");
 }
 
 /// Placement against this host, consumer by consumer, with the figures behind each kind.
@@ -162,7 +193,7 @@ fn render_audit_text(out: &mut String, audit: &AuditReport) {
         );
     }
     let figure = |bytes: Option<u64>| bytes.map_or("none".to_string(), |b| gib(b as i64));
-    for consumer in &audit.consumers {
+    for consumer in audit.consumers.iter().take(LISTED_ROWS) {
         let _ = writeln!(
             out,
             "  {} {}: allocated {}, flavor needs {}, LVs {}, counts {} ({} bytes)",
@@ -175,6 +206,7 @@ fn render_audit_text(out: &mut String, audit: &AuditReport) {
             consumer.bytes
         );
     }
+    more_line(out, audit.consumers.len(), "consumers");
     if audit.consumers.is_empty() {
         let _ = writeln!(out, "  every consumer agrees");
     }

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::output::report::{
-    drift_causes, AccountingReport, AuditReport, OrphansReport, Report, VgAccount,
+    drift_causes, AccountingReport, AuditReport, OrphansReport, Report, VgAccount, LISTED_ROWS,
 };
 use crate::units::{format_ratio, gib, GIB};
 
@@ -66,6 +66,14 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
          (refresh the page for a new one; concurrent scrapes and page views share one collection).</p>",
         at = escape_html(&report.collected_at),
     );
+    for warning in &report.local_source_warnings {
+        let _ = write!(
+            html,
+            "<p class=\"failed local-source-warning\" data-source=\"{}\">Warning: {}</p>",
+            escape_html(&warning.source),
+            escape_html(&warning.message)
+        );
+    }
     render_collectors(&mut html, report);
     render_raw_methods(&mut html, report);
     for vg in &report.vgs {
@@ -90,7 +98,7 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
         render_fit_html(&mut html, fit);
     }
     if let Some(orphans) = &report.orphans {
-        render_orphans(&mut html, orphans);
+        render_orphans(&mut html, report, orphans);
     }
     html.push_str("<h2>Configuration</h2><table id=\"configuration\">");
     let _ = write!(
@@ -445,7 +453,7 @@ fn render_audit(html: &mut String, audit: &AuditReport) {
     }
     html.push_str("<table id=\"audit-consumers\"><tr><th>consumer</th><th>kind</th><th>allocated</th><th>flavor needs</th><th>LVs</th><th>counts (bytes)</th></tr>");
     let figure = |bytes: Option<u64>| bytes.map_or("none".to_string(), |b| gib(b as i64));
-    for consumer in &audit.consumers {
+    for consumer in audit.consumers.iter().take(LISTED_ROWS) {
         let _ = write!(
             html,
             "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
@@ -458,15 +466,43 @@ fn render_audit(html: &mut String, audit: &AuditReport) {
         );
     }
     html.push_str("</table>");
+    more_rows(html, audit.consumers.len(), "consumers");
+}
+
+/// The paragraph that ends a table cut at [`LISTED_ROWS`]: how many rows are left out and
+/// where they all are.
+fn more_rows(html: &mut String, listed: usize, what: &str) {
+    if listed > LISTED_ROWS {
+        let _ = write!(
+            html,
+            "<p class=\"more-rows\" data-more=\"{}\">... {} more {what} (<code>nova-lvm-exporter report --format json</code> lists them all).</p>",
+            listed - LISTED_ROWS,
+            listed - LISTED_ROWS
+        );
+    }
 }
 
 /// The orphans of nova's VG: totals per reason, then every orphan LV with what nova said.
-fn render_orphans(html: &mut String, orphans: &OrphansReport) {
+fn render_orphans(html: &mut String, report: &Report, orphans: &OrphansReport) {
     let _ = write!(
         html,
-        "<h2 id=\"orphans\">Orphans in {}: why each is one</h2>",
-        escape_html(&orphans.vg)
+        "<h2 id=\"orphans\">Orphans in {}: why each is one</h2>\
+         <p>Nova-named LVs whose instance the {} source does not place on this host.</p>",
+        escape_html(&orphans.vg),
+        escape_html(report.primary_source.as_deref().unwrap_or("tracked"))
     );
+    // The orphans are the primary source's word: doubted when that source lists no instance.
+    if let Some(warning) = report
+        .local_source_warnings
+        .iter()
+        .find(|w| report.primary_source.as_deref() == Some(w.source.as_str()))
+    {
+        let _ = write!(
+            html,
+            "<p class=\"failed\">Remove none of them: the {} source lists no instance at all (see the warning at the top).</p>",
+            escape_html(&warning.source)
+        );
+    }
     render_totals(
         html,
         ("orphan", "reason", "LVs"),
@@ -480,7 +516,7 @@ fn render_orphans(html: &mut String, orphans: &OrphansReport) {
         return;
     }
     html.push_str("<table id=\"orphan-lvs\"><tr><th>LV</th><th>reason</th><th>GiB</th><th>what nova says</th></tr>");
-    for lv in &orphans.lvs {
+    for lv in orphans.lvs.iter().take(LISTED_ROWS) {
         let _ = write!(
             html,
             "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
@@ -491,6 +527,7 @@ fn render_orphans(html: &mut String, orphans: &OrphansReport) {
         );
     }
     html.push_str("</table>");
+    more_rows(html, orphans.lvs.len(), "orphan LVs");
 }
 
 /// The bar chart: raw used, tracked used, corrected free and scheduler free against the VG size
@@ -578,6 +615,7 @@ mod tests {
             raw_methods: Vec::new(),
             flavor_fit: None,
             orphans: None,
+            local_source_doubts: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[("k<".into(), "v>".into())]);
@@ -624,6 +662,7 @@ mod tests {
             ],
             flavor_fit: None,
             orphans: None,
+            local_source_doubts: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);
@@ -684,6 +723,7 @@ mod tests {
             raw_methods: Vec::new(),
             flavor_fit: None,
             orphans: None,
+            local_source_doubts: None,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);
@@ -697,6 +737,88 @@ mod tests {
         assert!(text.contains(
             "  allocation_without_instance aaaaaaaa-0000-4000-8000-000000000001: allocated 40.00 GiB, flavor needs none, LVs 0.00 GiB, counts 40.00 GiB (42949672960 bytes)"
         ), "{text}");
+    }
+
+    #[test]
+    fn long_consumer_and_orphan_lists_are_cut_with_an_n_more_line() {
+        use crate::orphans::{OrphanLv, OrphanReasons};
+        use crate::tracked::orphans::OrphanVerdict;
+        use crate::tracked::{SourceKind, TrackedInstance};
+        use crate::units::GIB;
+        let uuid = |i: usize| format!("{i:08x}-0000-4000-8000-000000000001");
+        let leaked: Vec<TrackedInstance> = (0..5_011)
+            .map(|i| TrackedInstance {
+                uuid: uuid(i),
+                tracked_bytes: GIB,
+                allocated_bytes: GIB,
+            })
+            .collect();
+        let orphans = OrphanReasons {
+            vg: "vms-group".into(),
+            lvs: (0..5_011)
+                .map(|i| OrphanLv {
+                    name: format!("{}_disk", uuid(i)),
+                    uuid: uuid(i),
+                    bytes: GIB,
+                    verdict: OrphanVerdict::unknown("not looked up"),
+                })
+                .collect(),
+        };
+        let mut snapshot = Snapshot {
+            collectors: vec![],
+            host: None,
+            sources: vec![],
+            nova_vg: "vms-group".into(),
+            primary: Some(SourceKind::Libvirt),
+            audit: Some(crate::audit::audit(
+                SourceKind::Libvirt,
+                &leaked,
+                &[],
+                &Default::default(),
+            )),
+            finished_unix: 1_700_000_000.0,
+            raw_methods: Vec::new(),
+            flavor_fit: None,
+            orphans: Some(orphans),
+            local_source_doubts: None,
+        };
+        let report = Report::new(&snapshot, &ReportContext::default(), 10);
+        let html = render(&report, "/metrics", &[]);
+        assert_eq!(rows_of(&html, "audit-consumers"), LISTED_ROWS);
+        assert_eq!(rows_of(&html, "orphan-lvs"), LISTED_ROWS);
+        assert!(html.contains("... 4911 more consumers"), "consumers cut");
+        assert!(html.contains("... 4911 more orphan LVs"), "orphans cut");
+        // Bounded: the page of 5,011 of each stays far below the 1.1 MB it was uncut.
+        assert!(html.len() < 100_000, "{} bytes", html.len());
+        let text = crate::output::report_text::render_text(&report);
+        assert_eq!(
+            text.matches("allocation_without_instance 0").count(),
+            LISTED_ROWS
+        );
+        assert_eq!(
+            text.matches("_disk (1073741824 bytes)").count(),
+            LISTED_ROWS
+        );
+        assert!(text.contains("  ... 4911 more consumers (report --format json lists them all)"));
+        assert!(text.contains("  ... 4911 more orphan LVs (report --format json lists them all)"));
+        // The JSON document keeps them all.
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["orphans"]["lvs"].as_array().unwrap().len(), 5_011);
+        assert_eq!(json["audit"]["consumers"].as_array().unwrap().len(), 5_011);
+
+        // Exactly at the limit: every row and no "more" line.
+        snapshot.orphans.as_mut().unwrap().lvs.truncate(LISTED_ROWS);
+        let report = Report::new(&snapshot, &ReportContext::default(), 10);
+        let html = render(&report, "/metrics", &[]);
+        assert_eq!(rows_of(&html, "orphan-lvs"), LISTED_ROWS);
+        assert!(!html.contains("more orphan LVs"));
+        assert!(!crate::output::report_text::render_text(&report).contains("more orphan LVs"));
+    }
+
+    fn rows_of(html: &str, table: &str) -> usize {
+        let start = html.find(&format!("<table id=\"{table}\">")).unwrap();
+        let end = start + html[start..].find("</table>").unwrap();
+        html[start..end].matches("<tr><td>").count()
     }
 
     #[test]

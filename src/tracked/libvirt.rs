@@ -184,8 +184,26 @@ impl TrackedSource for LibvirtSource {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 read_domains_with(&dir, &mut cache)
             })
-            .await??;
+            .await?
+            .map_err(with_permission_hint)?;
         Ok(TrackedUsage::from_local(instances, &self.settings))
+    }
+}
+
+/// How to fix a domain directory or file the exporter may not read: libvirt writes them readable
+/// by root only, and neither its group nor an ACL survives libvirt rewriting them.
+pub const PERMISSION_HINT: &str = "libvirt keeps the domain XML files readable by root only: run the exporter as root with the systemd drop-in packaging/systemd/root.conf (as /etc/systemd/system/nova-lvm-exporter.service.d/root.conf, see docs/deployment.md), or turn this source off with --no-collector.libvirt and use placement or nova";
+
+/// A permission error of the source, with [`PERMISSION_HINT`]; any other error as it is.
+fn with_permission_hint(error: TrackedError) -> TrackedError {
+    match error {
+        TrackedError::Io { path, source } if source.kind() == ErrorKind::PermissionDenied => {
+            TrackedError::Invalid {
+                path,
+                message: format!("cannot read: {source}; {PERMISSION_HINT}"),
+            }
+        }
+        other => other,
     }
 }
 
