@@ -9,7 +9,8 @@
 //!   `max_lv`, `max_pv` of the VG; `id`, `status`, `pe_start`, `pe_count` of a PV; `id`, `status`,
 //!   `segment_count` of an LV; `start_extent`, `extent_count`, `type` of a segment), the
 //!   `physical_volumes` section being required, `segment_count` equal to the number of segment
-//!   sections, a complete bootloader area (`ba_start` with `ba_size`), `format` naming `lvm2`:
+//!   sections, a complete bootloader area (`ba_start` with `ba_size`), an LV's `creation_time`
+//!   and `creation_host` given together, `format` naming `lvm2`:
 //!   `_read_vg`, `_read_pv`, `_read_lv`, `_read_segments`, `_read_segment` in the same file;
 //! - number ranges: LVM reads `seqno`, `extent_size`, `max_lv`, `max_pv`, `pe_count`,
 //!   `segment_count`, `start_extent`, `extent_count`, `stripe_count` and area offsets into 32-bit
@@ -284,6 +285,7 @@ impl Validator<'_> {
                 return Err(self.malformed(format!("{whose}: duplicate LV id")));
             }
             let visible = self.status(lv, &whose)?.contains(&"VISIBLE");
+            self.creation(lv, &whose)?;
             self.tags(lv, &whose)?;
             let segment_count = self.u32(lv, "segment_count", &whose, true)?.unwrap_or(0);
             let sections = lv.sections().count() as u64;
@@ -334,6 +336,25 @@ impl Validator<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `creation_time` and `creation_host` come together (`_read_lv`): a time without a host
+    /// or a host without a time is refused, as is a time that is not an integer.
+    fn creation(&self, lv: &ConfigSection, whose: &str) -> Result<(), VgError> {
+        match (lv.value("creation_time"), lv.value("creation_host")) {
+            (None, None) => Ok(()),
+            (Some(Value::Int(_)), Some(Value::Str(_))) => Ok(()),
+            (Some(Value::Int(_)), _) => Err(self.malformed(format!(
+                "{whose}: creation_time without a creation_host string"
+            ))),
+            (Some(other), _) => Err(self.malformed(format!(
+                "{whose}: creation_time is {}, not an integer",
+                other.kind()
+            ))),
+            (None, Some(_)) => Err(self.malformed(format!(
+                "{whose}: creation_host without a creation_time"
+            ))),
+        }
     }
 
     /// The integer elements of an areas list (`"pv0", 0, ...`) are 32-bit extent offsets.
@@ -822,6 +843,21 @@ vms {
                 "\t\t\t\textent_count = 5\n\t\t\t\ttype = \"striped\"\n",
                 "\t\t\t\textent_count = 5\n",
                 "lv \"disk\" segment2: missing type",
+            ),
+            (
+                "\t\t\tcreation_host = \"cmp-1\"\n\t\t\tsegment_count",
+                "\t\t\tsegment_count",
+                "lv \"disk\": creation_time without a creation_host string",
+            ),
+            (
+                "\t\t\tcreation_time = 1796097240\n",
+                "",
+                "lv \"disk\": creation_host without a creation_time",
+            ),
+            (
+                "creation_time = 1796097240",
+                "creation_time = \"yesterday\"",
+                "lv \"disk\": creation_time is a string, not an integer",
             ),
             ("version = 1\n", "version = 2\n", "unrecognised version number"),
             (

@@ -946,9 +946,12 @@ mod tests {
         assert_eq!(created(""), None);
         assert_eq!(created("creation_time = 0\ncreation_host = \"h\""), None);
         // A negative one is what LVM repairs when it reads it: left to LVM.
-        for extra in ["creation_time = -5", "creation_time = \"yesterday\""] {
-            let what = unsupported("", &with(extra));
-            assert!(what.starts_with("lv \"a\": creation_time "), "{what}");
+        let what = unsupported("", &with("creation_time = -5\ncreation_host = \"h\""));
+        assert_eq!(what, "lv \"a\": creation_time -5");
+        // Not an integer, or without its host: LVM refuses it (`_read_lv`).
+        for extra in ["creation_time = \"yesterday\"", "creation_time = 5"] {
+            let message = malformed("", &with(extra));
+            assert!(message.starts_with("lv \"a\": creation_time "), "{message}");
         }
     }
 
@@ -1219,7 +1222,7 @@ mod tests {
         );
         let gap = lv_text("a", V, "", &[(1, &linear("pv0", 0))])
             .replace("segment_count = 1", "segment_count = 2");
-        assert_eq!(malformed("", &gap), "lv \"a\": missing segment2");
+        assert_eq!(malformed("", &gap), "lv \"a\": segment_count 2, 1 segment sections");
         let shifted = lv_text("a", V, "", &[(1, &linear("pv0", 0))])
             .replace("start_extent = 0", "start_extent = 3");
         assert_eq!(
@@ -1237,7 +1240,7 @@ mod tests {
         let negative = vg_text("", "").replace("pe_count = 50", "pe_count = -50");
         assert!(matches!(
             from_tree(&text::parse(&negative).unwrap()),
-            Err(VgError::Malformed { message, .. }) if message == "pv \"pv1\": pe_count is negative"
+            Err(VgError::Malformed { message, .. }) if message == "pv \"pv1\": pe_count -50 is outside LVM's 32-bit range"
         ));
         for tree in ["", "a = 1", "v { }\nw { }"] {
             assert!(matches!(
