@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{lvm_available, remove_loop_vg, run};
 use nova_lvm_exporter::lvm::metadata::crc::{calc_crc, INITIAL_CRC};
 use nova_lvm_exporter::lvm::metadata::device::{read_pv, MdaText, PvMetadata};
-use nova_lvm_exporter::lvm::metadata::source::{read_vg, VgCache};
+use nova_lvm_exporter::lvm::metadata::source::{read_vg, Reason, VgCache};
 use nova_lvm_exporter::lvm::metadata::MetadataError;
-use nova_lvm_exporter::lvm::report::PvRow;
+use nova_lvm_exporter::lvm::report::{parse, PvRow};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -347,7 +347,7 @@ struct TwoPvVg {
 }
 
 impl TwoPvVg {
-    fn new(size_mib: u64) -> Self {
+    fn new(size_mib: u64, pvcreate_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let devices = [0, 1].map(|i| {
             let image = dir.path().join(format!("pv{i}.img"));
@@ -358,14 +358,21 @@ impl TwoPvVg {
                 .trim()
                 .to_string()
         });
-        let vg = format!("nle-diff-{}", std::process::id());
+        let vg = format!(
+            "nle-diff-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
         let mut this = TwoPvVg {
             devices,
             uuids: [String::new(), String::new()],
             vg,
             _dir: dir,
         };
-        run("pvcreate", &["-q", &this.devices[0], &this.devices[1]]);
+        let mut args = vec!["-q"];
+        args.extend_from_slice(pvcreate_args);
+        args.extend([this.devices[0].as_str(), this.devices[1].as_str()]);
+        run("pvcreate", &args);
         run(
             "vgcreate",
             &["-q", &this.vg, &this.devices[0], &this.devices[1]],
@@ -847,7 +854,7 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let started = std::time::Instant::now();
-    let vg = TwoPvVg::new(128);
+    let vg = TwoPvVg::new(128, &[]);
     vg.lvm("lvcreate", &["-an", "-Zn", "-L", "8m", "-n", "disk", &vg.vg]);
     vg.lvm(
         "lvcreate",
@@ -986,4 +993,109 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
     );
     assert!(texts.len() >= 500, "at least 500 texts");
     assert!(accepted >= 50 && refused >= 100, "both sides exercised: {accepted} accepted, {refused} refused");
+}
+
+/// Issue 20's findings, each read as `method="metadata",reason="ok"` before: metadata LVM
+/// refuses (`pe_count = 4294967296` on a small PV: a 16 PiB VG), NUL bytes in names and values,
+/// names LVM forbids, and a 1 MB LV name (LVM reads that one, so the report parser refuses it
+/// too: it made /metrics 2 MB). Now each is `malformed`: no figures.
+#[test]
+fn metadata_lvm_refuses_is_never_read_as_figures() {
+    if !lvm_available("metadata_lvm_refuses_is_never_read_as_figures") {
+        return;
+    }
+    let vg = TwoPvVg::new(64, &["--metadatasize", "4m"]);
+    vg.lvm("lvcreate", &["-an", "-Zn", "-L", "8m", "-n", "disk", &vg.vg]);
+    let base = vg.text();
+    let lines: Vec<&str> = base.lines().collect();
+    let mut seqno = int_lines(&lines, "seqno")[0].1 as u64;
+    let pe_count = int_lines(&lines, "pe_count")[0].1;
+    // The LV's (the VG section comes first in a metadata area; the top-level one follows it).
+    let host_line = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("creation_host = "))
+        .expect("the LV's creation_host")
+        .to_string();
+    let huge = "n".repeat(1024 * 1024);
+    let cases = [
+        (
+            "pe_count 2^32",
+            base.replacen(
+                &format!("pe_count = {pe_count}"),
+                "pe_count = 4294967296",
+                1,
+            ),
+        ),
+        ("NUL in an LV name", base.replacen("\ndisk {", "\ndi\0sk {", 1)),
+        (
+            "NUL in a value",
+            base.replacen(&host_line, "creation_host = \"h\0st\"", 1),
+        ),
+        ("an LV name LVM forbids", base.replacen("\ndisk {", "\nd/isk {", 1)),
+        ("a 1 MB LV name", base.replacen("\ndisk {", &format!("\n{huge} {{"), 1)),
+    ];
+    let rows: Vec<PvRow> = (0..2)
+        .map(|i| PvRow {
+            vg: vg.vg.clone(),
+            device: vg.devices[i].clone(),
+            uuid: vg.uuids[i].clone(),
+        })
+        .collect();
+    for (what, text) in cases {
+        assert_ne!(text, base, "{what}: the edit applies");
+        seqno += 1;
+        vg.write_text(with_seqno(&text, seqno).as_bytes());
+        match read_vg(&vg.vg, &rows, &VgCache::default()) {
+            Err(fallback) => assert_eq!(
+                fallback.reason,
+                Reason::Malformed,
+                "{what}: {}",
+                fallback.message
+            ),
+            Ok(read) => panic!("{what}: read as figures: {:?}", read.metadata.vg),
+        }
+        let lvm = vg.lvm_verdict();
+        eprintln!(
+            "{what}: LVM {}",
+            match &lvm {
+                Verdict::Figures(f) => format!("reads it ({} LVs, {} bytes)", f.lvs.len(), f.size),
+                Verdict::Refused(why) => format!("refuses it ({why})"),
+            }
+        );
+        if what == "pe_count 2^32" {
+            assert!(matches!(lvm, Verdict::Refused(_)), "LVM refuses it: {lvm:?}");
+        }
+        if what == "a 1 MB LV name" {
+            // LVM reads it: the exec path's report parser refuses the name instead.
+            let output = Command::new("lvs")
+                .args([
+                    "--devices",
+                    &format!("{},{}", vg.devices[0], vg.devices[1]),
+                    "--reportformat",
+                    "json",
+                    "--units",
+                    "b",
+                    "--nosuffix",
+                    "-o",
+                    "vg_name,lv_name,lv_size",
+                    &vg.vg,
+                ])
+                .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+                .env("LC_ALL", "C")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run lvs");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(stdout.contains(&huge), "lvs prints the 1 MB name");
+            let error = parse(&stdout, "lvs").expect_err("the name is refused");
+            let message = error.to_string();
+            assert!(
+                message.contains("lv_name is 1048576 bytes long"),
+                "{}",
+                message.chars().take(300).collect::<String>()
+            );
+            assert!(message.len() < 1000, "the error stays small");
+        }
+    }
+    vg.write_text(with_seqno(&base, seqno + 1).as_bytes());
 }
