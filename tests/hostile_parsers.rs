@@ -337,7 +337,11 @@ fn control_characters_are_escaped_in_report_and_check() {
         lines.push((output.status.code(), line));
     }
     assert_eq!(lines[0].0, Some(3), "UNKNOWN: {}", lines[0].1);
-    assert!(lines[0].1.contains("lv_name holds byte 0x1b"), "{}", lines[0].1);
+    assert!(
+        lines[0].1.contains("lv_name holds byte 0x1b"),
+        "{}",
+        lines[0].1
+    );
     assert_eq!(lines[1].0, Some(3), "UNKNOWN: {}", lines[1].1);
     assert!(
         lines[1]

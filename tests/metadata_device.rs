@@ -425,7 +425,8 @@ impl TwoPvVg {
                     body.len()
                 );
                 let mut header = vec![0u8; 512];
-                file.read_exact_at(&mut header, area.offset).expect("header");
+                file.read_exact_at(&mut header, area.offset)
+                    .expect("header");
                 header[40..].fill(0);
                 header[40..48].copy_from_slice(&512u64.to_le_bytes());
                 header[48..56].copy_from_slice(&(body.len() as u64).to_le_bytes());
@@ -462,34 +463,38 @@ impl TwoPvVg {
                 .output()
                 .expect("run lvm")
         };
-        let parse = |output: &std::process::Output, key: &str| -> Result<Vec<serde_json::Value>, String> {
-            if !output.status.success() {
-                return Err(format!("exit {}", output.status));
-            }
-            // LVM prints messages such as "Retrying metadata scan." among the JSON lines.
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let json_lines: String = stdout
-                .lines()
-                .filter(|line| {
-                    line.trim_start()
-                        .starts_with(|c: char| matches!(c, '{' | '}' | '[' | ']' | '"'))
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            let json: serde_json::Value = serde_json::from_str(&json_lines)
-                .map_err(|e| {
+        let parse =
+            |output: &std::process::Output, key: &str| -> Result<Vec<serde_json::Value>, String> {
+                if !output.status.success() {
+                    return Err(format!("exit {}", output.status));
+                }
+                // LVM prints messages such as "Retrying metadata scan." among the JSON lines.
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                let json_lines: String = stdout
+                    .lines()
+                    .filter(|line| line.trim_start().starts_with(['{', '}', '[', ']', '"']))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let json: serde_json::Value = serde_json::from_str(&json_lines).map_err(|e| {
                     format!(
                         "unreadable report ({e}): {}",
-                        String::from_utf8_lossy(&output.stdout).chars().take(3000).collect::<String>()
+                        String::from_utf8_lossy(&output.stdout)
+                            .chars()
+                            .take(3000)
+                            .collect::<String>()
                     )
                 })?;
-            let rows = json["report"][0][key].as_array().cloned().unwrap_or_default();
-            if rows.is_empty() && std::env::var_os("NOVA_LVM_DIFF_DEBUG").is_some() {
-                eprintln!("lvm stderr: {}", String::from_utf8_lossy(&output.stderr));
-            }
-            Ok(rows)
-        };
-        let field = |row: &serde_json::Value, name: &str| row[name].as_str().unwrap_or("").to_string();
+                let rows = json["report"][0][key]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if rows.is_empty() && std::env::var_os("NOVA_LVM_DIFF_DEBUG").is_some() {
+                    eprintln!("lvm stderr: {}", String::from_utf8_lossy(&output.stderr));
+                }
+                Ok(rows)
+            };
+        let field =
+            |row: &serde_json::Value, name: &str| row[name].as_str().unwrap_or("").to_string();
         let number = |row: &serde_json::Value, name: &str| field(row, name).parse::<u64>().ok();
         let lvs = report("lvs", "vg_name,vg_size,vg_free,vg_attr,lv_name,lv_size");
         let rows = match parse(&lvs, "lv") {
@@ -558,7 +563,9 @@ impl TwoPvVg {
                     lvs,
                 })
             }
-            Err(fallback) => Verdict::Refused(format!("{:?}: {}", fallback.reason, fallback.message)),
+            Err(fallback) => {
+                Verdict::Refused(format!("{:?}: {}", fallback.reason, fallback.message))
+            }
         }
     }
 }
@@ -589,7 +596,11 @@ enum Verdict {
 /// The VG name a text's first top-level section gives, if the text parses.
 fn vg_name_of(text: &str) -> Option<String> {
     let tree = nova_lvm_exporter::lvm::metadata::text::parse(text).ok()?;
-    let name = tree.root.sections().next().map(|(name, _)| name.to_string());
+    let name = tree
+        .root
+        .sections()
+        .next()
+        .map(|(name, _)| name.to_string());
     name
 }
 
@@ -599,7 +610,11 @@ fn int_lines(lines: &[&str], key: &str) -> Vec<(usize, i64)> {
         .iter()
         .enumerate()
         .filter_map(|(i, line)| {
-            let rest = line.trim_start().strip_prefix(key)?.trim_start().strip_prefix('=')?;
+            let rest = line
+                .trim_start()
+                .strip_prefix(key)?
+                .trim_start()
+                .strip_prefix('=')?;
             let value = rest.split('#').next()?.trim().parse().ok()?;
             Some((i, value))
         })
@@ -620,8 +635,17 @@ fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, St
             let key = pick(
                 rng,
                 &[
-                    "pe_count", "extent_size", "start_extent", "extent_count", "stripe_count",
-                    "seqno", "pe_start", "dev_size", "segment_count", "max_lv", "stripe_size",
+                    "pe_count",
+                    "extent_size",
+                    "start_extent",
+                    "extent_count",
+                    "stripe_count",
+                    "seqno",
+                    "pe_start",
+                    "dev_size",
+                    "segment_count",
+                    "max_lv",
+                    "stripe_size",
                     "creation_time",
                 ],
             );
@@ -650,7 +674,10 @@ fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, St
             ];
             let value = candidates[rng.usize(..candidates.len())];
             let mut out = owned();
-            let indent: String = lines[at].chars().take_while(|c| c.is_whitespace()).collect();
+            let indent: String = lines[at]
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .collect();
             out[at] = format!("{indent}{key} = {value}");
             (rejoin(&out), format!("number {key} {old} -> {value}"))
         }
@@ -663,13 +690,27 @@ fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, St
             let replacement = pick(
                 rng,
                 &[
-                    "\"pv0\", 0", "\"pv1\", 0", "\"pv9\", 0", "\"pv0\", 4294967296", "\"pv0\", -1",
-                    "\"pv0\", 31", "\"pv1\", 30", "\"pv0\", 3", "\"pv0\", 0, \"pv1\", 0", "\"\", 0",
-                    "\"pv0\"", "0, \"pv0\"", "\"pv0\", 2, \"pv0\", 2", "\"pv1\", 1",
+                    "\"pv0\", 0",
+                    "\"pv1\", 0",
+                    "\"pv9\", 0",
+                    "\"pv0\", 4294967296",
+                    "\"pv0\", -1",
+                    "\"pv0\", 31",
+                    "\"pv1\", 30",
+                    "\"pv0\", 3",
+                    "\"pv0\", 0, \"pv1\", 0",
+                    "\"\", 0",
+                    "\"pv0\"",
+                    "0, \"pv0\"",
+                    "\"pv0\", 2, \"pv0\", 2",
+                    "\"pv1\", 1",
                 ],
             );
             let mut out = owned();
-            let indent: String = lines[at].chars().take_while(|c| c.is_whitespace()).collect();
+            let indent: String = lines[at]
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .collect();
             out[at] = format!("{indent}stripes = [{replacement}]");
             (rejoin(&out), format!("stripes -> [{replacement}]"))
         }
@@ -706,7 +747,12 @@ fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, St
             ];
             let name = names[rng.usize(..names.len())].clone();
             let target = match rng.u32(..4) {
-                0 => base.lines().next().unwrap_or("").trim_end_matches(" {").to_string(),
+                0 => base
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches(" {")
+                    .to_string(),
                 1 => ["pv0", "pv1"][rng.usize(..2)].to_string(),
                 _ => lv_names[rng.usize(..lv_names.len())].to_string(),
             };
@@ -717,14 +763,25 @@ fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, St
             else {
                 return (base.to_string(), format!("rename {target} (absent)"));
             };
-            let indent: String = lines[at].chars().take_while(|c| c.is_whitespace()).collect();
+            let indent: String = lines[at]
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .collect();
             out[at] = format!("{indent}{name} {{");
             let shown: String = name.escape_debug().take(40).collect();
-            (rejoin(&out), format!("rename {target} -> {shown} ({} bytes)", name.len()))
+            (
+                rejoin(&out),
+                format!("rename {target} -> {shown} ({} bytes)", name.len()),
+            )
         }
         // A NUL or control byte (or a stray character) somewhere in the VG section.
         5 => {
-            let byte = pick(rng, &["\0", "\u{1}", "\t", "\n", "\u{1b}", "\u{7f}", "\"", "é", "{", "}"]);
+            let byte = pick(
+                rng,
+                &[
+                    "\0", "\u{1}", "\t", "\n", "\u{1b}", "\u{7f}", "\"", "é", "{", "}",
+                ],
+            );
             let quoted: Vec<usize> = base.match_indices('"').map(|(i, _)| i + 1).collect();
             let at = if rng.bool() && !quoted.is_empty() {
                 quoted[rng.usize(..quoted.len())]
@@ -745,7 +802,10 @@ fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, St
                 .collect();
             let at = ids[rng.usize(..ids.len())];
             let line = lines[at];
-            let value = line.trim().trim_start_matches("id = \"").trim_end_matches('"');
+            let value = line
+                .trim()
+                .trim_start_matches("id = \"")
+                .trim_end_matches('"');
             let other = lines[ids[rng.usize(..ids.len())]]
                 .trim()
                 .trim_start_matches("id = \"")
@@ -785,18 +845,30 @@ fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, St
             let flags = pick(
                 rng,
                 &[
-                    "", "\"READ\"", "\"FOO\"", "\"READ\", \"WRITE\"", "\"EXPORTED\"",
-                    "\"READ\", \"WRITE\", \"VISIBLE\", \"PVMOVE\"", "\"ALLOCATABLE\", \"MISSING\"",
-                    "\"READ\", \"WRITE\", \"VISIBLE\"", "\"RESIZEABLE\", \"READ\", \"WRITE\", \"CLUSTERED\"",
+                    "",
+                    "\"READ\"",
+                    "\"FOO\"",
+                    "\"READ\", \"WRITE\"",
+                    "\"EXPORTED\"",
+                    "\"READ\", \"WRITE\", \"VISIBLE\", \"PVMOVE\"",
+                    "\"ALLOCATABLE\", \"MISSING\"",
+                    "\"READ\", \"WRITE\", \"VISIBLE\"",
+                    "\"RESIZEABLE\", \"READ\", \"WRITE\", \"CLUSTERED\"",
                 ],
             );
             let mut out = owned();
-            let indent: String = lines[at].chars().take_while(|c| c.is_whitespace()).collect();
+            let indent: String = lines[at]
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .collect();
             if rng.bool() {
                 out[at] = format!("{indent}status = [{flags}]");
                 (rejoin(&out), format!("status line {at} -> [{flags}]"))
             } else {
-                let tag = pick(rng, &["ok", "", "a b", "a\0b", "x=1&y", "é", "t\u{1}", "#!:/"]);
+                let tag = pick(
+                    rng,
+                    &["ok", "", "a b", "a\0b", "x=1&y", "é", "t\u{1}", "#!:/"],
+                );
                 out.insert(at + 1, format!("{indent}tags = [\"{tag}\"]"));
                 (rejoin(&out), format!("tags {:?} after line {at}", tag))
             }
@@ -813,7 +885,10 @@ fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, St
                 _ => 0,
             };
             let mut out = owned();
-            let indent: String = lines[at].chars().take_while(|c| c.is_whitespace()).collect();
+            let indent: String = lines[at]
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .collect();
             out[at] = format!("{indent}{key} = {value}");
             (rejoin(&out), format!("segment {key} {old} -> {value}"))
         }
@@ -855,25 +930,50 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
         .unwrap_or(20);
     let started = std::time::Instant::now();
     let vg = TwoPvVg::new(128, &[]);
-    vg.lvm("lvcreate", &["-an", "-Zn", "-L", "8m", "-n", "disk", &vg.vg]);
     vg.lvm(
         "lvcreate",
-        &["-an", "-Zn", "-L", "8m", "-n", "tagged", "--addtag", "nova", "--addtag", "x=1", &vg.vg],
+        &["-an", "-Zn", "-L", "8m", "-n", "disk", &vg.vg],
+    );
+    vg.lvm(
+        "lvcreate",
+        &[
+            "-an", "-Zn", "-L", "8m", "-n", "tagged", "--addtag", "nova", "--addtag", "x=1", &vg.vg,
+        ],
     );
     vg.lvm("lvextend", &["-L", "+8m", &format!("{}/disk", vg.vg)]);
     vg.lvm(
         "lvcreate",
-        &["-an", "-Zn", "-i", "2", "-I", "64k", "-L", "16m", "-n", "wide", &vg.vg, &vg.devices[0], &vg.devices[1]],
+        &[
+            "-an",
+            "-Zn",
+            "-i",
+            "2",
+            "-I",
+            "64k",
+            "-L",
+            "16m",
+            "-n",
+            "wide",
+            &vg.vg,
+            &vg.devices[0],
+            &vg.devices[1],
+        ],
     );
     let base = vg.text();
-    assert!(base.contains("stripe_count = 2"), "a striped LV across both PVs");
+    assert!(
+        base.contains("stripe_count = 2"),
+        "a striped LV across both PVs"
+    );
     let lv_names = ["disk", "tagged", "wide"];
     let base_seqno = int_lines(&base.lines().collect::<Vec<_>>(), "seqno")[0].1 as u64;
 
     // The unmutated text, rewritten: both accept it with the same figures.
     vg.write_text(with_seqno(&base, base_seqno + 1).as_bytes());
     let lvm = vg.lvm_verdict();
-    assert!(matches!(lvm, Verdict::Figures(_)), "LVM reads the rewritten text: {lvm:?}");
+    assert!(
+        matches!(lvm, Verdict::Figures(_)),
+        "LVM reads the rewritten text: {lvm:?}"
+    );
     assert_eq!(vg.reader_verdict(&vg.vg), lvm);
 
     let mut texts: Vec<(String, String)> = Vec::new();
@@ -897,7 +997,10 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
         ["pv0 {", "pv1 {"]
             .iter()
             .map(|pv| {
-                let at = lines.iter().position(|l| l.trim() == *pv).expect("pv section");
+                let at = lines
+                    .iter()
+                    .position(|l| l.trim() == *pv)
+                    .expect("pv section");
                 lines[at + 1].trim().to_string()
             })
             .collect()
@@ -933,7 +1036,10 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
         }
         adapted = with_seqno(&(out.join("\n") + "\n"), seqno);
         seqno += 1;
-        texts.push((adapted, format!("corpus {}", path.file_name().unwrap().to_string_lossy())));
+        texts.push((
+            adapted,
+            format!("corpus {}", path.file_name().unwrap().to_string_lossy()),
+        ));
         corpus_used += 1;
     }
 
@@ -955,12 +1061,17 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
             }
             (Verdict::Refused(why), Verdict::Figures(figures)) => {
                 refused += 1;
-                disagreements.push(format!("{what}: LVM refused ({why}), the reader read {figures:?}"));
+                disagreements.push(format!(
+                    "{what}: LVM refused ({why}), the reader read {figures:?}"
+                ));
             }
             (Verdict::Figures(_), Verdict::Refused(why)) => {
                 accepted += 1;
                 stricter += 1;
-                stricter_cases.push(format!("{what}: {}", why.chars().take(160).collect::<String>()));
+                stricter_cases.push(format!(
+                    "{what}: {}",
+                    why.chars().take(160).collect::<String>()
+                ));
             }
             (Verdict::Figures(lvm), Verdict::Figures(ours)) => {
                 accepted += 1;
@@ -992,7 +1103,10 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
         disagreements.join("\n")
     );
     assert!(texts.len() >= 500, "at least 500 texts");
-    assert!(accepted >= 50 && refused >= 100, "both sides exercised: {accepted} accepted, {refused} refused");
+    assert!(
+        accepted >= 50 && refused >= 100,
+        "both sides exercised: {accepted} accepted, {refused} refused"
+    );
 }
 
 /// Issue 20's findings, each read as `method="metadata",reason="ok"` before: metadata LVM
@@ -1005,7 +1119,10 @@ fn metadata_lvm_refuses_is_never_read_as_figures() {
         return;
     }
     let vg = TwoPvVg::new(64, &["--metadatasize", "4m"]);
-    vg.lvm("lvcreate", &["-an", "-Zn", "-L", "8m", "-n", "disk", &vg.vg]);
+    vg.lvm(
+        "lvcreate",
+        &["-an", "-Zn", "-L", "8m", "-n", "disk", &vg.vg],
+    );
     let base = vg.text();
     let lines: Vec<&str> = base.lines().collect();
     let mut seqno = int_lines(&lines, "seqno")[0].1 as u64;
@@ -1026,13 +1143,22 @@ fn metadata_lvm_refuses_is_never_read_as_figures() {
                 1,
             ),
         ),
-        ("NUL in an LV name", base.replacen("\ndisk {", "\ndi\0sk {", 1)),
+        (
+            "NUL in an LV name",
+            base.replacen("\ndisk {", "\ndi\0sk {", 1),
+        ),
         (
             "NUL in a value",
             base.replacen(&host_line, "creation_host = \"h\0st\"", 1),
         ),
-        ("an LV name LVM forbids", base.replacen("\ndisk {", "\nd/isk {", 1)),
-        ("a 1 MB LV name", base.replacen("\ndisk {", &format!("\n{huge} {{"), 1)),
+        (
+            "an LV name LVM forbids",
+            base.replacen("\ndisk {", "\nd/isk {", 1),
+        ),
+        (
+            "a 1 MB LV name",
+            base.replacen("\ndisk {", &format!("\n{huge} {{"), 1),
+        ),
     ];
     let rows: Vec<PvRow> = (0..2)
         .map(|i| PvRow {
@@ -1063,7 +1189,10 @@ fn metadata_lvm_refuses_is_never_read_as_figures() {
             }
         );
         if what == "pe_count 2^32" {
-            assert!(matches!(lvm, Verdict::Refused(_)), "LVM refuses it: {lvm:?}");
+            assert!(
+                matches!(lvm, Verdict::Refused(_)),
+                "LVM refuses it: {lvm:?}"
+            );
         }
         if what == "a 1 MB LV name" {
             // LVM reads it: the exec path's report parser refuses the name instead.

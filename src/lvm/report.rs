@@ -1229,18 +1229,38 @@ mod tests {
         assert_eq!(ok.lvs[0].name, "a_tmeta");
         let huge = "n".repeat(1024 * 1024);
         for (vg, lv, message) in [
-            ("vms", huge.as_str(), "lv_name is 1048576 bytes long, LVM's limit is 127"),
-            ("vms", "a\0b", "lv_name holds byte 0x00, outside LVM's a-z A-Z 0-9 . _ + -"),
-            ("vms", "a\u{1b}b", "lv_name holds byte 0x1b, outside LVM's a-z A-Z 0-9 . _ + -"),
+            (
+                "vms",
+                huge.as_str(),
+                "lv_name is 1048576 bytes long, LVM's limit is 127",
+            ),
+            (
+                "vms",
+                "a\0b",
+                "lv_name holds byte 0x00, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
+            (
+                "vms",
+                "a\u{1b}b",
+                "lv_name holds byte 0x1b, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
             ("vms", "-a", "lv_name starts with '-'"),
             ("vms", "..", "lv_name is '.' or '..'"),
             ("vms", "", "lv_name is empty"),
-            ("v ms", "a", "vg_name holds byte 0x20, outside LVM's a-z A-Z 0-9 . _ + -"),
+            (
+                "v ms",
+                "a",
+                "vg_name holds byte 0x20, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
         ] {
             let text = lv_row(vg, lv);
             let error = parse_err(&text);
             assert!(error.ends_with(message), "{error}");
-            assert!(error.len() < 400, "the message stays small: {} bytes", error.len());
+            assert!(
+                error.len() < 400,
+                "the message stays small: {} bytes",
+                error.len()
+            );
         }
         let vg_row = |vg: &str| {
             format!(

@@ -117,7 +117,10 @@ pub fn reserved_part(lv: &str) -> Option<&'static str> {
         return Some(prefix);
     }
     let after = &lv[lv.find('_')?..];
-    RESERVED_STRINGS.iter().find(|s| after.contains(**s)).copied()
+    RESERVED_STRINGS
+        .iter()
+        .find(|s| after.contains(**s))
+        .copied()
 }
 
 /// Checks a tag against LVM's `validate_tag`: not empty, only `a-zA-Z0-9._-+/=!:&#`.
@@ -277,8 +280,7 @@ impl Validator<'_> {
                     printable(name)
                 )));
             };
-            check_lv_name(self.vg, name)
-                .map_err(|e| self.malformed(format!("an lv name {e}")))?;
+            check_lv_name(self.vg, name).map_err(|e| self.malformed(format!("an lv name {e}")))?;
             let whose = format!("lv {name:?}");
             let id = self.id(lv, &whose)?;
             if !ids.insert(id_key(id)) {
@@ -299,7 +301,9 @@ impl Validator<'_> {
             for (key, segment) in lv.sections() {
                 let whose = format!("{whose} {key}");
                 self.u32(segment, "start_extent", &whose, true)?;
-                let count = self.u32(segment, "extent_count", &whose, true)?.unwrap_or(0);
+                let count = self
+                    .u32(segment, "extent_count", &whose, true)?
+                    .unwrap_or(0);
                 if count == 0 {
                     return Err(self.malformed(format!("{whose}: extent_count is 0")));
                 }
@@ -307,10 +311,8 @@ impl Validator<'_> {
                 match segment.value("type") {
                     Some(Value::Str(segtype)) => snapshot |= segtype == "snapshot",
                     Some(other) => {
-                        return Err(self.malformed(format!(
-                            "{whose}: type is {}, not a string",
-                            other.kind()
-                        )))
+                        return Err(self
+                            .malformed(format!("{whose}: type is {}, not a string", other.kind())))
                     }
                     None => return Err(self.malformed(format!("{whose}: missing type"))),
                 }
@@ -322,9 +324,9 @@ impl Validator<'_> {
                 }
             }
             if extents > u64::from(u32::MAX) {
-                return Err(self.malformed(format!(
-                    "{whose}: {extents} extents, more than LVM counts"
-                )));
+                return Err(
+                    self.malformed(format!("{whose}: {extents} extents, more than LVM counts"))
+                );
             }
             if let Some(part) = reserved_part(name) {
                 let lvm_made = snapshot && part == "snapshot";
@@ -351,9 +353,9 @@ impl Validator<'_> {
                 "{whose}: creation_time is {}, not an integer",
                 other.kind()
             ))),
-            (None, Some(_)) => Err(self.malformed(format!(
-                "{whose}: creation_host without a creation_time"
-            ))),
+            (None, Some(_)) => {
+                Err(self.malformed(format!("{whose}: creation_host without a creation_time")))
+            }
         }
     }
 
@@ -363,9 +365,9 @@ impl Validator<'_> {
             for item in items {
                 if let Value::Int(offset) = item {
                     if u32::try_from(*offset).is_err() {
-                        return Err(self.malformed(format!(
-                            "{whose}: {key} offset {offset} out of range"
-                        )));
+                        return Err(
+                            self.malformed(format!("{whose}: {key} offset {offset} out of range"))
+                        );
                     }
                 }
             }
@@ -380,10 +382,9 @@ impl Validator<'_> {
             Some(Value::Str(_)) => Err(self.malformed(format!(
                 "{whose}: id is not 32 characters of LVM's id alphabet"
             ))),
-            Some(other) => Err(self.malformed(format!(
-                "{whose}: id is {}, not a string",
-                other.kind()
-            ))),
+            Some(other) => {
+                Err(self.malformed(format!("{whose}: id is {}, not a string", other.kind())))
+            }
             None => Err(self.malformed(format!("{whose}: missing id"))),
         }
     }
@@ -401,10 +402,9 @@ impl Validator<'_> {
                     ))),
                 })
                 .collect(),
-            Some(other) => Err(self.malformed(format!(
-                "{whose}: status is {}, not an array",
-                other.kind()
-            ))),
+            Some(other) => {
+                Err(self.malformed(format!("{whose}: status is {}, not an array", other.kind())))
+            }
             None => Err(self.malformed(format!("{whose}: missing status"))),
         }
     }
@@ -433,10 +433,9 @@ impl Validator<'_> {
                 }
                 Ok(())
             }
-            Some(other) => Err(self.malformed(format!(
-                "{whose}: tags is {}, not an array",
-                other.kind()
-            ))),
+            Some(other) => {
+                Err(self.malformed(format!("{whose}: tags is {}, not an array", other.kind())))
+            }
         }
     }
 
@@ -450,9 +449,9 @@ impl Validator<'_> {
     ) -> Result<Option<u64>, VgError> {
         let value = self.int(section, key, whose, required)?;
         match value {
-            Some(i) if u32::try_from(i).is_err() => Err(self.malformed(format!(
-                "{whose}: {key} {i} is outside LVM's 32-bit range"
-            ))),
+            Some(i) if u32::try_from(i).is_err() => {
+                Err(self.malformed(format!("{whose}: {key} {i} is outside LVM's 32-bit range")))
+            }
             Some(i) => Ok(Some(i as u64)),
             None => Ok(None),
         }
@@ -511,9 +510,9 @@ impl Validator<'_> {
                             .iter()
                             .any(|v| matches!(v, Value::Str(s) if has_control(s)))
                         {
-                            return Err(self.malformed(format!(
-                                "{whose}: {key} holds a control byte"
-                            )));
+                            return Err(
+                                self.malformed(format!("{whose}: {key} holds a control byte"))
+                            );
                         }
                     }
                 }
@@ -715,7 +714,10 @@ vms {
         for (from, to) in [
             ("\t\tdisk {", "\t\tdi\0sk {"),
             ("\t\tdisk {", "\t\t\"di\\\x01sk\" {"),
-            ("\"cmp-1\"\n\t\t\tsegment_count", "\"cmp\0-1\"\n\t\t\tsegment_count"),
+            (
+                "\"cmp-1\"\n\t\t\tsegment_count",
+                "\"cmp\0-1\"\n\t\t\tsegment_count",
+            ),
             ("\"nova\"", "\"no\x1bva\""),
             ("\"/dev/loop1\"", "\"/dev/loop1\x7f\""),
             ("\"striped\"", "\"strip\0ed\""),
@@ -736,9 +738,18 @@ vms {
         for (name, message) in [
             ("-disk", "an lv name starts with '-'"),
             ("..", "an lv name is '.' or '..'"),
-            ("d\u{e9}sk", "an lv name holds byte 0xc3, outside LVM's a-z A-Z 0-9 . _ + -"),
-            ("d/sk", "an lv name holds byte 0x2f, outside LVM's a-z A-Z 0-9 . _ + -"),
-            ("\"d sk\"", "an lv name holds byte 0x20, outside LVM's a-z A-Z 0-9 . _ + -"),
+            (
+                "d\u{e9}sk",
+                "an lv name holds byte 0xc3, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
+            (
+                "d/sk",
+                "an lv name holds byte 0x2f, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
+            (
+                "\"d sk\"",
+                "an lv name holds byte 0x20, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
         ] {
             assert_eq!(
                 malformed(&edited("\t\tdisk {", &format!("\t\t{name} {{"))),
@@ -747,12 +758,21 @@ vms {
         }
         for (name, message) in [
             ("-vms", "the vg name starts with '-'"),
-            ("v:ms", "the vg name holds byte 0x3a, outside LVM's a-z A-Z 0-9 . _ + -"),
+            (
+                "v:ms",
+                "the vg name holds byte 0x3a, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
         ] {
             assert_eq!(malformed(&edited("vms {", &format!("{name} {{"))), message);
         }
         // Reserved names on a visible LV: LVM imports them, its tools never make them.
-        for name in ["pvmove0", "snapshot1", "disk_tdata", "a_rimage_0", "lvol0_pmspare"] {
+        for name in [
+            "pvmove0",
+            "snapshot1",
+            "disk_tdata",
+            "a_rimage_0",
+            "lvol0_pmspare",
+        ] {
             let what = match read(&edited("\t\tdisk {", &format!("\t\t{name} {{"))) {
                 Err(VgError::Unsupported { what, .. }) => what,
                 other => panic!("{name}: {other:?}"),
@@ -823,7 +843,11 @@ vms {
             ),
             ("\tmax_lv = 0\n", "", "vg: missing max_lv"),
             ("\tmax_pv = 0\n", "", "vg: missing max_pv"),
-            ("\t\t\tpe_start = 2048\n", "", "pv \"pv0\": missing pe_start"),
+            (
+                "\t\t\tpe_start = 2048\n",
+                "",
+                "pv \"pv0\": missing pe_start",
+            ),
             (
                 "\t\t\tstatus = [\"ALLOCATABLE\"]\n",
                 "",
@@ -859,13 +883,21 @@ vms {
                 "creation_time = \"yesterday\"",
                 "lv \"disk\": creation_time is a string, not an integer",
             ),
-            ("version = 1\n", "version = 2\n", "unrecognised version number"),
+            (
+                "version = 1\n",
+                "version = 2\n",
+                "unrecognised version number",
+            ),
             (
                 "contents = \"Text Format Volume Group\"\n",
                 "",
                 "missing contents field",
             ),
-            ("format = \"lvm2\"", "format = \"lvm1\"", "vg: format is not \"lvm2\""),
+            (
+                "format = \"lvm2\"",
+                "format = \"lvm1\"",
+                "vg: format is not \"lvm2\"",
+            ),
             (
                 "pe_start = 2048\n",
                 "pe_start = 2048\n\t\t\tba_start = 8\n",

@@ -1222,7 +1222,10 @@ mod tests {
         );
         let gap = lv_text("a", V, "", &[(1, &linear("pv0", 0))])
             .replace("segment_count = 1", "segment_count = 2");
-        assert_eq!(malformed("", &gap), "lv \"a\": segment_count 2, 1 segment sections");
+        assert_eq!(
+            malformed("", &gap),
+            "lv \"a\": segment_count 2, 1 segment sections"
+        );
         let shifted = lv_text("a", V, "", &[(1, &linear("pv0", 0))])
             .replace("start_extent = 0", "start_extent = 3");
         assert_eq!(
