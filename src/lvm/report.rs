@@ -15,6 +15,10 @@
 //!   they are taken from the element's single `vg` row and from its `seg` rows (by `lv_uuid`).
 //! - `lv_time` follows lvm.conf's `report/time_format`: the exporter forces `%s`, and a saved
 //!   report in LVM's default `YYYY-MM-DD HH:MM:SS +ZZZZ` is read too (verified on LVM 2.03.16).
+//! - VG and LV names are checked with the rules LVM applies to the names it imports
+//!   ([`super::metadata::validate::check_name`], lvm2's `validate_name` and `NAME_LEN`), so that
+//!   `lvm fullreport` and a replayed report refuse the names the metadata reader refuses: a
+//!   1 MB or control-byte name never reaches an output. Error messages cut and sanitise names.
 //! - Some LVM versions print invalid JSON (bad escapes, raw control characters, a trailing comma
 //!   in the `log` section): the error names the field nearest to the fault, never panics.
 
@@ -26,6 +30,7 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::error::Category;
 
+use super::metadata::validate::{check_lv_name, check_name, printable};
 use super::{owner, Lv, LvmError, Vg, VgReport};
 use crate::openstack::time::parse_rfc3339;
 
@@ -265,10 +270,11 @@ struct SegRow<'a> {
 impl VgRow<'_> {
     fn to_vg(&self, doc: usize, row: usize) -> Result<Vg, String> {
         let what = || match &self.vg_name {
-            Some(name) => format!("vg {name:?}"),
+            Some(name) => format!("vg {:?}", printable(name)),
             None => format!("vg row {row} of document {doc}"),
         };
         let name = required(&what, "vg_name", self.vg_name.as_deref())?;
+        check_name(name).map_err(|e| format!("{}: vg_name {e}", what()))?;
         let size = required(&what, "vg_size", self.vg_size.as_deref())?;
         let free = required(&what, "vg_free", self.vg_free.as_deref())?;
         let extent_size = match self.vg_extent_size.as_deref() {
@@ -294,15 +300,21 @@ impl LvRow<'_> {
     ) -> Result<Lv, String> {
         let vg = self.vg_name.as_deref().or(element_vg);
         let what = || match (&self.lv_name, vg) {
-            (Some(name), Some(vg)) => format!("lv {name:?} in vg {vg:?}"),
-            (Some(name), None) => format!("lv {name:?}"),
-            (None, Some(vg)) => format!("lv row {row} of document {doc} in vg {vg:?}"),
+            (Some(name), Some(vg)) => {
+                format!("lv {:?} in vg {:?}", printable(name), printable(vg))
+            }
+            (Some(name), None) => format!("lv {:?}", printable(name)),
+            (None, Some(vg)) => {
+                format!("lv row {row} of document {doc} in vg {:?}", printable(vg))
+            }
             (None, None) => format!("lv row {row} of document {doc}"),
         };
         let vg = required(&what, "vg_name", vg)?;
         let raw_name = required(&what, "lv_name", self.lv_name.as_deref())?;
         let size = required(&what, "lv_size", self.lv_size.as_deref())?;
         let (name, hidden) = strip_brackets(raw_name);
+        check_name(vg).map_err(|e| format!("{}: vg_name {e}", what()))?;
+        check_lv_name(vg, name).map_err(|e| format!("{}: lv_name {e}", what()))?;
         let data_used_ratio = match self.data_percent.as_deref() {
             None | Some("") => None,
             Some(raw) => Some(percent_field(&what, "data_percent", raw)?),
@@ -1200,6 +1212,68 @@ mod tests {
             .starts_with(r#"lv "a" in vg "v" appears twice with different lv_size (1 and 2)"#));
         let text = r#"{"report":[{"vg":[{"vg_name":"v","vg_size":"1","vg_free":"0"},{"vg_name":"v","vg_size":"1","vg_free":"1"}]}]}"#;
         assert!(parse_err(text).starts_with(r#"vg "v" appears twice"#));
+    }
+
+    /// Issue 20: the exec and replay paths refuse the names the metadata reader refuses (a
+    /// 1 MB LV name made /metrics 2 MB; NUL and control bytes; names LVM forbids).
+    #[test]
+    fn names_lvm_refuses_are_refused() {
+        let lv_row = |vg: &str, lv: &str| {
+            format!(
+                r#"{{"report":[{{"vg":[]}},{{"lv":[{{"vg_name":{},"lv_name":{},"lv_size":"4194304"}}]}}]}}"#,
+                serde_json::to_string(vg).unwrap(),
+                serde_json::to_string(lv).unwrap()
+            )
+        };
+        let ok = parse(&lv_row("vms", "[a_tmeta]"), "test").expect("a valid name");
+        assert_eq!(ok.lvs[0].name, "a_tmeta");
+        let huge = "n".repeat(1024 * 1024);
+        for (vg, lv, message) in [
+            (
+                "vms",
+                huge.as_str(),
+                "lv_name is 1048576 bytes long, LVM's limit is 127",
+            ),
+            (
+                "vms",
+                "a\0b",
+                "lv_name holds byte 0x00, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
+            (
+                "vms",
+                "a\u{1b}b",
+                "lv_name holds byte 0x1b, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
+            ("vms", "-a", "lv_name starts with '-'"),
+            ("vms", "..", "lv_name is '.' or '..'"),
+            ("vms", "", "lv_name is empty"),
+            (
+                "v ms",
+                "a",
+                "vg_name holds byte 0x20, outside LVM's a-z A-Z 0-9 . _ + -",
+            ),
+        ] {
+            let text = lv_row(vg, lv);
+            let error = parse_err(&text);
+            assert!(error.ends_with(message), "{error}");
+            assert!(
+                error.len() < 400,
+                "the message stays small: {} bytes",
+                error.len()
+            );
+        }
+        let vg_row = |vg: &str| {
+            format!(
+                r#"{{"report":[{{"vg":[{{"vg_name":{},"vg_size":"1","vg_free":"0"}}]}}]}}"#,
+                serde_json::to_string(vg).unwrap()
+            )
+        };
+        let error = parse_err(&vg_row(&"v".repeat(200)));
+        assert!(
+            error.ends_with("vg_name is 200 bytes long, LVM's limit is 127"),
+            "{error}"
+        );
+        assert!(parse_err(&vg_row("a\u{7f}")).contains("byte 0x7f"));
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! - [`device`]: the reads, in the order `lib/format_text/format-text.c` makes them, with
 //!   `O_DIRECT` and a re-read of the header to catch a concurrent write.
 //! - [`text`]: LVM's text format (`lib/config/config.c`); [`vg`]: the VG that text describes,
-//!   as the exporter's internal report (`lib/format_text/import_vsn1.c`).
+//!   as the exporter's internal report (`lib/format_text/import_vsn1.c`), once [`validate`] has
+//!   made the checks LVM's import and `vg_validate` make (`lib/metadata/metadata.c`,
+//!   `lib/misc/lvm-string.c`, `lib/id/id.c`): metadata LVM refuses is never read as figures.
 //! - [`scan`]: finding a VG's PVs by their labels where LVM cannot run.
 //! - [`source`]: all of it as a raw source, with `lvm fullreport` as the per-VG fallback.
 
@@ -24,6 +26,7 @@ pub mod mda;
 pub mod scan;
 pub mod source;
 pub mod text;
+pub mod validate;
 pub mod vg;
 
 /// Bytes in a sector, LVM's unit for the label and the metadata area header.

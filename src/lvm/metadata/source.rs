@@ -278,7 +278,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
                 Some(text) => text,
                 None => reread(pvs, &newest)?,
             };
-            let tree = text::parse(&text).map_err(|e| {
+            let tree = text::parse_metadata(&text).map_err(|e| {
                 Fallback::new(
                     Reason::Malformed,
                     format!("metadata text of vg {vg:?}: {e}"),

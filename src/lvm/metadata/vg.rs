@@ -66,8 +66,9 @@ pub struct VgMetadata {
     pub lvs: Vec<Lv>,
 }
 
-/// Reads the one VG that a metadata text describes (the top-level section; the other top-level
-/// keys, `contents`, `version`, `description`, `creation_*`, are ignored).
+/// Reads the one VG that a metadata text describes (the top-level section; of the other
+/// top-level keys `contents` and `version` must be LVM's, `description` and `creation_*` are
+/// ignored), after [`super::validate::validate`] has checked it as LVM's import would.
 pub fn from_tree(tree: &ConfigTree) -> Result<VgMetadata, VgError> {
     let mut sections = tree.root.sections();
     let (name, section) = sections.next().ok_or_else(|| VgError::Malformed {
@@ -80,6 +81,7 @@ pub fn from_tree(tree: &ConfigTree) -> Result<VgMetadata, VgError> {
             message: format!("a second top-level section {other:?}"),
         });
     }
+    super::validate::validate(tree, name, section)?;
     Reader { vg: name }.read(section)
 }
 
@@ -846,10 +848,10 @@ mod tests {
     fn vg_text(vg_extra: &str, lvs: &str) -> String {
         format!(
             "contents = \"Text Format Volume Group\"\nversion = 1\n\
-             vg1 {{\nid = \"x\"\nseqno = 7\nformat = \"lvm2\"\nstatus = [\"RESIZEABLE\", \"READ\", \"WRITE\"]\nflags = []\n\
-             extent_size = 8192\n{vg_extra}\n\
-             physical_volumes {{\npv0 {{\nid = \"a\"\ndevice = \"/dev/sda\"\nstatus = [\"ALLOCATABLE\"]\nflags = []\npe_start = 2048\npe_count = 100\n}}\n\
-             pv1 {{\nid = \"b\"\nstatus = [\"ALLOCATABLE\"]\npe_start = 2048\npe_count = 50\n}}\n}}\n\
+             vg1 {{\nid = \"{VG_ID}\"\nseqno = 7\nformat = \"lvm2\"\nstatus = [\"RESIZEABLE\", \"READ\", \"WRITE\"]\nflags = []\n\
+             extent_size = 8192\nmax_lv = 0\nmax_pv = 0\n{vg_extra}\n\
+             physical_volumes {{\npv0 {{\nid = \"{PV0_ID}\"\ndevice = \"/dev/sda\"\nstatus = [\"ALLOCATABLE\"]\nflags = []\npe_start = 2048\npe_count = 100\n}}\n\
+             pv1 {{\nid = \"{PV1_ID}\"\nstatus = [\"ALLOCATABLE\"]\npe_start = 2048\npe_count = 50\n}}\n}}\n\
              logical_volumes {{\n{lvs}\n}}\n}}\n"
         )
     }
@@ -889,9 +891,21 @@ mod tests {
             start += count;
         }
         format!(
-            "{name} {{\nid = \"i\"\nstatus = [{status}]\nflags = []\n{extra}\nsegment_count = {}\n{body}}}\n",
+            "{name} {{\nid = \"{}\"\nstatus = [{status}]\nflags = []\n{extra}\nsegment_count = {}\n{body}}}\n",
+            test_id(name),
             segments.len()
         )
+    }
+
+    /// Ids in LVM's format for the test VG and its PVs.
+    const VG_ID: &str = "Dn5752-20yZ-We0l-NjhF-l0W7-Q2N0-IPxAnF";
+    const PV0_ID: &str = "pv0000-0000-0000-0000-0000-0000-000000";
+    const PV1_ID: &str = "pv1111-1111-1111-1111-1111-1111-111111";
+
+    /// A distinct id in LVM's format for each LV name (its letters and digits, padded).
+    fn test_id(name: &str) -> String {
+        let letters: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+        format!("{letters:0<32}")
     }
 
     const V: &str = "\"READ\", \"WRITE\", \"VISIBLE\"";
@@ -932,9 +946,12 @@ mod tests {
         assert_eq!(created(""), None);
         assert_eq!(created("creation_time = 0\ncreation_host = \"h\""), None);
         // A negative one is what LVM repairs when it reads it: left to LVM.
-        for extra in ["creation_time = -5", "creation_time = \"yesterday\""] {
-            let what = unsupported("", &with(extra));
-            assert!(what.starts_with("lv \"a\": creation_time "), "{what}");
+        let what = unsupported("", &with("creation_time = -5\ncreation_host = \"h\""));
+        assert_eq!(what, "lv \"a\": creation_time -5");
+        // Not an integer, or without its host: LVM refuses it (`_read_lv`).
+        for extra in ["creation_time = \"yesterday\"", "creation_time = 5"] {
+            let message = malformed("", &with(extra));
+            assert!(message.starts_with("lv \"a\": creation_time "), "{message}");
         }
     }
 
@@ -1167,7 +1184,7 @@ mod tests {
         );
         assert_eq!(
             malformed("", &one(&linear("pv1", -1))),
-            "lv \"a\" segment1: stripe outside the extents of \"pv1\""
+            "lv \"a\" segment1: stripes offset -1 out of range"
         );
         assert_eq!(
             malformed("", &one(&linear("pv9", 0))),
@@ -1182,7 +1199,7 @@ mod tests {
         );
         assert_eq!(
             malformed("", &one("type = \"striped\"\nstripe_count = 9223372036854775807\nstripes = [\"pv0\", 0]")),
-            "lv \"a\" segment1: 2 stripes entries for stripe_count 9223372036854775807 and extent_count 4"
+            "lv \"a\" segment1: stripe_count 9223372036854775807 is outside LVM's 32-bit range"
         );
         assert_eq!(
             malformed(
@@ -1205,7 +1222,10 @@ mod tests {
         );
         let gap = lv_text("a", V, "", &[(1, &linear("pv0", 0))])
             .replace("segment_count = 1", "segment_count = 2");
-        assert_eq!(malformed("", &gap), "lv \"a\": missing segment2");
+        assert_eq!(
+            malformed("", &gap),
+            "lv \"a\": segment_count 2, 1 segment sections"
+        );
         let shifted = lv_text("a", V, "", &[(1, &linear("pv0", 0))])
             .replace("start_extent = 0", "start_extent = 3");
         assert_eq!(
@@ -1223,7 +1243,7 @@ mod tests {
         let negative = vg_text("", "").replace("pe_count = 50", "pe_count = -50");
         assert!(matches!(
             from_tree(&text::parse(&negative).unwrap()),
-            Err(VgError::Malformed { message, .. }) if message == "pv \"pv1\": pe_count is negative"
+            Err(VgError::Malformed { message, .. }) if message == "pv \"pv1\": pe_count -50 is outside LVM's 32-bit range"
         ));
         for tree in ["", "a = 1", "v { }\nw { }"] {
             assert!(matches!(
