@@ -173,8 +173,9 @@ fn real_vg(quick: bool, vg_name: &str) {
     });
     let source = MetadataSource::new(exec);
     runtime.block_on(async {
-        source.collect(&names).await.expect("the first collection");
-        let method = source.methods();
+        let first = source.collect_with_methods(&names).await;
+        first.report.expect("the first collection");
+        let method = first.methods;
         assert!(
             method.iter().all(|m| m.method == "metadata"),
             "the bench VG is not read from its metadata: {method:?}"
