@@ -12,6 +12,8 @@ use std::time::Duration;
 use common::{lvm_available, remove_loop_vg, run, Exporter, LoopVg};
 use nova_lvm_exporter::collect::{CollectorSettings, SnapshotCollector};
 use nova_lvm_exporter::lvm::exec::{IoMode, LvmCommand};
+use nova_lvm_exporter::lvm::metadata::crc::{calc_crc, INITIAL_CRC};
+use nova_lvm_exporter::lvm::metadata::device::read_pv;
 use nova_lvm_exporter::lvm::metadata::source::{read_vg, MetadataSource, VgCache};
 use nova_lvm_exporter::lvm::report::PvRow;
 use nova_lvm_exporter::lvm::{RawMethod, RawSource};
@@ -753,4 +755,283 @@ fn the_pvs_are_found_by_their_labels_where_lvm_cannot_run() {
         comparable(&render(&rt.block_on(exec.collect())))
     );
     assert_ne!(comparable(&render(&grown)), expected, "the VG grew");
+}
+
+/// The device of `vg`'s only (or first) PV, as `pvs` names it.
+fn pv_of(vg: &str) -> String {
+    run(
+        "pvs",
+        &[
+            "--noheadings",
+            "-o",
+            "pv_name",
+            "-S",
+            &format!("vg_name={vg}"),
+        ],
+    )
+    .lines()
+    .next()
+    .unwrap_or_default()
+    .trim()
+    .to_string()
+}
+
+/// The row LVM's PV list gives for `device` of `vg`.
+fn row_of(vg: &str, device: &str) -> PvRow {
+    PvRow {
+        vg: vg.to_string(),
+        device: device.to_string(),
+        uuid: run("pvs", &["--noheadings", "-o", "pv_uuid", device])
+            .trim()
+            .replace('-', ""),
+    }
+}
+
+/// The committed metadata text of the first metadata area of `device` (a PV or a PV image).
+fn committed_text(device: &Path) -> String {
+    let read = read_pv(device).expect("a PV");
+    read.contents.mdas[0]
+        .result
+        .as_ref()
+        .expect("a readable text")
+        .text
+        .clone()
+}
+
+/// Writes `text` as the committed metadata text of the first metadata area of `device`, where
+/// the current one starts, and seals the text's and the header's checksums as LVM does;
+/// `edit_header` may change the header sector before it is sealed.
+fn write_committed_text(device: &Path, text: &str, edit_header: impl Fn(&mut [u8])) {
+    use std::os::unix::fs::FileExt;
+    let area = read_pv(device).expect("a PV").contents.label.metadata_areas[0];
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .unwrap();
+    let mut header = vec![0u8; 512];
+    file.read_exact_at(&mut header, area.offset).unwrap();
+    let text_offset = u64::from_le_bytes(header[40..48].try_into().unwrap());
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.push(0);
+    file.write_all_at(&bytes, area.offset + text_offset).unwrap();
+    header[48..56].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    header[56..60].copy_from_slice(&calc_crc(INITIAL_CRC, &bytes).to_le_bytes());
+    edit_header(&mut header);
+    let sealed = calc_crc(INITIAL_CRC, &header[4..]);
+    header[..4].copy_from_slice(&sealed.to_le_bytes());
+    file.write_all_at(&header, area.offset).unwrap();
+    file.sync_all().unwrap();
+}
+
+/// `edited` with four bytes of a comment (after the `# ` of `creation_host`) chosen so that
+/// its LVM checksum (with the terminating NUL) is `original`'s: other bytes under the same CRC,
+/// as a forger would write them. Comments are ignored by LVM and the reader alike.
+fn same_crc(original: &str, edited: &str) -> String {
+    let crc = |bytes: &[u8]| {
+        let mut with_nul = bytes.to_vec();
+        with_nul.push(0);
+        calc_crc(INITIAL_CRC, &with_nul)
+    };
+    let target = crc(original.as_bytes());
+    let comment = edited.find("creation_host").unwrap()
+        + edited[edited.find("creation_host").unwrap()..]
+            .find("# ")
+            .expect("a comment after creation_host")
+        + 2;
+    // Each bit of the four bytes flips the CRC by a fixed vector, whatever the other bytes (the
+    // CRC is affine): solve once for the bits that flip each CRC bit (Gauss-Jordan over GF(2)).
+    let base = crc(edited.as_bytes());
+    let mut rows: Vec<(u32, u32)> = (0..32)
+        .map(|bit| {
+            let mut flipped = edited.as_bytes().to_vec();
+            flipped[comment + bit / 8] ^= 1 << (bit % 8);
+            (crc(&flipped) ^ base, 1u32 << bit)
+        })
+        .collect();
+    for pivot in 0..32 {
+        let at = (pivot..32)
+            .find(|&i| rows[i].0 & (1 << pivot) != 0)
+            .expect("32 bits in a row reach every CRC bit");
+        rows.swap(pivot, at);
+        for i in 0..32 {
+            if i != pivot && rows[i].0 & (1 << pivot) != 0 {
+                rows[i].0 ^= rows[pivot].0;
+                rows[i].1 ^= rows[pivot].1;
+            }
+        }
+    }
+    for attempt in 0..10_000u32 {
+        let mut bytes = edited.as_bytes().to_vec();
+        // Two more bytes vary between attempts until the four solved for are printable.
+        bytes[comment + 4] = b'a' + (attempt % 26) as u8;
+        bytes[comment + 5] = b'a' + (attempt / 26 % 26) as u8;
+        let want = crc(&bytes) ^ target;
+        let choice = rows
+            .iter()
+            .enumerate()
+            .filter(|(pivot, _)| want & (1 << pivot) != 0)
+            .fold(0u32, |choice, (_, row)| choice ^ row.1);
+        for bit in 0..32 {
+            if choice & (1 << bit) != 0 {
+                bytes[comment + bit / 8] ^= 1 << (bit % 8);
+            }
+        }
+        let printable = bytes[comment..comment + 4]
+            .iter()
+            .all(|b| (0x20..0x7f).contains(b));
+        if printable && crc(&bytes) == target {
+            return String::from_utf8(bytes).unwrap();
+        }
+    }
+    panic!("no printable comment gives the same CRC");
+}
+
+#[test]
+fn the_newest_copy_is_chosen_by_the_seqno_of_the_parsed_vg_section() {
+    if !lvm_available("the_newest_copy_is_chosen_by_the_seqno_of_the_parsed_vg_section") {
+        return;
+    }
+    let vg = LoopVg::new("mds-seqno", 2);
+    vg.create_lv("a", "100M");
+    let pv = pv_of(&vg.name);
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("stale.img");
+    run(
+        "dd",
+        &[
+            &format!("if={pv}"),
+            &format!("of={}", stale.display()),
+            "bs=1M",
+            "count=1",
+            "status=none",
+        ],
+    );
+    vg.create_lv("b", "100M");
+    // The stale copy gains a string holding a line that looks like a far higher seqno.
+    let old = committed_text(&stale);
+    write_committed_text(
+        &stale,
+        &format!("comment = \"x\nseqno = 99999\n\"\n{old}"),
+        |_| {},
+    );
+    let row = row_of(&vg.name, &pv);
+    let rows = [
+        PvRow {
+            device: stale.display().to_string(),
+            ..row.clone()
+        },
+        row.clone(),
+    ];
+    let read = read_vg(&vg.name, &rows, &VgCache::default()).expect("read");
+    let names: Vec<&str> = read.metadata.lvs.iter().map(|lv| lv.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "the copy with the higher real seqno wins");
+
+    // A key that merely starts with "seqno" is another key, for LVM and the reader.
+    let text = committed_text(Path::new(&pv));
+    let id_line = text.find("\nseqno = ").expect("the VG's seqno line");
+    let with_key = format!("{}\nseqnox = 1{}", &text[..id_line], &text[id_line..]);
+    write_committed_text(Path::new(&pv), &with_key, |_| {});
+    run("vgs", &[&vg.name]);
+    let read = read_vg(&vg.name, &[row], &VgCache::default()).expect("a key seqnox is no seqno");
+    assert_eq!(read.metadata.lvs.len(), 2);
+}
+
+#[test]
+fn a_cached_parse_is_reused_only_for_the_same_bytes() {
+    if !lvm_available("a_cached_parse_is_reused_only_for_the_same_bytes") {
+        return;
+    }
+    let vg = LoopVg::new("mds-cache", 2);
+    vg.create_lv("a", "100M");
+    let pv = pv_of(&vg.name);
+    let rows = [row_of(&vg.name, &pv)];
+    let first = read_vg(&vg.name, &rows, &VgCache::default()).expect("read");
+    assert_eq!(first.metadata.lvs[0].size_bytes, 100 << 20);
+
+    // Other bytes under the same offset, size and CRC: the LV is 26 extents now.
+    let text = committed_text(Path::new(&pv));
+    assert_eq!(text.matches("extent_count = 25").count(), 1, "{text}");
+    let forged = same_crc(&text, &text.replace("extent_count = 25", "extent_count = 26"));
+    assert_ne!(forged, text);
+    write_committed_text(Path::new(&pv), &forged, |_| {});
+    let lvm_size = run(
+        "lvs",
+        &["--noheadings", "--units", "b", "--nosuffix", "-o", "lv_size", &format!("{}/a", vg.name)],
+    );
+    assert_eq!(lvm_size.trim(), (104u64 << 20).to_string());
+    let again = read_vg(&vg.name, &rows, &first.cache).expect("read again");
+    assert!(again.parsed, "other bytes are parsed again");
+    assert_eq!(again.metadata.lvs[0].size_bytes, 104 << 20);
+
+    // The header's area shrinks below the text: refused on the next read, cache or not.
+    let same = read_vg(&vg.name, &rows, &again.cache).expect("unchanged");
+    assert!(!same.parsed, "the same bytes are reused");
+    let text = committed_text(Path::new(&pv));
+    let area_size = read_pv(Path::new(&pv)).unwrap().contents.mdas[0]
+        .result
+        .as_ref()
+        .unwrap()
+        .header
+        .size;
+    let set_area_size = |size: u64| {
+        move |header: &mut [u8]| header[32..40].copy_from_slice(&size.to_le_bytes())
+    };
+    write_committed_text(Path::new(&pv), &text, set_area_size(1024));
+    let refused = read_vg(&vg.name, &rows, &same.cache).unwrap_err();
+    // Put back for LVM to remove the VG.
+    write_committed_text(Path::new(&pv), &text, set_area_size(area_size));
+    assert_eq!(refused.reason.token(), "malformed", "{}", refused.message);
+}
+
+#[test]
+fn a_missing_pv_is_never_opened_by_a_name_from_lvm_or_the_metadata() {
+    if !lvm_available("a_missing_pv_is_never_opened_by_a_name_from_lvm_or_the_metadata") {
+        return;
+    }
+    let vg = TwoPvVg::new("mds-missing");
+    let image = vg._dir.path().join("pv1.img");
+    // The working directory holds a file called `[unknown]`: the missing PV's own label.
+    let cwd = tempfile::tempdir().unwrap();
+    run(
+        "dd",
+        &[
+            &format!("if={}", image.display()),
+            &format!("of={}", cwd.path().join("[unknown]").display()),
+            "bs=1M",
+            "count=1",
+            "status=none",
+        ],
+    );
+    run("losetup", &["-d", &vg.pvs[1]]);
+    let nova_conf = cwd.path().join("nova.conf");
+    std::fs::write(
+        &nova_conf,
+        format!(
+            "[DEFAULT]\nhost = compute-test\n[libvirt]\nimages_type = lvm\nimages_volume_group = {}\n",
+            vg.name
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .current_dir(cwd.path())
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .args([
+            "report",
+            "--format",
+            "json",
+            "--no-collector.libvirt",
+            &format!("--nova.config-file={}", nova_conf.display()),
+        ])
+        .output()
+        .unwrap();
+    // Attached again for the clean-up.
+    run("losetup", &[&vg.pvs[1], image.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(
+        json["raw_methods"][0],
+        serde_json::json!({"vg": vg.name, "method": "exec", "reason": "missing_pv"}),
+        "{json}"
+    );
 }
