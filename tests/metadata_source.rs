@@ -757,23 +757,33 @@ fn the_pvs_are_found_by_their_labels_where_lvm_cannot_run() {
     assert_ne!(comparable(&render(&grown)), expected, "the VG grew");
 }
 
-/// The device of `vg`'s only (or first) PV, as `pvs` names it.
+/// The device of `vg`'s only (or first) PV, as `pvs` names it (asked again for a few seconds
+/// while `pvs` does not list it yet).
 fn pv_of(vg: &str) -> String {
-    run(
-        "pvs",
-        &[
-            "--noheadings",
-            "-o",
-            "pv_name",
-            "-S",
-            &format!("vg_name={vg}"),
-        ],
-    )
-    .lines()
-    .next()
-    .unwrap_or_default()
-    .trim()
-    .to_string()
+    for _ in 0..50 {
+        let listed = run(
+            "pvs",
+            &[
+                "--noheadings",
+                "-o",
+                "pv_name",
+                "-S",
+                &format!("vg_name={vg}"),
+            ],
+        );
+        // LVM prints "Retrying metadata scan." among the rows while another test's VG is corrupt.
+        let device = listed
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with('/'))
+            .unwrap_or_default()
+            .to_string();
+        if !device.is_empty() {
+            return device;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("pvs lists no PV of {vg}");
 }
 
 /// The row LVM's PV list gives for `device` of `vg`.
@@ -782,7 +792,10 @@ fn row_of(vg: &str, device: &str) -> PvRow {
         vg: vg.to_string(),
         device: device.to_string(),
         uuid: run("pvs", &["--noheadings", "-o", "pv_uuid", device])
-            .trim()
+            .lines()
+            .map(str::trim)
+            .rfind(|line| line.len() == 38)
+            .unwrap_or_default()
             .replace('-', ""),
     }
 }
@@ -964,24 +977,37 @@ fn a_cached_parse_is_reused_only_for_the_same_bytes() {
     assert!(again.parsed, "other bytes are parsed again");
     assert_eq!(again.metadata.lvs[0].size_bytes, 104 << 20);
 
-    // The header's area shrinks below the text: refused on the next read, cache or not.
-    let same = read_vg(&vg.name, &rows, &again.cache).expect("unchanged");
+    // The header's area shrinks below the text (in a copy of the PV: LVM scanning a broken
+    // header would disturb the other tests): refused on the next read, cache or not.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = copy_of_pv(&pv, dir.path());
+    let copied = [PvRow {
+        device: copy.display().to_string(),
+        ..rows[0].clone()
+    }];
+    let same = read_vg(&vg.name, &copied, &again.cache).expect("unchanged");
     assert!(!same.parsed, "the same bytes are reused");
-    let text = committed_text(Path::new(&pv));
-    let area_size = read_pv(Path::new(&pv)).unwrap().contents.mdas[0]
-        .result
-        .as_ref()
-        .unwrap()
-        .header
-        .size;
-    let set_area_size = |size: u64| {
-        move |header: &mut [u8]| header[32..40].copy_from_slice(&size.to_le_bytes())
-    };
-    write_committed_text(Path::new(&pv), &text, set_area_size(1024));
-    let refused = read_vg(&vg.name, &rows, &same.cache).unwrap_err();
-    // Put back for LVM to remove the VG.
-    write_committed_text(Path::new(&pv), &text, set_area_size(area_size));
+    write_committed_text(&copy, &committed_text(&copy), |header| {
+        header[32..40].copy_from_slice(&1024u64.to_le_bytes())
+    });
+    let refused = read_vg(&vg.name, &copied, &same.cache).unwrap_err();
     assert_eq!(refused.reason.token(), "malformed", "{}", refused.message);
+}
+
+/// A copy of the first MiB of `pv` (its label and metadata area) in `dir`.
+fn copy_of_pv(pv: &str, dir: &Path) -> PathBuf {
+    let copy = dir.join("copy.img");
+    run(
+        "dd",
+        &[
+            &format!("if={pv}"),
+            &format!("of={}", copy.display()),
+            "bs=1M",
+            "count=1",
+            "status=none",
+        ],
+    );
+    copy
 }
 
 #[test]
@@ -1033,5 +1059,136 @@ fn a_missing_pv_is_never_opened_by_a_name_from_lvm_or_the_metadata() {
         json["raw_methods"][0],
         serde_json::json!({"vg": vg.name, "method": "exec", "reason": "missing_pv"}),
         "{json}"
+    );
+}
+
+/// Flips one byte of the newest metadata text on `device` (its checksum then fails), returning
+/// a closure that flips it back.
+fn flip_text_byte(device: &Path, vg: &str) -> impl Fn() {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .unwrap_or_else(|e| panic!("{device:?}: {e}"));
+    let mut head = vec![0u8; 1 << 20];
+    file.read_exact_at(&mut head, 0).unwrap();
+    let at = last_occurrence(&head, vg.as_bytes()).expect("the VG name in the metadata text");
+    let flip = move || {
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at as u64).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x20], at as u64).unwrap();
+        file.sync_all().unwrap();
+    };
+    flip();
+    flip
+}
+
+#[test]
+fn when_the_fallback_fails_the_same_collection_says_so() {
+    if !lvm_available("when_the_fallback_fails_the_same_collection_says_so") {
+        return;
+    }
+    let vg = LoopVg::new("mds-execfail", 2);
+    vg.create_lv("a", "100M");
+    let rt = runtime();
+    // An lvm that names a copy of the PV (corrupted below without disturbing LVM's own scans)
+    // and that prints no JSON while `broken` exists.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = copy_of_pv(&pv_of(&vg.name), dir.path());
+    let broken = dir.path().join("broken");
+    let script = dir.path().join("lvm");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -e {} ]; then echo garbage; exit 0; fi\n{LVM} \"$@\" | sed -e 's|\"pv_name\":\"[^\"]*\"|\"pv_name\":\"{}\"|g'\n",
+            broken.display(),
+            copy.display()
+        ),
+    )
+    .unwrap();
+    run("chmod", &["755", script.to_str().unwrap()]);
+    let collector = collector_of(
+        Box::new(MetadataSource::new(command(&script, &[]))),
+        &vg.name,
+    );
+    let first = rt.block_on(collector.collect());
+    assert_eq!(
+        method_of(&first.raw_methods, &vg.name),
+        ("metadata".into(), "ok".into()),
+        "{:?}",
+        first.collectors
+    );
+    // The text's checksum fails, the VG falls back, and the fallback fails too.
+    let flip_back = flip_text_byte(&copy, &vg.name);
+    std::fs::write(&broken, "").unwrap();
+    let failed = rt.block_on(collector.collect());
+    assert!(!failed.collectors[0].success, "{:?}", failed.collectors);
+    assert_eq!(
+        method_of(&failed.raw_methods, &vg.name),
+        ("none".into(), "exec_failed".into())
+    );
+    let text = render(&failed);
+    assert!(
+        text.contains(&format!(
+            "nova_lvm_raw_source_info{{method=\"none\",reason=\"exec_failed\",vg=\"{}\"}} 1",
+            vg.name
+        )) && !text.contains("method=\"metadata\""),
+        "{text}"
+    );
+    // Both healthy again: read from the metadata, said by the same collection.
+    flip_back();
+    std::fs::remove_file(&broken).unwrap();
+    let healthy = rt.block_on(collector.collect());
+    assert!(healthy.collectors[0].success, "{:?}", healthy.collectors);
+    assert_eq!(
+        method_of(&healthy.raw_methods, &vg.name),
+        ("metadata".into(), "ok".into())
+    );
+}
+
+#[test]
+fn label_scan_vgs_say_their_true_reason_on_every_collection() {
+    if !lvm_available("label_scan_vgs_say_their_true_reason_on_every_collection") {
+        return;
+    }
+    let vg = LoopVg::new("mds-scanwhy", 2);
+    vg.create_lv("a", "100M");
+    let pv = pv_of(&vg.name);
+    // Copies of the PV are corrupted (LVM's own scans of the loop devices stay undisturbed).
+    let dir = tempfile::tempdir().unwrap();
+    let copy = copy_of_pv(&pv, dir.path());
+    let rt = runtime();
+    let no_lvm = Path::new("/nonexistent/sbin/lvm");
+    let scanning = |devices: &[&Path]| {
+        let source = MetadataSource::new(command(no_lvm, &[]))
+            .with_devices(devices.iter().map(PathBuf::from).collect());
+        collector_of(Box::new(source), &vg.name)
+    };
+    let reasons = |collector: &SnapshotCollector| -> Vec<(String, String)> {
+        (0..2)
+            .map(|_| method_of(&rt.block_on(collector.collect()).raw_methods, &vg.name))
+            .collect()
+    };
+    let none = |reason: &str| vec![("none".to_string(), reason.to_string()); 2];
+
+    let flip_back = flip_text_byte(&copy, &vg.name);
+    assert_eq!(reasons(&scanning(&[&copy])), none("checksum"));
+    flip_back();
+    assert_eq!(
+        reasons(&scanning(&[&copy])),
+        vec![("metadata".to_string(), "ok".to_string()); 2]
+    );
+
+    // A text with a good checksum that does not parse.
+    let text = committed_text(&copy);
+    write_committed_text(&copy, &text.replacen(" {\n", " {{\n", 1), |_| {});
+    assert_eq!(reasons(&scanning(&[&copy])), none("malformed"));
+    write_committed_text(&copy, &text, |_| {});
+
+    // The PV twice: its device and a copy.
+    assert_eq!(
+        reasons(&scanning(&[Path::new(&pv), &copy])),
+        none("duplicate_pv")
     );
 }
