@@ -74,7 +74,7 @@ pub enum ScanError {
     },
     /// No readable metadata names the VG, and the metadata of some scanned PVs could not be
     /// read or parsed: the VG may be on them.
-    #[error("no scanned device holds readable LVM metadata of vg {vg:?}; the metadata of {} could not be read: {}", devices.len(), devices.iter().map(|(d, e)| format!("{}: {e}", d.display())).collect::<Vec<_>>().join("; "))]
+    #[error("no scanned device holds readable LVM metadata of vg {vg:?}; the metadata of {} device(s) could not be read: {}", devices.len(), devices.iter().map(|(d, e)| format!("{}: {e}", d.display())).collect::<Vec<_>>().join("; "))]
     UnreadableMetadata {
         /// The VG.
         vg: String,
