@@ -4,9 +4,9 @@
 //! loop-device VG it writes) on the VG's real PVs:
 //!
 //! - `steady_collect`: one collection of the metadata source (`MetadataSource::collect`) after
-//!   the first, with the metadata area header unchanged: what every scrape pays in the steady
-//!   state (label + header reads with `O_DIRECT` on each PV, the blocking-lane hop, the report
-//!   copied out);
+//!   the first, with the metadata unchanged: what every scrape pays in the steady state (label,
+//!   header and text reads with `O_DIRECT` on each PV, the text's checksum and SHA-256 compared
+//!   with the parsed one, the blocking-lane hop, the report copied out);
 //! - `steady_read`: the same reads without the async source around them (`read_vg` with the
 //!   cache warm);
 //! - `full_reparse`: `read_vg` with an empty cache: label, header, the text read and its

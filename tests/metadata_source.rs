@@ -835,7 +835,8 @@ fn write_committed_text(device: &Path, text: &str, edit_header: impl Fn(&mut [u8
     let text_offset = u64::from_le_bytes(header[40..48].try_into().unwrap());
     let mut bytes = text.as_bytes().to_vec();
     bytes.push(0);
-    file.write_all_at(&bytes, area.offset + text_offset).unwrap();
+    file.write_all_at(&bytes, area.offset + text_offset)
+        .unwrap();
     header[48..56].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
     header[56..60].copy_from_slice(&calc_crc(INITIAL_CRC, &bytes).to_le_bytes());
     edit_header(&mut header);
@@ -945,8 +946,17 @@ fn the_newest_copy_is_chosen_by_the_seqno_of_the_parsed_vg_section() {
         row.clone(),
     ];
     let read = read_vg(&vg.name, &rows, &VgCache::default()).expect("read");
-    let names: Vec<&str> = read.metadata.lvs.iter().map(|lv| lv.name.as_str()).collect();
-    assert_eq!(names, ["a", "b"], "the copy with the higher real seqno wins");
+    let names: Vec<&str> = read
+        .metadata
+        .lvs
+        .iter()
+        .map(|lv| lv.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["a", "b"],
+        "the copy with the higher real seqno wins"
+    );
 
     // A key that merely starts with "seqno" is another key, for LVM and the reader.
     let text = committed_text(Path::new(&pv));
@@ -973,12 +983,23 @@ fn a_cached_parse_is_reused_only_for_the_same_bytes() {
     // Other bytes under the same offset, size and CRC: the LV is 26 extents now.
     let text = committed_text(Path::new(&pv));
     assert_eq!(text.matches("extent_count = 25").count(), 1, "{text}");
-    let forged = same_crc(&text, &text.replace("extent_count = 25", "extent_count = 26"));
+    let forged = same_crc(
+        &text,
+        &text.replace("extent_count = 25", "extent_count = 26"),
+    );
     assert_ne!(forged, text);
     write_committed_text(Path::new(&pv), &forged, |_| {});
     let lvm_size = run(
         "lvs",
-        &["--noheadings", "--units", "b", "--nosuffix", "-o", "lv_size", &format!("{}/a", vg.name)],
+        &[
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            "lv_size",
+            &format!("{}/a", vg.name),
+        ],
     );
     assert_eq!(lvm_size.trim(), (104u64 << 20).to_string());
     let again = read_vg(&vg.name, &rows, &first.cache).expect("read again");

@@ -356,8 +356,7 @@ pub fn scan_device(path: &Path) -> Result<Option<ScannedPv>, DeviceError> {
             if identity.is_none() {
                 metadata_error = Some(MetadataError::Malformed {
                     what: "metadata text",
-                    detail: "it does not parse into a VG with a name, id, seqno and PV list"
-                        .into(),
+                    detail: "it does not parse into a VG with a name, id, seqno and PV list".into(),
                 });
             }
             identity

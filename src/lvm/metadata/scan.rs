@@ -336,7 +336,10 @@ mod tests {
                 devices: vec![("/dev/a".into(), checksum)]
             }
         );
-        assert!(error.to_string().contains("/dev/a: bad checksum"), "{error}");
+        assert!(
+            error.to_string().contains("/dev/a: bad checksum"),
+            "{error}"
+        );
         // A readable copy elsewhere decides: the unreadable PV is the read's business.
         let found = [
             scanned[0].clone(),

@@ -328,15 +328,12 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             ),
         ));
     }
-    let disagreement = copies
-        .iter()
-        .any(|(_, d)| *d != newest)
-        .then(|| {
-            copies
-                .iter()
-                .map(|(path, d)| (path.clone(), seqno_of(d)))
-                .collect()
-        });
+    let disagreement = copies.iter().any(|(_, d)| *d != newest).then(|| {
+        copies
+            .iter()
+            .map(|(path, d)| (path.clone(), seqno_of(d)))
+            .collect()
+    });
     let reused = cache
         .parsed
         .as_ref()
@@ -1442,7 +1439,8 @@ mod tests {
 
     #[test]
     fn a_copy_one_behind_once_is_a_commit_in_flight() {
-        let copies = |a: u64, b: u64| vec![(PathBuf::from("/dev/a"), a), (PathBuf::from("/dev/b"), b)];
+        let copies =
+            |a: u64, b: u64| vec![(PathBuf::from("/dev/a"), a), (PathBuf::from("/dev/b"), b)];
         // Seen once, one behind: a commit in flight.
         assert!(lagging_copies(None, &copies(8, 7)).is_empty());
         assert!(lagging_copies(Some(&copies(7, 6)), &copies(8, 7)).is_empty());
@@ -1483,7 +1481,11 @@ mod tests {
         };
         let refused = read_vg("vg", &[unknown], &cache).unwrap_err();
         assert_eq!(refused.reason, Reason::MissingPv);
-        assert!(refused.message.contains("\"[unknown]\""), "{}", refused.message);
+        assert!(
+            refused.message.contains("\"[unknown]\""),
+            "{}",
+            refused.message
+        );
         let gone = PvRow {
             vg: "vg".into(),
             device: "/nonexistent/pv".into(),
