@@ -5,7 +5,7 @@
 //!
 //! - `steady_collect`: one collection of the metadata source (`MetadataSource::collect`) after
 //!   the first, with the metadata unchanged: what every scrape pays in the steady state (label,
-//!   header and text reads with `O_DIRECT` on each PV, the text's checksum and SHA-256 compared
+//!   header and text reads with `O_DIRECT` on each PV, the text's checksum verified and its bytes compared
 //!   with the parsed one, the blocking-lane hop, the report copied out);
 //! - `steady_read`: the same reads without the async source around them (`read_vg` with the
 //!   cache warm);

@@ -819,9 +819,10 @@ fn committed_text(device: &Path) -> String {
         .clone()
 }
 
-/// Writes `text` as the committed metadata text of the first metadata area of `device`, where
-/// the current one starts, and seals the text's and the header's checksums as LVM does;
-/// `edit_header` may change the header sector before it is sealed.
+/// Writes `text` as the committed metadata text of the first metadata area of `device` as LVM
+/// commits: the text first, after the current one in the area, then the header sector pointing
+/// at it, both checksums sealed (an LVM scanning meanwhile sees the old text or the new one,
+/// whole); `edit_header` may change the header sector before it is sealed.
 fn write_committed_text(device: &Path, text: &str, edit_header: impl Fn(&mut [u8])) {
     use std::os::unix::fs::FileExt;
     let area = read_pv(device).expect("a PV").contents.label.metadata_areas[0];
@@ -832,17 +833,41 @@ fn write_committed_text(device: &Path, text: &str, edit_header: impl Fn(&mut [u8
         .unwrap();
     let mut header = vec![0u8; 512];
     file.read_exact_at(&mut header, area.offset).unwrap();
-    let text_offset = u64::from_le_bytes(header[40..48].try_into().unwrap());
+    let field = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap());
+    let (old_offset, old_size) = (field(40), field(48));
+    let offset = (old_offset + old_size).next_multiple_of(512);
     let mut bytes = text.as_bytes().to_vec();
     bytes.push(0);
-    file.write_all_at(&bytes, area.offset + text_offset)
-        .unwrap();
+    assert!(
+        offset + bytes.len() as u64 <= area.size,
+        "the test's texts fit in the area without wrapping"
+    );
+    file.write_all_at(&bytes, area.offset + offset).unwrap();
+    file.sync_all().unwrap();
+    header[40..48].copy_from_slice(&offset.to_le_bytes());
     header[48..56].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
     header[56..60].copy_from_slice(&calc_crc(INITIAL_CRC, &bytes).to_le_bytes());
     edit_header(&mut header);
     let sealed = calc_crc(INITIAL_CRC, &header[4..]);
     header[..4].copy_from_slice(&sealed.to_le_bytes());
     file.write_all_at(&header, area.offset).unwrap();
+    file.sync_all().unwrap();
+}
+
+/// Writes `text` over the committed metadata text of `device`'s first metadata area, in place,
+/// the header untouched (a text of the same size and CRC, as [`same_crc`] makes).
+fn overwrite_text_in_place(device: &Path, text: &str) {
+    use std::os::unix::fs::FileExt;
+    let area = read_pv(device).expect("a PV").contents.label.metadata_areas[0];
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .unwrap();
+    let mut offset = [0u8; 8];
+    file.read_exact_at(&mut offset, area.offset + 40).unwrap();
+    file.write_all_at(text.as_bytes(), area.offset + u64::from_le_bytes(offset))
+        .unwrap();
     file.sync_all().unwrap();
 }
 
@@ -988,7 +1013,7 @@ fn a_cached_parse_is_reused_only_for_the_same_bytes() {
         &text.replace("extent_count = 25", "extent_count = 26"),
     );
     assert_ne!(forged, text);
-    write_committed_text(Path::new(&pv), &forged, |_| {});
+    overwrite_text_in_place(Path::new(&pv), &forged);
     let lvm_size = run(
         "lvs",
         &[

@@ -8,7 +8,7 @@
 //! - **Steady state.** Each later collection checks every PV's label (the UUID must still match),
 //!   the header of each of its metadata areas and the text it locates (inside the area, checksum
 //!   verified), and no LVM process runs. When the newest text's bytes are the ones already parsed
-//!   (same SHA-256), the parsed VG is reused; otherwise the text is parsed. Of several copies (PVs,
+//!   (compared in full), the parsed VG is reused; otherwise the text is parsed. Of several copies (PVs,
 //!   two areas per PV) the highest `seqno` of the parsed VG section wins. Copies that disagree
 //!   are logged once per change of which copies lag, and only when that is not a commit in
 //!   flight (one copy one `seqno` behind, once).
@@ -187,23 +187,14 @@ pub fn fallback_for_vg(error: &VgError) -> Fallback {
     }
 }
 
-/// The SHA-256 of a metadata text: two texts with the same digest are the same bytes.
-type TextDigest = [u8; 32];
-
-fn digest_of(text: &str) -> TextDigest {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    let mut out = [0; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
-/// What one VG's reads left for the next collection: the `seqno` of each metadata text seen
-/// and the VG parsed from the newest, each keyed by the SHA-256 of the text's bytes (never by
-/// where the text is or its CRC: other bytes under the same location and CRC are parsed again).
+/// What one VG's reads left for the next collection: each metadata text the last read saw with
+/// its `seqno`, and the VG parsed from the newest with that text. A text is recognised by its
+/// bytes, compared in full (never by where it is or its CRC: other bytes under the same
+/// location and CRC are parsed again).
 #[derive(Debug, Clone, Default)]
 pub struct VgCache {
-    seqnos: HashMap<TextDigest, u64>,
-    parsed: Option<(TextDigest, Arc<VgMetadata>)>,
+    seqnos: Vec<(Arc<str>, u64)>,
+    parsed: Option<(Arc<str>, Arc<VgMetadata>)>,
 }
 
 /// One collection's read of one VG.
@@ -244,8 +235,9 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
     if pvs.is_empty() {
         return Err(Fallback::new(Reason::NotFound, "LVM named no PV"));
     }
-    let mut texts: HashMap<TextDigest, String> = HashMap::new();
-    let mut copies: Vec<(PathBuf, TextDigest)> = Vec::new();
+    // The distinct texts read, each kept once (the cache's own copy when the bytes are equal).
+    let mut texts: Vec<Arc<str>> = Vec::new();
+    let mut copies: Vec<(PathBuf, usize)> = Vec::new();
     for pv in pvs {
         let path = pv_device(pv)?;
         let mut device = PvDevice::open(path).map_err(|e| {
@@ -270,30 +262,46 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
                 Err(MetadataError::Ignored) => continue,
                 Err(e) => return Err(fallback_for(path, "metadata area", &e)),
             };
-            let digest = digest_of(&read.text);
-            texts.entry(digest).or_insert(read.text);
-            copies.push((path.to_path_buf(), digest));
+            let index = match texts.iter().position(|text| **text == *read.text) {
+                Some(index) => index,
+                None => {
+                    let known = cache
+                        .seqnos
+                        .iter()
+                        .find(|(text, _)| **text == *read.text)
+                        .map(|(text, _)| Arc::clone(text));
+                    texts.push(known.unwrap_or_else(|| Arc::from(read.text)));
+                    texts.len() - 1
+                }
+            };
+            copies.push((path.to_path_buf(), index));
         }
     }
-    let device_of = |digest: &TextDigest| {
+    let device_of = |index: usize| {
         copies
             .iter()
-            .find(|(_, d)| d == digest)
+            .find(|(_, i)| *i == index)
             .map(|(path, _)| path.display().to_string())
             .unwrap_or_default()
     };
     // Each distinct text parsed once, unless its seqno is known from the same bytes before.
-    let mut seqnos: HashMap<TextDigest, u64> = HashMap::new();
-    let mut trees: HashMap<TextDigest, text::ConfigTree<'_>> = HashMap::new();
-    for (digest, text) in &texts {
-        if let Some(&seqno) = cache.seqnos.get(digest) {
-            seqnos.insert(*digest, seqno);
+    let mut seqnos: Vec<u64> = Vec::with_capacity(texts.len());
+    let mut trees: Vec<Option<text::ConfigTree<'_>>> = Vec::with_capacity(texts.len());
+    for (index, text) in texts.iter().enumerate() {
+        let known = cache
+            .seqnos
+            .iter()
+            .find(|(seen, _)| Arc::ptr_eq(seen, text))
+            .map(|(_, seqno)| *seqno);
+        if let Some(seqno) = known {
+            seqnos.push(seqno);
+            trees.push(None);
             continue;
         }
         let tree = text::parse(text).map_err(|e| {
             Fallback::new(
                 Reason::Malformed,
-                format!("{}: metadata text of vg {vg:?}: {e}", device_of(digest)),
+                format!("{}: metadata text of vg {vg:?}: {e}", device_of(index)),
             )
         })?;
         let seqno = vg_seqno(&tree).ok_or_else(|| {
@@ -301,24 +309,27 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
                 Reason::Malformed,
                 format!(
                     "{}: the metadata text's VG section has no seqno",
-                    device_of(digest)
+                    device_of(index)
                 ),
             )
         })?;
-        seqnos.insert(*digest, seqno);
-        trees.insert(*digest, tree);
+        seqnos.push(seqno);
+        trees.push(Some(tree));
     }
-    let seqno_of = |digest: &TextDigest| seqnos.get(digest).copied().unwrap_or_default();
-    let Some(newest) = copies.iter().map(|(_, d)| *d).max_by_key(seqno_of) else {
+    let Some(newest) = copies
+        .iter()
+        .map(|(_, index)| *index)
+        .max_by_key(|index| seqnos[*index])
+    else {
         return Err(Fallback::new(
             Reason::Malformed,
             "no PV of the VG has a metadata area in use",
         ));
     };
-    let newest_seqno = seqno_of(&newest);
+    let newest_seqno = seqnos[newest];
     if let Some((path, _)) = copies
         .iter()
-        .find(|(_, d)| *d != newest && seqno_of(d) == newest_seqno)
+        .find(|(_, index)| *index != newest && seqnos[*index] == newest_seqno)
     {
         return Err(Fallback::new(
             Reason::Malformed,
@@ -328,25 +339,25 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             ),
         ));
     }
-    let disagreement = copies.iter().any(|(_, d)| *d != newest).then(|| {
+    let disagreement = copies.iter().any(|(_, index)| *index != newest).then(|| {
         copies
             .iter()
-            .map(|(path, d)| (path.clone(), seqno_of(d)))
+            .map(|(path, index)| (path.clone(), seqnos[*index]))
             .collect()
     });
     let reused = cache
         .parsed
         .as_ref()
-        .filter(|(digest, _)| *digest == newest)
+        .filter(|(text, _)| Arc::ptr_eq(text, &texts[newest]))
         .map(|(_, metadata)| Arc::clone(metadata));
     let (metadata, parsed) = match reused {
         Some(metadata) => (metadata, false),
         None => {
             let reparsed;
-            let tree = match trees.get(&newest) {
+            let tree = match &trees[newest] {
                 Some(tree) => tree,
                 None => {
-                    reparsed = text::parse(&texts[&newest]).map_err(|e| {
+                    reparsed = text::parse(&texts[newest]).map_err(|e| {
                         Fallback::new(
                             Reason::Malformed,
                             format!("metadata text of vg {vg:?}: {e}"),
@@ -369,10 +380,12 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             ),
         ));
     }
+    drop(trees);
+    let parsed_text = Arc::clone(&texts[newest]);
     Ok(VgRead {
         cache: VgCache {
-            seqnos,
-            parsed: Some((newest, Arc::clone(&metadata))),
+            seqnos: texts.into_iter().zip(seqnos).collect(),
+            parsed: Some((parsed_text, Arc::clone(&metadata))),
         },
         metadata,
         disagreement,
