@@ -4,9 +4,9 @@
 //! loop-device VG it writes) on the VG's real PVs:
 //!
 //! - `steady_collect`: one collection of the metadata source (`MetadataSource::collect`) after
-//!   the first, with the metadata area header unchanged: what every scrape pays in the steady
-//!   state (label + header reads with `O_DIRECT` on each PV, the blocking-lane hop, the report
-//!   copied out);
+//!   the first, with the metadata unchanged: what every scrape pays in the steady state (label,
+//!   header and text reads with `O_DIRECT` on each PV, the text's checksum verified and its bytes compared
+//!   with the parsed one, the blocking-lane hop, the report copied out);
 //! - `steady_read`: the same reads without the async source around them (`read_vg` with the
 //!   cache warm);
 //! - `full_reparse`: `read_vg` with an empty cache: label, header, the text read and its
@@ -173,8 +173,9 @@ fn real_vg(quick: bool, vg_name: &str) {
     });
     let source = MetadataSource::new(exec);
     runtime.block_on(async {
-        source.collect(&names).await.expect("the first collection");
-        let method = source.methods();
+        let first = source.collect_with_methods(&names).await;
+        first.report.expect("the first collection");
+        let method = first.methods;
         assert!(
             method.iter().all(|m| m.method == "metadata"),
             "the bench VG is not read from its metadata: {method:?}"

@@ -64,7 +64,8 @@ pub struct Snapshot {
     pub audit: Option<Audit>,
     /// Unix time the collection finished.
     pub finished_unix: f64,
-    /// How the raw source read each VG (empty unless it is the metadata reader).
+    /// How this collection's raw source read each VG (empty unless it is the metadata reader,
+    /// and when the raw collection timed out).
     pub raw_methods: Vec<crate::lvm::RawMethod>,
     /// How many more instances of each flavor fit, when flavors are known and nova's VG was
     /// accounted with a tracked source.
@@ -228,9 +229,13 @@ impl SnapshotCollector {
 
     /// Runs one collection. Never fails: failures are in the collector statuses.
     pub async fn collect(&self) -> Snapshot {
+        // The figures and how each VG was read come back together, from this one collection.
         let raw = timed(
             self.raw_timeout,
-            caught(self.raw.collect(&self.watched_vgs)),
+            caught(async {
+                let collection = self.raw.collect_with_methods(&self.watched_vgs).await;
+                Ok::<_, std::convert::Infallible>(collection)
+            }),
         );
         let tracked = futures::future::join_all(
             self.tracked
@@ -246,6 +251,15 @@ impl SnapshotCollector {
         let ((raw_result, raw_duration), tracked_results, listed) =
             tokio::join!(raw, tracked, listed);
 
+        // A collection that timed out or panicked has no provenance: none is shown rather than
+        // an earlier collection's.
+        let (raw_result, raw_methods) = match raw_result {
+            Ok(collection) => (
+                collection.report.map_err(|e| e.to_string()),
+                collection.methods,
+            ),
+            Err(error) => (Err(error), Vec::new()),
+        };
         let mut statuses = Vec::with_capacity(1 + self.tracked.len());
         let report: Option<VgReport> = match raw_result {
             Ok(report) => {
@@ -387,7 +401,7 @@ impl SnapshotCollector {
             primary: self.primary,
             audit,
             finished_unix: unix_now(),
-            raw_methods: self.raw.methods(),
+            raw_methods,
             flavor_fit,
             orphans,
             local_source_doubts,

@@ -101,10 +101,26 @@ pub trait RawSource: Send + Sync {
     /// of the report rather than failing the whole call; the caller decides what a missing VG means.
     async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError>;
 
-    /// How the last collection read each VG (the metadata reader; empty for the others).
-    fn methods(&self) -> Vec<RawMethod> {
-        Vec::new()
+    /// Like [`RawSource::collect`], with how this very collection read each VG: the figures (or
+    /// the error) and their provenance come back in one value, so they can never describe two
+    /// different collections. Sources without per-VG methods (exec alone, a saved report) give
+    /// none.
+    async fn collect_with_methods(&self, vg_names: &[String]) -> RawCollection {
+        RawCollection {
+            report: self.collect(vg_names).await,
+            methods: Vec::new(),
+        }
     }
+}
+
+/// One collection of a raw source: its figures or why there are none, and how it read each VG.
+#[derive(Debug)]
+pub struct RawCollection {
+    /// The figures, or why the collection failed.
+    pub report: Result<VgReport, LvmError>,
+    /// How each watched VG was read by this collection (the metadata reader; empty for the
+    /// others).
+    pub methods: Vec<RawMethod>,
 }
 
 /// A shared source (the metadata reader is also held by its background verifier).
@@ -114,8 +130,8 @@ impl<T: RawSource + ?Sized> RawSource for std::sync::Arc<T> {
         (**self).collect(vg_names).await
     }
 
-    fn methods(&self) -> Vec<RawMethod> {
-        (**self).methods()
+    async fn collect_with_methods(&self, vg_names: &[String]) -> RawCollection {
+        (**self).collect_with_methods(vg_names).await
     }
 }
 
@@ -124,7 +140,7 @@ impl<T: RawSource + ?Sized> RawSource for std::sync::Arc<T> {
 pub struct RawMethod {
     /// The VG.
     pub vg: String,
-    /// `metadata` or `exec`.
+    /// `metadata`, `exec`, or `none` when this collection has no figures of the VG.
     pub method: &'static str,
     /// Why: `ok`, or the fallback's reason token ([`metadata::source::Reason`]).
     pub reason: &'static str,

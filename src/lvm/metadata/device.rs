@@ -244,6 +244,17 @@ pub fn read_mda_header(
 /// did not match its checksum and the header moved, starts over, at most [`READ_ATTEMPTS`]
 /// times ([`MetadataError::Moved`]).
 pub fn read_mda_text(device: &mut impl ReadAt, area: &DiskLocn) -> Result<MdaText, MetadataError> {
+    let mut text = read_mda_text_unparsed(device, area)?;
+    text.seqno = seqno(&text.text);
+    Ok(text)
+}
+
+/// Like [`read_mda_text`], without parsing the text: its `seqno` is left `None`, for a caller
+/// that parses the text itself (once per distinct text).
+pub fn read_mda_text_unparsed(
+    device: &mut impl ReadAt,
+    area: &DiskLocn,
+) -> Result<MdaText, MetadataError> {
     let mut header = read_mda_header(device, area)?;
     for attempt in 1..=READ_ATTEMPTS {
         let locn = header.current()?;
@@ -259,7 +270,7 @@ pub fn read_mda_text(device: &mut impl ReadAt, area: &DiskLocn) -> Result<MdaTex
         if again.raw_locns.first() == Some(&locn) {
             let text = text?;
             return Ok(MdaText {
-                seqno: seqno(&text),
+                seqno: None,
                 header: again,
                 locn,
                 text,
@@ -323,20 +334,40 @@ pub fn scan_device(path: &Path) -> Result<Option<ScannedPv>, DeviceError> {
         Err(error) => return Err(fail(error)),
     };
     // The newest text of the areas that read cleanly; a PV whose texts all fail is still
-    // found by its label (another PV's metadata may list it, and the read then says why).
-    let vg = label
-        .metadata_areas
-        .iter()
-        .filter_map(|area| read_mda_text(&mut device, area).ok())
-        .max_by_key(|text| text.seqno)
-        .and_then(|text| {
-            let tree = super::text::parse(&text.text).ok()?;
-            vg_identity(&tree)
-        });
+    // found by its label (another PV's metadata may list it, and the read then says why), and
+    // keeps why its metadata could not be read (the VG's reason when no other PV names it).
+    let mut texts = Vec::new();
+    let mut metadata_error = None;
+    for area in &label.metadata_areas {
+        match read_mda_text(&mut device, area) {
+            Ok(text) => texts.push(text),
+            // An ignored area, or a PV in no VG: nothing wrong.
+            Err(MetadataError::Ignored | MetadataError::NoText) => {}
+            Err(error) => {
+                metadata_error.get_or_insert(error);
+            }
+        }
+    }
+    let vg = match texts.into_iter().max_by_key(|text| text.seqno) {
+        Some(newest) => {
+            let identity = super::text::parse_metadata(&newest.text)
+                .ok()
+                .and_then(|tree| vg_identity(&tree));
+            if identity.is_none() {
+                metadata_error = Some(MetadataError::Malformed {
+                    what: "metadata text",
+                    detail: "it does not parse into a VG with a name, id, seqno and PV list".into(),
+                });
+            }
+            identity
+        }
+        None => None,
+    };
     Ok(Some(ScannedPv {
         device: path.to_path_buf(),
         pv_uuid: label.pv_uuid,
         vg,
+        metadata_error,
     }))
 }
 

@@ -16,6 +16,7 @@
 //! area's `size`, the rest continues right after the header sector.
 
 use super::crc::{calc_crc, INITIAL_CRC};
+use super::text::{ConfigTree, Value};
 use super::{le_u32, le_u64, MetadataError, MAX_TEXT_BYTES, SECTOR_SIZE};
 
 /// Bytes of the metadata area header (`MDA_HEADER_SIZE`); the text buffer follows it.
@@ -237,13 +238,21 @@ pub fn assemble_text(
     })
 }
 
-/// The VG's `seqno` from its metadata text: the first `seqno = N` line (it comes right after the
-/// VG's `id`, before any nested section). `None` when there is none.
+/// The VG's `seqno` from its metadata text, as LVM reads it: the text parsed, then the `seqno`
+/// value of the VG section (the first top-level section, as `import_vsn1.c` finds the VG).
+/// `None` when the text does not parse or its VG section has no integer `seqno`. A line that
+/// merely looks like `seqno = N` (inside a string, or a key `seqnox`) is not one.
 pub fn seqno(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|line| line.trim_start().strip_prefix("seqno"))
-        .and_then(|rest| rest.trim_start().strip_prefix('='))
-        .and_then(|value| value.trim().parse().ok())
+    vg_seqno(&super::text::parse_metadata(text).ok()?)
+}
+
+/// The `seqno` of the VG section of a parsed metadata text (see [`seqno`]).
+pub fn vg_seqno(tree: &ConfigTree<'_>) -> Option<u64> {
+    let (_, vg) = tree.root.sections().next()?;
+    match vg.value("seqno")? {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -443,12 +452,23 @@ mod tests {
     }
 
     #[test]
-    fn seqno_is_the_first_one() {
+    fn seqno_is_the_vg_sections_value() {
         assert_eq!(
             seqno("vg {\nid = \"x\"\n\tseqno = 42\nlv {\nseqno = 1\n}\n}"),
             Some(42)
         );
         assert_eq!(seqno("vg {\n}"), None);
         assert_eq!(seqno("seqno = lots"), None);
+        // A string holding a line that looks like a seqno is a string.
+        assert_eq!(
+            seqno("description = \"x\nseqno = 99999\n\"\nvg {\nseqno = 3\n}\n"),
+            Some(3)
+        );
+        // A key that starts with seqno is another key.
+        assert_eq!(seqno("vg {\nseqnox = 9\nseqno = 4\n}\n"), Some(4));
+        // Top-level values are not the VG's.
+        assert_eq!(seqno("seqno = 8\nvg {\nseqno = 5\n}\n"), Some(5));
+        assert_eq!(seqno("vg {\nseqno = \"5\"\n}\n"), None);
+        assert_eq!(seqno("vg {\nseqno = -1\n}\n"), None);
     }
 }

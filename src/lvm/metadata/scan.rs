@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::text::{ConfigTree, Value};
+use super::MetadataError;
 use crate::lvm::report::PvRow;
 
 /// What the metadata text on a PV says of its VG.
@@ -39,6 +40,8 @@ pub struct ScannedPv {
     /// metadata area (`--metadatacopies 0`), in no VG, or whose text could not be read: another
     /// PV's metadata may still list it.
     pub vg: Option<VgIdentity>,
+    /// Why a metadata text on the device could not be read or parsed, when one could not.
+    pub metadata_error: Option<MetadataError>,
 }
 
 /// Why the PVs of a VG could not be assembled from a scan. Messages hold names, UUIDs and
@@ -68,6 +71,15 @@ pub enum ScanError {
         uuid: String,
         /// The devices that carry it.
         devices: Vec<PathBuf>,
+    },
+    /// No readable metadata names the VG, and the metadata of some scanned PVs could not be
+    /// read or parsed: the VG may be on them.
+    #[error("no scanned device holds readable LVM metadata of vg {vg:?}; the metadata of {} device(s) could not be read: {}", devices.len(), devices.iter().map(|(d, e)| format!("{}: {e}", d.display())).collect::<Vec<_>>().join("; "))]
+    UnreadableMetadata {
+        /// The VG.
+        vg: String,
+        /// Each scanned PV whose metadata could not be read, with why.
+        devices: Vec<(PathBuf, MetadataError)>,
     },
     /// Two different VGs (different VG UUIDs) carry the name.
     #[error("two different VGs are named {vg:?} (VG UUIDs {})", ids.join(", "))]
@@ -127,10 +139,20 @@ pub fn group(vg: &str, scanned: &[ScannedPv]) -> Result<Vec<PvRow>, ScanError> {
             ids: ids.into_iter().map(str::to_string).collect(),
         });
     }
-    let newest = copies
-        .iter()
-        .max_by_key(|c| c.seqno)
-        .ok_or_else(|| ScanError::NotFound { vg: vg.to_string() })?;
+    let Some(newest) = copies.iter().max_by_key(|c| c.seqno) else {
+        let devices: Vec<(PathBuf, MetadataError)> = scanned
+            .iter()
+            .filter(|pv| pv.vg.is_none())
+            .filter_map(|pv| Some((pv.device.clone(), pv.metadata_error.clone()?)))
+            .collect();
+        if devices.is_empty() {
+            return Err(ScanError::NotFound { vg: vg.to_string() });
+        }
+        return Err(ScanError::UnreadableMetadata {
+            vg: vg.to_string(),
+            devices,
+        });
+    };
     let mut rows = Vec::new();
     let mut missing = Vec::new();
     for uuid in &newest.pv_uuids {
@@ -215,6 +237,7 @@ mod tests {
             device: device.into(),
             pv_uuid: uuid.into(),
             vg,
+            metadata_error: None,
         }
     }
 
@@ -289,6 +312,40 @@ mod tests {
             group("nova", &[]).unwrap_err(),
             ScanError::NotFound { vg: "nova".into() }
         );
+    }
+
+    #[test]
+    fn a_vg_on_pvs_whose_metadata_cannot_be_read_says_why() {
+        let checksum = MetadataError::BadChecksum {
+            what: "metadata text",
+            stored: 1,
+            computed: 2,
+        };
+        let scanned = [
+            ScannedPv {
+                metadata_error: Some(checksum.clone()),
+                ..pv("/dev/a", "p1", None)
+            },
+            pv("/dev/b", "p2", None),
+        ];
+        let error = group("nova", &scanned).unwrap_err();
+        assert_eq!(
+            error,
+            ScanError::UnreadableMetadata {
+                vg: "nova".into(),
+                devices: vec![("/dev/a".into(), checksum)]
+            }
+        );
+        assert!(
+            error.to_string().contains("/dev/a: bad checksum"),
+            "{error}"
+        );
+        // A readable copy elsewhere decides: the unreadable PV is the read's business.
+        let found = [
+            scanned[0].clone(),
+            pv("/dev/b", "p2", identity("nova", "v", 2, &["p2"])),
+        ];
+        assert_eq!(group("nova", &found).unwrap().len(), 1);
     }
 
     #[test]

@@ -5,12 +5,16 @@
 //!   change) runs one `lvm fullreport` whose `pv` sub-report names each PV's device and UUID, so
 //!   LVM's filters, devices file and multipath choice decide which device is read; the PVs are
 //!   then read at once, and the report's figures are LVM's only for a VG that falls back.
-//! - **Steady state.** Each later collection checks every PV's label (the UUID must still match)
-//!   and the header of each of its metadata areas. When the newest text's `raw_locn` (offset,
-//!   size, checksum) is the one already parsed, the parsed VG is reused: two small reads per PV
-//!   and no LVM process. Otherwise the text is read, its checksum verified, and parsed. Of several
-//!   copies (PVs, two areas per PV) the highest `seqno` wins; copies that disagree are logged
-//!   once per change.
+//! - **Steady state.** Each later collection checks every PV's label (the UUID must still match),
+//!   the header of each of its metadata areas and the text it locates (inside the area, checksum
+//!   verified), and no LVM process runs. When the newest text's bytes are the ones already parsed
+//!   (compared in full), the parsed VG is reused; otherwise the text is parsed. Of several copies (PVs,
+//!   two areas per PV) the highest `seqno` of the parsed VG section wins. Copies that disagree
+//!   are logged once per change of which copies lag, and only when that is not a commit in
+//!   flight (one copy one `seqno` behind, once).
+//! - **Which devices.** Only devices LVM's PV list names (absolute paths: a missing PV, which LVM
+//!   reports as `[unknown]`, is never opened, the VG falls back with `missing_pv`), the listed
+//!   devices or the scan's; never a path from the metadata text.
 //! - **Fallback.** A VG is read with `lvm fullreport` when a command prefix is set (the devices
 //!   are not readable by the exporter), `--collector.lvm.method=exec`, a device cannot be opened
 //!   or read, a PV's label changed, a checksum fails after the reader's retries, the text holds
@@ -19,8 +23,9 @@
 //!   active comes from the fullreport that found the PVs (`lv_attr`'s fifth character) and, in
 //!   the steady state, from the device-mapper names the kernel lists under `/sys/block` (a pool
 //!   activated later shows its `_tdata` device). Inactive thin pools report no data percent, as
-//!   LVM does. Each VG's method and reason are exported ([`RawSource::methods`]); a change of
-//!   reason is logged once.
+//!   LVM does. Each VG's method and reason come back with the figures of the same collection
+//!   ([`RawSource::collect_with_methods`]) and are exported; a change of reason is logged once.
+//!   When the fallback itself fails, the VGs it was for are `method="none"`, `exec_failed`.
 //!
 //! - **Where LVM cannot run.** With `--collector.lvm.devices` ([`MetadataSource::with_devices`]),
 //!   or once `lvm` cannot be started at all, the PVs are found by the label scan of
@@ -39,22 +44,20 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::device::{
-    block_devices, read_label, read_mda_header, read_mda_text, scan_device, PvDevice,
-};
-use super::mda::RawLocn;
+use super::device::{block_devices, read_label, read_mda_text_unparsed, scan_device, PvDevice};
+use super::mda::vg_seqno;
 use super::scan::{group, vg_identity, ScanError, ScannedPv};
 use super::vg::{from_tree, VgError, VgMetadata};
 use super::{text, MetadataError};
 use crate::input::BlockingLane;
 use crate::lvm::exec::LvmCommand;
 use crate::lvm::report::PvRow;
-use crate::lvm::{LvmError, RawMethod, RawSource, VgReport};
+use crate::lvm::{LvmError, RawCollection, RawMethod, RawSource, VgReport};
 
 /// Why a VG is read the way it is: a short fixed token, the `reason` label of
 /// `nova_lvm_raw_source_info`.
@@ -83,10 +86,13 @@ pub enum Reason {
     /// The VG's PVs are not known yet (LVM did not report the VG, or no scanned device holds
     /// its metadata).
     NotFound,
-    /// Label scan: a PV the VG's metadata lists is on none of the scanned devices.
+    /// A PV of the VG has no device: LVM reports it missing (`[unknown]`), or, with the label
+    /// scan, it is on none of the scanned devices.
     MissingPv,
     /// Label scan: a PV UUID is on several devices, or two VGs share the name.
     DuplicatePv,
+    /// The VG needed `lvm fullreport` (for any reason above) and it failed: no figures.
+    ExecFailed,
 }
 
 impl Reason {
@@ -106,6 +112,7 @@ impl Reason {
             Reason::NotFound => "not_found",
             Reason::MissingPv => "missing_pv",
             Reason::DuplicatePv => "duplicate_pv",
+            Reason::ExecFailed => "exec_failed",
         }
     }
 
@@ -140,15 +147,22 @@ impl Fallback {
     }
 }
 
-/// The reason a read error of `what` on `device` falls back with.
-fn fallback_for(device: &Path, what: &str, error: &MetadataError) -> Fallback {
-    let reason = match error {
+/// The reason a read error falls back with.
+fn reason_for(error: &MetadataError) -> Reason {
+    match error {
         MetadataError::Io(_) | MetadataError::Truncated { .. } => Reason::UnreadableDevice,
         MetadataError::BadChecksum { .. } | MetadataError::Moved { .. } => Reason::Checksum,
         MetadataError::NotAPv => Reason::PvChanged,
         _ => Reason::Malformed,
-    };
-    Fallback::new(reason, format!("{}: {what}: {error}", device.display()))
+    }
+}
+
+/// The reason a read error of `what` on `device` falls back with.
+fn fallback_for(device: &Path, what: &str, error: &MetadataError) -> Fallback {
+    Fallback::new(
+        reason_for(error),
+        format!("{}: {what}: {error}", device.display()),
+    )
 }
 
 /// The reason a label scan's [`ScanError`] gives.
@@ -157,6 +171,10 @@ pub fn fallback_for_scan(error: &ScanError) -> Fallback {
         ScanError::NotFound { .. } => Reason::NotFound,
         ScanError::MissingPvs { .. } => Reason::MissingPv,
         ScanError::DuplicatePv { .. } | ScanError::TwoVgs { .. } => Reason::DuplicatePv,
+        // Why the first of those PVs could not be read: a checksum, a malformed text.
+        ScanError::UnreadableMetadata { devices, .. } => devices
+            .first()
+            .map_or(Reason::NotFound, |(_, error)| reason_for(error)),
     };
     Fallback::new(reason, error.to_string())
 }
@@ -169,12 +187,14 @@ pub fn fallback_for_vg(error: &VgError) -> Fallback {
     }
 }
 
-/// What one VG's reads left for the next collection: each metadata text location seen, with
-/// its `seqno`, and the VG parsed from the newest.
+/// What one VG's reads left for the next collection: each metadata text the last read saw with
+/// its `seqno`, and the VG parsed from the newest with that text. A text is recognised by its
+/// bytes, compared in full (never by where it is or its CRC: other bytes under the same
+/// location and CRC are parsed again).
 #[derive(Debug, Clone, Default)]
 pub struct VgCache {
-    seqnos: HashMap<RawLocn, u64>,
-    parsed: Option<(RawLocn, Arc<VgMetadata>)>,
+    seqnos: Vec<(Arc<str>, u64)>,
+    parsed: Option<(Arc<str>, Arc<VgMetadata>)>,
 }
 
 /// One collection's read of one VG.
@@ -186,27 +206,40 @@ pub struct VgRead {
     pub cache: VgCache,
     /// The `seqno` of each copy read, by device, when they disagree.
     pub disagreement: Option<Vec<(PathBuf, u64)>>,
-    /// True when the text was read and parsed (false: reused).
+    /// True when the newest text was parsed into the VG (false: the same bytes as last time,
+    /// the VG reused).
     pub parsed: bool,
 }
 
-/// Reads `vg` from its PVs `pvs`, reusing `cache` when the newest text's location is the one
-/// parsed before. Blocking.
+/// The device of `pv` as LVM's PV list names it: refused (`missing_pv`) without a device or
+/// UUID, or when the name is not an absolute path (LVM's `[unknown]` for a missing PV): a name
+/// that is no device is never opened, relative to the working directory or otherwise.
+fn pv_device(pv: &PvRow) -> Result<&Path, Fallback> {
+    let path = Path::new(&pv.device);
+    if pv.device.is_empty() || pv.uuid.is_empty() || !path.is_absolute() {
+        return Err(Fallback::new(
+            Reason::MissingPv,
+            format!(
+                "LVM reports PV {:?} of the VG without a device ({:?}): a missing PV",
+                pv.uuid, pv.device
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+/// Reads `vg` from its PVs `pvs`: every PV's label, and every metadata area's header and text
+/// (bounds and checksum checked on each read). The VG parsed before (`cache`) is reused only
+/// when the newest text is byte for byte the one it was parsed from. Blocking.
 pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallback> {
     if pvs.is_empty() {
         return Err(Fallback::new(Reason::NotFound, "LVM named no PV"));
     }
-    let mut seqnos: HashMap<RawLocn, u64> = HashMap::new();
-    let mut texts: HashMap<RawLocn, String> = HashMap::new();
-    let mut copies: Vec<(PathBuf, RawLocn, u64)> = Vec::new();
+    // The distinct texts read, each kept once (the cache's own copy when the bytes are equal).
+    let mut texts: Vec<Arc<str>> = Vec::new();
+    let mut copies: Vec<(PathBuf, usize)> = Vec::new();
     for pv in pvs {
-        if pv.device.is_empty() || pv.uuid.is_empty() {
-            return Err(Fallback::new(
-                Reason::UnreadableDevice,
-                "LVM reports a PV without a device (missing PV)",
-            ));
-        }
-        let path = Path::new(&pv.device);
+        let path = pv_device(pv)?;
         let mut device = PvDevice::open(path).map_err(|e| {
             Fallback::new(
                 Reason::UnreadableDevice,
@@ -224,68 +257,117 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             ));
         }
         for area in &label.metadata_areas {
-            let header = read_mda_header(&mut device, area)
-                .map_err(|e| fallback_for(path, "metadata area header", &e))?;
-            let locn = match header.current() {
-                Ok(locn) => locn,
+            let read = match read_mda_text_unparsed(&mut device, area) {
+                Ok(read) => read,
                 Err(MetadataError::Ignored) => continue,
-                Err(e) => return Err(fallback_for(path, "metadata area header", &e)),
+                Err(e) => return Err(fallback_for(path, "metadata area", &e)),
             };
-            let known = seqnos.get(&locn).or_else(|| cache.seqnos.get(&locn));
-            let (locn, seqno) = match known {
-                Some(&seqno) => (locn, seqno),
+            let index = match texts.iter().position(|text| **text == *read.text) {
+                Some(index) => index,
                 None => {
-                    let read = read_mda_text(&mut device, area)
-                        .map_err(|e| fallback_for(path, "metadata text", &e))?;
-                    let seqno = read.seqno.ok_or_else(|| {
-                        Fallback::new(
-                            Reason::Malformed,
-                            format!("{}: the metadata text has no seqno", path.display()),
-                        )
-                    })?;
-                    texts.insert(read.locn, read.text);
-                    (read.locn, seqno)
+                    let known = cache
+                        .seqnos
+                        .iter()
+                        .find(|(text, _)| **text == *read.text)
+                        .map(|(text, _)| Arc::clone(text));
+                    texts.push(known.unwrap_or_else(|| Arc::from(read.text)));
+                    texts.len() - 1
                 }
             };
-            seqnos.insert(locn, seqno);
-            copies.push((path.to_path_buf(), locn, seqno));
+            copies.push((path.to_path_buf(), index));
         }
     }
-    let Some(&(_, newest, newest_seqno)) = copies.iter().max_by_key(|(_, _, seqno)| *seqno) else {
+    let device_of = |index: usize| {
+        copies
+            .iter()
+            .find(|(_, i)| *i == index)
+            .map(|(path, _)| path.display().to_string())
+            .unwrap_or_default()
+    };
+    // Each distinct text parsed once, unless its seqno is known from the same bytes before.
+    let mut seqnos: Vec<u64> = Vec::with_capacity(texts.len());
+    let mut trees: Vec<Option<text::ConfigTree<'_>>> = Vec::with_capacity(texts.len());
+    for (index, text) in texts.iter().enumerate() {
+        let known = cache
+            .seqnos
+            .iter()
+            .find(|(seen, _)| Arc::ptr_eq(seen, text))
+            .map(|(_, seqno)| *seqno);
+        if let Some(seqno) = known {
+            seqnos.push(seqno);
+            trees.push(None);
+            continue;
+        }
+        let tree = text::parse_metadata(text).map_err(|e| {
+            Fallback::new(
+                Reason::Malformed,
+                format!("{}: metadata text of vg {vg:?}: {e}", device_of(index)),
+            )
+        })?;
+        let seqno = vg_seqno(&tree).ok_or_else(|| {
+            Fallback::new(
+                Reason::Malformed,
+                format!(
+                    "{}: the metadata text's VG section has no seqno",
+                    device_of(index)
+                ),
+            )
+        })?;
+        seqnos.push(seqno);
+        trees.push(Some(tree));
+    }
+    let Some(newest) = copies
+        .iter()
+        .map(|(_, index)| *index)
+        .max_by_key(|index| seqnos[*index])
+    else {
         return Err(Fallback::new(
             Reason::Malformed,
             "no PV of the VG has a metadata area in use",
         ));
     };
-    let disagreement = copies
+    let newest_seqno = seqnos[newest];
+    if let Some((path, _)) = copies
         .iter()
-        .any(|(_, _, seqno)| *seqno != newest_seqno)
-        .then(|| {
-            copies
-                .iter()
-                .map(|(path, _, seqno)| (path.clone(), *seqno))
-                .collect()
-        });
+        .find(|(_, index)| *index != newest && seqnos[*index] == newest_seqno)
+    {
+        return Err(Fallback::new(
+            Reason::Malformed,
+            format!(
+                "{}: a metadata copy with seqno {newest_seqno} differs from another with the same seqno",
+                path.display()
+            ),
+        ));
+    }
+    let disagreement = copies.iter().any(|(_, index)| *index != newest).then(|| {
+        copies
+            .iter()
+            .map(|(path, index)| (path.clone(), seqnos[*index]))
+            .collect()
+    });
     let reused = cache
         .parsed
         .as_ref()
-        .filter(|(locn, _)| *locn == newest)
+        .filter(|(text, _)| Arc::ptr_eq(text, &texts[newest]))
         .map(|(_, metadata)| Arc::clone(metadata));
     let (metadata, parsed) = match reused {
         Some(metadata) => (metadata, false),
         None => {
-            let text = match texts.remove(&newest) {
-                Some(text) => text,
-                None => reread(pvs, &newest)?,
+            let reparsed;
+            let tree = match &trees[newest] {
+                Some(tree) => tree,
+                None => {
+                    reparsed = text::parse_metadata(&texts[newest]).map_err(|e| {
+                        Fallback::new(
+                            Reason::Malformed,
+                            format!("metadata text of vg {vg:?}: {e}"),
+                        )
+                    })?;
+                    &reparsed
+                }
             };
-            let tree = text::parse_metadata(&text).map_err(|e| {
-                Fallback::new(
-                    Reason::Malformed,
-                    format!("metadata text of vg {vg:?}: {e}"),
-                )
-            })?;
-            let metadata = from_tree(&tree).map_err(|e| fallback_for_vg(&e))?;
-            check_pv_set(vg, pvs, &tree)?;
+            let metadata = from_tree(tree).map_err(|e| fallback_for_vg(&e))?;
+            check_pv_set(vg, pvs, tree)?;
             (Arc::new(metadata), true)
         }
     };
@@ -298,10 +380,12 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             ),
         ));
     }
+    drop(trees);
+    let parsed_text = Arc::clone(&texts[newest]);
     Ok(VgRead {
         cache: VgCache {
-            seqnos,
-            parsed: Some((newest, Arc::clone(&metadata))),
+            seqnos: texts.into_iter().zip(seqnos).collect(),
+            parsed: Some((parsed_text, Arc::clone(&metadata))),
         },
         metadata,
         disagreement,
@@ -327,31 +411,6 @@ fn check_pv_set(vg: &str, pvs: &[PvRow], tree: &text::ConfigTree) -> Result<(), 
             listed.len(),
             known.len()
         ),
-    ))
-}
-
-/// Reads the text at `locn` again from whichever PV holds it (its `seqno` was cached but the VG
-/// parsed from it was not).
-fn reread(pvs: &[PvRow], locn: &RawLocn) -> Result<String, Fallback> {
-    for pv in pvs {
-        let path = Path::new(&pv.device);
-        let Ok(mut device) = PvDevice::open(path) else {
-            continue;
-        };
-        let Ok(label) = read_label(&mut device) else {
-            continue;
-        };
-        for area in &label.metadata_areas {
-            if let Ok(read) = read_mda_text(&mut device, area) {
-                if read.locn == *locn {
-                    return Ok(read.text);
-                }
-            }
-        }
-    }
-    Err(Fallback::new(
-        Reason::Checksum,
-        "the newest metadata text moved while it was read",
     ))
 }
 
@@ -401,8 +460,10 @@ struct ReaderState {
     caches: HashMap<String, VgCache>,
     /// The reason last logged per VG.
     logged: HashMap<String, Reason>,
-    /// The disagreement last logged per VG.
+    /// The copies' disagreement the last collection saw, per VG.
     disagreements: HashMap<String, Vec<(PathBuf, u64)>>,
+    /// The lagging copies last logged, per VG.
+    lagging_logged: HashMap<String, Vec<PathBuf>>,
     /// VGs the verifier found wrong, until it agrees again.
     verify_failed: HashSet<String>,
     /// Mismatches the verifier found, per VG.
@@ -420,7 +481,6 @@ pub struct MetadataSource {
     lvm_unavailable: AtomicBool,
     lane: BlockingLane,
     state: tokio::sync::Mutex<ReaderState>,
-    methods: Arc<Mutex<Vec<RawMethod>>>,
 }
 
 impl MetadataSource {
@@ -435,7 +495,6 @@ impl MetadataSource {
             lvm_unavailable: AtomicBool::new(false),
             lane: BlockingLane::new("the PVs' LVM metadata"),
             state: tokio::sync::Mutex::new(ReaderState::default()),
-            methods: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -646,6 +705,13 @@ fn log_reason(
     state.logged.insert(vg.to_string(), reason);
     match fallback {
         None => tracing::info!(vg, method = "metadata", "LVM metadata read from the PVs"),
+        Some(f) if f.reason == Reason::ExecFailed => tracing::warn!(
+            vg,
+            method = fallback_method,
+            reason = f.reason.token(),
+            why = %f.message,
+            "no figures for this VG: it needed lvm fullreport, which failed"
+        ),
         Some(f) if matches!(f.reason, Reason::MethodExec | Reason::CommandPrefix) => {
             tracing::info!(
                 vg,
@@ -674,6 +740,10 @@ fn log_reason(
 #[async_trait]
 impl RawSource for MetadataSource {
     async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
+        self.collect_with_methods(vg_names).await.report
+    }
+
+    async fn collect_with_methods(&self, vg_names: &[String]) -> RawCollection {
         if self.scans_labels() {
             return self.collect_scanned(vg_names).await;
         }
@@ -749,7 +819,38 @@ impl RawSource for MetadataSource {
                     drop(state);
                     return self.collect_scanned(vg_names).await;
                 }
-                Err(error) => return Err(error),
+                Err(error) => {
+                    // No figures for the VGs that needed LVM: each says so, in this collection.
+                    let methods = vg_names
+                        .iter()
+                        .map(|vg| {
+                            let read = outcome
+                                .iter()
+                                .find(|(name, _)| name == vg)
+                                .map(|(_, result)| result.as_ref().err());
+                            match read {
+                                Some(None) if !exec_vgs.contains(vg) => {
+                                    method_of(&mut state, vg, None, "exec")
+                                }
+                                earlier => {
+                                    let why = earlier.flatten().map_or_else(
+                                        || "the VG's PVs were not known yet".to_string(),
+                                        |f| format!("{} ({})", f.message, f.reason.token()),
+                                    );
+                                    let failed = Fallback::new(
+                                        Reason::ExecFailed,
+                                        format!("{why}; lvm fullreport: {error}"),
+                                    );
+                                    method_of(&mut state, vg, Some(&failed), "none")
+                                }
+                            }
+                        })
+                        .collect();
+                    return RawCollection {
+                        report: Err(error),
+                        methods,
+                    };
+                }
             };
             let mut undiscovered: Vec<(String, Vec<PvRow>, VgCache)> = Vec::new();
             for vg in &exec_vgs {
@@ -811,28 +912,21 @@ impl RawSource for MetadataSource {
                     .filter(|lv| exec_vgs.contains(&lv.vg)),
             );
         }
-        let mut methods = Vec::new();
-        for vg in vg_names {
-            let Some((_, result)) = outcome.iter().find(|(name, _)| name == vg) else {
-                methods.push(RawMethod {
-                    vg: vg.clone(),
-                    method: "exec",
-                    reason: Reason::NotFound.token(),
-                    verify_mismatches: state.mismatches.get(vg).copied().unwrap_or(0),
-                });
-                continue;
-            };
-            methods.push(method_of(&mut state, vg, result.as_ref().err(), "exec"));
+        let not_found = Fallback::new(Reason::NotFound, "lvm fullreport does not report the VG");
+        let methods = vg_names
+            .iter()
+            .map(|vg| {
+                let fallback = match outcome.iter().find(|(name, _)| name == vg) {
+                    Some((_, result)) => result.as_ref().err(),
+                    None => Some(&not_found),
+                };
+                method_of(&mut state, vg, fallback, "exec")
+            })
+            .collect();
+        RawCollection {
+            report: Ok(report),
+            methods,
         }
-        *self.methods.lock().unwrap_or_else(|e| e.into_inner()) = methods;
-        Ok(report)
-    }
-
-    fn methods(&self) -> Vec<RawMethod> {
-        self.methods
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 }
 
@@ -982,7 +1076,7 @@ impl MetadataSource {
     /// A collection where LVM cannot run: the PVs found by their labels (again after any
     /// failure), each VG read from them; a VG the reader cannot read fails the collection with
     /// its reason exported (`method="none"`), never an older view.
-    async fn collect_scanned(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
+    async fn collect_scanned(&self, vg_names: &[String]) -> RawCollection {
         let mut state = self.state.lock().await;
         let mut failed: Vec<(String, Fallback)> = Vec::new();
         let mut report = VgReport::default();
@@ -1054,39 +1148,80 @@ impl MetadataSource {
             let fallback = failed.iter().find(|(name, _)| name == vg).map(|(_, f)| f);
             methods.push(method_of(&mut state, vg, fallback, "none"));
         }
-        *self.methods.lock().unwrap_or_else(|e| e.into_inner()) = methods;
         if failed.is_empty() {
-            return Ok(report);
+            return RawCollection {
+                report: Ok(report),
+                methods,
+            };
         }
         let why: Vec<String> = failed
             .iter()
             .map(|(vg, f)| format!("vg {vg}: {} ({})", f.message, f.reason.token()))
             .collect();
-        Err(LvmError::NoFallback(why.join("; ")))
+        RawCollection {
+            report: Err(LvmError::NoFallback(why.join("; "))),
+            methods,
+        }
     }
 }
 
-/// Logs once per change when `vg`'s copies disagree.
-fn note_disagreement(state: &mut ReaderState, vg: &str, disagreement: Option<Vec<(PathBuf, u64)>>) {
-    match disagreement {
-        Some(copies) => {
-            if state.disagreements.get(vg) != Some(&copies) {
-                let listed: Vec<String> = copies
-                    .iter()
-                    .map(|(path, seqno)| format!("{} seqno {seqno}", path.display()))
-                    .collect();
-                tracing::warn!(
-                    vg,
-                    copies = %listed.join(", "),
-                    "the VG's metadata copies disagree; using the highest seqno"
-                );
-                state.disagreements.insert(vg.to_string(), copies);
-            }
-        }
-        None => {
-            state.disagreements.remove(vg);
-        }
+/// The copies of `copies` behind the newest one, when that is a problem rather than a commit
+/// in flight: LVM writes a commit to each copy in turn within milliseconds, under the VG lock,
+/// so a copy one `seqno` behind the newest is a commit in flight the first time it is seen.
+/// It is a problem when a copy is more than one behind, or when the same disagreement
+/// (`previous`, the last collection's) is seen again. Empty: no problem.
+pub fn lagging_copies(
+    previous: Option<&[(PathBuf, u64)]>,
+    copies: &[(PathBuf, u64)],
+) -> Vec<PathBuf> {
+    let Some(newest) = copies.iter().map(|(_, seqno)| *seqno).max() else {
+        return Vec::new();
+    };
+    let far_behind = copies
+        .iter()
+        .any(|(_, seqno)| seqno.saturating_add(1) < newest);
+    if !far_behind && previous != Some(copies) {
+        return Vec::new();
     }
+    let mut lagging: Vec<PathBuf> = copies
+        .iter()
+        .filter(|(_, seqno)| *seqno < newest)
+        .map(|(path, _)| path.clone())
+        .collect();
+    lagging.sort();
+    lagging.dedup();
+    lagging
+}
+
+/// Logs when `vg`'s copies disagree as a problem ([`lagging_copies`]), once per change of which
+/// copies lag, and once when they agree again; a commit in flight only at debug level.
+fn note_disagreement(state: &mut ReaderState, vg: &str, disagreement: Option<Vec<(PathBuf, u64)>>) {
+    let previous = state.disagreements.remove(vg);
+    let Some(copies) = disagreement else {
+        if state.lagging_logged.remove(vg).is_some() {
+            tracing::info!(vg, "the VG's metadata copies agree again");
+        }
+        return;
+    };
+    let listed = || {
+        copies
+            .iter()
+            .map(|(path, seqno)| format!("{} seqno {seqno}", path.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let lagging = lagging_copies(previous.as_deref(), &copies);
+    if lagging.is_empty() {
+        tracing::debug!(vg, copies = %listed(), "a metadata commit in flight: one copy is newer");
+    } else if state.lagging_logged.get(vg) != Some(&lagging) {
+        tracing::warn!(
+            vg,
+            copies = %listed(),
+            "the VG's metadata copies disagree; using the highest seqno"
+        );
+        state.lagging_logged.insert(vg.to_string(), lagging);
+    }
+    state.disagreements.insert(vg.to_string(), copies);
 }
 
 #[cfg(test)]
@@ -1300,6 +1435,7 @@ mod tests {
             fallback.message
         );
         let missing = ScannedPv {
+            metadata_error: None,
             device: "/dev/sda".into(),
             pv_uuid: "a".into(),
             vg: Some(super::super::scan::VgIdentity {
@@ -1312,6 +1448,26 @@ mod tests {
         let fallback = group_scanned("vg", &[missing], &[]).unwrap_err();
         assert_eq!(fallback.reason.token(), "missing_pv");
         assert!(fallback.message.ends_with("that no scanned device carries"));
+    }
+
+    #[test]
+    fn a_copy_one_behind_once_is_a_commit_in_flight() {
+        let copies =
+            |a: u64, b: u64| vec![(PathBuf::from("/dev/a"), a), (PathBuf::from("/dev/b"), b)];
+        // Seen once, one behind: a commit in flight.
+        assert!(lagging_copies(None, &copies(8, 7)).is_empty());
+        assert!(lagging_copies(Some(&copies(7, 6)), &copies(8, 7)).is_empty());
+        // The same disagreement twice in a row: the copy is stale.
+        assert_eq!(
+            lagging_copies(Some(&copies(8, 7)), &copies(8, 7)),
+            [PathBuf::from("/dev/b")]
+        );
+        // More than one behind: never a commit in flight.
+        assert_eq!(
+            lagging_copies(None, &copies(5, 9)),
+            [PathBuf::from("/dev/a")]
+        );
+        assert!(lagging_copies(None, &[]).is_empty());
     }
 
     #[test]
@@ -1328,7 +1484,20 @@ mod tests {
         };
         assert_eq!(
             read_vg("vg", &[missing], &cache).unwrap_err().reason,
-            Reason::UnreadableDevice
+            Reason::MissingPv
+        );
+        // LVM's name for a missing PV is no path: never opened, relative or otherwise.
+        let unknown = PvRow {
+            vg: "vg".into(),
+            device: "[unknown]".into(),
+            uuid: "x".into(),
+        };
+        let refused = read_vg("vg", &[unknown], &cache).unwrap_err();
+        assert_eq!(refused.reason, Reason::MissingPv);
+        assert!(
+            refused.message.contains("\"[unknown]\""),
+            "{}",
+            refused.message
         );
         let gone = PvRow {
             vg: "vg".into(),
