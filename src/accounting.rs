@@ -31,7 +31,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::lvm::owner::{attribute, LvAllocation, Owner};
 use crate::lvm::{Lv, Vg, VgReport};
-use crate::tracked::TrackedUsage;
+use crate::tracked::{NovaConfDisk, TrackedUsage};
 use crate::units::{GIB, MIB};
 
 /// The owner classes exported for every classified VG, in label order.
@@ -196,8 +196,98 @@ pub struct TrackedAccounting {
     pub scheduler_free_bytes: i64,
     /// scheduler free - corrected free: phantom space handed out when positive.
     pub overestimate_bytes: i64,
-    /// The `reserved_host_disk_mb` that makes the scheduler's free space match corrected free.
+    /// The `reserved_host_disk_mb` that makes the scheduler's free space match corrected free
+    /// (less the image cache's part of placement's reserve when nova.conf adds it).
     pub recommended_reserved_host_disk_mb: u64,
+    /// The DISK_GB allocation ratio at which placement's capacity equals the corrected capacity
+    /// ([`recommended_disk_allocation_ratio`]); `None` when placement's total is no more than its
+    /// reserve.
+    pub recommended_disk_allocation_ratio: Option<f64>,
+    /// The placement resource provider of these figures (placement source only).
+    pub provider_uuid: Option<String>,
+    /// What nova.conf makes nova send for DISK_GB (placement source only).
+    pub nova_conf: Option<NovaConfDisk>,
+    /// Why placement's DISK_GB `reserved` differs from nova.conf's `reserved_host_disk_mb`,
+    /// when it does (placement source only).
+    pub reserved_difference: Option<ReservedDifference>,
+}
+
+/// Placement's DISK_GB `reserved` differs from what nova.conf's `reserved_host_disk_mb` gives
+/// (`ceil(MiB / 1024)` GiB, nova's `_get_reserved_host_disk_gb_from_config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedDifference {
+    /// Placement's DISK_GB `reserved`, GiB.
+    pub placement_gib: u64,
+    /// What `reserved_host_disk_mb` alone gives, GiB.
+    pub nova_conf_gib: u64,
+    /// The knob that explains the difference.
+    pub cause: ReservedCause,
+}
+
+/// Which knob made placement's reserve differ from `reserved_host_disk_mb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservedCause {
+    /// `[workarounds] reserve_disk_resource_for_image_cache` is set: nova adds the image
+    /// cache's size, this many GiB, which lives on `instances_path`, not in the VG.
+    ImageCache {
+        /// Placement's reserve beyond `reserved_host_disk_mb`, GiB.
+        image_cache_gib: u64,
+    },
+    /// Nothing in this nova.conf explains it: placement's inventory was set by hand or by
+    /// another nova.conf.
+    SetElsewhere,
+}
+
+/// Compares placement's DISK_GB `reserved` with what nova.conf gives; `None` when they agree.
+/// A larger reserve in placement is the image cache's when nova.conf sets the workaround; any
+/// other difference was set by hand or by another nova.conf.
+pub fn reserved_difference(
+    placement_reserved_bytes: u64,
+    nova_conf: &NovaConfDisk,
+) -> Option<ReservedDifference> {
+    let placement_gib = placement_reserved_bytes.div_ceil(GIB);
+    let nova_conf_gib = nova_conf.reserved_host_disk_mb.div_ceil(1024);
+    let cause = match placement_gib.checked_sub(nova_conf_gib) {
+        Some(0) => return None,
+        Some(image_cache_gib) if nova_conf.image_cache_reserve => {
+            ReservedCause::ImageCache { image_cache_gib }
+        }
+        _ => ReservedCause::SetElsewhere,
+    };
+    Some(ReservedDifference {
+        placement_gib,
+        nova_conf_gib,
+        cause,
+    })
+}
+
+/// Decimal places of [`recommended_disk_allocation_ratio`].
+const RATIO_SCALE: u128 = 10_000;
+
+/// The DISK_GB allocation ratio at which placement's capacity for the provider,
+/// `(total - reserved) * ratio` in whole GiB (reserved rounded up as placement holds it), equals
+/// the corrected capacity, `corrected free + allocated`, rounded down to 4 decimals so that the
+/// scheduler never sees more than corrected free. A corrected capacity of 0 or less gives 0 (no
+/// ratio above that is safe; placement itself refuses 0, see the runbook). `None` when the total
+/// is no more than the reserve: no ratio changes a capacity of 0.
+pub fn recommended_disk_allocation_ratio(
+    total_bytes: u64,
+    reserved_bytes: u64,
+    corrected_free_bytes: i64,
+    allocated_bytes: u64,
+) -> Option<f64> {
+    let base_gib = (total_bytes / GIB).checked_sub(reserved_bytes.div_ceil(GIB))?;
+    if base_gib == 0 {
+        return None;
+    }
+    let capacity = i128::from(corrected_free_bytes).checked_add(i128::from(allocated_bytes))?;
+    let Ok(capacity) = u128::try_from(capacity) else {
+        return Some(0.0);
+    };
+    let base_bytes = u128::from(base_gib).checked_mul(u128::from(GIB))?;
+    let scaled = capacity.checked_mul(RATIO_SCALE)? / base_bytes;
+    // At most (2^63 + 2^64) * 10^4 / 2^30 < 2^49: exact as f64.
+    Some(scaled as f64 / RATIO_SCALE as f64)
 }
 
 /// The full accounting of one watched VG.
@@ -376,11 +466,16 @@ fn scheduler_free_bytes(usage: &TrackedUsage, total_bytes: u64) -> Result<i64, A
 
 /// The smallest `reserved_host_disk_mb` (whole GiB, as placement rounds it up anyway, and never
 /// below today's) for which the scheduler's free space is no more than `corrected_free_bytes`.
+///
+/// When placement's reserve holds the image cache on top of `reserved_host_disk_mb`
+/// ([`ReservedCause::ImageCache`]), nova adds it again to whatever is recommended, so it is taken
+/// off, and the floor is nova.conf's `reserved_host_disk_mb`.
 fn recommended_reserved_host_disk_mb(
     usage: &TrackedUsage,
     total_bytes: u64,
     used_bytes: u64,
     corrected_free_bytes: i64,
+    difference: Option<&ReservedDifference>,
 ) -> u64 {
     let today_mb = usage.reserved_bytes.div_ceil(MIB);
     let total_gib = (total_bytes / GIB) as f64;
@@ -393,7 +488,12 @@ fn recommended_reserved_host_disk_mb(
     } else {
         0
     };
-    needed_mb.max(today_mb)
+    match (difference.map(|d| d.cause), &usage.nova_conf) {
+        (Some(ReservedCause::ImageCache { image_cache_gib }), Some(conf)) => needed_mb
+            .saturating_sub(image_cache_gib.saturating_mul(1024))
+            .max(conf.reserved_host_disk_mb),
+        _ => needed_mb.max(today_mb),
+    }
 }
 
 /// Accounts one VG. `allocations` are its visible LVs with their extents (from
@@ -627,6 +727,11 @@ fn account_tracked(
         ),
         i128::from(scheduler_free_bytes) - i128::from(corrected_free_bytes),
     )?;
+    let allocated_bytes = scheduler_used_bytes(usage)?;
+    let difference = usage
+        .nova_conf
+        .as_ref()
+        .and_then(|conf| reserved_difference(usage.reserved_bytes, conf));
     Ok(TrackedAccounting {
         tracked_used_bytes,
         reserved_bytes: usage.reserved_bytes,
@@ -639,9 +744,19 @@ fn account_tracked(
         recommended_reserved_host_disk_mb: recommended_reserved_host_disk_mb(
             usage,
             total_bytes,
-            scheduler_used_bytes(usage)?,
+            allocated_bytes,
             corrected_free_bytes,
+            difference.as_ref(),
         ),
+        recommended_disk_allocation_ratio: recommended_disk_allocation_ratio(
+            total_bytes,
+            usage.reserved_bytes,
+            corrected_free_bytes,
+            allocated_bytes,
+        ),
+        provider_uuid: usage.provider_uuid.clone(),
+        nova_conf: usage.nova_conf,
+        reserved_difference: difference,
     })
 }
 
