@@ -1688,4 +1688,189 @@ mod tests {
         assert_eq!(tracked(acc).drift_bytes, (3 * GIB) as i64);
         assert_identity(acc);
     }
+
+    fn nova_conf(reserved_host_disk_mb: u64, image_cache_reserve: bool) -> NovaConfDisk {
+        NovaConfDisk {
+            reserved_host_disk_mb,
+            image_cache_reserve,
+            pinned_disk_allocation_ratio: None,
+        }
+    }
+
+    /// `k / 10^4` is the largest 4-decimal ratio whose capacity is no more than `capacity`:
+    /// `k * base <= capacity * 10^4 < (k + 1) * base`, in exact integers.
+    fn assert_largest_ratio_below(ratio: f64, base_gib: u64, capacity: u128) {
+        let k = (ratio * 10_000.0).round() as u128;
+        assert_eq!(k as f64 / 10_000.0, ratio, "{ratio} has 4 decimals");
+        let base = u128::from(base_gib) * u128::from(GIB);
+        assert!(k * base <= capacity * 10_000, "{ratio} x {base_gib} GiB > {capacity}");
+        assert!(capacity * 10_000 < (k + 1) * base, "{ratio} is not the largest");
+    }
+
+    #[test]
+    fn the_recommended_ratio_is_the_largest_4_decimal_ratio_within_the_corrected_capacity() {
+        // Every total up to 40 GiB, every reserve below it, capacities in and between GiB.
+        for total_gib in 1..=40u64 {
+            for reserved_gib in 0..total_gib {
+                let base = total_gib - reserved_gib;
+                for capacity in [1, MIB, GIB - 1, GIB, 3 * GIB + 7, base * GIB, 5 * base * GIB] {
+                    for allocated in [0, capacity / 2, capacity] {
+                        let free = (capacity - allocated) as i64;
+                        let ratio = recommended_disk_allocation_ratio(
+                            total_gib * GIB,
+                            reserved_gib * GIB,
+                            free,
+                            allocated,
+                        )
+                        .unwrap();
+                        assert_largest_ratio_below(ratio, base, u128::from(capacity));
+                    }
+                }
+            }
+        }
+        // Placement 16's example: total 100, reserved 2, a capacity of 49 GiB is ratio 0.5.
+        assert_eq!(
+            recommended_disk_allocation_ratio(100 * GIB, 2 * GIB, (29 * GIB) as i64, 20 * GIB),
+            Some(0.5)
+        );
+        // Rounded down: 97 / 98 = 0.98979...
+        assert_eq!(
+            recommended_disk_allocation_ratio(100 * GIB, 2 * GIB, (37 * GIB) as i64, 60 * GIB),
+            Some(0.9897)
+        );
+    }
+
+    #[test]
+    fn the_recommended_ratio_at_its_edges() {
+        let ratio = recommended_disk_allocation_ratio;
+        // total == reserved, or less: no ratio changes a capacity of 0.
+        assert_eq!(ratio(10 * GIB, 10 * GIB, GIB as i64, 0), None);
+        assert_eq!(ratio(10 * GIB, 11 * GIB, GIB as i64, 0), None);
+        assert_eq!(ratio(0, 0, GIB as i64, 0), None);
+        // Placement holds the reserve in whole GiB rounded up and the total rounded down.
+        assert_eq!(ratio(10 * GIB, 9 * GIB + 1, GIB as i64, 0), None);
+        assert_eq!(ratio(11 * GIB - 1, 9 * GIB, GIB as i64, 0), Some(1.0));
+        // Nothing allocated: corrected free alone.
+        assert_eq!(ratio(10 * GIB, 0, (5 * GIB) as i64, 0), Some(0.5));
+        assert_eq!(ratio(10 * GIB, 0, 0, 0), Some(0.0));
+        // A corrected capacity of 0 or less: 0, never negative.
+        assert_eq!(ratio(10 * GIB, 0, -((4 * GIB) as i64), 4 * GIB), Some(0.0));
+        assert_eq!(ratio(10 * GIB, 0, -((5 * GIB) as i64), 4 * GIB), Some(0.0));
+        assert_eq!(ratio(10 * GIB, 0, i64::MIN, 0), Some(0.0));
+        // Corrected free below 0 but above -allocated: a ratio that refuses new allocations.
+        assert_eq!(ratio(10 * GIB, 0, -(GIB as i64), 4 * GIB), Some(0.3));
+        // More capacity than placement's: above 1.
+        assert_eq!(ratio(10 * GIB, 0, (15 * GIB) as i64, 0), Some(1.5));
+        // Huge figures neither overflow nor lose the 4 decimals.
+        let huge = ratio(u64::MAX, 0, i64::MAX, u64::MAX).unwrap();
+        assert_largest_ratio_below(
+            huge,
+            u64::MAX / GIB,
+            i64::MAX as u128 + u128::from(u64::MAX),
+        );
+        assert_eq!(ratio(u64::MAX, u64::MAX, i64::MAX, u64::MAX), None);
+        assert_eq!(ratio(GIB, 0, 1, 0), Some(0.0));
+        assert_eq!(ratio(u64::MAX, 0, 0, GIB), Some(0.0));
+    }
+
+    #[test]
+    fn placement_s_reserve_is_explained_by_the_image_cache_or_set_elsewhere() {
+        // ceil(1500 / 1024) = 2 GiB: what nova sends without the workaround.
+        assert_eq!(reserved_difference(2 * GIB, &nova_conf(1500, false)), None);
+        assert_eq!(reserved_difference(2 * GIB, &nova_conf(1500, true)), None);
+        assert_eq!(reserved_difference(0, &nova_conf(0, true)), None);
+        assert_eq!(
+            reserved_difference(5 * GIB, &nova_conf(1500, true)),
+            Some(ReservedDifference {
+                placement_gib: 5,
+                nova_conf_gib: 2,
+                cause: ReservedCause::ImageCache { image_cache_gib: 3 },
+            })
+        );
+        // A larger reserve without the workaround, or a smaller one with it: set elsewhere.
+        for (placement_gib, conf) in [(5, nova_conf(1500, false)), (1, nova_conf(1500, true))] {
+            let difference = reserved_difference(placement_gib * GIB, &conf).unwrap();
+            assert_eq!(difference.cause, ReservedCause::SetElsewhere);
+            assert_eq!(
+                (difference.placement_gib, difference.nova_conf_gib),
+                (placement_gib, 2)
+            );
+        }
+        // Extremes: placement's u64::MAX bytes are 2^34 GiB, less than u64::MAX MiB.
+        assert_eq!(
+            reserved_difference(u64::MAX, &nova_conf(u64::MAX, true)).map(|d| d.cause),
+            Some(ReservedCause::SetElsewhere)
+        );
+        assert_eq!(
+            reserved_difference(u64::MAX, &nova_conf(0, true)).map(|d| d.cause),
+            Some(ReservedCause::ImageCache {
+                image_cache_gib: 1 << 34
+            })
+        );
+    }
+
+    /// Instance A (10 GiB) and a 4 GiB foreign LV on a 20 GiB VG (placement total 19 GiB), as a
+    /// placement source reports them with `reserved_gib` reserved and `conf` behind it.
+    fn placement_account(reserved_gib: u64, conf: NovaConfDisk) -> TrackedAccounting {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv("scratch", Owner::Foreign, 4 * GIB),
+        ];
+        let mut u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        u.reserved_bytes = reserved_gib * GIB;
+        u.nova_conf = Some(conf);
+        u.provider_uuid = Some(UUID_B.to_string());
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_identity(&acc);
+        tracked(&acc).clone()
+    }
+
+    #[test]
+    fn the_recommended_reserve_takes_off_the_image_cache_nova_adds_to_it() {
+        // Placement reserves 5 GiB: 2 from 1500 MiB and 3 of image cache.
+        let t = placement_account(5, nova_conf(1500, true));
+        // corrected free = 5119 x 4 MiB - 14 GiB - 5 GiB = 1020 MiB; placement needs
+        // ceil(19 - (10 + 1020 / 1024)) = 9 GiB reserved, of which nova adds 3 itself.
+        assert_eq!(t.corrected_free_bytes, (1020 * MIB) as i64);
+        assert_eq!(t.scheduler_free_bytes, (4 * GIB) as i64);
+        assert_eq!(
+            t.reserved_difference.map(|d| d.cause),
+            Some(ReservedCause::ImageCache { image_cache_gib: 3 })
+        );
+        assert_eq!(t.recommended_reserved_host_disk_mb, 6 * 1024);
+        // The same reserve set elsewhere: placement's reserve must come from the setting itself.
+        let t = placement_account(5, nova_conf(1500, false));
+        assert_eq!(
+            t.reserved_difference.map(|d| d.cause),
+            Some(ReservedCause::SetElsewhere)
+        );
+        assert_eq!(t.recommended_reserved_host_disk_mb, 9 * 1024);
+        // A larger image cache: nova adds all of it, the recommendation stays 4 GiB above
+        // what nova.conf alone gives.
+        let t = placement_account(12, nova_conf(1500, true));
+        assert_eq!(t.recommended_reserved_host_disk_mb, 6 * 1024);
+        // No difference, no explanation; the provider and nova.conf are passed on.
+        let t = placement_account(2, nova_conf(1500, true));
+        assert_eq!(t.reserved_difference, None);
+        assert_eq!(t.provider_uuid.as_deref(), Some(UUID_B));
+        assert_eq!(t.nova_conf, Some(nova_conf(1500, true)));
+    }
+
+    #[test]
+    fn the_recommended_ratio_is_computed_with_placement_s_reserve() {
+        // base (19 - 5) GiB; capacity 1020 MiB + 10 GiB = 11260 MiB; 11260 / 14336 = 0.78543...
+        let t = placement_account(5, nova_conf(1500, true));
+        assert_eq!(t.recommended_disk_allocation_ratio, Some(0.7854));
+        // A reserve of the whole total: no ratio helps.
+        let t = placement_account(19, nova_conf(1500, false));
+        assert_eq!(t.recommended_disk_allocation_ratio, None);
+        // A local source (no provider) still gets the ratio, on the VG's floored total.
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB)];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.provider_uuid, None);
+        // capacity = VG_20G - 10 GiB + 10 GiB = 20476 MiB over 19456 MiB: 1.05243...
+        assert_eq!(t.recommended_disk_allocation_ratio, Some(1.0524));
+    }
 }
