@@ -224,6 +224,9 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
         ),
         a.reserved_bytes as i64,
     );
+    if let Some(d) = &a.reserved_difference {
+        let _ = writeln!(out, "  {:<16}   {}", "", escape_control(&d.explanation));
+    }
     row(out, "drift", "raw used - tracked used", a.drift_bytes);
     row(
         out,
@@ -301,6 +304,61 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
             a.current_reserved_host_disk_mb
         );
     }
+    if let Some(d) = &a.reserved_difference {
+        if d.knob == "image_cache" {
+            let _ = writeln!(
+                out,
+                "    (nova adds the image cache's {} GiB to reserved_host_disk_mb in placement: the figure above already counts it)",
+                d.image_cache_gib.unwrap_or(0)
+            );
+        }
+    }
+    if a.overestimate_bytes > 0 {
+        if let Some(remedy) = &a.allocation_ratio_remedy {
+            render_ratio_remedy(out, remedy);
+        }
+    }
+}
+
+/// The remedy without restarting nova-compute: the command, when nova would overwrite it, how to
+/// undo it.
+fn render_ratio_remedy(out: &mut String, remedy: &crate::output::report::AllocationRatioRemedy) {
+    let _ = writeln!(
+        out,
+        "    without restarting nova-compute: set placement's DISK_GB allocation ratio to {} (today {}), so that (total - reserved) x ratio = corrected free + allocated:",
+        format_ratio(remedy.ratio),
+        format_ratio(remedy.current_ratio)
+    );
+    let _ = writeln!(out, "      {}", escape_control(&remedy.command));
+    if remedy.applied_ratio != remedy.ratio {
+        let _ = writeln!(
+            out,
+            "    (placement refuses a ratio of 0: {} lets nothing more be scheduled here)",
+            format_ratio(remedy.applied_ratio)
+        );
+    }
+    if remedy.provider_uuid.is_none() {
+        let _ = writeln!(
+            out,
+            "    (the primary source is not placement: find the provider's UUID with `openstack resource provider list --name <hypervisor hostname>`)"
+        );
+    }
+    match remedy.overwritten_by_nova_conf_ratio {
+        Some(pinned) => {
+            let _ = writeln!(
+                out,
+                "    it will NOT hold: nova.conf sets [DEFAULT] disk_allocation_ratio = {}, which nova-compute writes back on its next inventory update; unset it (a restart) or raise reserved_host_disk_mb instead.",
+                format_ratio(pinned)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "    it holds while [DEFAULT] disk_allocation_ratio stays unset in nova.conf (nova applies initial_disk_allocation_ratio only when it creates the inventory); redo it when the drift changes."
+            );
+        }
+    }
+    let _ = writeln!(out, "    undo: {}", escape_control(&remedy.undo_command));
 }
 
 fn render_lvs_text(out: &mut String, vg: &VgAccount) {
