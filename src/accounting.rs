@@ -268,7 +268,7 @@ const RATIO_SCALE: u128 = 10_000;
 /// `(total - reserved) * ratio` in whole GiB (reserved rounded up as placement holds it), equals
 /// the corrected capacity, `corrected free + allocated`, rounded down to 4 decimals so that the
 /// scheduler never sees more than corrected free. A corrected capacity of 0 or less gives 0 (no
-/// ratio above that is safe; placement itself refuses 0, see the runbook). `None` when the total
+/// ratio above that is safe; the runbook says what to set instead). `None` when the total
 /// is no more than the reserve: no ratio changes a capacity of 0.
 pub fn recommended_disk_allocation_ratio(
     total_bytes: u64,

@@ -456,7 +456,7 @@ pub struct AllocationRatioRemedy {
     /// The recommended ratio (`nova_lvm_recommended_disk_allocation_ratio`).
     pub ratio: f64,
     /// The ratio in the command: the recommended one, or 0.0001 when that is 0 (placement
-    /// refuses a ratio of 0).
+    /// would make the exporter's placement source refuse the inventory).
     pub applied_ratio: f64,
     /// The ratio placement holds today (what undoing sets back).
     pub current_ratio: f64,
@@ -471,7 +471,8 @@ pub struct AllocationRatioRemedy {
     pub overwritten_by_nova_conf_ratio: Option<f64>,
 }
 
-/// The smallest ratio the remedy sets: placement refuses 0 (`exclusiveMinimum`).
+/// The smallest ratio the remedy sets: the placement source refuses an inventory whose ratio is
+/// not positive, and 0.0001 leaves a capacity of 0 on any provider under 10,000 GiB.
 pub const SMALLEST_APPLIED_RATIO: f64 = 0.0001;
 
 /// `openstack resource provider inventory set <uuid> --amend --resource DISK_GB:allocation_ratio=R`.

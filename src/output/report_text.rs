@@ -333,7 +333,7 @@ fn render_ratio_remedy(out: &mut String, remedy: &crate::output::report::Allocat
     if remedy.applied_ratio != remedy.ratio {
         let _ = writeln!(
             out,
-            "    (placement refuses a ratio of 0: {} lets nothing more be scheduled here)",
+            "    ({} rather than 0, which the exporter reads as an invalid inventory: it lets nothing more be scheduled on any provider under 10,000 GiB)",
             format_ratio(remedy.applied_ratio)
         );
     }
