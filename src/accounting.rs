@@ -1703,8 +1703,14 @@ mod tests {
         let k = (ratio * 10_000.0).round() as u128;
         assert_eq!(k as f64 / 10_000.0, ratio, "{ratio} has 4 decimals");
         let base = u128::from(base_gib) * u128::from(GIB);
-        assert!(k * base <= capacity * 10_000, "{ratio} x {base_gib} GiB > {capacity}");
-        assert!(capacity * 10_000 < (k + 1) * base, "{ratio} is not the largest");
+        assert!(
+            k * base <= capacity * 10_000,
+            "{ratio} x {base_gib} GiB > {capacity}"
+        );
+        assert!(
+            capacity * 10_000 < (k + 1) * base,
+            "{ratio} is not the largest"
+        );
     }
 
     #[test]
@@ -1713,7 +1719,15 @@ mod tests {
         for total_gib in 1..=40u64 {
             for reserved_gib in 0..total_gib {
                 let base = total_gib - reserved_gib;
-                for capacity in [1, MIB, GIB - 1, GIB, 3 * GIB + 7, base * GIB, 5 * base * GIB] {
+                for capacity in [
+                    1,
+                    MIB,
+                    GIB - 1,
+                    GIB,
+                    3 * GIB + 7,
+                    base * GIB,
+                    5 * base * GIB,
+                ] {
                     for allocated in [0, capacity / 2, capacity] {
                         let free = (capacity - allocated) as i64;
                         let ratio = recommended_disk_allocation_ratio(
@@ -1860,7 +1874,8 @@ mod tests {
     fn the_recommended_ratio_is_computed_with_placement_s_reserve() {
         // base (19 - 5) GiB; capacity 1020 MiB + 10 GiB = 11260 MiB; 11260 / 14336 = 0.78543...
         let t = placement_account(5, nova_conf(1500, true));
-        assert_eq!(t.recommended_disk_allocation_ratio, Some(0.7854));
+        // 0.7854, spelled as 7854 ten-thousandths (the literal reads as pi / 4 to clippy).
+        assert_eq!(t.recommended_disk_allocation_ratio, Some(7854.0 / 10_000.0));
         // A reserve of the whole total: no ratio helps.
         let t = placement_account(19, nova_conf(1500, false));
         assert_eq!(t.recommended_disk_allocation_ratio, None);

@@ -1344,9 +1344,8 @@ fn run_report(args: &[String], env: &[(String, String)], format: &str) -> String
         .expect("run report");
     let text = String::from_utf8_lossy(&output.stdout).to_string();
     if format == "json" {
-        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!("{e}: {text}\n{}", String::from_utf8_lossy(&output.stderr))
-        });
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&output.stderr)));
         let violations = common::schema::report_schema_violations(&json);
         assert!(violations.is_empty(), "schema: {violations:#?}\n{text}");
     }
@@ -1387,7 +1386,10 @@ fn the_recommended_allocation_ratio_applied_in_placement_refuses_what_does_not_f
     // Placement: total floor(vg) = 99 GiB, reserved ceil(1500 / 1024) = 2, 50 GiB allocated.
     let used = 75 * GIB;
     let corrected = vg_bytes as i64 - used as i64 - (2 * GIB) as i64;
-    assert_eq!(m.value(&g("nova_lvm_corrected_free_bytes")), corrected as f64);
+    assert_eq!(
+        m.value(&g("nova_lvm_corrected_free_bytes")),
+        corrected as f64
+    );
     assert_eq!(
         m.value(&v("nova_lvm_scheduler_free_bytes")),
         (47 * GIB) as f64
@@ -1424,7 +1426,10 @@ fn the_recommended_allocation_ratio_applied_in_placement_refuses_what_does_not_f
     assert_eq!(remedy["ratio"], 0.7525);
     assert_eq!(remedy["provider_uuid"], node.uuid.as_str());
     assert_eq!(remedy["command"], command.as_str());
-    assert_eq!(remedy["overwritten_by_nova_conf_ratio"], serde_json::Value::Null);
+    assert_eq!(
+        remedy["overwritten_by_nova_conf_ratio"],
+        serde_json::Value::Null
+    );
 
     // Apply R the way the command does: the ratio parsed from the command, the rest kept.
     let applied: f64 = command.rsplit('=').next().unwrap().parse().unwrap();
@@ -1432,7 +1437,10 @@ fn the_recommended_allocation_ratio_applied_in_placement_refuses_what_does_not_f
     placement.amend_disk_gb(&node.uuid, "allocation_ratio", serde_json::json!(applied));
     let inventory = placement.disk_gb_inventory(&node.uuid);
     assert_eq!(inventory["allocation_ratio"], serde_json::json!(0.7525));
-    assert_eq!((inventory["total"].as_u64(), inventory["reserved"].as_u64()), (Some(99), Some(2)));
+    assert_eq!(
+        (inventory["total"].as_u64(), inventory["reserved"].as_u64()),
+        (Some(99), Some(2))
+    );
     let m = scrape_until(&exporter, |m| {
         m.get(&v("nova_lvm_allocation_ratio")) == Some(applied)
     });
@@ -1515,7 +1523,10 @@ fn placement_s_reserve_beyond_nova_conf_is_explained_by_its_knob() {
     // reserved = ceil(99 - 20 - 64.996) = 15 GiB, of which nova adds the 3 GiB of image cache
     // itself: reserved_host_disk_mb = 12 GiB.
     let corrected = vg_bytes as i64 - (35 * GIB) as i64;
-    assert_eq!(m.value(&g("nova_lvm_corrected_free_bytes")), corrected as f64);
+    assert_eq!(
+        m.value(&g("nova_lvm_corrected_free_bytes")),
+        corrected as f64
+    );
     assert_eq!(
         m.value(&g("nova_lvm_recommended_reserved_host_disk_bytes")),
         (12 * GIB) as f64

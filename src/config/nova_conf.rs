@@ -555,7 +555,12 @@ mod tests {
         assert_eq!(read("[DEFAULT]\nhost = a\n"), None);
         for (value, expected) in [("True", true), ("yes", true), ("1", true), ("ON", true)]
             .into_iter()
-            .chain([("False", false), ("no", false), ("0", false), ("off", false)])
+            .chain([
+                ("False", false),
+                ("no", false),
+                ("0", false),
+                ("off", false),
+            ])
         {
             let text = format!("[workarounds]\nreserve_disk_resource_for_image_cache = {value}\n");
             assert_eq!(read(&text), Some(expected), "{value}");

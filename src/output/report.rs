@@ -483,7 +483,10 @@ pub fn allocation_ratio_command(provider_uuid: &str, ratio: f64) -> String {
     )
 }
 
-fn allocation_ratio_remedy(t: &TrackedAccounting, current_ratio: f64) -> Option<AllocationRatioRemedy> {
+fn allocation_ratio_remedy(
+    t: &TrackedAccounting,
+    current_ratio: f64,
+) -> Option<AllocationRatioRemedy> {
     let ratio = t.recommended_disk_allocation_ratio?;
     let applied_ratio = ratio.max(SMALLEST_APPLIED_RATIO);
     let uuid = t

@@ -616,7 +616,10 @@ impl TrackedSource for PlacementSource {
                     })?;
             }
         }
-        let mut usage = self.memory().usage(Instant::now()).map_err(|e| invalid(&e))?;
+        let mut usage = self
+            .memory()
+            .usage(Instant::now())
+            .map_err(|e| invalid(&e))?;
         usage.nova_conf = self.nova_conf;
         Ok(usage)
     }
