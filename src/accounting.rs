@@ -31,7 +31,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::lvm::owner::{attribute, LvAllocation, Owner};
 use crate::lvm::{Lv, Vg, VgReport};
-use crate::tracked::TrackedUsage;
+use crate::tracked::{NovaConfDisk, TrackedUsage};
 use crate::units::{GIB, MIB};
 
 /// The owner classes exported for every classified VG, in label order.
@@ -196,8 +196,98 @@ pub struct TrackedAccounting {
     pub scheduler_free_bytes: i64,
     /// scheduler free - corrected free: phantom space handed out when positive.
     pub overestimate_bytes: i64,
-    /// The `reserved_host_disk_mb` that makes the scheduler's free space match corrected free.
+    /// The `reserved_host_disk_mb` that makes the scheduler's free space match corrected free
+    /// (less the image cache's part of placement's reserve when nova.conf adds it).
     pub recommended_reserved_host_disk_mb: u64,
+    /// The DISK_GB allocation ratio at which placement's capacity equals the corrected capacity
+    /// ([`recommended_disk_allocation_ratio`]); `None` when placement's total is no more than its
+    /// reserve.
+    pub recommended_disk_allocation_ratio: Option<f64>,
+    /// The placement resource provider of these figures (placement source only).
+    pub provider_uuid: Option<String>,
+    /// What nova.conf makes nova send for DISK_GB (placement source only).
+    pub nova_conf: Option<NovaConfDisk>,
+    /// Why placement's DISK_GB `reserved` differs from nova.conf's `reserved_host_disk_mb`,
+    /// when it does (placement source only).
+    pub reserved_difference: Option<ReservedDifference>,
+}
+
+/// Placement's DISK_GB `reserved` differs from what nova.conf's `reserved_host_disk_mb` gives
+/// (`ceil(MiB / 1024)` GiB, nova's `_get_reserved_host_disk_gb_from_config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedDifference {
+    /// Placement's DISK_GB `reserved`, GiB.
+    pub placement_gib: u64,
+    /// What `reserved_host_disk_mb` alone gives, GiB.
+    pub nova_conf_gib: u64,
+    /// The knob that explains the difference.
+    pub cause: ReservedCause,
+}
+
+/// Which knob made placement's reserve differ from `reserved_host_disk_mb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservedCause {
+    /// `[workarounds] reserve_disk_resource_for_image_cache` is set: nova adds the image
+    /// cache's size, this many GiB, which lives on `instances_path`, not in the VG.
+    ImageCache {
+        /// Placement's reserve beyond `reserved_host_disk_mb`, GiB.
+        image_cache_gib: u64,
+    },
+    /// Nothing in this nova.conf explains it: placement's inventory was set by hand or by
+    /// another nova.conf.
+    SetElsewhere,
+}
+
+/// Compares placement's DISK_GB `reserved` with what nova.conf gives; `None` when they agree.
+/// A larger reserve in placement is the image cache's when nova.conf sets the workaround; any
+/// other difference was set by hand or by another nova.conf.
+pub fn reserved_difference(
+    placement_reserved_bytes: u64,
+    nova_conf: &NovaConfDisk,
+) -> Option<ReservedDifference> {
+    let placement_gib = placement_reserved_bytes.div_ceil(GIB);
+    let nova_conf_gib = nova_conf.reserved_host_disk_mb.div_ceil(1024);
+    let cause = match placement_gib.checked_sub(nova_conf_gib) {
+        Some(0) => return None,
+        Some(image_cache_gib) if nova_conf.image_cache_reserve => {
+            ReservedCause::ImageCache { image_cache_gib }
+        }
+        _ => ReservedCause::SetElsewhere,
+    };
+    Some(ReservedDifference {
+        placement_gib,
+        nova_conf_gib,
+        cause,
+    })
+}
+
+/// Decimal places of [`recommended_disk_allocation_ratio`].
+const RATIO_SCALE: u128 = 10_000;
+
+/// The DISK_GB allocation ratio at which placement's capacity for the provider,
+/// `(total - reserved) * ratio` in whole GiB (reserved rounded up as placement holds it), equals
+/// the corrected capacity, `corrected free + allocated`, rounded down to 4 decimals so that the
+/// scheduler never sees more than corrected free. A corrected capacity of 0 or less gives 0 (no
+/// ratio above that is safe; the runbook says what to set instead). `None` when the total
+/// is no more than the reserve: no ratio changes a capacity of 0.
+pub fn recommended_disk_allocation_ratio(
+    total_bytes: u64,
+    reserved_bytes: u64,
+    corrected_free_bytes: i64,
+    allocated_bytes: u64,
+) -> Option<f64> {
+    let base_gib = (total_bytes / GIB).checked_sub(reserved_bytes.div_ceil(GIB))?;
+    if base_gib == 0 {
+        return None;
+    }
+    let capacity = i128::from(corrected_free_bytes).checked_add(i128::from(allocated_bytes))?;
+    let Ok(capacity) = u128::try_from(capacity) else {
+        return Some(0.0);
+    };
+    let base_bytes = u128::from(base_gib).checked_mul(u128::from(GIB))?;
+    let scaled = capacity.checked_mul(RATIO_SCALE)? / base_bytes;
+    // At most (2^63 + 2^64) * 10^4 / 2^30 < 2^49: exact as f64.
+    Some(scaled as f64 / RATIO_SCALE as f64)
 }
 
 /// The full accounting of one watched VG.
@@ -376,11 +466,16 @@ fn scheduler_free_bytes(usage: &TrackedUsage, total_bytes: u64) -> Result<i64, A
 
 /// The smallest `reserved_host_disk_mb` (whole GiB, as placement rounds it up anyway, and never
 /// below today's) for which the scheduler's free space is no more than `corrected_free_bytes`.
+///
+/// When placement's reserve holds the image cache on top of `reserved_host_disk_mb`
+/// ([`ReservedCause::ImageCache`]), nova adds it again to whatever is recommended, so it is taken
+/// off, and the floor is nova.conf's `reserved_host_disk_mb`.
 fn recommended_reserved_host_disk_mb(
     usage: &TrackedUsage,
     total_bytes: u64,
     used_bytes: u64,
     corrected_free_bytes: i64,
+    difference: Option<&ReservedDifference>,
 ) -> u64 {
     let today_mb = usage.reserved_bytes.div_ceil(MIB);
     let total_gib = (total_bytes / GIB) as f64;
@@ -393,7 +488,12 @@ fn recommended_reserved_host_disk_mb(
     } else {
         0
     };
-    needed_mb.max(today_mb)
+    match (difference.map(|d| d.cause), &usage.nova_conf) {
+        (Some(ReservedCause::ImageCache { image_cache_gib }), Some(conf)) => needed_mb
+            .saturating_sub(image_cache_gib.saturating_mul(1024))
+            .max(conf.reserved_host_disk_mb),
+        _ => needed_mb.max(today_mb),
+    }
 }
 
 /// Accounts one VG. `allocations` are its visible LVs with their extents (from
@@ -627,6 +727,11 @@ fn account_tracked(
         ),
         i128::from(scheduler_free_bytes) - i128::from(corrected_free_bytes),
     )?;
+    let allocated_bytes = scheduler_used_bytes(usage)?;
+    let difference = usage
+        .nova_conf
+        .as_ref()
+        .and_then(|conf| reserved_difference(usage.reserved_bytes, conf));
     Ok(TrackedAccounting {
         tracked_used_bytes,
         reserved_bytes: usage.reserved_bytes,
@@ -639,9 +744,19 @@ fn account_tracked(
         recommended_reserved_host_disk_mb: recommended_reserved_host_disk_mb(
             usage,
             total_bytes,
-            scheduler_used_bytes(usage)?,
+            allocated_bytes,
             corrected_free_bytes,
+            difference.as_ref(),
         ),
+        recommended_disk_allocation_ratio: recommended_disk_allocation_ratio(
+            total_bytes,
+            usage.reserved_bytes,
+            corrected_free_bytes,
+            allocated_bytes,
+        ),
+        provider_uuid: usage.provider_uuid.clone(),
+        nova_conf: usage.nova_conf,
+        reserved_difference: difference,
     })
 }
 
@@ -1572,5 +1687,205 @@ mod tests {
         assert_eq!(owned + acc.free_bytes, acc.size_bytes);
         assert_eq!(tracked(acc).drift_bytes, (3 * GIB) as i64);
         assert_identity(acc);
+    }
+
+    fn nova_conf(reserved_host_disk_mb: u64, image_cache_reserve: bool) -> NovaConfDisk {
+        NovaConfDisk {
+            reserved_host_disk_mb,
+            image_cache_reserve,
+            pinned_disk_allocation_ratio: None,
+        }
+    }
+
+    /// `k / 10^4` is the largest 4-decimal ratio whose capacity is no more than `capacity`:
+    /// `k * base <= capacity * 10^4 < (k + 1) * base`, in exact integers.
+    fn assert_largest_ratio_below(ratio: f64, base_gib: u64, capacity: u128) {
+        let k = (ratio * 10_000.0).round() as u128;
+        assert_eq!(k as f64 / 10_000.0, ratio, "{ratio} has 4 decimals");
+        let base = u128::from(base_gib) * u128::from(GIB);
+        assert!(
+            k * base <= capacity * 10_000,
+            "{ratio} x {base_gib} GiB > {capacity}"
+        );
+        assert!(
+            capacity * 10_000 < (k + 1) * base,
+            "{ratio} is not the largest"
+        );
+    }
+
+    #[test]
+    fn the_recommended_ratio_is_the_largest_4_decimal_ratio_within_the_corrected_capacity() {
+        // Every total up to 40 GiB, every reserve below it, capacities in and between GiB.
+        for total_gib in 1..=40u64 {
+            for reserved_gib in 0..total_gib {
+                let base = total_gib - reserved_gib;
+                for capacity in [
+                    1,
+                    MIB,
+                    GIB - 1,
+                    GIB,
+                    3 * GIB + 7,
+                    base * GIB,
+                    5 * base * GIB,
+                ] {
+                    for allocated in [0, capacity / 2, capacity] {
+                        let free = (capacity - allocated) as i64;
+                        let ratio = recommended_disk_allocation_ratio(
+                            total_gib * GIB,
+                            reserved_gib * GIB,
+                            free,
+                            allocated,
+                        )
+                        .unwrap();
+                        assert_largest_ratio_below(ratio, base, u128::from(capacity));
+                    }
+                }
+            }
+        }
+        // Placement 16's example: total 100, reserved 2, a capacity of 49 GiB is ratio 0.5.
+        assert_eq!(
+            recommended_disk_allocation_ratio(100 * GIB, 2 * GIB, (29 * GIB) as i64, 20 * GIB),
+            Some(0.5)
+        );
+        // Rounded down: 97 / 98 = 0.98979...
+        assert_eq!(
+            recommended_disk_allocation_ratio(100 * GIB, 2 * GIB, (37 * GIB) as i64, 60 * GIB),
+            Some(0.9897)
+        );
+    }
+
+    #[test]
+    fn the_recommended_ratio_at_its_edges() {
+        let ratio = recommended_disk_allocation_ratio;
+        // total == reserved, or less: no ratio changes a capacity of 0.
+        assert_eq!(ratio(10 * GIB, 10 * GIB, GIB as i64, 0), None);
+        assert_eq!(ratio(10 * GIB, 11 * GIB, GIB as i64, 0), None);
+        assert_eq!(ratio(0, 0, GIB as i64, 0), None);
+        // Placement holds the reserve in whole GiB rounded up and the total rounded down.
+        assert_eq!(ratio(10 * GIB, 9 * GIB + 1, GIB as i64, 0), None);
+        assert_eq!(ratio(11 * GIB - 1, 9 * GIB, GIB as i64, 0), Some(1.0));
+        // Nothing allocated: corrected free alone.
+        assert_eq!(ratio(10 * GIB, 0, (5 * GIB) as i64, 0), Some(0.5));
+        assert_eq!(ratio(10 * GIB, 0, 0, 0), Some(0.0));
+        // A corrected capacity of 0 or less: 0, never negative.
+        assert_eq!(ratio(10 * GIB, 0, -((4 * GIB) as i64), 4 * GIB), Some(0.0));
+        assert_eq!(ratio(10 * GIB, 0, -((5 * GIB) as i64), 4 * GIB), Some(0.0));
+        assert_eq!(ratio(10 * GIB, 0, i64::MIN, 0), Some(0.0));
+        // Corrected free below 0 but above -allocated: a ratio that refuses new allocations.
+        assert_eq!(ratio(10 * GIB, 0, -(GIB as i64), 4 * GIB), Some(0.3));
+        // More capacity than placement's: above 1.
+        assert_eq!(ratio(10 * GIB, 0, (15 * GIB) as i64, 0), Some(1.5));
+        // Huge figures neither overflow nor lose the 4 decimals.
+        let huge = ratio(u64::MAX, 0, i64::MAX, u64::MAX).unwrap();
+        assert_largest_ratio_below(
+            huge,
+            u64::MAX / GIB,
+            i64::MAX as u128 + u128::from(u64::MAX),
+        );
+        assert_eq!(ratio(u64::MAX, u64::MAX, i64::MAX, u64::MAX), None);
+        assert_eq!(ratio(GIB, 0, 1, 0), Some(0.0));
+        assert_eq!(ratio(u64::MAX, 0, 0, GIB), Some(0.0));
+    }
+
+    #[test]
+    fn placement_s_reserve_is_explained_by_the_image_cache_or_set_elsewhere() {
+        // ceil(1500 / 1024) = 2 GiB: what nova sends without the workaround.
+        assert_eq!(reserved_difference(2 * GIB, &nova_conf(1500, false)), None);
+        assert_eq!(reserved_difference(2 * GIB, &nova_conf(1500, true)), None);
+        assert_eq!(reserved_difference(0, &nova_conf(0, true)), None);
+        assert_eq!(
+            reserved_difference(5 * GIB, &nova_conf(1500, true)),
+            Some(ReservedDifference {
+                placement_gib: 5,
+                nova_conf_gib: 2,
+                cause: ReservedCause::ImageCache { image_cache_gib: 3 },
+            })
+        );
+        // A larger reserve without the workaround, or a smaller one with it: set elsewhere.
+        for (placement_gib, conf) in [(5, nova_conf(1500, false)), (1, nova_conf(1500, true))] {
+            let difference = reserved_difference(placement_gib * GIB, &conf).unwrap();
+            assert_eq!(difference.cause, ReservedCause::SetElsewhere);
+            assert_eq!(
+                (difference.placement_gib, difference.nova_conf_gib),
+                (placement_gib, 2)
+            );
+        }
+        // Extremes: placement's u64::MAX bytes are 2^34 GiB, less than u64::MAX MiB.
+        assert_eq!(
+            reserved_difference(u64::MAX, &nova_conf(u64::MAX, true)).map(|d| d.cause),
+            Some(ReservedCause::SetElsewhere)
+        );
+        assert_eq!(
+            reserved_difference(u64::MAX, &nova_conf(0, true)).map(|d| d.cause),
+            Some(ReservedCause::ImageCache {
+                image_cache_gib: 1 << 34
+            })
+        );
+    }
+
+    /// Instance A (10 GiB) and a 4 GiB foreign LV on a 20 GiB VG (placement total 19 GiB), as a
+    /// placement source reports them with `reserved_gib` reserved and `conf` behind it.
+    fn placement_account(reserved_gib: u64, conf: NovaConfDisk) -> TrackedAccounting {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv("scratch", Owner::Foreign, 4 * GIB),
+        ];
+        let mut u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        u.reserved_bytes = reserved_gib * GIB;
+        u.nova_conf = Some(conf);
+        u.provider_uuid = Some(UUID_B.to_string());
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_identity(&acc);
+        tracked(&acc).clone()
+    }
+
+    #[test]
+    fn the_recommended_reserve_takes_off_the_image_cache_nova_adds_to_it() {
+        // Placement reserves 5 GiB: 2 from 1500 MiB and 3 of image cache.
+        let t = placement_account(5, nova_conf(1500, true));
+        // corrected free = 5119 x 4 MiB - 14 GiB - 5 GiB = 1020 MiB; placement needs
+        // ceil(19 - (10 + 1020 / 1024)) = 9 GiB reserved, of which nova adds 3 itself.
+        assert_eq!(t.corrected_free_bytes, (1020 * MIB) as i64);
+        assert_eq!(t.scheduler_free_bytes, (4 * GIB) as i64);
+        assert_eq!(
+            t.reserved_difference.map(|d| d.cause),
+            Some(ReservedCause::ImageCache { image_cache_gib: 3 })
+        );
+        assert_eq!(t.recommended_reserved_host_disk_mb, 6 * 1024);
+        // The same reserve set elsewhere: placement's reserve must come from the setting itself.
+        let t = placement_account(5, nova_conf(1500, false));
+        assert_eq!(
+            t.reserved_difference.map(|d| d.cause),
+            Some(ReservedCause::SetElsewhere)
+        );
+        assert_eq!(t.recommended_reserved_host_disk_mb, 9 * 1024);
+        // A larger image cache: nova adds all of it, the recommendation stays 4 GiB above
+        // what nova.conf alone gives.
+        let t = placement_account(12, nova_conf(1500, true));
+        assert_eq!(t.recommended_reserved_host_disk_mb, 6 * 1024);
+        // No difference, no explanation; the provider and nova.conf are passed on.
+        let t = placement_account(2, nova_conf(1500, true));
+        assert_eq!(t.reserved_difference, None);
+        assert_eq!(t.provider_uuid.as_deref(), Some(UUID_B));
+        assert_eq!(t.nova_conf, Some(nova_conf(1500, true)));
+    }
+
+    #[test]
+    fn the_recommended_ratio_is_computed_with_placement_s_reserve() {
+        // base (19 - 5) GiB; capacity 1020 MiB + 10 GiB = 11260 MiB; 11260 / 14336 = 0.78543...
+        let t = placement_account(5, nova_conf(1500, true));
+        // 0.7854, spelled as 7854 ten-thousandths (the literal reads as pi / 4 to clippy).
+        assert_eq!(t.recommended_disk_allocation_ratio, Some(7854.0 / 10_000.0));
+        // A reserve of the whole total: no ratio helps.
+        let t = placement_account(19, nova_conf(1500, false));
+        assert_eq!(t.recommended_disk_allocation_ratio, None);
+        // A local source (no provider) still gets the ratio, on the VG's floored total.
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB)];
+        let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.provider_uuid, None);
+        // capacity = VG_20G - 10 GiB + 10 GiB = 20476 MiB over 19456 MiB: 1.05243...
+        assert_eq!(t.recommended_disk_allocation_ratio, Some(1.0524));
     }
 }

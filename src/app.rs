@@ -137,7 +137,8 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             .with_inventory_policy(InventoryPolicy {
                 refresh_interval: placement.refresh_interval,
                 inventory_max_age: placement.inventory_max_age,
-            });
+            })
+            .with_nova_conf(config.nova_conf_disk);
         tracked.push(cached(
             source,
             placement.refresh_interval,

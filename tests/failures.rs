@@ -15,13 +15,14 @@ use common::*;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed-incident");
 
-const DERIVED: [&str; 6] = [
+const DERIVED: [&str; 7] = [
     "nova_lvm_drift_bytes",
     "nova_lvm_untracked_bytes",
     "nova_lvm_corrected_free_bytes",
     "nova_lvm_scheduler_overestimate_bytes",
     "nova_lvm_recommended_reserved_host_disk_bytes",
     "nova_lvm_tracked_unbacked_bytes",
+    "nova_lvm_recommended_disk_allocation_ratio",
 ];
 
 fn example_args() -> Vec<String> {

@@ -1299,3 +1299,330 @@ fn the_audit_finds_a_leaked_allocation_an_unallocated_instance_and_a_mismatch() 
         6_442_450_944.0
     );
 }
+
+/// A host on a real 100 GiB VG with `consumers` (uuid, DISK_GB) allocated in placement and an
+/// LV of that size for each, plus `foreign_gib` of somebody else's LV; returns the VG, its size
+/// and the compute node.
+fn real_vg_host(
+    os: &OpenStack,
+    tag: u32,
+    name: &str,
+    consumers: &[(String, u64)],
+    foreign_gib: u64,
+) -> (common::LoopVg, u64, ComputeNode) {
+    let vg = common::LoopVg::new(&format!("r{tag}"), 100);
+    let vgs = common::run(
+        "vgs",
+        &[
+            "--noheadings",
+            "--nosuffix",
+            "--units",
+            "b",
+            "-o",
+            "vg_size",
+            &vg.name,
+        ],
+    );
+    // LVM may print a notice beside the figure when other tests use LVM at the same time.
+    let vg_bytes: u64 = vgs
+        .lines()
+        .find_map(|line| line.trim().parse().ok())
+        .unwrap_or_else(|| panic!("vgs printed no size: {vgs:?}"));
+    let node = ComputeNode {
+        name: name.to_string(),
+        uuid: uuid(0xc0de_0000 + tag, 0),
+        vg_bytes,
+        reserved_host_disk_mb: RESERVED_HOST_DISK_MB,
+        disk_allocation_ratio: 1.0,
+    };
+    let placement = os.placement();
+    placement.register_compute_node(&node);
+    for (consumer, disk_gb) in consumers {
+        placement.allocate(
+            &node.uuid,
+            &Consumer {
+                uuid: consumer.clone(),
+                disk_gb: *disk_gb,
+                vcpus: 1,
+                memory_mb: 1024,
+            },
+        );
+        vg.create_lv(&format!("{consumer}_disk"), &format!("{disk_gb}g"));
+    }
+    vg.create_lv("backup_scratch", &format!("{foreign_gib}g"));
+    (vg, vg_bytes, node)
+}
+
+/// The exporter's arguments and environment for a real VG and this test env's placement,
+/// refreshing every second; `conf_extra` is appended to nova.conf.
+fn real_vg_exporter_args(
+    os: &OpenStack,
+    dir: &std::path::Path,
+    vg: &str,
+    provider_name: &str,
+    conf_extra: &str,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let conf = dir.join("nova.conf");
+    write_nova_conf(&conf, vg, RESERVED_HOST_DISK_MB);
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, format!("{text}{conf_extra}")).unwrap();
+    let clouds = os.write_clouds_yaml(dir, "RegionOne");
+    let args = vec![
+        format!("--nova.config-file={}", conf.display()),
+        "--no-collector.libvirt".to_string(),
+        "--collector.placement".to_string(),
+        format!("--collector.placement.hostname={provider_name}"),
+        "--os-cloud=exporter-appcred".to_string(),
+        "--collector.timeout=20s".to_string(),
+        "--collector.placement.refresh-interval=1s".to_string(),
+        "--collector.placement.max-age=10s".to_string(),
+        "--collector.placement.inventory-max-age=2s".to_string(),
+    ];
+    let env = vec![
+        (
+            "OS_CLIENT_CONFIG_FILE".to_string(),
+            clouds.display().to_string(),
+        ),
+        (
+            "OS_CLIENT_SECURE_FILE".to_string(),
+            dir.join("secure.yaml").display().to_string(),
+        ),
+    ];
+    (args, env)
+}
+
+/// `report` (text, or JSON checked against the schema) with these arguments.
+fn run_report(args: &[String], env: &[(String, String)], format: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .args(["report", &format!("--format={format}")])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run report");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    if format == "json" {
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&output.stderr)));
+        let violations = common::schema::report_schema_violations(&json);
+        assert!(violations.is_empty(), "schema: {violations:#?}\n{text}");
+    }
+    text
+}
+
+/// The remedy without a restart, round trip against the real Placement: on a real VG with 25 GiB
+/// of foreign consumption the scheduler sees ~24 GiB that do not exist; the exporter's
+/// recommended DISK_GB allocation ratio, applied through placement's API as
+/// `openstack resource provider inventory set --amend` does, brings the scheduler's view within
+/// the whole-GiB rounding of corrected free, and placement then refuses (409) an allocation that
+/// would not fit on disk while accepting one that fits. Undoing it restores placement's view.
+#[test]
+fn the_recommended_allocation_ratio_applied_in_placement_refuses_what_does_not_fit_on_disk() {
+    if !common::lvm_available("allocation ratio round trip on a real VG") {
+        return;
+    }
+    let Some(os) = environment() else { return };
+    let tag = 60;
+    let name = "cmp-ratio.example";
+    let consumers = [
+        (uuid(0xa000_0000 + tag, 1), 20),
+        (uuid(0xb000_0000 + tag, 2), 30),
+    ];
+    let (vg, vg_bytes, node) = real_vg_host(os, tag, name, &consumers, 25);
+    let dir = tempfile::tempdir().unwrap();
+    let (args, env) = real_vg_exporter_args(os, dir.path(), &vg.name, name, "");
+    let exporter = Exporter::start_with_env(
+        &args,
+        &env.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let g = |metric: &str| format!("{metric}{{vg=\"{}\"}}", vg.name);
+    let v = |metric: &str| format!("{metric}{{source=\"placement\",vg=\"{}\"}}", vg.name);
+    let m = scrape_until(&exporter, placement_ok);
+
+    // Placement: total floor(vg) = 99 GiB, reserved ceil(1500 / 1024) = 2, 50 GiB allocated.
+    let used = 75 * GIB;
+    let corrected = vg_bytes as i64 - used as i64 - (2 * GIB) as i64;
+    assert_eq!(
+        m.value(&g("nova_lvm_corrected_free_bytes")),
+        corrected as f64
+    );
+    assert_eq!(
+        m.value(&v("nova_lvm_scheduler_free_bytes")),
+        (47 * GIB) as f64
+    );
+    // (99 - 2) x R = corrected free + 50 GiB, rounded down to 4 decimals.
+    let capacity = (corrected as u128) + u128::from(50 * GIB);
+    let expected = (capacity * 10_000 / u128::from(97 * GIB)) as f64 / 10_000.0;
+    assert_eq!(expected, 0.7525, "(22.996 + 50) / 97");
+    let ratio = m.value(&g("nova_lvm_recommended_disk_allocation_ratio"));
+    assert_eq!(ratio, expected);
+    let complaints = common::promtool_check_metrics(&m.text);
+    assert!(complaints.is_empty(), "promtool: {complaints}");
+
+    // The report gives the exact command with this provider and R, and how to undo it.
+    let report = run_report(&args, &env, "text");
+    let command = format!(
+        "openstack resource provider inventory set {} --amend --resource DISK_GB:allocation_ratio=0.7525",
+        node.uuid
+    );
+    assert!(report.contains(&command), "{report}");
+    assert!(
+        report.contains(&format!(
+            "undo: openstack resource provider inventory set {} --amend --resource DISK_GB:allocation_ratio=1.0",
+            node.uuid
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("it holds while [DEFAULT] disk_allocation_ratio stays unset"),
+        "{report}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run_report(&args, &env, "json")).unwrap();
+    let remedy = &json["vgs"][0]["accounting"]["allocation_ratio_remedy"];
+    assert_eq!(remedy["ratio"], 0.7525);
+    assert_eq!(remedy["provider_uuid"], node.uuid.as_str());
+    assert_eq!(remedy["command"], command.as_str());
+    assert_eq!(
+        remedy["overwritten_by_nova_conf_ratio"],
+        serde_json::Value::Null
+    );
+
+    // Apply R the way the command does: the ratio parsed from the command, the rest kept.
+    let applied: f64 = command.rsplit('=').next().unwrap().parse().unwrap();
+    let placement = os.placement();
+    placement.amend_disk_gb(&node.uuid, "allocation_ratio", serde_json::json!(applied));
+    let inventory = placement.disk_gb_inventory(&node.uuid);
+    assert_eq!(inventory["allocation_ratio"], serde_json::json!(0.7525));
+    assert_eq!(
+        (inventory["total"].as_u64(), inventory["reserved"].as_u64()),
+        (Some(99), Some(2))
+    );
+    let m = scrape_until(&exporter, |m| {
+        m.get(&v("nova_lvm_allocation_ratio")) == Some(applied)
+    });
+    let scheduler_free = m.value(&v("nova_lvm_scheduler_free_bytes"));
+    let corrected_now = m.value(&g("nova_lvm_corrected_free_bytes"));
+    assert_eq!(corrected_now, corrected as f64);
+    assert!(
+        scheduler_free <= corrected_now && corrected_now - scheduler_free < GIB as f64,
+        "scheduler free {scheduler_free} vs corrected free {corrected_now}"
+    );
+    assert!(m.value(&g("nova_lvm_scheduler_overestimate_bytes")) <= 0.0);
+
+    // Placement's capacity is now int(97 x 0.7525) = 72 GiB, 50 used: 23 GiB would not fit on
+    // disk (corrected free 22.996 GiB) and is refused, 22 GiB fits and is accepted.
+    let too_big = uuid(0xe000_0000 + tag, 5);
+    let refusal = placement
+        .try_allocate_disk(&node.uuid, &too_big, 23)
+        .expect_err("23 GiB does not fit on disk");
+    assert!(refusal.contains("409"), "{refusal}");
+    let fits = uuid(0xe000_0000 + tag, 6);
+    placement
+        .try_allocate_disk(&node.uuid, &fits, 22)
+        .expect("22 GiB fits on disk");
+    placement.delete_allocation(&fits);
+
+    // Undo: the ratio back to 1.0, and placement hands out the phantom space again.
+    placement.amend_disk_gb(&node.uuid, "allocation_ratio", serde_json::json!(1.0));
+    placement
+        .try_allocate_disk(&node.uuid, &too_big, 23)
+        .expect("with ratio 1.0 placement accepts what the disk lacks");
+    placement.delete_allocation(&too_big);
+}
+
+/// Placement's DISK_GB reserved differs from nova.conf's reserved_host_disk_mb: both are
+/// exported, the scheduler's view uses placement's, and `report` names the knob: the image
+/// cache workaround when nova.conf sets it (the recommended reserve then leaves out what nova
+/// adds itself), otherwise an inventory set by hand or by another nova.conf. With
+/// `disk_allocation_ratio` set in nova.conf, the report says the ratio remedy would not hold.
+#[test]
+fn placement_s_reserve_beyond_nova_conf_is_explained_by_its_knob() {
+    if !common::lvm_available("placement's reserve on a real VG") {
+        return;
+    }
+    let Some(os) = environment() else { return };
+    let tag = 61;
+    let name = "cmp-reserve.example";
+    let consumers = [(uuid(0xa000_0000 + tag, 1), 20)];
+    let (vg, vg_bytes, node) = real_vg_host(os, tag, name, &consumers, 10);
+    // What nova-compute sends with a 3 GiB image cache under the workaround: 2 + 3 GiB.
+    os.placement()
+        .amend_disk_gb(&node.uuid, "reserved", serde_json::json!(5));
+    let dir = tempfile::tempdir().unwrap();
+    let (args, env) = real_vg_exporter_args(
+        os,
+        dir.path(),
+        &vg.name,
+        name,
+        "\n[workarounds]\nreserve_disk_resource_for_image_cache = True\n",
+    );
+    let exporter = Exporter::start_with_env(
+        &args,
+        &env.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let g = |metric: &str| format!("{metric}{{vg=\"{}\"}}", vg.name);
+    let v = |metric: &str| format!("{metric}{{source=\"placement\",vg=\"{}\"}}", vg.name);
+    let m = scrape_until(&exporter, placement_ok);
+    assert_eq!(m.value(&v("nova_lvm_reserved_bytes")), (5 * GIB) as f64);
+    assert_eq!(
+        m.value(&g("nova_lvm_nova_conf_reserved_bytes")),
+        (RESERVED_HOST_DISK_MB * MIB) as f64
+    );
+    // The scheduler's view: (99 - 5) x 1 - 20 = 74 GiB, placement's reserve.
+    assert_eq!(
+        m.value(&v("nova_lvm_scheduler_free_bytes")),
+        (74 * GIB) as f64
+    );
+    // corrected free = vg - 30 GiB - 5 GiB; placement needs ceil(99 - (20 + corrected)) GiB
+    // reserved = ceil(99 - 20 - 64.996) = 15 GiB, of which nova adds the 3 GiB of image cache
+    // itself: reserved_host_disk_mb = 12 GiB.
+    let corrected = vg_bytes as i64 - (35 * GIB) as i64;
+    assert_eq!(
+        m.value(&g("nova_lvm_corrected_free_bytes")),
+        corrected as f64
+    );
+    assert_eq!(
+        m.value(&g("nova_lvm_recommended_reserved_host_disk_bytes")),
+        (12 * GIB) as f64
+    );
+    let report = run_report(&args, &env, "text");
+    assert!(
+        report.contains("placement reserves 5 GiB, nova.conf's reserved_host_disk_mb = 1500 gives 2: [workarounds] reserve_disk_resource_for_image_cache adds the image cache's 3 GiB, which lives on instances_path, not in the VG"),
+        "{report}"
+    );
+    assert!(
+        report.contains("set [DEFAULT] reserved_host_disk_mb = 12288 (today 1500)"),
+        "{report}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run_report(&args, &env, "json")).unwrap();
+    let accounting = &json["vgs"][0]["accounting"];
+    assert_eq!(accounting["reserved_difference"]["knob"], "image_cache");
+    assert_eq!(accounting["reserved_difference"]["image_cache_gib"], 3);
+    assert_eq!(accounting["recommended_reserved_host_disk_mb"], 12 * 1024);
+
+    // The same placement with a nova.conf without the workaround but pinning the ratio.
+    let (args, env) = real_vg_exporter_args(
+        os,
+        dir.path(),
+        &vg.name,
+        name,
+        "\n[DEFAULT]\ndisk_allocation_ratio = 1.0\n",
+    );
+    let report = run_report(&args, &env, "text");
+    assert!(
+        report.contains("placement reserves 5 GiB, nova.conf's reserved_host_disk_mb = 1500 gives 2: placement's inventory was set by hand or by another nova.conf"),
+        "{report}"
+    );
+    // Placement's reserve is then what reserved_host_disk_mb must give: 15 GiB.
+    assert!(
+        report.contains("set [DEFAULT] reserved_host_disk_mb = 15360 (today 5120)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("it will NOT hold: nova.conf sets [DEFAULT] disk_allocation_ratio = 1.0"),
+        "{report}"
+    );
+}

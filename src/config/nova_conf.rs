@@ -52,6 +52,10 @@ pub struct NovaConf {
     pub images_type: Option<String>,
     /// `[libvirt] images_volume_group`.
     pub images_volume_group: Option<String>,
+    /// `[workarounds] reserve_disk_resource_for_image_cache`: nova then adds the image cache's
+    /// size to placement's DISK_GB `reserved` (libvirt driver,
+    /// `_get_disk_size_reserved_for_image_cache`).
+    pub reserve_disk_resource_for_image_cache: Option<bool>,
 }
 
 impl NovaConf {
@@ -122,6 +126,7 @@ struct Assignment<'a> {
 enum Section {
     Default,
     Libvirt,
+    Workarounds,
     Other,
 }
 
@@ -178,6 +183,8 @@ pub fn parse(text: &str, origin: &str) -> Result<NovaConf, NovaConfError> {
                 Section::Default
             } else if name.eq_ignore_ascii_case("libvirt") {
                 Section::Libvirt
+            } else if name.eq_ignore_ascii_case("workarounds") {
+                Section::Workarounds
             } else {
                 Section::Other
             });
@@ -264,6 +271,10 @@ fn assign(
         (Section::Default, "state_path") => conf.state_path = non_empty(value),
         (Section::Libvirt, "images_type") => conf.images_type = non_empty(value),
         (Section::Libvirt, "images_volume_group") => conf.images_volume_group = non_empty(value),
+        (Section::Workarounds, "reserve_disk_resource_for_image_cache") => {
+            conf.reserve_disk_resource_for_image_cache =
+                parse_bool(&value).map_err(|e| invalid(format!("{key}: {e}")))?;
+        }
         _ => {}
     }
     Ok(())
@@ -343,6 +354,17 @@ fn parse_ratio(value: &str) -> Result<Option<f64>, String> {
     Ok((ratio > 0.0).then_some(ratio))
 }
 
+/// An oslo `BoolOpt`: true/yes/on/1 or false/no/off/0, any case; `None` when empty.
+fn parse_bool(value: &str) -> Result<Option<bool>, String> {
+    let text = value.trim().to_ascii_lowercase();
+    match text.as_str() {
+        "" => Ok(None),
+        "true" | "yes" | "on" | "1" => Ok(Some(true)),
+        "false" | "no" | "off" | "0" => Ok(Some(false)),
+        _ => Err(format!("expected True or False, got {value:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +420,7 @@ mod tests {
                 initial_disk_allocation_ratio: None,
                 images_type: Some("lvm".into()),
                 images_volume_group: Some("vms-group".into()),
+                reserve_disk_resource_for_image_cache: None,
             }
         );
     }
@@ -524,6 +547,38 @@ mod tests {
         let (line, message) = err("[DEFAULT]\n= 5\n");
         assert_eq!(line, 2);
         assert!(message.contains("empty option name"), "{message}");
+    }
+
+    #[test]
+    fn the_image_cache_workaround_is_read_from_workarounds_only() {
+        let read = |text: &str| ok(text).reserve_disk_resource_for_image_cache;
+        assert_eq!(read("[DEFAULT]\nhost = a\n"), None);
+        for (value, expected) in [("True", true), ("yes", true), ("1", true), ("ON", true)]
+            .into_iter()
+            .chain([
+                ("False", false),
+                ("no", false),
+                ("0", false),
+                ("off", false),
+            ])
+        {
+            let text = format!("[workarounds]\nreserve_disk_resource_for_image_cache = {value}\n");
+            assert_eq!(read(&text), Some(expected), "{value}");
+        }
+        assert_eq!(
+            read("[workarounds]\nreserve_disk_resource_for_image_cache =\n"),
+            None
+        );
+        assert_eq!(
+            read("[DEFAULT]\nreserve_disk_resource_for_image_cache = True\n"),
+            None
+        );
+        let (line, message) = err("[workarounds]\nreserve_disk_resource_for_image_cache = maybe\n");
+        assert_eq!(line, 2);
+        assert_eq!(
+            message,
+            "reserve_disk_resource_for_image_cache: expected True or False, got \"maybe\""
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::tracked::host::{
     host_name, locate_provider, read_compute_id, ProviderName, DEFAULT_STATE_PATH,
 };
 use crate::tracked::placement::INVENTORY_MAX_AGE_INTERVALS;
-use crate::tracked::{HostDiskSettings, SourceKind};
+use crate::tracked::{HostDiskSettings, NovaConfDisk, SourceKind};
 use crate::web::ServerLimits;
 
 /// Settings of the raw source.
@@ -101,6 +101,9 @@ pub struct Config {
     pub watched_vgs: Vec<String>,
     /// reserved_host_disk_mb and disk_allocation_ratio.
     pub host_settings: HostDiskSettings,
+    /// What nova.conf makes nova send to placement for DISK_GB (image cache reserve, a pinned
+    /// allocation ratio), for the placement source's explanations.
+    pub nova_conf_disk: NovaConfDisk,
     /// The raw source.
     pub lvm: LvmSettings,
     /// Per-VG cap of per-LV series.
@@ -223,6 +226,11 @@ impl Cli {
                 .nova_disk_allocation_ratio
                 .or(conf.effective_disk_allocation_ratio())
                 .unwrap_or(1.0),
+        };
+        let nova_conf_disk = NovaConfDisk {
+            reserved_host_disk_mb: host_settings.reserved_host_disk_mb,
+            image_cache_reserve: conf.reserve_disk_resource_for_image_cache == Some(true),
+            pinned_disk_allocation_ratio: conf.disk_allocation_ratio,
         };
         if host_settings.disk_allocation_ratio != 1.0 {
             warnings.push(format!(
@@ -414,6 +422,7 @@ impl Cli {
             nova_vg_origin,
             watched_vgs,
             host_settings,
+            nova_conf_disk,
             lvm,
             lv_series_limit: self.lv_series_limit,
             libvirt_xml_dir,

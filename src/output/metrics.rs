@@ -74,6 +74,10 @@ families! {
         "Scheduler free - corrected free: phantom space the scheduler is handing out when positive.";
     RECOMMENDED_RESERVED = "nova_lvm_recommended_reserved_host_disk_bytes", ["vg"],
         "The host disk reserve that would make the scheduler's free space match corrected free today, in bytes (whole GiB; divide by 1048576 for nova.conf reserved_host_disk_mb; advice only).";
+    RECOMMENDED_RATIO = "nova_lvm_recommended_disk_allocation_ratio", ["vg"],
+        "The DISK_GB allocation ratio at which placement's capacity, (total - reserved) * ratio, equals corrected free plus what is allocated (rounded down to 4 decimals): a remedy without restarting nova-compute, see `report`. Absent when placement's total is no more than its reserve.";
+    NOVA_CONF_RESERVED = "nova_lvm_nova_conf_reserved_bytes", ["vg"],
+        "nova.conf's reserved_host_disk_mb in bytes, beside placement's DISK_GB reserved (nova_lvm_reserved_bytes{source=\"placement\"}), which nova also grows by the image cache under [workarounds] reserve_disk_resource_for_image_cache; primary source placement only.";
     AUDIT_CONSUMERS = "nova_lvm_audit_consumers", ["kind"],
         "Consumers on which placement and this host disagree (placement and a local source both enabled): allocation_without_instance (a DISK_GB allocation with no domain and no LV here), instance_without_allocation (a domain or LVs placement does not allocate here), allocation_mismatch (DISK_GB differs from the flavor by placement's rule). `report` lists them.";
     AUDIT_BYTES = "nova_lvm_audit_bytes", ["kind"],
@@ -270,6 +274,8 @@ fn render_derived(registry: &Registry, vgs: &[VgAccounting]) {
     let corrected = gauge(registry, &CORRECTED_FREE);
     let overestimate = gauge(registry, &OVERESTIMATE);
     let recommended = gauge(registry, &RECOMMENDED_RESERVED);
+    let recommended_ratio = gauge(registry, &RECOMMENDED_RATIO);
+    let nova_conf_reserved = gauge(registry, &NOVA_CONF_RESERVED);
     for vg in vgs {
         let Some(t) = &vg.tracked else { continue };
         let name = vg.vg.as_str();
@@ -296,6 +302,14 @@ fn render_derived(registry: &Registry, vgs: &[VgAccounting]) {
         recommended
             .with_label_values(&[name])
             .set((t.recommended_reserved_host_disk_mb * MIB) as f64);
+        if let Some(ratio) = t.recommended_disk_allocation_ratio {
+            recommended_ratio.with_label_values(&[name]).set(ratio);
+        }
+        if let Some(conf) = &t.nova_conf {
+            nova_conf_reserved
+                .with_label_values(&[name])
+                .set(conf.reserved_host_disk_mb.saturating_mul(MIB) as f64);
+        }
     }
 }
 

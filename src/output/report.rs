@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::accounting::{TrackedAccounting, EXPORTED_OWNERS};
+use crate::accounting::{ReservedCause, TrackedAccounting, EXPORTED_OWNERS};
 use crate::audit::{Audit, AuditKind};
 use crate::collect::Snapshot;
 use crate::openstack::time::format_rfc3339;
@@ -485,8 +485,119 @@ pub struct AccountingReport {
     /// The `reserved_host_disk_mb` that would make the scheduler's free space match corrected
     /// free (never below today's).
     pub recommended_reserved_host_disk_mb: u64,
-    /// Today's reserve in MiB, as that source counts it.
+    /// Today's reserve in MiB, as that source counts it (nova.conf's `reserved_host_disk_mb`
+    /// when placement's reserve also holds the image cache).
     pub current_reserved_host_disk_mb: u64,
+    /// Why placement's DISK_GB `reserved` differs from nova.conf's `reserved_host_disk_mb`,
+    /// when it does (primary source placement only).
+    pub reserved_difference: Option<ReservedDifferenceReport>,
+    /// The remedy that needs no restart of nova-compute: a DISK_GB allocation ratio set in
+    /// placement; `None` when no ratio changes placement's capacity (total no more than reserved).
+    pub allocation_ratio_remedy: Option<AllocationRatioRemedy>,
+}
+
+/// Placement's DISK_GB `reserved` against nova.conf's `reserved_host_disk_mb`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReservedDifferenceReport {
+    /// Placement's DISK_GB `reserved`, GiB (what the scheduler's view uses).
+    pub placement_reserved_gib: u64,
+    /// nova.conf's `reserved_host_disk_mb`.
+    pub nova_conf_reserved_host_disk_mb: u64,
+    /// The knob that made them differ: `image_cache` (`[workarounds]
+    /// reserve_disk_resource_for_image_cache`) or `set_elsewhere` (by hand or another nova.conf).
+    pub knob: &'static str,
+    /// The image cache's part of placement's reserve, GiB (knob `image_cache` only).
+    pub image_cache_gib: Option<u64>,
+    /// One sentence saying so.
+    pub explanation: String,
+}
+
+/// Placeholder for the provider UUID in the remedy's commands when the primary source is not
+/// placement (the UUID is then unknown to the exporter).
+pub const PROVIDER_UUID_PLACEHOLDER: &str = "<provider-uuid>";
+
+/// The DISK_GB allocation ratio to set in placement so that the scheduler sees corrected free.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AllocationRatioRemedy {
+    /// The recommended ratio (`nova_lvm_recommended_disk_allocation_ratio`).
+    pub ratio: f64,
+    /// The ratio in the command: the recommended one, or 0.0001 when that is 0 (placement
+    /// would make the exporter's placement source refuse the inventory).
+    pub applied_ratio: f64,
+    /// The ratio placement holds today (what undoing sets back).
+    pub current_ratio: f64,
+    /// The resource provider, when the primary source is placement.
+    pub provider_uuid: Option<String>,
+    /// The command that applies it.
+    pub command: String,
+    /// The command that undoes it.
+    pub undo_command: String,
+    /// nova.conf's `[DEFAULT] disk_allocation_ratio` when set: nova-compute then writes it back
+    /// on its next inventory update, and the remedy does not hold.
+    pub overwritten_by_nova_conf_ratio: Option<f64>,
+}
+
+/// The smallest ratio the remedy sets: the placement source refuses an inventory whose ratio is
+/// not positive, and 0.0001 leaves a capacity of 0 on any provider under 10,000 GiB.
+pub const SMALLEST_APPLIED_RATIO: f64 = 0.0001;
+
+/// `openstack resource provider inventory set <uuid> --amend --resource DISK_GB:allocation_ratio=R`.
+pub fn allocation_ratio_command(provider_uuid: &str, ratio: f64) -> String {
+    format!(
+        "openstack resource provider inventory set {provider_uuid} --amend --resource DISK_GB:allocation_ratio={}",
+        crate::units::format_ratio(ratio)
+    )
+}
+
+fn allocation_ratio_remedy(
+    t: &TrackedAccounting,
+    current_ratio: f64,
+) -> Option<AllocationRatioRemedy> {
+    let ratio = t.recommended_disk_allocation_ratio?;
+    let applied_ratio = ratio.max(SMALLEST_APPLIED_RATIO);
+    let uuid = t
+        .provider_uuid
+        .as_deref()
+        .unwrap_or(PROVIDER_UUID_PLACEHOLDER);
+    Some(AllocationRatioRemedy {
+        ratio,
+        applied_ratio,
+        current_ratio,
+        provider_uuid: t.provider_uuid.clone(),
+        command: allocation_ratio_command(uuid, applied_ratio),
+        undo_command: allocation_ratio_command(uuid, current_ratio),
+        overwritten_by_nova_conf_ratio: t.nova_conf.and_then(|c| c.pinned_disk_allocation_ratio),
+    })
+}
+
+fn reserved_difference_report(t: &TrackedAccounting) -> Option<ReservedDifferenceReport> {
+    let d = t.reserved_difference?;
+    let conf_mb = t.nova_conf.map_or(0, |c| c.reserved_host_disk_mb);
+    let (knob, image_cache_gib, explanation) = match d.cause {
+        ReservedCause::ImageCache { image_cache_gib } => (
+            "image_cache",
+            Some(image_cache_gib),
+            format!(
+                "placement reserves {} GiB, nova.conf's reserved_host_disk_mb = {conf_mb} gives {}: [workarounds] reserve_disk_resource_for_image_cache adds the image cache's {image_cache_gib} GiB, which lives on instances_path, not in the VG",
+                d.placement_gib, d.nova_conf_gib
+            ),
+        ),
+        ReservedCause::SetElsewhere => (
+            "set_elsewhere",
+            None,
+            format!(
+                "placement reserves {} GiB, nova.conf's reserved_host_disk_mb = {conf_mb} gives {}: placement's inventory was set by hand or by another nova.conf",
+                d.placement_gib, d.nova_conf_gib
+            ),
+        ),
+    };
+    Some(ReservedDifferenceReport {
+        placement_reserved_gib: d.placement_gib,
+        nova_conf_reserved_host_disk_mb: conf_mb,
+        knob,
+        image_cache_gib,
+        explanation,
+    })
 }
 
 /// Positive drift by cause.
@@ -734,7 +845,17 @@ fn accounting_report(
         overestimate_bytes: t.overestimate_bytes,
         phantom_bytes: phantom,
         recommended_reserved_host_disk_mb: t.recommended_reserved_host_disk_mb,
-        current_reserved_host_disk_mb: t.reserved_bytes.div_ceil(MIB),
+        current_reserved_host_disk_mb: match (t.reserved_difference, t.nova_conf) {
+            (Some(d), Some(conf)) if matches!(d.cause, ReservedCause::ImageCache { .. }) => {
+                conf.reserved_host_disk_mb
+            }
+            _ => t.reserved_bytes.div_ceil(MIB),
+        },
+        reserved_difference: reserved_difference_report(t),
+        allocation_ratio_remedy: allocation_ratio_remedy(
+            t,
+            figures.map_or(1.0, |f| f.allocation_ratio),
+        ),
     }
 }
 

@@ -256,6 +256,9 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
         ),
         a.reserved_bytes as i64,
     );
+    if let Some(d) = &a.reserved_difference {
+        let _ = writeln!(out, "  {:<16}   {}", "", escape_control(&d.explanation));
+    }
     row(out, "drift", "raw used - tracked used", a.drift_bytes);
     row(
         out,
@@ -333,6 +336,61 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
             a.current_reserved_host_disk_mb
         );
     }
+    if let Some(d) = &a.reserved_difference {
+        if d.knob == "image_cache" {
+            let _ = writeln!(
+                out,
+                "    (nova adds the image cache's {} GiB to reserved_host_disk_mb in placement: the figure above already counts it)",
+                d.image_cache_gib.unwrap_or(0)
+            );
+        }
+    }
+    if a.overestimate_bytes > 0 {
+        if let Some(remedy) = &a.allocation_ratio_remedy {
+            render_ratio_remedy(out, remedy);
+        }
+    }
+}
+
+/// The remedy without restarting nova-compute: the command, when nova would overwrite it, how to
+/// undo it.
+fn render_ratio_remedy(out: &mut String, remedy: &crate::output::report::AllocationRatioRemedy) {
+    let _ = writeln!(
+        out,
+        "    without restarting nova-compute: set placement's DISK_GB allocation ratio to {} (today {}), so that (total - reserved) x ratio = corrected free + allocated:",
+        format_ratio(remedy.ratio),
+        format_ratio(remedy.current_ratio)
+    );
+    let _ = writeln!(out, "      {}", escape_control(&remedy.command));
+    if remedy.applied_ratio != remedy.ratio {
+        let _ = writeln!(
+            out,
+            "    ({} rather than 0, which the exporter reads as an invalid inventory: it lets nothing more be scheduled on any provider under 10,000 GiB)",
+            format_ratio(remedy.applied_ratio)
+        );
+    }
+    if remedy.provider_uuid.is_none() {
+        let _ = writeln!(
+            out,
+            "    (the primary source is not placement: find the provider's UUID with `openstack resource provider list --name <hypervisor hostname>`)"
+        );
+    }
+    match remedy.overwritten_by_nova_conf_ratio {
+        Some(pinned) => {
+            let _ = writeln!(
+                out,
+                "    it will NOT hold: nova.conf sets [DEFAULT] disk_allocation_ratio = {}, which nova-compute writes back on its next inventory update; unset it (a restart) or raise reserved_host_disk_mb instead.",
+                format_ratio(pinned)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "    it holds while [DEFAULT] disk_allocation_ratio stays unset in nova.conf (nova applies initial_disk_allocation_ratio only when it creates the inventory); redo it when the drift changes."
+            );
+        }
+    }
+    let _ = writeln!(out, "    undo: {}", escape_control(&remedy.undo_command));
 }
 
 fn render_lvs_text(out: &mut String, vg: &VgAccount) {
@@ -397,4 +455,81 @@ pub fn age_text(seconds: i64) -> String {
         _ => (seconds / 86_400, "day"),
     };
     format!("{count} {unit}{} ago", if count == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::report::{
+        allocation_ratio_command, AllocationRatioRemedy, PROVIDER_UUID_PLACEHOLDER,
+    };
+
+    const PROVIDER: &str = "4e8e5957-649f-477b-9e5b-f1f75b21c03c";
+
+    fn remedy(ratio: f64, provider: Option<&str>, pinned: Option<f64>) -> AllocationRatioRemedy {
+        let uuid = provider.unwrap_or(PROVIDER_UUID_PLACEHOLDER);
+        let applied_ratio = ratio.max(0.0001);
+        AllocationRatioRemedy {
+            ratio,
+            applied_ratio,
+            current_ratio: 1.0,
+            provider_uuid: provider.map(str::to_string),
+            command: allocation_ratio_command(uuid, applied_ratio),
+            undo_command: allocation_ratio_command(uuid, 1.0),
+            overwritten_by_nova_conf_ratio: pinned,
+        }
+    }
+
+    fn rendered(remedy: &AllocationRatioRemedy) -> String {
+        let mut out = String::new();
+        render_ratio_remedy(&mut out, remedy);
+        out
+    }
+
+    #[test]
+    fn the_remedy_gives_the_command_the_undo_and_that_it_holds() {
+        let out = rendered(&remedy(0.7525, Some(PROVIDER), None));
+        assert_eq!(
+            out,
+            format!(
+                "    without restarting nova-compute: set placement's DISK_GB allocation ratio to 0.7525 (today 1.0), so that (total - reserved) x ratio = corrected free + allocated:\n      \
+                 openstack resource provider inventory set {PROVIDER} --amend --resource DISK_GB:allocation_ratio=0.7525\n    \
+                 it holds while [DEFAULT] disk_allocation_ratio stays unset in nova.conf (nova applies initial_disk_allocation_ratio only when it creates the inventory); redo it when the drift changes.\n    \
+                 undo: openstack resource provider inventory set {PROVIDER} --amend --resource DISK_GB:allocation_ratio=1.0\n"
+            )
+        );
+    }
+
+    #[test]
+    fn the_remedy_says_when_nova_conf_overwrites_it() {
+        let out = rendered(&remedy(0.5, Some(PROVIDER), Some(1.5)));
+        assert!(
+            out.contains("it will NOT hold: nova.conf sets [DEFAULT] disk_allocation_ratio = 1.5, which nova-compute writes back"),
+            "{out}"
+        );
+        assert!(!out.contains("it holds while"), "{out}");
+    }
+
+    #[test]
+    fn without_placement_the_command_names_where_the_uuid_comes_from() {
+        let out = rendered(&remedy(0.9, None, None));
+        assert!(
+            out.contains(
+                "inventory set <provider-uuid> --amend --resource DISK_GB:allocation_ratio=0.9"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("openstack resource provider list --name <hypervisor hostname>"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_ratio_of_zero_is_applied_as_the_smallest_positive_one() {
+        let out = rendered(&remedy(0.0, Some(PROVIDER), None));
+        assert!(out.contains("allocation ratio to 0.0 (today 1.0)"), "{out}");
+        assert!(out.contains("DISK_GB:allocation_ratio=0.0001\n"), "{out}");
+        assert!(out.contains("0.0001 rather than 0"), "{out}");
+    }
 }

@@ -148,6 +148,21 @@ impl HostDiskSettings {
     }
 }
 
+/// What the exporter's nova.conf says nova-compute sends to placement for DISK_GB, to explain a
+/// `reserved` in placement that differs from `reserved_host_disk_mb` and to tell whether nova
+/// overwrites an allocation ratio set through placement's API.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NovaConfDisk {
+    /// `[DEFAULT] reserved_host_disk_mb` in force (flag, nova.conf, else 0).
+    pub reserved_host_disk_mb: u64,
+    /// `[workarounds] reserve_disk_resource_for_image_cache` is true: nova adds the image
+    /// cache's size (on `instances_path`, not in the VG) to DISK_GB `reserved`.
+    pub image_cache_reserve: bool,
+    /// `[DEFAULT] disk_allocation_ratio` when set (and not 0.0): nova then sends it on every
+    /// inventory update, overwriting a ratio set through placement's API.
+    pub pinned_disk_allocation_ratio: Option<f64>,
+}
+
 /// `local_gb_used` as nova's resource tracker computes it for these instances, in whole GiB (what
 /// `openstack hypervisor show` prints for them): the truncated reserve plus every instance's
 /// [`Flavor::resource_tracker_bytes`]. Migrations in flight, which nova also counts, are not
@@ -206,6 +221,11 @@ pub struct TrackedUsage {
     /// nova's `disk_available_least`: free disk as the hypervisor driver last measured it (for
     /// LVM, `vg_free` in whole GiB). Only the nova source reports it.
     pub disk_available_least_bytes: Option<i64>,
+    /// The placement resource provider these figures belong to (placement source only).
+    pub provider_uuid: Option<String>,
+    /// What nova.conf says nova sends for DISK_GB (placement source only), beside the
+    /// `reserved_bytes` placement holds.
+    pub nova_conf: Option<NovaConfDisk>,
 }
 
 impl TrackedUsage {
@@ -222,6 +242,8 @@ impl TrackedUsage {
             tracked_used_bytes: None,
             scheduler_free_bytes: None,
             disk_available_least_bytes: None,
+            provider_uuid: None,
+            nova_conf: None,
         }
     }
 }

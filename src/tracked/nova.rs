@@ -567,6 +567,8 @@ pub fn usage_from(
             .disk_available_least
             .map(|gib| bytes(gib, "disk_available_least"))
             .transpose()?,
+        provider_uuid: None,
+        nova_conf: None,
     })
 }
 

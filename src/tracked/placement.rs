@@ -49,7 +49,8 @@ use super::host::{
     canonical_name, nova_provider_names, system_hostname, NameCandidate, ProviderName,
 };
 use super::{
-    canonical_uuid, SourceKind, TrackedError, TrackedInstance, TrackedSource, TrackedUsage,
+    canonical_uuid, NovaConfDisk, SourceKind, TrackedError, TrackedInstance, TrackedSource,
+    TrackedUsage,
 };
 use crate::input::BlockingLane;
 use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
@@ -269,6 +270,7 @@ impl Memory {
         )?;
         let oldest = inventories.current_at.min(allocations.current_at);
         usage.data_age = Some(now.saturating_duration_since(oldest));
+        usage.provider_uuid = Some(provider.uuid.clone());
         Ok(usage)
     }
 }
@@ -282,6 +284,7 @@ pub struct PlacementSource {
     policy: InventoryPolicy,
     memory: Mutex<Memory>,
     resolver: BlockingLane,
+    nova_conf: Option<NovaConfDisk>,
 }
 
 /// Why reading a provider's sub-resource failed: the provider is gone (404), or anything else.
@@ -300,7 +303,15 @@ impl PlacementSource {
             policy: InventoryPolicy::default(),
             memory: Mutex::new(Memory::default()),
             resolver: BlockingLane::new("the resolver's canonical name of the system hostname"),
+            nova_conf: None,
         }
+    }
+
+    /// Reports what nova.conf says nova sends for DISK_GB beside placement's figures, so that
+    /// the accounting can explain placement's `reserved` and the allocation ratio remedy.
+    pub fn with_nova_conf(mut self, nova_conf: NovaConfDisk) -> Self {
+        self.nova_conf = Some(nova_conf);
+        self
     }
 
     /// Bounds each request by `timeout` instead of the session's own (a session shared with
@@ -398,6 +409,8 @@ pub fn usage_from(
         fetched_unix: None,
         data_age: None,
         tracked_used_bytes: None,
+        provider_uuid: None,
+        nova_conf: None,
         scheduler_free_bytes: None,
         disk_available_least_bytes: None,
     })
@@ -603,7 +616,12 @@ impl TrackedSource for PlacementSource {
                     })?;
             }
         }
-        self.memory().usage(Instant::now()).map_err(|e| invalid(&e))
+        let mut usage = self
+            .memory()
+            .usage(Instant::now())
+            .map_err(|e| invalid(&e))?;
+        usage.nova_conf = self.nova_conf;
+        Ok(usage)
     }
 }
 

@@ -452,15 +452,27 @@ impl Placement {
     /// One call; sqlite answers "database is locked" to concurrent writers now and then, so a
     /// 500 saying so is retried (seeding is also serialised across the tests of a binary).
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.call_or_refusal(method, path, body)
+            .unwrap_or_else(|text| panic!("{text}"))
+    }
+
+    /// [`Self::call`], but placement's refusal (any status but a locked database) is returned as
+    /// `Err("<METHOD> <path> -> <status>: <body>")` instead of panicking.
+    pub fn call_or_refusal(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         static SEEDING: Mutex<()> = Mutex::new(());
         let _serialised = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..20 {
             match self.try_call(method.clone(), path, body.clone()) {
-                Ok(value) => return value,
+                Ok(value) => return Ok(value),
                 Err(text) if text.contains("database is locked") => {
                     std::thread::sleep(Duration::from_millis(250))
                 }
-                Err(text) => panic!("{text}"),
+                Err(text) => return Err(text),
             }
         }
         panic!("{method} {path}: placement's database stayed locked");
@@ -578,6 +590,49 @@ impl Placement {
                 "consumer_type": "INSTANCE",
             })),
         );
+    }
+
+    /// Sets one field of the provider's DISK_GB inventory and keeps the rest, as
+    /// `openstack resource provider inventory set <uuid> --amend --resource DISK_GB:<field>=<value>`
+    /// does (osc-placement reads every inventory, changes the one field, and PUTs them all back
+    /// with the provider's generation).
+    pub fn amend_disk_gb(&self, provider_uuid: &str, field: &str, value: Value) {
+        let path = format!("/resource_providers/{provider_uuid}/inventories");
+        let mut body = self.call(reqwest::Method::GET, &path, None);
+        body["inventories"]["DISK_GB"][field] = value;
+        self.call(reqwest::Method::PUT, &path, Some(body));
+    }
+
+    /// The provider's DISK_GB inventory as placement holds it.
+    pub fn disk_gb_inventory(&self, provider_uuid: &str) -> Value {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/resource_providers/{provider_uuid}/inventories"),
+            None,
+        )["inventories"]["DISK_GB"]
+            .clone()
+    }
+
+    /// Claims `disk_gb` for a new consumer on the provider as the scheduler does; placement's
+    /// refusal (409 when it does not fit) comes back as `Err` naming the status.
+    pub fn try_allocate_disk(
+        &self,
+        provider_uuid: &str,
+        consumer_uuid: &str,
+        disk_gb: u64,
+    ) -> Result<(), String> {
+        self.call_or_refusal(
+            reqwest::Method::PUT,
+            &format!("/allocations/{consumer_uuid}"),
+            Some(json!({
+                "allocations": {provider_uuid: {"resources": {"DISK_GB": disk_gb, "VCPU": 1, "MEMORY_MB": 512}}},
+                "project_id": "6f70656e737461636b20726f636b7321",
+                "user_id": "8a1b5c2d3e4f40718293a4b5c6d7e8f9",
+                "consumer_generation": Value::Null,
+                "consumer_type": "INSTANCE",
+            })),
+        )
+        .map(|_| ())
     }
 
     /// Deletes a resource provider (its allocations must be gone), as happens when a compute
