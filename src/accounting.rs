@@ -7,10 +7,12 @@
 //! The identity that ties the causes together (tested below) is
 //!
 //! ```text
-//! drift = foreign + orphan + cinder + overhead + unexplained - unbacked
+//! drift = foreign + orphan + cinder + unbooked_instance + overhead + unexplained - unbacked
 //! ```
 //!
-//! where `overhead` is what instance LVs hold beyond their flavor, `unbacked` is tracked disk with
+//! where `unbooked_instance` is what the LVs of instances on this host hold when the primary
+//! source does not book them (another enabled source places the instance here: see
+//! [`instances_here`]; such an LV is never an orphan), `overhead` is what instance LVs hold beyond their flavor, `unbacked` is tracked disk with
 //! no (or a smaller) LV behind it (instances still building, disks kept elsewhere), and
 //! `unexplained` is allocated space that no LV in the walk accounts for (0 when LVM's report is
 //! complete).
@@ -153,6 +155,9 @@ pub struct UntrackedByCause {
     pub orphan_bytes: u64,
     /// Cinder volumes, snapshots and pools in the VG.
     pub cinder_bytes: u64,
+    /// LVs of instances that a tracked source places on this host but the primary source does
+    /// not book (an instance without an allocation, with placement primary).
+    pub unbooked_instance_bytes: u64,
     /// Instance LVs beyond their flavor size (extent rounding, config drives, swap rounding).
     pub overhead_bytes: u64,
     /// Allocated space no LV accounts for: should be 0. Negative would mean the LV walk
@@ -161,7 +166,8 @@ pub struct UntrackedByCause {
 }
 
 impl UntrackedByCause {
-    /// Untracked consumption without the overhead: foreign + orphan + cinder + unexplained.
+    /// Untracked consumption without the overhead: foreign + orphan + cinder +
+    /// unbooked_instance + unexplained.
     /// [`account_vg`] checks that it fits; it saturates on figures built otherwise.
     pub fn total_bytes(&self) -> i64 {
         let total = self.total_wide();
@@ -172,6 +178,7 @@ impl UntrackedByCause {
         i128::from(self.foreign_bytes)
             + i128::from(self.orphan_bytes)
             + i128::from(self.cinder_bytes)
+            + i128::from(self.unbooked_instance_bytes)
             + i128::from(self.unexplained_bytes)
     }
 }
@@ -656,6 +663,14 @@ fn account_tracked(
             )?;
         }
     }
+    let booked: FxHashSet<&str> = usage.instances.iter().map(|i| i.uuid.as_str()).collect();
+    let unbooked_instance_bytes = checked_sum(
+        "the LVs of instances the primary source does not book",
+        lv_bytes_by_instance
+            .iter()
+            .filter(|(uuid, _)| !booked.contains(*uuid))
+            .map(|(_, bytes)| *bytes),
+    )?;
     let mut overhead = Vec::new();
     let mut unbacked = Vec::new();
     for instance in &usage.instances {
@@ -692,6 +707,7 @@ fn account_tracked(
         foreign_bytes: owner_bytes(Owner::Foreign),
         orphan_bytes: owner_bytes(Owner::Orphan),
         cinder_bytes: owner_bytes(Owner::Cinder),
+        unbooked_instance_bytes,
         overhead_bytes,
         unexplained_bytes: signed(
             "unexplained (raw used - the LVs' extents)",
@@ -700,7 +716,7 @@ fn account_tracked(
     };
 
     signed(
-        "untracked consumption (foreign + orphan + cinder + unexplained)",
+        "untracked consumption (foreign + orphan + cinder + unbooked_instance + unexplained)",
         untracked.total_wide(),
     )?;
     let drift_bytes = signed(
@@ -779,8 +795,50 @@ pub fn account_host(
     tracked: Option<&TrackedUsage>,
     lv_series_limit: usize,
 ) -> Result<HostAccounting, AccountingError> {
-    let tracked_uuids: Option<FxHashSet<&str>> =
-        tracked.map(|usage| usage.instances.iter().map(|i| i.uuid.as_str()).collect());
+    account_host_with(
+        report,
+        watched_vgs,
+        nova_vg,
+        tracked,
+        &FxHashSet::default(),
+        lv_series_limit,
+    )
+}
+
+/// The instance UUIDs that any of `usages` (every tracked source that answered, the primary
+/// among them) places on this host. Each source is authoritative for "on this host": libvirt's
+/// domains and the file source are local truth, placement's allocations against this host's
+/// provider and nova's servers by host are the control plane's. An LV of one of these instances
+/// is never an orphan, whichever source is primary.
+pub fn instances_here<'a>(
+    usages: impl IntoIterator<Item = &'a TrackedUsage>,
+) -> FxHashSet<String> {
+    usages
+        .into_iter()
+        .flat_map(|usage| usage.instances.iter().map(|i| i.uuid.clone()))
+        .collect()
+}
+
+/// [`account_host`] where `here` (see [`instances_here`]) also holds the instances other tracked
+/// sources place on this host: their nova-named LVs are instances, not orphans, and in nova's VG
+/// the bytes of those the primary source does not book are cause `unbooked_instance`. Without a
+/// primary source nothing is classified, `here` or not.
+pub fn account_host_with(
+    report: &VgReport,
+    watched_vgs: &[String],
+    nova_vg: Option<&str>,
+    tracked: Option<&TrackedUsage>,
+    here: &FxHashSet<String>,
+    lv_series_limit: usize,
+) -> Result<HostAccounting, AccountingError> {
+    let tracked_uuids: Option<FxHashSet<&str>> = tracked.map(|usage| {
+        usage
+            .instances
+            .iter()
+            .map(|i| i.uuid.as_str())
+            .chain(here.iter().map(String::as_str))
+            .collect()
+    });
     let mut host = HostAccounting::default();
     for name in watched_vgs {
         let Some(vg) = report.vg(name) else {
@@ -895,12 +953,15 @@ mod tests {
         acc.tracked.as_ref().expect("tracked accounting")
     }
 
-    /// drift = foreign + orphan + cinder + overhead + unexplained - unbacked
+    /// drift = foreign + orphan + cinder + unbooked_instance + overhead + unexplained - unbacked
     fn assert_identity(acc: &VgAccounting) {
         let t = tracked(acc);
         let u = t.untracked;
-        let explained = (u.foreign_bytes + u.orphan_bytes + u.cinder_bytes + u.overhead_bytes)
-            as i64
+        let explained = (u.foreign_bytes
+            + u.orphan_bytes
+            + u.cinder_bytes
+            + u.unbooked_instance_bytes
+            + u.overhead_bytes) as i64
             + u.unexplained_bytes
             - t.unbacked_bytes as i64;
         assert_eq!(t.drift_bytes, explained, "cause identity broken: {t:#?}");
@@ -1539,9 +1600,16 @@ mod tests {
         let sizes = [0, MIB, 64 * MIB, GIB, 5 * GIB];
         for foreign in sizes {
             for orphan in sizes {
-                for instance_lv in sizes {
+                for (instance_lv, unbooked) in sizes
+                    .iter()
+                    .flat_map(|&i| [0, MIB, 64 * MIB, 3 * GIB].map(|u| (i, u)))
+                {
                     for flavor_gb in [0u64, 1, 3] {
                         let mut lvs = vec![];
+                        if unbooked > 0 {
+                            // An instance another source places here, which the primary does not book.
+                            lvs.push(lv(&format!("{UUID_B}_disk"), Owner::Instance, unbooked));
+                        }
                         if foreign > 0 {
                             lvs.push(lv("manual", Owner::Foreign, foreign));
                         }
@@ -1555,6 +1623,7 @@ mod tests {
                         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
                         assert_identity(&acc);
                         let t = tracked(&acc);
+                        assert_eq!(t.untracked.unbooked_instance_bytes, unbooked);
                         assert_eq!(
                             t.corrected_free_bytes,
                             VG_20G as i64
@@ -1887,5 +1956,171 @@ mod tests {
         assert_eq!(t.provider_uuid, None);
         // capacity = VG_20G - 10 GiB + 10 GiB = 20476 MiB over 19456 MiB: 1.05243...
         assert_eq!(t.recommended_disk_allocation_ratio, Some(1.0524));
+    }
+
+    /// One tracked source's usage listing `uuids` (1 GiB root each).
+    fn listing(uuids: &[&str]) -> TrackedUsage {
+        let instances: Vec<(&str, Flavor)> = uuids.iter().map(|u| (*u, flavor(1, 0, 0))).collect();
+        usage(&instances, 0, 1.0)
+    }
+
+    /// Every primary source with every subset of the other three: an instance that any enabled
+    /// source places on this host is never an orphan; when the primary does not book it, its
+    /// LVs are `unbooked_instance`, and the causes still sum to the drift.
+    #[test]
+    fn an_instance_any_source_places_here_is_never_an_orphan_whichever_source_is_primary() {
+        use crate::tracked::SourceKind;
+        let kinds = [
+            SourceKind::Placement,
+            SourceKind::Nova,
+            SourceKind::Libvirt,
+            SourceKind::File,
+        ];
+        let report = VgReport {
+            vgs: vec![
+                named_vg("vms-group", VG_20G, VG_20G - 7 * GIB - 512 * MIB),
+                named_vg("other-vg", VG_20G, VG_20G - 2 * GIB),
+            ],
+            lvs: vec![
+                report_lv("vms-group", &format!("{UUID_A}_disk"), GIB),
+                report_lv("vms-group", &format!("{UUID_B}_disk"), 4 * GIB),
+                report_lv("vms-group", &format!("{UUID_B}_disk.swap"), 512 * MIB),
+                report_lv("vms-group", &format!("{UUID_GONE}_disk"), 2 * GIB),
+                report_lv("other-vg", &format!("{UUID_B}_disk.local"), 2 * GIB),
+            ],
+        };
+        let watched = ["vms-group".to_string(), "other-vg".to_string()];
+        for primary in kinds {
+            let others: Vec<SourceKind> = kinds.into_iter().filter(|k| *k != primary).collect();
+            for mask in 0..(1u8 << others.len()) {
+                let listing_b: Vec<SourceKind> = others
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, k)| *k)
+                    .collect();
+                let primary_usage = listing(&[UUID_A]);
+                let other_usages: Vec<TrackedUsage> = others
+                    .iter()
+                    .map(|k| {
+                        if listing_b.contains(k) {
+                            listing(&[UUID_A, UUID_B])
+                        } else {
+                            listing(&[UUID_A])
+                        }
+                    })
+                    .collect();
+                let here = instances_here(
+                    std::iter::once(&primary_usage).chain(other_usages.iter()),
+                );
+                let host = super::account_host_with(
+                    &report,
+                    &watched,
+                    Some("vms-group"),
+                    Some(&primary_usage),
+                    &here,
+                    100,
+                )
+                .unwrap();
+                let what = format!("primary {primary}, B listed by {listing_b:?}");
+                let nova = &host.vgs[0];
+                let t = tracked(nova);
+                assert_identity(nova);
+                assert_eq!(t.drift_bytes, (6 * GIB + 512 * MIB) as i64, "{what}");
+                let orphan_uuids: Vec<&str> = nova
+                    .orphans
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o.instance_uuid.as_str())
+                    .collect();
+                let other_orphans = host.vgs[1].orphans.as_ref().unwrap().len();
+                if listing_b.is_empty() {
+                    assert_eq!(orphan_uuids, [UUID_B, UUID_B, UUID_GONE], "{what}");
+                    assert_eq!(t.untracked.orphan_bytes, 6 * GIB + 512 * MIB, "{what}");
+                    assert_eq!(t.untracked.unbooked_instance_bytes, 0, "{what}");
+                    assert_eq!(nova.owners[&Owner::Instance].lvs, 1, "{what}");
+                    assert_eq!(other_orphans, 1, "{what}");
+                } else {
+                    assert_eq!(orphan_uuids, [UUID_GONE], "{what}");
+                    assert_eq!(t.untracked.orphan_bytes, 2 * GIB, "{what}");
+                    assert_eq!(
+                        t.untracked.unbooked_instance_bytes,
+                        4 * GIB + 512 * MIB,
+                        "{what}"
+                    );
+                    assert_eq!(
+                        nova.owners[&Owner::Instance],
+                        OwnerTotals {
+                            lvs: 3,
+                            bytes: 5 * GIB + 512 * MIB
+                        },
+                        "{what}"
+                    );
+                    assert_eq!(nova.owners[&Owner::Orphan].bytes, 2 * GIB, "{what}");
+                    // Not an untracked LV either: it is an instance's disk.
+                    assert!(
+                        nova.untracked_lvs.iter().all(|lv| !lv.name.starts_with(UUID_B)),
+                        "{what}"
+                    );
+                    assert_eq!(other_orphans, 0, "{what}");
+                    assert_eq!(host.vgs[1].owners[&Owner::Instance].lvs, 1, "{what}");
+                }
+                assert_eq!(t.untracked.overhead_bytes, 0, "{what}");
+                assert_eq!(t.unbacked_bytes, 0, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_instance_the_primary_books_is_not_unbooked_whatever_the_others_say() {
+        let report = VgReport {
+            vgs: vec![named_vg("vms-group", VG_20G, VG_20G - 3 * GIB)],
+            lvs: vec![
+                report_lv("vms-group", &format!("{UUID_A}_disk"), GIB),
+                report_lv("vms-group", &format!("{UUID_B}_disk"), 2 * GIB),
+            ],
+        };
+        let primary = listing(&[UUID_A, UUID_B]);
+        let other = listing(&[UUID_B]);
+        let here = instances_here([&primary, &other]);
+        let host = super::account_host_with(
+            &report,
+            &["vms-group".to_string()],
+            Some("vms-group"),
+            Some(&primary),
+            &here,
+            100,
+        )
+        .unwrap();
+        let t = tracked(&host.vgs[0]);
+        assert_eq!(t.untracked, UntrackedByCause {
+            overhead_bytes: GIB,
+            ..UntrackedByCause::default()
+        });
+        assert_identity(&host.vgs[0]);
+    }
+
+    #[test]
+    fn without_a_primary_source_the_other_sources_classify_nothing() {
+        let report = VgReport {
+            vgs: vec![named_vg("vms-group", VG_20G, VG_20G - 2 * GIB)],
+            lvs: vec![report_lv("vms-group", &format!("{UUID_B}_disk"), 2 * GIB)],
+        };
+        let other = listing(&[UUID_B]);
+        let host = super::account_host_with(
+            &report,
+            &["vms-group".to_string()],
+            Some("vms-group"),
+            None,
+            &instances_here([&other]),
+            100,
+        )
+        .unwrap();
+        let nova = &host.vgs[0];
+        assert!(nova.tracked.is_none());
+        assert!(nova.orphans.is_none());
+        assert!(!nova.owners.contains_key(&Owner::Instance));
+        assert!(!nova.owners.contains_key(&Owner::Orphan));
     }
 }

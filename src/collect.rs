@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use crate::accounting::{account_host, source_figures, HostAccounting, SourceFigures};
+use crate::accounting::{
+    account_host_with, instances_here, source_figures, HostAccounting, SourceFigures,
+};
 use crate::audit::{audit_collection, Audit};
 use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
 use crate::lvm::{RawSource, VgReport};
@@ -316,12 +318,20 @@ impl SnapshotCollector {
         });
         let mut host = None;
         if let Some(report) = &report {
+            // Every source that answered vetoes the orphan verdict for the instances it places
+            // here, whichever is primary (an instance with no allocation is still running).
+            let here = instances_here(
+                outcomes
+                    .iter()
+                    .filter_map(|(_, _, outcome)| Some(&outcome.as_ref().ok()?.0)),
+            );
             let account = |usage: Option<&TrackedUsage>| {
-                account_host(
+                account_host_with(
                     report,
                     &self.watched_vgs,
                     Some(&self.nova_vg),
                     usage,
+                    &here,
                     self.lv_series_limit,
                 )
             };

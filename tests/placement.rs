@@ -1626,3 +1626,224 @@ fn placement_s_reserve_beyond_nova_conf_is_explained_by_its_knob() {
         "{report}"
     );
 }
+
+
+/// Placement primary with the libvirt source beside it, on a real VG: an instance defined here
+/// with no allocation is running, so its LVs are instance disks, never orphans. Their bytes are
+/// cause `unbooked_instance` (placement does not book them), the causes sum to the drift, and the
+/// audit still says `instance_without_allocation`. A disk no source places here stays an orphan.
+#[test]
+fn an_instance_without_allocation_is_not_an_orphan_but_unbooked() {
+    if !common::lvm_available("unbooked instance on a real VG") {
+        return;
+    }
+    let Some(os) = environment() else { return };
+    let vg = common::LoopVg::new("unb", 40);
+    let vg_bytes: u64 = common::run(
+        "vgs",
+        &[
+            "--noheadings",
+            "--nosuffix",
+            "--units",
+            "b",
+            "-o",
+            "vg_size",
+            &vg.name,
+        ],
+    )
+    .lines()
+    .find_map(|line| line.trim().parse().ok())
+    .expect("vgs prints the VG's size");
+    let tag = 50;
+    let name = "cmp-unbooked.example";
+    let node = ComputeNode {
+        name: name.to_string(),
+        uuid: uuid(0xc0de_0000 + tag, 0),
+        vg_bytes,
+        reserved_host_disk_mb: RESERVED_HOST_DISK_MB,
+        disk_allocation_ratio: 1.0,
+    };
+    let allocated = uuid(0xa000_0000 + tag, 1);
+    let unallocated = uuid(0xb000_0000 + tag, 2);
+    let orphan = uuid(0xcccc_0000 + tag, 3);
+    let placement = os.placement();
+    placement.register_compute_node(&node);
+    placement.allocate(
+        &node.uuid,
+        &Consumer {
+            uuid: allocated.clone(),
+            disk_gb: 20,
+            vcpus: 1,
+            memory_mb: 1024,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let domain = |uuid, root_gb, swap_mb| common::Domain {
+        uuid,
+        name: "vm",
+        root_gb,
+        ephemeral_gb: 0,
+        swap_mb,
+        boot_from_volume: false,
+    };
+    common::write_domains(
+        &dir.path().join("qemu"),
+        &vg.name,
+        &[domain(&allocated, 20, 0), domain(&unallocated, 10, 1536)],
+    );
+    vg.create_lv(&format!("{allocated}_disk"), "20g");
+    vg.create_lv(&format!("{unallocated}_disk"), "10g");
+    vg.create_lv(&format!("{unallocated}_disk.swap"), "1536m");
+    vg.create_lv(&format!("{orphan}_disk"), "5g");
+    write_nova_conf(
+        &dir.path().join("nova.conf"),
+        &vg.name,
+        RESERVED_HOST_DISK_MB,
+    );
+    let clouds = os.write_clouds_yaml(dir.path(), "RegionOne");
+    let clouds_env = clouds.display().to_string();
+    let secure_env = dir.path().join("secure.yaml").display().to_string();
+    let env = [
+        ("OS_CLIENT_CONFIG_FILE", clouds_env.as_str()),
+        ("OS_CLIENT_SECURE_FILE", secure_env.as_str()),
+    ];
+    let d = dir.path().display();
+    let args = vec![
+        format!("--nova.config-file={d}/nova.conf"),
+        format!("--collector.libvirt.xml-dir={d}/qemu"),
+        "--collector.placement".to_string(),
+        format!("--collector.placement.hostname={name}"),
+        "--tracked.primary=placement".to_string(),
+        "--os-cloud=exporter-appcred".to_string(),
+        "--collector.timeout=20s".to_string(),
+    ];
+    let exporter = Exporter::start_with_env(&args, &env);
+    let m = scrape_until(&exporter, placement_ok);
+    let vg_name = vg.name.as_str();
+    assert_eq!(m.value("nova_lvm_collector_success{collector=\"lvm\"}"), 1.0);
+    assert_eq!(
+        m.value("nova_lvm_collector_success{collector=\"libvirt\"}"),
+        1.0
+    );
+    let owner = |metric: &str, owner: &str| {
+        m.value(&format!("{metric}{{owner=\"{owner}\",vg=\"{vg_name}\"}}"))
+    };
+    // Only the disk no source places here is an orphan.
+    assert_eq!(owner("nova_lvm_lvs", "orphan"), 1.0, "{}", m.text);
+    assert_eq!(owner("nova_lvm_lv_bytes", "orphan"), (5 * GIB) as f64);
+    assert_eq!(owner("nova_lvm_lvs", "instance"), 3.0);
+    assert_eq!(
+        owner("nova_lvm_lv_bytes", "instance"),
+        (31 * GIB + 512 * MIB) as f64
+    );
+    assert!(
+        !m.text.contains(&format!("lv=\"{unallocated}_disk")),
+        "no per-LV untracked series for a running instance's disk:\n{}",
+        m.text
+    );
+    let cause = |c: &str| {
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"{c}\",vg=\"{vg_name}\"}}"
+        ))
+    };
+    // Raw used 36.5 GiB, placement books 20 GiB: the drift is the orphan's 5 GiB and the
+    // unallocated instance's 11.5 GiB, to the byte.
+    let drift = m.value(&format!("nova_lvm_drift_bytes{{vg=\"{vg_name}\"}}"));
+    assert_eq!(drift, (16 * GIB + 512 * MIB) as f64);
+    assert_eq!(cause("orphan"), (5 * GIB) as f64);
+    assert_eq!(cause("unbooked_instance"), (11 * GIB + 512 * MIB) as f64);
+    let unbacked = m.value(&format!(
+        "nova_lvm_tracked_unbacked_bytes{{vg=\"{vg_name}\"}}"
+    ));
+    let causes: f64 = [
+        "foreign",
+        "orphan",
+        "cinder",
+        "unbooked_instance",
+        "overhead",
+        "unexplained",
+    ]
+    .iter()
+    .map(|c| cause(c))
+    .sum();
+    assert_eq!(causes - unbacked, drift, "the causes sum to the drift");
+    // The audit still names the missing allocation (10 + ceil(1536 / 1024) = 12 GiB), beside
+    // the orphan's LVs (5 GiB), as before.
+    assert_eq!(
+        m.value("nova_lvm_audit_consumers{kind=\"instance_without_allocation\"}"),
+        2.0
+    );
+    assert_eq!(
+        m.value("nova_lvm_audit_bytes{kind=\"instance_without_allocation\"}"),
+        (17 * GIB) as f64
+    );
+    let complaints = common::promtool_check_metrics(&m.text);
+    assert!(complaints.is_empty(), "promtool: {complaints}");
+
+    // The status page names the cause.
+    let (_, page) = get(exporter.port, "/").unwrap();
+    assert!(
+        page.contains(&format!(
+            "data-figure=\"cause-unbooked_instance\" data-bytes=\"{}\"",
+            11 * GIB + 512 * MIB
+        )),
+        "{page}"
+    );
+
+    // The report: only the orphan's LV listed as one, the cause in the JSON and the text.
+    let report = |format: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+            .args(["report", &format!("--format={format}")])
+            .args(&args)
+            .envs(env)
+            .output()
+            .expect("run report");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let text = report("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let violations = common::schema::report_schema_violations(&json);
+    assert!(
+        violations.is_empty(),
+        "schema violations: {violations:#?}\n{text}"
+    );
+    let orphan_lvs: Vec<&str> = json["orphans"]["lvs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no orphans in {text}"))
+        .iter()
+        .map(|lv| lv["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(orphan_lvs, [format!("{orphan}_disk")], "{text}");
+    let vg_json = json["vgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == vg_name)
+        .unwrap_or_else(|| panic!("no {vg_name} in {text}"));
+    let untracked = &vg_json["accounting"]["untracked"];
+    assert_eq!(
+        untracked["unbooked_instance_bytes"],
+        11 * GIB + 512 * MIB,
+        "{text}"
+    );
+    assert_eq!(untracked["orphan_bytes"], 5 * GIB, "{text}");
+    let unallocated_finding = json["audit"]["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["uuid"] == unallocated.as_str())
+        .unwrap_or_else(|| panic!("{unallocated} not in the audit: {text}"));
+    assert_eq!(
+        unallocated_finding,
+        &serde_json::json!({"kind": "instance_without_allocation", "uuid": unallocated,
+            "allocated_bytes": null, "expected_bytes": 12 * GIB,
+            "lv_bytes": 11 * GIB + 512 * MIB, "bytes": 12 * GIB}),
+        "{text}"
+    );
+    let text = report("text");
+    assert!(
+        text.contains("unbooked_instance        11.50 GiB  instance on this host, not booked"),
+        "{text}"
+    );
+}

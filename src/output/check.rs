@@ -3,7 +3,7 @@
 //! performance data), for operators without Prometheus.
 //!
 //! The figures are those of the alerting rules, so that `check` and the alerts agree:
-//! *untracked* is foreign + orphan + cinder + unexplained (the per-LV extent overhead is
+//! *untracked* is foreign + orphan + cinder + unbooked_instance + unexplained (the per-LV extent overhead is
 //! expected and left out) and *over-estimate* is the phantom space the scheduler can actually
 //! hand out, max(over-estimate + min(corrected free, 0), 0). The default thresholds are the
 //! rules' ([`rule_thresholds`]), combined as the rules combine them: untracked consumption

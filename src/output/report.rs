@@ -609,11 +609,14 @@ pub struct UntrackedReport {
     pub orphan_bytes: u64,
     /// Cinder volumes, snapshots and pools.
     pub cinder_bytes: u64,
+    /// LVs of instances on this host that the primary source does not book.
+    pub unbooked_instance_bytes: u64,
     /// Instance LVs beyond their flavor.
     pub overhead_bytes: u64,
     /// Allocated space no LV accounts for.
     pub unexplained_bytes: i64,
-    /// foreign + orphan + cinder + unexplained: what the untracked-consumption alert and
+    /// foreign + orphan + cinder + unbooked_instance + unexplained: what the
+    /// untracked-consumption alert and
     /// `check` count (the per-LV overhead is expected and left out).
     pub total_bytes: i64,
 }
@@ -832,6 +835,7 @@ fn accounting_report(
             foreign_bytes: u.foreign_bytes,
             orphan_bytes: u.orphan_bytes,
             cinder_bytes: u.cinder_bytes,
+            unbooked_instance_bytes: u.unbooked_instance_bytes,
             overhead_bytes: u.overhead_bytes,
             unexplained_bytes: u.unexplained_bytes,
             total_bytes: u.total_bytes(),
@@ -859,9 +863,9 @@ fn accounting_report(
     }
 }
 
-/// The terms of `drift = foreign + orphan + cinder + overhead + unexplained - unbacked`, with
-/// what each means, for the text report and the status page.
-pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str); 6] {
+/// The terms of `drift = foreign + orphan + cinder + unbooked_instance + overhead + unexplained
+/// - unbacked`, with what each means, for the text report and the status page.
+pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str); 7] {
     let u = &a.untracked;
     [
         (
@@ -878,6 +882,11 @@ pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str);
             "cinder",
             u.cinder_bytes as i64,
             "cinder volumes, snapshots, thin pool",
+        ),
+        (
+            "unbooked_instance",
+            u.unbooked_instance_bytes as i64,
+            "instance on this host, not booked: heal its allocation",
         ),
         (
             "overhead",

@@ -307,11 +307,11 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
 
     let _ = writeln!(out, "\n  Drift by cause");
     for (cause, bytes, meaning) in drift_causes(a) {
-        let _ = writeln!(out, "    {cause:<12} {:>14}  {meaning}", gib(bytes));
+        let _ = writeln!(out, "    {cause:<17} {:>14}  {meaning}", gib(bytes));
     }
     let _ = writeln!(
         out,
-        "    {:<12} {:>14}  untracked consumption (without overhead): {}",
+        "    {:<17} {:>14}  untracked consumption (without overhead): {}",
         "= drift",
         gib(a.drift_bytes),
         gib(a.untracked.total_bytes)
