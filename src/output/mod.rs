@@ -1,7 +1,7 @@
 //! What the exporter shows of one collection: the Prometheus exposition ([`metrics`]), the
 //! host's account for people and scripts ([`report`], [`report_text`]), the status page
-//! ([`status`]), the flavor fit in both ([`fit`]) the monitoring-plugin verdict ([`check`]) and the
-//! node_exporter textfile ([`textfile`]).
+//! ([`status`]), the flavor fit in both ([`fit`]) the monitoring-plugin verdict ([`check`]), the
+//! node_exporter textfile ([`textfile`]) and the status page's opening verdict ([`verdict`]).
 
 pub mod check;
 pub mod fit;
@@ -10,3 +10,4 @@ pub mod report;
 pub mod report_text;
 pub mod status;
 pub mod textfile;
+pub mod verdict;
