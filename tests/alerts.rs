@@ -510,7 +510,10 @@ fn the_shipped_shorten_for_script_writes_what_the_end_to_end_test_loads() {
         }
     }
     assert_eq!(rewritten, alerts().len());
-    assert!(min_age_rewritten, "the orphan alert's minimum age must follow FOR");
+    assert!(
+        min_age_rewritten,
+        "the orphan alert's minimum age must follow FOR"
+    );
     assert!(
         only_for == std::mem::take(&mut real),
         "only for: may change"

@@ -435,10 +435,7 @@ fn the_debian_package_installs_verifies_reports_and_purges_clean_in_a_fresh_debi
         deb.file_name()
             .unwrap()
             .to_string_lossy()
-            .starts_with(&format!(
-                "nova-lvm-exporter_{}_",
-                env!("CARGO_PKG_VERSION")
-            )),
+            .starts_with(&format!("nova-lvm-exporter_{}_", env!("CARGO_PKG_VERSION"))),
         "{}",
         deb.display()
     );

@@ -166,7 +166,9 @@ fn the_status_page_shows_the_account_and_the_chart_in_chromium() {
     assert!(dom.contains("<code>someone_elses_lv</code>"), "{dom}");
     // The page opens with the verdict: the untracked 10 GiB (8 foreign, 2 orphan) of this
     // 20 GiB VG, its largest LV, the orphan, and what to do; then the collectors.
-    let verdict_at = dom.find("<section id=\"verdict\"").expect("a verdict section");
+    let verdict_at = dom
+        .find("<section id=\"verdict\"")
+        .expect("a verdict section");
     assert!(verdict_at < dom.find("id=\"collectors\"").unwrap(), "{dom}");
     let verdict = &dom[verdict_at..verdict_at + dom[verdict_at..].find("</section>").unwrap()];
     assert!(!verdict.contains("data-problems=\"0\""), "{verdict}");

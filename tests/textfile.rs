@@ -59,7 +59,11 @@ impl NodeExporter {
             if let Ok(Some(status)) = node.child.try_wait() {
                 panic!("node_exporter exited with {status}:\n{}", node.log());
             }
-            assert!(Instant::now() < deadline, "node_exporter not ready: {}", node.log());
+            assert!(
+                Instant::now() < deadline,
+                "node_exporter not ready: {}",
+                node.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         node
@@ -179,7 +183,10 @@ fn node_exporter_serves_the_file_unchanged_and_the_alerts_and_dashboards_work_fr
     std::fs::create_dir(&textfile_dir).unwrap();
     let file = textfile_dir.join("nova-lvm.prom");
     let args = vec![
-        format!("--nova.config-file={}", work.path().join("nova.conf").display()),
+        format!(
+            "--nova.config-file={}",
+            work.path().join("nova.conf").display()
+        ),
         format!(
             "--collector.libvirt.xml-dir={}",
             work.path().join("qemu").display()
@@ -205,9 +212,15 @@ fn node_exporter_serves_the_file_unchanged_and_the_alerts_and_dashboards_work_fr
     let written = std::fs::read_to_string(&file).unwrap();
     assert_eq!(promtool_check_metrics(&written), "", "{written}");
     let exposition = Exposition::parse(&written);
-    assert!(exposition.lacks_family("process_cpu_seconds_total"), "{written}");
+    assert!(
+        exposition.lacks_family("process_cpu_seconds_total"),
+        "{written}"
+    );
     assert_eq!(
-        exposition.value(&format!("nova_lvm_lvs{{owner=\"orphan\",vg=\"{}\"}}", vg.name)),
+        exposition.value(&format!(
+            "nova_lvm_lvs{{owner=\"orphan\",vg=\"{}\"}}",
+            vg.name
+        )),
         1.0
     );
 
@@ -261,9 +274,11 @@ fn node_exporter_serves_the_file_unchanged_and_the_alerts_and_dashboards_work_fr
     let thin_node = NodeExporter::start(&thin_dir, &thin_dir);
 
     // Prometheus scrapes both node_exporters as job nova-lvm, with the real rules made fast.
-    let real_rules =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/nova-lvm.rules.yml"))
-            .unwrap();
+    let real_rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/alerts/nova-lvm.rules.yml"
+    ))
+    .unwrap();
     let (rules, _) = fast_rules(&real_rules, "1s", "2s");
     let instance = format!("127.0.0.1:{}", node.port);
     let config = format!(
@@ -284,18 +299,26 @@ fn node_exporter_serves_the_file_unchanged_and_the_alerts_and_dashboards_work_fr
             node.log()
         )
     };
-    for alert in ["NovaLvmUntrackedConsumption", "NovaLvmOrphanedInstanceDisks"] {
+    for alert in [
+        "NovaLvmUntrackedConsumption",
+        "NovaLvmOrphanedInstanceDisks",
+    ] {
         let query = format!(
             "ALERTS{{alertname=\"{alert}\",alertstate=\"firing\",job=\"nova-lvm\",instance=\"{instance}\",vg=\"{}\"}}",
             vg.name
         );
-        wait_until(Duration::from_secs(60), &format!("{alert} firing"), logs, || {
-            prometheus
-                .query(&query)
-                .ok()
-                .filter(|r| r.len() == 1)
-                .map(|_| ())
-        });
+        wait_until(
+            Duration::from_secs(60),
+            &format!("{alert} firing"),
+            logs,
+            || {
+                prometheus
+                    .query(&query)
+                    .ok()
+                    .filter(|r| r.len() == 1)
+                    .map(|_| ())
+            },
+        );
     }
 
     // Every dashboard panel's PromQL: each must parse and return data.
@@ -410,7 +433,11 @@ fn a_bad_file_fails_naming_it_and_writes_nothing() {
     // The seed incident replayed: complete, so exit 0, and the file is the metrics.
     let good = dir.path().join("nova-lvm.prom");
     let run = in_repo(&good);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let written = Exposition::parse(&std::fs::read_to_string(&good).unwrap());
     assert_eq!(
         written.value("nova_lvm_collector_success{collector=\"file\"}"),

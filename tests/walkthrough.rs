@@ -622,7 +622,10 @@ fn the_runit_run_script_of_the_docs_serves_the_host_and_is_restarted() {
     .unwrap();
     let mut rewrites = Rewrites::new(&[
         ("/usr/bin/nova-lvm-exporter", BINARY),
-        ("/etc/default/nova-lvm-exporter", &defaults.display().to_string()),
+        (
+            "/etc/default/nova-lvm-exporter",
+            &defaults.display().to_string(),
+        ),
     ]);
     let script = rewrites.apply(run_script);
     rewrites.assert_all_used();
@@ -654,7 +657,9 @@ fn the_runit_run_script_of_the_docs_serves_the_host_and_is_restarted() {
     let m = Exposition::parse(&metrics);
     for collector in ["lvm", "libvirt"] {
         assert_eq!(
-            m.value(&format!("nova_lvm_collector_success{{collector=\"{collector}\"}}")),
+            m.value(&format!(
+                "nova_lvm_collector_success{{collector=\"{collector}\"}}"
+            )),
             1.0,
             "{metrics}"
         );
@@ -667,7 +672,9 @@ fn the_runit_run_script_of_the_docs_serves_the_host_and_is_restarted() {
         (3 * GIB) as f64
     );
     // The exporter dies: runit starts it again.
-    let killed = Command::new("kill").args(["-9", &first.to_string()]).status();
+    let killed = Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status();
     assert!(killed.is_ok_and(|s| s.success()));
     let second = runit_pid(&service, port, Some(first));
     assert_ne!(first, second);
@@ -678,7 +685,10 @@ fn the_runit_run_script_of_the_docs_serves_the_host_and_is_restarted() {
         .output()
         .unwrap();
     assert!(down.status.success(), "{}", describe(&down));
-    assert!(get(port, "/healthz").is_err(), "still serving after sv down");
+    assert!(
+        get(port, "/healthz").is_err(),
+        "still serving after sv down"
+    );
 }
 
 #[test]

@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn a_name_node_exporter_would_skip_is_refused_with_the_reason() {
         let error = check_target(Path::new("/tmp/nova-lvm.txt")).unwrap_err();
-        assert!(error.contains("\"/tmp/nova-lvm.txt\" does not end in .prom"), "{error}");
+        assert!(
+            error.contains("\"/tmp/nova-lvm.txt\" does not end in .prom"),
+            "{error}"
+        );
         assert!(error.contains("reads only *.prom files"), "{error}");
         assert!(check_target(Path::new("/tmp/.prom")).is_err());
     }

@@ -63,10 +63,7 @@ pub fn problems(report: &Report) -> Vec<Problem> {
 /// The problems of nova's VG with its figures, at the alerting rules' thresholds.
 fn vg_problems(vg: &VgAccount) -> Vec<Problem> {
     let mut found = Vec::new();
-    let orphans = vg
-        .owners
-        .iter()
-        .find(|o| o.owner == "orphan" && o.lvs > 0);
+    let orphans = vg.owners.iter().find(|o| o.owner == "orphan" && o.lvs > 0);
     if let Some(orphans) = orphans {
         found.push(Problem {
             what: format!(
@@ -272,7 +269,11 @@ mod tests {
 
     #[test]
     fn a_healthy_host_has_no_problem() {
-        let r = with_vg(report(vec![status("lvm", None)]), accounting(GIB as i64, 0, 50 * GIB as i64), (0, 0));
+        let r = with_vg(
+            report(vec![status("lvm", None)]),
+            accounting(GIB as i64, 0, 50 * GIB as i64),
+            (0, 0),
+        );
         assert_eq!(problems(&r), vec![]);
         let mut html = String::new();
         render_verdict(&mut html, &r);
@@ -283,7 +284,10 @@ mod tests {
     #[test]
     fn failures_come_first_then_the_largest_with_what_to_do() {
         let r = with_vg(
-            report(vec![status("lvm", None), status("libvirt", Some("cannot read <dir>"))]),
+            report(vec![
+                status("lvm", None),
+                status("libvirt", Some("cannot read <dir>")),
+            ]),
             // 12 GiB untracked (12 % of 100 GiB), 12 GiB phantom, corrected free -2 GiB, and a
             // 1 GiB orphan.
             accounting(12 * GIB as i64, 12 * GIB, -2 * GIB as i64),
@@ -295,14 +299,33 @@ mod tests {
         assert!(whats[0].starts_with("The libvirt collector failed: cannot read <dir>"));
         assert_eq!(
             found.iter().map(|p| p.bytes).collect::<Vec<_>>(),
-            [None, Some(12 * GIB), Some(12 * GIB), Some(2 * GIB), Some(GIB)]
+            [
+                None,
+                Some(12 * GIB),
+                Some(12 * GIB),
+                Some(2 * GIB),
+                Some(GIB)
+            ]
         );
-        assert!(whats[1].contains("the largest is backup<1> (foreign, 10.00 GiB)"), "{}", whats[1]);
-        assert!(found[2].action.contains("reserved_host_disk_mb = 13312"), "{:?}", found[2]);
+        assert!(
+            whats[1].contains("the largest is backup<1> (foreign, 10.00 GiB)"),
+            "{}",
+            whats[1]
+        );
+        assert!(
+            found[2].action.contains("reserved_host_disk_mb = 13312"),
+            "{:?}",
+            found[2]
+        );
         let mut html = String::new();
         render_verdict(&mut html, &r);
         assert!(html.contains("data-problems=\"5\""), "{html}");
-        assert!(html.contains("5 problems. The first: The libvirt collector failed: cannot read &lt;dir&gt;."), "{html}");
+        assert!(
+            html.contains(
+                "5 problems. The first: The libvirt collector failed: cannot read &lt;dir&gt;."
+            ),
+            "{html}"
+        );
         assert!(html.contains("backup&lt;1&gt;"), "{html}");
         assert!(!html.contains("<dir>"), "{html}");
     }
@@ -319,6 +342,9 @@ mod tests {
         let missing = report(vec![status("lvm", None)]);
         let found = problems(&missing);
         assert_eq!(found.len(), 1);
-        assert!(found[0].what.contains("did not report nova's VG vms"), "{found:?}");
+        assert!(
+            found[0].what.contains("did not report nova's VG vms"),
+            "{found:?}"
+        );
     }
 }
