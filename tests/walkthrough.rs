@@ -25,6 +25,11 @@ const BINARY: &str = env!("CARGO_BIN_EXE_nova-lvm-exporter");
 const SUDOERS_PATH: &str = "/etc/sudoers.d/zz-nova-lvm-exporter-walkthrough";
 const UUID_A: &str = "3f5e6c1a-1111-2222-3333-444455556666";
 
+/// Taken by each test of this file that runs LVM: the runit test's VG and exporter must not
+/// change LVM's state while the compute-node walkthrough reads it (one at a time, as an
+/// operator would).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn read(relative: &str) -> String {
     std::fs::read_to_string(Path::new(REPO).join(relative))
         .unwrap_or_else(|e| panic!("{relative}: {e}"))
@@ -273,6 +278,7 @@ fn assert_serves_the_host(walk: &Walk, vg: &LoopVg, how: &str, collectors_checke
 #[test]
 fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
     const TEST: &str = "walkthrough";
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !lvm_available(TEST)
         || !programs_available(
             TEST,
@@ -587,6 +593,7 @@ fn runit_pid(service: &Path, port: u16, not: Option<u32>) -> u32 {
 #[test]
 fn the_runit_run_script_of_the_docs_serves_the_host_and_is_restarted() {
     const TEST: &str = "runit";
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !lvm_available(TEST) || !programs_available(TEST, &["runsv", "sv", "setpriv"]) {
         return;
     }
