@@ -54,15 +54,30 @@ pub fn temporary_path(file: &Path, pid: u32) -> PathBuf {
 /// file is removed, `file` is left as it was, and the error names the path at fault.
 pub fn write_atomically(file: &Path, text: &str) -> Result<(), String> {
     let temporary = temporary_path(file, std::process::id());
-    let written = write_file(&temporary, text).and_then(|()| {
-        std::fs::rename(&temporary, file).map_err(|error| {
-            format!(
-                "textfile FILE: cannot rename {} to {}: {error}",
-                temporary.display(),
-                file.display()
-            )
-        })
-    });
+    let failed = |what: &str, error: std::io::Error| {
+        format!(
+            "textfile FILE: cannot {what} {}: {error}",
+            temporary.display()
+        )
+    };
+    // Whatever is at the temporary name already is not ours: fail, and leave it alone.
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(&temporary)
+        .map_err(|error| failed("create", error))?;
+    let written = fill(out, text)
+        .map_err(|(what, error)| failed(what, error))
+        .and_then(|()| {
+            std::fs::rename(&temporary, file).map_err(|error| {
+                format!(
+                    "textfile FILE: cannot rename {} to {}: {error}",
+                    temporary.display(),
+                    file.display()
+                )
+            })
+        });
     if let Err(error) = written {
         let _ = std::fs::remove_file(&temporary);
         return Err(error);
@@ -70,23 +85,14 @@ pub fn write_atomically(file: &Path, text: &str) -> Result<(), String> {
     sync_directory(file)
 }
 
-/// Creates `path` (it must not exist), writes `text`, sets mode 0644 whatever the umask, and
-/// flushes it to disk.
-fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    let failed = |what: &str, error: std::io::Error| {
-        format!("textfile FILE: cannot {what} {}: {error}", path.display())
-    };
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .map_err(|error| failed("create", error))?;
+/// Writes `text` to the new file, sets mode 0644 whatever the umask, and flushes it to disk;
+/// an error says which step failed.
+fn fill(mut out: File, text: &str) -> Result<(), (&'static str, std::io::Error)> {
     out.write_all(text.as_bytes())
-        .map_err(|error| failed("write", error))?;
+        .map_err(|error| ("write", error))?;
     out.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
-        .map_err(|error| failed("set the mode of", error))?;
-    out.sync_all().map_err(|error| failed("flush", error))
+        .map_err(|error| ("set the mode of", error))?;
+    out.sync_all().map_err(|error| ("flush", error))
 }
 
 /// Flushes the directory of `file`, so that the rename survives a crash.
@@ -176,6 +182,28 @@ mod tests {
         assert!(error.contains("cannot create"), "{error}");
         assert!(error.contains("absent/.nova-lvm.prom."), "{error}");
         assert!(!dir.path().join("absent").exists());
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_temporary_name_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let file = dir.path().join("nova-lvm.prom");
+        std::os::unix::fs::symlink(&victim, temporary_path(&file, std::process::id())).unwrap();
+        let error = write_atomically(&file, "x 1\n").unwrap_err();
+        assert!(error.contains("cannot create"), "{error}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!file.exists());
+        // The planted link is left where it was; a symlink at FILE itself is replaced, not
+        // written through.
+        let planted = temporary_path(&file, std::process::id());
+        assert!(std::fs::symlink_metadata(&planted).unwrap().is_symlink());
+        std::fs::remove_file(planted).unwrap();
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        write_atomically(&file, "x 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&file).unwrap().is_symlink());
     }
 
     #[test]
