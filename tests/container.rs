@@ -7,7 +7,9 @@
 //! privileges, a read-only root file system, only the PV's loop device (read-only) and the nova
 //! and libvirt configuration; the PV found with `--collector.lvm.devices` and read with the
 //! metadata method, the figures right, and no LVM process run (the image's `lvm` replaced by one
-//! that counts its runs).
+//! that counts its runs). And the Debian package of `scripts/package-deb`, installed with
+//! `apt-get` in a fresh Debian container made from the same base, checked, removed and purged
+//! (`tests/fixtures/package/check-deb.sh`).
 //!
 //! Needs root, lvm2, buildah, podman, runc and debootstrap. Measured on the 2-core test
 //! machines: about three minutes on a fresh machine (hadolint install, debootstrap and import
@@ -371,16 +373,13 @@ fn the_image_runs_unprivileged_with_only_the_pv_read_only_and_runs_no_lvm() {
 /// a `nova` group (postinst adds the user to it), and the account databases' backup files
 /// (`/etc/passwd-`, ...) made once, so that a purge can be compared with the state before the
 /// install file by file. Built once per machine with podman and kept.
+/// `tests/fixtures/package/check-deb.sh` is what runs in it.
 const DEB_TEST_IMAGE: &str = "localhost/nova-lvm-exporter-deb-test:bookworm";
 
 fn deb_test_image(conf: &Path) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let status = Command::new("scripts/container-image")
-        .current_dir(root)
-        .arg("--base-only")
-        .status()
-        .expect("scripts/container-image --base-only");
-    assert!(status.success(), "the Debian base image: {status}");
+    // The image build makes the debootstrapped base (once per test process, shared with the
+    // other tests here: two debootstraps at once would write the same cached tarball).
+    build_image();
     let exists = podman(conf)
         .args(["image", "exists", DEB_TEST_IMAGE])
         .status()
