@@ -1,5 +1,5 @@
 //! nova-lvm-exporter: parse the command line (and `--config.file`), set up logging, then serve
-//! or run one of the subcommands (`report`, `check`, `completions`, `man`).
+//! or run one of the subcommands (`report`, `check`, `textfile`, `completions`, `man`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -14,10 +14,12 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use nova_lvm_exporter::app::{self, Error};
 use nova_lvm_exporter::config::file::{self as config_file, ParseError, Setting};
-use nova_lvm_exporter::config::flags::{Command, LogFormat, LogLevel, ReportArgs, ReportFormat};
+use nova_lvm_exporter::config::flags::{
+    Command, LogFormat, LogLevel, ReportArgs, ReportFormat, TextfileArgs,
+};
 use nova_lvm_exporter::config::resolve::Config;
 use nova_lvm_exporter::output::check::{self, Status, Thresholds};
-use nova_lvm_exporter::output::report_text;
+use nova_lvm_exporter::output::{metrics, report_text, textfile};
 use nova_lvm_exporter::redact::RedactingWriter;
 use nova_lvm_exporter::web::{self, WebConfigSource};
 
@@ -86,6 +88,9 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
         }
         _ => {}
     }
+    if let Some(Command::Textfile(args)) = &command {
+        textfile::check_target(&args.file).map_err(Error::Usage)?;
+    }
     let config_check = cli.config_check;
     init_logging(cli.log_level, cli.log_format);
     let config = cli.resolve().map_err(|error| {
@@ -103,6 +108,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
     match command {
         Some(Command::Report(args)) => run_report(&config, &args),
         Some(Command::Check(args)) => run_check(&config, args.into()),
+        Some(Command::Textfile(args)) => run_textfile(&config, &args),
         Some(Command::Serve) | None => serve(config),
         Some(Command::Completions { .. }) | Some(Command::Man) => Ok(ExitCode::SUCCESS),
     }
@@ -273,4 +279,30 @@ fn run_check(config: &Config, thresholds: Thresholds) -> Result<ExitCode, Error>
             Ok(ExitCode::from(Status::Unknown.exit_code()))
         }
     }
+}
+
+/// `textfile FILE`: one collection written atomically to FILE for node_exporter; exit 1 when a
+/// collector failed, after writing the file whose success metrics say which.
+fn run_textfile(config: &Config, args: &TextfileArgs) -> Result<ExitCode, Error> {
+    let snapshot = app::collect_once(config).map_err(Error::Runtime)?;
+    textfile::write_atomically(&args.file, &metrics::render_without_process(&snapshot))
+        .map_err(Error::Runtime)?;
+    let failed: Vec<String> = snapshot
+        .collectors
+        .iter()
+        .filter(|status| !status.success)
+        .map(|status| match &status.error {
+            Some(error) => format!("{}: {error}", status.name),
+            None => status.name.to_string(),
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "nova-lvm-exporter: wrote {} with nova_lvm_collector_success 0 for what failed:\n  {}",
+        args.file.display(),
+        failed.join("\n  ")
+    );
+    Ok(ExitCode::from(1))
 }

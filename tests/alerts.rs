@@ -382,7 +382,7 @@ fn the_alerts_readme_lists_every_alert() {
 }
 
 #[test]
-fn the_test_only_rule_file_differs_only_in_for_and_interval() {
+fn the_test_only_rule_file_differs_only_in_for_interval_and_orphan_min_age() {
     let path = root().join("alerts/nova-lvm.rules.yml");
     let real_text = std::fs::read_to_string(&path).unwrap();
     let (fast_text, rewritten) = fast_rules(&real_text, "1s", "2s");
@@ -418,11 +418,17 @@ fn the_test_only_rule_file_differs_only_in_for_and_interval() {
                 assert_eq!(rule["for"].as_str(), Some("2s"));
                 rule.insert("for".into(), real["groups"][g]["rules"][r]["for"].clone());
             }
+            if rule.get("record").and_then(|r| r.as_str())
+                == Some("nova_lvm:alert_threshold:orphan_min_age_seconds")
+            {
+                assert_eq!(rule["expr"].as_str(), Some("vector(2)"));
+                rule.insert("expr".into(), real["groups"][g]["rules"][r]["expr"].clone());
+            }
         }
     }
     assert!(
         undone == std::mem::take(&mut real),
-        "only for: and interval may change"
+        "only for:, the orphan minimum age and interval may change"
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -471,12 +477,13 @@ fn the_shipped_shorten_for_script_writes_what_the_end_to_end_test_loads() {
     let (ok, promtool_out) = promtool(&["check", "rules", "short.rules.yml"], dir.path());
     assert!(ok, "{promtool_out}");
 
-    // Without an interval only the alerts' for: changes.
+    // Without an interval only the alerts' for: and the orphan alert's minimum age change.
     let out = shorten_for(&["2m"]);
     assert!(out.status.success());
     let mut only_for: Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
     let mut real: Value = serde_yaml_ng::from_str(&real_text).unwrap();
     let mut rewritten = 0;
+    let mut min_age_rewritten = false;
     for (g, group) in only_for["groups"]
         .as_sequence_mut()
         .unwrap()
@@ -495,9 +502,18 @@ fn the_shipped_shorten_for_script_writes_what_the_end_to_end_test_loads() {
                 *for_ = real["groups"][g]["rules"][r]["for"].clone();
                 rewritten += 1;
             }
+            if rule["record"].as_str() == Some("nova_lvm:alert_threshold:orphan_min_age_seconds") {
+                assert_eq!(rule["expr"].as_str(), Some("vector(120)"));
+                rule["expr"] = real["groups"][g]["rules"][r]["expr"].clone();
+                min_age_rewritten = true;
+            }
         }
     }
     assert_eq!(rewritten, alerts().len());
+    assert!(
+        min_age_rewritten,
+        "the orphan alert's minimum age must follow FOR"
+    );
     assert!(
         only_for == std::mem::take(&mut real),
         "only for: may change"

@@ -7,7 +7,9 @@
 //! privileges, a read-only root file system, only the PV's loop device (read-only) and the nova
 //! and libvirt configuration; the PV found with `--collector.lvm.devices` and read with the
 //! metadata method, the figures right, and no LVM process run (the image's `lvm` replaced by one
-//! that counts its runs).
+//! that counts its runs). And the Debian package of `scripts/package-deb`, installed with
+//! `apt-get` in a fresh Debian container made from the same base, checked, removed and purged
+//! (`tests/fixtures/package/check-deb.sh`).
 //!
 //! Needs root, lvm2, buildah, podman, runc and debootstrap. Measured on the 2-core test
 //! machines: about three minutes on a fresh machine (hadolint install, debootstrap and import
@@ -364,4 +366,105 @@ fn the_image_runs_unprivileged_with_only_the_pv_read_only_and_runs_no_lvm() {
         "cat /tmp/lvm-runs 2>/dev/null | wc -l",
     ]));
     assert_eq!(runs.trim(), "0", "lvm ran in the container");
+}
+
+/// The image the Debian package is tested in: the debootstrapped bookworm base with the
+/// package's dependencies (lvm2, passwd, sudo) and systemd (for `systemd-analyze`) installed,
+/// a `nova` group (postinst adds the user to it), and the account databases' backup files
+/// (`/etc/passwd-`, ...) made once, so that a purge can be compared with the state before the
+/// install file by file. Built once per machine with podman and kept.
+/// `tests/fixtures/package/check-deb.sh` is what runs in it.
+const DEB_TEST_IMAGE: &str = "localhost/nova-lvm-exporter-deb-test:bookworm";
+
+fn deb_test_image(conf: &Path) {
+    // The image build makes the debootstrapped base (once per test process, shared with the
+    // other tests here: two debootstraps at once would write the same cached tarball).
+    build_image();
+    let exists = podman(conf)
+        .args(["image", "exists", DEB_TEST_IMAGE])
+        .status()
+        .unwrap();
+    if exists.success() {
+        return;
+    }
+    let name = format!("nle-deb-prep-{}", std::process::id());
+    let prepare = "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
+        apt-get install -y -qq --no-install-recommends lvm2 passwd sudo systemd libgcc-s1 >/dev/null; \
+        groupadd --system nova; useradd --system nle-backup-files; userdel nle-backup-files";
+    output(podman(conf).args([
+        "run",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "docker.io/library/debian:bookworm-slim",
+        "sh",
+        "-c",
+        prepare,
+    ]));
+    output(podman(conf).args(["commit", "-q", &name, DEB_TEST_IMAGE]));
+    output(podman(conf).args(["rm", &name]));
+}
+
+#[test]
+fn the_debian_package_installs_verifies_reports_and_purges_clean_in_a_fresh_debian() {
+    let test = "the_debian_package_installs_verifies_reports_and_purges_clean_in_a_fresh_debian";
+    if !container_tools_available(test)
+        || !programs_available(test, &["dpkg-deb", "strip", "objdump"])
+    {
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    // The package of the binary under test (the test suite's debug build, debug symbols
+    // stripped: the release build's package differs only in the binary's code).
+    let started = Instant::now();
+    let built = Command::new("scripts/package-deb")
+        .current_dir(root)
+        .arg(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .output()
+        .expect("scripts/package-deb");
+    assert!(
+        built.status.success(),
+        "scripts/package-deb: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let deb = Path::new(root).join(deb);
+    assert!(
+        deb.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&format!("nova-lvm-exporter_{}_", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        deb.display()
+    );
+    let packaged = started.elapsed();
+
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("containers.conf");
+    std::fs::write(&conf, "[containers]\ndefault_ulimits = []\n").unwrap();
+    deb_test_image(&conf);
+    let started = Instant::now();
+    let run = podman(&conf)
+        .args(["run", "--rm", "--network", "host"])
+        .arg("-v")
+        .arg(format!("{}:/pkg/nova-lvm-exporter.deb:ro", deb.display()))
+        .arg("-v")
+        .arg(format!(
+            "{root}/tests/fixtures/package/check-deb.sh:/pkg/check-deb.sh:ro"
+        ))
+        .args([DEB_TEST_IMAGE, "bash", "/pkg/check-deb.sh"])
+        .output()
+        .expect("podman run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success() && stdout.contains("== all good"),
+        "the package check failed ({}):\n{stdout}\n{stderr}",
+        run.status
+    );
+    eprintln!(
+        "packaged in {packaged:?}, installed, checked and purged in {:?}:\n{stdout}",
+        started.elapsed()
+    );
 }

@@ -307,3 +307,36 @@ fn the_dashboards_readme_shows_every_panel_with_its_promql() {
         missing.join("\n")
     );
 }
+
+#[test]
+fn the_readme_counts_each_dashboards_panels_and_its_provisioning_file_is_well_formed() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/README.md"))
+            .unwrap();
+    for d in dashboards() {
+        let panels = d.panels().iter().filter(|p| p["type"] != "row").count();
+        let heading = format!("(`dashboards/{}`, {panels} panels)", d.file);
+        assert!(
+            readme.contains(&heading),
+            "dashboards/README.md must say {heading}"
+        );
+    }
+    let yaml = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a provisioning YAML example");
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).expect("valid YAML");
+    assert_eq!(doc["apiVersion"].as_u64(), Some(1), "{yaml}");
+    let provider = &doc["providers"][0];
+    assert_eq!(provider["type"].as_str(), Some("file"), "{yaml}");
+    // The directory scripts/package-deb installs the dashboards in.
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/package-deb"))
+            .unwrap();
+    let path = provider["options"]["path"].as_str().expect("options.path");
+    assert!(
+        script.contains(&format!("\"$root{path}\" dashboards/*.json")),
+        "the package does not install the dashboards in {path}"
+    );
+}

@@ -1,8 +1,8 @@
 //! End to end, with every component real: the built exporter on a real VG on a loop device and a
 //! directory of nova domain XMLs, a real Prometheus (Debian package) scraping it every second and
-//! loading a test-only rule file generated from `alerts/nova-lvm.rules.yml` (every `for:` 2s,
-//! every group evaluated every second, nothing else changed), a real Alertmanager routing to a
-//! webhook receiver inside this test.
+//! loading a test-only rule file generated from `alerts/nova-lvm.rules.yml` (every `for:` and the
+//! orphan minimum age 2s, every group evaluated every second, nothing else changed), a real
+//! Alertmanager routing to a webhook receiver inside this test.
 //!
 //! The scenario: a host whose untracked consumption (an orphaned disk and a cinder volume, 2 GiB
 //! of 100 GiB) is below the thresholds. Somebody creates a 10 GiB LV in nova's VG:

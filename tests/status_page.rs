@@ -164,6 +164,29 @@ fn the_status_page_shows_the_account_and_the_chart_in_chromium() {
         .to_string()
     );
     assert!(dom.contains("<code>someone_elses_lv</code>"), "{dom}");
+    // The page opens with the verdict: the untracked 10 GiB (8 foreign, 2 orphan) of this
+    // 20 GiB VG, its largest LV, the orphan, and what to do; then the collectors.
+    let verdict_at = dom
+        .find("<section id=\"verdict\"")
+        .expect("a verdict section");
+    assert!(verdict_at < dom.find("id=\"collectors\"").unwrap(), "{dom}");
+    let verdict = &dom[verdict_at..verdict_at + dom[verdict_at..].find("</section>").unwrap()];
+    assert!(!verdict.contains("data-problems=\"0\""), "{verdict}");
+    assert!(
+        verdict.contains("the largest is someone_elses_lv (foreign, 8.00 GiB)"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("1 orphaned instance disk LV(s)"),
+        "{verdict}"
+    );
+    assert!(verdict.contains("What to do:"), "{verdict}");
+    // LV ages, as report gives them.
+    assert!(
+        dom.contains("<td class=\"age\">less than a minute ago</td>")
+            || dom.contains("<td class=\"age\">1 minute ago</td>"),
+        "{dom}"
+    );
     // How LVM was read: behind a command prefix, by exec.
     assert!(
         dom.contains(&format!(
@@ -229,6 +252,11 @@ fn the_status_page_shows_the_account_and_the_chart_in_chromium() {
         "{dom}"
     );
     assert!(dom.contains("<td class=\"failed\">FAILED</td>"), "{dom}");
+    assert!(
+        dom.contains("1 problem. It is: The libvirt collector failed: ")
+            || dom.contains("problems. The first: The libvirt collector failed: "),
+        "the verdict puts the failure first:\n{dom}"
+    );
     assert!(
         dom.contains("No derived figures: the primary tracked source libvirt failed"),
         "{dom}"

@@ -25,6 +25,11 @@ const BINARY: &str = env!("CARGO_BIN_EXE_nova-lvm-exporter");
 const SUDOERS_PATH: &str = "/etc/sudoers.d/zz-nova-lvm-exporter-walkthrough";
 const UUID_A: &str = "3f5e6c1a-1111-2222-3333-444455556666";
 
+/// Taken by each test of this file that runs LVM: the runit test's VG and exporter must not
+/// change LVM's state while the compute-node walkthrough reads it (one at a time, as an
+/// operator would).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn read(relative: &str) -> String {
     std::fs::read_to_string(Path::new(REPO).join(relative))
         .unwrap_or_else(|e| panic!("{relative}: {e}"))
@@ -273,6 +278,7 @@ fn assert_serves_the_host(walk: &Walk, vg: &LoopVg, how: &str, collectors_checke
 #[test]
 fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
     const TEST: &str = "walkthrough";
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !lvm_available(TEST)
         || !programs_available(
             TEST,
@@ -561,4 +567,189 @@ fn the_compute_node_section_of_the_deployment_docs_works_as_written() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// The pid runsv supervises in `service` (its `supervise/pid`), once the exporter answers.
+fn runit_pid(service: &Path, port: u16, not: Option<u32>) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pid = std::fs::read_to_string(service.join("supervise/pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|&p| Some(p) != not);
+        if let Some(pid) = pid {
+            if get(port, "/healthz").is_ok_and(|(status, _)| status == 200) {
+                return pid;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runsv did not bring the exporter up in 30 s (pid {pid:?})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_runit_run_script_of_the_docs_serves_the_host_and_is_restarted() {
+    const TEST: &str = "runit";
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !lvm_available(TEST) || !programs_available(TEST, &["runsv", "sv", "setpriv"]) {
+        return;
+    }
+    let deployment = read("docs/deployment.md");
+    let documented = fenced_blocks(section(&deployment, "Under runit"), "sh");
+    let run_script = block_with(&documented, "exec setpriv");
+    let vg = LoopVg::new("runit", 20);
+    vg.create_lv(&format!("{UUID_A}_disk"), "5G");
+    vg.create_lv("someone_elses_lv", "3G");
+    let dir = tempfile::tempdir().unwrap();
+    write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 1024);
+    write_domains(
+        &dir.path().join("qemu"),
+        &vg.name,
+        &[Domain {
+            uuid: UUID_A,
+            name: "web-01",
+            root_gb: 5,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+            boot_from_volume: false,
+        }],
+    );
+    let port = free_port();
+    let defaults = dir.path().join("default");
+    std::fs::write(
+        &defaults,
+        format!(
+            "NOVA_LVM_EXPORTER_OPTS=\"--web.listen-address=127.0.0.1:{port} --nova.config-file={0}/nova.conf --collector.libvirt.xml-dir={0}/qemu\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut rewrites = Rewrites::new(&[
+        ("/usr/bin/nova-lvm-exporter", BINARY),
+        (
+            "/etc/default/nova-lvm-exporter",
+            &defaults.display().to_string(),
+        ),
+    ]);
+    let script = rewrites.apply(run_script);
+    rewrites.assert_all_used();
+    let service = dir.path().join("sv/nova-lvm-exporter");
+    std::fs::create_dir_all(&service).unwrap();
+    std::fs::write(service.join("run"), &script).unwrap();
+    std::fs::set_permissions(
+        service.join("run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("runsv.log")).unwrap();
+    let runsv = Command::new(which("runsv").unwrap())
+        .arg(&service)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("start runsv");
+    let _runsv = Foreground {
+        child: runsv,
+        log: dir.path().join("runsv.log"),
+    };
+
+    let first = runit_pid(&service, port, None);
+    let (status, metrics) = get(port, "/metrics").unwrap();
+    assert_eq!(status, 200, "{metrics}");
+    let m = Exposition::parse(&metrics);
+    for collector in ["lvm", "libvirt"] {
+        assert_eq!(
+            m.value(&format!(
+                "nova_lvm_collector_success{{collector=\"{collector}\"}}"
+            )),
+            1.0,
+            "{metrics}"
+        );
+    }
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"foreign\",vg=\"{}\"}}",
+            vg.name
+        )),
+        (3 * GIB) as f64
+    );
+    // The exporter dies: runit starts it again.
+    let killed = Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let second = runit_pid(&service, port, Some(first));
+    assert_ne!(first, second);
+    // Down for good (runit stops it and does not restart it) before the VG goes.
+    let down = Command::new(which("sv").expect("runit's sv"))
+        .args(["-w", "10", "down"])
+        .arg(&service)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", describe(&down));
+    assert!(
+        get(port, "/healthz").is_err(),
+        "still serving after sv down"
+    );
+}
+
+#[test]
+fn the_kolla_config_json_of_the_docs_is_what_kolla_start_reads_and_its_command_is_valid() {
+    let deployment = read("docs/deployment.md");
+    let start = deployment
+        .find("\n### kolla-ansible\n")
+        .expect("a kolla-ansible section");
+    let blocks = fenced_blocks(&deployment[start..], "json");
+    let config: serde_json::Value =
+        serde_json::from_str(blocks.first().expect("its config.json")).expect("valid JSON");
+    let command = config["command"].as_str().expect("a command string");
+    let files = config["config_files"].as_array().expect("config_files");
+    assert!(!files.is_empty());
+    for file in files {
+        for key in ["source", "dest", "owner", "perm"] {
+            assert!(file[key].is_string(), "{key} missing in {file}");
+        }
+        let perm = file["perm"].as_str().unwrap();
+        assert!(
+            perm.len() == 4 && u32::from_str_radix(perm, 8).is_ok(),
+            "{perm}"
+        );
+        assert!(file["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("/var/lib/kolla/config_files/"));
+    }
+    // The command line, with the container's paths made real, passes --config.check.
+    let dir = tempfile::tempdir().unwrap();
+    write_nova_conf(&dir.path().join("nova.conf"), "vms", 1024);
+    std::fs::create_dir(dir.path().join("qemu")).unwrap();
+    let mut words = command.split_whitespace();
+    assert_eq!(words.next(), Some("nova-lvm-exporter"));
+    let args: Vec<String> = words
+        .map(|w| {
+            w.replace(
+                "/etc/nova/nova.conf",
+                &dir.path().join("nova.conf").display().to_string(),
+            )
+            .replace(
+                "/etc/libvirt/qemu",
+                &dir.path().join("qemu").display().to_string(),
+            )
+        })
+        .collect();
+    let out = Command::new(BINARY)
+        .args(&args)
+        .arg("--config.check")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    // Each file it copies lands where the command reads it.
+    let dests: Vec<&str> = files.iter().filter_map(|f| f["dest"].as_str()).collect();
+    assert!(dests.contains(&"/etc/nova/nova.conf"), "{dests:?}");
+    assert!(command.contains("--nova.config-file=/etc/nova/nova.conf"));
 }

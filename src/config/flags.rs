@@ -329,7 +329,7 @@ pub struct Cli {
 }
 
 /// Subcommands that collect once and exit: the web server's flags do not apply to them.
-const ONE_SHOT_SUBCOMMANDS: &[&str] = &["report", "check"];
+const ONE_SHOT_SUBCOMMANDS: &[&str] = &["report", "check", "textfile"];
 
 /// The command line as parsed: [`Cli`]'s command with every top-level flag made global, so
 /// that the collection flags may also follow a subcommand (`report --collector.lvm.vg=...`).
@@ -529,6 +529,11 @@ pub enum Command {
     /// performance data, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a collector the figures
     /// need failed, or a bad flag).
     Check(CheckArgs),
+    /// Collect once and write the metrics to FILE for node_exporter's textfile collector:
+    /// atomically (a temporary file in the same directory, then rename), mode 0644, without the
+    /// process metrics (node_exporter has its own). Exit 0 when every collector succeeded, 1
+    /// when one failed (the file is written all the same, its success metrics say which).
+    Textfile(TextfileArgs),
     /// Print the completion script for SHELL to stdout.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -558,6 +563,15 @@ pub struct ReportArgs {
     /// How many untracked LVs to list per VG, largest first.
     #[arg(long = "top-lvs", value_name = "N", default_value_t = 10)]
     pub top_lvs: usize,
+}
+
+/// Options of `textfile`.
+#[derive(Debug, Clone, Args)]
+pub struct TextfileArgs {
+    /// Where to write the metrics: a `*.prom` file in node_exporter's
+    /// --collector.textfile.directory (the directory must exist).
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
 }
 
 /// Thresholds of `check`, as flags; their defaults are [`Thresholds::default`] (the alerting

@@ -154,6 +154,30 @@ fn gauge(registry: &Registry, family: &Family) -> GaugeVec {
 
 /// Renders a snapshot (plus build info and the process metrics) as Prometheus text.
 pub fn render(snapshot: &Snapshot) -> String {
+    let mut families = snapshot_families(snapshot);
+    let process = prometheus::process_collector::ProcessCollector::for_self();
+    families.extend(process.collect());
+    encode(&families)
+}
+
+/// Renders a snapshot and the build info as Prometheus text, without the process metrics: what
+/// `textfile` writes for node_exporter, which exports its own `process_*` series (the same
+/// names from a file would clash with them, and would describe a process that has exited).
+pub fn render_without_process(snapshot: &Snapshot) -> String {
+    encode(&snapshot_families(snapshot))
+}
+
+/// The text exposition of `families`.
+fn encode(families: &[prometheus::proto::MetricFamily]) -> String {
+    let mut buffer = Vec::with_capacity(4096);
+    TextEncoder::new()
+        .encode(families, &mut buffer)
+        .expect("encoding into a Vec cannot fail");
+    String::from_utf8(buffer).expect("the text format is UTF-8")
+}
+
+/// Every family of a snapshot, and the build info.
+fn snapshot_families(snapshot: &Snapshot) -> Vec<prometheus::proto::MetricFamily> {
     let registry = Registry::new();
     render_collectors(&registry, snapshot);
     if let Some(host) = &snapshot.host {
@@ -197,15 +221,7 @@ pub fn render(snapshot: &Snapshot) -> String {
             env!("NOVA_LVM_EXPORTER_REVISION"),
         ])
         .set(1.0);
-    let process = prometheus::process_collector::ProcessCollector::for_self();
-    let mut families = registry.gather();
-    families.extend(process.collect());
-
-    let mut buffer = Vec::with_capacity(4096);
-    TextEncoder::new()
-        .encode(&families, &mut buffer)
-        .expect("encoding into a Vec cannot fail");
-    String::from_utf8(buffer).expect("the text format is UTF-8")
+    registry.gather()
 }
 
 fn render_collectors(registry: &Registry, snapshot: &Snapshot) {

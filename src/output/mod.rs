@@ -1,6 +1,7 @@
 //! What the exporter shows of one collection: the Prometheus exposition ([`metrics`]), the
 //! host's account for people and scripts ([`report`], [`report_text`]), the status page
-//! ([`status`]), the flavor fit in both ([`fit`]) and the monitoring-plugin verdict ([`check`]).
+//! ([`status`]), the flavor fit in both ([`fit`]) the monitoring-plugin verdict ([`check`]), the
+//! node_exporter textfile ([`textfile`]) and the status page's opening verdict ([`verdict`]).
 
 pub mod check;
 pub mod fit;
@@ -8,3 +9,5 @@ pub mod metrics;
 pub mod report;
 pub mod report_text;
 pub mod status;
+pub mod textfile;
+pub mod verdict;

@@ -891,7 +891,7 @@ pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str);
         (
             "overhead",
             u.overhead_bytes as i64,
-            "instance LVs beyond their flavor (extent rounding)",
+            "instance LVs beyond their flavor (extent rounding, swap remainder)",
         ),
         (
             "unexplained",

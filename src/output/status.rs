@@ -74,6 +74,7 @@ pub fn render(report: &Report, telemetry_path: &str, summary: &[(String, String)
             escape_html(&warning.message)
         );
     }
+    crate::output::verdict::render_verdict(&mut html, report);
     render_collectors(&mut html, report);
     render_raw_methods(&mut html, report);
     for vg in &report.vgs {
@@ -358,18 +359,24 @@ fn render_lvs(html: &mut String, vg: &VgAccount) {
     }
     let _ = write!(
         html,
-        "<h3>Untracked LVs, largest first ({} shown of {})</h3><table class=\"lvs\"><tr><th>LV</th><th>owner</th><th>GiB</th><th>bytes</th></tr>",
+        "<h3>Untracked LVs, largest first ({} shown of {})</h3><table class=\"lvs\"><tr><th>LV</th><th>owner</th><th>GiB</th><th>bytes</th><th>created</th></tr>",
         vg.untracked_lvs_shown(),
         vg.untracked_lv_count
     );
     for lv in &vg.top_untracked_lvs {
         let _ = write!(
             html,
-            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num muted\">{}</td></tr>",
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num muted\">{}</td><td class=\"age\">{}</td></tr>",
             escape_html(&lv.name),
             escape_html(&lv.owner),
             escape_html(&gib(lv.bytes as i64)),
-            lv.bytes
+            lv.bytes,
+            // As `report` says it; for the LVs summed beyond the series limit, the oldest.
+            match (lv.age_seconds, lv.overflow) {
+                (None, _) => String::new(),
+                (Some(age), false) => crate::output::report_text::age_text(age),
+                (Some(age), true) => format!("the oldest {}", crate::output::report_text::age_text(age)),
+            }
         );
     }
     html.push_str("</table>");

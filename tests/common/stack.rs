@@ -361,10 +361,15 @@ pub fn url_encode(text: &str) -> String {
         .collect()
 }
 
-/// The test-only rule file: the real one with every group evaluated every `interval` and every
-/// alert's `for:` replaced by `for_`. Nothing else changes. Returns the YAML and how many
-/// alerts were rewritten.
+/// The test-only rule file: the real one with every group evaluated every `interval`, every
+/// alert's `for:` replaced by `for_` (whole seconds, `2s`) and the orphan alert's minimum age
+/// set to `for_` too, as `scripts/shorten-for` does. Nothing else changes. Returns the YAML and
+/// how many alerts were rewritten.
 pub fn fast_rules(real: &str, interval: &str, for_: &str) -> (String, usize) {
+    let for_seconds: u64 = for_
+        .strip_suffix('s')
+        .and_then(|n| n.parse().ok())
+        .expect("for_ in whole seconds, like 2s");
     let mut doc: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(real).expect("the rule file is YAML");
     let mut alerts = 0;
@@ -381,6 +386,11 @@ pub fn fast_rules(real: &str, interval: &str, for_: &str) -> (String, usize) {
             .expect("a group has rules")
         {
             let rule = rule.as_mapping_mut().expect("a rule is a mapping");
+            if rule.get("record").and_then(|r| r.as_str())
+                == Some("nova_lvm:alert_threshold:orphan_min_age_seconds")
+            {
+                rule.insert("expr".into(), format!("vector({for_seconds})").into());
+            }
             if rule.contains_key("alert") {
                 rule.insert("for".into(), for_.into());
                 alerts += 1;
