@@ -17,8 +17,16 @@
 //! so NovaLvmFlavorWillFailToBuild must arrive for m1.large and for no flavor that still fits;
 //! removing the foreign LV resolves it.
 //!
-//! Needs root, lvm2, prometheus and prometheus-alertmanager: skips loudly without them on a
-//! laptop, fails under CI=true.
+//! A third scenario is the fleet layout of docs/fleet.md: four hosts (a real loop VG and three
+//! replayed LVM reports) in two Prometheus shards with `region` and `cell` external labels,
+//! remote-writing to VictoriaMetrics; vmalert runs the shipped rules against it and pages
+//! through Alertmanager with the host's region and cell; every fleet dashboard query runs against
+//! VictoriaMetrics and the per-cell and per-region sums match each host's own `/metrics`, whose
+//! number of series matches the budget formula; a global Prometheus federates the aggregates of
+//! one shard and nothing per host.
+//!
+//! Needs root, lvm2, prometheus and prometheus-alertmanager (the fleet scenario also
+//! victoria-metrics): skips loudly without them on a laptop, fails under CI=true.
 
 mod common;
 
@@ -686,12 +694,47 @@ fn fleet_available(test: &str) -> Option<((PathBuf, PathBuf), (PathBuf, PathBuf)
     }
 }
 
-/// One scraped host of the fleet: its exporter and where it sits.
+/// What a host's number of series depends on (docs/fleet.md, "A budget per host").
+struct Shape {
+    /// Collectors: lvm and each tracked source.
+    collectors: u64,
+    /// Owner classes with `nova_lvm_lvs` and `nova_lvm_lv_bytes` series in the VG.
+    owner_classes: u64,
+    /// 1 when the VG was read from LVM (`nova_lvm_raw_source_info`), 0 with a replay file.
+    raw_source_info: u64,
+    /// 1 when it was read by the metadata method (its verify counter).
+    metadata_method: u64,
+    /// Tracked sources.
+    sources: u64,
+    /// Flavors with a fit.
+    flavors: u64,
+    /// LVs with a series of their own, and whether LVM gave their creation time.
+    listed_lvs: u64,
+    lv_times: bool,
+    /// Thin pools that report their usage (active ones).
+    active_thin_pools: u64,
+}
+
+/// The series of one host with one VG, no nova source and no audit: the budget formula of
+/// docs/fleet.md.
+fn series_budget(s: &Shape) -> u64 {
+    let fixed = 8;
+    let collectors = 3 * s.collectors;
+    let vg = 3 + 2 * s.owner_classes + s.raw_source_info + s.metadata_method;
+    let sources = 6 * s.sources;
+    let derived = 18;
+    let flavors = if s.flavors > 0 { 2 * s.flavors + 1 } else { 0 };
+    let lvs = s.listed_lvs * if s.lv_times { 2 } else { 1 };
+    fixed + collectors + vg + sources + derived + flavors + lvs + 2 * s.active_thin_pools
+}
+
+/// One scraped host of the fleet: its exporter, where it sits and its shape.
 struct FleetHost {
     exporter: Exporter,
     region: &'static str,
     cell: &'static str,
     availability_zone: &'static str,
+    shape: Shape,
 }
 
 impl FleetHost {
@@ -842,27 +885,73 @@ fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federa
             region: "region-a",
             cell: "cell-1",
             availability_zone: "az-a1",
+            shape: Shape {
+                collectors: 2,
+                owner_classes: 4,
+                raw_source_info: 1,
+                metadata_method: 1,
+                sources: 1,
+                flavors: 1,
+                listed_lvs: 1,
+                lv_times: true,
+                active_thin_pools: 0,
+            },
         },
         FleetHost {
             exporter: replayed("vgs-lvs.json", "qemu-fixture"),
             region: "region-a",
             cell: "cell-1",
             availability_zone: "az-a2",
+            shape: Shape {
+                collectors: 2,
+                owner_classes: 4,
+                raw_source_info: 0,
+                metadata_method: 0,
+                sources: 1,
+                flavors: 0,
+                listed_lvs: 3,
+                lv_times: false,
+                active_thin_pools: 0,
+            },
         },
         FleetHost {
             exporter: replayed("thin-active.json", "qemu-fixture"),
             region: "region-b",
             cell: "cell-1",
             availability_zone: "az-b1",
+            shape: Shape {
+                collectors: 2,
+                owner_classes: 4,
+                raw_source_info: 0,
+                metadata_method: 0,
+                sources: 1,
+                flavors: 0,
+                listed_lvs: 3,
+                lv_times: false,
+                active_thin_pools: 1,
+            },
         },
         FleetHost {
             exporter: replayed("vgs-lvs.json", "qemu-empty"),
             region: "region-b",
             cell: "cell-1",
             availability_zone: "az-b1",
+            shape: Shape {
+                collectors: 2,
+                owner_classes: 4,
+                raw_source_info: 0,
+                metadata_method: 0,
+                sources: 1,
+                flavors: 0,
+                listed_lvs: 6,
+                lv_times: false,
+                active_thin_pools: 0,
+            },
         },
     ];
     let host_a1 = hosts[0].target();
+    // Listed LVs: a1 gets its foreign LV below (the instance's is not listed); the fixture
+    // lists grow_me, scratch_data and the pool, and on b2 the instance's three LVs as orphans.
 
     // The global store, its ruler and the alerting path.
     let receiver = WebhookReceiver::start();
@@ -974,6 +1063,19 @@ scrape_configs:
     let mut untracked_by_zone: std::collections::BTreeMap<String, f64> = Default::default();
     for host in &hosts {
         let m = host.exporter.scrape();
+        // The budget: every series of the host's real /metrics, against the formula.
+        let mut families: std::collections::BTreeMap<&str, usize> = Default::default();
+        for series in m.samples.keys() {
+            *families
+                .entry(series.split('{').next().unwrap_or(series))
+                .or_default() += 1;
+        }
+        assert_eq!(
+            m.samples.len() as u64,
+            series_budget(&host.shape),
+            "{}: series per family {families:#?}",
+            host.target()
+        );
         let cell = format!("{}/{}", host.region, host.cell);
         *untracked_by_cell.entry(cell.clone()).or_default() +=
             exposition_sum(&m, "nova_lvm_untracked_bytes", &[], &["cause=\"overhead\""]);
