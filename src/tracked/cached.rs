@@ -17,8 +17,10 @@
 //!   back by a uniformly random delay within one refresh interval of start-up, and every later
 //!   one is `interval` plus or minus the jitter after the previous. Exporters restarted together
 //!   then hit the API evenly from their first refresh on, instead of all at once (a backlog that
-//!   a slow API drains into the next interval). Until that first refresh has finished, the
-//!   collector fails and says when the refresh starts: no data rather than stale data.
+//!   a slow API drains into the next interval). Once the exporter has been scraped, that first
+//!   refresh starts on its own timer at its random time, not at the next scrape after it. Until
+//!   it has finished, the collector fails and says when the refresh starts: no data rather
+//!   than stale data.
 //! - **Never block a scrape.** A refresh runs on its own task. While it runs, scrapes get the
 //!   cached value when it is younger than `max_age`; only a scrape with nothing usable waits for
 //!   the refresh (and the collector's timeout bounds that wait; the refresh carries on in the
@@ -33,7 +35,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -127,6 +129,8 @@ pub struct CachedSource {
     refreshes: Arc<AtomicU64>,
     /// When the first refresh was held back ([`CachedSource::with_start_spread`]).
     first_refresh_held: bool,
+    /// Whether the task that starts the held-back first refresh was spawned.
+    first_refresh_armed: AtomicBool,
 }
 
 impl CachedSource {
@@ -141,6 +145,7 @@ impl CachedSource {
             random: AtomicU64::new(hasher.finish() | 1),
             refreshes: Arc::new(AtomicU64::new(0)),
             first_refresh_held: false,
+            first_refresh_armed: AtomicBool::new(false),
         }
     }
 
@@ -180,22 +185,41 @@ impl CachedSource {
         state: &mut State,
         now: Instant,
     ) -> Option<Shared<BoxFuture<'static, ()>>> {
-        let due = state.next_refresh.is_none_or(|at| now >= at);
-        if due && state.in_flight.is_none() {
-            let started = self.refreshes.fetch_add(1, Ordering::SeqCst);
-            // After a held-back (already random) first refresh, the next is one interval on.
-            let phase = started + u64::from(self.first_refresh_held);
-            state.next_refresh =
-                Some(now + next_refresh_delay(phase, self.settings.interval, self.uniform()));
-            let task = tokio::spawn(refresh(Arc::clone(&self.inner), Arc::clone(&self.state)));
-            let shared = async move {
-                let _ = task.await;
-            }
-            .boxed()
-            .shared();
-            state.in_flight = Some(shared);
+        start_if_due(&self.refresher(), state, now, self.uniform())
+    }
+
+    /// What starting a refresh needs, for a task of its own.
+    fn refresher(&self) -> Refresher {
+        Refresher {
+            inner: Arc::clone(&self.inner),
+            state: Arc::clone(&self.state),
+            refreshes: Arc::clone(&self.refreshes),
+            interval: self.settings.interval,
+            first_refresh_held: self.first_refresh_held,
         }
-        state.in_flight.clone()
+    }
+
+    /// Once, at the first scrape of a source whose first refresh is held back: a task that
+    /// starts that refresh at its random time instead of at the first scrape after it (which
+    /// would push up to one scrape interval of first refreshes into the next interval).
+    fn arm_first_refresh(&self) {
+        if !self.first_refresh_held || self.first_refresh_armed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let due = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_refresh;
+        let Some(due) = due else { return };
+        let refresher = self.refresher();
+        let u = self.uniform();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(due.into()).await;
+            let state = Arc::clone(&refresher.state);
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            start_if_due(&refresher, &mut state, Instant::now(), u);
+        });
     }
 
     /// The cached value when it is young enough.
@@ -234,6 +258,43 @@ impl CachedSource {
             None => TrackedError::Api(last),
         }
     }
+}
+
+/// The shared parts of a [`CachedSource`] that start a refresh.
+struct Refresher {
+    inner: Arc<dyn TrackedSource>,
+    state: Arc<Mutex<State>>,
+    refreshes: Arc<AtomicU64>,
+    interval: Duration,
+    first_refresh_held: bool,
+}
+
+/// Starts a refresh when one is due at `now` and none runs (the next one due after a delay drawn
+/// with `u`); returns the one in flight, if any.
+fn start_if_due(
+    refresher: &Refresher,
+    state: &mut State,
+    now: Instant,
+    u: f64,
+) -> Option<Shared<BoxFuture<'static, ()>>> {
+    let due = state.next_refresh.is_none_or(|at| now >= at);
+    if due && state.in_flight.is_none() {
+        let started = refresher.refreshes.fetch_add(1, Ordering::SeqCst);
+        // After a held-back (already random) first refresh, the next is one interval on.
+        let phase = started + u64::from(refresher.first_refresh_held);
+        state.next_refresh = Some(now + next_refresh_delay(phase, refresher.interval, u));
+        let task = tokio::spawn(refresh(
+            Arc::clone(&refresher.inner),
+            Arc::clone(&refresher.state),
+        ));
+        let shared = async move {
+            let _ = task.await;
+        }
+        .boxed()
+        .shared();
+        state.in_flight = Some(shared);
+    }
+    state.in_flight.clone()
 }
 
 /// One refresh: reads the inner source and stores the outcome.
@@ -280,6 +341,7 @@ impl TrackedSource for CachedSource {
     }
 
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+        self.arm_first_refresh();
         let in_flight = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
@@ -303,7 +365,6 @@ impl TrackedSource for CachedSource {
 mod tests {
     use super::*;
     use crate::tracked::{HostDiskSettings, TrackedInstance};
-    use std::sync::atomic::AtomicBool;
 
     struct Counting {
         calls: AtomicU64,
@@ -478,6 +539,7 @@ mod tests {
             random: AtomicU64::new(7),
             refreshes: Arc::new(AtomicU64::new(0)),
             first_refresh_held: false,
+            first_refresh_armed: AtomicBool::new(false),
         };
         let started = Instant::now();
         let usage = hanging.collect().await.unwrap();
@@ -560,23 +622,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_held_back_first_refresh_says_when_it_starts_then_serves() {
+    async fn a_held_back_first_refresh_says_when_it_starts_then_starts_on_time() {
         let inner = counting(0);
-        let cache = CachedSource::new(inner.clone(), settings(60_000, 180_000))
-            .with_start_spread(Duration::from_millis(300));
+        let mut cache = CachedSource::new(inner.clone(), settings(60_000, 180_000));
+        // A fixed draw: u = 0.595, so the first refresh is due about 1.19 s after start-up.
+        cache.random = AtomicU64::new(12345);
+        let cache = cache.with_start_spread(Duration::from_secs(2));
         let due = cache.state.lock().unwrap().next_refresh.unwrap();
-        assert!(due <= Instant::now() + Duration::from_millis(300));
-        if due > Instant::now() + Duration::from_millis(20) {
-            let err = cache.collect().await.unwrap_err().to_string();
-            assert!(err.contains("the first refresh starts in"), "{err}");
-            assert!(err.contains("--no-collector.start-spread"), "{err}");
-            assert_eq!(inner.calls.load(Ordering::SeqCst), 0);
-        }
-        tokio::time::sleep_until((due + Duration::from_millis(5)).into()).await;
+        assert!(due > Instant::now() + Duration::from_millis(900), "{due:?}");
+        assert!(due < Instant::now() + Duration::from_millis(1300), "{due:?}");
+        let err = cache.collect().await.unwrap_err().to_string();
+        assert!(err.contains("the first refresh starts in 2s"), "{err}");
+        assert!(err.contains("--no-collector.start-spread"), "{err}");
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 0);
+        // It starts at its time without waiting for a scrape.
+        tokio::time::sleep_until((due + Duration::from_millis(100)).into()).await;
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
         let usage = cache.collect().await.unwrap();
         assert_eq!(usage.instances[0].uuid, "refresh-1");
         // The second refresh is one jittered interval on, not at a random phase.
         let next = cache.state.lock().unwrap().next_refresh.unwrap();
         assert!(next >= Instant::now() + Duration::from_secs(50), "{next:?}");
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
     }
 }
