@@ -815,7 +815,11 @@ fn by_labels(result: &[Json], labels: &[&str]) -> Vec<(String, f64)> {
                     .map(|l| s["metric"][*l].as_str().unwrap_or(""))
                     .collect::<Vec<_>>()
                     .join("/"),
-                s["value"][1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
+                s["value"][1]
+                    .as_str()
+                    .unwrap_or("NaN")
+                    .parse()
+                    .unwrap_or(f64::NAN),
             )
         })
         .collect();
@@ -1140,9 +1144,14 @@ scrape_configs:
         );
     }
     // Free space shrank in region a: its days until full are forecast, and no other's.
-    let days = wait_until(Duration::from_secs(30), "days until full in region-a/cell-1", logs, || {
-        vm.scalar("job_region_cell:nova_lvm_days_until_full:predict_linear{region=\"region-a\",cell=\"cell-1\"}")
-    });
+    let days = wait_until(
+        Duration::from_secs(30),
+        "days until full in region-a/cell-1",
+        logs,
+        || {
+            vm.scalar("job_region_cell:nova_lvm_days_until_full:predict_linear{region=\"region-a\",cell=\"cell-1\"}")
+        },
+    );
     assert!(days >= 0.0, "{days}");
     assert_eq!(
         vm.query("job_region_cell:nova_lvm_days_until_full:predict_linear{region=\"region-b\"}"),
@@ -1237,7 +1246,12 @@ scrape_configs:
             Duration::from_secs(10),
             &format!("{aggregate} federated as on the shard ({on_shard:?})"),
             || global.service.log(),
-            || (global.scalar(&format!("{aggregate}{{region=\"region-b\",cell=\"cell-1\"}}")) == on_shard).then_some(()),
+            || {
+                (global.scalar(&format!(
+                    "{aggregate}{{region=\"region-b\",cell=\"cell-1\"}}"
+                )) == on_shard)
+                    .then_some(())
+            },
         );
     }
     assert_eq!(

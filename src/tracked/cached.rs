@@ -630,7 +630,10 @@ mod tests {
         let cache = cache.with_start_spread(Duration::from_secs(2));
         let due = cache.state.lock().unwrap().next_refresh.unwrap();
         assert!(due > Instant::now() + Duration::from_millis(900), "{due:?}");
-        assert!(due < Instant::now() + Duration::from_millis(1300), "{due:?}");
+        assert!(
+            due < Instant::now() + Duration::from_millis(1300),
+            "{due:?}"
+        );
         let err = cache.collect().await.unwrap_err().to_string();
         assert!(err.contains("the first refresh starts in 2s"), "{err}");
         assert!(err.contains("--no-collector.start-spread"), "{err}");

@@ -177,8 +177,8 @@ impl Prometheus {
 pub fn instant_query(port: u16, promql: &str) -> Result<Vec<Json>, String> {
     let path = format!("/api/v1/query?query={}", url_encode(promql));
     let (status, body) = super::get(port, &path).map_err(|e| format!("HTTP: {e}"))?;
-    let json: Json =
-        serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
+    let json: Json = serde_json::from_str(&body)
+        .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
     if json["status"] != "success" {
         return Err(format!(
             "{}: {}",
