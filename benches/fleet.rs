@@ -18,7 +18,9 @@
 //! `PLACEMENT_URL`, `OS_AUTH_URL`, `ADMIN_PASSWORD`, `APP_CRED_ID`, `APP_CRED_SECRET`,
 //! `PLACEMENT_LOG` (placement's access log). Tunables: `FLEET_SIZE` (1000),
 //! `FLEET_REFRESH_SECONDS` (20), `FLEET_SCRAPE_SECONDS` (5), `FLEET_INTERVALS` (5, the length
-//! of each scenario in refresh intervals), `FLEET_SCENARIOS` (`restart,random`).
+//! of each scenario in refresh intervals), `FLEET_SCENARIOS` (`restart,random`),
+//! `FLEET_START_SPREAD` (1: each exporter holds its first refresh back by a random delay within
+//! the refresh interval, as the exporter does by default; 0: `--no-collector.start-spread`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -263,6 +265,7 @@ struct Settings {
     refresh: Duration,
     scrape: Duration,
     intervals: u64,
+    start_spread: bool,
 }
 
 /// What one scenario measured.
@@ -311,6 +314,11 @@ async fn run(scenario: &str, settings: &Settings, session: &Arc<Session>) -> Out
                 max_age_flag: "--collector.placement.max-age",
             },
         );
+        let cache = if settings.start_spread {
+            cache.with_start_spread(settings.refresh)
+        } else {
+            cache
+        };
         // Prometheus scrapes target n at a fixed offset within its scrape interval.
         let offset = settings.scrape.mul_f64(uniform(n as u64 * 7919 + 17));
         let start = if scenario == "restart" {
@@ -497,6 +505,7 @@ fn main() {
         refresh: Duration::from_secs(env_number("FLEET_REFRESH_SECONDS", 20)),
         scrape: Duration::from_secs(env_number("FLEET_SCRAPE_SECONDS", 5)),
         intervals: env_number("FLEET_INTERVALS", 5),
+        start_spread: env_number("FLEET_START_SPREAD", 1) == 1,
     };
     let scenarios = std::env::var("FLEET_SCENARIOS").unwrap_or_else(|_| "restart,random".into());
     let log = env("PLACEMENT_LOG");
@@ -587,11 +596,12 @@ fn main() {
             ));
         }
         println!(
-            "Fleet of {} exporters against the real Placement 16.0.0 (sqlite, one threaded wsgiref process); refresh interval {} s (compressed from 60 s), scrapes every {} s (from 15 s), {} intervals per scenario; one shared Keystone token.\n",
+            "Fleet of {} exporters against the real Placement 16.0.0 (sqlite, one threaded wsgiref process); refresh interval {} s (compressed from 60 s), scrapes every {} s (from 15 s), {} intervals per scenario; one shared Keystone token; start spread {}.\n",
             settings.fleet,
             settings.refresh.as_secs(),
             settings.scrape.as_secs(),
-            settings.intervals
+            settings.intervals,
+            if settings.start_spread { "on (the first refresh held back by a random delay within the interval)" } else { "off" }
         );
         print_table(&rows);
         println!();

@@ -144,6 +144,7 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             placement.refresh_interval,
             placement.max_age,
             "--collector.placement.max-age",
+            config.start_spread,
         ));
     }
     if let (Some(nova), Some(session)) = (&config.nova, &session) {
@@ -163,6 +164,7 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             nova.refresh_interval,
             nova.max_age,
             "--collector.nova.max-age",
+            config.start_spread,
         ));
     }
     if let Some(dir) = &config.libvirt_xml_dir {
@@ -291,21 +293,28 @@ fn reads_metadata(method: LvmMethod, command_prefix: &[String]) -> bool {
 }
 
 /// An API source behind the cache that refreshes it at most once per `interval` (with jitter)
-/// and drops data older than `max_age` (named by `max_age_flag` in errors).
+/// and drops data older than `max_age` (named by `max_age_flag` in errors); with `start_spread`,
+/// its first refresh is held back by a random delay within `interval`.
 fn cached(
     source: impl TrackedSource + 'static,
     interval: Duration,
     max_age: Duration,
     max_age_flag: &'static str,
+    start_spread: bool,
 ) -> Box<dyn TrackedSource> {
-    Box::new(CachedSource::new(
+    let cache = CachedSource::new(
         Arc::new(source),
         CacheSettings {
             interval,
             max_age,
             max_age_flag,
         },
-    ))
+    );
+    Box::new(if start_spread {
+        cache.with_start_spread(interval)
+    } else {
+        cache
+    })
 }
 
 /// A human-readable summary of the configuration (start-up log, `--config.check` and landing
@@ -568,7 +577,12 @@ const RUNTIME_SHUTDOWN_BOUND: Duration = Duration::from_secs(1);
 /// Returns within the collectors' timeouts whatever hangs: a stuck read is left behind on its own
 /// thread, and ends with the process.
 pub fn collect_once(config: &Config) -> Result<Snapshot, String> {
-    let collector = crate::app::collector(config)?;
+    // One collection reads the API sources at once: nothing to spread.
+    let config = Config {
+        start_spread: false,
+        ..config.clone()
+    };
+    let collector = crate::app::collector(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

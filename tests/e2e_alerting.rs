@@ -17,8 +17,16 @@
 //! so NovaLvmFlavorWillFailToBuild must arrive for m1.large and for no flavor that still fits;
 //! removing the foreign LV resolves it.
 //!
-//! Needs root, lvm2, prometheus and prometheus-alertmanager: skips loudly without them on a
-//! laptop, fails under CI=true.
+//! A third scenario is the fleet layout of docs/fleet.md: four hosts (a real loop VG and three
+//! replayed LVM reports) in two Prometheus shards with `region` and `cell` external labels,
+//! remote-writing to VictoriaMetrics; vmalert runs the shipped rules against it and pages
+//! through Alertmanager with the host's region and cell; every fleet dashboard query runs against
+//! VictoriaMetrics and the per-cell and per-region sums match each host's own `/metrics`, whose
+//! number of series matches the budget formula; a global Prometheus federates the aggregates of
+//! one shard and nothing per host.
+//!
+//! Needs root, lvm2, prometheus and prometheus-alertmanager (the fleet scenario also
+//! victoria-metrics): skips loudly without them on a laptop, fails under CI=true.
 
 mod common;
 
@@ -233,7 +241,7 @@ fn a_foreign_lv_pages_through_alertmanager_every_panel_has_data_and_removal_reso
     } = Monitoring::start(
         (&prometheus_bin, &alertmanager_bin),
         &targets,
-        "availability_zone: az-e2e\n          aggregate: lvm-e2e",
+        "availability_zone: az-e2e\n          aggregate: lvm-e2e\n          region: region-e2e\n          cell: cell-e2e",
     );
     let logs = || {
         format!(
@@ -390,6 +398,9 @@ fn a_foreign_lv_pages_through_alertmanager_every_panel_has_data_and_removal_reso
         ("job", "nova-lvm"),
         ("instance", instance.as_str()),
         ("vg", vg.name.as_str()),
+        ("region", ".*"),
+        ("cell", ".*"),
+        ("availability_zone", ".*"),
         ("__rate_interval", "1m"),
         ("__interval", "1s"),
         ("__range", "1h"),
@@ -660,6 +671,598 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
         "e2e seed: {FLAVOR_ALERT} firing at the receiver {:.1?} after start, resolved {:.1?} after the LV's removal, total {:.1?}",
         to_firing,
         removed.elapsed(),
+        started.elapsed()
+    );
+}
+
+/// The binaries of the fleet layout (prometheus, Alertmanager, victoria-metrics, vmalert), or
+/// `None` (after saying why) when this machine cannot run it.
+#[allow(clippy::type_complexity)]
+fn fleet_available(test: &str) -> Option<((PathBuf, PathBuf), (PathBuf, PathBuf))> {
+    let stack = stack_available(test)?;
+    match common::stack::fleet_binaries() {
+        Ok(fleet) => Some((stack, fleet)),
+        Err(missing) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: {missing} not installed; under CI=true a skip is a failure (scripts/install-test-deps installs victoria-metrics)")
+        }
+        Err(missing) => {
+            eprintln!(
+                "\n!!! SKIPPING {test}: {missing} not installed (scripts/install-test-deps) !!!\n"
+            );
+            None
+        }
+    }
+}
+
+/// What a host's number of series depends on (docs/fleet.md, "A budget per host").
+struct Shape {
+    /// Collectors: lvm and each tracked source.
+    collectors: u64,
+    /// Owner classes with `nova_lvm_lvs` and `nova_lvm_lv_bytes` series in the VG.
+    owner_classes: u64,
+    /// 1 when the VG was read from LVM (`nova_lvm_raw_source_info`), 0 with a replay file.
+    raw_source_info: u64,
+    /// 1 when it was read by the metadata method (its verify counter).
+    metadata_method: u64,
+    /// Tracked sources.
+    sources: u64,
+    /// Flavors with a fit.
+    flavors: u64,
+    /// LVs with a series of their own, and whether LVM gave their creation time.
+    listed_lvs: u64,
+    lv_times: bool,
+    /// Thin pools that report their usage (active ones).
+    active_thin_pools: u64,
+}
+
+/// The series of one host with one VG, no nova source and no audit: the budget formula of
+/// docs/fleet.md.
+fn series_budget(s: &Shape) -> u64 {
+    let fixed = 8;
+    let collectors = 3 * s.collectors;
+    let vg = 3 + 2 * s.owner_classes + s.raw_source_info + s.metadata_method;
+    let sources = 6 * s.sources;
+    let derived = 18;
+    let flavors = if s.flavors > 0 { 2 * s.flavors + 1 } else { 0 };
+    let lvs = s.listed_lvs * if s.lv_times { 2 } else { 1 };
+    fixed + collectors + vg + sources + derived + flavors + lvs + 2 * s.active_thin_pools
+}
+
+/// One scraped host of the fleet: its exporter, where it sits and its shape.
+struct FleetHost {
+    exporter: Exporter,
+    region: &'static str,
+    cell: &'static str,
+    availability_zone: &'static str,
+    shape: Shape,
+}
+
+impl FleetHost {
+    fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.exporter.port)
+    }
+}
+
+/// A Prometheus shard's configuration: its hosts scraped every second as job `nova-lvm` (with
+/// their availability zone and aggregate as target labels), `region` and `cell` as external
+/// labels, everything remote-written to `write_url`. A shard that runs `rules` keeps its
+/// recorded series to itself (federation) and writes raw series only, so the global ruler's
+/// recorded series are the only ones of their name in the global store.
+fn shard_config(hosts: &[&FleetHost], write_url: &str, rules: bool) -> String {
+    let (region, cell) = (hosts[0].region, hosts[0].cell);
+    let targets: String = hosts
+        .iter()
+        .map(|h| {
+            format!(
+                "      - targets: ['{}']\n        labels:\n          availability_zone: {}\n          aggregate: lvm-{region}\n",
+                h.target(),
+                h.availability_zone
+            )
+        })
+        .collect();
+    let (rule_files, write_relabel) = if rules {
+        (
+            "rule_files:\n  - nova-lvm.fast.rules.yml\n",
+            "    write_relabel_configs:\n      - source_labels: [__name__]\n        regex: '.+:.+'\n        action: drop\n",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+  external_labels:
+    region: {region}
+    cell: {cell}
+{rule_files}scrape_configs:
+  - job_name: nova-lvm
+    static_configs:
+{targets}remote_write:
+  - url: {write_url}
+    queue_config:
+      batch_send_deadline: 1s
+{write_relabel}"#
+    )
+}
+
+/// Sum of the samples of `family` in an exposition whose series name contains every one of
+/// `having` and none of `not_having`.
+fn exposition_sum(
+    m: &common::Exposition,
+    family: &str,
+    having: &[&str],
+    not_having: &[&str],
+) -> f64 {
+    m.samples
+        .iter()
+        .filter(|(series, _)| series.starts_with(&format!("{family}{{")))
+        .filter(|(series, _)| having.iter().all(|h| series.contains(h)))
+        .filter(|(series, _)| !not_having.iter().any(|n| series.contains(n)))
+        .map(|(_, value)| value)
+        .sum()
+}
+
+/// A query result as `(label values joined by '/', value)`, sorted.
+fn by_labels(result: &[Json], labels: &[&str]) -> Vec<(String, f64)> {
+    let mut rows: Vec<(String, f64)> = result
+        .iter()
+        .map(|s| {
+            (
+                labels
+                    .iter()
+                    .map(|l| s["metric"][*l].as_str().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                s["value"][1]
+                    .as_str()
+                    .unwrap_or("NaN")
+                    .parse()
+                    .unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+#[test]
+fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federates_aggregates() {
+    let test = "a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federates_aggregates";
+    let Some(((prometheus_bin, alertmanager_bin), (vm_bin, vmalert_bin))) = fleet_available(test)
+    else {
+        return;
+    };
+    let started = Instant::now();
+
+    // Host a1: a real VG with one instance; somebody will create a 30 GiB LV in it.
+    let vg = LoopVg::new("fleet", 100);
+    vg.create_lv(&format!("{WEB}_disk"), "20G");
+    let dir = tempfile::tempdir().unwrap();
+    write_domains(
+        &dir.path().join("qemu-a1"),
+        &vg.name,
+        &[Domain {
+            uuid: WEB,
+            name: "web-01",
+            root_gb: 20,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+            boot_from_volume: false,
+        }],
+    );
+    write_nova_conf(&dir.path().join("nova-a1.conf"), &vg.name, 1024);
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let a1 = Exporter::start(&[
+        format!("--nova.config-file={}", path("nova-a1.conf")),
+        format!("--collector.libvirt.xml-dir={}", path("qemu-a1")),
+        // Fits once before the 30 GiB LV, not after: the largest flavor stops fitting.
+        "--flavor=m1.large=60".to_string(),
+    ]);
+    // Hosts a2, b1, b2: saved LVM reports of other hosts, replayed; a2 and b1 know the
+    // fixture's instance, b2 does not (its disks are orphans there); b1's pool is active.
+    write_nova_conf(&dir.path().join("nova-fixture.conf"), "fixture-vms", 0);
+    write_domains(
+        &dir.path().join("qemu-fixture"),
+        "fixture-vms",
+        &[Domain {
+            uuid: "6c1f0d3e-5b8a-4e52-9d3c-2f7a1b9e4c01",
+            name: "fixture-01",
+            root_gb: 2,
+            ephemeral_gb: 1,
+            swap_mb: 512,
+            boot_from_volume: false,
+        }],
+    );
+    std::fs::create_dir_all(dir.path().join("qemu-empty")).unwrap();
+    let replayed = |report: &str, domains: &str| {
+        Exporter::start(&[
+            format!("--nova.config-file={}", path("nova-fixture.conf")),
+            format!("--collector.lvm.replay-file=tests/fixtures/lvm/{report}"),
+            format!("--collector.libvirt.xml-dir={}", path(domains)),
+        ])
+    };
+    let hosts = [
+        FleetHost {
+            exporter: a1,
+            region: "region-a",
+            cell: "cell-1",
+            availability_zone: "az-a1",
+            shape: Shape {
+                collectors: 2,
+                owner_classes: 4,
+                raw_source_info: 1,
+                metadata_method: 1,
+                sources: 1,
+                flavors: 1,
+                listed_lvs: 1,
+                lv_times: true,
+                active_thin_pools: 0,
+            },
+        },
+        FleetHost {
+            exporter: replayed("vgs-lvs.json", "qemu-fixture"),
+            region: "region-a",
+            cell: "cell-1",
+            availability_zone: "az-a2",
+            shape: Shape {
+                collectors: 2,
+                owner_classes: 4,
+                raw_source_info: 0,
+                metadata_method: 0,
+                sources: 1,
+                flavors: 0,
+                listed_lvs: 3,
+                lv_times: false,
+                active_thin_pools: 0,
+            },
+        },
+        FleetHost {
+            exporter: replayed("thin-active.json", "qemu-fixture"),
+            region: "region-b",
+            cell: "cell-1",
+            availability_zone: "az-b1",
+            shape: Shape {
+                collectors: 2,
+                owner_classes: 4,
+                raw_source_info: 0,
+                metadata_method: 0,
+                sources: 1,
+                flavors: 0,
+                listed_lvs: 3,
+                lv_times: false,
+                active_thin_pools: 1,
+            },
+        },
+        FleetHost {
+            exporter: replayed("vgs-lvs.json", "qemu-empty"),
+            region: "region-b",
+            cell: "cell-1",
+            availability_zone: "az-b1",
+            shape: Shape {
+                collectors: 2,
+                owner_classes: 4,
+                raw_source_info: 0,
+                metadata_method: 0,
+                sources: 1,
+                flavors: 0,
+                listed_lvs: 6,
+                lv_times: false,
+                active_thin_pools: 0,
+            },
+        },
+    ];
+    let host_a1 = hosts[0].target();
+    // Listed LVs: a1 gets its foreign LV below (the instance's is not listed); the fixture
+    // lists grow_me, scratch_data and the pool, and on b2 the instance's three LVs as orphans.
+
+    // The global store, its ruler and the alerting path.
+    let receiver = WebhookReceiver::start();
+    let alertmanager = Alertmanager::start(&alertmanager_bin, &receiver.url());
+    let vm = common::stack::VictoriaMetrics::start(&vm_bin);
+    let real_rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/alerts/nova-lvm.rules.yml"
+    ))
+    .unwrap();
+    let (rules, _) = fast_rules(&real_rules, "1s", "2s");
+    let vmalert =
+        common::stack::Vmalert::start(&vmalert_bin, &rules, &vm, alertmanager.service.port);
+    // Two shards, one per region and cell; shard b also runs the rules for federation.
+    let shard_a = Prometheus::start(
+        &prometheus_bin,
+        &shard_config(&[&hosts[0], &hosts[1]], &vm.write_url(), false),
+        &[],
+    );
+    let shard_b = Prometheus::start(
+        &prometheus_bin,
+        &shard_config(&[&hosts[2], &hosts[3]], &vm.write_url(), true),
+        &[("nova-lvm.fast.rules.yml", &rules)],
+    );
+    // A global Prometheus federating the shard's aggregates, and nothing else.
+    let global = Prometheus::start(
+        &prometheus_bin,
+        &format!(
+            r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: federate
+    honor_labels: true
+    metrics_path: /federate
+    params:
+      'match[]': ['{{__name__=~"job(_[a-z_]+)?:nova_lvm_.+"}}']
+    static_configs:
+      - targets: ['127.0.0.1:{}']
+"#,
+            shard_b.service.port
+        ),
+        &[],
+    );
+    let logs = || {
+        format!(
+            "--- notifications:\n{:#?}\n--- vmalert:\n{}\n--- victoria-metrics:\n{}\n--- shard a:\n{}\n--- shard b:\n{}\n--- alertmanager:\n{}",
+            receiver.notifications(),
+            vmalert.service.log(),
+            vm.service.log(),
+            shard_a.service.log(),
+            shard_b.service.log(),
+            alertmanager.service.log(),
+        )
+    };
+
+    // Every host arrives in the global store with its region and cell.
+    wait_until(
+        Duration::from_secs(60),
+        "four hosts in VictoriaMetrics",
+        logs,
+        || {
+            let rows = by_labels(
+                &vm.query("count by (region, cell) (nova_lvm_build_info{job=\"nova-lvm\"})")
+                    .ok()?,
+                &["region", "cell"],
+            );
+            (rows
+                == vec![
+                    ("region-a/cell-1".to_string(), 2.0),
+                    ("region-b/cell-1".to_string(), 2.0),
+                ])
+            .then_some(())
+        },
+    );
+    // A few seconds of the baseline, so that the trend of corrected free space has a start.
+    std::thread::sleep(Duration::from_secs(3));
+    let baseline = started.elapsed();
+
+    // Somebody creates a 30 GiB LV in host a1's VG: the alert reaches Alertmanager through
+    // vmalert with the host's region and cell.
+    vg.create_lv(FOREIGN, "30G");
+    let created = Instant::now();
+    let firing = receiver
+        .wait_for(Duration::from_secs(60), |a| {
+            label(a, "alertname") == ALERT && a["status"] == "firing"
+        })
+        .unwrap_or_else(|| panic!("{ALERT} never arrived at the receiver\n{}", logs()));
+    let to_firing = created.elapsed();
+    assert_eq!(label(&firing, "instance"), host_a1);
+    assert_eq!(label(&firing, "region"), "region-a");
+    assert_eq!(label(&firing, "cell"), "cell-1");
+    assert_eq!(label(&firing, "availability_zone"), "az-a1");
+    assert_eq!(label(&firing, "job"), "nova-lvm");
+    assert_eq!(label(&firing, "vg"), vg.name);
+    assert_eq!(
+        annotation(&firing, "summary"),
+        format!(
+            "30GiB of VG {} on {host_a1} is allocated to LVs nova does not count",
+            vg.name
+        )
+    );
+
+    // The expected aggregates, from each host's own /metrics: untracked consumption and
+    // corrected free space of nova's VG, hosts whose largest flavor fits no more.
+    let mut untracked_by_cell: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut free_by_region: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut unfit_by_cell: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut untracked_by_zone: std::collections::BTreeMap<String, f64> = Default::default();
+    for host in &hosts {
+        let m = host.exporter.scrape();
+        // The budget: every series of the host's real /metrics, against the formula.
+        let mut families: std::collections::BTreeMap<&str, usize> = Default::default();
+        for series in m.samples.keys() {
+            *families
+                .entry(series.split('{').next().unwrap_or(series))
+                .or_default() += 1;
+        }
+        assert_eq!(
+            m.samples.len() as u64,
+            series_budget(&host.shape),
+            "{}: series per family {families:#?}",
+            host.target()
+        );
+        let cell = format!("{}/{}", host.region, host.cell);
+        *untracked_by_cell.entry(cell.clone()).or_default() +=
+            exposition_sum(&m, "nova_lvm_untracked_bytes", &[], &["cause=\"overhead\""]);
+        *untracked_by_zone
+            .entry(format!("{}/{}", host.region, host.availability_zone))
+            .or_default() +=
+            exposition_sum(&m, "nova_lvm_untracked_bytes", &[], &["cause=\"overhead\""]);
+        *free_by_region.entry(host.region.to_string()).or_default() +=
+            exposition_sum(&m, "nova_lvm_corrected_free_bytes", &[], &[]);
+        let fits: Vec<f64> = m
+            .samples
+            .iter()
+            .filter(|(s, _)| {
+                s.starts_with("nova_lvm_flavor_fit_instances{") && s.contains("view=\"corrected\"")
+            })
+            .map(|(_, v)| *v)
+            .collect();
+        if !fits.is_empty() {
+            let unfit = fits.iter().copied().fold(f64::INFINITY, f64::min) == 0.0;
+            *unfit_by_cell.entry(cell).or_default() += f64::from(u8::from(unfit));
+        }
+    }
+    assert!(untracked_by_cell["region-a/cell-1"] >= (30 * GIB) as f64);
+    assert_eq!(unfit_by_cell.get("region-a/cell-1"), Some(&1.0));
+    let expect = |map: &std::collections::BTreeMap<String, f64>| -> Vec<(String, f64)> {
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    };
+    let checks = [
+        (
+            "job_region_cell:nova_lvm_untracked_consumption_bytes:sum{job=\"nova-lvm\"}",
+            vec!["region", "cell"],
+            expect(&untracked_by_cell),
+        ),
+        (
+            "job_region_availability_zone:nova_lvm_untracked_consumption_bytes:sum{job=\"nova-lvm\"}",
+            vec!["region", "availability_zone"],
+            expect(&untracked_by_zone),
+        ),
+        (
+            "sum by (region) (job_region_cell:nova_lvm_corrected_free_bytes:sum{job=\"nova-lvm\"})",
+            vec!["region"],
+            expect(&free_by_region),
+        ),
+        (
+            "job_region_cell:nova_lvm_hosts_largest_flavor_unfit:sum{job=\"nova-lvm\"}",
+            vec!["region", "cell"],
+            expect(&unfit_by_cell),
+        ),
+    ];
+    for (promql, labels, expected) in &checks {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("{promql} = {expected:?}"),
+            || {
+                format!(
+                    "got {:?}\n{}",
+                    vm.query(promql).map(|r| by_labels(&r, labels)),
+                    logs()
+                )
+            },
+            || (by_labels(&vm.query(promql).ok()?, labels) == *expected).then_some(()),
+        );
+    }
+    // Free space shrank in region a: its days until full are forecast, and no other's.
+    let days = wait_until(
+        Duration::from_secs(30),
+        "days until full in region-a/cell-1",
+        logs,
+        || {
+            vm.scalar("job_region_cell:nova_lvm_days_until_full:predict_linear{region=\"region-a\",cell=\"cell-1\"}")
+        },
+    );
+    assert!(days >= 0.0, "{days}");
+    assert_eq!(
+        vm.query("job_region_cell:nova_lvm_days_until_full:predict_linear{region=\"region-b\"}"),
+        Ok(vec![])
+    );
+
+    // Every query and variable of the fleet dashboard against VictoriaMetrics' Prometheus API.
+    let values = [
+        ("job", "nova-lvm"),
+        ("region", ".*"),
+        ("cell", ".*"),
+        ("availability_zone", ".*"),
+        ("__rate_interval", "1m"),
+        ("__interval", "1s"),
+        ("__range", "1h"),
+    ];
+    let fleet = dashboards()
+        .into_iter()
+        .find(|d| d.json["uid"] == "nova-lvm-fleet")
+        .unwrap();
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for q in fleet.queries() {
+        let promql = substitute(&q.expr, &values);
+        ran += 1;
+        loop {
+            match vm.query(&promql) {
+                Ok(result) if !result.is_empty() => break,
+                Ok(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(500))
+                }
+                outcome => {
+                    failed.push(format!("{} [{}]: {promql}: {outcome:?}", q.panel, q.ref_id));
+                    break;
+                }
+            }
+        }
+    }
+    for (name, var) in fleet.variables() {
+        let Some(inner) = var["definition"]
+            .as_str()
+            .and_then(|d| d.strip_prefix("label_values("))
+            .and_then(|r| r.strip_suffix(')'))
+        else {
+            continue;
+        };
+        let (selector, label_name) = inner.rsplit_once(',').unwrap();
+        let found = vm.query(&substitute(selector.trim(), &values)).map(|r| {
+            r.iter()
+                .any(|s| s["metric"][label_name.trim()].as_str().is_some())
+        });
+        if found != Ok(true) {
+            failed.push(format!("variable ${name}: {inner} ({found:?})"));
+        }
+    }
+    assert!(ran >= 25, "only {ran} fleet panel queries found");
+    assert!(
+        failed.is_empty(),
+        "fleet dashboard queries that failed or returned nothing on VictoriaMetrics:\n{}",
+        failed.join("\n")
+    );
+    // The shard's recorded series stayed on the shard: one writer per recorded name.
+    assert_eq!(
+        vm.scalar("count(job:nova_lvm_hosts:count)"),
+        Some(1.0),
+        "{:?}",
+        vm.query("job:nova_lvm_hosts:count")
+    );
+
+    // Federation: the global Prometheus holds the shard's aggregates, with the shard's external
+    // labels and the shard's figures, and no per-host series at all.
+    let federated = wait_until(
+        Duration::from_secs(30),
+        "the shard's aggregates federated",
+        || global.service.log(),
+        || {
+            global
+                .scalar("job:nova_lvm_hosts:count{job=\"nova-lvm\",region=\"region-b\",cell=\"cell-1\"}")
+                .filter(|v| *v == 2.0)
+        },
+    );
+    assert_eq!(federated, 2.0);
+    for aggregate in [
+        "job:nova_lvm_untracked_consumption_bytes:sum",
+        "job:nova_lvm_corrected_free_bytes:sum",
+        "job_region_cell:nova_lvm_untracked_consumption_bytes:sum",
+    ] {
+        let on_shard = shard_b.scalar(aggregate);
+        assert!(on_shard.is_some(), "{aggregate} on the shard");
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{aggregate} federated as on the shard ({on_shard:?})"),
+            || global.service.log(),
+            || {
+                (global.scalar(&format!(
+                    "{aggregate}{{region=\"region-b\",cell=\"cell-1\"}}"
+                )) == on_shard)
+                    .then_some(())
+            },
+        );
+    }
+    assert_eq!(
+        global.query("{__name__=~\"nova_lvm_.+|instance_vg:.+\"}"),
+        Ok(vec![]),
+        "per-host series reached the global Prometheus"
+    );
+    eprintln!(
+        "fleet: 4 hosts in 2 shards up {:.1?}, LV created -> alert via vmalert {:.1?}, {ran} fleet dashboard queries on VictoriaMetrics, total {:.1?}",
+        baseline,
+        to_firing,
         started.elapsed()
     );
 }

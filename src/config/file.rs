@@ -25,7 +25,11 @@ const NOT_IN_FILE: &[&str] = &["help", "version", "config.file", "config.check"]
 
 /// Switches (with a `--no-` twin) that are on when neither is given (their tables).
 /// tests/config_file.rs proves this list against what the configuration enables.
-const ENABLED_BY_DEFAULT: &[&str] = &["collector.libvirt", "collector.lvm.sync-io"];
+const ENABLED_BY_DEFAULT: &[&str] = &[
+    "collector.libvirt",
+    "collector.lvm.sync-io",
+    "collector.start-spread",
+];
 
 /// Parts of a key that mark a secret: its value is never printed.
 const SECRET_MARKERS: &[&str] = &["password", "secret", "token", "credential"];

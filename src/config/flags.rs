@@ -284,6 +284,17 @@ pub struct Cli {
     #[arg(long = "collector.nova.orphan-lookups-per-refresh", value_name = "COUNT", default_value_t = crate::tracked::orphans::DEFAULT_LOOKUPS_PER_REFRESH, value_parser = clap::value_parser!(u16).range(..=1000))]
     pub nova_orphan_lookups_per_refresh: u16,
 
+    /// Hold each API source's first refresh (placement, nova) back by a random delay within its
+    /// refresh interval, so that a fleet restarted together spreads its API load from the start;
+    /// until then the collector fails, saying when the refresh starts. On by default (serving
+    /// only: report and check read at once).
+    #[arg(long = "collector.start-spread", overrides_with = "no_start_spread", action = ArgAction::SetTrue)]
+    pub start_spread: bool,
+
+    /// Read the API sources at the first scrape after start-up.
+    #[arg(long = "no-collector.start-spread", overrides_with = "start_spread", action = ArgAction::SetTrue)]
+    pub no_start_spread: bool,
+
     /// How long a tracked source may take on one scrape.
     #[arg(long = "collector.timeout", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub collector_timeout: Duration,

@@ -118,6 +118,9 @@ pub struct Config {
     pub nova: Option<NovaSettings>,
     /// Timeout of each tracked source.
     pub collector_timeout: Duration,
+    /// Hold the API sources' first refresh back by a random delay within their refresh interval
+    /// (`--collector.start-spread`; serving only).
+    pub start_spread: bool,
     /// The primary tracked source, if any is enabled.
     pub primary: Option<SourceKind>,
     /// Why that source is the primary one, for the report and the status page.
@@ -430,6 +433,7 @@ impl Cli {
             placement,
             nova,
             collector_timeout: self.collector_timeout,
+            start_spread: !self.no_start_spread,
             primary,
             primary_origin,
             log_level: self.log_level,
@@ -845,6 +849,21 @@ mod tests {
             .resolve()
             .unwrap_err();
         assert!(err.0.contains("reserved_host_disk_mb"), "{err}");
+    }
+
+    #[test]
+    fn the_start_spread_is_on_unless_turned_off() {
+        let resolve = |extra: &[&str]| {
+            let mut args = vec!["--nova.images-volume-group=vg"];
+            args.extend_from_slice(extra);
+            cli(&args).unwrap().resolve().unwrap().start_spread
+        };
+        assert!(resolve(&[]));
+        assert!(!resolve(&["--no-collector.start-spread"]));
+        assert!(resolve(&[
+            "--no-collector.start-spread",
+            "--collector.start-spread"
+        ]));
     }
 
     #[test]

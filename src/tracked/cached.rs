@@ -12,6 +12,15 @@
 //!   keeps its average rate of one refresh per interval. Refreshes are driven by scrapes: an
 //!   exporter nobody scrapes puts no load on the API, and a refresh starts at the first scrape
 //!   at or after its due time.
+//! - **Spread a fleet-wide restart from the start** ([`CachedSource::with_start_spread`], the
+//!   exporter's default, `--no-collector.start-spread` turns it off). The first refresh is held
+//!   back by a uniformly random delay within one refresh interval of start-up, and every later
+//!   one is `interval` plus or minus the jitter after the previous. Exporters restarted together
+//!   then hit the API evenly from their first refresh on, instead of all at once (a backlog that
+//!   a slow API drains into the next interval). Once the exporter has been scraped, that first
+//!   refresh starts on its own timer at its random time, not at the next scrape after it. Until
+//!   it has finished, the collector fails and says when the refresh starts: no data rather
+//!   than stale data.
 //! - **Never block a scrape.** A refresh runs on its own task. While it runs, scrapes get the
 //!   cached value when it is younger than `max_age`; only a scrape with nothing usable waits for
 //!   the refresh (and the collector's timeout bounds that wait; the refresh carries on in the
@@ -26,7 +35,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -75,6 +84,12 @@ pub fn next_refresh_delay(started: u64, interval: Duration, u: f64) -> Duration 
     }
 }
 
+/// How long the first refresh is held back after start-up for `u` uniform in `[0, 1)`:
+/// uniformly within `[0, spread)`.
+pub fn start_delay(spread: Duration, u: f64) -> Duration {
+    spread.mul_f64(u.clamp(0.0, 1.0))
+}
+
 /// When a value whose refresh finished at `finished` (`finished_unix` on the wall clock) was
 /// really read, given the age of its oldest part when the source returned it: both clocks
 /// dated back by that age (a refresh that reused nothing is as of when it finished).
@@ -112,6 +127,10 @@ pub struct CachedSource {
     state: Arc<Mutex<State>>,
     random: AtomicU64,
     refreshes: Arc<AtomicU64>,
+    /// When the first refresh was held back ([`CachedSource::with_start_spread`]).
+    first_refresh_held: bool,
+    /// Whether the task that starts the held-back first refresh was spawned.
+    first_refresh_armed: AtomicBool,
 }
 
 impl CachedSource {
@@ -125,7 +144,24 @@ impl CachedSource {
             state: Arc::new(Mutex::new(State::default())),
             random: AtomicU64::new(hasher.finish() | 1),
             refreshes: Arc::new(AtomicU64::new(0)),
+            first_refresh_held: false,
+            first_refresh_armed: AtomicBool::new(false),
         }
+    }
+
+    /// Holds the first refresh back by a uniformly random delay in `[0, spread)` from now (the
+    /// exporter passes its refresh interval), so that exporters started together spread their
+    /// refreshes over one interval from the first on; every later refresh is due one interval,
+    /// plus or minus the jitter, after the previous started. Scrapes before the first refresh
+    /// fail, saying when it starts.
+    pub fn with_start_spread(mut self, spread: Duration) -> Self {
+        let delay = start_delay(spread, self.uniform());
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_refresh = Some(Instant::now() + delay);
+        self.first_refresh_held = true;
+        self
     }
 
     /// How many refreshes were started so far.
@@ -149,20 +185,41 @@ impl CachedSource {
         state: &mut State,
         now: Instant,
     ) -> Option<Shared<BoxFuture<'static, ()>>> {
-        let due = state.next_refresh.is_none_or(|at| now >= at);
-        if due && state.in_flight.is_none() {
-            let started = self.refreshes.fetch_add(1, Ordering::SeqCst);
-            state.next_refresh =
-                Some(now + next_refresh_delay(started, self.settings.interval, self.uniform()));
-            let task = tokio::spawn(refresh(Arc::clone(&self.inner), Arc::clone(&self.state)));
-            let shared = async move {
-                let _ = task.await;
-            }
-            .boxed()
-            .shared();
-            state.in_flight = Some(shared);
+        start_if_due(&self.refresher(), state, now, self.uniform())
+    }
+
+    /// What starting a refresh needs, for a task of its own.
+    fn refresher(&self) -> Refresher {
+        Refresher {
+            inner: Arc::clone(&self.inner),
+            state: Arc::clone(&self.state),
+            refreshes: Arc::clone(&self.refreshes),
+            interval: self.settings.interval,
+            first_refresh_held: self.first_refresh_held,
         }
-        state.in_flight.clone()
+    }
+
+    /// Once, at the first scrape of a source whose first refresh is held back: a task that
+    /// starts that refresh at its random time instead of at the first scrape after it (which
+    /// would push up to one scrape interval of first refreshes into the next interval).
+    fn arm_first_refresh(&self) {
+        if !self.first_refresh_held || self.first_refresh_armed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let due = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_refresh;
+        let Some(due) = due else { return };
+        let refresher = self.refresher();
+        let u = self.uniform();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(due.into()).await;
+            let state = Arc::clone(&refresher.state);
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            start_if_due(&refresher, &mut state, Instant::now(), u);
+        });
     }
 
     /// The cached value when it is young enough.
@@ -182,6 +239,11 @@ impl CachedSource {
         let last = state.last_error.clone().unwrap_or_else(|| {
             if state.in_flight.is_some() {
                 "a refresh is still running".to_string()
+            } else if let Some(at) = state.next_refresh.filter(|at| *at > now) {
+                format!(
+                    "no data yet: the first refresh starts in {:.0}s (held back by a random delay within the refresh interval to spread a fleet-wide restart; --no-collector.start-spread turns this off)",
+                    at.saturating_duration_since(now).as_secs_f64().ceil()
+                )
             } else {
                 "no refresh has finished yet".to_string()
             }
@@ -196,6 +258,43 @@ impl CachedSource {
             None => TrackedError::Api(last),
         }
     }
+}
+
+/// The shared parts of a [`CachedSource`] that start a refresh.
+struct Refresher {
+    inner: Arc<dyn TrackedSource>,
+    state: Arc<Mutex<State>>,
+    refreshes: Arc<AtomicU64>,
+    interval: Duration,
+    first_refresh_held: bool,
+}
+
+/// Starts a refresh when one is due at `now` and none runs (the next one due after a delay drawn
+/// with `u`); returns the one in flight, if any.
+fn start_if_due(
+    refresher: &Refresher,
+    state: &mut State,
+    now: Instant,
+    u: f64,
+) -> Option<Shared<BoxFuture<'static, ()>>> {
+    let due = state.next_refresh.is_none_or(|at| now >= at);
+    if due && state.in_flight.is_none() {
+        let started = refresher.refreshes.fetch_add(1, Ordering::SeqCst);
+        // After a held-back (already random) first refresh, the next is one interval on.
+        let phase = started + u64::from(refresher.first_refresh_held);
+        state.next_refresh = Some(now + next_refresh_delay(phase, refresher.interval, u));
+        let task = tokio::spawn(refresh(
+            Arc::clone(&refresher.inner),
+            Arc::clone(&refresher.state),
+        ));
+        let shared = async move {
+            let _ = task.await;
+        }
+        .boxed()
+        .shared();
+        state.in_flight = Some(shared);
+    }
+    state.in_flight.clone()
 }
 
 /// One refresh: reads the inner source and stores the outcome.
@@ -242,6 +341,7 @@ impl TrackedSource for CachedSource {
     }
 
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+        self.arm_first_refresh();
         let in_flight = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
@@ -265,7 +365,6 @@ impl TrackedSource for CachedSource {
 mod tests {
     use super::*;
     use crate::tracked::{HostDiskSettings, TrackedInstance};
-    use std::sync::atomic::AtomicBool;
 
     struct Counting {
         calls: AtomicU64,
@@ -439,6 +538,8 @@ mod tests {
             state: Arc::clone(&cache.state),
             random: AtomicU64::new(7),
             refreshes: Arc::new(AtomicU64::new(0)),
+            first_refresh_held: false,
+            first_refresh_armed: AtomicBool::new(false),
         };
         let started = Instant::now();
         let usage = hanging.collect().await.unwrap();
@@ -482,6 +583,69 @@ mod tests {
         // Not due again yet: the same error, no new request.
         let err = cache.collect().await.unwrap_err().to_string();
         assert_eq!(err, "refresh 1 failed");
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_start_delay_stays_within_the_spread() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(start_delay(minute, 0.0), Duration::ZERO);
+        assert_eq!(start_delay(minute, 0.5), Duration::from_secs(30));
+        assert!(start_delay(minute, 0.999_999) < minute);
+        assert_eq!(start_delay(minute, 7.0), minute);
+    }
+
+    #[test]
+    fn a_fleet_restarted_with_a_start_spread_is_even_from_the_second_interval_on() {
+        // 10,000 exporters restarted in the same second, each holding its first refresh back
+        // by start_delay and refreshing one jittered interval after each: ~167 refreshes a
+        // second, the busiest second at most 1.5x the mean from the second interval on (~1.25x
+        // seen: binomial noise; without the spread the first second holds all 10,000).
+        let cache = CachedSource::new(counting(0), settings(1000, 3000));
+        let interval = Duration::from_secs(60);
+        let mut times = Vec::new();
+        for _ in 0..10_000 {
+            let mut at = start_delay(interval, cache.uniform()).as_secs_f64();
+            let mut started = 1;
+            while at < 300.0 {
+                times.push(at);
+                at += next_refresh_delay(started, interval, cache.uniform()).as_secs_f64();
+                started += 1;
+            }
+        }
+        // The first interval has no start-up burst (its last seconds also hold the second
+        // refreshes of the earliest exporters: up to ~1.5x there).
+        let first = peak_over_mean(&times, 0.0, 60.0);
+        let later = peak_over_mean(&times, 60.0, 300.0);
+        assert!(first <= 2.0, "{first}");
+        assert!(later <= 1.5, "{later}");
+    }
+
+    #[tokio::test]
+    async fn a_held_back_first_refresh_says_when_it_starts_then_starts_on_time() {
+        let inner = counting(0);
+        let mut cache = CachedSource::new(inner.clone(), settings(60_000, 180_000));
+        // A fixed draw: u = 0.595, so the first refresh is due about 1.19 s after start-up.
+        cache.random = AtomicU64::new(12345);
+        let cache = cache.with_start_spread(Duration::from_secs(2));
+        let due = cache.state.lock().unwrap().next_refresh.unwrap();
+        assert!(due > Instant::now() + Duration::from_millis(900), "{due:?}");
+        assert!(
+            due < Instant::now() + Duration::from_millis(1300),
+            "{due:?}"
+        );
+        let err = cache.collect().await.unwrap_err().to_string();
+        assert!(err.contains("the first refresh starts in 2s"), "{err}");
+        assert!(err.contains("--no-collector.start-spread"), "{err}");
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 0);
+        // It starts at its time without waiting for a scrape.
+        tokio::time::sleep_until((due + Duration::from_millis(100)).into()).await;
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+        let usage = cache.collect().await.unwrap();
+        assert_eq!(usage.instances[0].uuid, "refresh-1");
+        // The second refresh is one jittered interval on, not at a random phase.
+        let next = cache.state.lock().unwrap().next_refresh.unwrap();
+        assert!(next >= Instant::now() + Duration::from_secs(50), "{next:?}");
         assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
     }
 }

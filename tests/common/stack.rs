@@ -1,6 +1,7 @@
 //! The monitoring stack of the end-to-end tests: a real Prometheus and a real Alertmanager
 //! (Debian packages) as child processes on loopback ports 19000-19999, a webhook receiver that
-//! records what Alertmanager posts, and the test-only rule file generated from the real one.
+//! records what Alertmanager posts, and the test-only rule file generated from the real one; for
+//! the fleet layout, a single-node VictoriaMetrics and vmalert (Debian's `victoria-metrics`).
 //! Every process is killed by its own handle on drop.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -155,35 +156,12 @@ impl Prometheus {
     /// An instant query through `/api/v1/query`: the result vector, or the error Prometheus
     /// gave (parse errors included).
     pub fn query(&self, promql: &str) -> Result<Vec<Json>, String> {
-        let path = format!("/api/v1/query?query={}", url_encode(promql));
-        let (status, body) =
-            super::get(self.service.port, &path).map_err(|e| format!("HTTP: {e}"))?;
-        let json: Json = serde_json::from_str(&body)
-            .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
-        if json["status"] != "success" {
-            return Err(format!(
-                "{}: {}",
-                json["errorType"].as_str().unwrap_or("?"),
-                json["error"].as_str().unwrap_or(&body)
-            ));
-        }
-        match json["data"]["resultType"].as_str() {
-            Some("vector") | Some("matrix") => Ok(json["data"]["result"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()),
-            // A scalar or string result is one value.
-            _ => Ok(vec![json["data"]["result"].clone()]),
-        }
+        instant_query(self.service.port, promql)
     }
 
     /// The value of a query that must return exactly one sample, if it does.
     pub fn scalar(&self, promql: &str) -> Option<f64> {
-        let result = self.query(promql).ok()?;
-        match result.as_slice() {
-            [sample] => sample["value"][1].as_str()?.parse().ok(),
-            _ => None,
-        }
+        single_value(self.query(promql))
     }
 
     /// `GET path` on the API, parsed.
@@ -191,6 +169,128 @@ impl Prometheus {
         let (status, body) = super::get(self.service.port, path).expect("Prometheus API");
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).expect("API answers JSON")
+    }
+}
+
+/// An instant query through the Prometheus API `/api/v1/query` on `port` (Prometheus or
+/// VictoriaMetrics): the result vector, or the error the server gave (parse errors included).
+pub fn instant_query(port: u16, promql: &str) -> Result<Vec<Json>, String> {
+    let path = format!("/api/v1/query?query={}", url_encode(promql));
+    let (status, body) = super::get(port, &path).map_err(|e| format!("HTTP: {e}"))?;
+    let json: Json = serde_json::from_str(&body)
+        .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
+    if json["status"] != "success" {
+        return Err(format!(
+            "{}: {}",
+            json["errorType"].as_str().unwrap_or("?"),
+            json["error"].as_str().unwrap_or(&body)
+        ));
+    }
+    match json["data"]["resultType"].as_str() {
+        Some("vector") | Some("matrix") => Ok(json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()),
+        // A scalar or string result is one value.
+        _ => Ok(vec![json["data"]["result"].clone()]),
+    }
+}
+
+/// The value of a query result that holds exactly one sample, if it does.
+fn single_value(result: Result<Vec<Json>, String>) -> Option<f64> {
+    match result.ok()?.as_slice() {
+        [sample] => sample["value"][1].as_str()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The binaries of the fleet layout: `victoria-metrics` and `vmalert` (Debian's
+/// `victoria-metrics` package). The error lists what is missing.
+pub fn fleet_binaries() -> Result<(PathBuf, PathBuf), String> {
+    match (which("victoria-metrics"), which("vmalert")) {
+        (Some(vm), Some(vmalert)) => Ok((vm, vmalert)),
+        (vm, vmalert) => Err([
+            vm.is_none().then_some("victoria-metrics"),
+            vmalert.is_none().then_some("vmalert"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")),
+    }
+}
+
+/// A real single-node VictoriaMetrics: takes Prometheus remote write on `/api/v1/write` and
+/// answers the Prometheus query API. New samples are searchable at once and nothing is cached,
+/// so that a test sees what was just written.
+pub struct VictoriaMetrics {
+    /// The process.
+    pub service: Service,
+    _dir: tempfile::TempDir,
+}
+
+impl VictoriaMetrics {
+    /// Starts it on a loopback port with its data in a temporary directory.
+    pub fn start(binary: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = loopback_port();
+        let args = [
+            format!("-httpListenAddr=127.0.0.1:{port}"),
+            "-storageDataPath=data".to_string(),
+            "-search.latencyOffset=0s".to_string(),
+            "-search.disableCache".to_string(),
+            "-loggerLevel=WARN".to_string(),
+        ];
+        let service = Service::spawn("victoria-metrics", binary, &args, port, dir.path());
+        VictoriaMetrics { service, _dir: dir }
+    }
+
+    /// Its remote-write URL.
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.service.port)
+    }
+
+    /// An instant query through its Prometheus API.
+    pub fn query(&self, promql: &str) -> Result<Vec<Json>, String> {
+        instant_query(self.service.port, promql)
+    }
+
+    /// The value of a query that must return exactly one sample, if it does.
+    pub fn scalar(&self, promql: &str) -> Option<f64> {
+        single_value(self.query(promql))
+    }
+}
+
+/// A real vmalert: evaluates a rule file against VictoriaMetrics every second, writes recorded
+/// series and alert states back to it, and sends alerts to an Alertmanager.
+pub struct Vmalert {
+    /// The process.
+    pub service: Service,
+    _dir: tempfile::TempDir,
+}
+
+impl Vmalert {
+    /// Starts vmalert with `rules` (YAML) reading from and writing to `vm`, notifying the
+    /// Alertmanager on `alertmanager_port`.
+    pub fn start(binary: &Path, rules: &str, vm: &VictoriaMetrics, alertmanager_port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("rules.yml"), rules).expect("write rule file");
+        let port = loopback_port();
+        let vm_url = format!("http://127.0.0.1:{}", vm.service.port);
+        let args = [
+            format!("-httpListenAddr=127.0.0.1:{port}"),
+            "-rule=rules.yml".to_string(),
+            format!("-datasource.url={vm_url}"),
+            format!("-remoteWrite.url={vm_url}"),
+            format!("-remoteRead.url={vm_url}"),
+            "-remoteWrite.flushInterval=1s".to_string(),
+            format!("-notifier.url=http://127.0.0.1:{alertmanager_port}"),
+            "-evaluationInterval=1s".to_string(),
+            "-rule.resendDelay=1s".to_string(),
+            "-loggerLevel=WARN".to_string(),
+        ];
+        let service = Service::spawn("vmalert", binary, &args, port, dir.path());
+        Vmalert { service, _dir: dir }
     }
 }
 
