@@ -810,9 +810,7 @@ pub fn account_host(
 /// domains and the file source are local truth, placement's allocations against this host's
 /// provider and nova's servers by host are the control plane's. An LV of one of these instances
 /// is never an orphan, whichever source is primary.
-pub fn instances_here<'a>(
-    usages: impl IntoIterator<Item = &'a TrackedUsage>,
-) -> FxHashSet<String> {
+pub fn instances_here<'a>(usages: impl IntoIterator<Item = &'a TrackedUsage>) -> FxHashSet<String> {
     usages
         .into_iter()
         .flat_map(|usage| usage.instances.iter().map(|i| i.uuid.clone()))
@@ -2010,9 +2008,8 @@ mod tests {
                         }
                     })
                     .collect();
-                let here = instances_here(
-                    std::iter::once(&primary_usage).chain(other_usages.iter()),
-                );
+                let here =
+                    instances_here(std::iter::once(&primary_usage).chain(other_usages.iter()));
                 let host = super::account_host_with(
                     &report,
                     &watched,
@@ -2060,7 +2057,9 @@ mod tests {
                     assert_eq!(nova.owners[&Owner::Orphan].bytes, 2 * GIB, "{what}");
                     // Not an untracked LV either: it is an instance's disk.
                     assert!(
-                        nova.untracked_lvs.iter().all(|lv| !lv.name.starts_with(UUID_B)),
+                        nova.untracked_lvs
+                            .iter()
+                            .all(|lv| !lv.name.starts_with(UUID_B)),
                         "{what}"
                     );
                     assert_eq!(other_orphans, 0, "{what}");
@@ -2094,10 +2093,13 @@ mod tests {
         )
         .unwrap();
         let t = tracked(&host.vgs[0]);
-        assert_eq!(t.untracked, UntrackedByCause {
-            overhead_bytes: GIB,
-            ..UntrackedByCause::default()
-        });
+        assert_eq!(
+            t.untracked,
+            UntrackedByCause {
+                overhead_bytes: GIB,
+                ..UntrackedByCause::default()
+            }
+        );
         assert_identity(&host.vgs[0]);
     }
 

@@ -1627,7 +1627,6 @@ fn placement_s_reserve_beyond_nova_conf_is_explained_by_its_knob() {
     );
 }
 
-
 /// Placement primary with the libvirt source beside it, on a real VG: an instance defined here
 /// with no allocation is running, so its LVs are instance disks, never orphans. Their bytes are
 /// cause `unbooked_instance` (placement does not book them), the causes sum to the drift, and the
@@ -1720,7 +1719,10 @@ fn an_instance_without_allocation_is_not_an_orphan_but_unbooked() {
     let exporter = Exporter::start_with_env(&args, &env);
     let m = scrape_until(&exporter, placement_ok);
     let vg_name = vg.name.as_str();
-    assert_eq!(m.value("nova_lvm_collector_success{collector=\"lvm\"}"), 1.0);
+    assert_eq!(
+        m.value("nova_lvm_collector_success{collector=\"lvm\"}"),
+        1.0
+    );
     assert_eq!(
         m.value("nova_lvm_collector_success{collector=\"libvirt\"}"),
         1.0

@@ -206,7 +206,8 @@ mod tests {
 
     use crate::collect::{CollectorStatus, Snapshot};
     use crate::output::report::{
-        AccountingReport, LvReport, OwnerReport, ReportContext, UntrackedReport,
+        allocation_ratio_command, AccountingReport, AllocationRatioRemedy, LocalSourceWarning,
+        LvReport, OwnerReport, ReportContext, UntrackedReport,
     };
     use crate::units::GIB;
     use std::time::Duration;
@@ -233,6 +234,7 @@ mod tests {
             raw_methods: Vec::new(),
             flavor_fit: None,
             orphans: None,
+            local_source_doubts: None,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }
@@ -248,6 +250,7 @@ mod tests {
                 foreign_bytes: untracked as u64,
                 orphan_bytes: 0,
                 cinder_bytes: 0,
+                unbooked_instance_bytes: 0,
                 overhead_bytes: 0,
                 unexplained_bytes: 0,
                 total_bytes: untracked,
@@ -262,6 +265,8 @@ mod tests {
             phantom_bytes: phantom,
             recommended_reserved_host_disk_mb: 13_312,
             current_reserved_host_disk_mb: 1024,
+            reserved_difference: None,
+            allocation_ratio_remedy: None,
         }
     }
 
@@ -372,6 +377,74 @@ mod tests {
         assert!(
             found[0].what.contains("did not report nova's VG vms"),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_doubted_local_source_ranks_first_and_no_orphan_is_to_be_removed() {
+        let mut r = with_vg(
+            report(vec![status("lvm", None), status("libvirt", None)]),
+            accounting(12 * GIB as i64, 0, 50 * GIB as i64),
+            (3, 12 * GIB),
+        );
+        let orphan_action = |r: &Report| {
+            problems(r)
+                .into_iter()
+                .find(|p| p.what.contains("orphaned instance disk"))
+                .expect("the orphans are a problem")
+                .action
+        };
+        assert!(orphan_action(&r).contains("lvremove"), "{:?}", problems(&r));
+        r.local_source_warnings.push(LocalSourceWarning {
+            source: "libvirt".into(),
+            reads: "/etc/libvirt/qemu-wrong".into(),
+            vg: "vms".into(),
+            instances: 3,
+            bytes: 12 * GIB,
+            contradicted: false,
+            others: vec![],
+            message: "The libvirt source lists no instance beside 3 instances' disks".into(),
+        });
+        let found = problems(&r);
+        assert_eq!(found[0].what, r.local_source_warnings[0].message);
+        assert!(
+            found[0].action.contains("/etc/libvirt/qemu-wrong"),
+            "{:?}",
+            found[0]
+        );
+        let action = orphan_action(&r);
+        assert!(action.starts_with("Remove none"), "{action}");
+        assert!(!action.contains("lvremove"), "{action}");
+    }
+
+    #[test]
+    fn phantom_space_offers_the_allocation_ratio_before_the_restart() {
+        let mut a = accounting(12 * GIB as i64, 12 * GIB, 50 * GIB as i64);
+        a.allocation_ratio_remedy = Some(AllocationRatioRemedy {
+            ratio: 0.8,
+            applied_ratio: 0.8,
+            current_ratio: 1.0,
+            provider_uuid: Some("p-uuid".into()),
+            command: allocation_ratio_command("p-uuid", 0.8),
+            undo_command: allocation_ratio_command("p-uuid", 1.0),
+            overwritten_by_nova_conf_ratio: None,
+        });
+        let r = with_vg(report(vec![status("lvm", None)]), a, (0, 0));
+        let phantom = problems(&r)
+            .into_iter()
+            .find(|p| p.what.contains("that it does not have"))
+            .expect("phantom space is a problem");
+        assert!(
+            phantom.action.starts_with(
+                "Without restarting nova: openstack resource provider inventory set p-uuid --amend --resource DISK_GB:allocation_ratio=0.8 (undo: "
+            ),
+            "{}",
+            phantom.action
+        );
+        assert!(
+            phantom.action.contains("reserved_host_disk_mb = 13312"),
+            "{}",
+            phantom.action
         );
     }
 }
