@@ -327,7 +327,7 @@ fn password_auth_from_os_variables() {
 #[test]
 fn a_wrong_libvirt_directory_is_told_from_leaked_disks_by_placement() {
     let Some(os) = environment() else { return };
-    let host = seed_host(os, "cmp-wrongdir", 11);
+    let host = seed_host(os, "cmp-wrongdir", 12);
     let qemu = host.dir.path().join("qemu");
     std::fs::create_dir(&qemu).unwrap();
     let exporter = Exporter::start_with_env(
