@@ -40,8 +40,8 @@ pub fn lvm_report(data: &[u8]) {
 /// as they are, then with the label's and the first metadata area header's checksums made right,
 /// so that mutations reach past the checksum checks.
 pub fn lvm_pv(data: &[u8]) {
-    use crate::lvm::metadata::crc::{calc_crc, INITIAL_CRC};
-    use crate::lvm::metadata::{device, mda};
+    use lvm_metadata::crc::{calc_crc, INITIAL_CRC};
+    use lvm_metadata::{device, mda};
     let mut image = data;
     let _ = device::read_pv_from(&mut image);
     let _ = mda::parse_mda_header(data, 0);
@@ -62,8 +62,8 @@ pub fn lvm_pv(data: &[u8]) {
 
 /// LVM's metadata text parser, then the VG reader on what it parsed.
 pub fn lvm_metadata_text(data: &[u8]) {
-    if let Ok(tree) = crate::lvm::metadata::text::parse(&text(data)) {
-        let _ = crate::lvm::metadata::vg::from_tree(&tree);
+    if let Ok(tree) = lvm_metadata::text::parse(&text(data)) {
+        let _ = lvm_metadata::vg::from_tree(&tree);
     }
 }
 

@@ -390,11 +390,11 @@ pub fn parse(text: &str) -> Result<ConfigTree<'_>, TextError> {
 pub fn parse_metadata(text: &str) -> Result<ConfigTree<'_>, TextError> {
     let first_word: Vec<u8> = text
         .bytes()
-        .take(super::validate::NAME_LEN - 1)
+        .take(crate::validate::NAME_LEN - 1)
         .take_while(|b| *b != 0 && !b.is_ascii_whitespace() && *b != 0x0b && *b != b'{')
         .collect();
     let valid = std::str::from_utf8(&first_word)
-        .is_ok_and(|word| super::validate::check_name(word).is_ok());
+        .is_ok_and(|word| crate::validate::check_name(word).is_ok());
     if !valid {
         return Err(TextError {
             line: 1,

@@ -35,14 +35,14 @@
 //! recorded `dev_size`; a visible LV with a reserved name other than a snapshot's `snapshotN`
 //! (`unsupported`: LVM imports it, its tools never make it, and `lvm fullreport` is asked
 //! instead). Segment areas beyond a PV's extents, overlapping areas, gaps between segments and
-//! stripes on PVs not listed are checked where the segments are read ([`super::vg`]), as LVM's
+//! stripes on PVs not listed are checked where the segments are read ([`crate::vg`]), as LVM's
 //! `check_lv_segments` (`lib/metadata/merge.c`) and `check_pv_segments`
 //! (`lib/metadata/pv_manip.c`) do.
 
 use rustc_hash::FxHashSet;
 
-use super::text::{ConfigSection, ConfigTree, Node, Value};
-use super::vg::VgError;
+use crate::text::{ConfigSection, ConfigTree, Node, Value};
+use crate::vg::VgError;
 
 /// LVM's `NAME_LEN`: a VG or LV name is shorter than this, and so is `vg/lv` with separators.
 pub const NAME_LEN: usize = 128;
@@ -544,8 +544,8 @@ pub fn printable(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lvm::metadata::text;
-    use crate::lvm::metadata::vg::{from_tree, VgMetadata};
+    use crate::text;
+    use crate::vg::{from_tree, VgMetadata};
 
     /// A VG as LVM 2.03.16 wrote it on a 1 GiB loop PV (`vgcfgbackup`), with a linear LV
     /// `disk` (two segments), a tagged LV `tagged`, and 255 extents in all.
