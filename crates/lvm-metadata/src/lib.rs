@@ -35,6 +35,8 @@
 
 pub mod crc;
 pub mod device;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod label;
 pub mod mda;
 pub mod scan;
