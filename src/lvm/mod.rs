@@ -12,10 +12,12 @@
 //! - [`sync_io`]: the seccomp filter that makes a child read without AIO.
 //! - [`report`]: parsing LVM's JSON report; [`replay`]: a saved report as a source.
 //! - [`owner`]: who an LV belongs to.
-//! - [`metadata`]: LVM's metadata read straight from the PVs: label, metadata area headers and
-//!   the checksummed metadata text (issue 14), its text parsed into a VG, and
-//!   [`metadata::source::MetadataSource`], the raw source that reads it with `lvm fullreport` as
-//!   the fallback.
+//! - [`metadata`]: [`metadata::source::MetadataSource`], the raw source that reads LVM's
+//!   metadata straight from the PVs with the workspace's [`lvm_metadata`] crate (label, metadata
+//!   area headers, the checksummed text parsed into a VG; issue 14) and `lvm fullreport` as the
+//!   fallback.
+//!
+//! [`Vg`] and [`Lv`], the figures every source reports, are the [`lvm_metadata`] crate's.
 
 pub mod exec;
 pub mod metadata;
