@@ -389,7 +389,7 @@ fn render_fit_html(html: &mut String, fit: &crate::output::fit::FlavorFitReport)
     if fit.omitted_flavors > 0 {
         let _ = write!(
             html,
-            "<p class=\"muted\">{} more flavors of the compute API left out by --flavor-limit.</p>",
+            "<p class=\"muted\">{} more flavors of the compute API or of the domains here left out by --flavor-limit.</p>",
             fit.omitted_flavors
         );
     }
