@@ -10,8 +10,9 @@
 //!   `<uuid>_disk.swap` of `swap` MiB. Each is made by `lvm.create_volume`
 //!   (`nova/virt/libvirt/storage/lvm.py`), which refuses a size above the VG's free bytes and
 //!   runs `lvcreate -L <size>b`; LVM rounds every LV up to whole extents. So an instance takes
-//!   [`instance_lv_bytes`]: each LV rounded up to the VG's extent size. A config drive is not
-//!   counted (a few MiB, outside the VG on most hosts).
+//!   [`instance_lv_bytes`]: each LV rounded up to the VG's extent size. A config drive takes
+//!   nothing of the VG: with this backend it is a file (`_get_disk_config_image_type` is `raw`
+//!   unless `images_type = rbd`).
 //! - **scheduler**: placement's rule on the DISK_GB inventory. An allocation of `amount` fits
 //!   when `used + amount <= (total - reserved) * allocation_ratio` and `amount <= max_unit`
 //!   (`placement/objects/allocation.py`, `_check_capacity_exceeded`); nova's libvirt driver
