@@ -188,7 +188,7 @@ pub struct Domains {
 /// flavor fit's rule, `crate::fit`: whether one instance boots from a volume says nothing of the
 /// next). A flavor deleted and created again under the same name can show with two sizes in
 /// the domains of its old and new instances: the one asking placement for more DISK_GB (then
-/// the larger LVs) wins, the first to stop fitting.
+/// the more GiB of disk, then of swap) wins, the first to stop fitting.
 pub fn domain_flavors<'a>(
     domains: impl IntoIterator<Item = &'a DomainInstance>,
 ) -> Vec<NamedFlavor> {
@@ -204,7 +204,8 @@ pub fn domain_flavors<'a>(
         let size = |f: &Flavor| {
             (
                 f.placement_allocation_bytes(),
-                crate::fit::instance_lv_bytes(f, 0),
+                f.root_gb + f.ephemeral_gb,
+                f.swap_mb,
             )
         };
         by_name
