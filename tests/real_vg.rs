@@ -686,7 +686,12 @@ fn a_cinder_thin_pool_of_all_free_extents_is_cinders_and_leaves_no_corrected_fre
             &vg.name,
         ],
     );
-    assert_eq!(free.trim(), "0", "100%FREE: no free extent left");
+    // LVM may print "Retrying metadata scan." on stdout first: the figure is the last line.
+    assert_eq!(
+        free.lines().last().map(str::trim),
+        Some("0"),
+        "100%FREE: no free extent left"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     write_domains_of_flavors(
@@ -705,7 +710,7 @@ fn a_cinder_thin_pool_of_all_free_extents_is_cinders_and_leaves_no_corrected_fre
         )],
     );
     write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 0);
-    let exporter = Exporter::start(&[
+    let args = [
         format!(
             "--nova.config-file={}",
             dir.path().join("nova.conf").display()
@@ -714,7 +719,8 @@ fn a_cinder_thin_pool_of_all_free_extents_is_cinders_and_leaves_no_corrected_fre
             "--collector.libvirt.xml-dir={}",
             dir.path().join("qemu").display()
         ),
-    ]);
+    ];
+    let exporter = Exporter::start(&args);
     let m = exporter.scrape();
     let name = vg.name.as_str();
     let pool_bytes = (4607 * 4 * MIB) as f64;
@@ -756,6 +762,19 @@ fn a_cinder_thin_pool_of_all_free_extents_is_cinders_and_leaves_no_corrected_fre
             m.value(&fit_series("m1.small", name, "scheduler")),
         ),
         (0.0, 8.0)
+    );
+    // report names the pool among the untracked LVs and says why it took everything.
+    let (text, _) = report(&args, false);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" cinder ") && l.contains(&format!(" {pool} (created"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{pool} is cinder's thin pool (lvm_type = thin): cinder-volume creates it with every free extent"
+        )),
+        "{text}"
     );
 }
 

@@ -441,6 +441,18 @@ fn render_untracked_lvs_text(out: &mut String, vg: &VgAccount) {
             }
         );
     }
+    let cinder_pool = format!("{}-pool", vg.name);
+    if vg
+        .top_untracked_lvs
+        .iter()
+        .any(|lv| lv.owner == "cinder" && lv.name == cinder_pool)
+    {
+        let _ = writeln!(
+            out,
+            "    {} is cinder's thin pool (lvm_type = thin): cinder-volume creates it with every free extent of the VG (lvcreate -T -l 100%FREE), so builds fail here however small; give cinder its own VG (runbook: NovaLvmUntrackedConsumption, cinder)",
+            escape_control(&cinder_pool)
+        );
+    }
 }
 
 /// An LV's age as a person says it: "5 minutes ago", "3 hours ago", "3 days ago" (whole units,
