@@ -763,7 +763,16 @@ fn a_cinder_thin_pool_of_all_free_extents_is_cinders_and_leaves_no_corrected_fre
         ),
         (0.0, 8.0)
     );
-    // report names the pool among the untracked LVs and says why it took everything.
+    // The status page and report name the pool among the untracked LVs and say why it took
+    // everything.
+    let (status, page) = get(exporter.port, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!(
+            "<p class=\"cinder-pool\">{pool} is cinder&#39;s thin pool (lvm_type = thin)"
+        )),
+        "{page}"
+    );
     let (text, _) = report(&args, false);
     assert!(
         text.lines()

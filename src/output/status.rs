@@ -358,6 +358,9 @@ fn render_lvs(html: &mut String, vg: &VgAccount) {
         );
     }
     html.push_str("</table>");
+    if let Some(note) = crate::output::report_text::cinder_pool_note(vg) {
+        let _ = write!(html, "<p class=\"cinder-pool\">{}</p>", escape_html(&note));
+    }
 }
 
 /// The fit as the status page shows it.
