@@ -1083,12 +1083,14 @@ mod tests {
     fn boot_from_volume_roots_are_not_tracked_and_have_no_root_lv() {
         let bfv = Flavor {
             boot_from_volume: true,
-            ..flavor(40, 0, 0)
+            ..flavor(40, 0, 64)
         };
-        // A BFV instance still gets a config drive LV in the VG: pure overhead.
+        // A BFV instance has no root LV, but its swap is local: 64 MiB the resource tracker
+        // truncates to 0 GiB. (Its config drive, if any, is a file: nova's LVM backend never
+        // makes one an LV.)
         let lvs = [
             lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
-            lv(&format!("{UUID_B}_disk.config"), Owner::Instance, 64 * MIB),
+            lv(&format!("{UUID_B}_disk.swap"), Owner::Instance, 64 * MIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 0)), (UUID_B, bfv)], 0, 1.0);
         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
@@ -1096,8 +1098,9 @@ mod tests {
         assert_eq!(t.tracked_used_bytes, 10 * GIB);
         assert_eq!(t.untracked.overhead_bytes, 64 * MIB);
         assert_eq!(t.drift_bytes, (64 * MIB) as i64);
-        // Placement allocates nothing for the BFV root either: 19 - 10 = 9 GiB free.
-        assert_eq!(t.scheduler_free_bytes, (9 * GIB) as i64);
+        // Placement allocates nothing for the BFV root either, 1 GiB for the swap (rounded
+        // up): 19 - 10 - 1 = 8 GiB free.
+        assert_eq!(t.scheduler_free_bytes, (8 * GIB) as i64);
         assert_identity(&acc);
     }
 

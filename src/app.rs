@@ -240,22 +240,22 @@ fn orphan_resolver(config: &Config, session: Option<&Arc<Session>>) -> Option<Or
 /// The summary row of the flavor fit, when it has flavors.
 fn flavor_fit_summary(config: &Config) -> Option<(String, String)> {
     let names: Vec<&str> = config.flavors.iter().map(|f| f.name.as_str()).collect();
-    let listed = config.nova.is_some();
-    (listed || !names.is_empty()).then(|| {
+    let mut sources = Vec::new();
+    if !names.is_empty() {
+        sources.push(format!("--flavor {}", names.join(", ")));
+    }
+    if config.nova.is_some() {
+        sources.push("the compute API's flavors (refreshed with the nova source)".to_string());
+    }
+    if config.libvirt_xml_dir.is_some() {
+        sources.push("the flavors of the domains defined here (libvirt source)".to_string());
+    }
+    (!sources.is_empty()).then(|| {
         (
             "flavor fit".to_string(),
             format!(
-                "{}{}, at most {} flavors",
-                if names.is_empty() {
-                    "no --flavor".to_string()
-                } else {
-                    format!("--flavor {}", names.join(", "))
-                },
-                if listed {
-                    " and the compute API's flavors (refreshed with the nova source)"
-                } else {
-                    ""
-                },
+                "{}, at most {} flavors",
+                sources.join(" and "),
                 config.flavor_limit
             ),
         )

@@ -362,6 +362,11 @@ impl SnapshotCollector {
             .filter_map(|(kind, _, outcome)| Some((*kind, &outcome.as_ref().ok()?.0)))
             .collect();
         let audit = audit_collection(report.as_ref(), &self.watched_vgs, &usages, self.primary);
+        // The flavors of the instances defined here (the libvirt source), whichever is primary.
+        let domain_flavors: Vec<NamedFlavor> = usages
+            .iter()
+            .flat_map(|(_, usage)| usage.flavors.iter().cloned())
+            .collect();
         // As the accounting classified them: none without host accounting or a primary source.
         let orphans = self.orphans(host.as_ref()).await;
         let local_source_doubts = report
@@ -400,8 +405,13 @@ impl SnapshotCollector {
             statuses.push(self.status(FLAVORS_COLLECTOR, duration, error, fetched));
             result.ok()
         });
-        let flavor_fit =
-            self.flavor_fit(report.as_ref(), host.as_ref(), &sources, listing.flatten());
+        let flavor_fit = self.flavor_fit(
+            report.as_ref(),
+            host.as_ref(),
+            &sources,
+            listing.flatten(),
+            domain_flavors,
+        );
 
         Snapshot {
             collectors: statuses,
@@ -419,7 +429,8 @@ impl SnapshotCollector {
     }
 
     /// Adds the flavors whose fit is computed: `configured` (always), the compute API's list
-    /// from `catalog` (when the nova source is on), at most `limit` in all.
+    /// from `catalog` (when the nova source is on), at most `limit` in all. The flavors of the
+    /// domains defined here come with the libvirt source's data on every collection.
     pub fn with_flavors(
         mut self,
         configured: Vec<NamedFlavor>,
@@ -435,15 +446,18 @@ impl SnapshotCollector {
     }
 
     /// The flavor fit of nova's VG: needs its accounting with a tracked source (corrected free
-    /// and the scheduler's view) and at least one flavor.
+    /// and the scheduler's view) and at least one flavor. A flavor the compute API lists wins
+    /// over a domain's flavor of the same name (the API's is the flavor as it is now).
     fn flavor_fit(
         &self,
         report: Option<&VgReport>,
         host: Option<&HostAccounting>,
         sources: &[(SourceKind, SourceFigures)],
         listing: Option<FlavorListing>,
+        domain_flavors: Vec<NamedFlavor>,
     ) -> Option<FlavorFitSummary> {
-        let listed = listing.map(|l| l.flavors).unwrap_or_default();
+        let mut listed = listing.map(|l| l.flavors).unwrap_or_default();
+        listed.extend(domain_flavors);
         let (flavors, omitted) =
             select_flavors(&self.flavors.configured, &listed, self.flavors.limit);
         if flavors.is_empty() {

@@ -10,8 +10,9 @@
 //!   `<uuid>_disk.swap` of `swap` MiB. Each is made by `lvm.create_volume`
 //!   (`nova/virt/libvirt/storage/lvm.py`), which refuses a size above the VG's free bytes and
 //!   runs `lvcreate -L <size>b`; LVM rounds every LV up to whole extents. So an instance takes
-//!   [`instance_lv_bytes`]: each LV rounded up to the VG's extent size. A config drive is not
-//!   counted (a few MiB, outside the VG on most hosts).
+//!   [`instance_lv_bytes`]: each LV rounded up to the VG's extent size. A config drive takes
+//!   nothing of the VG: with this backend it is a file (`_get_disk_config_image_type` is `raw`
+//!   unless `images_type = rbd`).
 //! - **scheduler**: placement's rule on the DISK_GB inventory. An allocation of `amount` fits
 //!   when `used + amount <= (total - reserved) * allocation_ratio` and `amount <= max_unit`
 //!   (`placement/objects/allocation.py`, `_check_capacity_exceeded`); nova's libvirt driver
@@ -20,6 +21,11 @@
 //!   from volume). So `floor(scheduler free / amount)` instances fit, none when the amount is
 //!   above the total. The scheduler free space is the primary source's
 //!   ([`crate::accounting::TrackedAccounting::scheduler_free_bytes`]).
+//!
+//! The flavors: `--flavor`, the compute API's list (nova source) and, with no configuration at
+//! all, the flavors named in nova's metadata of the domains defined here (libvirt source,
+//! [`crate::tracked::libvirt::domain_flavors`]); [`select_flavors`] keeps each name once,
+//! within `--flavor-limit`.
 //!
 //! Every flavor is image-backed unless it says otherwise: a flavor's boot-from-volume variant is
 //! configured with DISK_GB 0 (`--flavor m1.large-bfv=0,2048`), which is exactly what both rules
@@ -113,7 +119,8 @@ pub struct FlavorFitSummary {
     pub scheduler: SchedulerView,
     /// One entry per flavor, in [`select_flavors`]'s order.
     pub flavors: Vec<FlavorFit>,
-    /// Flavors of the compute API left out by `--flavor-limit`.
+    /// Flavors of the compute API and of the domains defined here left out by
+    /// `--flavor-limit`.
     pub omitted: usize,
 }
 
@@ -181,9 +188,10 @@ pub fn scheduler_fit(flavor: &Flavor, view: &SchedulerView) -> Fit {
 }
 
 /// The flavors that get a fit, at most `limit`: the configured ones first, in their order
-/// (they win over an API flavor of the same name), then the compute API's, largest DISK_GB
-/// first (the first to stop fitting), by name on a tie, each name once. Returns them and how
-/// many API flavors were left out.
+/// (they win over a listed flavor of the same name), then the listed ones (the compute API's,
+/// then the domains' of this host: the first of a name wins), largest DISK_GB first (the first
+/// to stop fitting), by name on a tie, each name once. Returns them and how many listed
+/// flavors were left out.
 pub fn select_flavors(
     configured: &[NamedFlavor],
     listed: &[NamedFlavor],
@@ -466,5 +474,36 @@ mod tests {
         let (none, omitted) = select_flavors(&configured, &listed, 0);
         assert!(none.is_empty());
         assert_eq!(omitted, 4);
+    }
+
+    #[test]
+    fn the_api_flavor_wins_over_a_domains_flavor_of_the_same_name_and_both_share_the_limit() {
+        // What collect passes as listed: the compute API's flavors, then the domains'.
+        let listed = [
+            named("m1.large", flavor(80, 0, 0), FlavorOrigin::Nova),
+            named("m1.large", flavor(40, 0, 0), FlavorOrigin::Libvirt),
+            named("m1.db", flavor(40, 1024, 8), FlavorOrigin::Libvirt),
+            named("m1.tiny", flavor(1, 0, 0), FlavorOrigin::Libvirt),
+        ];
+        let configured = [named("mine", flavor(30, 0, 0), FlavorOrigin::Configured)];
+        let (selected, omitted) = select_flavors(&configured, &listed, 3);
+        let shown: Vec<(&str, FlavorOrigin, u64)> = selected
+            .iter()
+            .map(|f| (f.name.as_str(), f.origin, f.flavor.root_gb))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("mine", FlavorOrigin::Configured, 30),
+                ("m1.large", FlavorOrigin::Nova, 80),
+                ("m1.db", FlavorOrigin::Libvirt, 40),
+            ]
+        );
+        assert_eq!(omitted, 1, "m1.tiny");
+        // With no configuration at all, the domains' flavors alone.
+        let (alone, omitted) = select_flavors(&[], &listed[1..], 50);
+        assert_eq!(alone.len(), 3);
+        assert_eq!(omitted, 0);
+        assert!(alone.iter().all(|f| f.origin == FlavorOrigin::Libvirt));
     }
 }

@@ -506,13 +506,43 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
     // examples/seed-incident, on a real VG: a 500 GiB device gives the seed's 536,866,717,696
     // bytes; the instances' LVs and the 200 GiB LV somebody made for another purpose.
     let vg = LoopVg::new("seed", 500);
+    // Each domain names its flavor: m1.large and db are also given with --flavor (which wins),
+    // m1.small only by its domain (the fit's flavors without configuration); it still fits.
     let seed = [
-        ("6c1f0d3e-5b8a-4e52-9d3c-2f7a1b9e4c01", "web-01", 80, 0, 0),
-        ("8a2e4b7c-1d9f-4a63-b5e8-7c3d2e1f0a92", "web-02", 80, 0, 0),
-        ("d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63", "db-01", 40, 8, 1024),
-        ("f19c3a5d-7e2b-4d84-a6f1-9b8e0c2d4a74", "build-01", 20, 0, 0),
+        (
+            "6c1f0d3e-5b8a-4e52-9d3c-2f7a1b9e4c01",
+            "web-01",
+            80,
+            0,
+            0,
+            "m1.large",
+        ),
+        (
+            "8a2e4b7c-1d9f-4a63-b5e8-7c3d2e1f0a92",
+            "web-02",
+            80,
+            0,
+            0,
+            "m1.large",
+        ),
+        (
+            "d47b9e21-3c6a-4f18-8e2d-5a9b1c7f3e63",
+            "db-01",
+            40,
+            8,
+            1024,
+            "db",
+        ),
+        (
+            "f19c3a5d-7e2b-4d84-a6f1-9b8e0c2d4a74",
+            "build-01",
+            20,
+            0,
+            0,
+            "m1.small",
+        ),
     ];
-    for (uuid, _, root_gb, ephemeral_gb, swap_mb) in seed {
+    for (uuid, _, root_gb, ephemeral_gb, swap_mb, _) in seed {
         vg.create_lv(&format!("{uuid}_disk"), &format!("{root_gb}G"));
         if ephemeral_gb > 0 {
             vg.create_lv(&format!("{uuid}_disk.local"), &format!("{ephemeral_gb}G"));
@@ -523,18 +553,23 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
     }
     vg.create_lv("scratch_data", "200G");
     let dir = tempfile::tempdir().unwrap();
-    let domains: Vec<Domain> = seed
+    let domains: Vec<(Domain, &str)> = seed
         .iter()
-        .map(|&(uuid, name, root_gb, ephemeral_gb, swap_mb)| Domain {
-            uuid,
-            name,
-            root_gb,
-            ephemeral_gb,
-            swap_mb,
-            boot_from_volume: false,
+        .map(|&(uuid, name, root_gb, ephemeral_gb, swap_mb, flavor)| {
+            (
+                Domain {
+                    uuid,
+                    name,
+                    root_gb,
+                    ephemeral_gb,
+                    swap_mb,
+                    boot_from_volume: false,
+                },
+                flavor,
+            )
         })
         .collect();
-    write_domains(&dir.path().join("qemu"), &vg.name, &domains);
+    write_domains_of_flavors(&dir.path().join("qemu"), &vg.name, &domains);
     write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 0);
     let args = vec![
         format!(
@@ -576,6 +611,8 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
     assert_eq!(fits(&m, "m1.medium"), (1.0, 6.0));
     assert_eq!(fits(&m, "db"), (1.0, 5.0));
     assert_eq!(fits(&m, "diskless"), (f64::INFINITY, f64::INFINITY));
+    // From build-01's domain alone: 71.0 / 20 -> 3; 270 / 20 -> 13.
+    assert_eq!(fits(&m, "m1.small"), (3.0, 13.0));
     // report --format json lists the same fit.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
         .arg("report")
@@ -598,6 +635,10 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
     assert_eq!(large["instance_lv_bytes"], 80 * GIB);
     let diskless = flavors.iter().find(|f| f["name"] == "diskless").unwrap();
     assert_eq!(diskless["corrected"], Json::Null);
+    // --flavor wins over the domains' m1.large; m1.small came from build-01's domain.
+    assert_eq!(large["origin"], "configured");
+    let small = flavors.iter().find(|f| f["name"] == "m1.small").unwrap();
+    assert_eq!(small["origin"], "libvirt");
 
     // The monitoring stack, with the test-only rules (every for: 2s).
     let Monitoring {
@@ -904,7 +945,8 @@ fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federa
                 sources: 1,
                 local_sources: 1,
                 placement_primary: 0,
-                flavors: 1,
+                // m1.large (--flavor) and web-01's m1.custom (its domain).
+                flavors: 2,
                 listed_lvs: 1,
                 lv_times: true,
                 active_thin_pools: 0,
@@ -923,7 +965,8 @@ fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federa
                 sources: 1,
                 local_sources: 1,
                 placement_primary: 0,
-                flavors: 0,
+                // The fixture instance's m1.custom (its domain).
+                flavors: 1,
                 listed_lvs: 3,
                 lv_times: false,
                 active_thin_pools: 0,
@@ -942,7 +985,7 @@ fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federa
                 sources: 1,
                 local_sources: 1,
                 placement_primary: 0,
-                flavors: 0,
+                flavors: 1,
                 listed_lvs: 3,
                 lv_times: false,
                 active_thin_pools: 1,

@@ -310,7 +310,7 @@ fn a_thin_pool_is_attributed_by_extents_not_virtual_sizes() {
     // Cinder's LVM driver (lvm_type = thin) keeps its volumes in the pool `<vg>-pool`: a 1 GiB
     // data LV, a 4 MiB metadata LV and the 4 MiB pool metadata spare hold extents; the thin
     // volumes have a virtual size of 10 and 50 GiB and hold nothing of the VG by themselves.
-    vg.restore_with_extra_lvs(&thin_pool_metadata(&format!("{}-pool", vg.name), 256));
+    vg.restore_with_extra_lvs(&thin_pool_metadata(&format!("{}-pool", vg.name), 512, 256));
     let out = run(
         "lvs",
         &["-a", "--noheadings", "-o", "lv_name,lv_attr", &vg.name],
@@ -396,10 +396,9 @@ fn a_thin_pool_is_attributed_by_extents_not_virtual_sizes() {
 }
 
 /// The metadata text of a thin pool `pool` (data `data_extents` extents, 1 extent of metadata,
-/// 1 extent of spare) with two thin volumes, placed after the first 512 extents of `pv0`
-/// (the 2 GiB instance disk created before it).
-fn thin_pool_metadata(pool: &str, data_extents: u64) -> String {
-    let data_start = 512;
+/// 1 extent of spare) with two thin volumes, placed from extent `data_start` of `pv0` (after
+/// the LVs created before it).
+fn thin_pool_metadata(pool: &str, data_start: u64, data_extents: u64) -> String {
     let meta_start = data_start + data_extents;
     let spare_start = meta_start + 1;
     let thin = |name: &str, id: u32, gib: u64| {
@@ -496,4 +495,373 @@ fn thin_pool_metadata(pool: &str, data_extents: u64) -> String {
         thin(&format!("volume-{GONE}"), 1, 10),
         thin(&format!("volume-{A}"), 2, 50),
     )
+}
+
+/// The sum of every `nova_lvm_untracked_bytes` series of `vg`, whatever its cause.
+fn untracked_sum(m: &Exposition, vg: &str) -> f64 {
+    let label = format!("vg=\"{vg}\"");
+    m.samples
+        .iter()
+        .filter(|(series, _)| {
+            series.starts_with("nova_lvm_untracked_bytes{") && series.contains(&label)
+        })
+        .map(|(_, value)| *value)
+        .sum()
+}
+
+fn fit_series(flavor: &str, vg: &str, view: &str) -> String {
+    format!("nova_lvm_flavor_fit_instances{{flavor=\"{flavor}\",vg=\"{vg}\",view=\"{view}\"}}")
+}
+
+/// Runs `report` (text, or JSON checked against docs/report-schema.json) with `args`.
+fn report(args: &[String], json: bool) -> (String, Option<serde_json::Value>) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+        .arg("report")
+        .args(json.then_some("--format=json"))
+        .args(args)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .expect("run report");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let value = json.then(|| {
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}\n{}", String::from_utf8_lossy(&output.stderr)));
+        let violations = common::schema::report_schema_violations(&value);
+        assert!(
+            violations.is_empty(),
+            "docs/report-schema.json: {violations:#?}"
+        );
+        value
+    });
+    (text, value)
+}
+
+/// Issue 22, "Flavor fit with zero configuration": the domains defined here name their flavors
+/// (`<nova:flavor name=...>`), so a host with the libvirt source and no flavor flag gets the
+/// fit of those flavors. 100 GiB device: 25599 extents, 102396 MiB; m1.large (20 GiB) and
+/// m1.small (5 GiB) instances and a foreign 60 GiB LV: 87040 MiB used, 25 GiB tracked.
+/// Corrected free 15356 MiB: m1.large 0, m1.small 2. Placement's rule: floor(99.996) = 99 GiB,
+/// reserved 0, 25 GiB allocated: 74 GiB free, m1.large 3, m1.small 14.
+#[test]
+fn the_flavors_of_the_domains_defined_here_fit_without_any_flavor_flag() {
+    if !lvm_available("the_flavors_of_the_domains_defined_here_fit_without_any_flavor_flag") {
+        return;
+    }
+    let vg = LoopVg::new("fit", 100);
+    vg.create_lv(&format!("{A}_disk"), "20G");
+    vg.create_lv(&format!("{C}_disk"), "5G");
+    vg.create_lv("backup_scratch", "60G");
+    let dir = tempfile::tempdir().unwrap();
+    let instance = |uuid, name, root_gb| Domain {
+        uuid,
+        name,
+        root_gb,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        boot_from_volume: false,
+    };
+    write_domains_of_flavors(
+        &dir.path().join("qemu"),
+        &vg.name,
+        &[
+            (instance(A, "web-01", 20), "m1.large"),
+            (instance(C, "build-01", 5), "m1.small"),
+        ],
+    );
+    write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 0);
+    let args = vec![
+        format!(
+            "--nova.config-file={}",
+            dir.path().join("nova.conf").display()
+        ),
+        format!(
+            "--collector.libvirt.xml-dir={}",
+            dir.path().join("qemu").display()
+        ),
+    ];
+    let exporter = Exporter::start(&args);
+    let m = exporter.scrape();
+    let name = vg.name.as_str();
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_corrected_free_bytes", name)),
+        (15356 * MIB) as f64
+    );
+    let fit = |flavor: &str| {
+        (
+            m.value(&fit_series(flavor, name, "corrected")),
+            m.value(&fit_series(flavor, name, "scheduler")),
+        )
+    };
+    assert_eq!(
+        fit("m1.large"),
+        (0.0, 3.0),
+        "m1.large: scheduler 3, corrected 0"
+    );
+    assert_eq!(fit("m1.small"), (2.0, 14.0));
+    assert_eq!(
+        m.text.matches("nova_lvm_flavor_fit_instances{").count(),
+        4,
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_flavor_fit_omitted_flavors", name)),
+        0.0
+    );
+
+    // report says where each flavor came from, and that the next m1.large fails.
+    let (_, json) = report(&args, true);
+    let json = json.unwrap();
+    let flavors: Vec<(String, String, u64, u64)> = json["flavor_fit"]["flavors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["origin"].as_str().unwrap().to_string(),
+                f["corrected"].as_u64().unwrap(),
+                f["scheduler"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        flavors,
+        vec![
+            ("m1.large".to_string(), "libvirt".to_string(), 0, 3),
+            ("m1.small".to_string(), "libvirt".to_string(), 2, 14),
+        ]
+    );
+    let (text, _) = report(&args, false);
+    let large = text
+        .lines()
+        .find(|l| l.contains("m1.large (20,0,0)"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(large.contains(" libvirt "), "{text}");
+    assert!(large.ends_with("<- the next build here fails"), "{text}");
+    // The start-up summary says where the flavors come from.
+    assert!(
+        exporter
+            .log()
+            .contains("the flavors of the domains defined here (libvirt source)"),
+        "{}",
+        exporter.log()
+    );
+
+    // The status page shows the same table, with the origin.
+    let (status, page) = get(exporter.port, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<tr class=\"failed\"><th>m1.large</th><td>libvirt</td>"),
+        "{page}"
+    );
+}
+
+/// Issue 22, "Shared VGs with cinder": cinder's LVM driver with `lvm_type = thin` on nova's VG
+/// creates its pool `<vg>-pool` with `lvcreate -T -l 100%FREE` (os-brick's
+/// `LVM.create_thin_pool`, see docs/sources.md): the VG has no free extent left at once. The
+/// pool (data, metadata and spare) is cause `cinder`, corrected free is 0 and the causes still
+/// sum to the drift. 20 GiB device: 5119 extents; A's 2 GiB disk takes 512, the pool the other
+/// 4607 (4605 data, 1 metadata, 1 spare): 18428 MiB.
+#[test]
+fn a_cinder_thin_pool_of_all_free_extents_is_cinders_and_leaves_no_corrected_free_space() {
+    if !lvm_available(
+        "a_cinder_thin_pool_of_all_free_extents_is_cinders_and_leaves_no_corrected_free_space",
+    ) {
+        return;
+    }
+    let vg = LoopVg::new("cinder", 20);
+    vg.create_lv(&format!("{A}_disk"), "2G");
+    let pool = format!("{}-pool", vg.name);
+    vg.restore_with_extra_lvs(&thin_pool_metadata(&pool, 512, 4605));
+    let free = run(
+        "vgs",
+        &[
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            "vg_free",
+            &vg.name,
+        ],
+    );
+    // LVM may print "Retrying metadata scan." on stdout first: the figure is the last line.
+    assert_eq!(
+        free.lines().last().map(str::trim),
+        Some("0"),
+        "100%FREE: no free extent left"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    write_domains_of_flavors(
+        &dir.path().join("qemu"),
+        &vg.name,
+        &[(
+            Domain {
+                uuid: A,
+                name: "web-01",
+                root_gb: 2,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+                boot_from_volume: false,
+            },
+            "m1.small",
+        )],
+    );
+    write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 0);
+    let args = [
+        format!(
+            "--nova.config-file={}",
+            dir.path().join("nova.conf").display()
+        ),
+        format!(
+            "--collector.libvirt.xml-dir={}",
+            dir.path().join("qemu").display()
+        ),
+    ];
+    let exporter = Exporter::start(&args);
+    let m = exporter.scrape();
+    let name = vg.name.as_str();
+    let pool_bytes = (4607 * 4 * MIB) as f64;
+    assert_eq!(m.value(&vg_series("nova_lvm_vg_free_bytes", name)), 0.0);
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_lv_size_bytes{{lv=\"{pool}\",owner=\"cinder\",vg=\"{name}\"}}"
+        )),
+        pool_bytes,
+        "the pool is named, with its data, metadata and spare"
+    );
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"cinder\",vg=\"{name}\"}}"
+        )),
+        pool_bytes
+    );
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_drift_bytes", name)),
+        pool_bytes
+    );
+    assert_eq!(
+        untracked_sum(&m, name),
+        pool_bytes,
+        "the causes sum to the drift"
+    );
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_corrected_free_bytes", name)),
+        0.0
+    );
+    // The scheduler still sees 19 - 2 = 17 GiB: all of it phantom, and no m1.small fits.
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_scheduler_overestimate_bytes", name)),
+        (17 * GIB) as f64
+    );
+    assert_eq!(
+        (
+            m.value(&fit_series("m1.small", name, "corrected")),
+            m.value(&fit_series("m1.small", name, "scheduler")),
+        ),
+        (0.0, 8.0)
+    );
+    // The status page and report name the pool among the untracked LVs and say why it took
+    // everything.
+    let (status, page) = get(exporter.port, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!(
+            "<p class=\"cinder-pool\">{pool} is cinder&#39;s thin pool (lvm_type = thin)"
+        )),
+        "{page}"
+    );
+    let (text, _) = report(&args, false);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" cinder ") && l.contains(&format!(" {pool} (created"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{pool} is cinder's thin pool (lvm_type = thin): cinder-volume creates it with every free extent"
+        )),
+        "{text}"
+    );
+}
+
+/// Issue 22, "encrypted disks": with `[ephemeral_storage_encryption] enabled`, nova's `Lvm`
+/// image backend still creates `<uuid>_<disk>` in the VG and opens a plain dm-crypt mapping
+/// `/dev/mapper/<uuid>_<disk>-dmcrypt` on top of it (`dmcrypt.volume_name`), which the domain
+/// uses. The mapping is no LV (LVM's metadata and `lvs` never list it) and the exporter reads
+/// nothing under /dev/mapper: each LV counts once, and nothing is foreign. (This kernel has no
+/// device-mapper, so the mapping itself cannot exist here; the domain names it as nova does.)
+#[test]
+fn an_encrypted_instance_disk_counts_once_beside_its_dmcrypt_mapping() {
+    if !lvm_available("an_encrypted_instance_disk_counts_once_beside_its_dmcrypt_mapping") {
+        return;
+    }
+    let vg = LoopVg::new("crypt", 20);
+    vg.create_lv(&format!("{A}_disk"), "2G");
+    vg.create_lv(&format!("{A}_disk.local"), "1G");
+    let dir = tempfile::tempdir().unwrap();
+    let xml_dir = dir.path().join("qemu");
+    std::fs::create_dir_all(&xml_dir).unwrap();
+    let domain = Domain {
+        uuid: A,
+        name: "secret-01",
+        root_gb: 2,
+        ephemeral_gb: 1,
+        swap_mb: 0,
+        boot_from_volume: false,
+    };
+    let plain_root = format!("<source dev='/dev/{}/{A}_disk'/>", vg.name);
+    let xml = nova_domain_xml_of_flavor(&domain, "m1.secret", &vg.name, 1);
+    assert!(xml.contains(&plain_root));
+    let encrypted = xml.replace(
+        &plain_root,
+        &format!("<source dev='/dev/mapper/{A}_disk-dmcrypt'/>"),
+    );
+    let encrypted = encrypted.replace(
+        "    <interface type='bridge'>",
+        &format!("    <disk type='block' device='disk'>\n      <driver name='qemu' type='raw' cache='none' io='native'/>\n      <source dev='/dev/mapper/{A}_disk.local-dmcrypt'/>\n      <target dev='vdb' bus='virtio'/>\n    </disk>\n    <interface type='bridge'>"),
+    );
+    std::fs::write(xml_dir.join("instance-00000001.xml"), encrypted).unwrap();
+    write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 0);
+    let lvs = run("lvs", &["-a", "--noheadings", "-o", "lv_name", &vg.name]);
+    assert!(!lvs.contains("dmcrypt"), "LVM lists no mapping: {lvs}");
+
+    // Both ways of reading LVM: the PVs' metadata (auto) and `lvm fullreport`.
+    for method in ["auto", "exec"] {
+        let exporter = Exporter::start(&[
+            format!(
+                "--nova.config-file={}",
+                dir.path().join("nova.conf").display()
+            ),
+            format!("--collector.libvirt.xml-dir={}", xml_dir.display()),
+            format!("--collector.lvm.method={method}"),
+        ]);
+        let m = exporter.scrape();
+        let name = vg.name.as_str();
+        let owner = |family: &str, owner: &str| {
+            m.get(&format!("{family}{{owner=\"{owner}\",vg=\"{name}\"}}"))
+                .unwrap_or(0.0)
+        };
+        assert_eq!(owner("nova_lvm_lvs", "instance"), 2.0, "{method}");
+        assert_eq!(
+            owner("nova_lvm_lv_bytes", "instance"),
+            (3 * GIB) as f64,
+            "{method}"
+        );
+        for other in ["foreign", "orphan", "cinder"] {
+            assert_eq!(owner("nova_lvm_lv_bytes", other), 0.0, "{method} {other}");
+        }
+        assert_eq!(
+            m.value(&vg_series("nova_lvm_vg_used_bytes", name)),
+            (3 * GIB) as f64
+        );
+        assert_eq!(
+            m.value(&vg_series("nova_lvm_drift_bytes", name)),
+            0.0,
+            "{method}"
+        );
+        assert_eq!(untracked_sum(&m, name), 0.0, "{method}");
+    }
 }

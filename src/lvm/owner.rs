@@ -60,7 +60,8 @@ pub struct LvAllocation {
 pub enum LvName<'a> {
     /// Nova's libvirt LVM image backend: `<instance uuid>_<disk name>` (disk name escaped, `_`
     /// doubled), e.g. `..._disk`, `..._disk.local`, `..._disk.swap`, `..._disk.eph0`,
-    /// `..._disk.config`, `..._disk.rescue`.
+    /// `..._disk.rescue`. A config drive is a file with that backend (the driver creates it
+    /// `raw`), so `..._disk.config` is nova's by its name only: made by hand.
     Nova {
         /// The instance UUID, lower case.
         instance_uuid: String,

@@ -23,7 +23,8 @@ pub struct FlavorFitReport {
     pub scheduler_free_bytes: i64,
     /// Placement's DISK_GB total (the largest single allocation), when known.
     pub scheduler_total_bytes: Option<u64>,
-    /// Flavors of the compute API left out by `--flavor-limit`.
+    /// Flavors of the compute API and of the domains defined here left out by
+    /// `--flavor-limit`.
     pub omitted_flavors: usize,
     /// One entry per flavor.
     pub flavors: Vec<FlavorFitEntry>,
@@ -34,7 +35,8 @@ pub struct FlavorFitReport {
 pub struct FlavorFitEntry {
     /// The flavor's name.
     pub name: String,
-    /// `configured` (`--flavor`) or `nova` (the compute API).
+    /// `configured` (`--flavor`), `nova` (the compute API) or `libvirt` (the metadata of a
+    /// domain defined here).
     pub origin: String,
     /// `root_gb`.
     pub root_gb: u64,
@@ -120,13 +122,13 @@ pub fn render_fit_text(out: &mut String, fit: &FlavorFitReport) {
     );
     let _ = writeln!(
         out,
-        "  {:<24} {:>16} {:>12} {:>10} {:>10}",
-        "flavor (disk,swap,eph)", "LVs GiB", "DISK_GB", "corrected", "scheduler"
+        "  {:<24} {:<10} {:>16} {:>12} {:>10} {:>10}",
+        "flavor (disk,swap,eph)", "from", "LVs GiB", "DISK_GB", "corrected", "scheduler"
     );
     for f in &fit.flavors {
         let _ = writeln!(
             out,
-            "  {:<24} {:>16} {:>12} {:>10} {:>10}{}",
+            "  {:<24} {:<10} {:>16} {:>12} {:>10} {:>10}{}",
             format!(
                 "{} ({},{},{})",
                 escape_control(&f.name),
@@ -134,6 +136,7 @@ pub fn render_fit_text(out: &mut String, fit: &FlavorFitReport) {
                 f.swap_mb,
                 f.ephemeral_gb
             ),
+            f.origin,
             gib_number(f.instance_lv_bytes as i64),
             f.placement_bytes / GIB,
             shown(f.corrected),
@@ -148,7 +151,7 @@ pub fn render_fit_text(out: &mut String, fit: &FlavorFitReport) {
     if fit.omitted_flavors > 0 {
         let _ = writeln!(
             out,
-            "  {} more flavors of the compute API left out by --flavor-limit (the smallest)",
+            "  {} more flavors of the compute API or of the domains here left out by --flavor-limit (the smallest)",
             fit.omitted_flavors
         );
     }
@@ -182,6 +185,8 @@ pub(crate) mod tests {
             named("db", 40, 1024, 8),
             named("<b>\u{1b}[31m", 0, 0, 0),
         ];
+        let mut flavors = flavors;
+        flavors[1].origin = FlavorOrigin::Libvirt;
         FlavorFitReport::new(&FlavorFitSummary {
             vg: "vms-group".into(),
             extent_bytes: 4 * MIB,
@@ -217,6 +222,9 @@ pub(crate) mod tests {
         assert!(large.ends_with("<- the next build here fails"), "{text}");
         let db = text.lines().find(|l| l.contains("db (40,1024,8)")).unwrap();
         assert!(db.contains("49.00") && !db.contains("fails"), "{text}");
+        // Where each flavor came from: --flavor, or a domain defined here.
+        assert!(large.contains(" configured "), "{text}");
+        assert!(db.contains(" libvirt "), "{text}");
         assert!(text.contains("unbounded"), "{text}");
         assert!(!text.contains('\u{1b}'), "{text}");
         assert!(text.contains("2 more flavors"), "{text}");

@@ -85,7 +85,7 @@ families! {
     FLAVOR_FIT = "nova_lvm_flavor_fit_instances", ["vg", "flavor", "view"],
         "How many more instances of the flavor fit in nova's VG: view=corrected by corrected free space and the LVs nova would create (each rounded up to whole extents), view=scheduler as the scheduler would place them (placement's whole-GiB DISK_GB rule). +Inf for a flavor that needs no disk. At most --flavor-limit flavors.";
     FLAVOR_FIT_OMITTED = "nova_lvm_flavor_fit_omitted_flavors", ["vg"],
-        "Flavors of the compute API left out of nova_lvm_flavor_fit_instances by --flavor-limit (the smallest ones).";
+        "Flavors of the compute API and of the domains defined here left out of nova_lvm_flavor_fit_instances by --flavor-limit (the smallest ones).";
     ORPHAN_BYTES = "nova_lvm_orphan_bytes", ["vg", "reason"],
         "Bytes of nova's VG held by orphan LVs (nova's naming, instance not on this host) by why, from the compute API (nova source): deleted (nova deleted the instance: safe to remove), elsewhere (on another host or none: remove once it runs there), here (nova places it on this host: a delete or build in progress, or soft-deleted), unknown (not found, lookup failed or pending, or no nova source).";
     ORPHAN_LVS = "nova_lvm_orphan_lvs", ["vg", "reason"],

@@ -441,6 +441,24 @@ fn render_untracked_lvs_text(out: &mut String, vg: &VgAccount) {
             }
         );
     }
+    if let Some(note) = cinder_pool_note(vg) {
+        let _ = writeln!(out, "    {}", escape_control(&note));
+    }
+}
+
+/// What `report` and the status page say when cinder's thin pool `<vg>-pool` is among the
+/// untracked LVs: cinder's LVM driver with `lvm_type = thin` creates it with every free extent
+/// (os-brick's `create_thin_pool`, `-l 100%FREE`; docs/sources.md).
+pub fn cinder_pool_note(vg: &VgAccount) -> Option<String> {
+    let cinder_pool = format!("{}-pool", vg.name);
+    vg.top_untracked_lvs
+        .iter()
+        .any(|lv| lv.owner == "cinder" && lv.name == cinder_pool)
+        .then(|| {
+            format!(
+                "{cinder_pool} is cinder's thin pool (lvm_type = thin): cinder-volume creates it with every free extent of the VG (lvcreate -T -l 100%FREE), so builds fail here however small; give cinder its own VG (runbook: NovaLvmUntrackedConsumption, cinder)"
+            )
+        })
 }
 
 /// An LV's age as a person says it: "5 minutes ago", "3 hours ago", "3 days ago" (whole units,

@@ -358,6 +358,9 @@ fn render_lvs(html: &mut String, vg: &VgAccount) {
         );
     }
     html.push_str("</table>");
+    if let Some(note) = crate::output::report_text::cinder_pool_note(vg) {
+        let _ = write!(html, "<p class=\"cinder-pool\">{}</p>", escape_html(&note));
+    }
 }
 
 /// The fit as the status page shows it.
@@ -389,7 +392,7 @@ fn render_fit_html(html: &mut String, fit: &crate::output::fit::FlavorFitReport)
     if fit.omitted_flavors > 0 {
         let _ = write!(
             html,
-            "<p class=\"muted\">{} more flavors of the compute API left out by --flavor-limit.</p>",
+            "<p class=\"muted\">{} more flavors of the compute API or of the domains here left out by --flavor-limit.</p>",
             fit.omitted_flavors
         );
     }

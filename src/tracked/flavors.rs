@@ -1,5 +1,7 @@
-//! Flavors for the flavor fit (`crate::fit`): given with `--flavor NAME=DISK_GB[,SWAP_MB,EPH_GB]`
-//! and, when the nova source is on, read from the compute API's flavor list.
+//! Flavors for the flavor fit (`crate::fit`): given with `--flavor NAME=DISK_GB[,SWAP_MB,EPH_GB]`,
+//! read from the compute API's flavor list when the nova source is on, and read from nova's
+//! metadata in the domains defined on this host when the libvirt source is on
+//! ([`crate::tracked::libvirt`], no configuration needed).
 //!
 //! The list is `GET /flavors/detail?is_public=None` through the nova source's Keystone session:
 //! as admin, `is_public=None` lists public and private flavors alike (nova's
@@ -36,14 +38,17 @@ pub enum FlavorOrigin {
     Configured,
     /// The compute API's flavor list.
     Nova,
+    /// nova's metadata (`<nova:flavor name=...>`) in a domain defined on this host.
+    Libvirt,
 }
 
 impl FlavorOrigin {
-    /// `configured` or `nova`, as `report` and the status page name it.
+    /// `configured`, `nova` or `libvirt`, as `report` and the status page name it.
     pub fn as_str(self) -> &'static str {
         match self {
             FlavorOrigin::Configured => "configured",
             FlavorOrigin::Nova => "nova",
+            FlavorOrigin::Libvirt => "libvirt",
         }
     }
 }

@@ -27,7 +27,9 @@
 //!   (nova does not redefine domains on upgrade), so both are read. Any other `.../nova/<version>`
 //!   namespace is an error rather than a silently skipped instance.
 //! - `<nova:flavor>` with `<nova:disk>`, `<nova:swap>` and `<nova:ephemeral>` is always written
-//!   (the flavor's fields are never null), so each is required here.
+//!   (the flavor's fields are never null), so each is required here. Its `name` attribute (the
+//!   flavor's name, `LibvirtConfigGuestMetaNovaFlavor.name`) gives the flavor fit its flavors
+//!   without any configuration ([`Domains::flavors`]); a domain without one still counts.
 //! - `<nova:root>`: up to 2024.1 (29.x) nova writes it only for instances with an image
 //!   (`type="image"`); a volume-backed instance has no `<nova:root>` at all. From 2024.2 (30.0.0)
 //!   it is always written, `type="volume"` for volume-backed instances. Both mean
@@ -74,6 +76,7 @@ use roxmltree::{Document, Node};
 
 use crate::input::BlockingLane;
 
+use super::flavors::{FlavorOrigin, NamedFlavor};
 use super::{
     canonical_uuid, read_bounded_text, Flavor, HostDiskSettings, SourceKind, TrackedError,
     TrackedInstance, TrackedSource, TrackedUsage, NOVA_MAX_INT,
@@ -158,7 +161,71 @@ impl DomainFileStamp {
 }
 
 /// What a domain file held: its nova instance, or `None` for a domain nova did not define.
-type ParsedDomain = Option<(String, Flavor)>;
+type ParsedDomain = Option<DomainInstance>;
+
+/// One nova instance defined on this host, as its domain's metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInstance {
+    /// The domain's (the instance's) UUID, lower case.
+    pub uuid: String,
+    /// Its flavor's disk sizes, `boot_from_volume` from `<nova:root>`.
+    pub flavor: Flavor,
+    /// `<nova:flavor name=...>` through [`crate::redact::upstream_text`]; `None` when the
+    /// attribute is missing, empty or longer than nova's 255 bytes.
+    pub flavor_name: Option<String>,
+}
+
+/// What one read of the domain directory found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Domains {
+    /// The nova instances, in file name order.
+    pub instances: Vec<TrackedInstance>,
+    /// The flavors of those instances by name ([`domain_flavors`]), for the flavor fit.
+    pub flavors: Vec<NamedFlavor>,
+}
+
+/// The flavors of `domains`, once per name, in name order, each taken as image-backed (the
+/// flavor fit's rule, `crate::fit`: whether one instance boots from a volume says nothing of the
+/// next). A flavor deleted and created again under the same name can show with two sizes in
+/// the domains of its old and new instances: the one asking placement for more DISK_GB (then
+/// the more GiB of disk, then of swap) wins, the first to stop fitting.
+pub fn domain_flavors<'a>(
+    domains: impl IntoIterator<Item = &'a DomainInstance>,
+) -> Vec<NamedFlavor> {
+    let mut by_name: std::collections::BTreeMap<&str, Flavor> = std::collections::BTreeMap::new();
+    for domain in domains {
+        let Some(name) = domain.flavor_name.as_deref() else {
+            continue;
+        };
+        let flavor = Flavor {
+            boot_from_volume: false,
+            ..domain.flavor
+        };
+        let size = |f: &Flavor| {
+            (
+                f.placement_allocation_bytes(),
+                f.root_gb + f.ephemeral_gb,
+                f.swap_mb,
+            )
+        };
+        by_name
+            .entry(name)
+            .and_modify(|kept| {
+                if size(&flavor) > size(kept) {
+                    *kept = flavor;
+                }
+            })
+            .or_insert(flavor);
+    }
+    by_name
+        .into_iter()
+        .map(|(name, flavor)| NamedFlavor {
+            name: name.to_string(),
+            flavor,
+            origin: FlavorOrigin::Libvirt,
+        })
+        .collect()
+}
 
 /// Parsed domain files by file name (in the one directory of the source), each reused while its file's stamp is unchanged.
 #[derive(Debug, Default)]
@@ -176,7 +243,7 @@ impl TrackedSource for LibvirtSource {
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
         let dir = self.dir.clone();
         let cache = Arc::clone(&self.cache);
-        let instances = self
+        let domains = self
             .lane
             .run(move || {
                 let mut cache = cache
@@ -186,7 +253,10 @@ impl TrackedSource for LibvirtSource {
             })
             .await?
             .map_err(with_permission_hint)?;
-        Ok(TrackedUsage::from_local(instances, &self.settings))
+        Ok(TrackedUsage {
+            flavors: domains.flavors,
+            ..TrackedUsage::from_local(domains.instances, &self.settings)
+        })
     }
 }
 
@@ -209,16 +279,13 @@ fn with_permission_hint(error: TrackedError) -> TrackedError {
 
 /// Reads the nova instances defined in `dir` (blocking): every `*.xml` regular file, in name
 /// order. Domains without nova metadata are skipped.
-pub fn read_domains(dir: &Path) -> Result<Vec<TrackedInstance>, TrackedError> {
+pub fn read_domains(dir: &Path) -> Result<Domains, TrackedError> {
     read_domains_with(dir, &mut DomainCache::default())
 }
 
 /// [`read_domains`], reading and parsing only the files whose stamp differs from `cache`'s, and
 /// leaving in `cache` the files of this collection only.
-pub fn read_domains_with(
-    dir: &Path,
-    cache: &mut DomainCache,
-) -> Result<Vec<TrackedInstance>, TrackedError> {
+pub fn read_domains_with(dir: &Path, cache: &mut DomainCache) -> Result<Domains, TrackedError> {
     let read_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -231,7 +298,7 @@ fn read_domains_at(
     dir: &Path,
     cache: &mut DomainCache,
     read_at: Duration,
-) -> Result<Vec<TrackedInstance>, TrackedError> {
+) -> Result<Domains, TrackedError> {
     let dir_error = |source| TrackedError::Io {
         path: dir.display().to_string(),
         source,
@@ -270,6 +337,7 @@ fn read_domains_at(
     let mut previous = std::mem::take(&mut cache.entries);
     cache.parsed_last = 0;
     let mut instances = Vec::with_capacity(files.len());
+    let mut found: Vec<DomainInstance> = Vec::with_capacity(files.len());
     let mut seen: HashMap<String, OsString> = HashMap::with_capacity(files.len());
     for (name, stamp) in files {
         let domain = match previous.remove(&name) {
@@ -287,10 +355,11 @@ fn read_domains_at(
                     Err(e) => return Err(e),
                 };
                 cache.parsed_last += 1;
-                parse_domain(&text, &path.display().to_string())?
+                parse_nova_domain(&text, &path.display().to_string())?
             }
         };
-        if let Some((uuid, flavor)) = &domain {
+        if let Some(instance) = &domain {
+            let uuid = &instance.uuid;
             if let Some(first) = seen.get(uuid) {
                 return Err(TrackedError::Invalid {
                     path: dir.join(&name).display().to_string(),
@@ -300,8 +369,9 @@ fn read_domains_at(
                     ),
                 });
             }
-            instances.push(TrackedInstance::from_flavor(uuid.clone(), flavor));
+            instances.push(TrackedInstance::from_flavor(uuid.clone(), &instance.flavor));
             seen.insert(uuid.clone(), name.clone());
+            found.push(instance.clone());
         } else {
             tracing::debug!(file = %dir.join(&name).display(), "skipping a domain without nova metadata");
         }
@@ -310,13 +380,21 @@ fn read_domains_at(
         }
     }
     tracing::debug!(dir = %dir.display(), instances = instances.len(), "read libvirt domains");
-    Ok(instances)
+    Ok(Domains {
+        instances,
+        flavors: domain_flavors(&found),
+    })
 }
 
 /// Parses one domain XML: the instance UUID (lower case) and its flavor from nova's metadata, or
 /// `None` for a domain nova did not define (no `<nova:instance>` in `<metadata>`). `origin`
 /// names the file in errors.
 pub fn parse_domain(xml: &str, origin: &str) -> Result<Option<(String, Flavor)>, TrackedError> {
+    Ok(parse_nova_domain(xml, origin)?.map(|domain| (domain.uuid, domain.flavor)))
+}
+
+/// [`parse_domain`] with the flavor's name.
+pub fn parse_nova_domain(xml: &str, origin: &str) -> Result<ParsedDomain, TrackedError> {
     let invalid = |message: String| TrackedError::Invalid {
         path: origin.to_string(),
         message,
@@ -403,6 +481,12 @@ pub fn parse_domain(xml: &str, origin: &str) -> Result<Option<(String, Flavor)>,
     };
 
     let flavor = single(instance, ns, "flavor", "<nova:instance>").map_err(&invalid)?;
+    // The name becomes the `flavor` label and a line of the report: upstream text, cleaned as
+    // the compute API's flavor names are.
+    let flavor_name = flavor
+        .attribute("name")
+        .filter(|name| !name.trim().is_empty() && name.len() <= 255)
+        .map(crate::redact::upstream_text);
     let figure = |name: &str, unit: &str| -> Result<u64, TrackedError> {
         let node = single(flavor, ns, name, "<nova:flavor>").map_err(&invalid)?;
         let text = node.text().unwrap_or("").trim();
@@ -442,15 +526,16 @@ pub fn parse_domain(xml: &str, origin: &str) -> Result<Option<(String, Flavor)>,
         }
     };
 
-    Ok(Some((
+    Ok(Some(DomainInstance {
         uuid,
-        Flavor {
+        flavor: Flavor {
             root_gb,
             ephemeral_gb,
             swap_mb,
             boot_from_volume,
         },
-    )))
+        flavor_name,
+    }))
 }
 
 /// The line at which the element nesting of `xml` first exceeds `limit`, or `None`. An upper
@@ -1009,6 +1094,27 @@ mod tests {
         assert_eq!(source.kind(), SourceKind::Libvirt);
         let usage = source.collect().await.unwrap();
         assert_eq!(usage.instances, expected_instances());
+        // Each domain's flavor by name, taken as image-backed (m1.small's instance boots from
+        // a volume; the next one of that flavor may not).
+        let flavors: Vec<(&str, Flavor, FlavorOrigin)> = usage
+            .flavors
+            .iter()
+            .map(|f| (f.name.as_str(), f.flavor, f.origin))
+            .collect();
+        let image = |root_gb, swap_mb, ephemeral_gb| Flavor {
+            root_gb,
+            ephemeral_gb,
+            swap_mb,
+            boot_from_volume: false,
+        };
+        assert_eq!(
+            flavors,
+            vec![
+                ("m1.db", image(40, 1024, 8), FlavorOrigin::Libvirt),
+                ("m1.legacy", image(20, 1001, 0), FlavorOrigin::Libvirt),
+                ("m1.small", image(20, 512, 0), FlavorOrigin::Libvirt),
+            ]
+        );
         assert_eq!(usage.reserved_bytes, 2048 * MIB);
         assert_eq!(usage.allocation_ratio, 1.0);
         assert_eq!(usage.scheduler_total_bytes, None);
@@ -1042,7 +1148,7 @@ mod tests {
     /// instances and how many files were parsed.
     fn read_later(dir: &Path, cache: &mut DomainCache) -> (Vec<TrackedInstance>, usize) {
         let later = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(10);
-        let instances = read_domains_at(dir, cache, later).unwrap();
+        let instances = read_domains_at(dir, cache, later).unwrap().instances;
         (instances, cache.parsed_last)
     }
 
@@ -1268,5 +1374,61 @@ mod tests {
             message,
             format!("{}: not valid UTF-8 (at byte 8)", bad.display())
         );
+    }
+
+    #[test]
+    fn each_flavor_name_once_the_larger_sizes_winning_and_nameless_flavors_left_out() {
+        let domain = |uuid: &str, name: Option<&str>, root_gb, boot_from_volume| DomainInstance {
+            uuid: uuid.into(),
+            flavor: Flavor {
+                root_gb,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+                boot_from_volume,
+            },
+            flavor_name: name.map(str::to_string),
+        };
+        let domains = [
+            domain("a", Some("m1.large"), 80, false),
+            // The same name with a smaller disk (deleted and created again): the larger wins.
+            domain("b", Some("m1.large"), 40, false),
+            domain("c", Some("m1.large"), 160, true),
+            domain("d", None, 500, false),
+            domain("e", Some("a.tiny"), 1, false),
+        ];
+        let flavors = domain_flavors(&domains);
+        let named: Vec<(&str, u64, bool)> = flavors
+            .iter()
+            .map(|f| (f.name.as_str(), f.flavor.root_gb, f.flavor.boot_from_volume))
+            .collect();
+        assert_eq!(named, vec![("a.tiny", 1, false), ("m1.large", 160, false)]);
+        assert!(flavors.iter().all(|f| f.origin == FlavorOrigin::Libvirt));
+    }
+
+    #[test]
+    fn the_flavor_name_is_read_cleaned_and_optional() {
+        let sizes =
+            "<nova:disk>10</nova:disk><nova:swap>0</nova:swap><nova:ephemeral>0</nova:ephemeral>";
+        let name_of = |flavor_open: &str| {
+            let xml = domain_with(
+                IMAGE_UUID,
+                &format!("<nova:instance xmlns:nova=\"{NOVA_NS_1_1}\">{flavor_open}{sizes}</nova:flavor>{ROOT_IMAGE}</nova:instance>"),
+            );
+            parse_nova_domain(&xml, "x.xml")
+                .unwrap()
+                .expect("nova metadata")
+                .flavor_name
+        };
+        assert_eq!(
+            name_of("<nova:flavor name=\"m1.large\">"),
+            Some("m1.large".to_string())
+        );
+        assert_eq!(name_of("<nova:flavor>"), None);
+        assert_eq!(name_of("<nova:flavor name=\" \">"), None);
+        let long = format!("<nova:flavor name=\"{}\">", "x".repeat(256));
+        assert_eq!(name_of(&long), None);
+        // A line break (XML allows no other control character) never reaches a report line.
+        let hostile = name_of("<nova:flavor name=\"m1&#10;large\">").unwrap();
+        assert!(!hostile.contains('\n'), "{hostile:?}");
     }
 }

@@ -226,6 +226,10 @@ pub struct TrackedUsage {
     /// What nova.conf says nova sends for DISK_GB (placement source only), beside the
     /// `reserved_bytes` placement holds.
     pub nova_conf: Option<NovaConfDisk>,
+    /// The flavors of the listed instances by name, when the source knows their names (the
+    /// libvirt source, from `<nova:flavor name=...>`): the flavor fit's flavors without
+    /// configuration.
+    pub flavors: Vec<flavors::NamedFlavor>,
 }
 
 impl TrackedUsage {
@@ -244,6 +248,7 @@ impl TrackedUsage {
             disk_available_least_bytes: None,
             provider_uuid: None,
             nova_conf: None,
+            flavors: Vec::new(),
         }
     }
 }

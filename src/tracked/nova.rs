@@ -569,6 +569,7 @@ pub fn usage_from(
             .transpose()?,
         provider_uuid: None,
         nova_conf: None,
+        flavors: Vec::new(),
     })
 }
 

@@ -411,6 +411,7 @@ pub fn usage_from(
         tracked_used_bytes: None,
         provider_uuid: None,
         nova_conf: None,
+        flavors: Vec::new(),
         scheduler_free_bytes: None,
         disk_available_least_bytes: None,
     })

@@ -527,8 +527,13 @@ pub struct Domain<'a> {
 }
 
 /// The persistent domain XML nova-compute (libvirt driver, images_type=lvm) writes for an
-/// instance, with the nova 1.1 metadata block.
+/// instance, with the nova 1.1 metadata block, of flavor `m1.custom`.
 pub fn nova_domain_xml(domain: &Domain, vg: &str, index: u32) -> String {
+    nova_domain_xml_of_flavor(domain, "m1.custom", vg, index)
+}
+
+/// [`nova_domain_xml`] with the flavor named `flavor` (`<nova:flavor name=...>`).
+pub fn nova_domain_xml_of_flavor(domain: &Domain, flavor: &str, vg: &str, index: u32) -> String {
     let Domain {
         uuid,
         name,
@@ -567,7 +572,7 @@ or other application using the libvirt API.
       <nova:package version="27.1.0"/>
       <nova:name>{name}</nova:name>
       <nova:creationTime>2026-11-20 09:14:02</nova:creationTime>
-      <nova:flavor name="m1.custom">
+      <nova:flavor name="{flavor}">
         <nova:memory>2048</nova:memory>
         <nova:disk>{root_gb}</nova:disk>
         <nova:swap>{swap_mb}</nova:swap>
@@ -609,6 +614,19 @@ pub fn write_domains(dir: &Path, vg: &str, domains: &[Domain]) {
         std::fs::write(
             dir.join(format!("instance-{index:08x}.xml")),
             nova_domain_xml(domain, vg, index),
+        )
+        .expect("write domain xml");
+    }
+}
+
+/// Writes one domain XML per `(instance, flavor name)` into `dir` as `instance-XXXXXXXX.xml`.
+pub fn write_domains_of_flavors(dir: &Path, vg: &str, domains: &[(Domain, &str)]) {
+    std::fs::create_dir_all(dir).expect("xml dir");
+    for (i, (domain, flavor)) in domains.iter().enumerate() {
+        let index = i as u32 + 1;
+        std::fs::write(
+            dir.join(format!("instance-{index:08x}.xml")),
+            nova_domain_xml_of_flavor(domain, flavor, vg, index),
         )
         .expect("write domain xml");
     }
