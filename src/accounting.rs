@@ -255,11 +255,11 @@ impl UntrackedByCause {
 /// `LV bytes - tracked bytes = rescue + unbooked_root + swap_remainder + extent_rounding -
 /// unbacked`, exactly.
 ///
-/// Rescue LVs, and the root LV of a `disk = 0` flavor, are booked by nobody: they are set apart
-/// whole before the other LVs are netted against the booking, so that they never hide a disk
-/// that is missing (`unbacked`). Of what the other LVs hold beyond the booking, the swap below a
-/// whole GiB the booking leaves out is `swap_remainder` (at most what the swap LV holds beyond
-/// the booked swap), and the rest is `extent_rounding`.
+/// Rescue LVs, the root LV of a `disk = 0` flavor and the swap below a whole GiB that the
+/// booking leaves out are booked by nobody: they are set apart before the other LVs are netted
+/// against the booking, so that they never hide a disk that is missing (`unbacked`). The swap
+/// remainder is at most what the swap LV holds beyond the swap the booking holds. Whatever the
+/// netted LVs hold beyond the booking is `extent_rounding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct InstanceExcess {
     /// LVs whose disk name ends in `.rescue` (`disk.rescue`, `disk.config.rescue`).
@@ -316,8 +316,6 @@ pub fn instance_excess(instance: &TrackedInstance, lvs: &[&LvAllocation]) -> Ins
             }
         }
     }
-    let beyond = netted.saturating_sub(instance.tracked_bytes);
-    excess.unbacked_bytes = instance.tracked_bytes.saturating_sub(netted);
     excess.swap_remainder_bytes = flavor.map_or(0, |f| {
         let root_gb = if f.boot_from_volume { 0 } else { f.root_gb };
         // What the booking holds for swap: nova's resource tracker int(swap / 1024) GiB,
@@ -325,11 +323,12 @@ pub fn instance_excess(instance: &TrackedInstance, lvs: &[&LvAllocation]) -> Ins
         let booked_disks = root_gb.saturating_add(f.ephemeral_gb).saturating_mul(GIB);
         let booked_swap = instance.tracked_bytes.saturating_sub(booked_disks);
         let left_out = f.swap_mb.saturating_mul(MIB).saturating_sub(booked_swap);
-        left_out
-            .min(swap_lv.saturating_sub(booked_swap))
-            .min(beyond)
+        left_out.min(swap_lv.saturating_sub(booked_swap))
     });
-    excess.extent_rounding_bytes = beyond - excess.swap_remainder_bytes;
+    // The remainder is part of the swap LV, so of `netted`.
+    let netted = netted - excess.swap_remainder_bytes;
+    excess.extent_rounding_bytes = netted.saturating_sub(instance.tracked_bytes);
+    excess.unbacked_bytes = instance.tracked_bytes.saturating_sub(netted);
     excess
 }
 
@@ -1050,6 +1049,8 @@ mod tests {
 
     const UUID_A: &str = "3f5e6c1a-1111-2222-3333-444455556666";
     const UUID_B: &str = "9b2d7e40-aaaa-bbbb-cccc-ddddeeeeffff";
+    const UUID_C: &str = "c0c0c0c0-1111-4222-8333-444455556666";
+    const UUID_D: &str = "d0d0d0d0-1111-4222-8333-444455556666";
     const UUID_GONE: &str = "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6";
     const EXTENT: u64 = 4 * MIB;
     /// The size `vgcreate` gives a 20 GiB loop device (5119 extents of 4 MiB).
@@ -1834,6 +1835,453 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `bytes` rounded up to whole extents, as `lvcreate -L` does.
+    fn extents(bytes: u64) -> u64 {
+        bytes.div_ceil(EXTENT) * EXTENT
+    }
+
+    /// An instance booked the way placement books it (`ceil(swap / 1024)`), with its flavor
+    /// known (from another source).
+    fn placement_booked(uuid: &str, f: Flavor) -> TrackedInstance {
+        TrackedInstance {
+            uuid: uuid.into(),
+            tracked_bytes: f.placement_allocation_bytes(),
+            allocated_bytes: f.placement_allocation_bytes(),
+            flavor: Some(f),
+        }
+    }
+
+    fn booked(instances: Vec<TrackedInstance>) -> TrackedUsage {
+        TrackedUsage::from_local(
+            instances,
+            &HostDiskSettings {
+                reserved_host_disk_mb: 0,
+                disk_allocation_ratio: 1.0,
+            },
+        )
+    }
+
+    #[test]
+    fn a_rescue_lv_is_rescue_whole_and_never_hides_a_missing_disk() {
+        // Rescued from a 2 GiB + 1 MiB image: the LV is rounded to whole extents, all of it
+        // rescue (nova books nothing for it). A's ephemeral LV is missing: it stays unbacked.
+        let rescue = extents(2 * GIB + MIB);
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, rescue),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 2, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(
+            t.untracked,
+            UntrackedByCause {
+                rescue_bytes: rescue,
+                ..UntrackedByCause::default()
+            }
+        );
+        assert_eq!(t.unbacked_bytes, 2 * GIB);
+        assert_eq!(t.drift_bytes, rescue as i64 - (2 * GIB) as i64);
+        // Rescue is consumption someone can end (unrescue, or remove a leftover): counted.
+        assert_eq!(t.untracked.total_bytes(), rescue as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_config_drive_rescue_lv_is_rescue_too() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, GIB),
+            lv(
+                &format!("{UUID_A}_disk.config.rescue"),
+                Owner::Instance,
+                EXTENT,
+            ),
+        ];
+        let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).untracked.rescue_bytes, GIB + EXTENT);
+        assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, 0);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn only_a_disk_name_ending_in_dot_rescue_is_a_rescue_disk() {
+        for (disk, rescue) in [
+            ("disk.rescue", true),
+            ("disk.config.rescue", true),
+            ("disk.eph0.rescue", true),
+            ("disk.rescue.old", false),
+            ("disk__rescue", false),
+            ("disk", false),
+            ("rescue", false),
+        ] {
+            assert_eq!(is_rescue_disk(disk), rescue, "{disk}");
+        }
+    }
+
+    #[test]
+    fn a_rescue_lv_of_an_orphan_is_orphan_and_of_an_unbooked_instance_is_unbooked() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_B}_disk.rescue"), Owner::Instance, 2 * GIB),
+            lv(&format!("{UUID_GONE}_disk.rescue"), Owner::Orphan, 3 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.rescue_bytes, 0);
+        assert_eq!(t.untracked.unbooked_instance_bytes, 2 * GIB);
+        assert_eq!(t.untracked.orphan_bytes, 3 * GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn the_root_lv_of_a_disk_0_flavor_is_unbooked_root_whole() {
+        // disk = 0: nova creates the root LV at the image's size (2.2 GiB, rounded to extents)
+        // and books 0 for it; its ephemeral disk is booked and exact.
+        let root = extents(2 * GIB + 200 * MIB + 1);
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, root),
+            lv(&format!("{UUID_A}_disk.local"), Owner::Instance, GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(0, 1, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.tracked_used_bytes, GIB);
+        assert_eq!(
+            t.untracked,
+            UntrackedByCause {
+                unbooked_root_bytes: root,
+                ..UntrackedByCause::default()
+            }
+        );
+        assert_eq!(t.untracked.total_bytes(), root as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_disk_0_root_missing_its_ephemeral_still_counts_whole_and_the_ephemeral_is_unbacked() {
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 3 * GIB)];
+        let u = usage(&[(UUID_A, flavor(0, 2, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.unbooked_root_bytes, 3 * GIB);
+        assert_eq!(t.unbacked_bytes, 2 * GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_root_lv_is_unbooked_root_only_for_disk_0_without_a_volume() {
+        // root_gb = 1: a root LV of 1 GiB + one extent is extent rounding.
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB + EXTENT)];
+        let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
+        assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, EXTENT);
+        assert_identity(&acc);
+        // Booted from volume with disk = 0: nova creates no root LV; one found anyway is not a
+        // disk = 0 root, and lands in extent_rounding with the rest of the excess.
+        let bfv = Flavor {
+            boot_from_volume: true,
+            ..flavor(0, 0, 0)
+        };
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB)];
+        let u = usage(&[(UUID_A, bfv)], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
+        assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn without_a_flavor_a_disk_0_root_cannot_be_told_and_is_extent_rounding() {
+        // Placement alone knows only the allocation (0 GiB for a disk = 0 flavor).
+        let instance = TrackedInstance {
+            uuid: UUID_A.into(),
+            tracked_bytes: 0,
+            allocated_bytes: 0,
+            flavor: None,
+        };
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 2 * GIB)];
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&booked(vec![instance])), 100);
+        assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
+        assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, 2 * GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn placement_leaves_no_swap_remainder_and_its_rounded_up_swap_is_unbacked() {
+        // Placement books ceil(512 / 1024) = 1 GiB for a 512 MiB swap LV.
+        let f = flavor(1, 0, 512);
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 512 * MIB),
+        ];
+        let u = booked(vec![placement_booked(UUID_A, f)]);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked, UntrackedByCause::default());
+        assert_eq!(t.unbacked_bytes, 512 * MIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn the_swap_remainder_is_at_most_what_the_swap_lv_holds_beyond_the_booked_swap() {
+        // No swap LV (not created yet): nothing is swap remainder, the root's extra extent is
+        // rounding, and the booked GiB of swap is unbacked.
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB + EXTENT)];
+        let u = usage(&[(UUID_A, flavor(1, 0, 1536))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.swap_remainder_bytes, 0);
+        assert_eq!(t.untracked.extent_rounding_bytes, 0);
+        assert_eq!(t.unbacked_bytes, GIB - EXTENT);
+        assert_identity(&acc);
+        // A swap LV smaller than the flavor's (a block device mapping's 1280 MiB for a
+        // 1536 MiB flavor swap): 256 MiB beyond the booked GiB are the remainder.
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1280 * MIB),
+        ];
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.swap_remainder_bytes, 256 * MIB);
+        assert_eq!(t.untracked.extent_rounding_bytes, 0);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_whole_gib_of_swap_leaves_no_remainder() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 2 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(1, 0, 2048))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).untracked, UntrackedByCause::default());
+        assert_eq!(tracked(&acc).drift_bytes, 0);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn every_part_of_the_excess_on_one_host_sums_to_the_drift() {
+        // A: rescued, 1001 MiB swap (1004 MiB LV). B: disk = 0, 2.5 GiB image. C: a root LV one
+        // extent over its flavor and a 1536 MiB swap. D: building (no LV yet). Plus a foreign
+        // LV and an orphan.
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 2 * GIB),
+            lv(
+                &format!("{UUID_A}_disk.rescue"),
+                Owner::Instance,
+                extents(GIB + 1),
+            ),
+            lv(
+                &format!("{UUID_A}_disk.swap"),
+                Owner::Instance,
+                extents(1001 * MIB),
+            ),
+            lv(
+                &format!("{UUID_B}_disk"),
+                Owner::Instance,
+                extents(2 * GIB + GIB / 2),
+            ),
+            lv(&format!("{UUID_C}_disk"), Owner::Instance, 3 * GIB + EXTENT),
+            lv(&format!("{UUID_C}_disk.swap"), Owner::Instance, 1536 * MIB),
+            lv("backup", Owner::Foreign, 700 * MIB),
+            lv(&format!("{UUID_GONE}_disk"), Owner::Orphan, GIB),
+        ];
+        let u = usage(
+            &[
+                (UUID_A, flavor(2, 0, 1001)),
+                (UUID_B, flavor(0, 0, 0)),
+                (UUID_C, flavor(3, 0, 1536)),
+                (UUID_D, flavor(4, 0, 0)),
+            ],
+            0,
+            1.0,
+        );
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(
+            t.untracked,
+            UntrackedByCause {
+                foreign_bytes: 700 * MIB,
+                orphan_bytes: GIB,
+                cinder_bytes: 0,
+                unbooked_instance_bytes: 0,
+                rescue_bytes: GIB + EXTENT,
+                unbooked_root_bytes: 2 * GIB + GIB / 2,
+                swap_remainder_bytes: 1001 * MIB + 512 * MIB,
+                extent_rounding_bytes: 3 * MIB + EXTENT,
+                unexplained_bytes: 0,
+            }
+        );
+        assert_eq!(t.unbacked_bytes, 4 * GIB);
+        assert_eq!(
+            t.untracked.total_bytes(),
+            (700 * MIB + GIB + GIB + EXTENT + 2 * GIB + GIB / 2) as i64
+        );
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn the_parts_of_the_excess_follow_their_rules_across_a_grid_of_instances() {
+        let swaps = [0u64, 256, 512, 1001, 1024, 1536, 4097];
+        for root_gb in [0u64, 1, 3] {
+            for ephemeral_gb in [0u64, 2] {
+                for swap_mb in swaps {
+                    for boot_from_volume in [false, true] {
+                        for placement_rule in [false, true] {
+                            for root_lv in [None, Some(0), Some(EXTENT), Some(2 * GIB + MIB)] {
+                                for swap_lv in [None, Some(0i64), Some(-(256 * MIB as i64))] {
+                                    for rescue in [0, extents(GIB + 1)] {
+                                        let f = Flavor {
+                                            root_gb,
+                                            ephemeral_gb,
+                                            swap_mb,
+                                            boot_from_volume,
+                                        };
+                                        let instance = if placement_rule {
+                                            placement_booked(UUID_A, f)
+                                        } else {
+                                            TrackedInstance::from_flavor(UUID_A, &f)
+                                        };
+                                        let mut lvs = vec![];
+                                        let booked_root = root_gb * GIB;
+                                        if let Some(extra) = root_lv {
+                                            lvs.push(lv(
+                                                &format!("{UUID_A}_disk"),
+                                                Owner::Instance,
+                                                extents(booked_root + extra),
+                                            ));
+                                        }
+                                        if ephemeral_gb > 0 {
+                                            lvs.push(lv(
+                                                &format!("{UUID_A}_disk.local"),
+                                                Owner::Instance,
+                                                ephemeral_gb * GIB,
+                                            ));
+                                        }
+                                        let swap_bytes = match swap_lv {
+                                            Some(delta) if swap_mb > 0 => extents(
+                                                (swap_mb * MIB)
+                                                    .saturating_add_signed(delta)
+                                                    .max(MIB),
+                                            ),
+                                            _ => 0,
+                                        };
+                                        if swap_bytes > 0 {
+                                            lvs.push(lv(
+                                                &format!("{UUID_A}_disk.swap"),
+                                                Owner::Instance,
+                                                swap_bytes,
+                                            ));
+                                        }
+                                        if rescue > 0 {
+                                            lvs.push(lv(
+                                                &format!("{UUID_A}_disk.rescue"),
+                                                Owner::Instance,
+                                                rescue,
+                                            ));
+                                        }
+                                        let what = format!("{f:?} placement {placement_rule} root {root_lv:?} swap {swap_bytes} rescue {rescue}");
+                                        let u = booked(vec![instance]);
+                                        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+                                        assert_identity(&acc);
+                                        let t = tracked(&acc).untracked;
+                                        assert_eq!(t.rescue_bytes, rescue, "{what}");
+                                        let root_bytes = lvs
+                                            .iter()
+                                            .find(|l| l.name.ends_with("_disk"))
+                                            .map_or(0, |l| l.allocated_bytes);
+                                        let disk_0 = root_gb == 0 && !boot_from_volume;
+                                        assert_eq!(
+                                            t.unbooked_root_bytes,
+                                            if disk_0 { root_bytes } else { 0 },
+                                            "{what}"
+                                        );
+                                        let remainder = if placement_rule {
+                                            0
+                                        } else {
+                                            (swap_mb % 1024) * MIB
+                                        };
+                                        assert!(t.swap_remainder_bytes <= remainder, "{what}");
+                                        assert!(t.swap_remainder_bytes <= swap_bytes, "{what}");
+                                        if swap_bytes >= swap_mb * MIB {
+                                            assert_eq!(t.swap_remainder_bytes, remainder, "{what}");
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_instance_lvs_are_split_without_overflow() {
+        let half = MAX_ACCOUNTED_BYTES / 2;
+        let lvs = [
+            lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, half),
+            lv(&format!("{UUID_B}_disk"), Owner::Instance, half),
+        ];
+        let u = usage(
+            &[(UUID_A, flavor(0, 0, 0)), (UUID_B, flavor(0, 0, 0))],
+            0,
+            1.0,
+        );
+        let size = MAX_ACCOUNTED_BYTES;
+        let acc = account_vg(&vg(size, size - 2 * half), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.rescue_bytes, half);
+        assert_eq!(t.untracked.unbooked_root_bytes, half);
+        assert_identity(&acc);
+        // instance_excess alone saturates rather than wraps.
+        let lvs = [
+            lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, u64::MAX),
+            lv(
+                &format!("{UUID_A}_disk.config.rescue"),
+                Owner::Instance,
+                u64::MAX,
+            ),
+        ];
+        let parts = instance_excess(
+            &TrackedInstance::from_flavor(UUID_A, &flavor(0, 0, 0)),
+            &lvs.iter().collect::<Vec<_>>(),
+        );
+        assert_eq!(parts.rescue_bytes, u64::MAX);
+    }
+
+    #[test]
+    fn placement_instances_borrow_the_flavors_other_sources_know() {
+        let f = flavor(0, 1, 512);
+        let without = TrackedInstance {
+            flavor: None,
+            ..placement_booked(UUID_A, f)
+        };
+        let primary = booked(vec![
+            without.clone(),
+            TrackedInstance {
+                uuid: UUID_B.into(),
+                ..without.clone()
+            },
+        ]);
+        let local = usage(&[(UUID_A, f)], 0, 1.0);
+        let enriched = with_flavors_from(&primary, [&primary, &local]).expect("filled in");
+        assert_eq!(enriched.instances[0].flavor, Some(f));
+        assert_eq!(enriched.instances[0].tracked_bytes, 2 * GIB);
+        assert_eq!(enriched.instances[1].flavor, None);
+        // Nothing to fill in, or nothing known: the primary as it is.
+        assert_eq!(with_flavors_from(&local, [&primary]), None);
+        assert_eq!(with_flavors_from(&primary, [&primary]), None);
+        // A flavor the primary knows is its own, whatever the others say.
+        let other = usage(&[(UUID_A, flavor(9, 9, 9))], 0, 1.0);
+        assert_eq!(with_flavors_from(&local, [&other]), None);
     }
 
     fn report_lv(vg: &str, name: &str, bytes: u64) -> Lv {
