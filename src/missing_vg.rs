@@ -67,7 +67,9 @@ pub async fn see_lvm(lvm_path: &Path, prefix: &[String], timeout: Duration) -> O
 
 /// Reads `lvm pvs --reportformat json -o pv_name,vg_name`.
 pub fn parse_pvs(stdout: &[u8]) -> Option<SeenLvm> {
-    let document: serde_json::Value = serde_json::from_slice(stdout).ok()?;
+    let text = std::str::from_utf8(stdout).ok()?;
+    let document: serde_json::Value =
+        serde_json::from_str(&crate::lvm::report::without_lvm_notices(text)).ok()?;
     let mut vgs = BTreeSet::new();
     let mut pvs = 0;
     for report in document.get("report")?.as_array()? {

@@ -706,6 +706,11 @@ struct Shape {
     metadata_method: u64,
     /// Tracked sources.
     sources: u64,
+    /// Local sources (libvirt, file) among them: each has `nova_lvm_local_source_suspect`.
+    local_sources: u64,
+    /// 1 when placement is the primary source: nova.conf's reserve beside placement's
+    /// (`nova_lvm_nova_conf_reserved_bytes`).
+    placement_primary: u64,
     /// Flavors with a fit.
     flavors: u64,
     /// LVs with a series of their own, and whether LVM gave their creation time.
@@ -721,8 +726,10 @@ fn series_budget(s: &Shape) -> u64 {
     let fixed = 8;
     let collectors = 3 * s.collectors;
     let vg = 3 + 2 * s.owner_classes + s.raw_source_info + s.metadata_method;
-    let sources = 6 * s.sources;
-    let derived = 18;
+    let sources = 6 * s.sources + s.local_sources;
+    // drift, unbacked, corrected free, overestimate, recommended reserve and ratio, 6 causes,
+    // 4 + 4 orphan reasons; nova.conf's reserve with placement primary.
+    let derived = 20 + s.placement_primary;
     let flavors = if s.flavors > 0 { 2 * s.flavors + 1 } else { 0 };
     let lvs = s.listed_lvs * if s.lv_times { 2 } else { 1 };
     fixed + collectors + vg + sources + derived + flavors + lvs + 2 * s.active_thin_pools
@@ -895,6 +902,8 @@ fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federa
                 raw_source_info: 1,
                 metadata_method: 1,
                 sources: 1,
+                local_sources: 1,
+                placement_primary: 0,
                 flavors: 1,
                 listed_lvs: 1,
                 lv_times: true,
@@ -912,6 +921,8 @@ fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federa
                 raw_source_info: 0,
                 metadata_method: 0,
                 sources: 1,
+                local_sources: 1,
+                placement_primary: 0,
                 flavors: 0,
                 listed_lvs: 3,
                 lv_times: false,
@@ -929,6 +940,8 @@ fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federa
                 raw_source_info: 0,
                 metadata_method: 0,
                 sources: 1,
+                local_sources: 1,
+                placement_primary: 0,
                 flavors: 0,
                 listed_lvs: 3,
                 lv_times: false,
@@ -946,6 +959,8 @@ fn a_sharded_fleet_pages_with_region_and_cell_through_victoriametrics_and_federa
                 raw_source_info: 0,
                 metadata_method: 0,
                 sources: 1,
+                local_sources: 1,
+                placement_primary: 0,
                 flavors: 0,
                 listed_lvs: 6,
                 lv_times: false,

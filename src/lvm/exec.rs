@@ -830,6 +830,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_retrying_notice_lvm_prints_on_stdout_does_not_fail_the_report() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lvm/fullreport.json");
+        let expected = crate::lvm::report::parse(
+            &std::fs::read_to_string(fixture).expect("fixture"),
+            "fixture",
+        )
+        .expect("the fixture parses");
+        // What LVM prints when a VG's metadata changed under it (a concurrent lvcreate).
+        let lvm = script(
+            dir.path(),
+            "lvm",
+            &format!("echo '  Retrying metadata scan.'\ncat {fixture}"),
+        )
+        .await;
+        let vgs: Vec<String> = expected.vgs.iter().map(|vg| vg.name.clone()).collect();
+        let vg_refs: Vec<&str> = vgs.iter().map(String::as_str).collect();
+        let report = collect(&command(&lvm, Duration::from_secs(10)), &vg_refs)
+            .await
+            .expect("the notice is set aside");
+        assert_eq!(report, expected);
+    }
+
+    #[tokio::test]
     async fn garbage_stdout_is_a_parse_error_naming_the_command() {
         let dir = tempfile::tempdir().expect("tempdir");
         let lvm = script(dir.path(), "lvm", "echo '  VG   #PV #LV'").await;

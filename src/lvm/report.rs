@@ -70,9 +70,40 @@ pub struct Sections {
     pub elements: usize,
 }
 
+/// Lines LVM prints on stdout between (or before) its JSON documents, through `log_print`,
+/// which `--reportformat json` does not capture: lvm2 2.03's `lib/metadata/metadata.c` prints
+/// "Retrying metadata scan." when a VG's metadata changed while it was being read (a concurrent
+/// `lvcreate`). Seen in the field breaking other parsers of LVM's stdout too (Ansible's LVM
+/// facts). Only these exact lines are set aside; any other text outside JSON stays an error.
+pub const LVM_STDOUT_NOTICES: &[&str] = &["Retrying metadata scan."];
+
+/// `text` with every line that is one of [`LVM_STDOUT_NOTICES`] (surrounding white space
+/// aside) blanked, so that line and column numbers in errors still point into LVM's output. A
+/// JSON string cannot hold a raw newline, so such a line is never part of a document.
+pub fn without_lvm_notices(text: &str) -> Cow<'_, str> {
+    let is_notice = |line: &str| LVM_STDOUT_NOTICES.contains(&line.trim());
+    if !text.lines().any(is_notice) {
+        return Cow::Borrowed(text);
+    }
+    let mut kept = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if is_notice(line) {
+            tracing::debug!(notice = line.trim(), "LVM printed a notice beside its report");
+            if line.ends_with('\n') {
+                kept.push('\n');
+            }
+        } else {
+            kept.push_str(line);
+        }
+    }
+    Cow::Owned(kept)
+}
+
 /// Parses concatenated LVM JSON report documents without requiring any particular section,
 /// for callers that read the output of `lvs` alone. [`parse`] is the strict entry point.
+/// LVM's stdout notices ([`LVM_STDOUT_NOTICES`]) between documents are set aside.
 pub fn parse_sections(text: &str, origin: &str) -> Result<Sections, LvmError> {
+    let text = &*without_lvm_notices(text);
     let mut builder = Builder::default();
     let mut has_vg_section = false;
     let mut has_lv_section = false;
@@ -164,6 +195,7 @@ pub struct PvRow {
 /// with its element's VG. A row without a name or UUID (a missing PV) is kept with an empty
 /// field: the caller treats it as a device it cannot read.
 pub fn parse_pv_rows(text: &str, origin: &str) -> Result<Vec<PvRow>, LvmError> {
+    let text = &*without_lvm_notices(text);
     #[derive(Deserialize)]
     struct PvDocument<'a> {
         #[serde(default, borrow)]
@@ -662,6 +694,32 @@ mod tests {
     }
 
     use crate::units::{GIB, MIB};
+
+    #[test]
+    fn lvm_s_retrying_notice_on_stdout_is_set_aside_and_nothing_else_is() {
+        let clean = fixture("fullreport.json");
+        let expected = parse(&clean, "test").expect("the fixture parses");
+        // Before the document, indented as LVM prints it, and after it with and without a
+        // final newline.
+        for noisy in [
+            format!("  Retrying metadata scan.\n{clean}\n  Retrying metadata scan.\n"),
+            format!("{clean}\nRetrying metadata scan."),
+        ] {
+            assert_eq!(
+                parse(&noisy, "test").expect("the notices are set aside"),
+                expected
+            );
+        }
+        // Any other line outside JSON is still an error, at LVM's own line number.
+        let other = format!("  Retrying metadata scan.\n  Reading all physical volumes.\n{clean}");
+        let message = parse_err(&other);
+        assert!(message.contains("(line 2, column"), "{message}");
+        // Text that merely contains the notice is not one.
+        let inside = format!("  Retrying metadata scan. Twice.\n{clean}");
+        assert!(parse_err(&inside).starts_with("invalid JSON (line 1,"));
+        // Without a notice the text is borrowed as it is.
+        assert!(matches!(without_lvm_notices(&clean), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn seed_incident_example() {

@@ -15,7 +15,7 @@
 //!
 //! | member | type | required | meaning |
 //! |---|---|---|---|
-//! | `uuid` | string | yes | instance UUID, 8-4-4-4-12 hex digits (either case); unique in the file |
+//! | `uuid` | string | yes | instance UUID, 32 hex digits in 8-4-4-4-12 groups or without hyphens (either case); unique in the file |
 //! | `root_gb` | integer | yes | the flavor's `root_gb` (nova's `<nova:disk>`), GiB |
 //! | `ephemeral_gb` | integer | no, 0 | the flavor's `ephemeral_gb`, GiB |
 //! | `swap_mb` | integer | no, 0 | the flavor's `swap`, **MiB** (need not be a whole GiB) |
@@ -132,7 +132,7 @@ fn uuid_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::E
     let text = String::deserialize(deserializer)?;
     canonical_uuid(&text).ok_or_else(|| {
         de::Error::custom(format!(
-            "uuid {text:?} is not a UUID (8-4-4-4-12 hex digits)"
+            "uuid {text:?} is not a UUID (32 hex digits, in 8-4-4-4-12 groups or without hyphens)"
         ))
     })
 }
@@ -361,7 +361,7 @@ mod tests {
         let message = rejected("{\"instances\": [\n  {\"uuid\": \"web-01\", \"root_gb\": 1}\n]}");
         assert_eq!(
             message,
-            "instances[0]: uuid \"web-01\" is not a UUID (8-4-4-4-12 hex digits) at line 2 column 19"
+            "instances[0]: uuid \"web-01\" is not a UUID (32 hex digits, in 8-4-4-4-12 groups or without hyphens) at line 2 column 19"
         );
     }
 

@@ -385,7 +385,7 @@ pub fn parse_domain(xml: &str, origin: &str) -> Result<Option<(String, Flavor)>,
             let text = one.text().unwrap_or("").trim();
             canonical_uuid(text).ok_or_else(|| {
                 invalid(format!(
-                    "domain <uuid> {text:?} is not a UUID (8-4-4-4-12 hex digits)"
+                    "domain <uuid> {text:?} is not a UUID (32 hex digits, in 8-4-4-4-12 groups or without hyphens)"
                 ))
             })?
         }
