@@ -17,7 +17,7 @@ use crate::units::MIB;
 
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
 /// removed, renamed or retyped); adding a field does not bump it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The most rows a per-LV or per-consumer list shows in `report`'s text and on the status page;
 /// an "N more" line stands for the rest (the JSON document lists them all).
