@@ -1852,7 +1852,7 @@ fn an_instance_without_allocation_is_not_an_orphan_but_unbooked() {
     );
     let text = report("text");
     assert!(
-        text.contains("unbooked_instance        11.50 GiB  instance on this host, not booked"),
+        text.contains("unbooked_instance      11.50 GiB  instance on this host, not booked"),
         "{text}"
     );
 }
