@@ -1103,8 +1103,7 @@ scrape_configs:
             exposition_sum(&m, "nova_lvm_untracked_bytes", &[], ROUNDING_CAUSES);
         *untracked_by_zone
             .entry(format!("{}/{}", host.region, host.availability_zone))
-            .or_default() +=
-            exposition_sum(&m, "nova_lvm_untracked_bytes", &[], ROUNDING_CAUSES);
+            .or_default() += exposition_sum(&m, "nova_lvm_untracked_bytes", &[], ROUNDING_CAUSES);
         *free_by_region.entry(host.region.to_string()).or_default() +=
             exposition_sum(&m, "nova_lvm_corrected_free_bytes", &[], &[]);
         let fits: Vec<f64> = m

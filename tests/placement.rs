@@ -246,7 +246,12 @@ fn application_credential_from_clouds_yaml_every_figure_to_the_byte() {
     assert_eq!(cause("foreign"), (5 * GIB) as f64);
     assert_eq!(cause("orphan"), (10 * GIB) as f64);
     assert_eq!(cause("cinder"), 0.0);
-    for part in ["rescue", "unbooked_root", "swap_remainder", "extent_rounding"] {
+    for part in [
+        "rescue",
+        "unbooked_root",
+        "swap_remainder",
+        "extent_rounding",
+    ] {
         assert_eq!(cause(part), 0.0, "{part}");
     }
     assert_eq!(cause("unexplained"), 0.0);
@@ -1096,7 +1101,12 @@ fn a_real_vg_with_placement_consumers_every_figure_to_the_byte() {
     assert_eq!(cause("foreign"), (5 * GIB) as f64);
     assert_eq!(cause("orphan"), (10 * GIB) as f64);
     assert_eq!(cause("cinder"), 0.0);
-    for part in ["rescue", "unbooked_root", "swap_remainder", "extent_rounding"] {
+    for part in [
+        "rescue",
+        "unbooked_root",
+        "swap_remainder",
+        "extent_rounding",
+    ] {
         assert_eq!(cause(part), 0.0, "{part}");
     }
     assert_eq!(cause("unexplained"), 0.0);

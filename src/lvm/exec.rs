@@ -832,7 +832,10 @@ mod tests {
     #[tokio::test]
     async fn a_retrying_notice_lvm_prints_on_stdout_does_not_fail_the_report() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lvm/fullreport.json");
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/lvm/fullreport.json"
+        );
         let expected = crate::lvm::report::parse(
             &std::fs::read_to_string(fixture).expect("fixture"),
             "fixture",

@@ -88,7 +88,10 @@ pub fn without_lvm_notices(text: &str) -> Cow<'_, str> {
     let mut kept = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         if is_notice(line) {
-            tracing::debug!(notice = line.trim(), "LVM printed a notice beside its report");
+            tracing::debug!(
+                notice = line.trim(),
+                "LVM printed a notice beside its report"
+            );
             if line.ends_with('\n') {
                 kept.push('\n');
             }
