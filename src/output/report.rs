@@ -873,9 +873,9 @@ fn accounting_report(
     }
 }
 
-/// The terms of `drift = foreign + orphan + cinder + unbooked_instance + rescue + unbooked_root
-/// + swap_remainder + extent_rounding + unexplained - unbacked`, with what each means, for the
-/// text report and the status page.
+/// The terms of the drift with what each means, for the text report and the status page:
+/// `drift = foreign + orphan + cinder + unbooked_instance + rescue + unbooked_root +
+/// swap_remainder + extent_rounding + unexplained - unbacked`.
 pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str); 10] {
     let u = &a.untracked;
     [
