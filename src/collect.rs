@@ -19,8 +19,8 @@ use crate::accounting::{
 };
 use crate::audit::{audit_collection, Audit};
 use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
+use crate::lvm::missing_vg::{missing_vg_message, see_lvm};
 use crate::lvm::{RawSource, VgReport};
-use crate::missing_vg::{missing_vg_message, see_lvm};
 use crate::orphans::{
     doubt_local_sources, is_empty_local, orphan_lvs, LocalSourceDoubt, OrphanReasons,
 };

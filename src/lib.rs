@@ -59,7 +59,6 @@ pub mod tracked;
 pub mod accounting;
 pub mod audit;
 pub mod fit;
-pub mod missing_vg;
 pub mod orphans;
 
 pub mod collect;

@@ -1,5 +1,5 @@
-//! Text made safe to show or to send: control characters escaped for a terminal line, and
-//! percent-encoding for a URL path segment or query value.
+//! Text made safe to show or to send: control characters escaped for a terminal line,
+//! percent-encoding for a URL path segment or query value, and HTML escaping for the status page.
 
 use std::fmt::Write as _;
 
@@ -30,6 +30,29 @@ pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
 /// isolates), which make text display in another order than it is stored.
 pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Escapes text for HTML element content and attribute values: the markup characters become
+/// entities, and control characters (but line breaks and tabs) and bidirectional formatting
+/// characters are shown as `\u{..}` escapes, as `report` shows them, so that a name cannot hide
+/// or reorder what the page says.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() || is_bidi_control(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Percent-encodes a URL path segment or query value: everything but RFC 3986's unreserved

@@ -66,10 +66,26 @@ impl TestPv {
         self.lvm("lvremove", &["-f", &format!("{}/{name}", self.vg)]);
     }
 
-    /// `vgs` fields for this VG, trimmed.
+    /// `vgs` fields for this VG, trimmed. LVM sees this PV only (`--devices`): the
+    /// differential test in this binary writes refused metadata to its own PVs meanwhile, and a
+    /// scan of every device then makes LVM print notices beside the figure.
     fn vgs(&self, field: &str) -> String {
-        run("vgs", &["--noheadings", "-o", field, &self.vg])
-            .trim()
+        let output = run(
+            "vgs",
+            &[
+                "--devices",
+                &self.device,
+                "--noheadings",
+                "-o",
+                field,
+                &self.vg,
+            ],
+        );
+        output
+            .lines()
+            .map(str::trim)
+            .rfind(|line| !line.is_empty())
+            .unwrap_or_default()
             .to_string()
     }
 

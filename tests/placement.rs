@@ -334,7 +334,7 @@ fn password_auth_from_os_variables() {
 #[test]
 fn a_wrong_libvirt_directory_is_told_from_leaked_disks_by_placement() {
     let Some(os) = environment() else { return };
-    let host = seed_host(os, "cmp-wrongdir", 9);
+    let host = seed_host(os, "cmp-wrongdir", 12);
     let qemu = host.dir.path().join("qemu");
     std::fs::create_dir(&qemu).unwrap();
     let exporter = Exporter::start_with_env(
@@ -364,11 +364,24 @@ fn a_wrong_libvirt_directory_is_told_from_leaked_disks_by_placement() {
         )),
         1.0
     );
-    // Every instance disk (A, B and the orphan C) counts as an orphan on libvirt's word.
+    // Placement places A and B here: their disks are never orphans, whatever libvirt says;
+    // libvirt (primary) books them not, so their 60 GiB are cause unbooked_instance. Only C,
+    // which no source places here, is an orphan.
     assert_eq!(
         m.value(&format!("nova_lvm_lvs{{owner=\"orphan\",vg=\"{VG}\"}}")),
-        3.0
+        1.0
     );
+    assert_eq!(
+        m.value(&format!("nova_lvm_lvs{{owner=\"instance\",vg=\"{VG}\"}}")),
+        2.0
+    );
+    let cause = |c: &str| {
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"{c}\",vg=\"{VG}\"}}"
+        ))
+    };
+    assert_eq!(cause("unbooked_instance"), (60 * GIB) as f64);
+    assert_eq!(cause("orphan"), (10 * GIB) as f64);
     let (_, page) = get(exporter.port, "/").unwrap();
     let warning = page
         .split("local-source-warning")

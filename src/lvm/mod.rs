@@ -16,9 +16,11 @@
 //!   the checksummed metadata text (issue 14), its text parsed into a VG, and
 //!   [`metadata::source::MetadataSource`], the raw source that reads it with `lvm fullreport` as
 //!   the fallback.
+//! - [`missing_vg`]: when a watched VG is not found, the VGs LVM sees (one `lvm pvs`) for the error.
 
 pub mod exec;
 pub mod metadata;
+pub mod missing_vg;
 pub mod owner;
 pub mod process;
 pub mod replay;

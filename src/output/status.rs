@@ -11,30 +11,8 @@ use std::fmt::Write as _;
 use crate::output::report::{
     drift_causes, AccountingReport, AuditReport, OrphansReport, Report, VgAccount, LISTED_ROWS,
 };
+use crate::text::escape_html;
 use crate::units::{format_ratio, gib, GIB};
-
-/// Escapes text for HTML element content and attribute values: the markup characters become
-/// entities, and control characters (but line breaks and tabs) and bidirectional formatting
-/// characters are shown as `\u{..}` escapes, as `report` shows them, so that a name cannot hide
-/// or reorder what the page says.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() || crate::text::is_bidi_control(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:62em;padding:0 1em;color:#1d232a}\
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccd}\

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use crate::output::check::defaults;
 use crate::output::report::{Report, UntrackedReport, VgAccount};
-use crate::output::status::escape_html;
+use crate::text::escape_html;
 use crate::units::gib;
 
 /// One problem: what is wrong, how many bytes it concerns (none for a failure), what to do.

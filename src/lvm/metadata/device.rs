@@ -350,7 +350,7 @@ pub fn scan_device(path: &Path) -> Result<Option<ScannedPv>, DeviceError> {
     }
     let vg = match texts.into_iter().max_by_key(|text| text.seqno) {
         Some(newest) => {
-            let identity = super::text::parse_metadata(&newest.text)
+            let identity = super::validate::parse_metadata(&newest.text)
                 .ok()
                 .and_then(|tree| vg_identity(&tree));
             if identity.is_none() {

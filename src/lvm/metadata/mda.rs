@@ -243,7 +243,7 @@ pub fn assemble_text(
 /// `None` when the text does not parse or its VG section has no integer `seqno`. A line that
 /// merely looks like `seqno = N` (inside a string, or a key `seqnox`) is not one.
 pub fn seqno(text: &str) -> Option<u64> {
-    vg_seqno(&super::text::parse_metadata(text).ok()?)
+    vg_seqno(&super::validate::parse_metadata(text).ok()?)
 }
 
 /// The `seqno` of the VG section of a parsed metadata text (see [`seqno`]).

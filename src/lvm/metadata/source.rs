@@ -53,7 +53,7 @@ use super::device::{block_devices, read_label, read_mda_text_unparsed, scan_devi
 use super::mda::vg_seqno;
 use super::scan::{group, vg_identity, ScanError, ScannedPv};
 use super::vg::{from_tree, VgError, VgMetadata};
-use super::{text, MetadataError};
+use super::{text, validate, MetadataError};
 use crate::input::BlockingLane;
 use crate::lvm::exec::LvmCommand;
 use crate::lvm::report::PvRow;
@@ -298,7 +298,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             trees.push(None);
             continue;
         }
-        let tree = text::parse_metadata(text).map_err(|e| {
+        let tree = validate::parse_metadata(text).map_err(|e| {
             Fallback::new(
                 Reason::Malformed,
                 format!("{}: metadata text of vg {vg:?}: {e}", device_of(index)),
@@ -357,7 +357,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             let tree = match &trees[newest] {
                 Some(tree) => tree,
                 None => {
-                    reparsed = text::parse_metadata(&texts[newest]).map_err(|e| {
+                    reparsed = validate::parse_metadata(&texts[newest]).map_err(|e| {
                         Fallback::new(
                             Reason::Malformed,
                             format!("metadata text of vg {vg:?}: {e}"),

@@ -33,26 +33,7 @@ use crate::lvm::{Lv, Vg};
 /// Bytes per LVM sector.
 const SECTOR: u64 = 512;
 
-/// Why a metadata tree could not be turned into a VG.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VgError {
-    /// Something the reader does not implement: fall back to `lvm fullreport`.
-    #[error("LVM metadata of vg {vg:?}: unsupported: {what}")]
-    Unsupported {
-        /// The VG.
-        vg: String,
-        /// What is not implemented, e.g. `segment type "vdo" of lv "x"`.
-        what: String,
-    },
-    /// The tree does not describe a VG as LVM writes one.
-    #[error("LVM metadata of vg {vg:?}: {message}")]
-    Malformed {
-        /// The VG (empty when no VG section was found).
-        vg: String,
-        /// What is wrong, naming the section and key.
-        message: String,
-    },
-}
+pub use super::validate::VgError;
 
 /// The VG and all its LVs (hidden ones included, sorted by name) as `lvm fullreport -a` reports
 /// them for an inactive VG.

@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::lvm::process::{display_command, run, Supervision};
+use super::process::{display_command, run, Supervision};
 
 /// What LVM sees on this host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -69,7 +69,7 @@ pub async fn see_lvm(lvm_path: &Path, prefix: &[String], timeout: Duration) -> O
 pub fn parse_pvs(stdout: &[u8]) -> Option<SeenLvm> {
     let text = std::str::from_utf8(stdout).ok()?;
     let document: serde_json::Value =
-        serde_json::from_str(&crate::lvm::report::without_lvm_notices(text)).ok()?;
+        serde_json::from_str(&super::report::without_lvm_notices(text)).ok()?;
     let mut vgs = BTreeSet::new();
     let mut pvs = 0;
     for report in document.get("report")?.as_array()? {
