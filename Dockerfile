@@ -23,6 +23,7 @@ ARG NOVA_LVM_EXPORTER_REVISION=unknown
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+COPY crates ./crates
 RUN cargo build --release --locked \
  && install -D target/release/nova-lvm-exporter /out/nova-lvm-exporter
 

@@ -26,10 +26,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use lvm_metadata::device::{read_label, read_mda_text, PvDevice};
+use lvm_metadata::{text, vg};
 use nova_lvm_exporter::lvm::exec::{IoMode, LvmCommand};
-use nova_lvm_exporter::lvm::metadata::device::{read_label, read_mda_text, PvDevice};
 use nova_lvm_exporter::lvm::metadata::source::{read_vg, MetadataSource, VgCache};
-use nova_lvm_exporter::lvm::metadata::{text, vg};
 use nova_lvm_exporter::lvm::RawSource;
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {

@@ -99,7 +99,7 @@ pub struct SnapshotCollector {
     lvm_look: Option<LvmLook>,
 }
 
-/// How to ask LVM what it sees when a watched VG is missing ([`crate::missing_vg`]).
+/// How to ask LVM what it sees when a watched VG is missing ([`crate::lvm::missing_vg`]).
 #[derive(Debug, Clone)]
 pub struct LvmLook {
     /// The `lvm` program.

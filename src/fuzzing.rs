@@ -11,6 +11,7 @@ use crate::accounting::account_host;
 use crate::collect::{CollectorStatus, Snapshot};
 use crate::lvm::owner::{classify_name, LvName};
 use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
+pub use lvm_metadata::fuzzing::{lvm_metadata_text, lvm_pv};
 
 /// A fuzz entry point.
 pub type Target = fn(&[u8]);
@@ -34,37 +35,6 @@ fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 /// The LVM JSON report parser.
 pub fn lvm_report(data: &[u8]) {
     let _ = crate::lvm::report::parse(&text(data), "fuzz");
-}
-
-/// The PV label, metadata area header and metadata text reader, on the bytes as a PV image:
-/// as they are, then with the label's and the first metadata area header's checksums made right,
-/// so that mutations reach past the checksum checks.
-pub fn lvm_pv(data: &[u8]) {
-    use crate::lvm::metadata::crc::{calc_crc, INITIAL_CRC};
-    use crate::lvm::metadata::{device, mda};
-    let mut image = data;
-    let _ = device::read_pv_from(&mut image);
-    let _ = mda::parse_mda_header(data, 0);
-    let mut sealed = data.to_vec();
-    let seal = |bytes: &mut [u8], crc_at: usize, from: usize, to: usize| {
-        if let Some(covered) = bytes.get(from..to) {
-            let crc = calc_crc(INITIAL_CRC, covered).to_le_bytes();
-            bytes[crc_at..crc_at + 4].copy_from_slice(&crc);
-        }
-    };
-    for sector in (0..4 * 512).step_by(512) {
-        seal(&mut sealed, sector + 16, sector + 20, sector + 512);
-    }
-    seal(&mut sealed, 4096, 4100, 4608);
-    let mut image = &sealed[..];
-    let _ = device::read_pv_from(&mut image);
-}
-
-/// LVM's metadata text parser, then the VG reader on what it parsed.
-pub fn lvm_metadata_text(data: &[u8]) {
-    if let Ok(tree) = crate::lvm::metadata::text::parse(&text(data)) {
-        let _ = crate::lvm::metadata::vg::from_tree(&tree);
-    }
 }
 
 /// The whole pure pipeline on a parsed report: every nova-named LV's instance is tracked with a

@@ -8,6 +8,10 @@
 //! bottom to top; a module imports only from its own layer and the ones below
 //! (`tests/layers.rs` holds the order and checks it):
 //!
+//! Below every layer is the workspace's [`lvm_metadata`] crate (`crates/lvm-metadata`): LVM's
+//! metadata read straight from the PVs, pure and synchronous; [`lvm`] builds its metadata source
+//! on it.
+//!
 //! 1. Foundation, used by everything above:
 //!    - [`units`]: the one GiB/MiB definition; sizes and ratios written for people.
 //!    - [`text`]: control characters escaped for a terminal line; URL percent-encoding.

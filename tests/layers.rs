@@ -2,6 +2,11 @@
 //! paths in `src/` (product code; each file's `#[cfg(test)] mod tests` is left out) and fails on
 //! an import cycle between modules or on an import from a higher layer. The layer order is
 //! written once, here, and `src/lib.rs`'s "Layout" section explains it.
+//!
+//! Below every layer is the workspace's `lvm-metadata` crate (`crates/lvm-metadata`): Cargo
+//! already keeps it from importing the exporter. What Cargo cannot see is checked here: which
+//! modules use the crate, that none of its dependencies (transitively, from `Cargo.lock`) is an
+//! async runtime, an HTTP or a metrics crate, and that no type name is declared in both.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,12 +28,37 @@ const LAYERS: &[&[&str]] = &[
     &["app"],
 ];
 
+/// The workspace crate below every layer (`crates/lvm-metadata`), as its paths name it.
+const METADATA_CRATE: &str = "lvm_metadata";
+
+/// The top-level modules that may use [`METADATA_CRATE`] directly: the raw source, and the fuzz
+/// entry points. Every other layer sees LVM through `crate::lvm`.
+const METADATA_CRATE_USERS: &[&str] = &["lvm", "fuzzing"];
+
+/// Crates the metadata crate must not depend on, even indirectly (its dev-dependencies too:
+/// `Cargo.lock` does not tell them apart): it is the synchronous reader, usable without the
+/// exporter's runtime, server, metrics or HTTP client.
+const METADATA_CRATE_FORBIDDEN: &[&str] = &[
+    "tokio",
+    "axum",
+    "hyper",
+    "hyper-util",
+    "prometheus",
+    "reqwest",
+    "async-trait",
+    "futures",
+];
+
 /// Modules outside the layers: fuzz entry points may reach any layer (they are built only with
 /// the `fuzzing` feature, never in a release).
 const UNLAYERED: &[&str] = &["fuzzing"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn metadata_crate_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/lvm-metadata/src")
 }
 
 /// `src/lvm/exec.rs` -> `lvm::exec`; `src/lvm/mod.rs` -> `lvm`; `lib.rs` and `main.rs` -> None.
@@ -338,15 +368,34 @@ fn declared_type(line: &str) -> Option<&str> {
     Some(&name[..end])
 }
 
+/// `crates/lvm-metadata/src/vg.rs` -> `lvm_metadata::vg`; its `lib.rs` -> `lvm_metadata`.
+fn metadata_crate_module_of(path: &Path) -> String {
+    let relative = path
+        .strip_prefix(metadata_crate_src())
+        .unwrap()
+        .with_extension("");
+    match relative.to_string_lossy().as_ref() {
+        "lib" => METADATA_CRATE.to_string(),
+        module => format!("{METADATA_CRATE}::{}", module.replace('/', "::")),
+    }
+}
+
 #[test]
 fn no_two_modules_declare_a_type_of_the_same_name() {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
+    let mut crate_files = Vec::new();
+    rust_files(&metadata_crate_src(), &mut crate_files);
     let mut declared: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for file in &files {
-        let Some(module) = module_of(file) else {
-            continue;
-        };
+    let modules = files
+        .iter()
+        .filter_map(|file| Some((module_of(file)?, file)))
+        .chain(
+            crate_files
+                .iter()
+                .map(|file| (metadata_crate_module_of(file), file)),
+        );
+    for (module, file) in modules {
         for line in product_code(&std::fs::read_to_string(file).unwrap()).lines() {
             if let Some(name) = declared_type(line) {
                 declared
@@ -368,4 +417,100 @@ fn no_two_modules_declare_a_type_of_the_same_name() {
     );
     assert_eq!(declared_type("pub(crate) enum Status {"), Some("Status"));
     assert_eq!(declared_type("    type Value = Vec<Entry>;"), None);
+}
+
+/// Whether `code` names a path of the crate called `name` (`name::...`, not `my_name::...`).
+fn names_crate(code: &str, name: &str) -> bool {
+    let marker = format!("{name}::");
+    code.match_indices(&marker).any(|(at, _)| {
+        !code[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    })
+}
+
+#[test]
+fn only_the_raw_source_uses_the_metadata_crate() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut users: BTreeSet<String> = BTreeSet::new();
+    for file in &files {
+        let code = product_code(&std::fs::read_to_string(file).unwrap());
+        if names_crate(&code, METADATA_CRATE) {
+            users.insert(module_of(file).unwrap_or_else(|| "lib".into()));
+        }
+    }
+    let others: Vec<&String> = users
+        .iter()
+        .filter(|module| !METADATA_CRATE_USERS.contains(&top(module)))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "modules that use {METADATA_CRATE} directly instead of through crate::lvm: {others:?}"
+    );
+    assert!(
+        users.iter().any(|module| top(module) == "lvm"),
+        "no module of lvm uses {METADATA_CRATE}: is the path scan broken? {users:?}"
+    );
+    assert!(names_crate("use lvm_metadata::text;", METADATA_CRATE));
+    assert!(!names_crate("use my_lvm_metadata::text;", METADATA_CRATE));
+}
+
+/// The dependencies of each package in `Cargo.lock`, by name (Cargo writes the file one key or
+/// list item per line: `name = "x"`, then `dependencies = [`, ` "a",`, ` "b 1.0.2",`, `]`).
+fn locked_dependencies() -> BTreeMap<String, Vec<String>> {
+    let lock =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
+    let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let (mut package, mut in_list) = (String::new(), false);
+    for line in lock.lines() {
+        if let Some(name) = line.strip_prefix("name = ") {
+            package = name.trim_matches('"').to_string();
+            dependencies.entry(package.clone()).or_default();
+        } else if line == "dependencies = [" {
+            in_list = true;
+        } else if line == "]" {
+            in_list = false;
+        } else if in_list {
+            // "name" or "name version" when two versions are locked.
+            let item = line.trim().trim_end_matches(',').trim_matches('"');
+            let name = item.split(' ').next().unwrap().to_string();
+            dependencies.get_mut(&package).unwrap().push(name);
+        }
+    }
+    dependencies
+}
+
+#[test]
+fn the_metadata_crate_depends_on_no_runtime_http_or_metrics_crate() {
+    let dependencies = locked_dependencies();
+    let mut reached = BTreeSet::new();
+    let mut pending = vec!["lvm-metadata".to_string()];
+    while let Some(package) = pending.pop() {
+        let of = dependencies
+            .get(&package)
+            .unwrap_or_else(|| panic!("{package} is not in Cargo.lock"));
+        for dependency in of {
+            if reached.insert(dependency.clone()) {
+                pending.push(dependency.clone());
+            }
+        }
+    }
+    let forbidden: Vec<&String> = reached
+        .iter()
+        .filter(|name| METADATA_CRATE_FORBIDDEN.contains(&name.as_str()))
+        .collect();
+    assert!(
+        forbidden.is_empty(),
+        "lvm-metadata depends on {forbidden:?} (all its dependencies: {reached:?})"
+    );
+    assert!(
+        !reached.contains("nova-lvm-exporter"),
+        "lvm-metadata depends on the exporter"
+    );
+    assert!(
+        dependencies["nova-lvm-exporter"].contains(&"lvm-metadata".to_string()),
+        "the exporter no longer uses lvm-metadata: is Cargo.lock read right?"
+    );
 }

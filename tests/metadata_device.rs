@@ -1,4 +1,4 @@
-//! The metadata reader (`lvm::metadata::device`) on real PVs: loop devices formatted by the real
+//! The metadata reader (`lvm_metadata::device`) on real PVs: loop devices formatted by the real
 //! `pvcreate`/`vgcreate`, LVs written by `lvcreate`, and what the reader finds compared with what
 //! `pvs`/`vgs` say. Corrupted copies of a PV image must give typed errors, never a panic.
 
@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{lvm_available, remove_loop_vg, run};
-use nova_lvm_exporter::lvm::metadata::crc::{calc_crc, INITIAL_CRC};
-use nova_lvm_exporter::lvm::metadata::device::{read_pv, MdaText, PvMetadata};
+use lvm_metadata::crc::{calc_crc, INITIAL_CRC};
+use lvm_metadata::device::{read_pv, MdaText, PvMetadata};
+use lvm_metadata::MetadataError;
 use nova_lvm_exporter::lvm::metadata::source::{read_vg, Reason, VgCache};
-use nova_lvm_exporter::lvm::metadata::MetadataError;
 use nova_lvm_exporter::lvm::report::{parse, PvRow};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -611,7 +611,7 @@ enum Verdict {
 
 /// The VG name a text's first top-level section gives, if the text parses.
 fn vg_name_of(text: &str) -> Option<String> {
-    let tree = nova_lvm_exporter::lvm::metadata::text::parse(text).ok()?;
+    let tree = lvm_metadata::text::parse(text).ok()?;
     let name = tree
         .root
         .sections()

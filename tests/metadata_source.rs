@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{lvm_available, remove_loop_vg, run, Exporter, LoopVg};
+use lvm_metadata::crc::{calc_crc, INITIAL_CRC};
+use lvm_metadata::device::read_pv;
 use nova_lvm_exporter::collect::{CollectorSettings, SnapshotCollector};
 use nova_lvm_exporter::lvm::exec::{IoMode, LvmCommand};
-use nova_lvm_exporter::lvm::metadata::crc::{calc_crc, INITIAL_CRC};
-use nova_lvm_exporter::lvm::metadata::device::read_pv;
 use nova_lvm_exporter::lvm::metadata::source::{read_vg, MetadataSource, VgCache};
 use nova_lvm_exporter::lvm::report::PvRow;
 use nova_lvm_exporter::lvm::{RawMethod, RawSource};

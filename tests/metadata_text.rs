@@ -1,5 +1,5 @@
 //! The metadata text reader against LVM itself: for each VG shape, the text `vgcfgbackup` writes
-//! is parsed with `lvm::metadata` and must give the same VG and LVs as `lvm fullreport` (run with
+//! is parsed with `lvm_metadata` and must give the same VG and LVs as `lvm fullreport` (run with
 //! the exporter's own command line and parsed by `lvm::report`). Shapes LVM cannot create here
 //! (no device-mapper: thin pools, raid, mirrors, snapshots, cached LVs) are written into the
 //! metadata with vgcfgrestore, which is all the reports read.
@@ -11,8 +11,8 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::{lvm_available, run, LoopVg, GIB};
+use lvm_metadata::{text, vg};
 use nova_lvm_exporter::lvm::exec::LvmCommand;
-use nova_lvm_exporter::lvm::metadata::{text, vg};
 use nova_lvm_exporter::lvm::{report, Lv, Vg};
 
 /// The VG and its LVs by name, with the `lv_attr` characters that are kernel state blanked: 5
@@ -65,7 +65,7 @@ fn reader_says(vg_name: &str) -> (Vg, Vec<Lv>) {
 
 /// The current metadata text in the first metadata area of `vg_name`'s first PV, read
 /// straight from the device (the test's own minimal reader: the label/mda reader with its
-/// checksums is `lvm::metadata`'s device half). The layout: the mda header at byte 4096 holds
+/// checksums is `lvm_metadata`'s device half). The layout: the mda header at byte 4096 holds
 /// `start` (u64 at 24), `size` (u64 at 32) and the current text's `offset` (from the mda start)
 /// and `size` (u64s at 40 and 48); the text may wrap from the end of the area to just after its
 /// 512-byte header.

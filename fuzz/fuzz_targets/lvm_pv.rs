@@ -1,4 +1,4 @@
-//! Fuzz target: see `nova_lvm_exporter::fuzzing::lvm_pv`.
+//! Fuzz target: see `lvm_metadata::fuzzing::lvm_pv`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| nova_lvm_exporter::fuzzing::lvm_pv(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| lvm_metadata::fuzzing::lvm_pv(data));

@@ -12,11 +12,13 @@
 //! - [`sync_io`]: the seccomp filter that makes a child read without AIO.
 //! - [`report`]: parsing LVM's JSON report; [`replay`]: a saved report as a source.
 //! - [`owner`]: who an LV belongs to.
-//! - [`metadata`]: LVM's metadata read straight from the PVs: label, metadata area headers and
-//!   the checksummed metadata text (issue 14), its text parsed into a VG, and
-//!   [`metadata::source::MetadataSource`], the raw source that reads it with `lvm fullreport` as
-//!   the fallback.
+//! - [`metadata`]: [`metadata::source::MetadataSource`], the raw source that reads LVM's
+//!   metadata straight from the PVs with the workspace's [`lvm_metadata`] crate (label, metadata
+//!   area headers, the checksummed text parsed into a VG; issue 14) and `lvm fullreport` as the
+//!   fallback.
 //! - [`missing_vg`]: when a watched VG is not found, the VGs LVM sees (one `lvm pvs`) for the error.
+//!
+//! [`Vg`] and [`Lv`], the figures every source reports, are the [`lvm_metadata`] crate's.
 
 pub mod exec;
 pub mod metadata;
@@ -29,51 +31,7 @@ pub mod sync_io;
 
 use async_trait::async_trait;
 
-/// One volume group as LVM reports it. Sizes are bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vg {
-    /// `vg_name`.
-    pub name: String,
-    /// `vg_size`: the usable size of the VG (all PVs, minus metadata areas).
-    pub size_bytes: u64,
-    /// `vg_free`: bytes in unallocated extents.
-    pub free_bytes: u64,
-    /// `vg_extent_size`: the allocation grain (4 MiB by default); 0 when the report lacks it.
-    pub extent_size_bytes: u64,
-}
-
-/// One logical volume as `lvs -a` reports it, hidden sub-LVs included.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Lv {
-    /// `vg_name`: the VG the LV lives in.
-    pub vg: String,
-    /// `lv_name` without the brackets LVM puts around hidden LVs (`[pool_tdata]` -> `pool_tdata`).
-    pub name: String,
-    /// True when LVM printed the name in brackets: an internal sub-LV (thin pool data/metadata,
-    /// the pool metadata spare, raid/mirror images) that the user does not see in plain `lvs`.
-    pub hidden: bool,
-    /// `lv_size`: the LV's size. For thin LVs this is the *virtual* size, which consumes nothing
-    /// of the VG by itself.
-    pub size_bytes: u64,
-    /// `lv_attr`, e.g. `-wi-a-----`, `twi---tz--`, `Vwi---tz--`.
-    pub attr: String,
-    /// `segtype`: `linear`, `striped`, `thin`, `thin-pool`, `raid1`, ...
-    pub segtype: String,
-    /// `pool_lv`: for thin LVs, the thin pool they live in; empty otherwise.
-    pub pool_lv: String,
-    /// `lv_parent`: for hidden sub-LVs, the LV they are part of (`pool` for `[pool_tdata]`); empty otherwise.
-    pub parent: String,
-    /// `data_percent` / 100 for thin pools and thin LVs; `None` when LVM leaves it empty.
-    pub data_used_ratio: Option<f64>,
-    /// `metadata_percent` / 100 for active thin pools; `None` when LVM leaves it empty (an
-    /// inactive pool, any other LV, or a saved report without the field).
-    pub metadata_used_ratio: Option<f64>,
-    /// `lv_time` in seconds since the epoch (the metadata's `creation_time`); `None` when LVM
-    /// has none (metadata written without it, or a saved report without the field).
-    pub creation_unix: Option<i64>,
-    /// `lv_tags`, split on commas.
-    pub tags: Vec<String>,
-}
+pub use lvm_metadata::{Lv, Vg};
 
 /// Everything one collection read from LVM: the VGs found and all their LVs.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -16,7 +16,7 @@
 //! - `lv_time` follows lvm.conf's `report/time_format`: the exporter forces `%s`, and a saved
 //!   report in LVM's default `YYYY-MM-DD HH:MM:SS +ZZZZ` is read too (verified on LVM 2.03.16).
 //! - VG and LV names are checked with the rules LVM applies to the names it imports
-//!   ([`super::metadata::validate::check_name`], lvm2's `validate_name` and `NAME_LEN`), so that
+//!   ([`lvm_metadata::validate::check_name`], lvm2's `validate_name` and `NAME_LEN`), so that
 //!   `lvm fullreport` and a replayed report refuse the names the metadata reader refuses: a
 //!   1 MB or control-byte name never reaches an output. Error messages cut and sanitise names.
 //! - Some LVM versions print invalid JSON (bad escapes, raw control characters, a trailing comma
@@ -30,9 +30,13 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::error::Category;
 
-use super::metadata::validate::{check_lv_name, check_name, printable};
+use lvm_metadata::validate::{check_lv_name, check_name, printable};
+
 use super::{owner, Lv, LvmError, Vg, VgReport};
 use crate::openstack::time::parse_rfc3339;
+
+/// One PV of a watched VG: the metadata reader's type, which a fullreport's `pv` rows fill.
+pub use lvm_metadata::PvRow;
 
 /// The message for text that holds no `vg` section at all.
 const NO_VG_SECTION: &str = "no vg section: not a vgs/lvs/fullreport JSON report";
@@ -180,18 +184,6 @@ fn parse_error(origin: &str, message: String) -> LvmError {
 struct Document<'a> {
     #[serde(default, borrow)]
     report: Option<Vec<Element<'a>>>,
-}
-
-/// One PV of a watched VG, from a fullreport's `pv` sub-report: the device LVM chose (its
-/// filters, devices file and multipath choice decide) and the PV's UUID.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PvRow {
-    /// The VG the PV belongs to.
-    pub vg: String,
-    /// `pv_name`: the device path LVM read.
-    pub device: String,
-    /// `pv_uuid` without LVM's dashes, as the PV label stores it.
-    pub uuid: String,
 }
 
 /// The `pv` rows of a fullreport (run with `pv_name,pv_uuid` in its `pv` sub-report), each

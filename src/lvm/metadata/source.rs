@@ -29,7 +29,7 @@
 //!
 //! - **Where LVM cannot run.** With `--collector.lvm.devices` ([`MetadataSource::with_devices`]),
 //!   or once `lvm` cannot be started at all, the PVs are found by the label scan of
-//!   [`super::scan`] (the listed devices, or the block devices `/sys/class/block` lists) instead
+//!   [`lvm_metadata::scan`] (the listed devices, or the block devices `/sys/class/block` lists) instead
 //!   of a fullreport, again after any failure. There is nothing to fall back to: a VG the reader
 //!   cannot read fails the collection, exported as `method="none"` with its reason (also
 //!   `missing_pv`, `duplicate_pv`), and no background check runs.
@@ -49,11 +49,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::device::{block_devices, read_label, read_mda_text_unparsed, scan_device, PvDevice};
-use super::mda::vg_seqno;
-use super::scan::{group, vg_identity, ScanError, ScannedPv};
-use super::vg::{from_tree, VgError, VgMetadata};
-use super::{text, validate, MetadataError};
+use lvm_metadata::device::{
+    block_devices, read_label, read_mda_text_unparsed, scan_device, PvDevice,
+};
+use lvm_metadata::mda::vg_seqno;
+use lvm_metadata::scan::{group, vg_identity, ScanError, ScannedPv};
+use lvm_metadata::vg::{from_tree, VgError, VgMetadata};
+use lvm_metadata::{text, MetadataError};
+
 use crate::input::BlockingLane;
 use crate::lvm::exec::LvmCommand;
 use crate::lvm::report::PvRow;
@@ -298,7 +301,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             trees.push(None);
             continue;
         }
-        let tree = validate::parse_metadata(text).map_err(|e| {
+        let tree = text::parse_metadata(text).map_err(|e| {
             Fallback::new(
                 Reason::Malformed,
                 format!("{}: metadata text of vg {vg:?}: {e}", device_of(index)),
@@ -357,7 +360,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             let tree = match &trees[newest] {
                 Some(tree) => tree,
                 None => {
-                    reparsed = validate::parse_metadata(&texts[newest]).map_err(|e| {
+                    reparsed = text::parse_metadata(&texts[newest]).map_err(|e| {
                         Fallback::new(
                             Reason::Malformed,
                             format!("metadata text of vg {vg:?}: {e}"),
@@ -1438,7 +1441,7 @@ mod tests {
             metadata_error: None,
             device: "/dev/sda".into(),
             pv_uuid: "a".into(),
-            vg: Some(super::super::scan::VgIdentity {
+            vg: Some(lvm_metadata::scan::VgIdentity {
                 name: "vg".into(),
                 id: "v".into(),
                 seqno: 1,

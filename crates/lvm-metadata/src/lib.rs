@@ -1,9 +1,10 @@
-//! LVM metadata read straight from the PVs, without running LVM.
+//! LVM2 metadata read straight from the PVs, without running LVM.
 //!
 //! What LVM itself reads to answer `vgs`: the PV label in one of the first four sectors, the
 //! header of each metadata area it points at, and the checksummed metadata text that header
 //! locates in the area's circular buffer. The parsers here are pure functions over byte slices;
-//! [`device`] is the only part that does I/O. Structures and rules come from lvm2's sources:
+//! [`device`] is the only part that does I/O, and it is synchronous (no async runtime). Structures
+//! and rules come from lvm2's sources:
 //!
 //! - [`crc`]: LVM's checksum, `lib/misc/crc.c`.
 //! - [`label`]: `label_header` (`lib/label/label.h`, `lib/label/label.c`) and `pv_header`,
@@ -13,21 +14,43 @@
 //! - [`device`]: the reads, in the order `lib/format_text/format-text.c` makes them, with
 //!   `O_DIRECT` and a re-read of the header to catch a concurrent write.
 //! - [`text`]: LVM's text format (`lib/config/config.c`); [`vg`]: the VG that text describes,
-//!   as the exporter's internal report (`lib/format_text/import_vsn1.c`), once [`validate`] has
-//!   made the checks LVM's import and `vg_validate` make (`lib/metadata/metadata.c`,
-//!   `lib/misc/lvm-string.c`, `lib/id/id.c`): metadata LVM refuses is never read as figures.
+//!   as `lvm fullreport` reports it ([`Vg`], [`Lv`]; `lib/format_text/import_vsn1.c`), once
+//!   [`validate`] has made the checks LVM's import and `vg_validate` make
+//!   (`lib/metadata/metadata.c`, `lib/misc/lvm-string.c`, `lib/id/id.c`): metadata LVM refuses
+//!   is never read as figures. [`validate`] also holds LVM's name rules, for names read from
+//!   anywhere else (a JSON report).
 //! - [`scan`]: finding a VG's PVs by their labels where LVM cannot run.
-//! - [`source`]: all of it as a raw source, with `lvm fullreport` as the per-VG fallback.
+//!
+//! It reads linear, striped, thin, raid, mirror, cache and snapshot LVs, VGs on several PVs and
+//! texts that wrap around the end of their area; anything else is an error that names it
+//! ([`vg::VgError::Unsupported`]), so that a caller can ask LVM instead.
+//!
+//! nova-lvm-exporter's metadata source (`src/lvm/metadata/source.rs`) is built on it: which PVs
+//! to read, the cache of the parsed VG, the fallback to `lvm fullreport`.
+//!
+//! The crate's `README.md` has an example (a PV image read from a file, its text parsed into the
+//! VG's figures), run as a doc test.
+
+#![deny(missing_docs)]
 
 pub mod crc;
 pub mod device;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod label;
 pub mod mda;
 pub mod scan;
-pub mod source;
 pub mod text;
 pub mod validate;
 pub mod vg;
+
+pub use scan::PvRow;
+pub use vg::{Lv, Vg, VgMetadata};
+
+/// The README's example, run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Bytes in a sector, LVM's unit for the label and the metadata area header.
 pub const SECTOR_SIZE: usize = 512;

@@ -1,6 +1,6 @@
 //! Finding a VG's PVs without LVM: the grouping of scanned PV labels into VGs, and which block
-//! devices are worth scanning. Pure functions; the reads are [`super::device::scan_device`] and
-//! [`super::device::block_devices`].
+//! devices are worth scanning. Pure functions; the reads are [`crate::device::scan_device`] and
+//! [`crate::device::block_devices`].
 //!
 //! Where `lvm` cannot run (a container given only the PV devices, or `--collector.lvm.devices`),
 //! the PVs are found as LVM's own label scan finds them: each device's label gives its PV UUID,
@@ -12,9 +12,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::text::{ConfigTree, Value};
-use super::MetadataError;
-use crate::lvm::report::PvRow;
+use crate::text::{ConfigTree, Value};
+use crate::MetadataError;
 
 /// What the metadata text on a PV says of its VG.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +26,19 @@ pub struct VgIdentity {
     pub seqno: u64,
     /// The UUIDs of the VG's PVs, without dashes, in the text's order.
     pub pv_uuids: Vec<String>,
+}
+
+/// One PV of a VG: its device and UUID, as a fullreport's `pv` sub-report gives them (the
+/// device LVM chose: its filters, devices file and multipath choice decide) or as [`group`]
+/// assembles them from a label scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvRow {
+    /// The VG the PV belongs to.
+    pub vg: String,
+    /// `pv_name`: the device path LVM read.
+    pub device: String,
+    /// `pv_uuid` without LVM's dashes, as the PV label stores it.
+    pub uuid: String,
 }
 
 /// One device whose LVM label was read.
@@ -100,7 +112,7 @@ fn undashed(uuid: &str) -> String {
 /// `seqno` and the UUIDs of its PVs. `None` when the text lacks any of them.
 pub fn vg_identity(tree: &ConfigTree) -> Option<VgIdentity> {
     let (name, vg) = tree.root.sections().next()?;
-    fn text(section: &super::text::ConfigSection<'_>, key: &str) -> Option<String> {
+    fn text(section: &crate::text::ConfigSection<'_>, key: &str) -> Option<String> {
         match section.value(key) {
             Some(Value::Str(s)) => Some(s.to_string()),
             _ => None,
@@ -244,16 +256,13 @@ mod tests {
     #[test]
     fn the_identity_comes_from_the_text_with_dashes_removed() {
         let text = "nova {\nid = \"abcdef-0123\"\nseqno = 7\nphysical_volumes {\npv0 {\nid = \"AAAA-bb\"\n}\npv1 {\nid = \"CCCC-dd\"\n}\n}\n}\ncontents = \"Text Format Volume Group\"\n";
-        let tree = super::super::text::parse(text).unwrap();
+        let tree = crate::text::parse(text).unwrap();
         assert_eq!(
             vg_identity(&tree),
             identity("nova", "abcdef0123", 7, &["AAAAbb", "CCCCdd"])
         );
         let no_seqno = "nova {\nid = \"x\"\nphysical_volumes {\n}\n}\n";
-        assert_eq!(
-            vg_identity(&super::super::text::parse(no_seqno).unwrap()),
-            None
-        );
+        assert_eq!(vg_identity(&crate::text::parse(no_seqno).unwrap()), None);
     }
 
     #[test]

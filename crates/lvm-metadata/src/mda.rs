@@ -15,9 +15,9 @@
 //! `offset` bytes from the header's `start`, `size` bytes long; when `offset + size` passes the
 //! area's `size`, the rest continues right after the header sector.
 
-use super::crc::{calc_crc, INITIAL_CRC};
-use super::text::{ConfigTree, Value};
-use super::{le_u32, le_u64, MetadataError, MAX_TEXT_BYTES, SECTOR_SIZE};
+use crate::crc::{calc_crc, INITIAL_CRC};
+use crate::text::{ConfigTree, Value};
+use crate::{le_u32, le_u64, MetadataError, MAX_TEXT_BYTES, SECTOR_SIZE};
 
 /// Bytes of the metadata area header (`MDA_HEADER_SIZE`); the text buffer follows it.
 pub const MDA_HEADER_SIZE: usize = SECTOR_SIZE;
@@ -243,7 +243,7 @@ pub fn assemble_text(
 /// `None` when the text does not parse or its VG section has no integer `seqno`. A line that
 /// merely looks like `seqno = N` (inside a string, or a key `seqnox`) is not one.
 pub fn seqno(text: &str) -> Option<u64> {
-    vg_seqno(&super::validate::parse_metadata(text).ok()?)
+    vg_seqno(&crate::text::parse_metadata(text).ok()?)
 }
 
 /// The `seqno` of the VG section of a parsed metadata text (see [`seqno`]).
@@ -257,8 +257,8 @@ pub fn vg_seqno(tree: &ConfigTree<'_>) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::label::tests::REAL;
     use super::*;
+    use crate::label::tests::REAL;
 
     const AREA: u64 = 4096;
 

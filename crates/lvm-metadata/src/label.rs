@@ -12,8 +12,8 @@
 //! extension      version u32 | flags u32 | bootloader areas { offset, size } ... {0, 0}
 //! ```
 
-use super::crc::{calc_crc, INITIAL_CRC};
-use super::{le_u32, le_u64, MetadataError, SECTOR_SIZE};
+use crate::crc::{calc_crc, INITIAL_CRC};
+use crate::{le_u32, le_u64, MetadataError, SECTOR_SIZE};
 
 /// How many sectors from the start of the device may hold the label (`LABEL_SCAN_SECTORS`).
 pub const LABEL_SCAN_SECTORS: usize = 4;

@@ -1,4 +1,4 @@
-//! One VG's metadata tree turned into the exporter's [`Vg`] and [`Lv`]s, the same figures that
+//! One VG's metadata tree turned into a [`Vg`] and its [`Lv`]s, the same figures that
 //! `lvm fullreport -a` prints for an inactive VG.
 //!
 //! Which lvm2 file each rule comes from:
@@ -27,13 +27,77 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::text::{ConfigSection, ConfigTree, Value};
-use crate::lvm::{Lv, Vg};
+use crate::text::{ConfigSection, ConfigTree, Value};
 
 /// Bytes per LVM sector.
 const SECTOR: u64 = 512;
 
-pub use super::validate::VgError;
+/// Why a metadata tree could not be turned into a VG.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VgError {
+    /// Something the reader does not implement: fall back to `lvm fullreport`.
+    #[error("LVM metadata of vg {vg:?}: unsupported: {what}")]
+    Unsupported {
+        /// The VG.
+        vg: String,
+        /// What is not implemented, e.g. `segment type "vdo" of lv "x"`.
+        what: String,
+    },
+    /// The tree does not describe a VG as LVM writes one.
+    #[error("LVM metadata of vg {vg:?}: {message}")]
+    Malformed {
+        /// The VG (empty when no VG section was found).
+        vg: String,
+        /// What is wrong, naming the section and key.
+        message: String,
+    },
+}
+
+/// One volume group as LVM reports it. Sizes are bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vg {
+    /// `vg_name`.
+    pub name: String,
+    /// `vg_size`: the usable size of the VG (all PVs, minus metadata areas).
+    pub size_bytes: u64,
+    /// `vg_free`: bytes in unallocated extents.
+    pub free_bytes: u64,
+    /// `vg_extent_size`: the allocation grain (4 MiB by default); 0 when the report lacks it.
+    pub extent_size_bytes: u64,
+}
+
+/// One logical volume as `lvs -a` reports it, hidden sub-LVs included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lv {
+    /// `vg_name`: the VG the LV lives in.
+    pub vg: String,
+    /// `lv_name` without the brackets LVM puts around hidden LVs (`[pool_tdata]` -> `pool_tdata`).
+    pub name: String,
+    /// True when LVM printed the name in brackets: an internal sub-LV (thin pool data/metadata,
+    /// the pool metadata spare, raid/mirror images) that the user does not see in plain `lvs`.
+    pub hidden: bool,
+    /// `lv_size`: the LV's size. For thin LVs this is the *virtual* size, which consumes nothing
+    /// of the VG by itself.
+    pub size_bytes: u64,
+    /// `lv_attr`, e.g. `-wi-a-----`, `twi---tz--`, `Vwi---tz--`.
+    pub attr: String,
+    /// `segtype`: `linear`, `striped`, `thin`, `thin-pool`, `raid1`, ...
+    pub segtype: String,
+    /// `pool_lv`: for thin LVs, the thin pool they live in; empty otherwise.
+    pub pool_lv: String,
+    /// `lv_parent`: for hidden sub-LVs, the LV they are part of (`pool` for `[pool_tdata]`); empty otherwise.
+    pub parent: String,
+    /// `data_percent` / 100 for thin pools and thin LVs; `None` when LVM leaves it empty.
+    pub data_used_ratio: Option<f64>,
+    /// `metadata_percent` / 100 for active thin pools; `None` when LVM leaves it empty (an
+    /// inactive pool, any other LV, or a saved report without the field).
+    pub metadata_used_ratio: Option<f64>,
+    /// `lv_time` in seconds since the epoch (the metadata's `creation_time`); `None` when LVM
+    /// has none (metadata written without it, or a saved report without the field).
+    pub creation_unix: Option<i64>,
+    /// `lv_tags`, split on commas.
+    pub tags: Vec<String>,
+}
 
 /// The VG and all its LVs (hidden ones included, sorted by name) as `lvm fullreport -a` reports
 /// them for an inactive VG.
@@ -49,7 +113,7 @@ pub struct VgMetadata {
 
 /// Reads the one VG that a metadata text describes (the top-level section; of the other
 /// top-level keys `contents` and `version` must be LVM's, `description` and `creation_*` are
-/// ignored), after [`super::validate::validate`] has checked it as LVM's import would.
+/// ignored), after [`crate::validate::validate`] has checked it as LVM's import would.
 pub fn from_tree(tree: &ConfigTree) -> Result<VgMetadata, VgError> {
     let mut sections = tree.root.sections();
     let (name, section) = sections.next().ok_or_else(|| VgError::Malformed {
@@ -62,7 +126,7 @@ pub fn from_tree(tree: &ConfigTree) -> Result<VgMetadata, VgError> {
             message: format!("a second top-level section {other:?}"),
         });
     }
-    super::validate::validate(tree, name, section)?;
+    crate::validate::validate(tree, name, section)?;
     Reader { vg: name }.read(section)
 }
 
@@ -820,7 +884,7 @@ const SEGMENT_TYPES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lvm::metadata::text;
+    use crate::text;
 
     const MIB: u64 = 1024 * 1024;
 

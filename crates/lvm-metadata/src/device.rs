@@ -16,10 +16,10 @@ use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::label::{parse_label, DiskLocn, PvLabel, LABEL_SCAN_BYTES};
-use super::mda::{assemble_text, parse_mda_header, seqno, MdaHeader, RawLocn, MDA_HEADER_SIZE};
-use super::scan::{vg_identity, worth_scanning, BlockDeviceInfo, ScannedPv};
-use super::MetadataError;
+use crate::label::{parse_label, DiskLocn, PvLabel, LABEL_SCAN_BYTES};
+use crate::mda::{assemble_text, parse_mda_header, seqno, MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use crate::scan::{vg_identity, worth_scanning, BlockDeviceInfo, ScannedPv};
+use crate::MetadataError;
 
 /// How many times the text of one metadata area is read when its header keeps moving.
 pub const READ_ATTEMPTS: u32 = 3;
@@ -350,7 +350,7 @@ pub fn scan_device(path: &Path) -> Result<Option<ScannedPv>, DeviceError> {
     }
     let vg = match texts.into_iter().max_by_key(|text| text.seqno) {
         Some(newest) => {
-            let identity = super::validate::parse_metadata(&newest.text)
+            let identity = crate::text::parse_metadata(&newest.text)
                 .ok()
                 .and_then(|tree| vg_identity(&tree));
             if identity.is_none() {
@@ -406,9 +406,9 @@ pub fn block_devices() -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::crc::{calc_crc, INITIAL_CRC};
-    use super::super::label::tests::REAL;
     use super::*;
+    use crate::crc::{calc_crc, INITIAL_CRC};
+    use crate::label::tests::REAL;
 
     #[test]
     fn a_real_pv_head_reads_in_memory() {
