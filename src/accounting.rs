@@ -7,21 +7,38 @@
 //! The identity that ties the causes together (tested below) is
 //!
 //! ```text
-//! drift = foreign + orphan + cinder + unbooked_instance + overhead + unexplained - unbacked
+//! drift = foreign + orphan + cinder + unbooked_instance
+//!       + rescue + unbooked_root + swap_remainder + extent_rounding
+//!       + unexplained - unbacked
 //! ```
 //!
 //! where `unbooked_instance` is what the LVs of instances on this host hold when the primary
 //! source does not book them (another enabled source places the instance here: see
-//! [`instances_here`]; such an LV is never an orphan), `overhead` is what instance LVs hold beyond their flavor, `unbacked` is tracked disk with
-//! no (or a smaller) LV behind it (instances still building, disks kept elsewhere), and
-//! `unexplained` is allocated space that no LV in the walk accounts for (0 when LVM's report is
-//! complete).
+//! [`instances_here`]; such an LV is never an orphan), `unbacked` is tracked disk with no (or a
+//! smaller) LV behind it (instances still building, disks kept elsewhere), and `unexplained` is
+//! allocated space that no LV in the walk accounts for (0 when LVM's report is complete).
+//!
+//! What the LVs of a booked instance hold beyond its booking is split four ways
+//! ([`instance_excess`]), each following nova's own code:
+//! - `rescue`: `<uuid>_disk.rescue` (and `disk.config.rescue`) LVs. The libvirt driver's
+//!   `rescue()` creates the root disk again with the suffix `.rescue` at the image's size
+//!   (`_create_and_inject_local_root`: `if size == 0 or suffix == '.rescue': size = None`) and
+//!   books nothing for it; `unrescue()` removes it.
+//! - `unbooked_root`: the root LV (`<uuid>_disk`) of a flavor with `disk = 0`, created at the
+//!   image's size by the same `size == 0` branch and booked as 0 by the resource tracker and
+//!   placement alike.
+//! - `swap_remainder`: the swap below a whole GiB the booking leaves out: nova's resource
+//!   tracker adds `swap / 1024` to the integer `local_gb_used` (`_update_usage`), which
+//!   truncates; placement books `ceil(swap / 1024)` and leaves nothing out.
+//! - `extent_rounding`: LVM rounds every LV up to whole extents (4 MiB by default); whatever
+//!   else the netted LVs hold beyond the booking lands here too, never in a cause of its own.
 //!
 //! A source that keeps its own "used" apart from its instance list (nova's `local_gb_used`,
 //! which also holds migration claims) may differ from the sum of its instances; that residual has
 //! no instance to attach to. When the source counts more, the excess is tracked disk with no LV
 //! behind it (`unbacked`); when it counts less, the residual first cancels unbacked disk and the
-//! rest counts as LV bytes beyond what is tracked (`overhead`), so the identity still holds.
+//! rest is instance disk the source's "used" does not book: `unbooked_instance`. The identity
+//! still holds.
 //!
 //! Every sum and difference is checked: a figure that does not fit in the signed 64-bit outputs
 //! (more than [`MAX_ACCOUNTED_BYTES`]) is an [`AccountingError`] naming the figures, never a
@@ -31,9 +48,9 @@ use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::lvm::owner::{attribute, LvAllocation, Owner};
+use crate::lvm::owner::{attribute, classify_name, LvAllocation, LvName, Owner};
 use crate::lvm::{Lv, Vg, VgReport};
-use crate::tracked::{NovaConfDisk, TrackedUsage};
+use crate::tracked::{Flavor, NovaConfDisk, TrackedInstance, TrackedUsage};
 use crate::units::{GIB, MIB};
 
 /// The owner classes exported for every classified VG, in label order.
@@ -147,6 +164,10 @@ pub struct ThinPoolUsage {
 }
 
 /// Positive drift explained by cause (label `cause` of `nova_lvm_untracked_bytes`).
+///
+/// The four causes `rescue`, `unbooked_root`, `swap_remainder` and `extent_rounding` split what
+/// the LVs of booked instances hold beyond what the primary source books for them (see
+/// [`InstanceExcess`]); together they replace the former `overhead`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UntrackedByCause {
     /// LVs that are neither nova's nor cinder's.
@@ -156,18 +177,62 @@ pub struct UntrackedByCause {
     /// Cinder volumes, snapshots and pools in the VG.
     pub cinder_bytes: u64,
     /// LVs of instances that a tracked source places on this host but the primary source does
-    /// not book (an instance without an allocation, with placement primary).
+    /// not book (an instance without an allocation, with placement primary), and the part of
+    /// the instances' disk that the source's own "used" leaves out (see the module doc).
     pub unbooked_instance_bytes: u64,
-    /// Instance LVs beyond their flavor size (extent rounding, config drives, swap rounding).
-    pub overhead_bytes: u64,
+    /// Rescue disks (`<uuid>_disk.rescue`, `<uuid>_disk.config.rescue`) of booked instances:
+    /// image-sized, booked by nobody, removed at unrescue.
+    pub rescue_bytes: u64,
+    /// Root LVs of booked instances whose flavor has `disk = 0`: image-sized, booked as 0.
+    pub unbooked_root_bytes: u64,
+    /// Swap below a whole GiB that nova's resource tracker truncates away (`int(swap / 1024)`).
+    pub swap_remainder_bytes: u64,
+    /// Instance LVs rounded up to whole extents, and whatever else the LVs of a booked instance
+    /// hold beyond its booking.
+    pub extent_rounding_bytes: u64,
     /// Allocated space no LV accounts for: should be 0. Negative would mean the LV walk
     /// counted more than LVM reports allocated.
     pub unexplained_bytes: i64,
 }
 
+/// The `cause` labels of `nova_lvm_untracked_bytes`, in the order [`UntrackedByCause::by_cause`]
+/// gives them.
+pub const UNTRACKED_CAUSES: [&str; 9] = [
+    "foreign",
+    "orphan",
+    "cinder",
+    "unbooked_instance",
+    "rescue",
+    "unbooked_root",
+    "swap_remainder",
+    "extent_rounding",
+    "unexplained",
+];
+
+/// The causes that are rounding (nova's whole GiB, LVM's whole extents) rather than consumption
+/// someone can remove: left out of [`UntrackedByCause::total_bytes`], the untracked-consumption
+/// alert and `check`.
+pub const ROUNDING_CAUSES: [&str; 2] = ["swap_remainder", "extent_rounding"];
+
 impl UntrackedByCause {
-    /// Untracked consumption without the overhead: foreign + orphan + cinder +
-    /// unbooked_instance + unexplained.
+    /// Every cause with its bytes, labelled and ordered as [`UNTRACKED_CAUSES`].
+    pub fn by_cause(&self) -> [(&'static str, i64); 9] {
+        let figures = [
+            self.foreign_bytes as i64,
+            self.orphan_bytes as i64,
+            self.cinder_bytes as i64,
+            self.unbooked_instance_bytes as i64,
+            self.rescue_bytes as i64,
+            self.unbooked_root_bytes as i64,
+            self.swap_remainder_bytes as i64,
+            self.extent_rounding_bytes as i64,
+            self.unexplained_bytes,
+        ];
+        std::array::from_fn(|i| (UNTRACKED_CAUSES[i], figures[i]))
+    }
+
+    /// Untracked consumption without the rounding causes ([`ROUNDING_CAUSES`]): foreign +
+    /// orphan + cinder + unbooked_instance + rescue + unbooked_root + unexplained.
     /// [`account_vg`] checks that it fits; it saturates on figures built otherwise.
     pub fn total_bytes(&self) -> i64 {
         let total = self.total_wide();
@@ -179,8 +244,92 @@ impl UntrackedByCause {
             + i128::from(self.orphan_bytes)
             + i128::from(self.cinder_bytes)
             + i128::from(self.unbooked_instance_bytes)
+            + i128::from(self.rescue_bytes)
+            + i128::from(self.unbooked_root_bytes)
             + i128::from(self.unexplained_bytes)
     }
+}
+
+/// What the LVs of one instance the primary source books hold beyond that booking, by cause,
+/// and the booking with no LV behind it. For every instance,
+/// `LV bytes - tracked bytes = rescue + unbooked_root + swap_remainder + extent_rounding -
+/// unbacked`, exactly.
+///
+/// Rescue LVs, the root LV of a `disk = 0` flavor and the swap below a whole GiB that the
+/// booking leaves out are booked by nobody: they are set apart before the other LVs are netted
+/// against the booking, so that they never hide a disk that is missing (`unbacked`). The swap
+/// remainder is at most what the swap LV holds beyond the swap the booking holds. Whatever the
+/// netted LVs hold beyond the booking is `extent_rounding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InstanceExcess {
+    /// LVs whose disk name ends in `.rescue` (`disk.rescue`, `disk.config.rescue`).
+    pub rescue_bytes: u64,
+    /// The `disk` LV of a flavor with `disk = 0` (not booted from volume).
+    pub unbooked_root_bytes: u64,
+    /// Swap the booking truncates.
+    pub swap_remainder_bytes: u64,
+    /// Whole-extent rounding and any other excess of the netted LVs.
+    pub extent_rounding_bytes: u64,
+    /// Tracked bytes the netted LVs do not cover.
+    pub unbacked_bytes: u64,
+}
+
+/// True for the disk name (after `<uuid>_`) of a rescue disk: the libvirt driver's `rescue()`
+/// creates the root disk again as `disk.rescue` (and the config drive as `disk.config.rescue`,
+/// a file with the LVM backend), and `unrescue()` removes the instance's LVs whose names end in
+/// `.rescue`: the same test.
+fn is_rescue_disk(disk: &str) -> bool {
+    disk.ends_with(".rescue")
+}
+
+/// The disk name of an LV (after `<uuid>_`), when it follows nova's naming.
+fn disk_name(lv: &LvAllocation) -> Option<&str> {
+    match classify_name(&lv.name) {
+        LvName::Nova { disk, .. } => Some(disk),
+        _ => None,
+    }
+}
+
+/// Splits what `lvs` (the LVs of `instance`) hold beyond its booking; see [`InstanceExcess`].
+/// Sums saturate: [`account_vg`] has checked that the LVs' sum fits before it calls this.
+pub fn instance_excess(instance: &TrackedInstance, lvs: &[&LvAllocation]) -> InstanceExcess {
+    let flavor = instance.flavor.as_ref();
+    let root_unbooked = flavor.is_some_and(|f| f.root_gb == 0 && !f.boot_from_volume);
+    let mut excess = InstanceExcess::default();
+    let mut netted = 0u64;
+    let mut swap_lv = 0u64;
+    for lv in lvs {
+        match disk_name(lv) {
+            Some(disk) if is_rescue_disk(disk) => {
+                excess.rescue_bytes = excess.rescue_bytes.saturating_add(lv.allocated_bytes)
+            }
+            Some("disk") if root_unbooked => {
+                excess.unbooked_root_bytes = excess
+                    .unbooked_root_bytes
+                    .saturating_add(lv.allocated_bytes)
+            }
+            disk => {
+                netted = netted.saturating_add(lv.allocated_bytes);
+                if disk == Some("disk.swap") {
+                    swap_lv = swap_lv.saturating_add(lv.allocated_bytes);
+                }
+            }
+        }
+    }
+    excess.swap_remainder_bytes = flavor.map_or(0, |f| {
+        let root_gb = if f.boot_from_volume { 0 } else { f.root_gb };
+        // What the booking holds for swap: nova's resource tracker int(swap / 1024) GiB,
+        // placement ceil(swap / 1024) GiB (nothing left out), whatever the source booked.
+        let booked_disks = root_gb.saturating_add(f.ephemeral_gb).saturating_mul(GIB);
+        let booked_swap = instance.tracked_bytes.saturating_sub(booked_disks);
+        let left_out = f.swap_mb.saturating_mul(MIB).saturating_sub(booked_swap);
+        left_out.min(swap_lv.saturating_sub(booked_swap))
+    });
+    // The remainder is part of the swap LV, so of `netted`.
+    let netted = netted - excess.swap_remainder_bytes;
+    excess.extent_rounding_bytes = netted.saturating_sub(instance.tracked_bytes);
+    excess.unbacked_bytes = instance.tracked_bytes.saturating_sub(netted);
+    excess
 }
 
 /// The tracked side of one VG's accounting: present only when the primary tracked source
@@ -653,36 +802,40 @@ fn account_tracked(
     let tracked_used_bytes = tracked_used_bytes(usage)?;
     let owner_bytes = |owner: Owner| owners.get(&owner).map_or(0, |t| t.bytes);
 
-    let mut lv_bytes_by_instance: FxHashMap<&str, u64> = FxHashMap::default();
+    let mut lvs_by_instance: FxHashMap<&str, Vec<&LvAllocation>> = FxHashMap::default();
     for lv in allocations.iter().filter(|lv| lv.owner == Owner::Instance) {
         if let Some(uuid) = lv.instance_uuid.as_deref() {
-            let entry = lv_bytes_by_instance.entry(uuid).or_default();
-            *entry = checked_sum(
-                &format!("the LVs of instance {uuid}"),
-                [*entry, lv.allocated_bytes],
-            )?;
+            lvs_by_instance.entry(uuid).or_default().push(lv);
         }
     }
     let booked: FxHashSet<&str> = usage.instances.iter().map(|i| i.uuid.as_str()).collect();
-    let unbooked_instance_bytes = checked_sum(
+    let mut unbooked_instance_bytes = checked_sum(
         "the LVs of instances the primary source does not book",
-        lv_bytes_by_instance
+        lvs_by_instance
             .iter()
             .filter(|(uuid, _)| !booked.contains(*uuid))
-            .map(|(_, bytes)| *bytes),
+            .flat_map(|(_, lvs)| lvs.iter().map(|lv| lv.allocated_bytes)),
     )?;
-    let mut overhead = Vec::new();
-    let mut unbacked = Vec::new();
-    for instance in &usage.instances {
-        let lv_bytes = lv_bytes_by_instance
-            .get(instance.uuid.as_str())
-            .copied()
-            .unwrap_or(0);
-        overhead.push(lv_bytes.saturating_sub(instance.tracked_bytes));
-        unbacked.push(instance.tracked_bytes.saturating_sub(lv_bytes));
-    }
-    let mut overhead_bytes = checked_sum("the instance LVs' overhead", overhead)?;
-    let mut unbacked_bytes = checked_sum("the tracked disk without an LV", unbacked)?;
+    let parts: Vec<InstanceExcess> = usage
+        .instances
+        .iter()
+        .map(|instance| {
+            let lvs = lvs_by_instance
+                .get(instance.uuid.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            instance_excess(instance, lvs)
+        })
+        .collect();
+    let part_sum =
+        |what: &str, part: fn(&InstanceExcess) -> u64| checked_sum(what, parts.iter().map(part));
+    let excess = InstanceExcess {
+        rescue_bytes: part_sum("the rescue LVs", |p| p.rescue_bytes)?,
+        unbooked_root_bytes: part_sum("the unbooked root LVs", |p| p.unbooked_root_bytes)?,
+        swap_remainder_bytes: part_sum("the swap remainders", |p| p.swap_remainder_bytes)?,
+        extent_rounding_bytes: part_sum("the extent rounding", |p| p.extent_rounding_bytes)?,
+        unbacked_bytes: part_sum("the tracked disk without an LV", |p| p.unbacked_bytes)?,
+    };
+    let mut unbacked_bytes = excess.unbacked_bytes;
     // The source's own "used" beyond (or short of) its instances: see the module doc. Both are
     // at most MAX_ACCOUNTED_BYTES, so the differences cannot wrap.
     if tracked_used_bytes >= instance_sum {
@@ -694,9 +847,9 @@ fn account_tracked(
         let short = instance_sum - tracked_used_bytes;
         let cancelled = short.min(unbacked_bytes);
         unbacked_bytes -= cancelled;
-        overhead_bytes = checked_sum(
-            "the instance LVs' overhead",
-            [overhead_bytes, short - cancelled],
+        unbooked_instance_bytes = checked_sum(
+            "the LVs of instances the primary source does not book",
+            [unbooked_instance_bytes, short - cancelled],
         )?;
     }
     let walked_bytes = checked_sum(
@@ -708,7 +861,10 @@ fn account_tracked(
         orphan_bytes: owner_bytes(Owner::Orphan),
         cinder_bytes: owner_bytes(Owner::Cinder),
         unbooked_instance_bytes,
-        overhead_bytes,
+        rescue_bytes: excess.rescue_bytes,
+        unbooked_root_bytes: excess.unbooked_root_bytes,
+        swap_remainder_bytes: excess.swap_remainder_bytes,
+        extent_rounding_bytes: excess.extent_rounding_bytes,
         unexplained_bytes: signed(
             "unexplained (raw used - the LVs' extents)",
             i128::from(used_bytes) - i128::from(walked_bytes),
@@ -716,7 +872,7 @@ fn account_tracked(
     };
 
     signed(
-        "untracked consumption (foreign + orphan + cinder + unbooked_instance + unexplained)",
+        "untracked consumption (foreign + orphan + cinder + unbooked_instance + rescue + unbooked_root + unexplained)",
         untracked.total_wide(),
     )?;
     let drift_bytes = signed(
@@ -817,6 +973,35 @@ pub fn instances_here<'a>(usages: impl IntoIterator<Item = &'a TrackedUsage>) ->
         .collect()
 }
 
+/// `primary` with the flavors that `others` (the other tracked sources that answered) know
+/// filled in for its instances that have none: placement knows only DISK_GB allocations, while
+/// libvirt's domains, the file and nova's servers carry flavors. The accounting needs a flavor
+/// to name a `disk = 0` root LV ([`InstanceExcess`]); without one, its bytes stay in
+/// `extent_rounding`. `None` when nothing was filled in.
+pub fn with_flavors_from<'a>(
+    primary: &TrackedUsage,
+    others: impl IntoIterator<Item = &'a TrackedUsage>,
+) -> Option<TrackedUsage> {
+    if primary.instances.iter().all(|i| i.flavor.is_some()) {
+        return None;
+    }
+    let mut known: FxHashMap<&str, Flavor> = FxHashMap::default();
+    for usage in others {
+        for instance in &usage.instances {
+            if let Some(flavor) = instance.flavor {
+                known.entry(instance.uuid.as_str()).or_insert(flavor);
+            }
+        }
+    }
+    let mut filled = false;
+    let mut enriched = primary.clone();
+    for instance in enriched.instances.iter_mut().filter(|i| i.flavor.is_none()) {
+        instance.flavor = known.get(instance.uuid.as_str()).copied();
+        filled |= instance.flavor.is_some();
+    }
+    filled.then_some(enriched)
+}
+
 /// [`account_host`] where `here` (see [`instances_here`]) also holds the instances other tracked
 /// sources place on this host: their nova-named LVs are instances, not orphans, and in nova's VG
 /// the bytes of those the primary source does not book are cause `unbooked_instance`. Without a
@@ -860,10 +1045,12 @@ pub fn account_host_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance};
+    use crate::tracked::HostDiskSettings;
 
     const UUID_A: &str = "3f5e6c1a-1111-2222-3333-444455556666";
     const UUID_B: &str = "9b2d7e40-aaaa-bbbb-cccc-ddddeeeeffff";
+    const UUID_C: &str = "c0c0c0c0-1111-4222-8333-444455556666";
+    const UUID_D: &str = "d0d0d0d0-1111-4222-8333-444455556666";
     const UUID_GONE: &str = "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6";
     const EXTENT: u64 = 4 * MIB;
     /// The size `vgcreate` gives a 20 GiB loop device (5119 extents of 4 MiB).
@@ -951,7 +1138,9 @@ mod tests {
         acc.tracked.as_ref().expect("tracked accounting")
     }
 
-    /// drift = foreign + orphan + cinder + unbooked_instance + overhead + unexplained - unbacked
+    /// drift = foreign + orphan + cinder + unbooked_instance + rescue + unbooked_root +
+    /// swap_remainder + extent_rounding + unexplained - unbacked, each field named (so that a
+    /// field missing from [`UntrackedByCause::by_cause`] breaks it too).
     fn assert_identity(acc: &VgAccounting) {
         let t = tracked(acc);
         let u = t.untracked;
@@ -959,10 +1148,19 @@ mod tests {
             + u.orphan_bytes
             + u.cinder_bytes
             + u.unbooked_instance_bytes
-            + u.overhead_bytes) as i64
+            + u.rescue_bytes
+            + u.unbooked_root_bytes
+            + u.swap_remainder_bytes
+            + u.extent_rounding_bytes) as i64
             + u.unexplained_bytes
             - t.unbacked_bytes as i64;
         assert_eq!(t.drift_bytes, explained, "cause identity broken: {t:#?}");
+        let labelled: i64 = u.by_cause().iter().map(|(_, bytes)| bytes).sum();
+        assert_eq!(
+            t.drift_bytes,
+            labelled - t.unbacked_bytes as i64,
+            "the labelled causes do not sum to the drift: {t:#?}"
+        );
     }
 
     #[test]
@@ -1096,7 +1294,8 @@ mod tests {
         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
         let t = tracked(&acc);
         assert_eq!(t.tracked_used_bytes, 10 * GIB);
-        assert_eq!(t.untracked.overhead_bytes, 64 * MIB);
+        assert_eq!(t.untracked.swap_remainder_bytes, 64 * MIB);
+        assert_eq!(t.untracked.extent_rounding_bytes, 0);
         assert_eq!(t.drift_bytes, (64 * MIB) as i64);
         // Placement allocates nothing for the BFV root either, 1 GiB for the swap (rounded
         // up): 19 - 10 - 1 = 8 GiB free.
@@ -1114,10 +1313,11 @@ mod tests {
         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
         let t = tracked(&acc);
         // nova's resource tracker books int(512 / 1024) = 0 GiB of swap: the swap LV it does
-        // not see is drift, explained as the instance's overhead.
+        // not see is drift, explained as the swap remainder.
         assert_eq!(t.tracked_used_bytes, 10 * GIB);
         assert_eq!(t.drift_bytes, (512 * MIB) as i64);
-        assert_eq!(t.untracked.overhead_bytes, 512 * MIB);
+        assert_eq!(t.untracked.swap_remainder_bytes, 512 * MIB);
+        assert_eq!(t.untracked.extent_rounding_bytes, 0);
         // Placement: 10 + ceil(512 / 1024) = 11 GiB allocated of 19.
         assert_eq!(t.scheduler_free_bytes, (8 * GIB) as i64);
         let figures = source_figures(&u, Some(VG_20G));
@@ -1137,16 +1337,17 @@ mod tests {
         let t = tracked(&acc);
         // int(1536 / 1024) = 1 GiB booked; placement allocates ceil = 2 GiB.
         assert_eq!(t.tracked_used_bytes, 11 * GIB);
-        assert_eq!(t.untracked.overhead_bytes, 512 * MIB);
+        assert_eq!(t.untracked.swap_remainder_bytes, 512 * MIB);
         assert_eq!(t.drift_bytes, (512 * MIB) as i64);
         assert_eq!(source_figures(&u, Some(VG_20G)).allocated_bytes, 12 * GIB);
         assert_identity(&acc);
     }
 
     #[test]
-    fn a_swap_lv_below_one_gib_is_all_overhead() {
+    fn a_swap_lv_below_one_gib_is_swap_remainder_and_extent_rounding() {
         // 1001 MiB of swap becomes 1004 MiB of LV (251 extents of 4 MiB), and nova's resource
-        // tracker books int(1001 / 1024) = 0 GiB of it: the whole swap LV is overhead.
+        // tracker books int(1001 / 1024) = 0 GiB of it: 1001 MiB are the swap remainder, the
+        // 3 MiB LVM added are extent rounding.
         let lvs = [
             lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1004 * MIB),
@@ -1154,7 +1355,8 @@ mod tests {
         let u = usage(&[(UUID_A, flavor(10, 0, 1001))], 0, 1.0);
         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
         let t = tracked(&acc);
-        assert_eq!(t.untracked.overhead_bytes, 1004 * MIB);
+        assert_eq!(t.untracked.swap_remainder_bytes, 1001 * MIB);
+        assert_eq!(t.untracked.extent_rounding_bytes, 3 * MIB);
         assert_eq!(t.drift_bytes, (1004 * MIB) as i64);
         assert_identity(&acc);
     }
@@ -1228,7 +1430,7 @@ mod tests {
         assert_eq!(t.tracked_used_bytes, 14 * GIB);
         assert_eq!(t.drift_bytes, -(2 * GIB as i64));
         assert_eq!(t.unbacked_bytes, 4 * GIB);
-        assert_eq!(t.untracked.overhead_bytes, 0);
+        assert_eq!(t.untracked.extent_rounding_bytes, 0);
         assert_eq!(t.scheduler_free_bytes, (5 * GIB) as i64);
         assert_eq!(t.corrected_free_bytes, VG_20G as i64 - (14 * GIB) as i64);
         assert_identity(&acc);
@@ -1238,7 +1440,7 @@ mod tests {
         assert_eq!(figures.disk_available_least_bytes, Some(-1));
 
         // It counts 3 GiB less than the servers: first cancels unbacked disk (B has no LV
-        // yet, 2 GiB), the rest is LV bytes beyond what is tracked.
+        // yet, 2 GiB), the rest is instance disk nova's own "used" does not book.
         let mut u = usage(
             &[(UUID_A, flavor(10, 0, 0)), (UUID_B, flavor(2, 0, 0))],
             0,
@@ -1248,7 +1450,8 @@ mod tests {
         let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
         let t = tracked(&acc);
         assert_eq!(t.unbacked_bytes, 0);
-        assert_eq!(t.untracked.overhead_bytes, GIB);
+        assert_eq!(t.untracked.unbooked_instance_bytes, GIB);
+        assert_eq!(t.untracked.extent_rounding_bytes, 0);
         assert_eq!(t.drift_bytes, (3 * GIB) as i64);
         assert_identity(&acc);
     }
@@ -1635,6 +1838,453 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `bytes` rounded up to whole extents, as `lvcreate -L` does.
+    fn extents(bytes: u64) -> u64 {
+        bytes.div_ceil(EXTENT) * EXTENT
+    }
+
+    /// An instance booked the way placement books it (`ceil(swap / 1024)`), with its flavor
+    /// known (from another source).
+    fn placement_booked(uuid: &str, f: Flavor) -> TrackedInstance {
+        TrackedInstance {
+            uuid: uuid.into(),
+            tracked_bytes: f.placement_allocation_bytes(),
+            allocated_bytes: f.placement_allocation_bytes(),
+            flavor: Some(f),
+        }
+    }
+
+    fn booked(instances: Vec<TrackedInstance>) -> TrackedUsage {
+        TrackedUsage::from_local(
+            instances,
+            &HostDiskSettings {
+                reserved_host_disk_mb: 0,
+                disk_allocation_ratio: 1.0,
+            },
+        )
+    }
+
+    #[test]
+    fn a_rescue_lv_is_rescue_whole_and_never_hides_a_missing_disk() {
+        // Rescued from a 2 GiB + 1 MiB image: the LV is rounded to whole extents, all of it
+        // rescue (nova books nothing for it). A's ephemeral LV is missing: it stays unbacked.
+        let rescue = extents(2 * GIB + MIB);
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB),
+            lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, rescue),
+        ];
+        let u = usage(&[(UUID_A, flavor(10, 2, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(
+            t.untracked,
+            UntrackedByCause {
+                rescue_bytes: rescue,
+                ..UntrackedByCause::default()
+            }
+        );
+        assert_eq!(t.unbacked_bytes, 2 * GIB);
+        assert_eq!(t.drift_bytes, rescue as i64 - (2 * GIB) as i64);
+        // Rescue is consumption someone can end (unrescue, or remove a leftover): counted.
+        assert_eq!(t.untracked.total_bytes(), rescue as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_config_drive_rescue_lv_is_rescue_too() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, GIB),
+            lv(
+                &format!("{UUID_A}_disk.config.rescue"),
+                Owner::Instance,
+                EXTENT,
+            ),
+        ];
+        let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).untracked.rescue_bytes, GIB + EXTENT);
+        assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, 0);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn only_a_disk_name_ending_in_dot_rescue_is_a_rescue_disk() {
+        for (disk, rescue) in [
+            ("disk.rescue", true),
+            ("disk.config.rescue", true),
+            ("disk.eph0.rescue", true),
+            ("disk.rescue.old", false),
+            ("disk__rescue", false),
+            ("disk", false),
+            ("rescue", false),
+        ] {
+            assert_eq!(is_rescue_disk(disk), rescue, "{disk}");
+        }
+    }
+
+    #[test]
+    fn a_rescue_lv_of_an_orphan_is_orphan_and_of_an_unbooked_instance_is_unbooked() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_B}_disk.rescue"), Owner::Instance, 2 * GIB),
+            lv(&format!("{UUID_GONE}_disk.rescue"), Owner::Orphan, 3 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.rescue_bytes, 0);
+        assert_eq!(t.untracked.unbooked_instance_bytes, 2 * GIB);
+        assert_eq!(t.untracked.orphan_bytes, 3 * GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn the_root_lv_of_a_disk_0_flavor_is_unbooked_root_whole() {
+        // disk = 0: nova creates the root LV at the image's size (2.2 GiB, rounded to extents)
+        // and books 0 for it; its ephemeral disk is booked and exact.
+        let root = extents(2 * GIB + 200 * MIB + 1);
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, root),
+            lv(&format!("{UUID_A}_disk.local"), Owner::Instance, GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(0, 1, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.tracked_used_bytes, GIB);
+        assert_eq!(
+            t.untracked,
+            UntrackedByCause {
+                unbooked_root_bytes: root,
+                ..UntrackedByCause::default()
+            }
+        );
+        assert_eq!(t.untracked.total_bytes(), root as i64);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_disk_0_root_missing_its_ephemeral_still_counts_whole_and_the_ephemeral_is_unbacked() {
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 3 * GIB)];
+        let u = usage(&[(UUID_A, flavor(0, 2, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.unbooked_root_bytes, 3 * GIB);
+        assert_eq!(t.unbacked_bytes, 2 * GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_root_lv_is_unbooked_root_only_for_disk_0_without_a_volume() {
+        // root_gb = 1: a root LV of 1 GiB + one extent is extent rounding.
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB + EXTENT)];
+        let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
+        assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, EXTENT);
+        assert_identity(&acc);
+        // Booted from volume with disk = 0: nova creates no root LV; one found anyway is not a
+        // disk = 0 root, and lands in extent_rounding with the rest of the excess.
+        let bfv = Flavor {
+            boot_from_volume: true,
+            ..flavor(0, 0, 0)
+        };
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB)];
+        let u = usage(&[(UUID_A, bfv)], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
+        assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn without_a_flavor_a_disk_0_root_cannot_be_told_and_is_extent_rounding() {
+        // Placement alone knows only the allocation (0 GiB for a disk = 0 flavor).
+        let instance = TrackedInstance {
+            uuid: UUID_A.into(),
+            tracked_bytes: 0,
+            allocated_bytes: 0,
+            flavor: None,
+        };
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 2 * GIB)];
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&booked(vec![instance])), 100);
+        assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
+        assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, 2 * GIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn placement_leaves_no_swap_remainder_and_its_rounded_up_swap_is_unbacked() {
+        // Placement books ceil(512 / 1024) = 1 GiB for a 512 MiB swap LV.
+        let f = flavor(1, 0, 512);
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 512 * MIB),
+        ];
+        let u = booked(vec![placement_booked(UUID_A, f)]);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked, UntrackedByCause::default());
+        assert_eq!(t.unbacked_bytes, 512 * MIB);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn the_swap_remainder_is_at_most_what_the_swap_lv_holds_beyond_the_booked_swap() {
+        // No swap LV (not created yet): nothing is swap remainder, the root's extra extent is
+        // rounding, and the booked GiB of swap is unbacked.
+        let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB + EXTENT)];
+        let u = usage(&[(UUID_A, flavor(1, 0, 1536))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.swap_remainder_bytes, 0);
+        assert_eq!(t.untracked.extent_rounding_bytes, 0);
+        assert_eq!(t.unbacked_bytes, GIB - EXTENT);
+        assert_identity(&acc);
+        // A swap LV smaller than the flavor's (a block device mapping's 1280 MiB for a
+        // 1536 MiB flavor swap): 256 MiB beyond the booked GiB are the remainder.
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1280 * MIB),
+        ];
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.swap_remainder_bytes, 256 * MIB);
+        assert_eq!(t.untracked.extent_rounding_bytes, 0);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn a_whole_gib_of_swap_leaves_no_remainder() {
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
+            lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 2 * GIB),
+        ];
+        let u = usage(&[(UUID_A, flavor(1, 0, 2048))], 0, 1.0);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        assert_eq!(tracked(&acc).untracked, UntrackedByCause::default());
+        assert_eq!(tracked(&acc).drift_bytes, 0);
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn every_part_of_the_excess_on_one_host_sums_to_the_drift() {
+        // A: rescued, 1001 MiB swap (1004 MiB LV). B: disk = 0, 2.5 GiB image. C: a root LV one
+        // extent over its flavor and a 1536 MiB swap. D: building (no LV yet). Plus a foreign
+        // LV and an orphan.
+        let lvs = [
+            lv(&format!("{UUID_A}_disk"), Owner::Instance, 2 * GIB),
+            lv(
+                &format!("{UUID_A}_disk.rescue"),
+                Owner::Instance,
+                extents(GIB + 1),
+            ),
+            lv(
+                &format!("{UUID_A}_disk.swap"),
+                Owner::Instance,
+                extents(1001 * MIB),
+            ),
+            lv(
+                &format!("{UUID_B}_disk"),
+                Owner::Instance,
+                extents(2 * GIB + GIB / 2),
+            ),
+            lv(&format!("{UUID_C}_disk"), Owner::Instance, 3 * GIB + EXTENT),
+            lv(&format!("{UUID_C}_disk.swap"), Owner::Instance, 1536 * MIB),
+            lv("backup", Owner::Foreign, 700 * MIB),
+            lv(&format!("{UUID_GONE}_disk"), Owner::Orphan, GIB),
+        ];
+        let u = usage(
+            &[
+                (UUID_A, flavor(2, 0, 1001)),
+                (UUID_B, flavor(0, 0, 0)),
+                (UUID_C, flavor(3, 0, 1536)),
+                (UUID_D, flavor(4, 0, 0)),
+            ],
+            0,
+            1.0,
+        );
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(
+            t.untracked,
+            UntrackedByCause {
+                foreign_bytes: 700 * MIB,
+                orphan_bytes: GIB,
+                cinder_bytes: 0,
+                unbooked_instance_bytes: 0,
+                rescue_bytes: GIB + EXTENT,
+                unbooked_root_bytes: 2 * GIB + GIB / 2,
+                swap_remainder_bytes: 1001 * MIB + 512 * MIB,
+                extent_rounding_bytes: 3 * MIB + EXTENT,
+                unexplained_bytes: 0,
+            }
+        );
+        assert_eq!(t.unbacked_bytes, 4 * GIB);
+        assert_eq!(
+            t.untracked.total_bytes(),
+            (700 * MIB + GIB + GIB + EXTENT + 2 * GIB + GIB / 2) as i64
+        );
+        assert_identity(&acc);
+    }
+
+    #[test]
+    fn the_parts_of_the_excess_follow_their_rules_across_a_grid_of_instances() {
+        let swaps = [0u64, 256, 512, 1001, 1024, 1536, 4097];
+        for root_gb in [0u64, 1, 3] {
+            for ephemeral_gb in [0u64, 2] {
+                for swap_mb in swaps {
+                    for boot_from_volume in [false, true] {
+                        for placement_rule in [false, true] {
+                            for root_lv in [None, Some(0), Some(EXTENT), Some(2 * GIB + MIB)] {
+                                for swap_lv in [None, Some(0i64), Some(-(256 * MIB as i64))] {
+                                    for rescue in [0, extents(GIB + 1)] {
+                                        let f = Flavor {
+                                            root_gb,
+                                            ephemeral_gb,
+                                            swap_mb,
+                                            boot_from_volume,
+                                        };
+                                        let instance = if placement_rule {
+                                            placement_booked(UUID_A, f)
+                                        } else {
+                                            TrackedInstance::from_flavor(UUID_A, &f)
+                                        };
+                                        let mut lvs = vec![];
+                                        let booked_root = root_gb * GIB;
+                                        if let Some(extra) = root_lv {
+                                            lvs.push(lv(
+                                                &format!("{UUID_A}_disk"),
+                                                Owner::Instance,
+                                                extents(booked_root + extra),
+                                            ));
+                                        }
+                                        if ephemeral_gb > 0 {
+                                            lvs.push(lv(
+                                                &format!("{UUID_A}_disk.local"),
+                                                Owner::Instance,
+                                                ephemeral_gb * GIB,
+                                            ));
+                                        }
+                                        let swap_bytes = match swap_lv {
+                                            Some(delta) if swap_mb > 0 => extents(
+                                                (swap_mb * MIB)
+                                                    .saturating_add_signed(delta)
+                                                    .max(MIB),
+                                            ),
+                                            _ => 0,
+                                        };
+                                        if swap_bytes > 0 {
+                                            lvs.push(lv(
+                                                &format!("{UUID_A}_disk.swap"),
+                                                Owner::Instance,
+                                                swap_bytes,
+                                            ));
+                                        }
+                                        if rescue > 0 {
+                                            lvs.push(lv(
+                                                &format!("{UUID_A}_disk.rescue"),
+                                                Owner::Instance,
+                                                rescue,
+                                            ));
+                                        }
+                                        let what = format!("{f:?} placement {placement_rule} root {root_lv:?} swap {swap_bytes} rescue {rescue}");
+                                        let u = booked(vec![instance]);
+                                        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+                                        assert_identity(&acc);
+                                        let t = tracked(&acc).untracked;
+                                        assert_eq!(t.rescue_bytes, rescue, "{what}");
+                                        let root_bytes = lvs
+                                            .iter()
+                                            .find(|l| l.name.ends_with("_disk"))
+                                            .map_or(0, |l| l.allocated_bytes);
+                                        let disk_0 = root_gb == 0 && !boot_from_volume;
+                                        assert_eq!(
+                                            t.unbooked_root_bytes,
+                                            if disk_0 { root_bytes } else { 0 },
+                                            "{what}"
+                                        );
+                                        let remainder = if placement_rule {
+                                            0
+                                        } else {
+                                            (swap_mb % 1024) * MIB
+                                        };
+                                        assert!(t.swap_remainder_bytes <= remainder, "{what}");
+                                        assert!(t.swap_remainder_bytes <= swap_bytes, "{what}");
+                                        if swap_bytes >= swap_mb * MIB {
+                                            assert_eq!(t.swap_remainder_bytes, remainder, "{what}");
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_instance_lvs_are_split_without_overflow() {
+        let half = MAX_ACCOUNTED_BYTES / 2;
+        let lvs = [
+            lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, half),
+            lv(&format!("{UUID_B}_disk"), Owner::Instance, half),
+        ];
+        let u = usage(
+            &[(UUID_A, flavor(0, 0, 0)), (UUID_B, flavor(0, 0, 0))],
+            0,
+            1.0,
+        );
+        let size = MAX_ACCOUNTED_BYTES;
+        let acc = account_vg(&vg(size, size - 2 * half), &lvs, Some(&u), 100);
+        let t = tracked(&acc);
+        assert_eq!(t.untracked.rescue_bytes, half);
+        assert_eq!(t.untracked.unbooked_root_bytes, half);
+        assert_identity(&acc);
+        // instance_excess alone saturates rather than wraps.
+        let lvs = [
+            lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, u64::MAX),
+            lv(
+                &format!("{UUID_A}_disk.config.rescue"),
+                Owner::Instance,
+                u64::MAX,
+            ),
+        ];
+        let parts = instance_excess(
+            &TrackedInstance::from_flavor(UUID_A, &flavor(0, 0, 0)),
+            &lvs.iter().collect::<Vec<_>>(),
+        );
+        assert_eq!(parts.rescue_bytes, u64::MAX);
+    }
+
+    #[test]
+    fn placement_instances_borrow_the_flavors_other_sources_know() {
+        let f = flavor(0, 1, 512);
+        let without = TrackedInstance {
+            flavor: None,
+            ..placement_booked(UUID_A, f)
+        };
+        let primary = booked(vec![
+            without.clone(),
+            TrackedInstance {
+                uuid: UUID_B.into(),
+                ..without.clone()
+            },
+        ]);
+        let local = usage(&[(UUID_A, f)], 0, 1.0);
+        let enriched = with_flavors_from(&primary, [&primary, &local]).expect("filled in");
+        assert_eq!(enriched.instances[0].flavor, Some(f));
+        assert_eq!(enriched.instances[0].tracked_bytes, 2 * GIB);
+        assert_eq!(enriched.instances[1].flavor, None);
+        // Nothing to fill in, or nothing known: the primary as it is.
+        assert_eq!(with_flavors_from(&local, [&primary]), None);
+        assert_eq!(with_flavors_from(&primary, [&primary]), None);
+        // A flavor the primary knows is its own, whatever the others say.
+        let other = usage(&[(UUID_A, flavor(9, 9, 9))], 0, 1.0);
+        assert_eq!(with_flavors_from(&local, [&other]), None);
     }
 
     fn report_lv(vg: &str, name: &str, bytes: u64) -> Lv {
@@ -2068,7 +2718,10 @@ mod tests {
                     assert_eq!(other_orphans, 0, "{what}");
                     assert_eq!(host.vgs[1].owners[&Owner::Instance].lvs, 1, "{what}");
                 }
-                assert_eq!(t.untracked.overhead_bytes, 0, "{what}");
+                assert_eq!(t.untracked.rescue_bytes, 0, "{what}");
+                assert_eq!(t.untracked.unbooked_root_bytes, 0, "{what}");
+                assert_eq!(t.untracked.swap_remainder_bytes, 0, "{what}");
+                assert_eq!(t.untracked.extent_rounding_bytes, 0, "{what}");
                 assert_eq!(t.unbacked_bytes, 0, "{what}");
             }
         }
@@ -2099,7 +2752,7 @@ mod tests {
         assert_eq!(
             t.untracked,
             UntrackedByCause {
-                overhead_bytes: GIB,
+                extent_rounding_bytes: GIB,
                 ..UntrackedByCause::default()
             }
         );

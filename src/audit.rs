@@ -227,6 +227,7 @@ mod tests {
             uuid: uuid.to_string(),
             tracked_bytes: disk_gb * GIB,
             allocated_bytes: disk_gb * GIB,
+            flavor: None,
         }
     }
 

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::accounting::{
-    account_host_with, instances_here, source_figures, HostAccounting, SourceFigures,
+    account_host_with, instances_here, source_figures, with_flavors_from, HostAccounting,
+    SourceFigures,
 };
 use crate::audit::{audit_collection, Audit};
 use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
@@ -338,6 +339,16 @@ impl SnapshotCollector {
             let primary_usage = primary_index
                 .and_then(|i| outcomes[i].2.as_ref().ok())
                 .map(|(usage, _)| usage);
+            // Placement knows no flavors: the other sources' name a disk = 0 root LV.
+            let with_flavors = primary_usage.and_then(|primary| {
+                with_flavors_from(
+                    primary,
+                    outcomes
+                        .iter()
+                        .filter_map(|(_, _, outcome)| Some(&outcome.as_ref().ok()?.0)),
+                )
+            });
+            let primary_usage = with_flavors.as_ref().or(primary_usage);
             let accounted = match account(primary_usage) {
                 // With LVM's figures alone it fits: the primary source's figures are to blame.
                 Err(error) if primary_usage.is_some() => {

@@ -717,3 +717,52 @@ fn the_runbooks_tuning_table_gives_each_threshold_its_check_flag_and_value() {
         );
     }
 }
+
+/// The untracked-consumption rule and the alert's cause list leave out exactly the exporter's
+/// rounding causes, and name only causes the exporter exports: `report`, `check` and the alert
+/// agree on what untracked consumption is.
+#[test]
+fn untracked_consumption_leaves_out_exactly_the_rounding_causes() {
+    use nova_lvm_exporter::accounting::{ROUNDING_CAUSES, UNTRACKED_CAUSES};
+    let selector = format!("cause!~\"{}\"", ROUNDING_CAUSES.join("|"));
+    let consumption = rules()
+        .into_iter()
+        .find(|r| {
+            r.record.as_deref() == Some("instance_vg:nova_lvm_untracked_consumption_bytes:sum")
+        })
+        .expect("the untracked consumption recording rule");
+    assert!(
+        consumption.expr.contains(&selector),
+        "{} does not select {selector}",
+        consumption.expr
+    );
+    let alert = alerts()
+        .into_iter()
+        .find(|r| r.alert.as_deref() == Some("NovaLvmUntrackedConsumption"))
+        .expect("NovaLvmUntrackedConsumption");
+    assert!(
+        alert.annotations["description"].contains(&selector),
+        "the description lists other causes than the rule counts"
+    );
+    for rule in rules() {
+        for (i, _) in rule.expr.match_indices("cause") {
+            // Only a matcher: cause="...", cause!="...", cause=~"...", cause!~"...".
+            let rest = &rule.expr[i + "cause".len()..];
+            let Some(value) = ["=\"", "!=\"", "=~\"", "!~\""]
+                .iter()
+                .find_map(|op| rest.strip_prefix(op))
+            else {
+                continue;
+            };
+            let quoted = value.split('"').next().unwrap_or_default();
+            for cause in quoted.split('|') {
+                assert!(
+                    UNTRACKED_CAUSES.contains(&cause),
+                    "{} names cause {cause:?}, which the exporter does not export",
+                    rule.expr
+                );
+            }
+        }
+    }
+    assert!(ROUNDING_CAUSES.iter().all(|c| UNTRACKED_CAUSES.contains(c)));
+}

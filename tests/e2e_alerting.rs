@@ -770,7 +770,7 @@ fn series_budget(s: &Shape) -> u64 {
     let sources = 6 * s.sources + s.local_sources;
     // drift, unbacked, corrected free, overestimate, recommended reserve and ratio, 6 causes,
     // 4 + 4 orphan reasons; nova.conf's reserve with placement primary.
-    let derived = 20 + s.placement_primary;
+    let derived = 23 + s.placement_primary;
     let flavors = if s.flavors > 0 { 2 * s.flavors + 1 } else { 0 };
     let lvs = s.listed_lvs * if s.lv_times { 2 } else { 1 };
     fixed + collectors + vg + sources + derived + flavors + lvs + 2 * s.active_thin_pools
@@ -837,6 +837,9 @@ fn shard_config(hosts: &[&FleetHost], write_url: &str, rules: bool) -> String {
 
 /// Sum of the samples of `family` in an exposition whose series name contains every one of
 /// `having` and none of `not_having`.
+/// The `cause` labels of `nova_lvm_untracked_bytes` the untracked-consumption rules leave out.
+const ROUNDING_CAUSES: &[&str] = &["cause=\"swap_remainder\"", "cause=\"extent_rounding\""];
+
 fn exposition_sum(
     m: &common::Exposition,
     family: &str,
@@ -1140,11 +1143,10 @@ scrape_configs:
         );
         let cell = format!("{}/{}", host.region, host.cell);
         *untracked_by_cell.entry(cell.clone()).or_default() +=
-            exposition_sum(&m, "nova_lvm_untracked_bytes", &[], &["cause=\"overhead\""]);
+            exposition_sum(&m, "nova_lvm_untracked_bytes", &[], ROUNDING_CAUSES);
         *untracked_by_zone
             .entry(format!("{}/{}", host.region, host.availability_zone))
-            .or_default() +=
-            exposition_sum(&m, "nova_lvm_untracked_bytes", &[], &["cause=\"overhead\""]);
+            .or_default() += exposition_sum(&m, "nova_lvm_untracked_bytes", &[], ROUNDING_CAUSES);
         *free_by_region.entry(host.region.to_string()).or_default() +=
             exposition_sum(&m, "nova_lvm_corrected_free_bytes", &[], &[]);
         let fits: Vec<f64> = m

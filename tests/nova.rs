@@ -718,8 +718,9 @@ fn assert_every_figure(m: &Exposition) {
     };
     assert_eq!(cause("foreign"), (5 * GIB) as f64);
     assert_eq!(cause("orphan"), (10 * GIB) as f64);
-    // B's swap LV is 1.5 GiB where nova counts int(1536 / 1024) = 1 GiB.
-    assert_eq!(cause("overhead"), (GIB / 2) as f64);
+    // B's swap LV is 1.5 GiB where nova counts int(1536 / 1024) = 1 GiB: the swap remainder.
+    assert_eq!(cause("swap_remainder"), (GIB / 2) as f64);
+    assert_eq!(cause("extent_rounding"), 0.0);
     // The orphan by why: nova has never heard of its instance (or not looked up yet).
     for (reason, bytes) in [
         ("deleted", 0),

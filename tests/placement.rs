@@ -246,7 +246,14 @@ fn application_credential_from_clouds_yaml_every_figure_to_the_byte() {
     assert_eq!(cause("foreign"), (5 * GIB) as f64);
     assert_eq!(cause("orphan"), (10 * GIB) as f64);
     assert_eq!(cause("cinder"), 0.0);
-    assert_eq!(cause("overhead"), 0.0);
+    for part in [
+        "rescue",
+        "unbooked_root",
+        "swap_remainder",
+        "extent_rounding",
+    ] {
+        assert_eq!(cause(part), 0.0, "{part}");
+    }
     assert_eq!(cause("unexplained"), 0.0);
     assert_eq!(p(&g("nova_lvm_tracked_unbacked_bytes")), 0.0);
     assert_eq!(p(&g("nova_lvm_corrected_free_bytes")), corrected as f64);
@@ -1107,7 +1114,14 @@ fn a_real_vg_with_placement_consumers_every_figure_to_the_byte() {
     assert_eq!(cause("foreign"), (5 * GIB) as f64);
     assert_eq!(cause("orphan"), (10 * GIB) as f64);
     assert_eq!(cause("cinder"), 0.0);
-    assert_eq!(cause("overhead"), 0.0);
+    for part in [
+        "rescue",
+        "unbooked_root",
+        "swap_remainder",
+        "extent_rounding",
+    ] {
+        assert_eq!(cause(part), 0.0, "{part}");
+    }
     assert_eq!(cause("unexplained"), 0.0);
     assert_eq!(p(&g("nova_lvm_tracked_unbacked_bytes")), 0.0);
     assert_eq!(p(&g("nova_lvm_corrected_free_bytes")), corrected as f64);
@@ -1775,7 +1789,10 @@ fn an_instance_without_allocation_is_not_an_orphan_but_unbooked() {
         "orphan",
         "cinder",
         "unbooked_instance",
-        "overhead",
+        "rescue",
+        "unbooked_root",
+        "swap_remainder",
+        "extent_rounding",
         "unexplained",
     ]
     .iter()

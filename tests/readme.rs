@@ -370,3 +370,19 @@ fn every_relative_link_in_the_docs_resolves() {
     assert!(checked >= 30, "only {checked} links found");
     assert!(dead.is_empty(), "dead links:\n{}", dead.join("\n"));
 }
+
+#[test]
+fn the_metric_table_names_every_untracked_cause_and_the_identity_sums_them() {
+    let row = README
+        .lines()
+        .find(|l| l.starts_with("| `nova_lvm_untracked_bytes` |"))
+        .expect("the untracked row");
+    let identity = README
+        .lines()
+        .find(|l| l.starts_with("`drift = "))
+        .expect("the identity");
+    for cause in nova_lvm_exporter::accounting::UNTRACKED_CAUSES {
+        assert!(row.contains(&format!("`{cause}`")), "{cause} not in {row}");
+        assert!(identity.contains(cause), "{cause} not in {identity}");
+    }
+}

@@ -218,9 +218,17 @@ fn every_value_matches_the_hand_computed_accounting() {
     assert_eq!(cause("foreign"), (2048 * MIB) as f64);
     assert_eq!(cause("orphan"), (1024 * MIB) as f64);
     assert_eq!(cause("cinder"), (1024 * MIB) as f64);
-    // The swap LVs nova's resource tracker does not book: A's 512, B's 512 and C's 1004 MiB
-    // (1001 rounded up to whole extents).
-    assert_eq!(cause("overhead"), ((512 + 512 + 1004) * MIB) as f64);
+    // The swap nova's resource tracker does not book: A's 512, B's 512 and C's 1001 MiB; LVM
+    // rounded C's 1001 MiB up to 1004 (whole extents of 4 MiB).
+    assert_eq!(cause("swap_remainder"), ((512 + 512 + 1001) * MIB) as f64);
+    assert_eq!(cause("extent_rounding"), (3 * MIB) as f64);
+    assert_eq!(cause("rescue"), 0.0);
+    assert_eq!(cause("unbooked_root"), 0.0);
+    assert!(m
+        .get(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"overhead\",vg=\"{vg}\"}}"
+        ))
+        .is_none());
     assert_eq!(cause("unexplained"), 0.0);
     assert_eq!(
         m.value(&vg_series("nova_lvm_tracked_unbacked_bytes", vg)),
@@ -864,4 +872,127 @@ fn an_encrypted_instance_disk_counts_once_beside_its_dmcrypt_mapping() {
         );
         assert_eq!(untracked_sum(&m, name), 0.0, "{method}");
     }
+}
+
+const RESCUED: &str = "5e5c0e00-1111-4222-8333-000000000001";
+const DISK_0: &str = "d15c0000-1111-4222-8333-000000000002";
+const ODD_SWAP: &str = "0dd5a900-1111-4222-8333-000000000003";
+
+/// Every byte the instances' LVs hold beyond nova's books, by its cause, on a real VG with
+/// 4 MiB extents: a rescued instance (its `disk.rescue` at the rescue image's 1025 MiB, which
+/// LVM rounds to 1028), a `disk = 0` flavor (its root LV at the image's 2253 MiB, rounded to
+/// 2256), a 1537 MiB swap (nova's resource tracker books 1 GiB of it; LVM rounds the LV to
+/// 1540 MiB), and a foreign LV. Hand-computed:
+///
+/// ```text
+/// rescued   disk 2048 + disk.rescue 1028          tracked 2048   rescue          1028
+/// disk = 0  disk 2256 + disk.local 1024           tracked 1024   unbooked_root   2256
+/// odd swap  disk 1024 + disk.swap 1540            tracked 2048   swap_remainder   513
+///                                                                extent_rounding    3
+/// foreign   100                                                  foreign          100
+/// used 9020 MiB - tracked 5120 MiB = drift 3900 MiB = 1028 + 2256 + 513 + 3 + 100
+/// ```
+#[test]
+fn every_byte_beyond_novas_books_is_named_by_its_cause() {
+    if !lvm_available("every_byte_beyond_novas_books_is_named_by_its_cause") {
+        return;
+    }
+    let vg = LoopVg::new("causes", 20);
+    let extent = run(
+        "vgs",
+        &[
+            "--noheadings",
+            "--nosuffix",
+            "--units",
+            "b",
+            "-o",
+            "vg_extent_size",
+            &vg.name,
+        ],
+    );
+    assert_eq!(extent.trim(), (4 * MIB).to_string());
+    vg.create_lv(&format!("{RESCUED}_disk"), "2G");
+    vg.create_lv(&format!("{RESCUED}_disk.rescue"), "1025M");
+    vg.create_lv(&format!("{DISK_0}_disk"), "2253M");
+    vg.create_lv(&format!("{DISK_0}_disk.local"), "1G");
+    vg.create_lv(&format!("{ODD_SWAP}_disk"), "1G");
+    vg.create_lv(&format!("{ODD_SWAP}_disk.swap"), "1537M");
+    vg.create_lv("someone_elses_lv", "100M");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flavor = |uuid, name, root_gb, ephemeral_gb, swap_mb| Domain {
+        uuid,
+        name,
+        root_gb,
+        ephemeral_gb,
+        swap_mb,
+        boot_from_volume: false,
+    };
+    write_domains(
+        &dir.path().join("qemu"),
+        &vg.name,
+        &[
+            flavor(RESCUED, "rescued-01", 2, 0, 0),
+            flavor(DISK_0, "disk0-01", 0, 1, 0),
+            flavor(ODD_SWAP, "swap-01", 1, 0, 1537),
+        ],
+    );
+    write_nova_conf(&dir.path().join("nova.conf"), &vg.name, 0);
+    let exporter = Exporter::start(&[
+        format!(
+            "--nova.config-file={}",
+            dir.path().join("nova.conf").display()
+        ),
+        format!(
+            "--collector.libvirt.xml-dir={}",
+            dir.path().join("qemu").display()
+        ),
+    ]);
+    let m = exporter.scrape();
+    let name = vg.name.as_str();
+
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_vg_used_bytes", name)),
+        (9020 * MIB) as f64
+    );
+    assert_eq!(
+        m.value(&format!(
+            "nova_lvm_tracked_used_bytes{{source=\"libvirt\",vg=\"{name}\"}}"
+        )),
+        (5120 * MIB) as f64
+    );
+    let drift = m.value(&vg_series("nova_lvm_drift_bytes", name));
+    assert_eq!(drift, (3900 * MIB) as f64);
+    let cause = |c: &str| {
+        m.value(&format!(
+            "nova_lvm_untracked_bytes{{cause=\"{c}\",vg=\"{name}\"}}"
+        ))
+    };
+    let expected = [
+        ("foreign", 100 * MIB),
+        ("orphan", 0),
+        ("cinder", 0),
+        ("unbooked_instance", 0),
+        ("rescue", 1028 * MIB),
+        ("unbooked_root", 2256 * MIB),
+        ("swap_remainder", 513 * MIB),
+        ("extent_rounding", 3 * MIB),
+        ("unexplained", 0),
+    ];
+    for (c, bytes) in expected {
+        assert_eq!(cause(c), bytes as f64, "cause {c}");
+    }
+    // The causes are exactly these, and sum to the drift (nothing is unbacked here).
+    let exported: Vec<&String> = m
+        .samples
+        .keys()
+        .filter(|s| s.starts_with("nova_lvm_untracked_bytes{"))
+        .collect();
+    assert_eq!(exported.len(), expected.len(), "{exported:?}");
+    let sum: f64 = expected.iter().map(|(c, _)| cause(c)).sum();
+    assert_eq!(
+        m.value(&vg_series("nova_lvm_tracked_unbacked_bytes", name)),
+        0.0
+    );
+    assert_eq!(sum, drift);
 }

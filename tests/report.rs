@@ -135,7 +135,7 @@ fn a_healthy_host_is_ok_with_no_drift() {
 
     let (json, code) = host.report_json();
     assert_eq!(code, 0);
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     assert_eq!(json["complete"], true);
     // Titled with nova's name for the host (nova.conf [DEFAULT] host), not the kernel's.
     assert_eq!(json["hostname"], "compute-test");

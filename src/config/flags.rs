@@ -589,9 +589,9 @@ pub struct TextfileArgs {
 /// rules').
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
-    /// WARNING when untracked consumption (foreign + orphan + cinder + unexplained) reaches
-    /// this: a size (20GiB, 500MiB) or a percentage of the VG (5%); "off" disables it. Like
-    /// the alert, it warns when either this or --warning.untracked-ratio is reached.
+    /// WARNING when untracked consumption (every cause but swap_remainder and extent_rounding)
+    /// reaches this: a size (20GiB, 500MiB) or a percentage of the VG (5%); "off" disables it.
+    /// Like the alert, it warns when either this or --warning.untracked-ratio is reached.
     #[arg(long = "warning.untracked", value_name = "SIZE|PCT", default_value_t = Thresholds::default().warning_untracked, value_parser = check::parse_threshold)]
     pub warning_untracked: Threshold,
 

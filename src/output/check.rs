@@ -3,8 +3,9 @@
 //! performance data), for operators without Prometheus.
 //!
 //! The figures are those of the alerting rules, so that `check` and the alerts agree:
-//! *untracked* is foreign + orphan + cinder + unbooked_instance + unexplained (the per-LV extent overhead is
-//! expected and left out) and *over-estimate* is the phantom space the scheduler can actually
+//! *untracked* is foreign + orphan + cinder + unbooked_instance + rescue + unbooked_root +
+//! unexplained (the rounding causes, swap_remainder and extent_rounding, are expected and left
+//! out) and *over-estimate* is the phantom space the scheduler can actually
 //! hand out, max(over-estimate + min(corrected free, 0), 0). The default thresholds are the
 //! rules' ([`rule_thresholds`]), combined as the rules combine them: untracked consumption
 //! warns at the absolute *or* the relative threshold, whichever the VG reaches first.

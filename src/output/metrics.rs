@@ -65,7 +65,7 @@ families! {
     DRIFT = "nova_lvm_drift_bytes", ["vg"],
         "Raw used - tracked used. Positive: consumption nova does not know about. Negative: nova counts disk that is not allocated.";
     UNTRACKED = "nova_lvm_untracked_bytes", ["vg", "cause"],
-        "Untracked consumption by cause: foreign, orphan and cinder LVs, unbooked_instance (LVs of instances on this host the primary source does not book), overhead of instance LVs over their flavor, unexplained (allocated space no LV accounts for).";
+        "Untracked consumption by cause: foreign, orphan and cinder LVs, unbooked_instance (LVs of instances on this host the primary source does not book), rescue (rescue disks), unbooked_root (image-sized root LVs of disk=0 flavors), swap_remainder (swap below a whole GiB nova truncates), extent_rounding (LVs rounded up to whole extents), unexplained (allocated space no LV accounts for).";
     UNBACKED = "nova_lvm_tracked_unbacked_bytes", ["vg"],
         "Tracked disk with no LV behind it (instances building, disks elsewhere): the part of a negative drift the LV walk explains.";
     CORRECTED_FREE = "nova_lvm_corrected_free_bytes", ["vg"],
@@ -296,19 +296,10 @@ fn render_derived(registry: &Registry, vgs: &[VgAccounting]) {
         let Some(t) = &vg.tracked else { continue };
         let name = vg.vg.as_str();
         drift.with_label_values(&[name]).set(t.drift_bytes as f64);
-        let causes = [
-            ("foreign", t.untracked.foreign_bytes as f64),
-            ("orphan", t.untracked.orphan_bytes as f64),
-            ("cinder", t.untracked.cinder_bytes as f64),
-            (
-                "unbooked_instance",
-                t.untracked.unbooked_instance_bytes as f64,
-            ),
-            ("overhead", t.untracked.overhead_bytes as f64),
-            ("unexplained", t.untracked.unexplained_bytes as f64),
-        ];
-        for (cause, bytes) in causes {
-            untracked.with_label_values(&[name, cause]).set(bytes);
+        for (cause, bytes) in t.untracked.by_cause() {
+            untracked
+                .with_label_values(&[name, cause])
+                .set(bytes as f64);
         }
         unbacked
             .with_label_values(&[name])
@@ -630,6 +621,7 @@ mod tests {
             uuid: "aaaaaaaa-0000-4000-8000-000000000001".into(),
             tracked_bytes: 40 * GIB,
             allocated_bytes: 40 * GIB,
+            flavor: None,
         };
         snap.audit = Some(crate::audit::audit(
             SourceKind::Libvirt,

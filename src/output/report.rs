@@ -17,7 +17,7 @@ use crate::units::MIB;
 
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
 /// removed, renamed or retyped); adding a field does not bump it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The most rows a per-LV or per-consumer list shows in `report`'s text and on the status page;
 /// an "N more" line stands for the rest (the JSON document lists them all).
@@ -611,13 +611,20 @@ pub struct UntrackedReport {
     pub cinder_bytes: u64,
     /// LVs of instances on this host that the primary source does not book.
     pub unbooked_instance_bytes: u64,
-    /// Instance LVs beyond their flavor.
-    pub overhead_bytes: u64,
+    /// Rescue disks of booked instances (booked by nobody; a leak once the instance is
+    /// unrescued).
+    pub rescue_bytes: u64,
+    /// Image-sized root LVs of `disk = 0` flavors, booked as 0.
+    pub unbooked_root_bytes: u64,
+    /// Swap below a whole GiB that nova's resource tracker truncates.
+    pub swap_remainder_bytes: u64,
+    /// Instance LVs rounded up to whole extents.
+    pub extent_rounding_bytes: u64,
     /// Allocated space no LV accounts for.
     pub unexplained_bytes: i64,
-    /// foreign + orphan + cinder + unbooked_instance + unexplained: what the
-    /// untracked-consumption alert and
-    /// `check` count (the per-LV overhead is expected and left out).
+    /// foreign + orphan + cinder + unbooked_instance + rescue + unbooked_root + unexplained:
+    /// what the untracked-consumption alert and `check` count (the rounding causes,
+    /// swap_remainder and extent_rounding, are expected and left out).
     pub total_bytes: i64,
 }
 
@@ -836,7 +843,10 @@ fn accounting_report(
             orphan_bytes: u.orphan_bytes,
             cinder_bytes: u.cinder_bytes,
             unbooked_instance_bytes: u.unbooked_instance_bytes,
-            overhead_bytes: u.overhead_bytes,
+            rescue_bytes: u.rescue_bytes,
+            unbooked_root_bytes: u.unbooked_root_bytes,
+            swap_remainder_bytes: u.swap_remainder_bytes,
+            extent_rounding_bytes: u.extent_rounding_bytes,
             unexplained_bytes: u.unexplained_bytes,
             total_bytes: u.total_bytes(),
         },
@@ -863,9 +873,10 @@ fn accounting_report(
     }
 }
 
-/// The terms of `drift = foreign + orphan + cinder + unbooked_instance + overhead + unexplained
-/// - unbacked`, with what each means, for the text report and the status page.
-pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str); 7] {
+/// The terms of the drift with what each means, for the text report and the status page:
+/// `drift = foreign + orphan + cinder + unbooked_instance + rescue + unbooked_root +
+/// swap_remainder + extent_rounding + unexplained - unbacked`.
+pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str); 10] {
     let u = &a.untracked;
     [
         (
@@ -889,9 +900,24 @@ pub fn drift_causes(a: &AccountingReport) -> [(&'static str, i64, &'static str);
             "instance on this host, not booked: heal its allocation",
         ),
         (
-            "overhead",
-            u.overhead_bytes as i64,
-            "instance LVs beyond their flavor (extent rounding, swap remainder)",
+            "rescue",
+            u.rescue_bytes as i64,
+            "rescue disks: unrescue, or remove if not rescued",
+        ),
+        (
+            "unbooked_root",
+            u.unbooked_root_bytes as i64,
+            "image-sized roots of disk=0 flavors, booked as 0",
+        ),
+        (
+            "swap_remainder",
+            u.swap_remainder_bytes as i64,
+            "swap below a whole GiB nova truncates",
+        ),
+        (
+            "extent_rounding",
+            u.extent_rounding_bytes as i64,
+            "instance LVs rounded up to whole extents",
         ),
         (
             "unexplained",

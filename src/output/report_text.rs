@@ -311,7 +311,7 @@ fn render_vg_text(out: &mut String, report: &Report, vg: &VgAccount) {
     }
     let _ = writeln!(
         out,
-        "    {:<17} {:>14}  untracked consumption (without overhead): {}",
+        "    {:<17} {:>14}  untracked consumption (without rounding): {}",
         "= drift",
         gib(a.drift_bytes),
         gib(a.untracked.total_bytes)

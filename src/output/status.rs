@@ -320,7 +320,7 @@ fn render_account(html: &mut String, vg: &VgAccount, a: &AccountingReport) {
     }
     let _ = write!(
         html,
-        "<tr><th>= drift</th><td class=\"num\">{}</td><td class=\"muted\">untracked consumption without overhead: \
+        "<tr><th>= drift</th><td class=\"num\">{}</td><td class=\"muted\">untracked consumption without rounding: \
          <span data-figure=\"untracked\" data-bytes=\"{}\">{}</span></td></tr></table>",
         escape_html(&gib(a.drift_bytes)),
         a.untracked.total_bytes,
@@ -694,6 +694,7 @@ mod tests {
             uuid: "aaaaaaaa-0000-4000-8000-000000000001".into(),
             tracked_bytes: 40 * GIB,
             allocated_bytes: 40 * GIB,
+            flavor: None,
         };
         let snapshot = Snapshot {
             collectors: vec![],
@@ -739,6 +740,7 @@ mod tests {
                 uuid: uuid(i),
                 tracked_bytes: GIB,
                 allocated_bytes: GIB,
+                flavor: None,
             })
             .collect();
         let orphans = OrphanReasons {

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use crate::output::check::defaults;
-use crate::output::report::{Report, VgAccount};
+use crate::output::report::{Report, UntrackedReport, VgAccount};
 use crate::text::escape_html;
 use crate::units::gib;
 
@@ -120,8 +120,9 @@ fn vg_problems(vg: &VgAccount, local_source_doubted: bool) -> Vec<Problem> {
             ),
             bytes: Some(a.untracked.total_bytes as u64),
             action: format!(
-                "Remove or move what does not belong in nova's VG (the untracked LVs below), or set reserved_host_disk_mb = {} in nova.conf so that the scheduler leaves room for it.",
-                a.recommended_reserved_host_disk_mb
+                "Remove or move what does not belong in nova's VG (the untracked LVs below), or set reserved_host_disk_mb = {} in nova.conf so that the scheduler leaves room for it.{}",
+                a.recommended_reserved_host_disk_mb,
+                instance_causes_action(&a.untracked)
             ),
         });
     }
@@ -200,6 +201,27 @@ pub fn render_verdict(html: &mut String, report: &Report) {
     html.push_str("</section>");
 }
 
+/// What to do about the untracked bytes that instance LVs hold (rescue disks, `disk = 0` roots),
+/// which the list of untracked LVs does not show; empty when there are none.
+fn instance_causes_action(u: &UntrackedReport) -> String {
+    let mut action = String::new();
+    if u.rescue_bytes > 0 {
+        let _ = write!(
+            action,
+            " Rescue disks hold {}: they go away at unrescue; a .rescue LV of an instance not in RESCUE is a leak to remove.",
+            gib(u.rescue_bytes as i64)
+        );
+    }
+    if u.unbooked_root_bytes > 0 {
+        let _ = write!(
+            action,
+            " Root disks of disk = 0 flavors hold {} that nova books as 0: give those flavors a root disk or boot them from volumes.",
+            gib(u.unbooked_root_bytes as i64)
+        );
+    }
+    action
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +273,10 @@ mod tests {
                 orphan_bytes: 0,
                 cinder_bytes: 0,
                 unbooked_instance_bytes: 0,
-                overhead_bytes: 0,
+                rescue_bytes: 0,
+                unbooked_root_bytes: 0,
+                swap_remainder_bytes: 0,
+                extent_rounding_bytes: 0,
                 unexplained_bytes: 0,
                 total_bytes: untracked,
             },
@@ -360,6 +385,34 @@ mod tests {
         );
         assert!(html.contains("backup&lt;1&gt;"), "{html}");
         assert!(!html.contains("<dir>"), "{html}");
+    }
+
+    #[test]
+    fn rescue_disks_and_disk_0_roots_say_what_to_do_about_them() {
+        let mut a = accounting(30 * GIB as i64, 0, 50 * GIB as i64);
+        a.untracked.foreign_bytes = 10 * GIB;
+        a.untracked.rescue_bytes = 8 * GIB;
+        a.untracked.unbooked_root_bytes = 12 * GIB;
+        let r = with_vg(report(vec![status("lvm", None)]), a, (0, 0));
+        let found = problems(&r);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].bytes, Some(30 * GIB));
+        let action = &found[0].action;
+        assert!(
+            action.contains("Rescue disks hold 8.00 GiB: they go away at unrescue; a .rescue LV of an instance not in RESCUE is a leak to remove."),
+            "{action}"
+        );
+        assert!(
+            action.contains("Root disks of disk = 0 flavors hold 12.00 GiB"),
+            "{action}"
+        );
+        // Without either, the action is unchanged.
+        let r = with_vg(
+            report(vec![status("lvm", None)]),
+            accounting(30 * GIB as i64, 0, 50 * GIB as i64),
+            (0, 0),
+        );
+        assert!(problems(&r)[0].action.ends_with("leaves room for it."));
     }
 
     #[test]

@@ -388,6 +388,7 @@ mod tests {
                     uuid: format!("refresh-{n}"),
                     tracked_bytes: n,
                     allocated_bytes: n,
+                    flavor: None,
                 }],
                 &HostDiskSettings::default(),
             ))

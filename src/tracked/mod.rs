@@ -114,6 +114,10 @@ pub struct TrackedInstance {
     pub tracked_bytes: u64,
     /// Bytes the scheduler allocated for it in placement (whole GiB).
     pub allocated_bytes: u64,
+    /// Its flavor's disk sizes, when the source knows them (libvirt, file, nova; placement knows
+    /// only the DISK_GB allocation). The accounting needs it to name a `disk = 0` root LV and
+    /// the swap the resource tracker truncates ([`crate::accounting`]).
+    pub flavor: Option<Flavor>,
 }
 
 impl TrackedInstance {
@@ -124,6 +128,7 @@ impl TrackedInstance {
             uuid: uuid.into().to_ascii_lowercase(),
             tracked_bytes: flavor.resource_tracker_bytes(),
             allocated_bytes: flavor.placement_allocation_bytes(),
+            flavor: Some(*flavor),
         }
     }
 }

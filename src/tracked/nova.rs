@@ -421,6 +421,7 @@ impl TrackedSource for NovaSource {
                     uuid,
                     tracked_bytes: 0,
                     allocated_bytes: 0,
+                    flavor: None,
                 },
             });
         }
@@ -508,6 +509,7 @@ fn instance(uuid: String, flavor: &Flavor) -> TrackedInstance {
         uuid,
         tracked_bytes: flavor.resource_tracker_bytes(),
         allocated_bytes: flavor.placement_allocation_bytes(),
+        flavor: Some(*flavor),
     }
 }
 

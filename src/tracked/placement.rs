@@ -397,6 +397,7 @@ pub fn usage_from(
                 uuid,
                 tracked_bytes: bytes,
                 allocated_bytes: bytes,
+                flavor: None,
             });
         }
     }
@@ -692,6 +693,7 @@ mod tests {
                 uuid: "22222222-2222-4222-8222-22222222222a".into(),
                 tracked_bytes: 40 * GIB,
                 allocated_bytes: 40 * GIB,
+                flavor: None,
             }
         );
         // A boot-from-volume consumer holds no DISK_GB but is still an instance on this host.
