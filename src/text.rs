@@ -55,18 +55,17 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
+/// RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) are the only ones left as they are.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes a URL path segment or query value: everything but RFC 3986's unreserved
-/// characters.
+/// characters, UTF-8 bytes each as `%XX`.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -90,5 +89,17 @@ mod tests {
     fn path_segments_are_percent_encoded() {
         assert_eq!(percent_encode("cmp 7&x"), "cmp%207%26x");
         assert_eq!(percent_encode("cmp-7.example_a~b"), "cmp-7.example_a~b");
+        // Every other byte, UTF-8 included, as upper-case %XX: what the hand-written encoder
+        // before the crate produced, byte for byte.
+        assert_eq!(percent_encode("é/x?a=b#c%"), "%C3%A9%2Fx%3Fa%3Db%23c%25");
+        for byte in 0u8..128 {
+            let text = (byte as char).to_string();
+            let expected = if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                text.clone()
+            } else {
+                format!("%{byte:02X}")
+            };
+            assert_eq!(percent_encode(&text), expected, "byte {byte}");
+        }
     }
 }

@@ -450,22 +450,12 @@ fn closest_key(unknown: &str, expected: &[&'static str]) -> Option<&'static str>
         .map(|(_, key)| key)
 }
 
-/// Levenshtein distance, stopping early for long inputs (no key is longer than 30 characters).
+/// Levenshtein distance (strsim), none for long inputs (no key is longer than 30 characters).
 fn edit_distance(a: &str, b: &str) -> usize {
     if a.len() > 64 {
         return usize::MAX;
     }
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
+    strsim::levenshtein(a, b)
 }
 
 /// serde's words for the kind of value found, and how errors name them.
