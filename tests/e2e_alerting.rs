@@ -64,27 +64,6 @@ fn stack_available(test: &str) -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-/// Polls `probe` every 200 ms until it returns `Some`, or panics with `what` and `context()`.
-fn wait_until<T>(
-    timeout: Duration,
-    what: &str,
-    context: impl Fn() -> String,
-    mut probe: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Prometheus (with the test-only rules: every `for:` 2s, every group each second) scraping
 /// `targets` every second as job `nova-lvm` with the extra target `labels` (YAML lines), sending
 /// to a real Alertmanager that notifies a webhook receiver.

@@ -977,21 +977,7 @@ fn a_real_vg_with_placement_consumers_every_figure_to_the_byte() {
     }
     let Some(os) = environment() else { return };
     let vg = common::LoopVg::new("plc", 100);
-    let vg_bytes: u64 = common::run(
-        "vgs",
-        &[
-            "--noheadings",
-            "--nosuffix",
-            "--units",
-            "b",
-            "-o",
-            "vg_size",
-            &vg.name,
-        ],
-    )
-    .trim()
-    .parse()
-    .unwrap();
+    let vg_bytes = vg.report_bytes("vg_size");
     let tag = 8;
     let node = ComputeNode {
         name: "cmp-real-vg".to_string(),
@@ -1338,23 +1324,7 @@ fn real_vg_host(
     foreign_gib: u64,
 ) -> (common::LoopVg, u64, ComputeNode) {
     let vg = common::LoopVg::new(&format!("r{tag}"), 100);
-    let vgs = common::run(
-        "vgs",
-        &[
-            "--noheadings",
-            "--nosuffix",
-            "--units",
-            "b",
-            "-o",
-            "vg_size",
-            &vg.name,
-        ],
-    );
-    // LVM may print a notice beside the figure when other tests use LVM at the same time.
-    let vg_bytes: u64 = vgs
-        .lines()
-        .find_map(|line| line.trim().parse().ok())
-        .unwrap_or_else(|| panic!("vgs printed no size: {vgs:?}"));
+    let vg_bytes = vg.report_bytes("vg_size");
     let node = ComputeNode {
         name: name.to_string(),
         uuid: uuid(0xc0de_0000 + tag, 0),
@@ -1665,21 +1635,7 @@ fn an_instance_without_allocation_is_not_an_orphan_but_unbooked() {
     }
     let Some(os) = environment() else { return };
     let vg = common::LoopVg::new("unb", 40);
-    let vg_bytes: u64 = common::run(
-        "vgs",
-        &[
-            "--noheadings",
-            "--nosuffix",
-            "--units",
-            "b",
-            "-o",
-            "vg_size",
-            &vg.name,
-        ],
-    )
-    .lines()
-    .find_map(|line| line.trim().parse().ok())
-    .expect("vgs prints the VG's size");
+    let vg_bytes = vg.report_bytes("vg_size");
     let tag = 50;
     let name = "cmp-unbooked.example";
     let node = ComputeNode {

@@ -682,22 +682,9 @@ fn a_cinder_thin_pool_of_all_free_extents_is_cinders_and_leaves_no_corrected_fre
     vg.create_lv(&format!("{A}_disk"), "2G");
     let pool = format!("{}-pool", vg.name);
     vg.restore_with_extra_lvs(&thin_pool_metadata(&pool, 512, 4605));
-    let free = run(
-        "vgs",
-        &[
-            "--noheadings",
-            "--units",
-            "b",
-            "--nosuffix",
-            "-o",
-            "vg_free",
-            &vg.name,
-        ],
-    );
-    // LVM may print "Retrying metadata scan." on stdout first: the figure is the last line.
     assert_eq!(
-        free.lines().last().map(str::trim),
-        Some("0"),
+        vg.report_bytes("vg_free"),
+        0,
         "100%FREE: no free extent left"
     );
 
@@ -898,19 +885,7 @@ fn every_byte_beyond_novas_books_is_named_by_its_cause() {
         return;
     }
     let vg = LoopVg::new("causes", 20);
-    let extent = run(
-        "vgs",
-        &[
-            "--noheadings",
-            "--nosuffix",
-            "--units",
-            "b",
-            "-o",
-            "vg_extent_size",
-            &vg.name,
-        ],
-    );
-    assert_eq!(extent.trim(), (4 * MIB).to_string());
+    assert_eq!(vg.report_bytes("vg_extent_size"), 4 * MIB);
     vg.create_lv(&format!("{RESCUED}_disk"), "2G");
     vg.create_lv(&format!("{RESCUED}_disk.rescue"), "1025M");
     vg.create_lv(&format!("{DISK_0}_disk"), "2253M");

@@ -132,26 +132,6 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn wait_until<T>(
-    timeout: Duration,
-    what: &str,
-    context: impl Fn() -> String,
-    mut probe: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn node_exporter_serves_the_file_unchanged_and_the_alerts_and_dashboards_work_from_it() {
     let test = "node_exporter_serves_the_file_unchanged_and_the_alerts_and_dashboards_work_from_it";

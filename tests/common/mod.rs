@@ -93,6 +93,28 @@ pub struct LoopVg {
 }
 
 impl LoopVg {
+    /// A byte figure of this VG from `vgs` (`vg_size`, `vg_free`, `vg_extent_size`, ...). LVM
+    /// may print a notice beside it when other tests use LVM at the same time: the first line
+    /// that is a number is the figure.
+    pub fn report_bytes(&self, field: &str) -> u64 {
+        let output = run(
+            "vgs",
+            &[
+                "--noheadings",
+                "--nosuffix",
+                "--units",
+                "b",
+                "-o",
+                field,
+                &self.name,
+            ],
+        );
+        output
+            .lines()
+            .find_map(|line| line.trim().parse().ok())
+            .unwrap_or_else(|| panic!("vgs printed no {field} for {}: {output:?}", self.name))
+    }
+
     /// A VG named `nle-<tag>-<pid>-<n>` on a sparse file of `size_gib` GiB.
     pub fn new(tag: &str, size_gib: u64) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -692,4 +714,26 @@ pub fn programs_available(test: &str, programs: &[&str]) -> bool {
     }
     eprintln!("\n!!! SKIPPING {test}: {reason} !!!\n");
     false
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, or panics after `timeout` with `what`
+/// and `context()` (the logs of the servers involved, say).
+pub fn wait_until<T>(
+    timeout: std::time::Duration,
+    what: &str,
+    context: impl Fn() -> String,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
