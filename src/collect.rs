@@ -264,7 +264,7 @@ impl SnapshotCollector {
             Err(error) => (Err(error), Vec::new()),
         };
         let mut statuses = Vec::with_capacity(1 + self.tracked.len());
-        let report: Option<VgReport> = match raw_result {
+        let report: Option<Arc<VgReport>> = match raw_result {
             Ok(report) => {
                 let missing: Vec<&str> = self
                     .watched_vgs
@@ -372,7 +372,7 @@ impl SnapshotCollector {
             .iter()
             .filter_map(|(kind, _, outcome)| Some((*kind, &outcome.as_ref().ok()?.0)))
             .collect();
-        let audit = audit_collection(report.as_ref(), &self.watched_vgs, &usages, self.primary);
+        let audit = audit_collection(report.as_deref(), &self.watched_vgs, &usages, self.primary);
         // The flavors of the instances defined here (the libvirt source), whichever is primary.
         let domain_flavors: Vec<NamedFlavor> = usages
             .iter()
@@ -417,7 +417,7 @@ impl SnapshotCollector {
             result.ok()
         });
         let flavor_fit = self.flavor_fit(
-            report.as_ref(),
+            report.as_deref(),
             host.as_ref(),
             &sources,
             listing.flatten(),

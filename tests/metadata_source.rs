@@ -322,6 +322,45 @@ fn last_occurrence(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[test]
+fn collections_of_an_unchanged_vg_share_one_report_and_a_change_makes_a_new_one() {
+    if !lvm_available(
+        "collections_of_an_unchanged_vg_share_one_report_and_a_change_makes_a_new_one",
+    ) {
+        return;
+    }
+    let vg = LoopVg::new("mds-share", 4);
+    vg.create_lv("base", "100M");
+    let rt = runtime();
+    let source = MetadataSource::new(command(Path::new(LVM), &[]));
+    let names = vec![vg.name.clone()];
+    let collect = || {
+        let collection = rt.block_on(source.collect_with_methods(&names));
+        assert_eq!(
+            method_of(&collection.methods, &vg.name),
+            ("metadata".into(), "ok".into())
+        );
+        collection.report.expect("a report")
+    };
+    // The first collection finds the PVs with LVM; the next ones read them.
+    collect();
+    let first = collect();
+    let second = collect();
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "the unchanged VG's LVs are shared, not copied"
+    );
+    vg.create_lv("later", "100M");
+    let changed = collect();
+    assert!(!Arc::ptr_eq(&first, &changed), "a change is a new report");
+    let names_of = |report: &nova_lvm_exporter::lvm::VgReport| -> Vec<String> {
+        report.lvs_of(&vg.name).map(|lv| lv.name.clone()).collect()
+    };
+    assert_eq!(names_of(&first), ["base"]);
+    assert_eq!(names_of(&changed), ["base", "later"]);
+    assert!(Arc::ptr_eq(&changed, &collect()));
+}
+
+#[test]
 fn scrapes_stay_consistent_while_lvm_rewrites_the_metadata() {
     if !lvm_available("scrapes_stay_consistent_while_lvm_rewrites_the_metadata") {
         return;

@@ -367,6 +367,27 @@ fn a_malformed_web_config_is_refused_at_start_up_naming_the_line() {
 }
 
 #[test]
+fn the_exposition_is_the_text_format_0_0_4_with_its_length() {
+    let exporter = Exporter::start(&example_args(&[]));
+    let url = format!("http://127.0.0.1:{}/metrics", exporter.port);
+    let (status, response) = curl(&[&url]);
+    assert_eq!(status, 200);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("headers, then the body");
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("\r\ncontent-length: {}", body.len())),
+        "{head}"
+    );
+    assert!(body.contains("nova_lvm_vg_size_bytes"), "{body}");
+}
+
+#[test]
 fn only_get_and_head_on_known_paths_are_served() {
     let exporter = Exporter::start(&example_args(&[]));
     let base = format!("http://127.0.0.1:{}", exporter.port);

@@ -67,7 +67,7 @@ pub trait RawSource: Send + Sync {
     /// none.
     async fn collect_with_methods(&self, vg_names: &[String]) -> RawCollection {
         RawCollection {
-            report: self.collect(vg_names).await,
+            report: self.collect(vg_names).await.map(std::sync::Arc::new),
             methods: Vec::new(),
         }
     }
@@ -76,8 +76,9 @@ pub trait RawSource: Send + Sync {
 /// One collection of a raw source: its figures or why there are none, and how it read each VG.
 #[derive(Debug)]
 pub struct RawCollection {
-    /// The figures, or why the collection failed.
-    pub report: Result<VgReport, LvmError>,
+    /// The figures, or why the collection failed. Shared: the metadata reader hands every
+    /// collection of unchanged VGs the same report instead of a copy of its parsed VGs.
+    pub report: Result<std::sync::Arc<VgReport>, LvmError>,
     /// How each watched VG was read by this collection (the metadata reader; empty for the
     /// others).
     pub methods: Vec<RawMethod>,

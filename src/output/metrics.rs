@@ -4,7 +4,6 @@
 //! A family with no value on a scrape is simply absent: derived metrics disappear when an input
 //! they need failed, instead of showing zero or a stale value.
 
-use prometheus::core::Collector as _;
 use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 
 use crate::accounting::{VgAccounting, EXPORTED_OWNERS};
@@ -155,9 +154,24 @@ fn gauge(registry: &Registry, family: &Family) -> GaugeVec {
 /// Renders a snapshot (plus build info and the process metrics) as Prometheus text.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut families = snapshot_families(snapshot);
-    let process = prometheus::process_collector::ProcessCollector::for_self();
-    families.extend(process.collect());
+    families.extend(process_families());
     encode(&families)
+}
+
+/// The process metrics (`process_*`), read now. The collector is made once: making one reads
+/// `/proc/stat` and `/proc/self/stat` for the start time, which never changes, and builds its
+/// seven descriptions. It is locked while collecting because it derives the CPU counter from
+/// its previous value, which two collections at once would add twice.
+fn process_families() -> Vec<prometheus::proto::MetricFamily> {
+    use prometheus::core::Collector as _;
+    use prometheus::process_collector::ProcessCollector;
+    static PROCESS: std::sync::OnceLock<std::sync::Mutex<ProcessCollector>> =
+        std::sync::OnceLock::new();
+    PROCESS
+        .get_or_init(|| std::sync::Mutex::new(ProcessCollector::for_self()))
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .collect()
 }
 
 /// Renders a snapshot and the build info as Prometheus text, without the process metrics: what

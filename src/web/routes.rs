@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -39,8 +40,9 @@ pub struct AppState {
     /// Every request is answered within this.
     pub request_timeout: Duration,
     /// The last rendered exposition and the snapshot it was rendered from: concurrent scrapes
-    /// that share a collection share its rendering too.
-    rendered: Mutex<Option<(Arc<Snapshot>, Arc<String>)>>,
+    /// that share a collection share its rendering too, each response the same bytes (not a
+    /// copy).
+    rendered: Mutex<Option<(Arc<Snapshot>, Bytes)>>,
 }
 
 impl AppState {
@@ -65,20 +67,20 @@ impl AppState {
         }
     }
 
-    /// The exposition of `snapshot`, rendered once however many scrapes share it.
-    async fn render(&self, snapshot: Arc<Snapshot>) -> Result<Arc<String>, String> {
+    /// The exposition of `snapshot`, rendered once however many scrapes share it; each
+    /// caller gets a reference-counted handle on the same bytes.
+    async fn render(&self, snapshot: Arc<Snapshot>) -> Result<Bytes, String> {
         if let Some((last, text)) = &*self.rendered.lock().unwrap_or_else(|e| e.into_inner()) {
             if Arc::ptr_eq(last, &snapshot) {
-                return Ok(Arc::clone(text));
+                return Ok(text.clone());
             }
         }
         let for_render = Arc::clone(&snapshot);
         let text = tokio::task::spawn_blocking(move || metrics::render(&for_render))
             .await
-            .map(Arc::new)
+            .map(Bytes::from)
             .map_err(|e| format!("rendering failed: {e}"))?;
-        *self.rendered.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((snapshot, Arc::clone(&text)));
+        *self.rendered.lock().unwrap_or_else(|e| e.into_inner()) = Some((snapshot, text.clone()));
         Ok(text)
     }
 }
@@ -208,7 +210,7 @@ async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            body.as_str().to_owned(),
+            body,
         )
             .into_response(),
         Err(error) => internal_error(error),

@@ -471,6 +471,37 @@ struct ReaderState {
     verify_failed: HashSet<String>,
     /// Mismatches the verifier found, per VG.
     mismatches: HashMap<String, u64>,
+    /// The last report of VGs all read from their metadata, and the parsed VGs it was built
+    /// from (held, so that a pointer compared with them cannot be a new VG at a freed address).
+    shared_report: Option<(Vec<Arc<VgMetadata>>, Arc<VgReport>)>,
+}
+
+impl ReaderState {
+    /// The report of VGs all read from their metadata (`read`, in order): the last collection's,
+    /// shared, when it was built from the very same parsed VGs (the texts were unchanged, see
+    /// [`read_vg`]), else a new one that the next collections share. A scrape of an unchanged
+    /// VG copies none of its LVs.
+    fn report_of(&mut self, read: Vec<Arc<VgMetadata>>) -> Arc<VgReport> {
+        if let Some((from, report)) = &self.shared_report {
+            if from.len() == read.len() && from.iter().zip(&read).all(|(a, b)| Arc::ptr_eq(a, b)) {
+                return Arc::clone(report);
+            }
+        }
+        let report = Arc::new(report_from(&read));
+        self.shared_report = Some((read, Arc::clone(&report)));
+        report
+    }
+}
+
+/// The figures of the parsed VGs `read`, in order.
+fn report_from(read: &[Arc<VgMetadata>]) -> VgReport {
+    VgReport {
+        vgs: read.iter().map(|metadata| metadata.vg.clone()).collect(),
+        lvs: read
+            .iter()
+            .flat_map(|metadata| metadata.lvs.iter().cloned())
+            .collect(),
+    }
 }
 
 /// The metadata reader with `lvm fullreport` as fallback (see the module docs).
@@ -743,7 +774,10 @@ fn log_reason(
 #[async_trait]
 impl RawSource for MetadataSource {
     async fn collect(&self, vg_names: &[String]) -> Result<VgReport, LvmError> {
-        self.collect_with_methods(vg_names).await.report
+        self.collect_with_methods(vg_names)
+            .await
+            .report
+            .map(Arc::unwrap_or_clone)
     }
 
     async fn collect_with_methods(&self, vg_names: &[String]) -> RawCollection {
@@ -784,14 +818,13 @@ impl RawSource for MetadataSource {
         }
         let mut results = self.read_all(reads).await;
         mark_active_pools(&mut results);
-        let mut report = VgReport::default();
+        let mut read_metadata: Vec<Arc<VgMetadata>> = Vec::new();
         for (vg, result) in results {
             match result {
                 Ok(read) => {
                     note_disagreement(&mut state, &vg, read.disagreement.clone());
                     state.caches.insert(vg.clone(), read.cache);
-                    report.vgs.push(read.metadata.vg.clone());
-                    report.lvs.extend(read.metadata.lvs.iter().cloned());
+                    read_metadata.push(read.metadata);
                     outcome.push((vg, Ok(())));
                 }
                 Err(fallback) => {
@@ -804,7 +837,10 @@ impl RawSource for MetadataSource {
                 }
             }
         }
-        if !exec_vgs.is_empty() {
+        let report = if exec_vgs.is_empty() {
+            state.report_of(read_metadata)
+        } else {
+            let mut report = report_from(&read_metadata);
             // Every VG on exec: the plain fullreport (the one a sudoers rule allows), no PVs.
             let found = match self.forced {
                 Some(_) => self.exec.collect(&exec_vgs).await.map(|r| (r, Vec::new())),
@@ -914,7 +950,8 @@ impl RawSource for MetadataSource {
                     .into_iter()
                     .filter(|lv| exec_vgs.contains(&lv.vg)),
             );
-        }
+            Arc::new(report)
+        };
         let not_found = Fallback::new(Reason::NotFound, "lvm fullreport does not report the VG");
         let methods = vg_names
             .iter()
@@ -1082,7 +1119,7 @@ impl MetadataSource {
     async fn collect_scanned(&self, vg_names: &[String]) -> RawCollection {
         let mut state = self.state.lock().await;
         let mut failed: Vec<(String, Fallback)> = Vec::new();
-        let mut report = VgReport::default();
+        let mut read_metadata: Vec<Arc<VgMetadata>> = Vec::new();
         let mut pending: Vec<String> = vg_names.to_vec();
         // A VG whose PVs changed (a PV joined or left it) is scanned and read again at once.
         for attempt in 0..2 {
@@ -1127,8 +1164,7 @@ impl MetadataSource {
                     Ok(read) => {
                         note_disagreement(&mut state, &vg, read.disagreement.clone());
                         state.caches.insert(vg.clone(), read.cache);
-                        report.vgs.push(read.metadata.vg.clone());
-                        report.lvs.extend(read.metadata.lvs.iter().cloned());
+                        read_metadata.push(read.metadata);
                     }
                     Err(fallback) => {
                         // Scanned again: a PV may have left or joined the VG.
@@ -1153,7 +1189,7 @@ impl MetadataSource {
         }
         if failed.is_empty() {
             return RawCollection {
-                report: Ok(report),
+                report: Ok(state.report_of(read_metadata)),
                 methods,
             };
         }
