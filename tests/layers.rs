@@ -19,7 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["openstack"],
     // sources: raw (LVM) and tracked (nova's view)
     &["lvm", "tracked"],
-    &["accounting", "audit", "fit", "orphans"],
+    // the pure accounting: drift, audit, fit, orphans
+    &["accounting"],
     &["collect"],
     &["output"],
     // the HTTP side: server, routes, auth, web configuration and its reload

@@ -1,7 +1,7 @@
 //! Flavor fit: how many more instances of each flavor fit on this host, two ways.
 //!
 //! - **corrected**: what an instance really takes in the VG, against corrected free space
-//!   ([`crate::accounting::TrackedAccounting::corrected_free_bytes`]: size - max(raw used,
+//!   ([`crate::accounting::drift::TrackedAccounting::corrected_free_bytes`]: size - max(raw used,
 //!   tracked used) - reserved). nova's libvirt driver (`nova/virt/libvirt/driver.py`,
 //!   `_create_image`) gives an instance of `images_type = lvm` up to three LVs through the
 //!   `Lvm` image backend (`nova/virt/libvirt/imagebackend.py`): the root disk `<uuid>_disk` of
@@ -20,7 +20,7 @@
 //!   [`Flavor::placement_allocation_bytes`] (whole GiB, swap rounded up, root 0 when booted
 //!   from volume). So `floor(scheduler free / amount)` instances fit, none when the amount is
 //!   above the total. The scheduler free space is the primary source's
-//!   ([`crate::accounting::TrackedAccounting::scheduler_free_bytes`]).
+//!   ([`crate::accounting::drift::TrackedAccounting::scheduler_free_bytes`]).
 //!
 //! The flavors: `--flavor`, the compute API's list (nova source) and, with no configuration at
 //! all, the flavors named in nova's metadata of the domains defined here (libvirt source,
