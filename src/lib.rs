@@ -19,6 +19,7 @@
 //!      size-bounded), and the blocking lane that keeps a stuck read off the runtime.
 //!    - [`redact`]: the redactor every outgoing string passes through; secret-carrying types.
 //!    - [`ident`]: instance and consumer UUIDs in one canonical spelling for every source.
+//!    - [`time`]: RFC 3339 timestamps in UTC, parsed and formatted.
 //! 2. [`openstack`]: Keystone sessions, clouds.yaml/`OS_*` credentials, and the one
 //!    microversioned, size-bounded API client both API sources use.
 //! 3. Sources:
@@ -57,6 +58,7 @@ pub mod ident;
 pub mod input;
 pub mod redact;
 pub mod text;
+pub mod time;
 pub mod units;
 
 pub mod openstack;

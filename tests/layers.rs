@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of `src/`, bottom to top. A module may import from its own layer and
 /// the ones below it, never from a higher one.
 const LAYERS: &[&[&str]] = &[
-    // foundation: sizes, text escaping, bounded input, secret redaction, canonical UUIDs
-    &["units", "text", "input", "redact", "ident"],
+    // foundation: sizes, text escaping, bounded input, secret redaction, canonical UUIDs,
+    // RFC 3339 timestamps
+    &["units", "text", "input", "redact", "ident", "time"],
     &["openstack"],
     // sources: raw (LVM) and tracked (nova's view)
     &["lvm", "tracked"],

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::accounting::audit::{Audit, AuditKind};
 use crate::accounting::drift::{ReservedCause, TrackedAccounting, EXPORTED_OWNERS};
 use crate::collect::Snapshot;
-use crate::openstack::time::format_rfc3339;
+use crate::time::format_rfc3339;
 use crate::units::MIB;
 
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
