@@ -18,7 +18,7 @@ use crate::accounting::drift::{
     account_host_with, instances_here, source_figures, with_flavors_from, HostAccounting,
     SourceFigures,
 };
-use crate::accounting::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
+use crate::accounting::fit::{flavor_fit, FlavorFitSummary};
 use crate::accounting::orphans::{
     doubt_local_sources, is_empty_local, orphan_lvs, LocalSourceDoubt, OrphanReasons,
 };
@@ -458,9 +458,10 @@ impl SnapshotCollector {
         self
     }
 
-    /// The flavor fit of nova's VG: needs its accounting with a tracked source (corrected free
-    /// and the scheduler's view) and at least one flavor. A flavor the compute API lists wins
-    /// over a domain's flavor of the same name (the API's is the flavor as it is now).
+    /// The flavor fit of nova's VG ([`flavor_fit`]): needs its accounting with a tracked source
+    /// (corrected free and the scheduler's view) and at least one flavor. A flavor the compute
+    /// API lists wins over a domain's flavor of the same name (the API's is the flavor as it is
+    /// now).
     fn flavor_fit(
         &self,
         report: Option<&VgReport>,
@@ -471,34 +472,19 @@ impl SnapshotCollector {
     ) -> Option<FlavorFitSummary> {
         let mut listed = listing.map(|l| l.flavors).unwrap_or_default();
         listed.extend(domain_flavors);
-        let (flavors, omitted) =
-            select_flavors(&self.flavors.configured, &listed, self.flavors.limit);
-        if flavors.is_empty() {
-            return None;
-        }
-        let vg = host?.vgs.iter().find(|vg| vg.vg == self.nova_vg)?;
-        let tracked = vg.tracked.as_ref()?;
-        let extent_bytes = report?.vg(&self.nova_vg)?.extent_size_bytes;
-        let scheduler = SchedulerView {
-            free_bytes: tracked.scheduler_free_bytes,
-            total_bytes: sources
-                .iter()
-                .find(|(kind, _)| Some(*kind) == self.primary)
-                .and_then(|(_, figures)| figures.scheduler_total_bytes),
-        };
-        Some(FlavorFitSummary {
-            vg: vg.vg.clone(),
-            extent_bytes,
-            corrected_free_bytes: tracked.corrected_free_bytes,
-            flavors: fit_flavors(
-                &flavors,
-                tracked.corrected_free_bytes,
-                extent_bytes,
-                &scheduler,
-            ),
-            scheduler,
-            omitted,
-        })
+        let primary_figures = sources
+            .iter()
+            .find(|(kind, _)| Some(*kind) == self.primary)
+            .map(|(_, figures)| figures);
+        flavor_fit(
+            &self.flavors.configured,
+            &listed,
+            self.flavors.limit,
+            &self.nova_vg,
+            report,
+            host,
+            primary_figures,
+        )
     }
 
     /// Builds a status, logs a failure and remembers the time of a success: `data_unix` when
