@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use nova_lvm_exporter::accounting::{account_host, source_figures};
+use nova_lvm_exporter::accounting::drift::{account_host, source_figures};
+use nova_lvm_exporter::accounting::orphans::orphan_lvs;
 use nova_lvm_exporter::collect::{CollectorStatus, Snapshot};
 use nova_lvm_exporter::lvm::report;
-use nova_lvm_exporter::orphans::orphan_lvs;
 use nova_lvm_exporter::tracked::{
     Flavor, HostDiskSettings, SourceKind, TrackedInstance, TrackedUsage,
 };

@@ -13,17 +13,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use crate::accounting::{
+use crate::accounting::audit::{audit_collection, Audit};
+use crate::accounting::drift::{
     account_host_with, instances_here, source_figures, with_flavors_from, HostAccounting,
     SourceFigures,
 };
-use crate::audit::{audit_collection, Audit};
-use crate::fit::{fit_flavors, select_flavors, FlavorFitSummary, SchedulerView};
-use crate::lvm::missing_vg::{missing_vg_message, see_lvm};
-use crate::lvm::{RawSource, VgReport};
-use crate::orphans::{
+use crate::accounting::fit::{flavor_fit, FlavorFitSummary};
+use crate::accounting::orphans::{
     doubt_local_sources, is_empty_local, orphan_lvs, LocalSourceDoubt, OrphanReasons,
 };
+use crate::lvm::missing_vg::{missing_vg_message, see_lvm};
+use crate::lvm::{RawSource, VgReport};
 use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
 use crate::tracked::orphans::OrphanResolver;
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
@@ -124,7 +124,7 @@ impl Default for FlavorSettings {
     fn default() -> Self {
         Self {
             configured: Vec::new(),
-            limit: crate::fit::DEFAULT_FLAVOR_LIMIT,
+            limit: crate::accounting::fit::DEFAULT_FLAVOR_LIMIT,
             catalog: None,
         }
     }
@@ -391,8 +391,10 @@ impl SnapshotCollector {
                 {
                     return Vec::new();
                 }
-                let lv_bytes =
-                    crate::audit::nova_lv_bytes(report, std::slice::from_ref(&self.nova_vg));
+                let lv_bytes = crate::accounting::audit::nova_lv_bytes(
+                    report,
+                    std::slice::from_ref(&self.nova_vg),
+                );
                 doubt_local_sources(&self.nova_vg, &lv_bytes, &usages)
             });
         self.log_doubts(local_source_doubts.as_deref());
@@ -456,9 +458,10 @@ impl SnapshotCollector {
         self
     }
 
-    /// The flavor fit of nova's VG: needs its accounting with a tracked source (corrected free
-    /// and the scheduler's view) and at least one flavor. A flavor the compute API lists wins
-    /// over a domain's flavor of the same name (the API's is the flavor as it is now).
+    /// The flavor fit of nova's VG ([`flavor_fit`]): needs its accounting with a tracked source
+    /// (corrected free and the scheduler's view) and at least one flavor. A flavor the compute
+    /// API lists wins over a domain's flavor of the same name (the API's is the flavor as it is
+    /// now).
     fn flavor_fit(
         &self,
         report: Option<&VgReport>,
@@ -469,34 +472,19 @@ impl SnapshotCollector {
     ) -> Option<FlavorFitSummary> {
         let mut listed = listing.map(|l| l.flavors).unwrap_or_default();
         listed.extend(domain_flavors);
-        let (flavors, omitted) =
-            select_flavors(&self.flavors.configured, &listed, self.flavors.limit);
-        if flavors.is_empty() {
-            return None;
-        }
-        let vg = host?.vgs.iter().find(|vg| vg.vg == self.nova_vg)?;
-        let tracked = vg.tracked.as_ref()?;
-        let extent_bytes = report?.vg(&self.nova_vg)?.extent_size_bytes;
-        let scheduler = SchedulerView {
-            free_bytes: tracked.scheduler_free_bytes,
-            total_bytes: sources
-                .iter()
-                .find(|(kind, _)| Some(*kind) == self.primary)
-                .and_then(|(_, figures)| figures.scheduler_total_bytes),
-        };
-        Some(FlavorFitSummary {
-            vg: vg.vg.clone(),
-            extent_bytes,
-            corrected_free_bytes: tracked.corrected_free_bytes,
-            flavors: fit_flavors(
-                &flavors,
-                tracked.corrected_free_bytes,
-                extent_bytes,
-                &scheduler,
-            ),
-            scheduler,
-            omitted,
-        })
+        let primary_figures = sources
+            .iter()
+            .find(|(kind, _)| Some(*kind) == self.primary)
+            .map(|(_, figures)| figures);
+        flavor_fit(
+            &self.flavors.configured,
+            &listed,
+            self.flavors.limit,
+            &self.nova_vg,
+            report,
+            host,
+            primary_figures,
+        )
     }
 
     /// Builds a status, logs a failure and remembers the time of a success: `data_unix` when
@@ -799,7 +787,7 @@ mod tests {
         // The file source fits on its own but not with LVM's figures: its own free space of
         // 2^63 - 1 against a corrected free space near -2^63 over-estimates beyond 64 bits.
         let mut extreme = TrackedUsage::from_local(vec![instance()], &HostDiskSettings::default());
-        extreme.tracked_used_bytes = Some(crate::accounting::MAX_ACCOUNTED_BYTES);
+        extreme.tracked_used_bytes = Some(crate::accounting::drift::MAX_ACCOUNTED_BYTES);
         extreme.scheduler_free_bytes = Some(i64::MAX);
         let tracked: Vec<Box<dyn TrackedSource>> = vec![
             Box::new(UsageTracked(SourceKind::Libvirt, wrapping)),
@@ -971,8 +959,14 @@ mod tests {
         let fit = snapshot.flavor_fit.expect("a fit");
         assert_eq!(fit.extent_bytes, 4 << 20);
         assert_eq!(fit.scheduler.total_bytes, Some(20 * GIB));
-        assert_eq!(fit.flavors[0].corrected, crate::fit::Fit::Instances(2));
-        assert_eq!(fit.flavors[0].scheduler, crate::fit::Fit::Instances(3));
+        assert_eq!(
+            fit.flavors[0].corrected,
+            crate::accounting::fit::Fit::Instances(2)
+        );
+        assert_eq!(
+            fit.flavors[0].scheduler,
+            crate::accounting::fit::Fit::Instances(3)
+        );
         // No catalog: no flavors collector.
         assert_eq!(snapshot.collectors.len(), 2);
         // The tracked source failed: no derived figures, no fit.

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::accounting::account_host;
+use crate::accounting::drift::account_host;
 use crate::collect::{CollectorStatus, Snapshot};
 use crate::lvm::owner::{classify_name, LvName};
 use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
@@ -78,9 +78,10 @@ pub fn account(data: &[u8]) {
     let Ok(host) = account_host(&report, &watched, Some(&nova_vg), Some(&usage), 3) else {
         return;
     };
-    let Ok(figures) =
-        crate::accounting::source_figures(&usage, report.vgs.first().map(|vg| vg.size_bytes))
-    else {
+    let Ok(figures) = crate::accounting::drift::source_figures(
+        &usage,
+        report.vgs.first().map(|vg| vg.size_bytes),
+    ) else {
         return;
     };
     let snapshot = Snapshot {

@@ -19,6 +19,7 @@
 //!      size-bounded), and the blocking lane that keeps a stuck read off the runtime.
 //!    - [`redact`]: the redactor every outgoing string passes through; secret-carrying types.
 //!    - [`ident`]: instance and consumer UUIDs in one canonical spelling for every source.
+//!    - [`time`]: RFC 3339 timestamps in UTC, parsed and formatted.
 //! 2. [`openstack`]: Keystone sessions, clouds.yaml/`OS_*` credentials, and the one
 //!    microversioned, size-bounded API client both API sources use.
 //! 3. Sources:
@@ -26,11 +27,15 @@
 //!      or a saved report, parsed, each LV given its owner class.
 //!    - [`tracked`]: what nova believes: libvirt domain XML, an instances file, placement, the
 //!      compute API; this host's identity in them; the refresh cache of API sources.
-//! 4. [`accounting`]: the model, pure: drift by cause, corrected free space, the scheduler's
-//!    view, the reserve that would fix it. [`audit`], beside it: placement's allocations
-//!    compared consumer by consumer with the local instances and nova's LVs. [`fit`]: how many
-//!    more instances of each flavor fit, by corrected free space and by the scheduler's rule.
-//!    [`orphans`]: the orphan LVs of nova's VG and why each is one, totalled per reason.
+//! 4. [`accounting`], pure, one module:
+//!    - [`accounting::drift`]: the model: drift by cause, corrected free space, the scheduler's
+//!      view, the reserve that would fix it.
+//!    - [`accounting::audit`]: placement's allocations compared consumer by consumer with the
+//!      local instances and nova's LVs.
+//!    - [`accounting::fit`]: how many more instances of each flavor fit, by corrected free space
+//!      and by the scheduler's rule.
+//!    - [`accounting::orphans`]: the orphan LVs of nova's VG and why each is one, totalled per
+//!      reason.
 //! 5. [`collect`]: one collection: every source concurrently under its timeout, accounted into a
 //!    snapshot; concurrent scrapes share one collection.
 //! 6. [`output`]: what a snapshot becomes: the metrics, the report (JSON and text), the status
@@ -53,6 +58,7 @@ pub mod ident;
 pub mod input;
 pub mod redact;
 pub mod text;
+pub mod time;
 pub mod units;
 
 pub mod openstack;
@@ -61,9 +67,6 @@ pub mod lvm;
 pub mod tracked;
 
 pub mod accounting;
-pub mod audit;
-pub mod fit;
-pub mod orphans;
 
 pub mod collect;
 

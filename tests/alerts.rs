@@ -723,7 +723,7 @@ fn the_runbooks_tuning_table_gives_each_threshold_its_check_flag_and_value() {
 /// agree on what untracked consumption is.
 #[test]
 fn untracked_consumption_leaves_out_exactly_the_rounding_causes() {
-    use nova_lvm_exporter::accounting::{ROUNDING_CAUSES, UNTRACKED_CAUSES};
+    use nova_lvm_exporter::accounting::drift::{ROUNDING_CAUSES, UNTRACKED_CAUSES};
     let selector = format!("cause!~\"{}\"", ROUNDING_CAUSES.join("|"));
     let consumption = rules()
         .into_iter()

@@ -568,7 +568,7 @@ fn the_seed_incident_on_a_real_vg_pages_that_the_next_m1_large_fails_and_removal
     let instance = format!("127.0.0.1:{}", exporter.port);
 
     // The exporter's figures first: the seed's, to the byte, and the fit worked by hand in
-    // src/fit.rs (corrected free 71.0 GiB, the scheduler's 270 GiB of 499).
+    // src/accounting/fit.rs (corrected free 71.0 GiB, the scheduler's 270 GiB of 499).
     let m = exporter.scrape();
     let named = |family: &str| format!("{family}{{vg=\"{}\"}}", vg.name);
     assert_eq!(m.value(&named("nova_lvm_vg_size_bytes")), 536_866_717_696.0);

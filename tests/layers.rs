@@ -14,12 +14,14 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of `src/`, bottom to top. A module may import from its own layer and
 /// the ones below it, never from a higher one.
 const LAYERS: &[&[&str]] = &[
-    // foundation: sizes, text escaping, bounded input, secret redaction, canonical UUIDs
-    &["units", "text", "input", "redact", "ident"],
+    // foundation: sizes, text escaping, bounded input, secret redaction, canonical UUIDs,
+    // RFC 3339 timestamps
+    &["units", "text", "input", "redact", "ident", "time"],
     &["openstack"],
     // sources: raw (LVM) and tracked (nova's view)
     &["lvm", "tracked"],
-    &["accounting", "audit", "fit", "orphans"],
+    // the pure accounting: drift, audit, fit, orphans
+    &["accounting"],
     &["collect"],
     &["output"],
     // the HTTP side: server, routes, auth, web configuration and its reload

@@ -381,7 +381,7 @@ fn the_metric_table_names_every_untracked_cause_and_the_identity_sums_them() {
         .lines()
         .find(|l| l.starts_with("`drift = "))
         .expect("the identity");
-    for cause in nova_lvm_exporter::accounting::UNTRACKED_CAUSES {
+    for cause in nova_lvm_exporter::accounting::drift::UNTRACKED_CAUSES {
         assert!(row.contains(&format!("`{cause}`")), "{cause} not in {row}");
         assert!(identity.contains(cause), "{cause} not in {identity}");
     }

@@ -307,7 +307,7 @@ pub struct Cli {
 
     /// At most this many flavors get nova_lvm_flavor_fit_instances series: every --flavor, then
     /// the compute API's largest first.
-    #[arg(long = "flavor-limit", value_name = "N", default_value_t = crate::fit::DEFAULT_FLAVOR_LIMIT)]
+    #[arg(long = "flavor-limit", value_name = "N", default_value_t = crate::accounting::fit::DEFAULT_FLAVOR_LIMIT)]
     pub flavor_limit: usize,
 
     /// The tracked source that drives the derived metrics. Default: placement if enabled, else

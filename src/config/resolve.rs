@@ -1155,7 +1155,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![("m1.large", 80, 0, 0), ("m1.db", 40, 2048, 8)]
         );
-        assert_eq!(config.flavor_limit, crate::fit::DEFAULT_FLAVOR_LIMIT);
+        assert_eq!(
+            config.flavor_limit,
+            crate::accounting::fit::DEFAULT_FLAVOR_LIMIT
+        );
         let twice = cli(&[
             "--nova.images-volume-group=vg0",
             "--flavor=m1=80",

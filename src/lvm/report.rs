@@ -33,7 +33,7 @@ use serde_json::error::Category;
 use lvm_metadata::validate::{check_lv_name, check_name, printable};
 
 use super::{owner, Lv, LvmError, Vg, VgReport};
-use crate::openstack::time::parse_rfc3339;
+use crate::time::parse_rfc3339;
 
 /// One PV of a watched VG: the metadata reader's type, which a fullreport's `pv` rows fill.
 pub use lvm_metadata::PvRow;

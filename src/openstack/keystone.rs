@@ -26,9 +26,9 @@ use serde::Deserialize;
 
 use super::config::{AppCredential, AuthMethod, CloudConfig, Domain, Named, Secret};
 use super::redirect::{self, RequestKind};
-use super::time::{format_rfc3339, parse_rfc3339};
 use super::ApiError;
 use crate::redact::{self, SecretUrl};
+use crate::time::{format_rfc3339, parse_rfc3339};
 
 /// The precision of Keystone's token timestamps (fernet tokens: whole seconds).
 const TIMESTAMP_PRECISION_SECONDS: f64 = 1.0;

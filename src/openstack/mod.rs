@@ -24,7 +24,6 @@ pub mod config;
 pub mod keystone;
 pub mod microversion;
 pub mod redirect;
-pub mod time;
 
 /// Why an OpenStack API call failed. Every message is meant for an operator and never contains a
 /// secret or a token: `Display` and `Debug` pass the redactor whoever built the error, so a

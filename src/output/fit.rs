@@ -1,12 +1,12 @@
 //! The flavor fit in `report` (JSON and text; the status page renders it too): per flavor, its disk
 //! sizes, what one instance takes in the VG and asks of placement, and how many more fit by
-//! corrected free space and by the scheduler's rule (`crate::fit`).
+//! corrected free space and by the scheduler's rule (`crate::accounting::fit`).
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::fit::{Fit, FlavorFitSummary};
+use crate::accounting::fit::{Fit, FlavorFitSummary};
 use crate::text::escape_control;
 use crate::units::{gib_number, GIB};
 
@@ -160,7 +160,7 @@ pub fn render_fit_text(out: &mut String, fit: &FlavorFitReport) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::fit::{fit_flavors, SchedulerView};
+    use crate::accounting::fit::{fit_flavors, SchedulerView};
     use crate::tracked::flavors::{FlavorOrigin, NamedFlavor};
     use crate::tracked::Flavor;
     use crate::units::MIB;

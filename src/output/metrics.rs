@@ -6,10 +6,10 @@
 
 use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 
-use crate::accounting::{VgAccounting, EXPORTED_OWNERS};
-use crate::audit::{Audit, AuditKind};
+use crate::accounting::audit::{Audit, AuditKind};
+use crate::accounting::drift::{VgAccounting, EXPORTED_OWNERS};
+use crate::accounting::fit::FlavorFitSummary;
 use crate::collect::Snapshot;
-use crate::fit::FlavorFitSummary;
 use crate::tracked::SourceKind;
 use crate::units::MIB;
 
@@ -106,7 +106,7 @@ families! {
 }
 
 /// Orphan bytes and LVs of nova's VG, all four reasons always present (4 series per family).
-fn render_orphans(registry: &Registry, orphans: &crate::orphans::OrphanReasons) {
+fn render_orphans(registry: &Registry, orphans: &crate::accounting::orphans::OrphanReasons) {
     let bytes = gauge(registry, &ORPHAN_BYTES);
     let lvs = gauge(registry, &ORPHAN_LVS);
     for reason in crate::tracked::orphans::OrphanReason::ALL {
@@ -412,7 +412,7 @@ pub fn documented_families() -> impl Iterator<Item = (&'static str, &'static str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::{account_vg, HostAccounting, SourceFigures};
+    use crate::accounting::drift::{account_vg, HostAccounting, SourceFigures};
     use crate::collect::CollectorStatus;
     use crate::lvm::owner::{LvAllocation, Owner};
     use crate::lvm::Vg;
@@ -485,7 +485,7 @@ mod tests {
             sources: if tracked_ok {
                 vec![(
                     SourceKind::Libvirt,
-                    crate::accounting::source_figures(&usage, Some(20 * GIB)).unwrap(),
+                    crate::accounting::drift::source_figures(&usage, Some(20 * GIB)).unwrap(),
                 )]
             } else {
                 Vec::<(SourceKind, SourceFigures)>::new()
@@ -510,7 +510,7 @@ mod tests {
         fine.local_source_doubts = Some(Vec::new());
         assert_eq!(value(&render(&fine), series), Some(0.0));
         let mut doubted = snapshot(true);
-        doubted.local_source_doubts = Some(vec![crate::orphans::LocalSourceDoubt {
+        doubted.local_source_doubts = Some(vec![crate::accounting::orphans::LocalSourceDoubt {
             source: SourceKind::Libvirt,
             vg: "vms-group".into(),
             instances: 1,
@@ -637,7 +637,7 @@ mod tests {
             allocated_bytes: 40 * GIB,
             flavor: None,
         };
-        snap.audit = Some(crate::audit::audit(
+        snap.audit = Some(crate::accounting::audit::audit(
             SourceKind::Libvirt,
             &[leaked],
             &[],
@@ -670,7 +670,7 @@ mod tests {
 
     #[test]
     fn the_flavor_fit_is_two_series_per_flavor_with_escaped_names_and_inf_when_unbounded() {
-        use crate::fit::{fit_flavors, SchedulerView};
+        use crate::accounting::fit::{fit_flavors, SchedulerView};
         use crate::tracked::flavors::{FlavorOrigin, NamedFlavor};
         let mut snap = snapshot(true);
         assert!(!render(&snap).contains("nova_lvm_flavor_fit"));

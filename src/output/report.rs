@@ -9,10 +9,10 @@
 
 use serde::Serialize;
 
-use crate::accounting::{ReservedCause, TrackedAccounting, EXPORTED_OWNERS};
-use crate::audit::{Audit, AuditKind};
+use crate::accounting::audit::{Audit, AuditKind};
+use crate::accounting::drift::{ReservedCause, TrackedAccounting, EXPORTED_OWNERS};
 use crate::collect::Snapshot;
-use crate::openstack::time::format_rfc3339;
+use crate::time::format_rfc3339;
 use crate::units::MIB;
 
 /// Version of the JSON document. Bumped on any change that can break a reader (a field
@@ -101,7 +101,7 @@ pub struct Report {
     pub orphans: Option<OrphansReport>,
     /// Local sources (libvirt, file) that list no instance while nova's VG holds instance
     /// disks: a wrong directory or file, or every instance gone; the first thing to look at, and
-    /// no orphan is to be removed on such a source's word (see [`crate::orphans`]).
+    /// no orphan is to be removed on such a source's word (see [`crate::accounting::orphans`]).
     pub local_source_warnings: Vec<LocalSourceWarning>,
 }
 
@@ -137,7 +137,7 @@ pub struct SourceCount {
 }
 
 impl LocalSourceWarning {
-    fn new(doubt: &crate::orphans::LocalSourceDoubt, context: &ReportContext) -> Self {
+    fn new(doubt: &crate::accounting::orphans::LocalSourceDoubt, context: &ReportContext) -> Self {
         let reads = context
             .sources
             .iter()
@@ -174,7 +174,7 @@ pub struct RawMethodReport {
     pub reason: String,
 }
 
-/// The orphan LVs of nova's VG by reason (see [`crate::orphans`]).
+/// The orphan LVs of nova's VG by reason (see [`crate::accounting::orphans`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrphansReport {
     /// nova's VG.
@@ -212,7 +212,7 @@ pub struct OrphanLvReport {
 }
 
 impl OrphansReport {
-    fn new(orphans: &crate::orphans::OrphanReasons) -> Self {
+    fn new(orphans: &crate::accounting::orphans::OrphanReasons) -> Self {
         Self {
             vg: orphans.vg.clone(),
             totals: crate::tracked::orphans::OrphanReason::ALL
@@ -241,7 +241,7 @@ impl OrphansReport {
     }
 }
 
-/// The cross-source audit (see [`crate::audit`]).
+/// The cross-source audit (see [`crate::accounting::audit`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditReport {
     /// The local source placement was compared with.
@@ -977,7 +977,7 @@ pub(crate) mod tests {
         };
         let usage = crate::tracked::TrackedUsage::from_local(vec![], &Default::default());
         let tracked = error.is_none().then_some(&usage);
-        let host = crate::accounting::account_host(
+        let host = crate::accounting::drift::account_host(
             &lvm,
             &["vg1".to_string()],
             Some("vg1"),
@@ -987,7 +987,8 @@ pub(crate) mod tests {
         .unwrap();
         let sources = tracked
             .map(|usage| {
-                let figures = crate::accounting::source_figures(usage, Some(lvm.vgs[0].size_bytes));
+                let figures =
+                    crate::accounting::drift::source_figures(usage, Some(lvm.vgs[0].size_bytes));
                 (SourceKind::Libvirt, figures.unwrap())
             })
             .into_iter()
@@ -1076,9 +1077,14 @@ pub(crate) mod tests {
             b = now - 10 * DAY,
         );
         let lvm = crate::lvm::report::parse(&text, "t").unwrap();
-        let host =
-            crate::accounting::account_host(&lvm, &["vg1".to_string()], Some("vg1"), None, 3)
-                .unwrap();
+        let host = crate::accounting::drift::account_host(
+            &lvm,
+            &["vg1".to_string()],
+            Some("vg1"),
+            None,
+            3,
+        )
+        .unwrap();
         let snapshot = Snapshot {
             collectors: vec![],
             host: Some(host),

@@ -702,7 +702,7 @@ mod tests {
             sources: vec![],
             nova_vg: "vms-group".into(),
             primary: Some(SourceKind::Libvirt),
-            audit: Some(crate::audit::audit(
+            audit: Some(crate::accounting::audit::audit(
                 SourceKind::Libvirt,
                 &[leaked],
                 &[],
@@ -730,7 +730,7 @@ mod tests {
 
     #[test]
     fn long_consumer_and_orphan_lists_are_cut_with_an_n_more_line() {
-        use crate::orphans::{OrphanLv, OrphanReasons};
+        use crate::accounting::orphans::{OrphanLv, OrphanReasons};
         use crate::tracked::orphans::OrphanVerdict;
         use crate::tracked::{SourceKind, TrackedInstance};
         use crate::units::GIB;
@@ -760,7 +760,7 @@ mod tests {
             sources: vec![],
             nova_vg: "vms-group".into(),
             primary: Some(SourceKind::Libvirt),
-            audit: Some(crate::audit::audit(
+            audit: Some(crate::accounting::audit::audit(
                 SourceKind::Libvirt,
                 &leaked,
                 &[],

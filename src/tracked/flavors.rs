@@ -1,4 +1,4 @@
-//! Flavors for the flavor fit (`crate::fit`): given with `--flavor NAME=DISK_GB[,SWAP_MB,EPH_GB]`,
+//! Flavors for the flavor fit (`crate::accounting::fit`): given with `--flavor NAME=DISK_GB[,SWAP_MB,EPH_GB]`,
 //! read from the compute API's flavor list when the nova source is on, and read from nova's
 //! metadata in the domains defined on this host when the libvirt source is on
 //! ([`crate::tracked::libvirt`], no configuration needed).

@@ -116,7 +116,7 @@ pub struct TrackedInstance {
     pub allocated_bytes: u64,
     /// Its flavor's disk sizes, when the source knows them (libvirt, file, nova; placement knows
     /// only the DISK_GB allocation). The accounting needs it to name a `disk = 0` root LV and
-    /// the swap the resource tracker truncates ([`crate::accounting`]).
+    /// the swap the resource tracker truncates ([`crate::accounting::drift`]).
     pub flavor: Option<Flavor>,
 }
 

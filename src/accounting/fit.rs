@@ -1,7 +1,7 @@
 //! Flavor fit: how many more instances of each flavor fit on this host, two ways.
 //!
 //! - **corrected**: what an instance really takes in the VG, against corrected free space
-//!   ([`crate::accounting::TrackedAccounting::corrected_free_bytes`]: size - max(raw used,
+//!   ([`crate::accounting::drift::TrackedAccounting::corrected_free_bytes`]: size - max(raw used,
 //!   tracked used) - reserved). nova's libvirt driver (`nova/virt/libvirt/driver.py`,
 //!   `_create_image`) gives an instance of `images_type = lvm` up to three LVs through the
 //!   `Lvm` image backend (`nova/virt/libvirt/imagebackend.py`): the root disk `<uuid>_disk` of
@@ -20,12 +20,13 @@
 //!   [`Flavor::placement_allocation_bytes`] (whole GiB, swap rounded up, root 0 when booted
 //!   from volume). So `floor(scheduler free / amount)` instances fit, none when the amount is
 //!   above the total. The scheduler free space is the primary source's
-//!   ([`crate::accounting::TrackedAccounting::scheduler_free_bytes`]).
+//!   ([`crate::accounting::drift::TrackedAccounting::scheduler_free_bytes`]).
 //!
 //! The flavors: `--flavor`, the compute API's list (nova source) and, with no configuration at
 //! all, the flavors named in nova's metadata of the domains defined here (libvirt source,
 //! [`crate::tracked::libvirt::domain_flavors`]); [`select_flavors`] keeps each name once,
-//! within `--flavor-limit`.
+//! within `--flavor-limit`, and [`flavor_fit`] fits them against nova's VG's accounting and the
+//! primary source's DISK_GB total (the [`SchedulerView`]).
 //!
 //! Every flavor is image-backed unless it says otherwise: a flavor's boot-from-volume variant is
 //! configured with DISK_GB 0 (`--flavor m1.large-bfv=0,2048`), which is exactly what both rules
@@ -36,6 +37,8 @@
 //! root LV is the size of the image, which the fit cannot know). [`Fit::Unbounded`] is
 //! exported as `+Inf`. Negative free space fits nothing.
 
+use super::drift::{HostAccounting, SourceFigures};
+use crate::lvm::VgReport;
 use crate::tracked::flavors::{FlavorOrigin, NamedFlavor};
 use crate::tracked::Flavor;
 use crate::units::{GIB, MIB};
@@ -215,6 +218,46 @@ pub fn select_flavors(
     let omitted = candidates.len().saturating_sub(room);
     selected.extend(candidates.into_iter().take(room).cloned());
     (selected, omitted)
+}
+
+/// The flavor fit of nova's VG (`nova_vg`) on one collection: the flavors [`select_flavors`]
+/// keeps of `configured` and `listed` within `limit`, fitted against the VG's corrected free
+/// space and the scheduler's view: the accounting's scheduler free space and the DISK_GB total
+/// of the primary source's figures (`primary_figures`). None without a flavor, or without nova's
+/// VG in `report` and in `host` with a tracked source's accounting.
+pub fn flavor_fit(
+    configured: &[NamedFlavor],
+    listed: &[NamedFlavor],
+    limit: usize,
+    nova_vg: &str,
+    report: Option<&VgReport>,
+    host: Option<&HostAccounting>,
+    primary_figures: Option<&SourceFigures>,
+) -> Option<FlavorFitSummary> {
+    let (flavors, omitted) = select_flavors(configured, listed, limit);
+    if flavors.is_empty() {
+        return None;
+    }
+    let vg = host?.vgs.iter().find(|vg| vg.vg == nova_vg)?;
+    let tracked = vg.tracked.as_ref()?;
+    let extent_bytes = report?.vg(nova_vg)?.extent_size_bytes;
+    let scheduler = SchedulerView {
+        free_bytes: tracked.scheduler_free_bytes,
+        total_bytes: primary_figures.and_then(|figures| figures.scheduler_total_bytes),
+    };
+    Some(FlavorFitSummary {
+        vg: vg.vg.clone(),
+        extent_bytes,
+        corrected_free_bytes: tracked.corrected_free_bytes,
+        flavors: fit_flavors(
+            &flavors,
+            tracked.corrected_free_bytes,
+            extent_bytes,
+            &scheduler,
+        ),
+        scheduler,
+        omitted,
+    })
 }
 
 /// The fit of every flavor in `flavors`.
@@ -431,6 +474,83 @@ mod tests {
             total_bytes: None,
         };
         assert_eq!(scheduler_fit(&flavor(101, 0, 0), &nova), Fit::Instances(1));
+    }
+
+    #[test]
+    fn the_fit_of_novas_vg_needs_a_flavor_and_its_tracked_accounting_and_takes_the_primarys_total()
+    {
+        use crate::accounting::drift::{account_host, source_figures};
+        use crate::lvm::Vg;
+        use crate::tracked::{HostDiskSettings, TrackedUsage};
+
+        let report = VgReport {
+            vgs: vec![Vg {
+                name: "vms".into(),
+                size_bytes: 100 * GIB,
+                free_bytes: 100 * GIB,
+                extent_size_bytes: EXTENT,
+            }],
+            lvs: vec![],
+        };
+        let usage = TrackedUsage::from_local(Vec::new(), &HostDiskSettings::default());
+        let watched = ["vms".to_string()];
+        let host = account_host(&report, &watched, Some("vms"), Some(&usage), 100).unwrap();
+        let untracked = account_host(&report, &watched, Some("vms"), None, 100).unwrap();
+        let mut primary = source_figures(&usage, Some(100 * GIB)).unwrap();
+        primary.scheduler_total_bytes = Some(60 * GIB);
+        let flavors = [named("m1", flavor(20, 0, 0), FlavorOrigin::Configured)];
+        let fit_of = |flavors: &[NamedFlavor], vg: &str, report, host, primary| {
+            flavor_fit(
+                flavors,
+                &[],
+                DEFAULT_FLAVOR_LIMIT,
+                vg,
+                report,
+                host,
+                primary,
+            )
+        };
+
+        let fit = fit_of(&flavors, "vms", Some(&report), Some(&host), Some(&primary))
+            .expect("a flavor and nova's VG accounted with a tracked source");
+        let tracked = host.vgs[0].tracked.as_ref().unwrap();
+        assert_eq!(fit.vg, "vms");
+        assert_eq!(fit.extent_bytes, EXTENT);
+        assert_eq!(fit.corrected_free_bytes, tracked.corrected_free_bytes);
+        assert_eq!(
+            fit.scheduler,
+            SchedulerView {
+                free_bytes: tracked.scheduler_free_bytes,
+                total_bytes: Some(60 * GIB),
+            }
+        );
+        assert_eq!(
+            fit.flavors,
+            fit_flavors(
+                &flavors,
+                tracked.corrected_free_bytes,
+                EXTENT,
+                &fit.scheduler
+            )
+        );
+        assert_eq!(fit.omitted, 0);
+
+        let without_primary = fit_of(&flavors, "vms", Some(&report), Some(&host), None).unwrap();
+        assert_eq!(without_primary.scheduler.total_bytes, None);
+        assert_eq!(
+            fit_of(&[], "vms", Some(&report), Some(&host), Some(&primary)),
+            None
+        );
+        assert_eq!(
+            fit_of(&flavors, "vms", Some(&report), Some(&untracked), None),
+            None
+        );
+        assert_eq!(
+            fit_of(&flavors, "other", Some(&report), Some(&host), None),
+            None
+        );
+        assert_eq!(fit_of(&flavors, "vms", None, Some(&host), None), None);
+        assert_eq!(fit_of(&flavors, "vms", Some(&report), None, None), None);
     }
 
     #[test]

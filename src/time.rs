@@ -1,5 +1,6 @@
-//! The few timestamp conversions the Keystone client needs (RFC 3339 in UTC, as Keystone writes
-//! `issued_at` and `expires_at`), without a date-time crate.
+//! The few timestamp conversions the exporter needs, RFC 3339 in UTC, without a date-time crate:
+//! Keystone's `issued_at` and `expires_at` and a saved LVM report's `lv_time` are parsed,
+//! the report's `collected_at` and a Keystone token's expiry in logs and errors are formatted.
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00)` into unix seconds. Keystone always writes
 /// UTC; other offsets are applied.

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
-use crate::accounting::{HostAccounting, VgAccounting};
+use crate::accounting::drift::{HostAccounting, VgAccounting};
 use crate::tracked::orphans::{OrphanReason, OrphanVerdict};
 use crate::tracked::{SourceKind, TrackedUsage};
 
@@ -210,7 +210,7 @@ pub fn doubt_local_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::account_host;
+    use crate::accounting::drift::account_host;
     use crate::lvm::{Lv, Vg, VgReport};
     use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
     use crate::units::GIB;
