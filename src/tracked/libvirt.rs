@@ -1418,6 +1418,17 @@ mod tests {
             (vec![NS_1_0_UUID.to_string()], true)
         );
         assert!(!uuids_later(&qemu, &mut cache).1);
+        // The new directory is the one watched from then on.
+        std::fs::copy(
+            fixtures().join("libvirt/instance-00000002.xml"),
+            qemu.join("instance-00000002.xml"),
+        )
+        .unwrap();
+        assert_eq!(
+            uuids_later(&qemu, &mut cache),
+            (vec![NS_1_0_UUID.to_string(), BFV_UUID.to_string()], true)
+        );
+        std::fs::remove_file(qemu.join("instance-00000002.xml")).unwrap();
         // Gone: the error a missing directory always was, and no watch trusted after it.
         std::fs::rename(&qemu, parent.path().join("qemu.gone")).unwrap();
         for _ in 0..2 {
