@@ -16,8 +16,10 @@
 //!
 //! What it cannot see, and the caller must not rely on it for: a file written through another
 //! directory (a hard link elsewhere, the target of a symbolic link) and changes made on another
-//! machine (a network file system). The libvirt source scans every time its directory holds a
-//! symbolic link or a hard-linked file.
+//! machine. The libvirt source scans every time its directory holds a symbolic link or a
+//! hard-linked file; a directory on any file system but the local ones of
+//! [`LOCAL_FILE_SYSTEMS`] (NFS, CIFS, FUSE, Ceph, 9p: written by other machines or processes
+//! the kernel does not see) is not watched at all.
 //!
 //! "Nothing changed" is only ever said for what happened after the previous look: the caller
 //! looks first and reads the directory after, so a change made while it reads is reported by
@@ -40,6 +42,27 @@ const WATCHED_EVENTS: u32 = libc::IN_MODIFY
     | libc::IN_MOVED_TO
     | libc::IN_DELETE_SELF
     | libc::IN_MOVE_SELF;
+
+/// The file systems (`statfs` magic numbers, `linux/magic.h`) on which every change to a
+/// directory's files passes through this kernel, so an inotify watch sees it: ext2/3/4, XFS,
+/// Btrfs, tmpfs, ramfs, ZFS, F2FS, bcachefs and overlayfs (whose lower layers must not change
+/// while it is mounted).
+pub const LOCAL_FILE_SYSTEMS: [u32; 9] = [
+    0xEF53,
+    0x5846_5342,
+    0x9123_683E,
+    0x0102_1994,
+    0x8584_58F6,
+    0x2FC1_2FC1,
+    0xF2F5_2010,
+    0xCA45_1A4E,
+    0x794C_7630,
+];
+
+/// Whether a file system of `statfs` magic number `magic` is one of [`LOCAL_FILE_SYSTEMS`].
+fn is_local_file_system(magic: u32) -> bool {
+    LOCAL_FILE_SYSTEMS.contains(&magic)
+}
 
 /// How many full buffers one look drains before it stops and reports a change anyway (the
 /// queue is refilled as fast as it is read only while something rewrites the directory).
@@ -88,6 +111,19 @@ impl DirWatch {
         let path = CString::new(dir.as_os_str().as_bytes())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let before = identity(dir)?;
+        // SAFETY: an all-zero `statfs` is a valid value of the plain C struct.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `fs` writable, both for the duration of the call.
+        if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The magic numbers are 32 bits wide; `f_type` is a wider signed integer on some targets.
+        let magic = fs.f_type as u32;
+        if !is_local_file_system(magic) {
+            return Err(io::Error::other(format!(
+                "file system {magic:#x} is not one where every change passes through this kernel"
+            )));
+        }
         if self.watch >= 0 {
             // SAFETY: plain integers; removing a watch the kernel already dropped is harmless.
             unsafe { libc::inotify_rm_watch(self.inotify.as_raw_fd(), self.watch) };
@@ -243,6 +279,26 @@ mod tests {
         // The old one is not.
         std::fs::write(parent.path().join("qemu.old/c.xml"), "<domain/>").unwrap();
         assert!(!watch.changed(&dir).unwrap());
+    }
+
+    #[test]
+    fn only_local_file_systems_are_watched() {
+        // ext4 and tmpfs, where this runs.
+        assert!(is_local_file_system(0xEF53));
+        assert!(is_local_file_system(0x0102_1994));
+        // NFS, CIFS, SMB2, FUSE, Ceph, 9p.
+        for remote in [
+            0x6969,
+            0xFF53_4D42,
+            0xFE53_4D42,
+            0x6573_5546,
+            0x00C3_6400,
+            0x0102_1997,
+        ] {
+            assert!(!is_local_file_system(remote), "{remote:#x}");
+        }
+        // /proc is no place for domain files, and not one that reports its changes.
+        assert!(DirWatch::new(Path::new("/proc/self")).is_err());
     }
 
     #[test]

@@ -54,16 +54,21 @@
 //! undefined meanwhile) is skipped. Any other problem with any file fails the whole collection:
 //! a partial instance list would under-count tracked usage and invent drift.
 //!
-//! A collection first asks an inotify watch on the directory ([`super::dir_watch`]) whether
-//! anything in it changed since the previous one; when nothing did, the previous collection's
-//! domains are returned as they are, without listing the directory or `stat`ing a file (at
-//! 1,700 domain files the scan was 57% of a scrape's CPU, its `stat`s alone 19%). Any event (a
-//! file edited in place, its permissions changed, a file added, removed, renamed or renamed
-//! over, an overflowing queue), another directory at the path, a watch that cannot be made (the
-//! inotify limits, a missing directory) or the previous collection failing means a scan. So
-//! does a directory holding a symbolic link or a hard-linked domain file, which can change
-//! without an event on the directory. The watch is looked at before the scan, so a change made
-//! during a scan is reported to the next collection.
+//! A collection first asks an inotify watch on the directory (`src/tracked/dir_watch.rs`)
+//! whether anything in it changed since the previous one; when nothing did, the previous
+//! collection's domains are returned as they are, without listing the directory or `stat`ing a
+//! file (at 1,700 domain files the scan was 57% of a scrape's CPU, its `stat`s alone 19%). Any
+//! event (a file edited in place, its permissions changed, a file added, removed, renamed or
+//! renamed over, an overflowing queue), another directory at the path, a watch that cannot be
+//! made (the inotify limits, a missing directory, a directory on a network file system) or the
+//! previous collection failing means a scan. So does a directory holding a symbolic link or a
+//! hard-linked domain file, which can change without an event on the directory. The watch is
+//! looked at before the scan, so a change made during a scan is reported to the next
+//! collection. The directory's mtime was the other candidate, and cannot be enough: an in-place
+//! edit of a file moves that file's mtime and ctime, not the directory's, so proving the
+//! directory unchanged would still take a `stat` of every file. Measured by
+//! `cargo bench --bench libvirt` at 1,800 files: an unchanged read with the watch 0.025 ms, a
+//! `stat` of every file alone 1.56 ms.
 //!
 //! A scan lists and `stat`s every file, but reads and parses only the files whose identity
 //! changed since the last scan (device, inode, size, mtime and ctime, all to the nanosecond):
