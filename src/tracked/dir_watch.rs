@@ -64,6 +64,32 @@ fn is_local_file_system(magic: u32) -> bool {
     LOCAL_FILE_SYSTEMS.contains(&magic)
 }
 
+/// Whether the `struct inotify_event`s in `events` (as `read` returns them: a 16-byte header
+/// of `wd`, `mask`, `cookie` and `len`, then `len` bytes of name) include one after which
+/// watch `watch` no longer follows the path, or an overflow (which may have lost one). The end
+/// of a watch removed before (`wd` another number) is only a change.
+fn ends_the_watch(events: &[u8], watch: libc::c_int) -> bool {
+    const HEADER: usize = 16;
+    const ENDS: u32 =
+        libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_UNMOUNT;
+    let field = |at: usize| events.get(at..at + 4).map(|b| [b[0], b[1], b[2], b[3]]);
+    let mut at = 0;
+    while at < events.len() {
+        let (Some(wd), Some(mask), Some(len)) = (field(at), field(at + 4), field(at + 12)) else {
+            // A truncated event cannot come from the kernel; take it as the worst case.
+            return true;
+        };
+        let mask = u32::from_ne_bytes(mask);
+        if mask & libc::IN_Q_OVERFLOW != 0
+            || (mask & ENDS != 0 && libc::c_int::from_ne_bytes(wd) == watch)
+        {
+            return true;
+        }
+        at += HEADER + u32::from_ne_bytes(len) as usize;
+    }
+    false
+}
+
 /// How many full buffers one look drains before it stops and reports a change anyway (the
 /// queue is refilled as fast as it is read only while something rewrites the directory).
 const MAX_DRAIN_READS: usize = 64;
@@ -154,18 +180,28 @@ impl DirWatch {
     /// be trusted any more (the path is gone or unreadable, or reading the queue failed).
     pub fn changed(&mut self, dir: &Path) -> io::Result<bool> {
         let now = identity(dir)?;
+        let mut changed = false;
         if self.watched != Some(now) {
             self.watch_path(dir)?;
-            self.drain()?;
-            return Ok(true);
+            changed = true;
         }
-        self.drain()
+        changed |= self.drain()?;
+        if self.watched.is_none() {
+            // The watch ended (or the path moved while it was added): watch what the path
+            // names now, before the caller reads it.
+            self.watch_path(dir)?;
+            self.drain()?;
+            changed = true;
+        }
+        Ok(changed)
     }
 
-    /// Empties the event queue; whether it held anything.
+    /// Empties the event queue; whether it held anything. An event that ends the watch (the
+    /// directory deleted, moved, unmounted; or an overflow, which may have lost such an event)
+    /// makes the next look watch the path again: a directory made again at the path can have
+    /// the old one's inode number, and the kernel dropped the watch with the old one.
     fn drain(&mut self) -> io::Result<bool> {
-        // Aligned for `struct inotify_event`; the events themselves are not looked at.
-        let mut buffer = [0u64; 512];
+        let mut buffer = [0u8; 4096];
         let mut any = false;
         for _ in 0..MAX_DRAIN_READS {
             // SAFETY: the buffer is writable for its whole length for the duration of the call.
@@ -173,11 +209,15 @@ impl DirWatch {
                 libc::read(
                     self.inotify.as_raw_fd(),
                     buffer.as_mut_ptr().cast(),
-                    std::mem::size_of_val(&buffer),
+                    buffer.len(),
                 )
             };
             if read > 0 {
                 any = true;
+                let read = usize::try_from(read).unwrap_or(0).min(buffer.len());
+                if ends_the_watch(&buffer[..read], self.watch) {
+                    self.watched = None;
+                }
                 continue;
             }
             if read == 0 {
@@ -279,6 +319,58 @@ mod tests {
         // The old one is not.
         std::fs::write(parent.path().join("qemu.old/c.xml"), "<domain/>").unwrap();
         assert!(!watch.changed(&dir).unwrap());
+    }
+
+    #[test]
+    fn a_directory_removed_and_made_again_is_watched_even_with_the_same_inode() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("qemu");
+        std::fs::create_dir(&dir).unwrap();
+        let mut watch = DirWatch::new(&dir).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        // ext4 hands the freed inode to the next directory made: the same identity, but the
+        // kernel dropped the watch with the old directory.
+        std::fs::create_dir(&dir).unwrap();
+        assert!(watch.changed(&dir).unwrap(), "removed and made again");
+        assert!(!watch.changed(&dir).unwrap());
+        std::fs::write(dir.join("a.xml"), "<domain/>").unwrap();
+        assert!(
+            watch.changed(&dir).unwrap(),
+            "a file added to the new directory"
+        );
+        // Moved away and back: the same directory, watched all along.
+        std::fs::rename(&dir, parent.path().join("away")).unwrap();
+        std::fs::rename(parent.path().join("away"), &dir).unwrap();
+        assert!(watch.changed(&dir).unwrap());
+        std::fs::write(dir.join("b.xml"), "<domain/>").unwrap();
+        assert!(watch.changed(&dir).unwrap());
+    }
+
+    #[test]
+    fn the_events_that_end_a_watch_are_found_among_others() {
+        let event = |wd: i32, mask: u32, name: &[u8]| {
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&wd.to_ne_bytes());
+            bytes.extend_from_slice(&mask.to_ne_bytes());
+            bytes.extend_from_slice(&0u32.to_ne_bytes());
+            bytes.extend_from_slice(&(name.len() as u32).to_ne_bytes());
+            bytes.extend_from_slice(name);
+            bytes
+        };
+        let modify = event(2, libc::IN_MODIFY, b"a.xml\0\0\0");
+        assert!(!ends_the_watch(&modify, 2));
+        let create = event(2, libc::IN_CREATE, b"");
+        assert!(!ends_the_watch(&[modify.clone(), create].concat(), 2));
+        for ends in [libc::IN_IGNORED, libc::IN_DELETE_SELF, libc::IN_MOVE_SELF] {
+            let ended = [modify.clone(), event(2, ends, b"")].concat();
+            assert!(ends_the_watch(&ended, 2), "{ends:#x}");
+            // The end of watch 1, removed when watch 2 was added, is not the end of watch 2.
+            assert!(!ends_the_watch(&ended, 3), "{ends:#x}");
+        }
+        let overflow = event(-1, libc::IN_Q_OVERFLOW, b"");
+        assert!(ends_the_watch(&[modify.clone(), overflow].concat(), 2));
+        assert!(ends_the_watch(&modify[..10], 2), "truncated");
+        assert!(!ends_the_watch(&[], 2));
     }
 
     #[test]
