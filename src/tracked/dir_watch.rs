@@ -12,7 +12,9 @@
 //! itself moved or deleted; an overflowing queue is itself an event. The one case a watch on
 //! the directory's inode cannot see, another directory put at the path (a rename, a mount, a
 //! symbolic link pointed elsewhere), is caught by comparing the path's device and inode with
-//! the watched ones on every look.
+//! the watched ones on every look, and, since a directory removed and made again can get the
+//! old one's inode number (ext4 does), by watching the path again whenever the watch itself
+//! ends (the directory deleted, moved or unmounted, or the queue overflowing).
 //!
 //! What it cannot see, and the caller must not rely on it for: a file written through another
 //! directory (a hard link elsewhere, the target of a symbolic link) and changes made on another
