@@ -309,6 +309,75 @@ fn each_scrape_reads_lvm_afresh() {
 }
 
 #[test]
+fn every_change_to_the_domain_files_is_seen_by_the_next_scrape() {
+    if !lvm_available("every_change_to_the_domain_files_is_seen_by_the_next_scrape") {
+        return;
+    }
+    let host = Host::new("watch");
+    let vg = host.vg.name.as_str();
+    let qemu = host.dir.path().join("qemu");
+    let file = |index: u32| qemu.join(format!("instance-{index:08x}.xml"));
+    let exporter = Exporter::start(&host.args());
+    let series = |name: &str| format!("{name}{{source=\"libvirt\",vg=\"{vg}\"}}");
+    let used_and_instances = || {
+        let m = exporter.scrape();
+        (
+            m.value(&series("nova_lvm_tracked_used_bytes")) / GIB as f64,
+            m.value(&series("nova_lvm_tracked_instances")),
+        )
+    };
+    assert_eq!(used_and_instances(), (7.0, 4.0));
+    assert_eq!(used_and_instances(), (7.0, 4.0), "unchanged");
+
+    // A's root disk 2 -> 3 GiB, written in place: same inode, same size, same mtime.
+    let a = file(1);
+    let text = std::fs::read_to_string(&a).unwrap();
+    let mtime = std::fs::metadata(&a).unwrap().modified().unwrap();
+    let edited = text.replace("<nova:disk>2</nova:disk>", "<nova:disk>3</nova:disk>");
+    assert_ne!(edited, text);
+    std::fs::write(&a, edited).unwrap();
+    let handle = std::fs::File::options().write(true).open(&a).unwrap();
+    handle.set_modified(mtime).unwrap();
+    drop(handle);
+    assert_eq!(used_and_instances(), (8.0, 4.0), "edited in place");
+
+    // C's root disk 3 -> 5 GiB, the way libvirt rewrites a definition: a new file renamed over.
+    let c = file(3);
+    let staged = qemu.join("instance-00000003.xml.new");
+    let text = std::fs::read_to_string(&c).unwrap();
+    std::fs::write(
+        &staged,
+        text.replace("<nova:disk>3</nova:disk>", "<nova:disk>5</nova:disk>"),
+    )
+    .unwrap();
+    assert_eq!(
+        used_and_instances(),
+        (8.0, 4.0),
+        "a staged file is not a domain"
+    );
+    std::fs::rename(&staged, &c).unwrap();
+    assert_eq!(used_and_instances(), (10.0, 4.0), "replaced");
+
+    // D (1 GiB) undefined, then defined again under another name.
+    let d = file(4);
+    let text = std::fs::read_to_string(&d).unwrap();
+    std::fs::remove_file(&d).unwrap();
+    assert_eq!(used_and_instances(), (9.0, 3.0), "removed");
+    std::fs::write(file(9), &text).unwrap();
+    assert_eq!(used_and_instances(), (10.0, 4.0), "added");
+
+    // Broken in place, then mended: the collector fails, then succeeds, each on the next scrape.
+    let success = "nova_lvm_collector_success{collector=\"libvirt\"}";
+    std::fs::write(file(9), "<domain").unwrap();
+    for _ in 0..2 {
+        assert_eq!(exporter.scrape().value(success), 0.0, "broken");
+    }
+    std::fs::write(file(9), &text).unwrap();
+    assert_eq!(exporter.scrape().value(success), 1.0, "mended");
+    assert_eq!(used_and_instances(), (10.0, 4.0));
+}
+
+#[test]
 fn a_thin_pool_is_attributed_by_extents_not_virtual_sizes() {
     if !lvm_available("a_thin_pool_is_attributed_by_extents_not_virtual_sizes") {
         return;
