@@ -68,6 +68,35 @@ pub enum RunError {
     },
 }
 
+/// How often, and how far apart, a spawn that failed with ETXTBSY is tried again.
+const BUSY_TEXT_RETRIES: u32 = 5;
+const BUSY_TEXT_PAUSE: Duration = Duration::from_millis(20);
+
+/// `command.spawn()`, tried again a few times, 20 ms apart and within `deadline`, when exec
+/// fails with ETXTBSY: the program is still open for writing somewhere for an instant (a child
+/// another thread has just forked inherits the descriptor of a file being written, until that
+/// child execs; the lvm::exec tests' fake `lvm` scripts met it, about once in ten full runs).
+/// Any other error, or ETXTBSY that lasts, fails at once as before.
+async fn spawn_retrying_busy_text(
+    command: &mut tokio::process::Command,
+    deadline: Instant,
+) -> Result<tokio::process::Child, RunError> {
+    let mut retries = 0;
+    loop {
+        match command.spawn() {
+            Err(error)
+                if error.raw_os_error() == Some(libc::ETXTBSY)
+                    && retries < BUSY_TEXT_RETRIES
+                    && Instant::now() + BUSY_TEXT_PAUSE < deadline =>
+            {
+                retries += 1;
+                tokio::time::sleep(BUSY_TEXT_PAUSE).await;
+            }
+            result => return result.map_err(RunError::Spawn),
+        }
+    }
+}
+
 /// Runs `command` until it exits or `deadline` passes; `command_line` names it in log lines.
 ///
 /// `command` comes with its program, arguments, environment and any `pre_exec` hook; this sets
@@ -88,7 +117,7 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn().map_err(RunError::Spawn)?;
+    let mut child = spawn_retrying_busy_text(&mut command, deadline).await?;
     // Declared after `child` so that it is dropped first: if this future is dropped before
     // the child is reaped, the whole group is killed and tokio reaps the leader.
     let mut group = ProcessGroup::of(&child);
@@ -321,7 +350,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::time::Instant as StdInstant;
 
     use super::testing::{group_gone, SPAWN_LOCK};
@@ -339,6 +368,66 @@ mod tests {
         let mut command = tokio::process::Command::new("sh");
         command.arg("-c").arg(script);
         run(command, "sh -c ...", Instant::now() + timeout, SUPERVISION).await
+    }
+
+    /// An executable still open for writing: exec fails with ETXTBSY while the descriptor lives.
+    fn script_held_open(dir: &Path) -> (PathBuf, std::fs::File) {
+        use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join("busy");
+        let mut file = std::fs::File::create(&path).expect("create script");
+        file.write_all(b"#!/bin/sh\necho ran\n")
+            .expect("write script");
+        file.flush().expect("flush");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        (path, file)
+    }
+
+    #[tokio::test]
+    async fn a_program_busy_for_an_instant_is_started_once_it_is_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, writer) = script_held_open(dir.path());
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            drop(writer);
+        });
+        let _guard = SPAWN_LOCK.read().await;
+        let finished = run(
+            tokio::process::Command::new(&path),
+            "busy",
+            Instant::now() + Duration::from_secs(10),
+            SUPERVISION,
+        )
+        .await
+        .expect("started once the writer closed it");
+        assert_eq!(finished.stdout, b"ran\n");
+        release.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_program_that_stays_busy_fails_as_a_spawn_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, _writer) = script_held_open(dir.path());
+        let _guard = SPAWN_LOCK.read().await;
+        let started = Instant::now();
+        match run(
+            tokio::process::Command::new(&path),
+            "busy",
+            Instant::now() + Duration::from_secs(10),
+            SUPERVISION,
+        )
+        .await
+        {
+            Err(RunError::Spawn(error)) => {
+                assert_eq!(error.raw_os_error(), Some(libc::ETXTBSY));
+            }
+            other => panic!("expected a spawn error, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     fn read_pid(path: &Path) -> i32 {
