@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::grafana::{dashboards, substitute};
 use common::stack::{fast_rules, loopback_port, which, Prometheus};
 use common::*;
 
@@ -321,30 +320,11 @@ fn node_exporter_serves_the_file_unchanged_and_the_alerts_and_dashboards_work_fr
         ("__interval", "1s"),
         ("__range", "1h"),
     ];
-    let mut failed = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut ran = 0;
-    for d in dashboards() {
-        for q in d.queries() {
-            let promql = substitute(&q.expr, &values);
-            let who = format!("{} / {} [{}]: {promql}", q.file, q.panel, q.ref_id);
-            ran += 1;
-            loop {
-                match prometheus.query(&promql) {
-                    Err(e) => failed.push(format!("{who}\n    {e}")),
-                    Ok(result) if !result.is_empty() => {}
-                    Ok(_) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(500));
-                        continue;
-                    }
-                    Ok(_) if NEEDS_PLACEMENT.iter().any(|name| promql.contains(name)) => {}
-                    Ok(_) if NEEDS_TREND.iter().any(|name| promql.contains(name)) => {}
-                    Ok(_) => failed.push(format!("{who}\n    no data")),
-                }
-                break;
-            }
-        }
-    }
+    let exempt: Vec<&str> = NEEDS_PLACEMENT.iter().chain(NEEDS_TREND).copied().collect();
+    let check = prometheus.check_panel_queries(&values, &exempt);
+    let ran = check.ran;
+    let mut failed = check.errors;
+    failed.extend(check.empty.iter().map(|who| format!("{who}\n    no data")));
     assert!(ran >= 40, "only {ran} panel queries found");
     assert!(failed.is_empty(), "{}\n{}", failed.join("\n"), logs());
 

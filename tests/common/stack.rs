@@ -164,6 +164,39 @@ impl Prometheus {
         single_value(self.query(promql))
     }
 
+    /// Runs every query of every shipped dashboard with `values` substituted, waiting up to 20 s
+    /// in all for series that need a scrape or two (rate() needs two samples). A query whose
+    /// PromQL contains one of `may_be_empty` must parse but may return nothing.
+    pub fn check_panel_queries(
+        &self,
+        values: &[(&str, &str)],
+        may_be_empty: &[&str],
+    ) -> PanelCheck {
+        let mut check = PanelCheck::default();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for d in super::grafana::dashboards() {
+            for q in d.queries() {
+                let promql = super::grafana::substitute(&q.expr, values);
+                let who = format!("{} / {} [{}]: {promql}", q.file, q.panel, q.ref_id);
+                check.ran += 1;
+                loop {
+                    match self.query(&promql) {
+                        Err(e) => check.errors.push(format!("{who}\n    {e}")),
+                        Ok(result) if !result.is_empty() => {}
+                        Ok(_) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(500));
+                            continue;
+                        }
+                        Ok(_) if may_be_empty.iter().any(|name| promql.contains(name)) => {}
+                        Ok(_) => check.empty.push(who),
+                    }
+                    break;
+                }
+            }
+        }
+        check
+    }
+
     /// `GET path` on the API, parsed.
     pub fn api(&self, path: &str) -> Json {
         let (status, body) = super::get(self.service.port, path).expect("Prometheus API");
@@ -498,4 +531,15 @@ pub fn fast_rules(real: &str, interval: &str, for_: &str) -> (String, usize) {
         }
     }
     (serde_yaml_ng::to_string(&doc).expect("YAML"), alerts)
+}
+
+/// What [`Prometheus::check_panel_queries`] found.
+#[derive(Debug, Default)]
+pub struct PanelCheck {
+    /// Panel queries run.
+    pub ran: usize,
+    /// Queries Prometheus refused, each with its error.
+    pub errors: Vec<String>,
+    /// Queries that returned no data by the deadline.
+    pub empty: Vec<String>,
 }
