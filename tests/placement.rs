@@ -294,23 +294,26 @@ fn application_credential_from_clouds_yaml_every_figure_to_the_byte() {
     assert!(complaints.is_empty(), "promtool: {complaints}");
 }
 
+/// The `OS_*` variables of password authentication as the exporter user (internal endpoints of
+/// RegionOne).
+fn password_env(os: &OpenStack) -> [(&'static str, &str); 8] {
+    [
+        ("OS_AUTH_URL", os.auth_url()),
+        ("OS_USERNAME", "exporter"),
+        ("OS_PASSWORD", os.var("EXPORTER_PASSWORD")),
+        ("OS_PROJECT_NAME", "service"),
+        ("OS_USER_DOMAIN_NAME", "Default"),
+        ("OS_PROJECT_DOMAIN_ID", "default"),
+        ("OS_REGION_NAME", "RegionOne"),
+        ("OS_INTERFACE", "internal"),
+    ]
+}
+
 #[test]
 fn password_auth_from_os_variables() {
     let Some(os) = environment() else { return };
     let host = seed_host(os, "cmp-password", 2);
-    let exporter = Exporter::start_with_env(
-        &args(&host, &[]),
-        &[
-            ("OS_AUTH_URL", os.auth_url()),
-            ("OS_USERNAME", "exporter"),
-            ("OS_PASSWORD", os.var("EXPORTER_PASSWORD")),
-            ("OS_PROJECT_NAME", "service"),
-            ("OS_USER_DOMAIN_NAME", "Default"),
-            ("OS_PROJECT_DOMAIN_ID", "default"),
-            ("OS_REGION_NAME", "RegionOne"),
-            ("OS_INTERFACE", "internal"),
-        ],
-    );
+    let exporter = Exporter::start_with_env(&args(&host, &[]), &password_env(os));
     let m = scrape_until(&exporter, placement_ok);
     assert_eq!(
         m.value(&format!(
@@ -346,16 +349,7 @@ fn a_wrong_libvirt_directory_is_told_from_leaked_disks_by_placement() {
                 "--tracked.primary=libvirt",
             ],
         ),
-        &[
-            ("OS_AUTH_URL", os.auth_url()),
-            ("OS_USERNAME", "exporter"),
-            ("OS_PASSWORD", os.var("EXPORTER_PASSWORD")),
-            ("OS_PROJECT_NAME", "service"),
-            ("OS_USER_DOMAIN_NAME", "Default"),
-            ("OS_PROJECT_DOMAIN_ID", "default"),
-            ("OS_REGION_NAME", "RegionOne"),
-            ("OS_INTERFACE", "internal"),
-        ],
+        &password_env(os),
     );
     let m = scrape_until(&exporter, placement_ok);
     assert_eq!(
