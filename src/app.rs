@@ -18,11 +18,12 @@ use crate::openstack::config::AuthMethod;
 use crate::openstack::keystone::Session;
 use crate::output::report::{Report, ReportContext, SourceIdentity};
 use crate::tracked::cached::{CacheSettings, CachedSource};
+use crate::tracked::compute::ComputeClient;
 use crate::tracked::file::FileSource;
-use crate::tracked::flavors::{FlavorCatalog, FlavorList};
+use crate::tracked::flavors::FlavorCatalog;
 use crate::tracked::libvirt::LibvirtSource;
 use crate::tracked::nova::NovaSource;
-use crate::tracked::orphans::{ComputeOrphanLookup, LookupPolicy, OrphanResolver};
+use crate::tracked::orphans::{LookupPolicy, OrphanResolver};
 use crate::tracked::placement::{InventoryPolicy, PlacementSource};
 use crate::tracked::{SourceKind, TrackedSource};
 use crate::web::{AppState, ServerLimits, WebConfigSource};
@@ -147,18 +148,22 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
             config.start_spread,
         ));
     }
-    if let (Some(nova), Some(session)) = (&config.nova, &session) {
+    // One compute client for the nova source, the flavor catalog and the orphan lookups: one
+    // microversion negotiation, one request timeout (--collector.nova.request-timeout).
+    let compute = match (&config.nova, &session) {
+        (Some(nova), Some(session)) => Some(Arc::new(ComputeClient::new(
+            Arc::clone(session),
+            Some(nova.request_timeout),
+        ))),
+        _ => None,
+    };
+    if let (Some(nova), Some(compute)) = (&config.nova, &compute) {
         tracing::info!(
             hypervisor = %nova.host.name,
             from = %nova.host.origin,
             "nova: looking up this host's hypervisor (exact name first, then the short name)"
         );
-        let source = NovaSource::new(
-            Arc::clone(session),
-            nova.host.clone(),
-            config.host_settings,
-            Some(nova.request_timeout),
-        );
+        let source = NovaSource::new(Arc::clone(compute), nova.host.clone(), config.host_settings);
         tracked.push(cached(
             source,
             nova.refresh_interval,
@@ -194,7 +199,7 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
     .with_flavors(
         config.flavors.clone(),
         config.flavor_limit,
-        flavor_catalog(config, session.as_ref()),
+        flavor_catalog(config, compute.as_ref()),
     );
     let collector = match &config.lvm {
         LvmSettings::Exec {
@@ -211,7 +216,7 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
         }),
         LvmSettings::Replay { .. } => collector,
     };
-    Ok(match orphan_resolver(config, session.as_ref()) {
+    Ok(match orphan_resolver(config, compute.as_ref()) {
         Some(resolver) => collector.with_orphan_resolver(resolver),
         None => collector,
     })
@@ -220,14 +225,16 @@ pub fn collector(config: &Config) -> Result<SnapshotCollector, String> {
 /// The lookups that say why each orphan LV is one, when the nova source is enabled and
 /// `--collector.nova.orphan-lookups-per-refresh` is not 0: one round per nova refresh interval,
 /// verdicts served up to the nova source's max age.
-fn orphan_resolver(config: &Config, session: Option<&Arc<Session>>) -> Option<OrphanResolver> {
-    let (nova, session) = (config.nova.as_ref()?, session?);
+fn orphan_resolver(
+    config: &Config,
+    compute: Option<&Arc<ComputeClient>>,
+) -> Option<OrphanResolver> {
+    let (nova, compute) = (config.nova.as_ref()?, compute?);
     if nova.orphan_lookups_per_refresh == 0 {
         return None;
     }
-    let lookup = ComputeOrphanLookup::new(Arc::clone(session), Some(nova.request_timeout));
     Some(OrphanResolver::new(
-        Arc::new(lookup),
+        Arc::clone(compute) as Arc<dyn crate::tracked::orphans::OrphanLookup>,
         nova.host.clone(),
         LookupPolicy {
             per_round: nova.orphan_lookups_per_refresh,
@@ -264,10 +271,10 @@ fn flavor_fit_summary(config: &Config) -> Option<(String, String)> {
 
 /// The compute API's flavor list, with the nova source only: through its session, refreshed and
 /// dropped as the nova source's data is.
-fn flavor_catalog(config: &Config, session: Option<&Arc<Session>>) -> Option<FlavorCatalog> {
-    let (nova, session) = (config.nova.as_ref()?, session?);
+fn flavor_catalog(config: &Config, compute: Option<&Arc<ComputeClient>>) -> Option<FlavorCatalog> {
+    let (nova, compute) = (config.nova.as_ref()?, compute?);
     Some(FlavorCatalog::new(
-        FlavorList::new(Arc::clone(session), Some(nova.request_timeout)),
+        Arc::clone(compute),
         nova.refresh_interval,
         nova.max_age,
     ))

@@ -21,10 +21,11 @@ use nova_lvm_exporter::openstack::config::{
 };
 use nova_lvm_exporter::openstack::keystone::Session;
 use nova_lvm_exporter::redact::SecretUrl;
-use nova_lvm_exporter::tracked::flavors::FlavorList;
+use nova_lvm_exporter::tracked::compute::ComputeClient;
+use nova_lvm_exporter::tracked::flavors::fetch_flavor_list;
 use nova_lvm_exporter::tracked::host::ProviderName;
 use nova_lvm_exporter::tracked::nova::NovaSource;
-use nova_lvm_exporter::tracked::orphans::{ComputeOrphanLookup, OrphanLookup, Whereabouts};
+use nova_lvm_exporter::tracked::orphans::{OrphanLookup, Whereabouts};
 use nova_lvm_exporter::tracked::placement::PlacementSource;
 use nova_lvm_exporter::tracked::{HostDiskSettings, TrackedSource};
 use serde_json::json;
@@ -483,10 +484,9 @@ async fn the_compute_api_hypervisor_search_never_follows_to_another_origin() {
     for status in STATUSES {
         let (home, other) = pair("/compute/os-hypervisors", status, Target::Other).await;
         let source = NovaSource::new(
-            session(&home, Auth::Password, false),
+            compute(session(&home, Auth::Password, false)),
             provider(),
             HostDiskSettings::default(),
-            None,
         );
         let error = source.collect().await.unwrap_err().to_string();
         assert_refused(
@@ -502,15 +502,13 @@ async fn the_compute_api_hypervisor_search_never_follows_to_another_origin() {
 async fn the_flavor_list_follows_a_redirect_to_its_own_origin_only() {
     for status in STATUSES {
         let (home, other) = pair("/compute/flavors", status, Target::Other).await;
-        let error = FlavorList::new(session(&home, Auth::Password, false), None)
-            .fetch()
+        let error = fetch_flavor_list(&compute(session(&home, Auth::Password, false)))
             .await
             .unwrap_err();
         assert_refused(&error, &other, status, "compute endpoint");
 
         let (home, other) = pair("/compute/flavors", status, Target::SameOrigin).await;
-        let flavors = FlavorList::new(session(&home, Auth::Password, false), None)
-            .fetch()
+        let flavors = fetch_flavor_list(&compute(session(&home, Auth::Password, false)))
             .await
             .unwrap();
         assert_eq!(flavors.len(), 1);
@@ -529,14 +527,14 @@ async fn the_flavor_list_follows_a_redirect_to_its_own_origin_only() {
 async fn orphan_lookups_follow_a_redirect_to_their_own_origin_only() {
     for status in STATUSES {
         let (home, other) = pair("/compute/servers/detail", status, Target::Other).await;
-        let error = ComputeOrphanLookup::new(session(&home, Auth::AppCredential, false), None)
+        let error = compute(session(&home, Auth::AppCredential, false))
             .look_up(SERVER)
             .await
             .unwrap_err();
         assert_refused(&error, &other, status, "compute endpoint");
 
         let (home, other) = pair("/compute/servers/detail", status, Target::SameOrigin).await;
-        let found = ComputeOrphanLookup::new(session(&home, Auth::AppCredential, false), None)
+        let found = compute(session(&home, Auth::AppCredential, false))
             .look_up(SERVER)
             .await
             .unwrap();
@@ -571,7 +569,7 @@ async fn an_https_to_http_downgrade_is_refused() {
             let session = session(&home, auth, false);
             let error = match trap {
                 "/v3/auth/tokens" => session.token().await.unwrap_err().to_string(),
-                "/compute/flavors" => FlavorList::new(session, None).fetch().await.unwrap_err(),
+                "/compute/flavors" => fetch_flavor_list(&compute(session)).await.unwrap_err(),
                 _ => PlacementSource::new(session, provider())
                     .collect()
                     .await
@@ -606,8 +604,7 @@ async fn the_target_is_named_without_its_user_info_or_query() {
         &format!("http://thief:LocationPw-33@127.0.0.1:{port}"),
     )
     .await;
-    let error = FlavorList::new(session(&home, Auth::Password, false), None)
-        .fetch()
+    let error = fetch_flavor_list(&compute(session(&home, Auth::Password, false)))
         .await
         .unwrap_err();
     assert!(!error.contains("LocationPw-33"), "{error}");
@@ -625,12 +622,16 @@ async fn the_target_is_named_without_its_user_info_or_query() {
     assert!(other.received().is_empty());
 }
 
+/// The compute API's client through `session`, bounded by the session's timeout.
+fn compute(session: Arc<Session>) -> Arc<ComputeClient> {
+    Arc::new(ComputeClient::new(session, None))
+}
+
 fn nova_source(home: &Stub) -> NovaSource {
     NovaSource::new(
-        session(home, Auth::Password, false),
+        compute(session(home, Auth::Password, false)),
         provider(),
         HostDiskSettings::default(),
-        None,
     )
 }
 
@@ -660,10 +661,9 @@ async fn a_local_gb_used_of_i64_min_is_refused_not_wrapped() {
         disk_allocation_ratio: 1.0,
     };
     let source = NovaSource::new(
-        session(&home, Auth::Password, false),
+        compute(session(&home, Auth::Password, false)),
         provider(),
         settings,
-        None,
     );
     let error = source.collect().await.unwrap_err().to_string();
     assert!(

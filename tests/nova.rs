@@ -1218,6 +1218,15 @@ fn orphans_on_a_real_vg_by_reason_to_the_byte_with_bounded_cached_lookups() {
     assert_eq!(lookups(), 2, "{:?}", nova.requests());
     assert_eq!(nova.count(&format!("&uuid={GONE}")), 1);
     assert_eq!(nova.count(&format!("&uuid={MOVED}")), 1);
+    // The nova source, the flavor list and the orphan lookups share one compute client: the
+    // version document is read once, not once per user.
+    let version_documents = nova
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.split_once(' '), Some((_, "" | "/"))))
+        .count();
+    assert!(nova.count("/flavors/detail") >= 1, "{:?}", nova.requests());
+    assert_eq!(version_documents, 1, "{:?}", nova.requests());
     assert_eq!(reason(&m, "deleted"), Some((4 * GIB) as f64), "{}", m.text);
     assert_eq!(reason(&m, "elsewhere"), Some((2 * GIB) as f64));
     assert_eq!(reason(&m, "here"), Some(0.0));

@@ -22,7 +22,7 @@
 //!   said enters a message only through [`crate::redact::upstream_text`], and the message is
 //!   displayed through the redactor.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
@@ -177,7 +177,8 @@ pub struct ServiceClient {
     session: Arc<Session>,
     service: Service,
     timeout: Option<Duration>,
-    negotiated: Mutex<Option<Negotiated>>,
+    /// Set once a negotiation succeeded; concurrent first callers share one negotiation.
+    negotiated: tokio::sync::OnceCell<Negotiated>,
 }
 
 impl std::fmt::Debug for ServiceClient {
@@ -204,7 +205,7 @@ impl ServiceClient {
             session,
             service,
             timeout: None,
-            negotiated: Mutex::new(None),
+            negotiated: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -218,9 +219,17 @@ impl ServiceClient {
     /// The microversion in use: negotiated from the version document on the first call (one
     /// GET), remembered once that succeeded.
     pub async fn negotiated(&self) -> Result<Negotiated, ApiError> {
-        if let Some(known) = *self.negotiated.lock().unwrap_or_else(|e| e.into_inner()) {
-            return Ok(known);
-        }
+        // One negotiation at a time: the users of a shared client (the nova source, the flavor
+        // list, the orphan lookups) start together on the first scrape, and read the version
+        // document once; a failed negotiation is tried again by the next call.
+        self.negotiated
+            .get_or_try_init(|| self.negotiate())
+            .await
+            .copied()
+    }
+
+    /// Reads the version document and negotiates the microversion.
+    async fn negotiate(&self) -> Result<Negotiated, ApiError> {
         let (document, url) = self.request::<Value>("/", None).await?;
         let policy = &self.service.versions;
         let service_type = self.service.service_type;
@@ -243,12 +252,10 @@ impl ServiceClient {
             "negotiated the {} microversion",
             self.service.display_name
         );
-        let known = Negotiated {
+        Ok(Negotiated {
             microversion,
             server,
-        };
-        *self.negotiated.lock().unwrap_or_else(|e| e.into_inner()) = Some(known);
-        Ok(known)
+        })
     }
 
     /// GETs `path` (below the service's endpoint, starting with `/`) at the negotiated

@@ -6,7 +6,7 @@
 //! The list is `GET /flavors/detail?is_public=None` through the nova source's Keystone session:
 //! as admin, `is_public=None` lists public and private flavors alike (nova's
 //! `_parse_is_public`; a non-admin would see only public ones and those shared with its
-//! project). Pages follow nova's `flavors_links` (at most [`MAX_PAGES`]). Disabled flavors
+//! project). Pages follow nova's `flavors_links` (at most [`super::compute::MAX_PAGES`]). Disabled flavors
 //! (`OS-FLV-DISABLED:disabled`) are left out: nothing can be built from them. Every flavor is
 //! image-backed here (its `disk` is the root LV); a flavor booted from a volume has no root on
 //! this host, which `--flavor NAME=0,...` describes.
@@ -23,13 +23,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use serde_json::Value;
 
 use super::cached::next_refresh_delay;
-use super::nova::{flavor_sizes, COMPUTE};
+use super::compute::{flavor_sizes, ComputeClient};
 use super::{Flavor, NOVA_MAX_INT};
-use crate::openstack::client::ServiceClient;
-use crate::openstack::keystone::Session;
-
-/// Pages of flavors read at most (nova pages by `[api] max_limit`, 1000 by default).
-pub const MAX_PAGES: usize = 100;
 
 /// Where a flavor of the fit came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,43 +162,9 @@ pub fn flavors_of_page(page: &Value) -> Result<(Vec<NamedFlavor>, Option<String>
     Ok((flavors, next))
 }
 
-/// Reads the compute API's flavor list.
-pub struct FlavorList {
-    client: ServiceClient,
-}
-
-impl std::fmt::Debug for FlavorList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlavorList").finish_non_exhaustive()
-    }
-}
-
-impl FlavorList {
-    /// A reader through `session`, each request bounded by `timeout` when given.
-    pub fn new(session: Arc<Session>, timeout: Option<Duration>) -> Self {
-        Self {
-            client: ServiceClient::new(session, COMPUTE).with_request_timeout(timeout),
-        }
-    }
-
-    /// Every enabled flavor, public and private, page by page.
-    pub async fn fetch(&self) -> Result<Vec<NamedFlavor>, String> {
-        let mut flavors = Vec::new();
-        let mut path = "/flavors/detail?is_public=None".to_string();
-        for _ in 0..MAX_PAGES {
-            let page: Value = self.client.get(&path).await.map_err(|e| e.to_string())?;
-            let (found, next) =
-                flavors_of_page(&page).map_err(|e| format!("nova's flavor list: {e}"))?;
-            flavors.extend(found);
-            match next {
-                Some(query) => path = format!("/flavors/detail?{query}"),
-                None => return Ok(flavors),
-            }
-        }
-        Err(format!(
-            "nova's flavor list: more than {MAX_PAGES} pages; refusing to read further"
-        ))
-    }
+/// Every enabled flavor of the compute API, public and private, page by page.
+pub async fn fetch_flavor_list(compute: &ComputeClient) -> Result<Vec<NamedFlavor>, String> {
+    compute.flavors(flavors_of_page).await
 }
 
 /// A flavor list as read at one time.
@@ -231,7 +192,7 @@ struct CatalogState {
 
 /// The compute API's flavor list, refreshed in the background at most once per interval.
 pub struct FlavorCatalog {
-    list: Arc<FlavorList>,
+    compute: Arc<ComputeClient>,
     interval: Duration,
     max_age: Duration,
     state: Arc<Mutex<CatalogState>>,
@@ -247,11 +208,11 @@ impl std::fmt::Debug for FlavorCatalog {
 }
 
 impl FlavorCatalog {
-    /// A catalog over `list`, refreshed every `interval` (plus or minus the jitter of the API
-    /// sources), its list dropped when older than `max_age`.
-    pub fn new(list: FlavorList, interval: Duration, max_age: Duration) -> Self {
+    /// A catalog of the flavors `compute` lists, refreshed every `interval` (plus or minus the
+    /// jitter of the API sources), its list dropped when older than `max_age`.
+    pub fn new(compute: Arc<ComputeClient>, interval: Duration, max_age: Duration) -> Self {
         Self {
-            list: Arc::new(list),
+            compute,
             interval,
             max_age,
             state: Arc::new(Mutex::new(CatalogState::default())),
@@ -312,13 +273,16 @@ impl FlavorCatalog {
             / 1e9;
         state.next_refresh = Some(now + next_refresh_delay(state.refreshes, self.interval, u));
         state.refreshes += 1;
-        let list = Arc::clone(&self.list);
+        let compute = Arc::clone(&self.compute);
         let shared_state = Arc::clone(&self.state);
         let task = tokio::spawn(async move {
-            let result = std::panic::AssertUnwindSafe(list.fetch())
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err("the flavor list refresh panicked (a bug)".to_string()));
+            let result =
+                std::panic::AssertUnwindSafe(async move { fetch_flavor_list(&compute).await })
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(
+                        |_| Err("the flavor list refresh panicked (a bug)".to_string()),
+                    );
             let mut state = shared_state.lock().unwrap_or_else(|e| e.into_inner());
             match result {
                 Ok(flavors) => {

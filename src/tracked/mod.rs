@@ -5,6 +5,7 @@
 //! host settings that go with them (reserved disk, allocation ratio).
 
 pub mod cached;
+pub mod compute;
 mod dir_watch;
 pub mod file;
 pub mod flavors;

@@ -30,161 +30,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::Value;
 
+use super::compute::{
+    flavor_sizes, id_text, is_boot_from_volume, ComputeClient, Hypervisor, HypervisorEntry, Server,
+    DISK_FIELDS_REMOVED, EMBEDDED_FLAVOR, PATTERN_QUERY, PREFERRED_MICROVERSION,
+};
 use super::host::{match_hostname, short_name, ProviderName};
 use super::{
     canonical_uuid, Flavor, HostDiskSettings, SourceKind, TrackedError, TrackedInstance,
-    TrackedSource, TrackedUsage, GIB, MIB, NOVA_MAX_INT,
+    TrackedSource, TrackedUsage, GIB, MIB,
 };
-use crate::openstack::client::{AboveNewest, Service, ServiceClient, VersionPolicy};
-use crate::openstack::keystone::Session;
 use crate::openstack::microversion::Microversion;
 use crate::openstack::ApiError;
-use crate::text::percent_encode;
-
-/// The newest microversion whose `os-hypervisors` detail has the disk fields.
-pub const PREFERRED_MICROVERSION: Microversion = Microversion(2, 87);
-/// The first microversion without them.
-pub const DISK_FIELDS_REMOVED: Microversion = Microversion(2, 88);
-/// Hypervisor ids become UUIDs and `hypervisor_hostname_pattern` replaces `/search`.
-pub const PATTERN_QUERY: Microversion = Microversion(2, 53);
-/// Servers embed their flavor's sizes.
-pub const EMBEDDED_FLAVOR: Microversion = Microversion(2, 47);
-/// nova's v2.1 API without microversions (a version document with an empty `version`).
-pub const BASE_MICROVERSION: Microversion = Microversion(2, 1);
-
-/// Pages of servers read at most (nova pages by `[api] max_limit`, 1000 by default).
-const MAX_PAGES: usize = 100;
-
-/// The compute API as the nova source speaks it: both microversion headers, the v2.1 API's
-/// version document (an empty `version` is v2.1 without microversions), and 2.87 when offered,
-/// else the server's maximum; a server whose minimum is above 2.87 gets its minimum (and answers
-/// without the disk fields, which the source then explains).
-pub const COMPUTE: Service = Service {
-    service_type: "compute",
-    display_name: "compute (nova)",
-    legacy_header: Some("X-OpenStack-Nova-API-Version"),
-    forbidden_hint: "reading os-hypervisors and the servers of all projects needs the admin role on the exporter's project (nova's default policy; reader and service are not enough)",
-    versions: VersionPolicy {
-        api_id: "v2.1",
-        max_field: "version",
-        unversioned: Some(BASE_MICROVERSION),
-        oldest: BASE_MICROVERSION,
-        newest: PREFERRED_MICROVERSION,
-        above_newest: AboveNewest::ServerMinimum,
-    },
-};
-
-/// The hypervisor detail fields the exporter reads. Disk fields are `None` when absent (2.88+).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Hypervisor {
-    /// Integer before 2.53, UUID string after.
-    pub id: Value,
-    /// The name libvirt reports (FQDN or short).
-    pub hypervisor_hostname: String,
-    /// `local_gb`: floor(VG size / GiB) for LVM.
-    #[serde(default)]
-    pub local_gb: Option<i64>,
-    /// `local_gb_used`: the reserve plus the instances, in the resource tracker's arithmetic.
-    #[serde(default)]
-    pub local_gb_used: Option<i64>,
-    /// `free_disk_gb`: `local_gb - local_gb_used` (may be negative).
-    #[serde(default)]
-    pub free_disk_gb: Option<i64>,
-    /// `disk_available_least`: the driver's measured free disk less over-commit.
-    #[serde(default)]
-    pub disk_available_least: Option<i64>,
-    /// The compute service (its `host` is what `/servers?host=` filters on).
-    #[serde(default)]
-    pub service: Option<HypervisorService>,
-}
-
-/// `service` of a hypervisor detail.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct HypervisorService {
-    /// nova-compute's `[DEFAULT] host`.
-    pub host: String,
-}
-
-/// A list of hypervisors: details (2.53+ pattern query) or search entries (before).
-#[derive(Debug, Deserialize)]
-struct HypervisorList<T = Hypervisor> {
-    hypervisors: Vec<T>,
-}
-
-/// An entry of a hypervisor list, named as nova names the hypervisor.
-trait HypervisorEntry {
-    /// `hypervisor_hostname`.
-    fn hypervisor_hostname(&self) -> &str;
-}
-
-impl HypervisorEntry for Hypervisor {
-    fn hypervisor_hostname(&self) -> &str {
-        &self.hypervisor_hostname
-    }
-}
-
-impl HypervisorEntry for SearchEntry {
-    fn hypervisor_hostname(&self) -> &str {
-        &self.hypervisor_hostname
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct SearchEntry {
-    id: Value,
-    hypervisor_hostname: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct HypervisorShow {
-    hypervisor: Hypervisor,
-}
-
-#[derive(Debug, Deserialize)]
-struct Link {
-    #[serde(default)]
-    href: String,
-    #[serde(default)]
-    rel: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct ServerPage {
-    servers: Vec<Server>,
-    #[serde(default)]
-    servers_links: Vec<Link>,
-}
-
-/// The parts of a server detail the exporter reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Server {
-    /// Instance UUID.
-    pub id: String,
-    /// `{"disk", "ephemeral", "swap", ...}` from 2.47, `{"id", "links"}` before.
-    #[serde(default)]
-    pub flavor: Value,
-    /// `""` when booted from volume, else `{"id", "links"}`.
-    #[serde(default)]
-    pub image: Value,
-    /// The node the server is on (admin only).
-    #[serde(rename = "OS-EXT-SRV-ATTR:hypervisor_hostname", default)]
-    pub hypervisor_hostname: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FlavorShow {
-    flavor: Value,
-}
 
 /// Reads this host's figures from nova's compute API.
 pub struct NovaSource {
-    client: ServiceClient,
+    compute: Arc<ComputeClient>,
     host: ProviderName,
     settings: HostDiskSettings,
     flavors: Mutex<HashMap<String, Flavor>>,
@@ -201,16 +64,16 @@ impl std::fmt::Debug for NovaSource {
 }
 
 impl NovaSource {
-    /// A source for the hypervisor named `host`, with nova's reserve and ratio from `settings`
-    /// (the API does not return them); every request is bounded by `timeout` when given.
+    /// A source for the hypervisor named `host` through `compute` (shared with the flavor
+    /// catalog and the orphan lookups), with nova's reserve and ratio from `settings` (the API
+    /// does not return them).
     pub fn new(
-        session: Arc<Session>,
+        compute: Arc<ComputeClient>,
         host: ProviderName,
         settings: HostDiskSettings,
-        timeout: Option<Duration>,
     ) -> Self {
         Self {
-            client: ServiceClient::new(session, COMPUTE).with_request_timeout(timeout),
+            compute,
             host,
             settings,
             flavors: Mutex::new(HashMap::new()),
@@ -221,36 +84,26 @@ impl NovaSource {
 
     /// Finds this host's hypervisor and says which name matched and why.
     async fn hypervisor(&self, mv: Microversion) -> Result<(Hypervisor, String), TrackedError> {
-        let pattern = percent_encode(short_name(&self.host.name));
+        let pattern = short_name(&self.host.name);
         if mv >= PATTERN_QUERY {
-            self.search(&format!(
-                "/os-hypervisors/detail?hypervisor_hostname_pattern={pattern}"
-            ))
-            .await
+            let listed = self.compute.hypervisors_like(pattern).await;
+            self.pick(listed)
         } else {
-            let (entry, why) = self
-                .search::<SearchEntry>(&format!("/os-hypervisors/{pattern}/search"))
-                .await?;
-            let show: HypervisorShow = self
-                .client
-                .get(&format!(
-                    "/os-hypervisors/{}",
-                    percent_encode(&id_text(&entry.id))
-                ))
-                .await?;
-            Ok((show.hypervisor, why))
+            let listed = self.compute.hypervisors_searched(pattern).await;
+            let (entry, why) = self.pick(listed)?;
+            Ok((self.compute.hypervisor(&entry.id).await?, why))
         }
     }
 
-    /// GETs the hypervisors whose names contain this host's short name (`path`: a pattern query
-    /// or a search, both substring matches) and picks this host's among them
-    /// ([`match_hostname`]): the entry and why it was picked.
-    async fn search<T: serde::de::DeserializeOwned + HypervisorEntry>(
+    /// Picks this host's hypervisor among those whose names contain its short name (`listed`:
+    /// a pattern query or a search, both substring matches; [`match_hostname`]): the entry and
+    /// why it was picked.
+    fn pick<T: HypervisorEntry>(
         &self,
-        path: &str,
+        listed: Result<Vec<T>, ApiError>,
     ) -> Result<(T, String), TrackedError> {
         let wanted = &self.host.name;
-        let mut list: HypervisorList<T> = self.client.get(path).await.map_err(|e| match e {
+        let mut list = listed.map_err(|e| match e {
             ApiError::Status { status: 404, .. } => invalid(&format!(
                 "nova has no hypervisor whose name contains {:?} (looked for {wanted:?}, from {}); set --collector.nova.hostname to the hypervisor_hostname `openstack hypervisor list` shows",
                 short_name(wanted),
@@ -259,42 +112,12 @@ impl NovaSource {
             other => other.into(),
         })?;
         let names: Vec<&str> = list
-            .hypervisors
             .iter()
             .map(HypervisorEntry::hypervisor_hostname)
             .collect();
         let (index, why) =
             match_hostname(wanted, &self.host.origin, &names).map_err(|e| invalid(&e))?;
-        Ok((list.hypervisors.swap_remove(index), why))
-    }
-
-    /// Every server of the service host `host` on hypervisor `node`.
-    async fn servers(&self, host: &str, node: &str) -> Result<Vec<Server>, TrackedError> {
-        let mut servers = Vec::new();
-        let mut path = format!(
-            "/servers/detail?all_tenants=1&host={}",
-            percent_encode(host)
-        );
-        for _ in 0..MAX_PAGES {
-            let page: ServerPage = self.client.get(&path).await?;
-            let empty = page.servers.is_empty();
-            servers.extend(page.servers);
-            let next = page
-                .servers_links
-                .iter()
-                .find(|l| l.rel == "next")
-                .and_then(|l| l.href.split_once('?').map(|(_, q)| q.to_string()));
-            match next {
-                Some(query) if !empty => path = format!("/servers/detail?{query}"),
-                _ => {
-                    servers.retain(|s| s.hypervisor_hostname.as_deref().is_none_or(|n| n == node));
-                    return Ok(servers);
-                }
-            }
-        }
-        Err(invalid(&format!(
-            "more than {MAX_PAGES} pages of servers on host {host:?}; refusing to read further"
-        )))
+        Ok((list.swap_remove(index), why))
     }
 
     /// The disk sizes of a server's flavor: embedded (2.47+) or read from `/flavors/<id>`.
@@ -324,13 +147,9 @@ impl NovaSource {
             .copied();
         let sizes = match cached {
             Some(sizes) => sizes,
-            None => match self
-                .client
-                .get::<FlavorShow>(&format!("/flavors/{}", percent_encode(&id)))
-                .await
-            {
-                Ok(show) => {
-                    let sizes = flavor_sizes(&show.flavor, "disk", "OS-FLV-EXT-DATA:ephemeral")
+            None => match self.compute.flavor(&id).await {
+                Ok(flavor) => {
+                    let sizes = flavor_sizes(&flavor, "disk", "OS-FLV-EXT-DATA:ephemeral")
                         .map_err(|e| invalid(&format!("flavor {id}: {e}")))?;
                     self.flavors
                         .lock()
@@ -370,7 +189,7 @@ impl TrackedSource for NovaSource {
     }
 
     async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
-        let negotiated = self.client.negotiated().await?;
+        let negotiated = self.compute.negotiated().await?;
         let mv = negotiated.microversion;
         let (hypervisor, why) = self.hypervisor(mv).await?;
         {
@@ -398,7 +217,8 @@ impl TrackedSource for NovaSource {
             .map(|s| s.host.clone())
             .unwrap_or_else(|| hypervisor.hypervisor_hostname.clone());
         let servers = self
-            .servers(&service_host, &hypervisor.hypervisor_hostname)
+            .compute
+            .servers_on(&service_host, &hypervisor.hypervisor_hostname)
             .await?;
         let mut instances = Vec::with_capacity(servers.len());
         let mut seen = HashSet::with_capacity(servers.len());
@@ -575,49 +395,6 @@ pub fn usage_from(
     })
 }
 
-/// A server booted from a volume has `image: ""` (or no image) in the API, as nova's
-/// `is_volume_backed_instance` sees an empty `image_ref`.
-pub fn is_boot_from_volume(image: &Value) -> bool {
-    match image {
-        Value::Null => true,
-        Value::String(text) => text.is_empty(),
-        Value::Object(map) => map
-            .get("id")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty),
-        _ => false,
-    }
-}
-
-/// Reads `disk`, the ephemeral field and `swap` (MiB; `""` means none in the flavors API before
-/// 2.75) from a flavor object.
-pub fn flavor_sizes(flavor: &Value, disk: &str, ephemeral: &str) -> Result<Flavor, String> {
-    let number = |name: &str, required: bool| -> Result<u64, String> {
-        match flavor.get(name) {
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .filter(|v| *v <= NOVA_MAX_INT)
-                .ok_or_else(|| format!("flavor {name} {n} is not a size nova accepts")),
-            Some(Value::String(s)) if s.is_empty() => Ok(0),
-            None | Some(Value::Null) if !required => Ok(0),
-            other => Err(format!("flavor {name} is {other:?}, not a number")),
-        }
-    };
-    Ok(Flavor {
-        root_gb: number(disk, true)?,
-        ephemeral_gb: number(ephemeral, false)?,
-        swap_mb: number("swap", false)?,
-        boot_from_volume: false,
-    })
-}
-
-fn id_text(id: &Value) -> String {
-    match id {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn invalid(message: &str) -> TrackedError {
     TrackedError::invalid_answer(SourceKind::Nova, message)
 }
@@ -625,48 +402,12 @@ fn invalid(message: &str) -> TrackedError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openstack::client::{self, VersionRange};
+    use crate::tracked::compute::{HypervisorList, HypervisorShow};
+    use serde_json::Value;
 
     fn fixture(name: &str) -> Value {
         let path = format!("{}/tests/fixtures/nova/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
-
-    #[test]
-    fn the_microversion_stays_below_2_88_whenever_the_server_allows() {
-        let mv = |s| Microversion::parse(s).unwrap();
-        let negotiate = |min, max| {
-            let server = VersionRange {
-                min: mv(min),
-                max: mv(max),
-            };
-            client::negotiate(server, &COMPUTE.versions)
-        };
-        assert_eq!(negotiate("2.1", "2.104"), Ok(mv("2.87")));
-        assert_eq!(negotiate("2.1", "2.87"), Ok(mv("2.87")));
-        assert_eq!(negotiate("2.1", "2.60"), Ok(mv("2.60")));
-        assert_eq!(negotiate("2.1", "2.1"), Ok(mv("2.1")));
-        // A (hypothetical) server that no longer offers 2.87: its minimum, without disk fields.
-        assert_eq!(negotiate("2.90", "2.104"), Ok(mv("2.90")));
-    }
-
-    #[test]
-    fn version_documents_of_the_endpoint_and_the_root_are_read() {
-        let range = |doc: &Value| {
-            client::version_range(doc, "compute", &COMPUTE.versions).map(|r| (r.min, r.max))
-        };
-        let doc = fixture("versions-v21-get.json");
-        assert_eq!(range(&doc), Ok((Microversion(2, 1), Microversion(2, 104))));
-        let root = serde_json::json!({"versions": [
-            {"id": "v2.0", "version": "", "min_version": "", "status": "DEPRECATED"},
-            {"id": "v2.1", "version": "2.96", "min_version": "2.1", "status": "CURRENT"}]});
-        assert_eq!(range(&root), Ok((Microversion(2, 1), Microversion(2, 96))));
-        let legacy =
-            serde_json::json!({"version": {"id": "v2.1", "version": "", "min_version": ""}});
-        assert_eq!(range(&legacy), Ok((BASE_MICROVERSION, BASE_MICROVERSION)));
-        assert!(range(&serde_json::json!({"x": 1})).is_err());
-        let bad = serde_json::json!({"version": {"version": "two", "min_version": "2.1"}});
-        assert!(range(&bad).unwrap_err().contains("\"two\""));
     }
 
     #[test]
@@ -687,31 +428,6 @@ mod tests {
             no_disk_fields_message(Microversion(2, 90), "2.90 to 2.104", "cmp-7.example.org");
         assert!(message.contains("2.88 removed them"), "{message}");
         assert!(message.contains("nothing is exported"), "{message}");
-    }
-
-    #[test]
-    fn flavors_embedded_and_looked_up_give_the_same_sizes() {
-        let page: ServerPage =
-            serde_json::from_value(fixture("v2.47-servers-details-resp.json")).unwrap();
-        let embedded = flavor_sizes(&page.servers[0].flavor, "disk", "ephemeral").unwrap();
-        let show: FlavorShow =
-            serde_json::from_value(fixture("v2.1-flavor-get-resp.json")).unwrap();
-        let looked_up = flavor_sizes(&show.flavor, "disk", "OS-FLV-EXT-DATA:ephemeral").unwrap();
-        assert!(embedded.root_gb > 0 && looked_up.root_gb > 0);
-        // The flavors API spells "no swap" as "" before 2.75.
-        assert_eq!(show.flavor["swap"], serde_json::json!(""));
-        assert_eq!(looked_up.swap_mb, 0);
-        assert!(flavor_sizes(&serde_json::json!({"disk": -1}), "disk", "e").is_err());
-        assert!(flavor_sizes(&serde_json::json!({"ephemeral": 1}), "disk", "ephemeral").is_err());
-    }
-
-    #[test]
-    fn boot_from_volume_is_an_empty_image() {
-        assert!(is_boot_from_volume(&serde_json::json!("")));
-        assert!(is_boot_from_volume(&Value::Null));
-        assert!(!is_boot_from_volume(
-            &serde_json::json!({"id": "70a599e0-31e7-49b7-b260-868f441e862b", "links": []})
-        ));
     }
 
     #[test]

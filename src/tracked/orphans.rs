@@ -34,22 +34,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::compute::ComputeClient;
+pub use super::compute::{ServerState, Whereabouts};
+use super::host::{match_hostname, ProviderName};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt};
-use serde::Deserialize;
-
-use super::canonical_uuid;
-use super::host::{match_hostname, ProviderName};
-use super::nova::COMPUTE;
-use crate::openstack::client::ServiceClient;
-use crate::openstack::keystone::Session;
-use crate::text::percent_encode;
 
 /// The default of `--collector.nova.orphan-lookups-per-refresh`.
 pub const DEFAULT_LOOKUPS_PER_REFRESH: u16 = 10;
-
-/// `changes-since` far enough back that nova returns every server, deleted ones included.
-pub const CHANGES_SINCE_EPOCH: &str = "1970-01-01T00:00:00Z";
 
 /// Why an orphan LV is one (label `reason` of `nova_lvm_orphan_bytes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,38 +99,6 @@ impl OrphanVerdict {
             detail: detail.into(),
         }
     }
-}
-
-/// What nova's servers list says about one UUID.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Whereabouts {
-    /// No server with this UUID (archived, or never nova's).
-    NotFound,
-    /// The server as nova shows it to an admin.
-    Server(ServerState),
-}
-
-/// The fields of a server that say where it is and whether it still exists.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-pub struct ServerState {
-    /// Instance UUID.
-    pub id: String,
-    /// `ACTIVE`, `BUILD`, `DELETED`, `SOFT_DELETED`, `SHELVED_OFFLOADED`, `UNKNOWN` (a down
-    /// cell, 2.69+), ...
-    #[serde(default)]
-    pub status: String,
-    /// nova-compute's `[DEFAULT] host` the server is on (`None` when on none).
-    #[serde(rename = "OS-EXT-SRV-ATTR:host", default)]
-    pub host: Option<String>,
-    /// The hypervisor (compute node) the server is on.
-    #[serde(rename = "OS-EXT-SRV-ATTR:hypervisor_hostname", default)]
-    pub hypervisor_hostname: Option<String>,
-    /// `active`, `building`, `deleted`, `soft-delete`, ...
-    #[serde(rename = "OS-EXT-STS:vm_state", default)]
-    pub vm_state: Option<String>,
-    /// `deleting`, `spawning`, `migrating`, ... (`None` when idle).
-    #[serde(rename = "OS-EXT-STS:task_state", default)]
-    pub task_state: Option<String>,
 }
 
 /// The reason nova's answer gives, with `this_host` the hypervisor the nova source reads (the
@@ -222,55 +182,12 @@ pub trait OrphanLookup: Send + Sync {
     async fn look_up(&self, uuid: &str) -> Result<Whereabouts, String>;
 }
 
-#[derive(Debug, Deserialize)]
-struct LookupPage {
-    servers: Vec<ServerState>,
-}
-
-/// [`OrphanLookup`] with the compute API: one servers-list request per UUID (module doc).
-pub struct ComputeOrphanLookup {
-    client: ServiceClient,
-}
-
-impl std::fmt::Debug for ComputeOrphanLookup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ComputeOrphanLookup")
-            .finish_non_exhaustive()
-    }
-}
-
-impl ComputeOrphanLookup {
-    /// A lookup through `session`, each request bounded by `timeout` when given.
-    pub fn new(session: Arc<Session>, timeout: Option<Duration>) -> Self {
-        Self {
-            client: ServiceClient::new(session, COMPUTE).with_request_timeout(timeout),
-        }
-    }
-}
-
-/// The servers-list path that finds `uuid` whatever the server's state.
-pub fn lookup_path(uuid: &str) -> String {
-    format!(
-        "/servers/detail?all_tenants=1&changes-since={}&uuid={}",
-        percent_encode(CHANGES_SINCE_EPOCH),
-        percent_encode(uuid)
-    )
-}
-
+/// [`OrphanLookup`] with the compute API: one servers-list request per UUID
+/// ([`ComputeClient::whereabouts`]).
 #[async_trait]
-impl OrphanLookup for ComputeOrphanLookup {
+impl OrphanLookup for ComputeClient {
     async fn look_up(&self, uuid: &str) -> Result<Whereabouts, String> {
-        let page: LookupPage = self
-            .client
-            .get(&lookup_path(uuid))
-            .await
-            .map_err(|e| e.to_string())?;
-        // nova filters `uuid` exactly; an answer about another server is not this one's.
-        Ok(page
-            .servers
-            .into_iter()
-            .find(|s| canonical_uuid(&s.id).as_deref() == Some(uuid))
-            .map_or(Whereabouts::NotFound, Whereabouts::Server))
+        self.whereabouts(uuid).await.map_err(|e| e.to_string())
     }
 }
 
@@ -530,11 +447,6 @@ mod tests {
         })
     }
 
-    fn sample(name: &str) -> serde_json::Value {
-        let path = format!("{}/tests/fixtures/nova/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
-
     #[test]
     fn nova_says_deleted_here_elsewhere_or_nothing() {
         let reason = |w: &Whereabouts| reason_of(w, &host()).reason;
@@ -566,20 +478,6 @@ mod tests {
         );
         assert!(!hostile.detail.contains('\n'), "{hostile:?}");
         assert!(hostile.detail.len() < 1024, "{}", hostile.detail.len());
-    }
-
-    #[test]
-    fn the_api_samples_fields_are_read() {
-        let page: LookupPage =
-            serde_json::from_value(sample("v2.47-servers-details-resp.json")).unwrap();
-        let s = &page.servers[0];
-        assert_eq!(s.status, "ACTIVE");
-        assert!(s.hypervisor_hostname.is_some() && s.host.is_some());
-        assert_eq!(s.vm_state.as_deref(), Some("active"));
-        assert_eq!(
-            lookup_path("d0000000-0000-4000-8000-000000000004"),
-            "/servers/detail?all_tenants=1&changes-since=1970-01-01T00%3A00%3A00Z&uuid=d0000000-0000-4000-8000-000000000004"
-        );
     }
 
     fn policy(per_round: usize) -> LookupPolicy {
