@@ -592,7 +592,7 @@ fn fit_series(flavor: &str, vg: &str, view: &str) -> String {
 
 /// Runs `report` (text, or JSON checked against docs/report-schema.json) with `args`.
 fn report(args: &[String], json: bool) -> (String, Option<serde_json::Value>) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
+    let output = std::process::Command::new(common::exporter_binary())
         .arg("report")
         .args(json.then_some("--format=json"))
         .args(args)
@@ -600,6 +600,7 @@ fn report(args: &[String], json: bool) -> (String, Option<serde_json::Value>) {
         .output()
         .expect("run report");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    common::capture(if json { "report.json" } else { "report.txt" }, &text);
     let value = json.then(|| {
         let value: serde_json::Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{e}\n{text}\n{}", String::from_utf8_lossy(&output.stderr)));

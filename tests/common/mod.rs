@@ -303,6 +303,35 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The exporter binary the tests run: `NOVA_LVM_EXPORTER_BIN` when set (`scripts/same-output
+/// --scenarios` runs the real-VG scenarios against two builds), else this build's.
+pub fn exporter_binary() -> String {
+    std::env::var("NOVA_LVM_EXPORTER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_nova-lvm-exporter").to_string())
+}
+
+/// With `NOVA_LVM_CAPTURE_DIR` set, keeps `text` (a scrape, a report) as
+/// `<dir>/<test>.<n>.<kind>`, numbered in the order the test made them, for
+/// `scripts/same-output --scenarios` to compare two builds' outputs; otherwise does nothing.
+pub fn capture(kind: &str, text: &str) {
+    thread_local! {
+        static CAPTURED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    let Some(dir) = std::env::var_os("NOVA_LVM_CAPTURE_DIR") else {
+        return;
+    };
+    let n = CAPTURED.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", ".");
+    let path = Path::new(&dir).join(format!("{test}.{n:03}.{kind}"));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
 /// The exporter binary, running with the given flags; killed on drop.
 pub struct Exporter {
     child: Child,
@@ -321,13 +350,7 @@ impl Exporter {
     /// Like [`Exporter::start`], with these environment variables set and every other `OS_*`
     /// variable of the test process removed (so a developer's sourced openrc never leaks in).
     pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Self {
-        Self::spawn(
-            env!("CARGO_BIN_EXE_nova-lvm-exporter"),
-            &[],
-            args,
-            env,
-            healthz_answers,
-        )
+        Self::spawn(&exporter_binary(), &[], args, env, healthz_answers)
     }
 
     /// Starts the exporter and waits until its port accepts TCP connections (for TLS or
@@ -344,13 +367,7 @@ impl Exporter {
 
     /// Starts the exporter and waits until `ready(port)` is true.
     pub fn start_with_probe(args: &[String], ready: impl Fn(u16) -> bool) -> Self {
-        Self::spawn(
-            env!("CARGO_BIN_EXE_nova-lvm-exporter"),
-            &[],
-            args,
-            &[],
-            ready,
-        )
+        Self::spawn(&exporter_binary(), &[], args, &[], ready)
     }
 
     fn spawn(
@@ -412,6 +429,7 @@ impl Exporter {
     pub fn scrape(&self) -> Exposition {
         let (status, body) = get(self.port, "/metrics").expect("scrape");
         assert_eq!(status, 200, "{body}");
+        capture("metrics", &body);
         Exposition::parse(&body)
     }
 
