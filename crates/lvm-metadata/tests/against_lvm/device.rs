@@ -4,6 +4,7 @@
 //! the differential strictness test: mutated metadata written to real PVs, LVM's verdict against
 //! the reader's.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,9 +17,13 @@ use lvm_metadata::device::{
 use lvm_metadata::mda::vg_seqno;
 use lvm_metadata::scan::vg_identity;
 use lvm_metadata::{text, vg, MetadataError, VgMetadata};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 use crate::oracle::json_lines;
-use crate::support::{loop_device, lvm_available, remove_loop_vg, run, unique_vg_name};
+use crate::support::{
+    deterministic_runner, loop_device, lvm_available, remove_loop_vg, run, unique_vg_name,
+};
 
 /// One PV on a loop device, with one VG on it; both removed on drop, even when a test fails.
 struct TestPv {
@@ -668,14 +673,65 @@ fn int_lines(lines: &[&str], key: &str) -> Vec<(usize, i64)> {
         .collect()
 }
 
+/// The choices one mutation makes, drawn by proptest: each call takes the next word (0 once
+/// they run out) into the range asked for. Shrinking moves the words towards 0, which is each
+/// list's first entry: the mutation a failure shrinks to is the simplest that still fails.
+#[derive(Debug, Clone)]
+struct Draws {
+    words: Vec<u64>,
+    next: usize,
+}
+
+/// Enough words for the choices of any one mutation (seven at most).
+const DRAWS_PER_MUTATION: usize = 8;
+
+impl Draws {
+    fn word(&mut self) -> u64 {
+        let word = self.words.get(self.next).copied().unwrap_or(0);
+        self.next += 1;
+        word
+    }
+
+    /// A value in `range` (non-empty).
+    fn u32(&mut self, range: impl std::ops::RangeBounds<u32>) -> u32 {
+        use std::ops::Bound;
+        let low = match range.start_bound() {
+            Bound::Included(&n) => u64::from(n),
+            Bound::Excluded(&n) => u64::from(n) + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&n) => u64::from(n) + 1,
+            Bound::Excluded(&n) => u64::from(n),
+            Bound::Unbounded => 1 << 32,
+        };
+        u32::try_from(low + self.word() % (end - low)).expect("within u32")
+    }
+
+    /// An index below `range.end` (non-zero).
+    fn usize(&mut self, range: std::ops::RangeTo<usize>) -> usize {
+        (self.word() % range.end as u64) as usize
+    }
+
+    fn bool(&mut self) -> bool {
+        self.word() % 2 == 1
+    }
+}
+
+/// The words of one mutation's [`Draws`].
+fn draws() -> impl Strategy<Value = Draws> {
+    prop::collection::vec(any::<u64>(), DRAWS_PER_MUTATION)
+        .prop_map(|words| Draws { words, next: 0 })
+}
+
 /// One seeded mutation of `base` (whose VG `seqno` line is already raised): numbers, names,
 /// NUL and control bytes, segments, PV references, ids, keys, flags, tags. Returns the text
 /// and a short label of what was done.
-fn mutate(base: &str, rng: &mut fastrand::Rng, lv_names: &[&str]) -> (String, String) {
+fn mutate(base: &str, rng: &mut Draws, lv_names: &[&str]) -> (String, String) {
     let lines: Vec<&str> = base.lines().collect();
     let rejoin = |lines: &[String]| lines.join("\n") + "\n";
     let owned = || lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
-    let pick = |rng: &mut fastrand::Rng, items: &[&'static str]| items[rng.usize(..items.len())];
+    let pick = |rng: &mut Draws, items: &[&'static str]| items[rng.usize(..items.len())];
     match rng.u32(..10) {
         // A number out of or at the edge of its range.
         0 | 1 => {
@@ -961,13 +1017,16 @@ fn with_seqno(text: &str, seqno: u64) -> String {
 
 /// Seeded mutations of real metadata (and the fuzz corpus) written to real PVs: wherever LVM
 /// refuses the VG the reader refuses it too, wherever LVM accepts it the figures are equal.
-/// `LVM_METADATA_DIFF_CASES` and `LVM_METADATA_DIFF_SEED` change the count (default 600) and the seed.
+/// The mutations are proptest's (ChaCha with a fixed seed: the same 600 on every run; a
+/// disagreement shrinks to the simplest mutation that still shows it, kept in
+/// `proptest-regressions/`). `LVM_METADATA_DIFF_CASES` and `LVM_METADATA_DIFF_SEED` change the
+/// count (default 600) and the seed (default 20).
 #[test]
 fn the_reader_is_at_least_as_strict_as_lvm() {
     if !lvm_available("the_reader_is_at_least_as_strict_as_lvm") {
         return;
     }
-    let cases: usize = std::env::var("LVM_METADATA_DIFF_CASES")
+    let cases: u32 = std::env::var("LVM_METADATA_DIFF_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
@@ -1023,14 +1082,21 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
     );
     assert_eq!(vg.reader_verdict(&vg.vg), lvm);
 
-    let mut texts: Vec<(String, String)> = Vec::new();
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut seqno = base_seqno + 2;
-    for _ in 0..cases {
-        let (text, what) = mutate(&with_seqno(&base, seqno), &mut rng, &lv_names);
-        texts.push((text, what));
-        seqno += 1;
-    }
+    let tally = RefCell::new(Tally::default());
+    let seqno = Cell::new(base_seqno + 2);
+    let next_seqno = || {
+        let next = seqno.get();
+        seqno.set(next + 1);
+        next
+    };
+    let mut runner = deterministic_runner(cases, seed, file!());
+    let mutations = runner.run(&draws(), |mut draws| {
+        let (text, what) = mutate(&with_seqno(&base, next_seqno()), &mut draws, &lv_names);
+        tally
+            .borrow_mut()
+            .judge(&vg, &text, &what)
+            .map_err(TestCaseError::fail)
+    });
     // The fuzz corpus, where it applies: texts of one VG with a pv0 (and pv1), given this VG's
     // name and PV ids.
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/lvm_metadata_text");
@@ -1081,67 +1147,36 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
                 _ => out.push(line),
             }
         }
-        adapted = with_seqno(&(out.join("\n") + "\n"), seqno);
-        seqno += 1;
-        texts.push((
-            adapted,
-            format!("corpus {}", path.file_name().unwrap().to_string_lossy()),
-        ));
+        adapted = with_seqno(&(out.join("\n") + "\n"), next_seqno());
+        let what = format!("corpus {}", path.file_name().unwrap().to_string_lossy());
+        // A disagreement is kept in the tally's list, reported below.
+        let _ = tally.borrow_mut().judge(&vg, &adapted, &what);
         corpus_used += 1;
     }
 
-    let (mut accepted, mut refused, mut agree, mut stricter) = (0, 0, 0, 0);
-    let mut disagreements: Vec<String> = Vec::new();
-    let mut stricter_cases: Vec<String> = Vec::new();
-    for (text, what) in &texts {
-        vg.write_text(text.as_bytes());
-        let lvm = vg.lvm_verdict();
-        let name = match &lvm {
-            Verdict::Figures(figures) => figures.vg.clone(),
-            Verdict::Refused(_) => vg_name_of(text).unwrap_or_else(|| vg.vg.clone()),
-        };
-        let reader = vg.reader_verdict(&name);
-        match (&lvm, &reader) {
-            (Verdict::Refused(_), Verdict::Refused(_)) => {
-                refused += 1;
-                agree += 1;
-            }
-            (Verdict::Refused(why), Verdict::Figures(figures)) => {
-                refused += 1;
-                disagreements.push(format!(
-                    "{what}: LVM refused ({why}), the reader read {figures:?}"
-                ));
-            }
-            (Verdict::Figures(_), Verdict::Refused(why)) => {
-                accepted += 1;
-                stricter += 1;
-                stricter_cases.push(format!(
-                    "{what}: {}",
-                    why.chars().take(160).collect::<String>()
-                ));
-            }
-            (Verdict::Figures(lvm), Verdict::Figures(ours)) => {
-                accepted += 1;
-                if lvm == ours {
-                    agree += 1;
-                } else {
-                    disagreements.push(format!("{what}: LVM {lvm:?}, the reader {ours:?}"));
-                }
-            }
-        }
-    }
     // Leave LVM's own metadata behind, so that the VG is removed cleanly.
-    vg.write_text(with_seqno(&base, seqno).as_bytes());
+    vg.write_text(with_seqno(&base, next_seqno()).as_bytes());
+    let Tally {
+        texts,
+        accepted,
+        refused,
+        agree,
+        stricter,
+        disagreements,
+        stricter_cases,
+    } = tally.into_inner();
     eprintln!(
-        "differential: {} texts ({cases} seeded mutations, seed {seed}, {corpus_used} corpus files) in {:.1?}: \
+        "differential: {texts} texts ({cases} mutations drawn by proptest, seed {seed}, {corpus_used} corpus files) in {:.1?}: \
          LVM accepted {accepted}, refused {refused}; the reader agreed on {agree}, was stricter on {stricter} \
          (falls back to lvm), disagreed on {}",
-        texts.len(),
         started.elapsed(),
         disagreements.len()
     );
     for case in stricter_cases.iter().take(40) {
         eprintln!("  stricter: {case}");
+    }
+    if let Err(failure) = mutations {
+        panic!("a mutation LVM and the reader disagree on (shrunk): {failure}");
     }
     assert!(
         disagreements.is_empty(),
@@ -1149,11 +1184,77 @@ fn the_reader_is_at_least_as_strict_as_lvm() {
         disagreements.len(),
         disagreements.join("\n")
     );
-    assert!(texts.len() >= 500, "at least 500 texts");
+    assert!(texts >= 500, "at least 500 texts");
     assert!(
         accepted >= 50 && refused >= 100,
         "both sides exercised: {accepted} accepted, {refused} refused"
     );
+}
+
+/// The differential test's counts, and the cases behind them.
+#[derive(Debug, Default)]
+struct Tally {
+    texts: usize,
+    accepted: usize,
+    refused: usize,
+    agree: usize,
+    stricter: usize,
+    disagreements: Vec<String>,
+    stricter_cases: Vec<String>,
+}
+
+impl Tally {
+    /// Writes `text` (described by `what`) as the VG's metadata and counts LVM's verdict and
+    /// the reader's. Errs with the disagreement when the reader reads what LVM refuses, or reads
+    /// other figures than LVM.
+    fn judge(&mut self, vg: &TwoPvVg, text: &str, what: &str) -> Result<(), String> {
+        self.texts += 1;
+        vg.write_text(text.as_bytes());
+        let lvm = vg.lvm_verdict();
+        let name = match &lvm {
+            Verdict::Figures(figures) => figures.vg.clone(),
+            Verdict::Refused(_) => vg_name_of(text).unwrap_or_else(|| vg.vg.clone()),
+        };
+        let reader = vg.reader_verdict(&name);
+        let disagreement = match (&lvm, &reader) {
+            (Verdict::Refused(_), Verdict::Refused(_)) => {
+                self.refused += 1;
+                self.agree += 1;
+                None
+            }
+            (Verdict::Refused(why), Verdict::Figures(figures)) => {
+                self.refused += 1;
+                Some(format!(
+                    "{what}: LVM refused ({why}), the reader read {figures:?}"
+                ))
+            }
+            (Verdict::Figures(_), Verdict::Refused(why)) => {
+                self.accepted += 1;
+                self.stricter += 1;
+                self.stricter_cases.push(format!(
+                    "{what}: {}",
+                    why.chars().take(160).collect::<String>()
+                ));
+                None
+            }
+            (Verdict::Figures(lvm), Verdict::Figures(ours)) => {
+                self.accepted += 1;
+                if lvm == ours {
+                    self.agree += 1;
+                    None
+                } else {
+                    Some(format!("{what}: LVM {lvm:?}, the reader {ours:?}"))
+                }
+            }
+        };
+        match disagreement {
+            Some(disagreement) => {
+                self.disagreements.push(disagreement.clone());
+                Err(disagreement)
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// Issue 20's findings, which an earlier reader took for figures: metadata LVM refuses
