@@ -809,7 +809,11 @@ vg1 {\n\
             let e = parse(text).expect_err(text);
             assert_eq!(
                 (e.line, e.column, e.message.as_str()),
-                (at.0, at.1, "a NUL byte outside a string: LVM's text ends there"),
+                (
+                    at.0,
+                    at.1,
+                    "a NUL byte outside a string: LVM's text ends there"
+                ),
                 "{text:?}"
             );
         }
