@@ -4,7 +4,9 @@
 //! node_exporter textfile ([`textfile`]) and the status page's opening verdict ([`verdict`]).
 
 pub mod check;
+pub mod exposition;
 pub mod fit;
+pub mod lv_series;
 pub mod metrics;
 pub mod report;
 pub mod report_text;
