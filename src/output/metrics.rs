@@ -1303,7 +1303,7 @@ mod tests {
             image_cache_reserve: false,
             pinned_disk_allocation_ratio: None,
         });
-        let mut placement = snap.sources[0].1.clone();
+        let mut placement = snap.sources[0].1;
         placement.allocation_ratio = f64::NAN;
         placement.scheduler_free_bytes = Some(-5);
         placement.disk_available_least_bytes = Some(7);
