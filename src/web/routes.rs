@@ -270,3 +270,40 @@ async fn landing_page(State(state): State<Arc<AppState>>) -> Response {
     ))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::body::Body as _;
+
+    #[test]
+    fn an_exposition_body_sends_each_part_as_it_is_with_its_exact_length() {
+        let snapshot = Arc::new(crate::collect::Snapshot {
+            collectors: Vec::new(),
+            host: None,
+            sources: Vec::new(),
+            nova_vg: "vms".into(),
+            primary: None,
+            audit: None,
+            finished_unix: 0.0,
+            raw_methods: Vec::new(),
+            flavor_fit: None,
+            orphans: None,
+            local_source_doubts: None,
+            lv_series_limit: 100,
+        });
+        let exposition = MetricsCache::default().render(&snapshot);
+        let mut body = ExpositionBody::new(exposition.clone());
+        assert_eq!(body.size_hint().exact(), Some(exposition.len() as u64));
+        let mut context = Context::from_waker(std::task::Waker::noop());
+        let mut sent = Vec::new();
+        while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut context) {
+            let data = frame.unwrap().into_data().unwrap();
+            assert_eq!(data.as_ptr(), exposition.parts()[sent.len()].as_ptr());
+            sent.push(data);
+        }
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert_eq!(sent.concat(), exposition.to_text().into_bytes());
+    }
+}
