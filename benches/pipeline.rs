@@ -99,7 +99,7 @@ fn main() {
             let parsed = report::parse(&text, "bench").expect("the bench report parses");
             let parsed_at = Instant::now();
             let watched = vec!["vms-group".to_string()];
-            let host = account_host(&parsed, &watched, Some("vms-group"), Some(&usage), 100)
+            let host = account_host(&parsed, &watched, Some("vms-group"), Some(&usage))
                 .expect("the bench figures fit");
             let accounted_at = Instant::now();
             let orphan_reasons = orphan_lvs(&host, "vms-group");
@@ -127,6 +127,7 @@ fn main() {
                 orphans: orphan_reasons,
                 // The libvirt source lists instances: no local source to doubt.
                 local_source_doubts: Some(Vec::new()),
+                lv_series_limit: 100,
             };
             let out = nova_lvm_exporter::output::metrics::render(&snapshot);
             let rendered_at = Instant::now();

@@ -79,6 +79,9 @@ pub struct Snapshot {
     /// The local sources (libvirt, file) that list no instance beside instance disks in nova's
     /// VG; `None` when LVM did not report nova's VG (nothing to compare with).
     pub local_source_doubts: Option<Vec<LocalSourceDoubt>>,
+    /// The per-VG cap on per-LV series (`--collector.lvm.lv-series-limit`), which the outputs
+    /// apply ([`crate::output::lv_series`]).
+    pub lv_series_limit: usize,
 }
 
 /// Reads all sources and accounts them.
@@ -327,14 +330,7 @@ impl SnapshotCollector {
                     .filter_map(|(_, _, outcome)| Some(&outcome.as_ref().ok()?.0)),
             );
             let account = |usage: Option<&TrackedUsage>| {
-                account_host_with(
-                    report,
-                    &self.watched_vgs,
-                    Some(&self.nova_vg),
-                    usage,
-                    &here,
-                    self.lv_series_limit,
-                )
+                account_host_with(report, &self.watched_vgs, Some(&self.nova_vg), usage, &here)
             };
             let primary_usage = primary_index
                 .and_then(|i| outcomes[i].2.as_ref().ok())
@@ -438,6 +434,7 @@ impl SnapshotCollector {
             flavor_fit,
             orphans,
             local_source_doubts,
+            lv_series_limit: self.lv_series_limit,
         }
     }
 

@@ -75,7 +75,7 @@ pub fn account(data: &[u8]) {
     let usage = TrackedUsage::from_local(instances, &settings);
     let watched: Vec<String> = report.vgs.iter().map(|vg| vg.name.clone()).collect();
     let nova_vg = watched.first().cloned().unwrap_or_default();
-    let Ok(host) = account_host(&report, &watched, Some(&nova_vg), Some(&usage), 3) else {
+    let Ok(host) = account_host(&report, &watched, Some(&nova_vg), Some(&usage)) else {
         return;
     };
     let Ok(figures) = crate::accounting::drift::source_figures(
@@ -102,6 +102,7 @@ pub fn account(data: &[u8]) {
         flavor_fit: None,
         orphans: None,
         local_source_doubts: None,
+        lv_series_limit: 3,
     };
     let _ = crate::output::metrics::render(&snapshot);
 }

@@ -61,10 +61,6 @@ pub const EXPORTED_OWNERS: [Owner; 4] = [
     Owner::Foreign,
 ];
 
-/// The LV label used for the sum of LVs beyond the per-VG series cap. LVM names hold only
-/// `[a-zA-Z0-9+_.-]` (hidden LVs are shown in `[brackets]`), so no LV can be called this.
-pub const OTHER_LVS_LABEL: &str = "(other)";
-
 /// The largest byte figure the accounting handles: every output is also exported as a signed
 /// 64-bit figure, so a size, a sum or a difference beyond this is an error.
 pub const MAX_ACCOUNTED_BYTES: u64 = i64::MAX as u64;
@@ -132,23 +128,18 @@ pub struct OwnerTotals {
     pub bytes: u64,
 }
 
-/// One LV that is not a tracked instance disk, for the per-LV series, or the sum of the LVs of
-/// one owner beyond the cap.
+/// One LV that is not a tracked instance disk (owner orphan, cinder or foreign; thin volumes
+/// left out, as their pool holds their bytes). The accounting lists every one; the outputs cap
+/// the list ([`crate::output::lv_series`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UntrackedLv {
-    /// LV name, or [`OTHER_LVS_LABEL`] for the overflow of the cap.
+    /// LV name.
     pub name: String,
     /// Its owner class.
     pub owner: Owner,
     /// VG bytes it holds.
     pub bytes: u64,
-    /// How many LVs this entry stands for: 1 for an LV, the number summed for the overflow.
-    pub lvs: u64,
-    /// True for the overflow of the cap (told apart by this flag, never by the name).
-    pub overflow: bool,
-    /// The LV's creation time (`lv_time`), seconds since the epoch; for the overflow, the
-    /// *earliest* among the summed LVs (the oldest one's, so that an age threshold sees it).
-    /// `None` when LVM has none.
+    /// The LV's creation time (`lv_time`), seconds since the epoch; `None` when LVM has none.
     pub creation_unix: Option<i64>,
 }
 
@@ -654,16 +645,15 @@ fn recommended_reserved_host_disk_mb(
 
 /// Accounts one VG. `allocations` are its visible LVs with their extents (from
 /// [`crate::lvm::owner::attribute`]); `tracked` is the primary tracked source's usage when this is
-/// nova's VG and the source succeeded. At most `lv_series_limit` LVs get a series of their own;
-/// the rest are summed per owner under [`OTHER_LVS_LABEL`]. Fails when a figure does not fit
-/// (a VG smaller than its free space, sums beyond [`MAX_ACCOUNTED_BYTES`]).
+/// nova's VG and the source succeeded. Every untracked LV is listed, largest first (the metric
+/// series cap is the metrics output's). Fails when a figure does not fit (a VG smaller than its
+/// free space, sums beyond [`MAX_ACCOUNTED_BYTES`]).
 pub fn account_vg(
     vg: &Vg,
     allocations: &[LvAllocation],
     tracked: Option<&TrackedUsage>,
-    lv_series_limit: usize,
 ) -> Result<VgAccounting, AccountingError> {
-    account_vg_classified(vg, allocations, tracked, tracked.is_some(), lv_series_limit)
+    account_vg_classified(vg, allocations, tracked, tracked.is_some())
 }
 
 /// [`account_vg`] for a VG whose nova-named LVs were classified into instance and orphan
@@ -673,7 +663,6 @@ fn account_vg_classified(
     allocations: &[LvAllocation],
     tracked: Option<&TrackedUsage>,
     classified: bool,
-    lv_series_limit: usize,
 ) -> Result<VgAccounting, AccountingError> {
     let size_bytes = bounded(&format!("the size of VG {}", vg.name), vg.size_bytes)?;
     let used_bytes = size_bytes.checked_sub(vg.free_bytes).ok_or_else(|| {
@@ -683,7 +672,7 @@ fn account_vg_classified(
         ))
     })?;
     let owners = owner_totals(allocations, classified)?;
-    let untracked_lvs = untracked_lvs(allocations, lv_series_limit)?;
+    let untracked_lvs = untracked_lvs(allocations);
     let thin_pools = allocations
         .iter()
         .filter_map(|lv| {
@@ -743,10 +732,9 @@ fn owner_totals(
     Ok(owners)
 }
 
-fn untracked_lvs(
-    allocations: &[LvAllocation],
-    limit: usize,
-) -> Result<Vec<UntrackedLv>, AccountingError> {
+/// The LVs that are not tracked instance disks (thin volumes left out), largest first, then by
+/// name.
+fn untracked_lvs(allocations: &[LvAllocation]) -> Vec<UntrackedLv> {
     let mut candidates: Vec<&LvAllocation> = allocations
         .iter()
         .filter(|lv| matches!(lv.owner, Owner::Orphan | Owner::Cinder | Owner::Foreign))
@@ -757,37 +745,15 @@ fn untracked_lvs(
             .cmp(&a.allocated_bytes)
             .then_with(|| a.name.cmp(&b.name))
     });
-    let mut series: Vec<UntrackedLv> = candidates
+    candidates
         .iter()
-        .take(limit)
         .map(|lv| UntrackedLv {
             name: lv.name.clone(),
             owner: lv.owner,
             bytes: lv.allocated_bytes,
-            lvs: 1,
-            overflow: false,
             creation_unix: lv.creation_unix,
         })
-        .collect();
-    let mut overflow: BTreeMap<Owner, Vec<&LvAllocation>> = BTreeMap::new();
-    for lv in candidates.iter().skip(limit) {
-        overflow.entry(lv.owner).or_default().push(lv);
-    }
-    for (owner, lvs) in overflow {
-        let sizes: Vec<u64> = lvs.iter().map(|lv| lv.allocated_bytes).collect();
-        series.push(UntrackedLv {
-            name: OTHER_LVS_LABEL.to_string(),
-            owner,
-            bytes: checked_sum(
-                &format!("the {} LVs beyond the series limit", owner.as_str()),
-                sizes.iter().copied(),
-            )?,
-            lvs: sizes.len() as u64,
-            overflow: true,
-            creation_unix: lvs.iter().filter_map(|lv| lv.creation_unix).min(),
-        });
-    }
-    Ok(series)
+        .collect()
 }
 
 fn account_tracked(
@@ -949,16 +915,8 @@ pub fn account_host(
     watched_vgs: &[String],
     nova_vg: Option<&str>,
     tracked: Option<&TrackedUsage>,
-    lv_series_limit: usize,
 ) -> Result<HostAccounting, AccountingError> {
-    account_host_with(
-        report,
-        watched_vgs,
-        nova_vg,
-        tracked,
-        &FxHashSet::default(),
-        lv_series_limit,
-    )
+    account_host_with(report, watched_vgs, nova_vg, tracked, &FxHashSet::default())
 }
 
 /// The instance UUIDs that any of `usages` (every tracked source that answered, the primary
@@ -1012,7 +970,6 @@ pub fn account_host_with(
     nova_vg: Option<&str>,
     tracked: Option<&TrackedUsage>,
     here: &FxHashSet<String>,
-    lv_series_limit: usize,
 ) -> Result<HostAccounting, AccountingError> {
     let tracked_uuids: Option<FxHashSet<&str>> = tracked.map(|usage| {
         usage
@@ -1036,7 +993,6 @@ pub fn account_host_with(
             &allocations,
             vg_tracked,
             tracked.is_some(),
-            lv_series_limit,
         )?);
     }
     Ok(host)
@@ -1107,9 +1063,8 @@ mod tests {
         vg: &Vg,
         allocations: &[LvAllocation],
         tracked: Option<&TrackedUsage>,
-        lv_series_limit: usize,
     ) -> VgAccounting {
-        super::account_vg(vg, allocations, tracked, lv_series_limit).unwrap()
+        super::account_vg(vg, allocations, tracked).unwrap()
     }
 
     /// [`super::account_host`] on figures that fit.
@@ -1118,9 +1073,8 @@ mod tests {
         watched_vgs: &[String],
         nova_vg: Option<&str>,
         tracked: Option<&TrackedUsage>,
-        lv_series_limit: usize,
     ) -> HostAccounting {
-        super::account_host(report, watched_vgs, nova_vg, tracked, lv_series_limit).unwrap()
+        super::account_host(report, watched_vgs, nova_vg, tracked).unwrap()
     }
 
     /// [`super::source_figures`] on figures that fit.
@@ -1174,7 +1128,7 @@ mod tests {
             0,
             1.0,
         );
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(acc.used_bytes, 15 * GIB);
         assert_eq!(t.tracked_used_bytes, 15 * GIB);
@@ -1200,7 +1154,7 @@ mod tests {
             lv("someone_elses_lv", Owner::Foreign, 8 * GIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.drift_bytes, (8 * GIB) as i64);
         assert_eq!(t.untracked.foreign_bytes, 8 * GIB);
@@ -1218,8 +1172,6 @@ mod tests {
                 name: "someone_elses_lv".into(),
                 owner: Owner::Foreign,
                 bytes: 8 * GIB,
-                lvs: 1,
-                overflow: false,
                 creation_unix: None,
             }]
         );
@@ -1241,7 +1193,7 @@ mod tests {
             lv(&format!("{UUID_GONE}_disk.swap"), Owner::Orphan, GIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.drift_bytes, (5 * GIB) as i64);
         assert_eq!(t.untracked.orphan_bytes, 5 * GIB);
@@ -1270,7 +1222,7 @@ mod tests {
             lv(&format!("volume-{UUID_B}"), Owner::Cinder, 3 * GIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked.cinder_bytes, 3 * GIB);
         assert_eq!(t.drift_bytes, (3 * GIB) as i64);
@@ -1291,7 +1243,7 @@ mod tests {
             lv(&format!("{UUID_B}_disk.swap"), Owner::Instance, 64 * MIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 0)), (UUID_B, bfv)], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.tracked_used_bytes, 10 * GIB);
         assert_eq!(t.untracked.swap_remainder_bytes, 64 * MIB);
@@ -1310,7 +1262,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 512 * MIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 512))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         // nova's resource tracker books int(512 / 1024) = 0 GiB of swap: the swap LV it does
         // not see is drift, explained as the swap remainder.
@@ -1333,7 +1285,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1536 * MIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 1536))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         // int(1536 / 1024) = 1 GiB booked; placement allocates ceil = 2 GiB.
         assert_eq!(t.tracked_used_bytes, 11 * GIB);
@@ -1353,7 +1305,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1004 * MIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 1001))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked.swap_remainder_bytes, 1001 * MIB);
         assert_eq!(t.untracked.extent_rounding_bytes, 3 * MIB);
@@ -1368,7 +1320,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk.local"), Owner::Instance, 3 * GIB),
         ];
         let u = usage(&[(UUID_A, flavor(5, 3, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.tracked_used_bytes, 8 * GIB);
         assert_eq!(t.drift_bytes, 0);
@@ -1380,7 +1332,7 @@ mod tests {
     fn reserved_not_a_multiple_of_1024_is_exact_in_bytes_and_ceiled_by_placement() {
         let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB)];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 1500, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.reserved_bytes, 1500 * MIB);
         assert_eq!(
@@ -1400,7 +1352,7 @@ mod tests {
             lv("backup", Owner::Foreign, 2 * GIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.5);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         // (19 - 0) * 1.5 - 10 = 18.5 GiB
         assert_eq!(t.scheduler_free_bytes, 18 * GIB as i64 + (GIB / 2) as i64);
@@ -1425,7 +1377,7 @@ mod tests {
         u.tracked_used_bytes = Some(14 * GIB);
         u.scheduler_free_bytes = Some(5 * GIB as i64);
         u.disk_available_least_bytes = Some(-1);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.tracked_used_bytes, 14 * GIB);
         assert_eq!(t.drift_bytes, -(2 * GIB as i64));
@@ -1447,7 +1399,7 @@ mod tests {
             1.0,
         );
         u.tracked_used_bytes = Some(9 * GIB);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.unbacked_bytes, 0);
         assert_eq!(t.untracked.unbooked_instance_bytes, GIB);
@@ -1465,7 +1417,7 @@ mod tests {
             0,
             1.0,
         );
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.drift_bytes, -((6 * GIB) as i64));
         assert_eq!(t.unbacked_bytes, 6 * GIB);
@@ -1478,7 +1430,7 @@ mod tests {
     #[test]
     fn an_empty_vg_has_no_drift_and_all_free() {
         let u = usage(&[], 0, 1.0);
-        let acc = account_vg(&vg(VG_20G, VG_20G), &[], Some(&u), 100);
+        let acc = account_vg(&vg(VG_20G, VG_20G), &[], Some(&u));
         let t = tracked(&acc);
         assert_eq!(acc.used_bytes, 0);
         assert_eq!(t.drift_bytes, 0);
@@ -1496,7 +1448,7 @@ mod tests {
             lv("someone_elses_lv", Owner::Foreign, VG_20G - 10 * GIB),
         ];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 2048, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(acc.free_bytes, 0);
         assert_eq!(t.corrected_free_bytes, -((2 * GIB) as i64));
@@ -1511,7 +1463,7 @@ mod tests {
         let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB)];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
         let vg = vg(VG_20G, VG_20G - 11 * GIB);
-        let acc = account_vg(&vg, &lvs, Some(&u), 100);
+        let acc = account_vg(&vg, &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked.unexplained_bytes, GIB as i64);
         assert_identity(&acc);
@@ -1523,7 +1475,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk"), Owner::Unclassified, 10 * GIB),
             lv("someone_elses_lv", Owner::Foreign, GIB),
         ];
-        let acc = account_vg(&vg_with(&lvs), &lvs, None, 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, None);
         assert!(acc.tracked.is_none());
         assert_eq!(
             acc.owners.keys().copied().collect::<Vec<_>>(),
@@ -1534,44 +1486,7 @@ mod tests {
     }
 
     #[test]
-    fn per_lv_series_are_capped_and_the_rest_summed_per_owner() {
-        let mut lvs: Vec<LvAllocation> = (0..5)
-            .map(|i| lv(&format!("foreign{i}"), Owner::Foreign, (i + 1) * GIB))
-            .collect();
-        lvs.push(lv(&format!("volume-{UUID_B}"), Owner::Cinder, 100 * MIB));
-        lvs.push(lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB));
-        let acc = account_vg(
-            &vg_with(&lvs),
-            &lvs,
-            Some(&usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0)),
-            2,
-        );
-        let names: Vec<(&str, u64)> = acc
-            .untracked_lvs
-            .iter()
-            .map(|l| (l.name.as_str(), l.bytes))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("foreign4", 5 * GIB),
-                ("foreign3", 4 * GIB),
-                (OTHER_LVS_LABEL, 100 * MIB),
-                (OTHER_LVS_LABEL, 6 * GIB),
-            ]
-        );
-        assert_eq!(acc.untracked_lvs[2].owner, Owner::Cinder);
-        assert_eq!(acc.untracked_lvs[3].owner, Owner::Foreign);
-        let counts: Vec<(u64, bool)> = acc
-            .untracked_lvs
-            .iter()
-            .map(|l| (l.lvs, l.overflow))
-            .collect();
-        assert_eq!(counts, vec![(1, false), (1, false), (1, true), (3, true)]);
-    }
-
-    #[test]
-    fn creation_times_follow_the_series_and_the_overflow_has_its_oldest() {
+    fn every_untracked_lv_is_listed_largest_first_with_its_creation_time() {
         let at = |name: &str, bytes: u64, created: Option<i64>| LvAllocation {
             creation_unix: created,
             ..lv(name, Owner::Foreign, bytes)
@@ -1585,19 +1500,23 @@ mod tests {
             at("old_small", MIB, Some(100)),
             at("no_time", 2 * MIB, None),
             at("new_small", 3 * MIB, Some(2_000)),
+            at("same_size_a", 3 * MIB, None),
         ];
-        let acc = account_vg(&vg_with(&lvs), &lvs, None, 2);
-        let rows: Vec<(&str, Option<i64>)> = acc
+        let acc = account_vg(&vg_with(&lvs), &lvs, None);
+        let rows: Vec<(&str, u64, Option<i64>)> = acc
             .untracked_lvs
             .iter()
-            .map(|l| (l.name.as_str(), l.creation_unix))
+            .map(|l| (l.name.as_str(), l.bytes, l.creation_unix))
             .collect();
         assert_eq!(
             rows,
             vec![
-                ("big", Some(1_000)),
-                ("pool", Some(50)),
-                (OTHER_LVS_LABEL, Some(100)),
+                ("big", 5 * GIB, Some(1_000)),
+                ("pool", GIB, Some(50)),
+                ("new_small", 3 * MIB, Some(2_000)),
+                ("same_size_a", 3 * MIB, None),
+                ("no_time", 2 * MIB, None),
+                ("old_small", MIB, Some(100)),
             ]
         );
         assert_eq!(
@@ -1607,38 +1526,6 @@ mod tests {
                 data_used_ratio: 0.5,
                 metadata_used_ratio: Some(0.125),
             }]
-        );
-        // An overflow of LVs that have no creation time has none either.
-        let timeless = vec![at("a", GIB, None), at("b", MIB, None)];
-        let acc = account_vg(&vg_with(&timeless), &timeless, None, 1);
-        assert_eq!(acc.untracked_lvs[1].creation_unix, None);
-    }
-
-    #[test]
-    fn an_lv_named_like_the_old_overflow_label_is_an_lv_of_its_own() {
-        // LVM allows `_other`; the overflow label is a name LVM forbids.
-        assert!(!OTHER_LVS_LABEL
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b)));
-        let lvs = vec![
-            lv("_other", Owner::Foreign, 3 * GIB),
-            lv("big", Owner::Foreign, 5 * GIB),
-            lv("small", Owner::Foreign, GIB),
-            lv("tiny", Owner::Foreign, MIB),
-        ];
-        let acc = account_vg(&vg_with(&lvs), &lvs, None, 2);
-        let rows: Vec<(&str, u64, u64, bool)> = acc
-            .untracked_lvs
-            .iter()
-            .map(|l| (l.name.as_str(), l.bytes, l.lvs, l.overflow))
-            .collect();
-        assert_eq!(
-            rows,
-            vec![
-                ("big", 5 * GIB, 1, false),
-                ("_other", 3 * GIB, 1, false),
-                (OTHER_LVS_LABEL, GIB + MIB, 2, true),
-            ]
         );
     }
 
@@ -1678,14 +1565,14 @@ mod tests {
         );
         assert_eq!(check_usage(&u).unwrap_err().to_string(), error);
         let lvs = vec![lv("foreign", Owner::Foreign, GIB)];
-        let error = super::account_vg(&vg_with(&lvs), &lvs, Some(&u), 100).unwrap_err();
+        let error = super::account_vg(&vg_with(&lvs), &lvs, Some(&u)).unwrap_err();
         assert!(error.to_string().contains("5 instances"), "{error}");
         // Two already exceed what the signed outputs can hold.
         let u = usage(&instances[..2], 0, 1.0);
         assert!(check_usage(&u).is_err());
         // One is accounted, with a (very) negative corrected free space.
         let u = usage(&instances[..1], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         assert_eq!(tracked(&acc).tracked_used_bytes, one);
         assert_eq!(
             tracked(&acc).corrected_free_bytes,
@@ -1710,7 +1597,7 @@ mod tests {
 
     #[test]
     fn a_vg_with_more_free_than_size_or_beyond_63_bits_is_an_error() {
-        let error = super::account_vg(&vg(GIB, 2 * GIB), &[], None, 100).unwrap_err();
+        let error = super::account_vg(&vg(GIB, 2 * GIB), &[], None).unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
@@ -1719,7 +1606,7 @@ mod tests {
                 GIB
             )
         );
-        let error = super::account_vg(&vg(1 << 63, 0), &[], None, 100).unwrap_err();
+        let error = super::account_vg(&vg(1 << 63, 0), &[], None).unwrap_err();
         assert!(
             error
                 .to_string()
@@ -1735,7 +1622,7 @@ mod tests {
             lv("b", Owner::Foreign, 1 << 62),
             lv("c", Owner::Foreign, 1 << 62),
         ];
-        let error = super::account_vg(&vg(MAX_ACCOUNTED_BYTES, 0), &lvs, None, 1).unwrap_err();
+        let error = super::account_vg(&vg(MAX_ACCOUNTED_BYTES, 0), &lvs, None).unwrap_err();
         assert_eq!(
             error.to_string(),
             format!("the foreign LVs: more than {MAX_ACCOUNTED_BYTES} bytes, beyond the signed 64-bit range (3 figures, the largest {} bytes)", 1u64 << 62)
@@ -1758,7 +1645,7 @@ mod tests {
         let mut thin = lv(&format!("volume-{UUID_B}"), Owner::Cinder, 0);
         thin.thin_volume = true;
         let lvs = [pool, thin];
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&usage(&[], 0, 1.0)), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&usage(&[], 0, 1.0)));
         assert_eq!(acc.untracked_lvs.len(), 1);
         assert_eq!(
             acc.thin_pools,
@@ -1781,7 +1668,7 @@ mod tests {
     fn a_placement_reported_total_overrides_the_vg_size() {
         let mut u = usage(&[], 0, 1.0);
         u.scheduler_total_bytes = Some(30 * GIB);
-        let acc = account_vg(&vg(VG_20G, VG_20G), &[], Some(&u), 100);
+        let acc = account_vg(&vg(VG_20G, VG_20G), &[], Some(&u));
         assert_eq!(tracked(&acc).scheduler_free_bytes, (30 * GIB) as i64);
         assert_eq!(
             tracked(&acc).overestimate_bytes,
@@ -1824,7 +1711,7 @@ mod tests {
                             lvs.push(lv(&format!("{UUID_A}_disk"), Owner::Instance, instance_lv));
                         }
                         let u = usage(&[(UUID_A, flavor(flavor_gb, 0, 0))], 512, 1.0);
-                        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+                        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
                         assert_identity(&acc);
                         let t = tracked(&acc);
                         assert_eq!(t.untracked.unbooked_instance_bytes, unbooked);
@@ -1876,7 +1763,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk.rescue"), Owner::Instance, rescue),
         ];
         let u = usage(&[(UUID_A, flavor(10, 2, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(
             t.untracked,
@@ -1904,7 +1791,7 @@ mod tests {
             ),
         ];
         let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         assert_eq!(tracked(&acc).untracked.rescue_bytes, GIB + EXTENT);
         assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, 0);
         assert_identity(&acc);
@@ -1933,7 +1820,7 @@ mod tests {
             lv(&format!("{UUID_GONE}_disk.rescue"), Owner::Orphan, 3 * GIB),
         ];
         let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked.rescue_bytes, 0);
         assert_eq!(t.untracked.unbooked_instance_bytes, 2 * GIB);
@@ -1951,7 +1838,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk.local"), Owner::Instance, GIB),
         ];
         let u = usage(&[(UUID_A, flavor(0, 1, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.tracked_used_bytes, GIB);
         assert_eq!(
@@ -1969,7 +1856,7 @@ mod tests {
     fn a_disk_0_root_missing_its_ephemeral_still_counts_whole_and_the_ephemeral_is_unbacked() {
         let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 3 * GIB)];
         let u = usage(&[(UUID_A, flavor(0, 2, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked.unbooked_root_bytes, 3 * GIB);
         assert_eq!(t.unbacked_bytes, 2 * GIB);
@@ -1981,7 +1868,7 @@ mod tests {
         // root_gb = 1: a root LV of 1 GiB + one extent is extent rounding.
         let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB + EXTENT)];
         let u = usage(&[(UUID_A, flavor(1, 0, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
         assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, EXTENT);
         assert_identity(&acc);
@@ -1993,7 +1880,7 @@ mod tests {
         };
         let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB)];
         let u = usage(&[(UUID_A, bfv)], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
         assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, GIB);
         assert_identity(&acc);
@@ -2009,7 +1896,7 @@ mod tests {
             flavor: None,
         };
         let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 2 * GIB)];
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&booked(vec![instance])), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&booked(vec![instance])));
         assert_eq!(tracked(&acc).untracked.unbooked_root_bytes, 0);
         assert_eq!(tracked(&acc).untracked.extent_rounding_bytes, 2 * GIB);
         assert_identity(&acc);
@@ -2024,7 +1911,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 512 * MIB),
         ];
         let u = booked(vec![placement_booked(UUID_A, f)]);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked, UntrackedByCause::default());
         assert_eq!(t.unbacked_bytes, 512 * MIB);
@@ -2037,7 +1924,7 @@ mod tests {
         // rounding, and the booked GiB of swap is unbacked.
         let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB + EXTENT)];
         let u = usage(&[(UUID_A, flavor(1, 0, 1536))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked.swap_remainder_bytes, 0);
         assert_eq!(t.untracked.extent_rounding_bytes, 0);
@@ -2049,7 +1936,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk"), Owner::Instance, GIB),
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 1280 * MIB),
         ];
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked.swap_remainder_bytes, 256 * MIB);
         assert_eq!(t.untracked.extent_rounding_bytes, 0);
@@ -2063,7 +1950,7 @@ mod tests {
             lv(&format!("{UUID_A}_disk.swap"), Owner::Instance, 2 * GIB),
         ];
         let u = usage(&[(UUID_A, flavor(1, 0, 2048))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         assert_eq!(tracked(&acc).untracked, UntrackedByCause::default());
         assert_eq!(tracked(&acc).drift_bytes, 0);
         assert_identity(&acc);
@@ -2106,7 +1993,7 @@ mod tests {
             0,
             1.0,
         );
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(
             t.untracked,
@@ -2192,7 +2079,7 @@ mod tests {
                                         }
                                         let what = format!("{f:?} placement {placement_rule} root {root_lv:?} swap {swap_bytes} rescue {rescue}");
                                         let u = booked(vec![instance]);
-                                        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+                                        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
                                         assert_identity(&acc);
                                         let t = tracked(&acc).untracked;
                                         assert_eq!(t.rescue_bytes, rescue, "{what}");
@@ -2239,7 +2126,7 @@ mod tests {
             1.0,
         );
         let size = MAX_ACCOUNTED_BYTES;
-        let acc = account_vg(&vg(size, size - 2 * half), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg(size, size - 2 * half), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.untracked.rescue_bytes, half);
         assert_eq!(t.untracked.unbooked_root_bytes, half);
@@ -2323,7 +2210,6 @@ mod tests {
             &watched,
             Some("vms-group"),
             Some(&usage(&[], 0, 1.0)),
-            100,
         );
         assert_eq!(host.missing_vgs, vec!["gone-vg".to_string()]);
         assert_eq!(host.vgs.len(), 1);
@@ -2339,7 +2225,6 @@ mod tests {
             &watched,
             Some("vms-group"),
             Some(&usage(&[], 0, 1.0)),
-            100,
         );
         assert_eq!(host.missing_vgs, vec!["vms-group".to_string()]);
         assert!(host.vgs.is_empty());
@@ -2360,7 +2245,7 @@ mod tests {
         };
         let watched = ["vms-group".to_string(), "other-vg".to_string()];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
-        let host = account_host(&report, &watched, Some("vms-group"), Some(&u), 100);
+        let host = account_host(&report, &watched, Some("vms-group"), Some(&u));
         assert!(host.missing_vgs.is_empty());
         let nova = &host.vgs[0];
         assert_eq!(tracked(nova).drift_bytes, 0);
@@ -2400,7 +2285,6 @@ mod tests {
             &["vms-group".to_string()],
             Some("vms-group"),
             Some(&u),
-            100,
         );
         let acc = &host.vgs[0];
         let owned: u64 = acc.owners.values().map(|o| o.bytes).sum();
@@ -2554,7 +2438,7 @@ mod tests {
         u.reserved_bytes = reserved_gib * GIB;
         u.nova_conf = Some(conf);
         u.provider_uuid = Some(UUID_B.to_string());
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         assert_identity(&acc);
         tracked(&acc).clone()
     }
@@ -2602,7 +2486,7 @@ mod tests {
         // A local source (no provider) still gets the ratio, on the VG's floored total.
         let lvs = [lv(&format!("{UUID_A}_disk"), Owner::Instance, 10 * GIB)];
         let u = usage(&[(UUID_A, flavor(10, 0, 0))], 0, 1.0);
-        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u), 100);
+        let acc = account_vg(&vg_with(&lvs), &lvs, Some(&u));
         let t = tracked(&acc);
         assert_eq!(t.provider_uuid, None);
         // capacity = VG_20G - 10 GiB + 10 GiB = 20476 MiB over 19456 MiB: 1.05243...
@@ -2669,7 +2553,6 @@ mod tests {
                     Some("vms-group"),
                     Some(&primary_usage),
                     &here,
-                    100,
                 )
                 .unwrap();
                 let what = format!("primary {primary}, B listed by {listing_b:?}");
@@ -2745,7 +2628,6 @@ mod tests {
             Some("vms-group"),
             Some(&primary),
             &here,
-            100,
         )
         .unwrap();
         let t = tracked(&host.vgs[0]);
@@ -2772,7 +2654,6 @@ mod tests {
             Some("vms-group"),
             None,
             &instances_here([&other]),
-            100,
         )
         .unwrap();
         let nova = &host.vgs[0];

@@ -494,8 +494,8 @@ mod tests {
         };
         let usage = TrackedUsage::from_local(Vec::new(), &HostDiskSettings::default());
         let watched = ["vms".to_string()];
-        let host = account_host(&report, &watched, Some("vms"), Some(&usage), 100).unwrap();
-        let untracked = account_host(&report, &watched, Some("vms"), None, 100).unwrap();
+        let host = account_host(&report, &watched, Some("vms"), Some(&usage)).unwrap();
+        let untracked = account_host(&report, &watched, Some("vms"), None).unwrap();
         let mut primary = source_figures(&usage, Some(100 * GIB)).unwrap();
         primary.scheduler_total_bytes = Some(60 * GIB);
         let flavors = [named("m1", flavor(20, 0, 0), FlavorOrigin::Configured)];

@@ -264,7 +264,7 @@ mod tests {
             &HostDiskSettings::default(),
         );
         let orphans_of = |report: &VgReport, usage: Option<&TrackedUsage>| {
-            let host = account_host(report, &["vms".to_string()], Some("vms"), usage, 100)
+            let host = account_host(report, &["vms".to_string()], Some("vms"), usage)
                 .expect("the figures fit");
             orphan_lvs(&host, "vms")
         };

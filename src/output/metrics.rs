@@ -1,15 +1,28 @@
 //! The metric contract, in one place: every exported family is declared once in the table below
-//! (name, help, labels), and [`render`] turns a [`Snapshot`] into the Prometheus text exposition.
+//! (name, help, labels), and [`render`] turns a [`Snapshot`] into the Prometheus text exposition
+//! ([`super::exposition`] writes it).
 //!
 //! A family with no value on a scrape is simply absent: derived metrics disappear when an input
 //! they need failed, instead of showing zero or a stale value.
+//!
+//! Scrapes go through [`MetricsCache`]: the families that depend only on the accounting and the
+//! sources' figures are rendered once per change; the collectors' families
+//! (`nova_lvm_collector_*`, new figures on every collection) and `process_*` are rendered per
+//! scrape, and the body is assembled from slices of both in the order one registry gave.
 
-use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
+use prometheus::{Encoder, TextEncoder};
+
+use super::exposition::{FamilySeries, MetricType};
+use super::lv_series::capped_lv_series;
 use crate::accounting::audit::{Audit, AuditKind};
-use crate::accounting::drift::{VgAccounting, EXPORTED_OWNERS};
+use crate::accounting::drift::{HostAccounting, SourceFigures, VgAccounting, EXPORTED_OWNERS};
 use crate::accounting::fit::FlavorFitSummary;
-use crate::collect::Snapshot;
+use crate::accounting::orphans::{LocalSourceDoubt, OrphanReasons};
+use crate::collect::{CollectorStatus, Snapshot};
+use crate::lvm::RawMethod;
 use crate::tracked::SourceKind;
 use crate::units::MIB;
 
@@ -105,57 +118,495 @@ families! {
         "Always 1; labels carry the exporter's version and git revision.";
 }
 
+/// A gauge family with no series yet.
+fn gauge<'a>(family: &Family) -> FamilySeries<'a> {
+    FamilySeries::new(family.name, family.help, family.labels, MetricType::Gauge)
+}
+
+/// Everything of a snapshot the families other than the per-scrape ones are rendered from
+/// ([`stable_families`] sees nothing else), so that two snapshots with the same inputs have
+/// the same text and a scrape renders it only when one changed. The per-scrape families
+/// (`nova_lvm_collector_*`) and `process_*` change on every collection and are rendered fresh.
+#[derive(Debug, Clone, Copy)]
+struct StableInputs<'a> {
+    host: Option<&'a HostAccounting>,
+    sources: &'a [(SourceKind, SourceFigures)],
+    nova_vg: &'a str,
+    audit: Option<&'a Audit>,
+    flavor_fit: Option<&'a FlavorFitSummary>,
+    orphans: Option<&'a OrphanReasons>,
+    local_source_doubts: Option<&'a [LocalSourceDoubt]>,
+    raw_methods: &'a [RawMethod],
+    lv_series_limit: usize,
+}
+
+impl<'a> StableInputs<'a> {
+    fn of(snapshot: &'a Snapshot) -> Self {
+        Self {
+            host: snapshot.host.as_ref(),
+            sources: &snapshot.sources,
+            nova_vg: &snapshot.nova_vg,
+            audit: snapshot.audit.as_ref(),
+            flavor_fit: snapshot.flavor_fit.as_ref(),
+            orphans: snapshot.orphans.as_ref(),
+            local_source_doubts: snapshot.local_source_doubts.as_deref(),
+            raw_methods: &snapshot.raw_methods,
+            lv_series_limit: snapshot.lv_series_limit,
+        }
+    }
+
+    /// Both hold the same figures: each input the same allocation (shared between
+    /// collections) or an equal value. Comparing costs far less than rendering.
+    fn same_as(&self, other: &Self) -> bool {
+        same_option(self.host, other.host)
+            && same(self.sources, other.sources)
+            && same(self.nova_vg, other.nova_vg)
+            && same_option(self.audit, other.audit)
+            && same_option(self.flavor_fit, other.flavor_fit)
+            && same_option(self.orphans, other.orphans)
+            && same_option(self.local_source_doubts, other.local_source_doubts)
+            && same(self.raw_methods, other.raw_methods)
+            && self.lv_series_limit == other.lv_series_limit
+    }
+}
+
+/// `a` and `b` are the same allocation or equal values. The cache keeps the snapshot its text
+/// was rendered from alive, so an address it compares with cannot have been reused.
+fn same<T: PartialEq + ?Sized>(a: &T, b: &T) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+/// [`same`] for optional inputs: both absent, or both present and the same.
+fn same_option<T: PartialEq + ?Sized>(a: Option<&T>, b: Option<&T>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => same(a, b),
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
+/// Every family but the per-scrape ones, with build info.
+fn stable_families<'a>(inputs: &StableInputs<'a>) -> Vec<FamilySeries<'a>> {
+    let mut families = Vec::with_capacity(ALL_FAMILIES.len());
+    if let Some(host) = inputs.host {
+        raw_families(&host.vgs, inputs.lv_series_limit, &mut families);
+        derived_families(&host.vgs, &mut families);
+    }
+    source_families(inputs.nova_vg, inputs.sources, &mut families);
+    if let Some(audit) = inputs.audit {
+        audit_families(audit, &mut families);
+    }
+    if let Some(fit) = inputs.flavor_fit {
+        flavor_fit_families(fit, &mut families);
+    }
+    if let Some(orphans) = inputs.orphans {
+        orphan_families(orphans, &mut families);
+    }
+    if let Some(suspect) = local_source_suspects(inputs) {
+        families.push(suspect);
+    }
+    if !inputs.raw_methods.is_empty() {
+        let mut info = gauge(&RAW_SOURCE_INFO);
+        let mut mismatches = FamilySeries::new(
+            VERIFY_MISMATCHES.name,
+            VERIFY_MISMATCHES.help,
+            VERIFY_MISMATCHES.labels,
+            MetricType::Counter,
+        );
+        for method in inputs.raw_methods {
+            info.set(&[method.vg.as_str(), method.method, method.reason], 1.0);
+            mismatches.set(&[method.vg.as_str()], method.verify_mismatches as f64);
+        }
+        families.extend([info, mismatches]);
+    }
+    let mut build_info = gauge(&BUILD_INFO);
+    build_info.set(
+        &[
+            env!("CARGO_PKG_VERSION"),
+            env!("NOVA_LVM_EXPORTER_REVISION"),
+        ],
+        1.0,
+    );
+    families.push(build_info);
+    families
+}
+
+/// The families that change with every collection: how each collector fared on it.
+fn per_scrape_families(collectors: &[CollectorStatus]) -> Vec<FamilySeries<'_>> {
+    let mut success = gauge(&COLLECTOR_SUCCESS);
+    let mut duration = gauge(&COLLECTOR_DURATION);
+    let mut last_success = gauge(&COLLECTOR_LAST_SUCCESS);
+    for status in collectors {
+        let labels = [status.name];
+        success.set(&labels, f64::from(u8::from(status.success)));
+        duration.set(&labels, status.duration.as_secs_f64());
+        if let Some(at) = status.last_success_unix {
+            last_success.set(&labels, at);
+        }
+    }
+    vec![success, duration, last_success]
+}
+
 /// Orphan bytes and LVs of nova's VG, all four reasons always present (4 series per family).
-fn render_orphans(registry: &Registry, orphans: &crate::accounting::orphans::OrphanReasons) {
-    let bytes = gauge(registry, &ORPHAN_BYTES);
-    let lvs = gauge(registry, &ORPHAN_LVS);
+fn orphan_families<'a>(orphans: &'a OrphanReasons, families: &mut Vec<FamilySeries<'a>>) {
+    let mut bytes = gauge(&ORPHAN_BYTES);
+    let mut lvs = gauge(&ORPHAN_LVS);
     for reason in crate::tracked::orphans::OrphanReason::ALL {
         let (count, sum) = orphans.totals(reason);
         let labels = [orphans.vg.as_str(), reason.as_str()];
-        bytes.with_label_values(&labels).set(sum as f64);
-        lvs.with_label_values(&labels).set(count as f64);
+        bytes.set(&labels, sum as f64);
+        lvs.set(&labels, count as f64);
     }
+    families.extend([bytes, lvs]);
 }
 
 /// `nova_lvm_local_source_suspect` for each local source that succeeded, when LVM reported
 /// nova's VG.
-fn render_local_source_suspects(registry: &Registry, snapshot: &Snapshot) {
-    let Some(doubts) = &snapshot.local_source_doubts else {
-        return;
-    };
-    let local: Vec<SourceKind> = snapshot
-        .sources
-        .iter()
-        .map(|(kind, _)| *kind)
-        .filter(|kind| matches!(kind, SourceKind::Libvirt | SourceKind::File))
-        .collect();
-    if local.is_empty() {
-        return;
+fn local_source_suspects<'a>(inputs: &StableInputs<'a>) -> Option<FamilySeries<'a>> {
+    let doubts = inputs.local_source_doubts?;
+    let mut suspect = gauge(&LOCAL_SOURCE_SUSPECT);
+    for (kind, _) in inputs.sources {
+        if matches!(kind, SourceKind::Libvirt | SourceKind::File) {
+            let doubted = doubts.iter().any(|doubt| doubt.source == *kind);
+            suspect.set(
+                &[inputs.nova_vg, kind.as_str()],
+                if doubted { 1.0 } else { 0.0 },
+            );
+        }
     }
-    let suspect = gauge(registry, &LOCAL_SOURCE_SUSPECT);
-    for kind in local {
-        let doubted = doubts.iter().any(|doubt| doubt.source == kind);
-        suspect
-            .with_label_values(&[snapshot.nova_vg.as_str(), kind.as_str()])
-            .set(if doubted { 1.0 } else { 0.0 });
+    Some(suspect)
+}
+
+fn raw_families<'a>(
+    vgs: &'a [VgAccounting],
+    lv_series_limit: usize,
+    families: &mut Vec<FamilySeries<'a>>,
+) {
+    let mut size = gauge(&VG_SIZE);
+    let mut free = gauge(&VG_FREE);
+    let mut used = gauge(&VG_USED);
+    let mut lvs = gauge(&LVS);
+    let mut lv_bytes = gauge(&LV_BYTES);
+    let mut lv_size = gauge(&LV_SIZE);
+    let mut lv_creation = gauge(&LV_CREATION);
+    let mut thin = gauge(&THIN_POOL_DATA_USED);
+    let mut thin_metadata = gauge(&THIN_POOL_METADATA_USED);
+    for vg in vgs {
+        let name = vg.vg.as_str();
+        size.set(&[name], vg.size_bytes as f64);
+        free.set(&[name], vg.free_bytes as f64);
+        used.set(&[name], vg.used_bytes as f64);
+        for owner in EXPORTED_OWNERS {
+            if let Some(totals) = vg.owners.get(&owner) {
+                lvs.set(&[name, owner.as_str()], totals.lvs as f64);
+                lv_bytes.set(&[name, owner.as_str()], totals.bytes as f64);
+            }
+        }
+        for lv in capped_lv_series(&vg.untracked_lvs, lv_series_limit) {
+            let labels = [name, lv.name, lv.owner.as_str()];
+            lv_size.set(&labels, lv.bytes as f64);
+            if let Some(created) = lv.creation_unix {
+                lv_creation.set(&labels, created as f64);
+            }
+        }
+        for pool in &vg.thin_pools {
+            let labels = [name, pool.name.as_str()];
+            thin.set(&labels, pool.data_used_ratio);
+            if let Some(ratio) = pool.metadata_used_ratio {
+                thin_metadata.set(&labels, ratio);
+            }
+        }
+    }
+    families.extend([
+        size,
+        free,
+        used,
+        lvs,
+        lv_bytes,
+        lv_size,
+        lv_creation,
+        thin,
+        thin_metadata,
+    ]);
+}
+
+fn derived_families<'a>(vgs: &'a [VgAccounting], families: &mut Vec<FamilySeries<'a>>) {
+    let mut drift = gauge(&DRIFT);
+    let mut untracked = gauge(&UNTRACKED);
+    let mut unbacked = gauge(&UNBACKED);
+    let mut corrected = gauge(&CORRECTED_FREE);
+    let mut overestimate = gauge(&OVERESTIMATE);
+    let mut recommended = gauge(&RECOMMENDED_RESERVED);
+    let mut recommended_ratio = gauge(&RECOMMENDED_RATIO);
+    let mut nova_conf_reserved = gauge(&NOVA_CONF_RESERVED);
+    for vg in vgs {
+        let Some(t) = &vg.tracked else { continue };
+        let name = vg.vg.as_str();
+        drift.set(&[name], t.drift_bytes as f64);
+        for (cause, bytes) in t.untracked.by_cause() {
+            untracked.set(&[name, cause], bytes as f64);
+        }
+        unbacked.set(&[name], t.unbacked_bytes as f64);
+        corrected.set(&[name], t.corrected_free_bytes as f64);
+        overestimate.set(&[name], t.overestimate_bytes as f64);
+        recommended.set(&[name], (t.recommended_reserved_host_disk_mb * MIB) as f64);
+        if let Some(ratio) = t.recommended_disk_allocation_ratio {
+            recommended_ratio.set(&[name], ratio);
+        }
+        if let Some(conf) = &t.nova_conf {
+            nova_conf_reserved.set(
+                &[name],
+                conf.reserved_host_disk_mb.saturating_mul(MIB) as f64,
+            );
+        }
+    }
+    families.extend([
+        drift,
+        untracked,
+        unbacked,
+        corrected,
+        overestimate,
+        recommended,
+        recommended_ratio,
+        nova_conf_reserved,
+    ]);
+}
+
+fn source_families<'a>(
+    nova_vg: &'a str,
+    sources: &'a [(SourceKind, SourceFigures)],
+    families: &mut Vec<FamilySeries<'a>>,
+) {
+    let mut used = gauge(&TRACKED_USED);
+    let mut allocated = gauge(&TRACKED_ALLOCATED);
+    let mut instances = gauge(&TRACKED_INSTANCES);
+    let mut reserved = gauge(&RESERVED);
+    let mut ratio = gauge(&ALLOCATION_RATIO);
+    let mut scheduler_free = gauge(&SCHEDULER_FREE);
+    let mut available_least = gauge(&DISK_AVAILABLE_LEAST);
+    for (kind, figures) in sources {
+        let labels = [nova_vg, kind.as_str()];
+        used.set(&labels, figures.tracked_used_bytes as f64);
+        allocated.set(&labels, figures.allocated_bytes as f64);
+        instances.set(&labels, figures.instances as f64);
+        reserved.set(&labels, figures.reserved_bytes as f64);
+        ratio.set(&labels, figures.allocation_ratio);
+        if let Some(free) = figures.scheduler_free_bytes {
+            scheduler_free.set(&labels, free as f64);
+        }
+        if let Some(least) = figures.disk_available_least_bytes {
+            available_least.set(&labels, least as f64);
+        }
+    }
+    families.extend([
+        used,
+        allocated,
+        instances,
+        reserved,
+        ratio,
+        scheduler_free,
+        available_least,
+    ]);
+}
+
+/// One series per kind (three), never per consumer: the UUIDs are in `report` and on the status
+/// page.
+fn audit_families<'a>(audit: &'a Audit, families: &mut Vec<FamilySeries<'a>>) {
+    let mut consumers = gauge(&AUDIT_CONSUMERS);
+    let mut bytes = gauge(&AUDIT_BYTES);
+    for kind in AuditKind::ALL {
+        let (count, total) = audit.totals(kind);
+        consumers.set(&[kind.as_str()], count as f64);
+        bytes.set(&[kind.as_str()], total as f64);
+    }
+    families.extend([consumers, bytes]);
+}
+
+/// Two series per flavor (corrected and scheduler), at most `--flavor-limit` flavors.
+fn flavor_fit_families<'a>(fit: &'a FlavorFitSummary, families: &mut Vec<FamilySeries<'a>>) {
+    let mut instances = gauge(&FLAVOR_FIT);
+    for flavor in &fit.flavors {
+        for (view, value) in [
+            ("corrected", flavor.corrected),
+            ("scheduler", flavor.scheduler),
+        ] {
+            instances.set(
+                &[fit.vg.as_str(), flavor.name.as_str(), view],
+                value.value(),
+            );
+        }
+    }
+    let mut omitted = gauge(&FLAVOR_FIT_OMITTED);
+    omitted.set(&[fit.vg.as_str()], fit.omitted as f64);
+    families.extend([instances, omitted]);
+}
+
+/// Families rendered to text in name order (as one registry gathers them), and where each
+/// starts in it.
+#[derive(Debug)]
+struct RenderedFamilies {
+    text: Bytes,
+    starts: Vec<(&'static str, usize)>,
+}
+
+impl RenderedFamilies {
+    fn render(mut families: Vec<FamilySeries<'_>>) -> Self {
+        families.retain(|family| !family.is_empty());
+        families.sort_by_key(|family| family.name);
+        let mut text = String::with_capacity(4096);
+        let mut starts = Vec::with_capacity(families.len());
+        for family in &families {
+            starts.push((family.name, text.len()));
+            family.write(&mut text);
+        }
+        Self {
+            text: Bytes::from(text),
+            starts,
+        }
+    }
+
+    /// The text of the families from `first` (an index into `starts`) up to `end`.
+    fn slice(&self, first: usize, end: usize) -> Bytes {
+        let from = self.starts[first].1;
+        let to = self
+            .starts
+            .get(end)
+            .map_or(self.text.len(), |start| start.1);
+        self.text.slice(from..to)
     }
 }
 
-/// Registers one family and hands back its gauge vector.
-fn gauge(registry: &Registry, family: &Family) -> GaugeVec {
-    let vec = GaugeVec::new(Opts::new(family.name, family.help), family.labels)
-        .expect("metric names and labels in the table are valid");
-    registry
-        .register(Box::new(vec.clone()))
-        .expect("each family is registered once");
-    vec
+/// `a` and `b` interleaved in family name order, each run of one side's families as one slice
+/// of its text (no copy).
+fn interleave(a: &RenderedFamilies, b: &RenderedFamilies) -> Vec<Bytes> {
+    let mut parts = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.starts.len() || j < b.starts.len() {
+        let a_first = j == b.starts.len() || (i < a.starts.len() && a.starts[i].0 < b.starts[j].0);
+        let (side, from, other_next) = if a_first {
+            (a, &mut i, b.starts.get(j))
+        } else {
+            (b, &mut j, a.starts.get(i))
+        };
+        let first = *from;
+        while *from < side.starts.len()
+            && other_next.is_none_or(|next| side.starts[*from].0 < next.0)
+        {
+            *from += 1;
+        }
+        parts.push(side.slice(first, *from));
+    }
+    parts
+}
+
+/// One exposition as the parts it is served from, in order: slices of the text rendered once
+/// per change and the text rendered for this scrape, never copied into one buffer.
+#[derive(Debug, Clone, Default)]
+pub struct Exposition {
+    parts: Vec<Bytes>,
+}
+
+impl Exposition {
+    /// The parts, in order.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    /// It has no text (never the case for a rendered snapshot, which has build info).
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(Bytes::is_empty)
+    }
+
+    /// The whole text in one string (a copy), for the outputs that write it out at once.
+    pub fn to_text(&self) -> String {
+        let mut text = Vec::with_capacity(self.len());
+        for part in &self.parts {
+            text.extend_from_slice(part);
+        }
+        String::from_utf8(text).expect("the exposition is rendered from strings")
+    }
+}
+
+/// The exposition with `stable` and the per-scrape families of `collectors`, then the process
+/// metrics when `with_process` (after every other family, where the one registry of old put
+/// them).
+fn assemble(
+    stable: &RenderedFamilies,
+    collectors: &[CollectorStatus],
+    with_process: bool,
+) -> Exposition {
+    let fresh = RenderedFamilies::render(per_scrape_families(collectors));
+    let mut parts = interleave(stable, &fresh);
+    if with_process {
+        parts.push(Bytes::from(encode(&process_families())));
+    }
+    parts.retain(|part| !part.is_empty());
+    Exposition { parts }
 }
 
 /// Renders a snapshot (plus build info and the process metrics) as Prometheus text.
 pub fn render(snapshot: &Snapshot) -> String {
-    let mut families = snapshot_families(snapshot);
-    families.extend(process_families());
-    encode(&families)
+    render_uncached(snapshot, true).to_text()
+}
+
+/// Renders a snapshot and the build info as Prometheus text, without the process metrics: what
+/// `textfile` writes for node_exporter, which exports its own `process_*` series (the same
+/// names from a file would clash with them, and would describe a process that has exited).
+pub fn render_without_process(snapshot: &Snapshot) -> String {
+    render_uncached(snapshot, false).to_text()
+}
+
+fn render_uncached(snapshot: &Snapshot, with_process: bool) -> Exposition {
+    let stable = RenderedFamilies::render(stable_families(&StableInputs::of(snapshot)));
+    assemble(&stable, &snapshot.collectors, with_process)
+}
+
+/// The exposition of the latest snapshot, for scrapes. The families that depend only on the
+/// accounting and the sources' figures are rendered to text once per change and kept; a scrape
+/// renders only the collectors' families and the process metrics fresh, and its body is
+/// slices of both. Scrapes that share one collection (the same `Arc<Snapshot>`) share its
+/// whole exposition, as they did its rendering before.
+#[derive(Debug, Default)]
+pub struct MetricsCache {
+    last: Mutex<Option<LastRender>>,
+}
+
+/// What the cache keeps of its last render.
+#[derive(Debug)]
+struct LastRender {
+    snapshot: Arc<Snapshot>,
+    stable: Arc<RenderedFamilies>,
+    exposition: Exposition,
+}
+
+impl MetricsCache {
+    /// The exposition of `snapshot`: the stable text reused when its inputs are the last
+    /// snapshot's (the same allocations or equal values), rendered anew when any changed, so a
+    /// changed figure is never served from the cache.
+    pub fn render(&self, snapshot: &Arc<Snapshot>) -> Exposition {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let inputs = StableInputs::of(snapshot);
+        let stable = match &*last {
+            Some(last) if Arc::ptr_eq(&last.snapshot, snapshot) => {
+                return last.exposition.clone();
+            }
+            Some(last) if StableInputs::of(&last.snapshot).same_as(&inputs) => {
+                Arc::clone(&last.stable)
+            }
+            _ => Arc::new(RenderedFamilies::render(stable_families(&inputs))),
+        };
+        let exposition = assemble(&stable, &snapshot.collectors, true);
+        *last = Some(LastRender {
+            snapshot: Arc::clone(snapshot),
+            stable,
+            exposition: exposition.clone(),
+        });
+        exposition
+    }
 }
 
 /// The process metrics (`process_*`), read now. The collector is made once: making one reads
@@ -165,243 +616,21 @@ pub fn render(snapshot: &Snapshot) -> String {
 fn process_families() -> Vec<prometheus::proto::MetricFamily> {
     use prometheus::core::Collector as _;
     use prometheus::process_collector::ProcessCollector;
-    static PROCESS: std::sync::OnceLock<std::sync::Mutex<ProcessCollector>> =
-        std::sync::OnceLock::new();
+    static PROCESS: std::sync::OnceLock<Mutex<ProcessCollector>> = std::sync::OnceLock::new();
     PROCESS
-        .get_or_init(|| std::sync::Mutex::new(ProcessCollector::for_self()))
+        .get_or_init(|| Mutex::new(ProcessCollector::for_self()))
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_else(PoisonError::into_inner)
         .collect()
 }
 
-/// Renders a snapshot and the build info as Prometheus text, without the process metrics: what
-/// `textfile` writes for node_exporter, which exports its own `process_*` series (the same
-/// names from a file would clash with them, and would describe a process that has exited).
-pub fn render_without_process(snapshot: &Snapshot) -> String {
-    encode(&snapshot_families(snapshot))
-}
-
-/// The text exposition of `families`.
+/// The text exposition of `families`, by the prometheus crate's encoder (the process metrics).
 fn encode(families: &[prometheus::proto::MetricFamily]) -> String {
-    let mut buffer = Vec::with_capacity(4096);
+    let mut buffer = Vec::with_capacity(2048);
     TextEncoder::new()
         .encode(families, &mut buffer)
         .expect("encoding into a Vec cannot fail");
     String::from_utf8(buffer).expect("the text format is UTF-8")
-}
-
-/// Every family of a snapshot, and the build info.
-fn snapshot_families(snapshot: &Snapshot) -> Vec<prometheus::proto::MetricFamily> {
-    let registry = Registry::new();
-    render_collectors(&registry, snapshot);
-    if let Some(host) = &snapshot.host {
-        render_raw(&registry, &host.vgs);
-        render_derived(&registry, &host.vgs);
-    }
-    render_sources(&registry, snapshot);
-    if let Some(audit) = &snapshot.audit {
-        render_audit(&registry, audit);
-    }
-    if let Some(fit) = &snapshot.flavor_fit {
-        render_flavor_fit(&registry, fit);
-    }
-    if let Some(orphans) = &snapshot.orphans {
-        render_orphans(&registry, orphans);
-    }
-    render_local_source_suspects(&registry, snapshot);
-    if !snapshot.raw_methods.is_empty() {
-        let info = gauge(&registry, &RAW_SOURCE_INFO);
-        for method in &snapshot.raw_methods {
-            info.with_label_values(&[method.vg.as_str(), method.method, method.reason])
-                .set(1.0);
-        }
-        let mismatches = prometheus::IntCounterVec::new(
-            prometheus::Opts::new(VERIFY_MISMATCHES.name, VERIFY_MISMATCHES.help),
-            VERIFY_MISMATCHES.labels,
-        )
-        .expect("the family's name and labels are valid");
-        registry
-            .register(Box::new(mismatches.clone()))
-            .expect("each family is registered once");
-        for method in &snapshot.raw_methods {
-            mismatches
-                .with_label_values(&[method.vg.as_str()])
-                .inc_by(method.verify_mismatches);
-        }
-    }
-    gauge(&registry, &BUILD_INFO)
-        .with_label_values(&[
-            env!("CARGO_PKG_VERSION"),
-            env!("NOVA_LVM_EXPORTER_REVISION"),
-        ])
-        .set(1.0);
-    registry.gather()
-}
-
-fn render_collectors(registry: &Registry, snapshot: &Snapshot) {
-    let success = gauge(registry, &COLLECTOR_SUCCESS);
-    let duration = gauge(registry, &COLLECTOR_DURATION);
-    let last_success = gauge(registry, &COLLECTOR_LAST_SUCCESS);
-    for status in &snapshot.collectors {
-        let labels = [status.name];
-        success
-            .with_label_values(&labels)
-            .set(f64::from(u8::from(status.success)));
-        duration
-            .with_label_values(&labels)
-            .set(status.duration.as_secs_f64());
-        if let Some(at) = status.last_success_unix {
-            last_success.with_label_values(&labels).set(at);
-        }
-    }
-}
-
-fn render_raw(registry: &Registry, vgs: &[VgAccounting]) {
-    let size = gauge(registry, &VG_SIZE);
-    let free = gauge(registry, &VG_FREE);
-    let used = gauge(registry, &VG_USED);
-    let lvs = gauge(registry, &LVS);
-    let lv_bytes = gauge(registry, &LV_BYTES);
-    let lv_size = gauge(registry, &LV_SIZE);
-    let lv_creation = gauge(registry, &LV_CREATION);
-    let thin = gauge(registry, &THIN_POOL_DATA_USED);
-    let thin_metadata = gauge(registry, &THIN_POOL_METADATA_USED);
-    for vg in vgs {
-        let name = vg.vg.as_str();
-        size.with_label_values(&[name]).set(vg.size_bytes as f64);
-        free.with_label_values(&[name]).set(vg.free_bytes as f64);
-        used.with_label_values(&[name]).set(vg.used_bytes as f64);
-        for owner in EXPORTED_OWNERS {
-            if let Some(totals) = vg.owners.get(&owner) {
-                lvs.with_label_values(&[name, owner.as_str()])
-                    .set(totals.lvs as f64);
-                lv_bytes
-                    .with_label_values(&[name, owner.as_str()])
-                    .set(totals.bytes as f64);
-            }
-        }
-        for lv in &vg.untracked_lvs {
-            let labels = [name, lv.name.as_str(), lv.owner.as_str()];
-            lv_size.with_label_values(&labels).set(lv.bytes as f64);
-            if let Some(created) = lv.creation_unix {
-                lv_creation.with_label_values(&labels).set(created as f64);
-            }
-        }
-        for pool in &vg.thin_pools {
-            let labels = [name, pool.name.as_str()];
-            thin.with_label_values(&labels).set(pool.data_used_ratio);
-            if let Some(ratio) = pool.metadata_used_ratio {
-                thin_metadata.with_label_values(&labels).set(ratio);
-            }
-        }
-    }
-}
-
-fn render_derived(registry: &Registry, vgs: &[VgAccounting]) {
-    let drift = gauge(registry, &DRIFT);
-    let untracked = gauge(registry, &UNTRACKED);
-    let unbacked = gauge(registry, &UNBACKED);
-    let corrected = gauge(registry, &CORRECTED_FREE);
-    let overestimate = gauge(registry, &OVERESTIMATE);
-    let recommended = gauge(registry, &RECOMMENDED_RESERVED);
-    let recommended_ratio = gauge(registry, &RECOMMENDED_RATIO);
-    let nova_conf_reserved = gauge(registry, &NOVA_CONF_RESERVED);
-    for vg in vgs {
-        let Some(t) = &vg.tracked else { continue };
-        let name = vg.vg.as_str();
-        drift.with_label_values(&[name]).set(t.drift_bytes as f64);
-        for (cause, bytes) in t.untracked.by_cause() {
-            untracked
-                .with_label_values(&[name, cause])
-                .set(bytes as f64);
-        }
-        unbacked
-            .with_label_values(&[name])
-            .set(t.unbacked_bytes as f64);
-        corrected
-            .with_label_values(&[name])
-            .set(t.corrected_free_bytes as f64);
-        overestimate
-            .with_label_values(&[name])
-            .set(t.overestimate_bytes as f64);
-        recommended
-            .with_label_values(&[name])
-            .set((t.recommended_reserved_host_disk_mb * MIB) as f64);
-        if let Some(ratio) = t.recommended_disk_allocation_ratio {
-            recommended_ratio.with_label_values(&[name]).set(ratio);
-        }
-        if let Some(conf) = &t.nova_conf {
-            nova_conf_reserved
-                .with_label_values(&[name])
-                .set(conf.reserved_host_disk_mb.saturating_mul(MIB) as f64);
-        }
-    }
-}
-
-fn render_sources(registry: &Registry, snapshot: &Snapshot) {
-    let used = gauge(registry, &TRACKED_USED);
-    let allocated = gauge(registry, &TRACKED_ALLOCATED);
-    let instances = gauge(registry, &TRACKED_INSTANCES);
-    let reserved = gauge(registry, &RESERVED);
-    let ratio = gauge(registry, &ALLOCATION_RATIO);
-    let scheduler_free = gauge(registry, &SCHEDULER_FREE);
-    let available_least = gauge(registry, &DISK_AVAILABLE_LEAST);
-    let vg = snapshot.nova_vg.as_str();
-    for (kind, figures) in &snapshot.sources {
-        let labels = [vg, SourceKind::as_str(*kind)];
-        used.with_label_values(&labels)
-            .set(figures.tracked_used_bytes as f64);
-        allocated
-            .with_label_values(&labels)
-            .set(figures.allocated_bytes as f64);
-        instances
-            .with_label_values(&labels)
-            .set(figures.instances as f64);
-        reserved
-            .with_label_values(&labels)
-            .set(figures.reserved_bytes as f64);
-        ratio
-            .with_label_values(&labels)
-            .set(figures.allocation_ratio);
-        if let Some(free) = figures.scheduler_free_bytes {
-            scheduler_free.with_label_values(&labels).set(free as f64);
-        }
-        if let Some(least) = figures.disk_available_least_bytes {
-            available_least.with_label_values(&labels).set(least as f64);
-        }
-    }
-}
-
-/// One series per kind (three), never per consumer: the UUIDs are in `report` and on the status
-/// page.
-fn render_audit(registry: &Registry, audit: &Audit) {
-    let consumers = gauge(registry, &AUDIT_CONSUMERS);
-    let bytes = gauge(registry, &AUDIT_BYTES);
-    for kind in AuditKind::ALL {
-        let (count, total) = audit.totals(kind);
-        consumers
-            .with_label_values(&[kind.as_str()])
-            .set(count as f64);
-        bytes.with_label_values(&[kind.as_str()]).set(total as f64);
-    }
-}
-
-/// Two series per flavor (corrected and scheduler), at most `--flavor-limit` flavors.
-fn render_flavor_fit(registry: &Registry, fit: &FlavorFitSummary) {
-    let instances = gauge(registry, &FLAVOR_FIT);
-    for flavor in &fit.flavors {
-        for (view, value) in [
-            ("corrected", flavor.corrected),
-            ("scheduler", flavor.scheduler),
-        ] {
-            instances
-                .with_label_values(&[fit.vg.as_str(), flavor.name.as_str(), view])
-                .set(value.value());
-        }
-    }
-    gauge(registry, &FLAVOR_FIT_OMITTED)
-        .with_label_values(&[fit.vg.as_str()])
-        .set(fit.omitted as f64);
 }
 
 /// Names and help texts of every family, for the README check and the landing page.
@@ -421,6 +650,287 @@ mod tests {
     use std::time::Duration;
 
     const UUID: &str = "3f5e6c1a-1111-2222-3333-444455556666";
+
+    /// The exposition as it was rendered before issue 21 (a prometheus `Registry` of
+    /// `GaugeVec`s per render, gathered and written by the crate's `TextEncoder`), kept here
+    /// only to prove the direct writer gives the same bytes.
+    mod registry_reference {
+        use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+
+        use super::super::*;
+
+        /// Orphan bytes and LVs of nova's VG, all four reasons always present (4 series per family).
+        fn render_orphans(
+            registry: &Registry,
+            orphans: &crate::accounting::orphans::OrphanReasons,
+        ) {
+            let bytes = gauge(registry, &ORPHAN_BYTES);
+            let lvs = gauge(registry, &ORPHAN_LVS);
+            for reason in crate::tracked::orphans::OrphanReason::ALL {
+                let (count, sum) = orphans.totals(reason);
+                let labels = [orphans.vg.as_str(), reason.as_str()];
+                bytes.with_label_values(&labels).set(sum as f64);
+                lvs.with_label_values(&labels).set(count as f64);
+            }
+        }
+
+        /// `nova_lvm_local_source_suspect` for each local source that succeeded, when LVM reported
+        /// nova's VG.
+        fn render_local_source_suspects(registry: &Registry, snapshot: &Snapshot) {
+            let Some(doubts) = &snapshot.local_source_doubts else {
+                return;
+            };
+            let local: Vec<SourceKind> = snapshot
+                .sources
+                .iter()
+                .map(|(kind, _)| *kind)
+                .filter(|kind| matches!(kind, SourceKind::Libvirt | SourceKind::File))
+                .collect();
+            if local.is_empty() {
+                return;
+            }
+            let suspect = gauge(registry, &LOCAL_SOURCE_SUSPECT);
+            for kind in local {
+                let doubted = doubts.iter().any(|doubt| doubt.source == kind);
+                suspect
+                    .with_label_values(&[snapshot.nova_vg.as_str(), kind.as_str()])
+                    .set(if doubted { 1.0 } else { 0.0 });
+            }
+        }
+
+        /// Registers one family and hands back its gauge vector.
+        fn gauge(registry: &Registry, family: &Family) -> GaugeVec {
+            let vec = GaugeVec::new(Opts::new(family.name, family.help), family.labels)
+                .expect("metric names and labels in the table are valid");
+            registry
+                .register(Box::new(vec.clone()))
+                .expect("each family is registered once");
+            vec
+        }
+
+        /// The text exposition of `snapshot` without the process metrics, as the registry gave it.
+        pub fn render_without_process(snapshot: &Snapshot) -> String {
+            let mut buffer = Vec::new();
+            TextEncoder::new()
+                .encode(&snapshot_families(snapshot), &mut buffer)
+                .unwrap();
+            String::from_utf8(buffer).unwrap()
+        }
+
+        /// Every family of a snapshot, and the build info.
+        fn snapshot_families(snapshot: &Snapshot) -> Vec<prometheus::proto::MetricFamily> {
+            let registry = Registry::new();
+            render_collectors(&registry, snapshot);
+            if let Some(host) = &snapshot.host {
+                render_raw(&registry, &host.vgs, snapshot.lv_series_limit);
+                render_derived(&registry, &host.vgs);
+            }
+            render_sources(&registry, snapshot);
+            if let Some(audit) = &snapshot.audit {
+                render_audit(&registry, audit);
+            }
+            if let Some(fit) = &snapshot.flavor_fit {
+                render_flavor_fit(&registry, fit);
+            }
+            if let Some(orphans) = &snapshot.orphans {
+                render_orphans(&registry, orphans);
+            }
+            render_local_source_suspects(&registry, snapshot);
+            if !snapshot.raw_methods.is_empty() {
+                let info = gauge(&registry, &RAW_SOURCE_INFO);
+                for method in &snapshot.raw_methods {
+                    info.with_label_values(&[method.vg.as_str(), method.method, method.reason])
+                        .set(1.0);
+                }
+                let mismatches = prometheus::IntCounterVec::new(
+                    prometheus::Opts::new(VERIFY_MISMATCHES.name, VERIFY_MISMATCHES.help),
+                    VERIFY_MISMATCHES.labels,
+                )
+                .expect("the family's name and labels are valid");
+                registry
+                    .register(Box::new(mismatches.clone()))
+                    .expect("each family is registered once");
+                for method in &snapshot.raw_methods {
+                    mismatches
+                        .with_label_values(&[method.vg.as_str()])
+                        .inc_by(method.verify_mismatches);
+                }
+            }
+            gauge(&registry, &BUILD_INFO)
+                .with_label_values(&[
+                    env!("CARGO_PKG_VERSION"),
+                    env!("NOVA_LVM_EXPORTER_REVISION"),
+                ])
+                .set(1.0);
+            registry.gather()
+        }
+
+        fn render_collectors(registry: &Registry, snapshot: &Snapshot) {
+            let success = gauge(registry, &COLLECTOR_SUCCESS);
+            let duration = gauge(registry, &COLLECTOR_DURATION);
+            let last_success = gauge(registry, &COLLECTOR_LAST_SUCCESS);
+            for status in &snapshot.collectors {
+                let labels = [status.name];
+                success
+                    .with_label_values(&labels)
+                    .set(f64::from(u8::from(status.success)));
+                duration
+                    .with_label_values(&labels)
+                    .set(status.duration.as_secs_f64());
+                if let Some(at) = status.last_success_unix {
+                    last_success.with_label_values(&labels).set(at);
+                }
+            }
+        }
+
+        fn render_raw(registry: &Registry, vgs: &[VgAccounting], lv_series_limit: usize) {
+            let size = gauge(registry, &VG_SIZE);
+            let free = gauge(registry, &VG_FREE);
+            let used = gauge(registry, &VG_USED);
+            let lvs = gauge(registry, &LVS);
+            let lv_bytes = gauge(registry, &LV_BYTES);
+            let lv_size = gauge(registry, &LV_SIZE);
+            let lv_creation = gauge(registry, &LV_CREATION);
+            let thin = gauge(registry, &THIN_POOL_DATA_USED);
+            let thin_metadata = gauge(registry, &THIN_POOL_METADATA_USED);
+            for vg in vgs {
+                let name = vg.vg.as_str();
+                size.with_label_values(&[name]).set(vg.size_bytes as f64);
+                free.with_label_values(&[name]).set(vg.free_bytes as f64);
+                used.with_label_values(&[name]).set(vg.used_bytes as f64);
+                for owner in EXPORTED_OWNERS {
+                    if let Some(totals) = vg.owners.get(&owner) {
+                        lvs.with_label_values(&[name, owner.as_str()])
+                            .set(totals.lvs as f64);
+                        lv_bytes
+                            .with_label_values(&[name, owner.as_str()])
+                            .set(totals.bytes as f64);
+                    }
+                }
+                for lv in capped_lv_series(&vg.untracked_lvs, lv_series_limit) {
+                    let labels = [name, lv.name, lv.owner.as_str()];
+                    lv_size.with_label_values(&labels).set(lv.bytes as f64);
+                    if let Some(created) = lv.creation_unix {
+                        lv_creation.with_label_values(&labels).set(created as f64);
+                    }
+                }
+                for pool in &vg.thin_pools {
+                    let labels = [name, pool.name.as_str()];
+                    thin.with_label_values(&labels).set(pool.data_used_ratio);
+                    if let Some(ratio) = pool.metadata_used_ratio {
+                        thin_metadata.with_label_values(&labels).set(ratio);
+                    }
+                }
+            }
+        }
+
+        fn render_derived(registry: &Registry, vgs: &[VgAccounting]) {
+            let drift = gauge(registry, &DRIFT);
+            let untracked = gauge(registry, &UNTRACKED);
+            let unbacked = gauge(registry, &UNBACKED);
+            let corrected = gauge(registry, &CORRECTED_FREE);
+            let overestimate = gauge(registry, &OVERESTIMATE);
+            let recommended = gauge(registry, &RECOMMENDED_RESERVED);
+            let recommended_ratio = gauge(registry, &RECOMMENDED_RATIO);
+            let nova_conf_reserved = gauge(registry, &NOVA_CONF_RESERVED);
+            for vg in vgs {
+                let Some(t) = &vg.tracked else { continue };
+                let name = vg.vg.as_str();
+                drift.with_label_values(&[name]).set(t.drift_bytes as f64);
+                for (cause, bytes) in t.untracked.by_cause() {
+                    untracked
+                        .with_label_values(&[name, cause])
+                        .set(bytes as f64);
+                }
+                unbacked
+                    .with_label_values(&[name])
+                    .set(t.unbacked_bytes as f64);
+                corrected
+                    .with_label_values(&[name])
+                    .set(t.corrected_free_bytes as f64);
+                overestimate
+                    .with_label_values(&[name])
+                    .set(t.overestimate_bytes as f64);
+                recommended
+                    .with_label_values(&[name])
+                    .set((t.recommended_reserved_host_disk_mb * MIB) as f64);
+                if let Some(ratio) = t.recommended_disk_allocation_ratio {
+                    recommended_ratio.with_label_values(&[name]).set(ratio);
+                }
+                if let Some(conf) = &t.nova_conf {
+                    nova_conf_reserved
+                        .with_label_values(&[name])
+                        .set(conf.reserved_host_disk_mb.saturating_mul(MIB) as f64);
+                }
+            }
+        }
+
+        fn render_sources(registry: &Registry, snapshot: &Snapshot) {
+            let used = gauge(registry, &TRACKED_USED);
+            let allocated = gauge(registry, &TRACKED_ALLOCATED);
+            let instances = gauge(registry, &TRACKED_INSTANCES);
+            let reserved = gauge(registry, &RESERVED);
+            let ratio = gauge(registry, &ALLOCATION_RATIO);
+            let scheduler_free = gauge(registry, &SCHEDULER_FREE);
+            let available_least = gauge(registry, &DISK_AVAILABLE_LEAST);
+            let vg = snapshot.nova_vg.as_str();
+            for (kind, figures) in &snapshot.sources {
+                let labels = [vg, SourceKind::as_str(*kind)];
+                used.with_label_values(&labels)
+                    .set(figures.tracked_used_bytes as f64);
+                allocated
+                    .with_label_values(&labels)
+                    .set(figures.allocated_bytes as f64);
+                instances
+                    .with_label_values(&labels)
+                    .set(figures.instances as f64);
+                reserved
+                    .with_label_values(&labels)
+                    .set(figures.reserved_bytes as f64);
+                ratio
+                    .with_label_values(&labels)
+                    .set(figures.allocation_ratio);
+                if let Some(free) = figures.scheduler_free_bytes {
+                    scheduler_free.with_label_values(&labels).set(free as f64);
+                }
+                if let Some(least) = figures.disk_available_least_bytes {
+                    available_least.with_label_values(&labels).set(least as f64);
+                }
+            }
+        }
+
+        /// One series per kind (three), never per consumer: the UUIDs are in `report` and on the status
+        /// page.
+        fn render_audit(registry: &Registry, audit: &Audit) {
+            let consumers = gauge(registry, &AUDIT_CONSUMERS);
+            let bytes = gauge(registry, &AUDIT_BYTES);
+            for kind in AuditKind::ALL {
+                let (count, total) = audit.totals(kind);
+                consumers
+                    .with_label_values(&[kind.as_str()])
+                    .set(count as f64);
+                bytes.with_label_values(&[kind.as_str()]).set(total as f64);
+            }
+        }
+
+        /// Two series per flavor (corrected and scheduler), at most `--flavor-limit` flavors.
+        fn render_flavor_fit(registry: &Registry, fit: &FlavorFitSummary) {
+            let instances = gauge(registry, &FLAVOR_FIT);
+            for flavor in &fit.flavors {
+                for (view, value) in [
+                    ("corrected", flavor.corrected),
+                    ("scheduler", flavor.scheduler),
+                ] {
+                    instances
+                        .with_label_values(&[fit.vg.as_str(), flavor.name.as_str(), view])
+                        .set(value.value());
+                }
+            }
+            gauge(registry, &FLAVOR_FIT_OMITTED)
+                .with_label_values(&[fit.vg.as_str()])
+                .set(fit.omitted as f64);
+        }
+    }
 
     fn status(name: &'static str, success: bool) -> CollectorStatus {
         CollectorStatus {
@@ -475,7 +985,7 @@ mod tests {
             )],
             &HostDiskSettings::default(),
         );
-        let accounting = account_vg(&vg, &lvs, tracked_ok.then_some(&usage), 100).unwrap();
+        let accounting = account_vg(&vg, &lvs, tracked_ok.then_some(&usage)).unwrap();
         Snapshot {
             collectors: vec![status("lvm", true), status("libvirt", tracked_ok)],
             host: Some(HostAccounting {
@@ -498,6 +1008,7 @@ mod tests {
             flavor_fit: None,
             orphans: None,
             local_source_doubts: None,
+            lv_series_limit: 100,
         }
     }
 
@@ -725,5 +1236,257 @@ mod tests {
             Some(3.0)
         );
         assert_eq!(text.matches("nova_lvm_flavor_fit_instances{").count(), 6);
+    }
+
+    /// A snapshot with every family: two VGs (one with more untracked LVs than the series
+    /// limit, hostile LV names, thin pools), two sources (one with a NaN ratio), the audit, the
+    /// flavor fit (hostile names, +Inf), orphans, a doubted local source, raw methods with
+    /// mismatches, and a failed collector.
+    fn rich_snapshot() -> Snapshot {
+        use crate::accounting::fit::{fit_flavors, SchedulerView};
+        use crate::tracked::flavors::{FlavorOrigin, NamedFlavor};
+        let mut snap = snapshot(true);
+        let other = Vg {
+            name: "other-vg".into(),
+            size_bytes: 100 * GIB,
+            free_bytes: 10 * GIB,
+            extent_size_bytes: 4 << 20,
+        };
+        let lv = |name: &str, owner: Owner, bytes: u64, created: Option<i64>| LvAllocation {
+            name: name.into(),
+            owner,
+            instance_uuid: None,
+            allocated_bytes: bytes,
+            thin_pool_data_used_ratio: None,
+            thin_pool_metadata_used_ratio: None,
+            creation_unix: created,
+            thin_volume: false,
+        };
+        let mut pool = lv("pool", Owner::Foreign, 3 * GIB, Some(5));
+        pool.thin_pool_data_used_ratio = Some(0.125);
+        pool.thin_pool_metadata_used_ratio = Some(1.0 / 3.0);
+        let mut inactive_pool = lv("cold-pool", Owner::Cinder, GIB, None);
+        inactive_pool.thin_pool_data_used_ratio = Some(0.0);
+        let lvs = vec![
+            pool,
+            inactive_pool,
+            lv("q\"uote", Owner::Foreign, 7 * GIB, Some(1_600_000_000)),
+            lv("back\\slash", Owner::Foreign, 6 * GIB, None),
+            lv("new\nline", Owner::Foreign, 5 * GIB, Some(1_500_000_000)),
+            lv("volume-1", Owner::Cinder, 2 * GIB, Some(1_400_000_000)),
+            lv("volume-2", Owner::Cinder, GIB, Some(1_300_000_000)),
+            lv("small", Owner::Foreign, 1, Some(1_200_000_000)),
+            lv(
+                &format!("{}_disk", "0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6"),
+                Owner::Orphan,
+                4 * GIB,
+                None,
+            ),
+        ];
+        let accounted = account_vg(&other, &lvs, None).unwrap();
+        let mut orphan = lvs[8].clone();
+        orphan.instance_uuid = Some("0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6".into());
+        let host = snap.host.as_mut().unwrap();
+        host.vgs.push(accounted);
+        host.vgs[0].orphans = Some(vec![crate::accounting::drift::OrphanAllocation {
+            name: orphan.name.clone(),
+            instance_uuid: orphan.instance_uuid.clone().unwrap(),
+            allocated_bytes: orphan.allocated_bytes,
+        }]);
+        snap.orphans = crate::accounting::orphans::orphan_lvs(host, "vms-group");
+        assert!(snap.orphans.is_some());
+        snap.lv_series_limit = 3;
+        let tracked = host.vgs[0].tracked.as_mut().unwrap();
+        tracked.recommended_disk_allocation_ratio = Some(1.2345);
+        tracked.nova_conf = Some(crate::tracked::NovaConfDisk {
+            reserved_host_disk_mb: 512,
+            image_cache_reserve: false,
+            pinned_disk_allocation_ratio: None,
+        });
+        let mut placement = snap.sources[0].1;
+        placement.allocation_ratio = f64::NAN;
+        placement.scheduler_free_bytes = Some(-5);
+        placement.disk_available_least_bytes = Some(7);
+        snap.sources.push((SourceKind::Placement, placement));
+        snap.audit = Some(crate::accounting::audit::audit(
+            SourceKind::Libvirt,
+            &[TrackedInstance {
+                uuid: "aaaaaaaa-0000-4000-8000-000000000001".into(),
+                tracked_bytes: 40 * GIB,
+                allocated_bytes: 40 * GIB,
+                flavor: None,
+            }],
+            &[],
+            &Default::default(),
+        ));
+        let named = |name: &str, root_gb| NamedFlavor {
+            name: name.into(),
+            flavor: Flavor {
+                root_gb,
+                ..Flavor::default()
+            },
+            origin: FlavorOrigin::Configured,
+        };
+        let scheduler = SchedulerView {
+            free_bytes: 270 * GIB as i64,
+            total_bytes: Some(499 * GIB),
+        };
+        let flavors = [
+            named("m1.large", 80),
+            named("odd \"name\"\\x\nline", 20),
+            named("zero", 0),
+        ];
+        snap.flavor_fit = Some(FlavorFitSummary {
+            vg: "vms-group".into(),
+            extent_bytes: 4 * MIB,
+            corrected_free_bytes: 76_231_475_200,
+            scheduler,
+            flavors: fit_flavors(&flavors, 76_231_475_200, 4 * MIB, &scheduler),
+            omitted: 3,
+        });
+        snap.local_source_doubts = Some(vec![crate::accounting::orphans::LocalSourceDoubt {
+            source: SourceKind::Libvirt,
+            vg: "vms-group".into(),
+            instances: 1,
+            bytes: 10 * GIB,
+            others: vec![],
+        }]);
+        let method = |vg: &str, method, reason, verify_mismatches| crate::lvm::RawMethod {
+            vg: vg.into(),
+            method,
+            reason,
+            verify_mismatches,
+        };
+        snap.raw_methods = vec![
+            method("vms-group", "metadata", "ok", 0),
+            method("other-vg", "exec", "verify_mismatch", 2),
+            method("other-vg", "metadata", "ok", 3),
+        ];
+        snap.collectors.push(CollectorStatus {
+            duration: Duration::from_micros(1_234_567),
+            ..status("placement", true)
+        });
+        snap
+    }
+
+    #[test]
+    fn the_direct_writer_gives_the_registrys_bytes_for_every_family() {
+        let snap = rich_snapshot();
+        let written = render_without_process(&snap);
+        assert_eq!(written, registry_reference::render_without_process(&snap));
+        // Every family of the table is in it (the process metrics are the crate's own).
+        for (name, _) in documented_families() {
+            assert!(written.contains(&format!("# TYPE {name} ")), "{name}");
+        }
+        for hostile in [
+            "lv=\"q\\\"uote\"",
+            "lv=\"back\\\\slash\"",
+            "lv=\"new\\nline\"",
+            "{lv=\"(other)\"",
+            "flavor=\"odd \\\"name\\\"\\\\x\\nline\"",
+            "} inf\n",
+            "} NaN\n",
+        ] {
+            assert!(written.contains(hostile), "{hostile} in\n{written}");
+        }
+        // Each failing or partial snapshot of the other tests too.
+        let mut without_lvm = snapshot(true);
+        without_lvm.host = None;
+        for snap in [snapshot(true), snapshot(false), without_lvm] {
+            assert_eq!(
+                render_without_process(&snap),
+                registry_reference::render_without_process(&snap)
+            );
+        }
+    }
+
+    #[test]
+    fn the_process_metrics_follow_every_other_family() {
+        let snap = rich_snapshot();
+        let with_process = render(&snap);
+        let without = render_without_process(&snap);
+        assert!(with_process.starts_with(&without));
+        assert!(with_process[without.len()..].starts_with("# HELP process_"));
+    }
+
+    /// [`rich_snapshot`] without its NaN: a NaN is not equal to itself, so a snapshot holding
+    /// one is rendered anew on every scrape (slower, never stale).
+    fn comparable_snapshot() -> Snapshot {
+        let mut snap = rich_snapshot();
+        snap.sources[1].1.allocation_ratio = 1.5;
+        snap
+    }
+
+    /// The stable text's first byte in `exposition` (its first part begins the stable text).
+    fn stable_text_of(exposition: &Exposition) -> *const u8 {
+        exposition.parts()[0].as_ptr()
+    }
+
+    #[test]
+    fn an_unchanged_snapshot_reuses_the_stable_text_and_renders_the_collectors_fresh() {
+        let cache = MetricsCache::default();
+        let first = Arc::new(comparable_snapshot());
+        let mut next = comparable_snapshot();
+        next.collectors[0].duration = Duration::from_millis(7);
+        next.finished_unix += 15.0;
+        let next = Arc::new(next);
+        let a = cache.render(&first);
+        let b = cache.render(&next);
+        assert_eq!(stable_text_of(&a), stable_text_of(&b));
+        let text = b.to_text();
+        assert_eq!(
+            value(
+                &text,
+                "nova_lvm_collector_duration_seconds{collector=\"lvm\"}"
+            ),
+            Some(0.007)
+        );
+        // Apart from the process metrics, what an uncached render gives.
+        let without = render_without_process(&next);
+        assert!(text.starts_with(&without), "{text}");
+        // The same snapshot again (a scrape sharing the collection): the same exposition.
+        let again = cache.render(&next);
+        assert_eq!(again.parts().len(), b.parts().len());
+        for (x, y) in again.parts().iter().zip(b.parts()) {
+            assert_eq!(x.as_ptr(), y.as_ptr());
+        }
+    }
+
+    #[test]
+    fn a_changed_figure_is_rendered_anew_never_served_from_the_cache() {
+        let cache = MetricsCache::default();
+        let first = Arc::new(comparable_snapshot());
+        let before = cache.render(&first);
+        let mut changed = comparable_snapshot();
+        changed.host.as_mut().unwrap().vgs[0].free_bytes = 9 * GIB;
+        let changed = Arc::new(changed);
+        let after = cache.render(&changed);
+        assert_ne!(stable_text_of(&before), stable_text_of(&after));
+        assert_eq!(
+            value(&after.to_text(), "nova_lvm_vg_free_bytes{vg=\"vms-group\"}"),
+            Some((9 * GIB) as f64)
+        );
+        // The limit is an input too.
+        let mut limited = comparable_snapshot();
+        limited.host.as_mut().unwrap().vgs[0].free_bytes = 9 * GIB;
+        limited.lv_series_limit = 100;
+        let limited = cache.render(&Arc::new(limited));
+        assert_ne!(stable_text_of(&after), stable_text_of(&limited));
+        assert!(!limited.to_text().contains("{lv=\"(other)\""));
+    }
+
+    #[test]
+    fn the_collectors_families_sit_between_the_stable_ones_in_name_order() {
+        let snap = comparable_snapshot();
+        let text = render_without_process(&snap);
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .map(|line| line.split(' ').next().unwrap())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        assert!(names.contains(&"nova_lvm_collector_success"));
     }
 }

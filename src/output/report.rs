@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::accounting::audit::{Audit, AuditKind};
 use crate::accounting::drift::{ReservedCause, TrackedAccounting, EXPORTED_OWNERS};
 use crate::collect::Snapshot;
+use crate::output::lv_series::capped_lv_series;
 use crate::time::format_rfc3339;
 use crate::units::MIB;
 
@@ -713,11 +714,7 @@ impl Report {
                         })
                     })
                     .collect();
-                let untracked_lv_count = vg
-                    .untracked_lvs
-                    .iter()
-                    .map(|lv| usize::try_from(lv.lvs).unwrap_or(usize::MAX))
-                    .fold(0usize, usize::saturating_add);
+                let untracked_lv_count = vg.untracked_lvs.len();
                 let accounting = vg.tracked.as_ref().map(|t| {
                     accounting_report(t, primary.as_deref().unwrap_or(""), primary_figures)
                 });
@@ -728,22 +725,24 @@ impl Report {
                     free_bytes: vg.free_bytes,
                     used_bytes: vg.used_bytes,
                     owners,
-                    top_untracked_lvs: vg
-                        .untracked_lvs
-                        .iter()
-                        .take(top_lvs)
-                        .map(|lv| LvReport {
-                            name: lv.name.clone(),
-                            owner: lv.owner.as_str().to_string(),
-                            bytes: lv.bytes,
-                            lvs: lv.lvs,
-                            overflow: lv.overflow,
-                            created_unix: lv.creation_unix,
-                            age_seconds: lv.creation_unix.map(|created| {
-                                (snapshot.finished_unix as i64).saturating_sub(created)
-                            }),
-                        })
-                        .collect(),
+                    top_untracked_lvs: capped_lv_series(
+                        &vg.untracked_lvs,
+                        snapshot.lv_series_limit,
+                    )
+                    .iter()
+                    .take(top_lvs)
+                    .map(|lv| LvReport {
+                        name: lv.name.to_string(),
+                        owner: lv.owner.as_str().to_string(),
+                        bytes: lv.bytes,
+                        lvs: lv.lvs,
+                        overflow: lv.overflow,
+                        created_unix: lv.creation_unix,
+                        age_seconds: lv
+                            .creation_unix
+                            .map(|created| (snapshot.finished_unix as i64).saturating_sub(created)),
+                    })
+                    .collect(),
                     untracked_lv_count,
                     thin_pools: vg
                         .thin_pools
@@ -982,7 +981,6 @@ pub(crate) mod tests {
             &["vg1".to_string()],
             Some("vg1"),
             tracked,
-            limit,
         )
         .unwrap();
         let sources = tracked
@@ -1012,6 +1010,7 @@ pub(crate) mod tests {
             flavor_fit: None,
             orphans: None,
             local_source_doubts: None,
+            lv_series_limit: limit,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }
@@ -1077,14 +1076,9 @@ pub(crate) mod tests {
             b = now - 10 * DAY,
         );
         let lvm = crate::lvm::report::parse(&text, "t").unwrap();
-        let host = crate::accounting::drift::account_host(
-            &lvm,
-            &["vg1".to_string()],
-            Some("vg1"),
-            None,
-            3,
-        )
-        .unwrap();
+        let host =
+            crate::accounting::drift::account_host(&lvm, &["vg1".to_string()], Some("vg1"), None)
+                .unwrap();
         let snapshot = Snapshot {
             collectors: vec![],
             host: Some(host),
@@ -1097,6 +1091,7 @@ pub(crate) mod tests {
             flavor_fit: None,
             orphans: None,
             local_source_doubts: None,
+            lv_series_limit: 3,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let ages: Vec<(&str, Option<i64>, Option<i64>)> = report.vgs[0]

@@ -604,6 +604,7 @@ mod tests {
             flavor_fit: None,
             orphans: None,
             local_source_doubts: None,
+            lv_series_limit: 100,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[("k<".into(), "v>".into())]);
@@ -651,6 +652,7 @@ mod tests {
             flavor_fit: None,
             orphans: None,
             local_source_doubts: None,
+            lv_series_limit: 100,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);
@@ -713,6 +715,7 @@ mod tests {
             flavor_fit: None,
             orphans: None,
             local_source_doubts: None,
+            lv_series_limit: 100,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);
@@ -771,6 +774,7 @@ mod tests {
             flavor_fit: None,
             orphans: Some(orphans),
             local_source_doubts: None,
+            lv_series_limit: 100,
         };
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);

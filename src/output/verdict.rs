@@ -257,6 +257,7 @@ mod tests {
             flavor_fit: None,
             orphans: None,
             local_source_doubts: None,
+            lv_series_limit: 100,
         };
         Report::new(&snapshot, &ReportContext::default(), 10)
     }
