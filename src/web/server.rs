@@ -197,4 +197,52 @@ mod tests {
         let err = bind("999.1.1.1:80").await.unwrap_err();
         assert!(err.contains("--web.listen-address"), "{err}");
     }
+
+    /// Sends one keep-alive request on `stream` and reads its response head, or times out.
+    async fn ask(stream: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buffer = [0u8; 256];
+        let read = tokio::time::timeout(wait, stream.read(&mut buffer))
+            .await
+            .ok()?
+            .ok()?;
+        Some(String::from_utf8_lossy(&buffer[..read]).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_limit_waits_until_another_closes() {
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = ServerLimits {
+            max_connections: 1,
+            ..ServerLimits::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, None, limits, async {
+            let _ = stopped.await;
+        }));
+        let mut first = tokio::net::TcpStream::connect(address).await.unwrap();
+        let answer = ask(&mut first, Duration::from_secs(5)).await;
+        assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+        // The first connection stays open (keep-alive): the second is not served meanwhile.
+        let mut second = tokio::net::TcpStream::connect(address).await.unwrap();
+        assert_eq!(ask(&mut second, Duration::from_millis(300)).await, None);
+        drop(first);
+        let mut buffer = [0u8; 256];
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut second, &mut buffer),
+        )
+        .await
+        .expect("served once the first connection closed")
+        .unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
 }
