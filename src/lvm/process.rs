@@ -593,6 +593,23 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn stderr_held_open_outside_the_group_is_waited_for_briefly_after_a_timeout() {
+        // `setsid` puts the sleep in a session of its own: killing the group leaves it running
+        // with the command's stderr open for 5 s (it ends by itself).
+        let started = StdInstant::now();
+        let result = sh("setsid sleep 5 &\nsleep 60", Duration::from_millis(200)).await;
+        assert!(
+            matches!(result, Err(RunError::TimedOut { .. })),
+            "expected TimedOut, got {result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
     #[test]
     fn command_display_quotes_what_a_shell_would_need() {
         let args: Vec<OsString> = ["-o", "a,b", "log{x=0}", "it's", ""]

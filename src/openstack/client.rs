@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::keystone::{
-    error_chain, error_message, looks_like_json, read_body, snippet, Session, Token,
+    error_chain, error_message, looks_like_json, read_body, snippet, Session, Token, BODY_LIMIT,
 };
 use super::microversion::Microversion;
 use super::redirect::{self, RequestKind};
@@ -397,7 +397,7 @@ impl ServiceClient {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
-        let body = read_body(response, self.session.body_limit(), service, &url).await?;
+        let body = read_body(response, BODY_LIMIT, service, &url).await?;
         match status {
             s if s.is_success() => {
                 if !is_json && !body.is_empty() && !looks_like_json(&body) {

@@ -35,7 +35,7 @@ const TIMESTAMP_PRECISION_SECONDS: f64 = 1.0;
 
 /// The largest response body the session reads (16 MiB): a provider's allocations on a big
 /// host are a few hundred KiB; anything bigger is not what we asked for.
-pub const DEFAULT_BODY_LIMIT: u64 = 16 * 1024 * 1024;
+pub const BODY_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// Never renew earlier than this before expiry.
 const MAX_RENEWAL_MARGIN: Duration = Duration::from_secs(300);
@@ -146,7 +146,6 @@ pub struct Session {
     cloud: CloudConfig,
     token: tokio::sync::Mutex<Option<Arc<Token>>>,
     serial: AtomicU64,
-    body_limit: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -188,14 +187,7 @@ impl Session {
             cloud,
             token: tokio::sync::Mutex::new(None),
             serial: AtomicU64::new(0),
-            body_limit: DEFAULT_BODY_LIMIT,
         })
-    }
-
-    /// Changes the body size limit (tests).
-    pub fn with_body_limit(mut self, limit: u64) -> Self {
-        self.body_limit = limit;
-        self
     }
 
     /// The cloud this session talks to.
@@ -206,11 +198,6 @@ impl Session {
     /// The HTTP client every request of this session goes through (its timeouts and CA bundle).
     pub(super) fn http(&self) -> &reqwest::Client {
         &self.client
-    }
-
-    /// The largest response body read, bytes.
-    pub(super) fn body_limit(&self) -> u64 {
-        self.body_limit
     }
 
     /// A valid token: the cached one, a renewed one, or a new one.
@@ -352,7 +339,7 @@ impl Session {
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
             .map(Secret::token);
-        let body = read_body(response, self.body_limit, "keystone", &url).await?;
+        let body = read_body(response, BODY_LIMIT, "keystone", &url).await?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(ApiError::AuthRejected {
                 url,

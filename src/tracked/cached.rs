@@ -395,6 +395,43 @@ mod tests {
         }
     }
 
+    /// Panics on its first refresh (a bug), answers like [`Counting`] after.
+    struct PanicsFirst(AtomicU64);
+
+    #[async_trait]
+    impl TrackedSource for PanicsFirst {
+        fn kind(&self) -> SourceKind {
+            SourceKind::Placement
+        }
+        async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            assert!(n > 1, "a bug in refresh {n}");
+            Ok(TrackedUsage::from_local(
+                vec![TrackedInstance {
+                    uuid: format!("refresh-{n}"),
+                    tracked_bytes: n,
+                    allocated_bytes: n,
+                    flavor: None,
+                }],
+                &HostDiskSettings::default(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_refresh_fails_that_scrape_and_the_next_refresh_runs() {
+        let cache = CachedSource::new(
+            Arc::new(PanicsFirst(AtomicU64::new(0))),
+            settings(30, 10_000),
+        );
+        let error = cache.collect().await.unwrap_err().to_string();
+        assert!(error.contains("the refresh panicked (a bug"), "{error}");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let usage = cache.collect().await.expect("the next refresh ran");
+        assert_eq!(usage.instances[0].uuid, "refresh-2");
+        assert_eq!(cache.refreshes(), 2);
+    }
+
     fn counting(delay_ms: u64) -> Arc<Counting> {
         Arc::new(Counting {
             calls: AtomicU64::new(0),

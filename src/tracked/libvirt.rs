@@ -1074,6 +1074,22 @@ mod tests {
     }
 
     #[test]
+    fn a_file_of_more_nodes_than_any_definition_has_is_refused() {
+        // 4 MiB of empty elements: far inside the file bound, a million nodes in memory.
+        let wide = format!(
+            "<domain type=\"kvm\"><uuid>{IMAGE_UUID}</uuid>{}</domain>",
+            "<a/>".repeat(MAX_XML_NODES as usize)
+        );
+        let error = parse_domain(&wide, "/etc/libvirt/qemu/wide.xml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("/etc/libvirt/qemu/wide.xml: not well-formed XML: nodes limit"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn nesting_cannot_hide_from_the_bound() {
         // `/>` inside an attribute value does not close the element.
         let error = parse_on_a_2mib_stack(nested_domain(5_000, "<a x='/>' y=\"/>\">", "</a>"));

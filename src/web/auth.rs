@@ -408,6 +408,27 @@ mod tests {
         assert_eq!(parse_basic_auth("Basic bm9jb2xvbg=="), None);
     }
 
+    #[test]
+    fn a_flood_of_distinct_credentials_keeps_each_cache_bounded() {
+        let cache = CredentialCache::new();
+        for n in 0..3 * CREDENTIAL_CACHE_LIMIT {
+            let digest = cache.digest("mallory", &format!("guess-{n}"), "$2b$04$hash");
+            CredentialCache::remember(&cache.refused, digest);
+            assert!(
+                cache.refused.lock().unwrap().len() <= CREDENTIAL_CACHE_LIMIT,
+                "after {n} guesses"
+            );
+        }
+        // The latest is remembered: a full set is cleared before the new digest goes in.
+        let last = cache.digest(
+            "mallory",
+            &format!("guess-{}", 3 * CREDENTIAL_CACHE_LIMIT - 1),
+            "$2b$04$hash",
+        );
+        assert!(CredentialCache::contains(&cache.refused, &last));
+        assert!(cache.verified.lock().unwrap().is_empty());
+    }
+
     fn auth_for(users: &[(&str, &str)], checker: &Arc<PasswordChecker>) -> BasicAuth {
         BasicAuth::new(
             users

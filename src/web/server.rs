@@ -197,4 +197,151 @@ mod tests {
         let err = bind("999.1.1.1:80").await.unwrap_err();
         assert!(err.contains("--web.listen-address"), "{err}");
     }
+
+    /// Sends one keep-alive request on `stream` and reads its response head, or times out.
+    async fn ask(stream: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
+        ask_with(stream, "", wait).await
+    }
+
+    /// [`ask`] with `headers` (each line ending in CRLF) after the `Host` header.
+    async fn ask_with(
+        stream: &mut tokio::net::TcpStream,
+        headers: &str,
+        wait: Duration,
+    ) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut buffer = [0u8; 256];
+        let read = tokio::time::timeout(wait, stream.read(&mut buffer))
+            .await
+            .ok()?
+            .ok()?;
+        Some(String::from_utf8_lossy(&buffer[..read]).into_owned())
+    }
+
+    /// A server with `limits` answering `ok` on `/`; stops when the sender is dropped or used.
+    async fn start(
+        limits: ServerLimits,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, None, limits, async {
+            let _ = stopped.await;
+        }));
+        (address, stop, server)
+    }
+
+    #[tokio::test]
+    async fn request_headers_beyond_the_limit_are_refused() {
+        let (address, stop, server) = start(ServerLimits::default()).await;
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let fits = format!("X-Padding: {}\r\n", "a".repeat(8 * 1024));
+        let answer = ask_with(&mut stream, &fits, Duration::from_secs(5)).await;
+        assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let too_big = format!("X-Padding: {}\r\n", "a".repeat(20 * 1024));
+        let answer = ask_with(&mut stream, &too_big, Duration::from_secs(5)).await;
+        assert!(
+            answer
+                .as_deref()
+                .is_some_and(|a| a.starts_with("HTTP/1.1 431")),
+            "{answer:?}"
+        );
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_that_never_completes_its_handshake_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.crt",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .output()
+            .expect("openssl");
+        assert!(made.status.success(), "{made:?}");
+        let config = dir.path().join("web.yml");
+        std::fs::write(
+            &config,
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        )
+        .unwrap();
+        let web = Arc::new(WebConfigSource::load(&config).unwrap());
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = ServerLimits {
+            max_connections: 1,
+            tls_handshake_timeout: Duration::from_millis(300),
+            ..ServerLimits::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, Some(web), limits, async {
+            let _ = stopped.await;
+        }));
+        // Connected, then silent: the server closes the connection and frees its place.
+        let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+        let mut buffer = [0u8; 64];
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut silent, &mut buffer),
+        )
+        .await
+        .expect("closed by the server within the handshake timeout");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_limit_waits_until_another_closes() {
+        let (address, stop, server) = start(ServerLimits {
+            max_connections: 1,
+            ..ServerLimits::default()
+        })
+        .await;
+        let mut first = tokio::net::TcpStream::connect(address).await.unwrap();
+        let answer = ask(&mut first, Duration::from_secs(5)).await;
+        assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+        // The first connection stays open (keep-alive): the second is not served meanwhile.
+        let mut second = tokio::net::TcpStream::connect(address).await.unwrap();
+        assert_eq!(ask(&mut second, Duration::from_millis(300)).await, None);
+        drop(first);
+        let mut buffer = [0u8; 256];
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut second, &mut buffer),
+        )
+        .await
+        .expect("served once the first connection closed")
+        .unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
 }
