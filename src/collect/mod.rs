@@ -6,12 +6,13 @@
 //! scrapes costs one LVM execution.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::future::{BoxFuture, FutureExt, Shared};
+mod observe;
+mod single_flight;
+
+pub use single_flight::SingleFlight;
 
 use crate::accounting::audit::{audit_collection, Audit};
 use crate::accounting::drift::{
@@ -27,6 +28,7 @@ use crate::lvm::{RawSource, VgReport};
 use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
 use crate::tracked::orphans::OrphanResolver;
 use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
+use observe::{caught, timed};
 
 /// The collector label of the raw source.
 pub const LVM_COLLECTOR: &str = "lvm";
@@ -525,118 +527,11 @@ impl SnapshotCollector {
     }
 }
 
-/// Runs a source's future, turning its error into text and a panic (a bug) into an error of
-/// that source alone, so that one broken source never takes the whole scrape down.
-async fn caught<T, E: std::fmt::Display>(
-    future: impl Future<Output = Result<T, E>>,
-) -> Result<T, String> {
-    match AssertUnwindSafe(future).catch_unwind().await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(format!("internal error (a bug): {message}"))
-        }
-    }
-}
-
-/// Runs `future` under `timeout`, measuring it; errors become their display text.
-async fn timed<T, E: std::fmt::Display>(
-    timeout: Duration,
-    future: impl Future<Output = Result<T, E>>,
-) -> (Result<T, String>, Duration) {
-    let started = Instant::now();
-    let result = match tokio::time::timeout(timeout, future).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
-    };
-    (result, started.elapsed())
-}
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// The last finished collection and when it finished.
-type LatestCollection = (Instant, Arc<Snapshot>);
-
-type SharedCollection = Shared<BoxFuture<'static, Result<Arc<Snapshot>, String>>>;
-
-/// Shares one in-flight collection among concurrent callers. A caller that arrives while a
-/// collection runs waits for that one; a caller that arrives after it finished starts a new one,
-/// so no result is ever served twice.
-pub struct SingleFlight {
-    collector: Arc<SnapshotCollector>,
-    in_flight: Arc<Mutex<Option<SharedCollection>>>,
-    latest: Arc<Mutex<Option<LatestCollection>>>,
-}
-
-impl SingleFlight {
-    /// Wraps a collector.
-    pub fn new(collector: Arc<SnapshotCollector>) -> Self {
-        Self {
-            collector,
-            in_flight: Arc::new(Mutex::new(None)),
-            latest: Arc::new(Mutex::new(None)),
-        }
-    }
-
-    /// The last finished collection if it finished less than `max_age` ago, else the result of
-    /// [`SingleFlight::snapshot`]. For views (the status page) that may show a collection a
-    /// scrape just made instead of running LVM again.
-    pub async fn recent(&self, max_age: Duration) -> Result<Arc<Snapshot>, String> {
-        let recent = self
-            .latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < max_age)
-            .map(|(_, snapshot)| Arc::clone(snapshot));
-        match recent {
-            Some(snapshot) => Ok(snapshot),
-            None => self.snapshot().await,
-        }
-    }
-
-    /// The result of the in-flight collection, starting one if none runs. The collection runs on
-    /// its own task: a caller that goes away does not cancel it for the others.
-    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, String> {
-        let shared = {
-            let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            match slot.as_ref() {
-                Some(shared) => shared.clone(),
-                None => {
-                    let collector = Arc::clone(&self.collector);
-                    let in_flight = Arc::clone(&self.in_flight);
-                    let latest = Arc::clone(&self.latest);
-                    let task = tokio::spawn(async move {
-                        let snapshot = Arc::new(collector.collect().await);
-                        *latest.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some((Instant::now(), Arc::clone(&snapshot)));
-                        *in_flight.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                        snapshot
-                    });
-                    let shared = async move {
-                        task.await
-                            .map_err(|e| format!("collection task failed: {e}"))
-                    }
-                    .boxed()
-                    .shared();
-                    *slot = Some(shared.clone());
-                    shared
-                }
-            }
-        };
-        shared.await
-    }
 }
 
 #[cfg(test)]
