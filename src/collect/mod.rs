@@ -1,34 +1,47 @@
-//! One collection: every source read concurrently under its own timeout, then accounted.
+//! One collection, one way: observe, account, snapshot.
 //!
-//! [`SnapshotCollector::collect`] never fails as a whole: a source that errors or times out is reported
-//! in its [`CollectorStatus`] and the figures that need it are left out of the [`Snapshot`].
-//! [`SingleFlight`] makes concurrent scrapes share one in-flight collection, so a burst of
-//! scrapes costs one LVM execution.
+//! 1. Observe ([`observe`]): every source is read concurrently under its own timeout; each read
+//!    gives one immutable observation, its value with its provenance or a typed
+//!    [`CollectorError`], and its duration.
+//! 2. Account ([`pipeline::account`], pure): the observations' values and the configuration give
+//!    the host accounting, each source's figures (or why they do not fit), the audit, the flavor
+//!    fit, the orphan candidates and the local-source doubts. When no input changed since the
+//!    previous collection (the same report, equal usages and flavor list), the previous
+//!    accounting is reused as it is, shared.
+//! 3. The orphan verdicts are one more observation (the compute API's lookups, cached by
+//!    [`OrphanResolver`]), asked for the accounting's candidates and applied by a pure step.
+//! 4. Snapshot: the collector statuses derived once from the outcomes
+//!    ([`pipeline::outcomes`]), the per-collector memory (last success, last error, the logged
+//!    doubts) updated in one place, and one immutable [`Snapshot`] that every output renders
+//!    from alone.
+//!
+//! [`SnapshotCollector::collect`] never fails as a whole: a source that errors or times out is
+//! reported in its [`CollectorStatus`] and the figures that need it are left out of the
+//! [`Snapshot`]. [`SingleFlight`] makes concurrent scrapes share one in-flight collection, so a
+//! burst of scrapes costs one LVM execution.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-mod observe;
+mod error;
+pub mod observe;
+pub mod pipeline;
 mod single_flight;
 
+pub use error::{CollectorError, SourceError};
 pub use single_flight::SingleFlight;
 
-use crate::accounting::audit::{audit_collection, Audit};
-use crate::accounting::drift::{
-    account_host_with, instances_here, source_figures, with_flavors_from, HostAccounting,
-    SourceFigures,
-};
-use crate::accounting::fit::{flavor_fit, FlavorFitSummary};
-use crate::accounting::orphans::{
-    doubt_local_sources, is_empty_local, orphan_lvs, LocalSourceDoubt, OrphanReasons,
-};
-use crate::lvm::missing_vg::{missing_vg_message, see_lvm};
-use crate::lvm::{RawSource, VgReport};
-use crate::tracked::flavors::{FlavorCatalog, FlavorListing, NamedFlavor};
-use crate::tracked::orphans::OrphanResolver;
-use crate::tracked::{SourceKind, TrackedSource, TrackedUsage};
-use observe::{caught, timed};
+use crate::accounting::audit::Audit;
+use crate::accounting::drift::{HostAccounting, SourceFigures};
+use crate::accounting::fit::FlavorFitSummary;
+use crate::accounting::orphans::{LocalSourceDoubt, OrphanReasons};
+use crate::lvm::RawSource;
+use crate::tracked::flavors::{FlavorCatalog, NamedFlavor};
+use crate::tracked::orphans::{OrphanResolver, OrphanVerdict};
+use crate::tracked::{SourceKind, TrackedSource};
+use observe::{observe_flavors, observe_raw, observe_tracked, Observations};
+use pipeline::{Accounting, AccountingPlan, Inputs, Outcome};
 
 /// The collector label of the raw source.
 pub const LVM_COLLECTOR: &str = "lvm";
@@ -48,17 +61,29 @@ pub struct CollectorStatus {
     /// Unix time of its last success, on this or an earlier collection. For a cached API source
     /// this is when its data was read from the API, not when it was served.
     pub last_success_unix: Option<f64>,
-    /// Why it failed, when it did.
-    pub error: Option<String>,
+    /// Why it failed, when it did; the outputs render its text.
+    pub error: Option<CollectorError>,
+}
+
+impl CollectorStatus {
+    /// Why it failed, as text (what the outputs show), when it did.
+    pub fn error_text(&self) -> Option<String> {
+        self.error.as_ref().map(ToString::to_string)
+    }
 }
 
 /// Everything one collection produced; rendered into metrics, the status page or a report.
+///
+/// The accounted parts are shared ([`Arc`]): a collection whose inputs did not change hands on
+/// the previous collection's values, so `Arc::ptr_eq` on them tells an output that nothing it
+/// renders from them changed. The collector statuses, `finished_unix` and `raw_methods` are
+/// this collection's own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// One entry per collector, `lvm` first.
     pub collectors: Vec<CollectorStatus>,
     /// The accounting of the watched VGs; `None` when LVM could not be read at all.
-    pub host: Option<HostAccounting>,
+    pub host: Option<Arc<HostAccounting>>,
     /// Figures of each tracked source that succeeded, for VG `nova_vg`.
     pub sources: Vec<(SourceKind, SourceFigures)>,
     /// The VG the tracked figures apply to.
@@ -66,7 +91,7 @@ pub struct Snapshot {
     /// The source that drives the derived metrics.
     pub primary: Option<SourceKind>,
     /// Placement compared with the local source and LVM, when all three succeeded.
-    pub audit: Option<Audit>,
+    pub audit: Option<Arc<Audit>>,
     /// Unix time the collection finished.
     pub finished_unix: f64,
     /// How this collection's raw source read each VG (empty unless it is the metadata reader,
@@ -74,10 +99,10 @@ pub struct Snapshot {
     pub raw_methods: Vec<crate::lvm::RawMethod>,
     /// How many more instances of each flavor fit, when flavors are known and nova's VG was
     /// accounted with a tracked source.
-    pub flavor_fit: Option<FlavorFitSummary>,
+    pub flavor_fit: Option<Arc<FlavorFitSummary>>,
     /// The orphan LVs of nova's VG and why each is one; `None` when no tracked source told
     /// instances from orphans.
-    pub orphans: Option<OrphanReasons>,
+    pub orphans: Option<Arc<OrphanReasons>>,
     /// The local sources (libvirt, file) that list no instance beside instance disks in nova's
     /// VG; `None` when LVM did not report nova's VG (nothing to compare with).
     pub local_source_doubts: Option<Vec<LocalSourceDoubt>>,
@@ -89,16 +114,33 @@ pub struct SnapshotCollector {
     raw_timeout: Duration,
     tracked: Vec<Box<dyn TrackedSource>>,
     tracked_timeout: Duration,
-    primary: Option<SourceKind>,
-    watched_vgs: Vec<String>,
-    nova_vg: String,
-    lv_series_limit: usize,
-    flavors: FlavorSettings,
-    last_success: Mutex<HashMap<&'static str, f64>>,
-    last_error: Mutex<HashMap<&'static str, String>>,
+    plan: AccountingPlan,
+    flavor_catalog: Option<FlavorCatalog>,
     orphan_resolver: Option<Arc<OrphanResolver>>,
-    last_doubts: Mutex<Vec<(SourceKind, bool)>>,
     lvm_look: Option<LvmLook>,
+    memory: Mutex<CollectorMemory>,
+    previous: Mutex<Option<Previous>>,
+}
+
+/// What the collector remembers of its collectors between collections, updated once per
+/// collection from its outcomes ([`CollectorMemory::remember`]).
+#[derive(Debug, Default)]
+struct CollectorMemory {
+    /// Unix time of each collector's last success.
+    last_success: HashMap<&'static str, f64>,
+    /// The text of each failing collector's last error (to log a persistent failure once).
+    last_error: HashMap<&'static str, String>,
+    /// The doubted local sources last logged, and whether another source contradicted each.
+    last_doubts: Vec<(SourceKind, bool)>,
+}
+
+/// The previous collection's inputs and what the pure steps made of them, for reuse.
+#[derive(Debug)]
+struct Previous {
+    inputs: Inputs,
+    accounting: Arc<Accounting>,
+    verdicts: Option<HashMap<String, OrphanVerdict>>,
+    orphans: Option<Arc<OrphanReasons>>,
 }
 
 /// How to ask LVM what it sees when a watched VG is missing ([`crate::lvm::missing_vg`]).
@@ -112,24 +154,6 @@ pub struct LvmLook {
     pub timeout: Duration,
     /// `--collector.lvm.devices` was given (no point suggesting it).
     pub devices_listed: bool,
-}
-
-/// The flavors of the flavor fit.
-#[derive(Debug)]
-struct FlavorSettings {
-    configured: Vec<NamedFlavor>,
-    limit: usize,
-    catalog: Option<FlavorCatalog>,
-}
-
-impl Default for FlavorSettings {
-    fn default() -> Self {
-        Self {
-            configured: Vec::new(),
-            limit: crate::accounting::fit::DEFAULT_FLAVOR_LIMIT,
-            catalog: None,
-        }
-    }
 }
 
 /// What the collector needs to know besides its sources.
@@ -161,16 +185,19 @@ impl SnapshotCollector {
             raw_timeout: settings.raw_timeout,
             tracked,
             tracked_timeout: settings.tracked_timeout,
-            primary: settings.primary,
-            watched_vgs: settings.watched_vgs,
-            nova_vg: settings.nova_vg,
-            lv_series_limit: settings.lv_series_limit,
-            flavors: FlavorSettings::default(),
-            last_success: Mutex::new(HashMap::new()),
-            last_error: Mutex::new(HashMap::new()),
+            plan: AccountingPlan {
+                watched_vgs: settings.watched_vgs,
+                nova_vg: settings.nova_vg,
+                primary: settings.primary,
+                lv_series_limit: settings.lv_series_limit,
+                configured_flavors: Vec::new(),
+                flavor_limit: crate::accounting::fit::DEFAULT_FLAVOR_LIMIT,
+            },
+            flavor_catalog: None,
             orphan_resolver: None,
-            last_doubts: Mutex::new(Vec::new()),
             lvm_look: None,
+            memory: Mutex::new(CollectorMemory::default()),
+            previous: Mutex::new(None),
         }
     }
 
@@ -181,16 +208,180 @@ impl SnapshotCollector {
         self
     }
 
+    /// Looks up why each orphan LV is one with `resolver` (the nova source's compute API).
+    pub fn with_orphan_resolver(mut self, resolver: OrphanResolver) -> Self {
+        self.orphan_resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// Adds the flavors whose fit is computed: `configured` (always), the compute API's list
+    /// from `catalog` (when the nova source is on), at most `limit` in all. The flavors of the
+    /// domains defined here come with the libvirt source's data on every collection.
+    pub fn with_flavors(
+        mut self,
+        configured: Vec<NamedFlavor>,
+        limit: usize,
+        catalog: Option<FlavorCatalog>,
+    ) -> Self {
+        self.plan.configured_flavors = configured;
+        self.plan.flavor_limit = limit;
+        self.flavor_catalog = catalog;
+        self
+    }
+
+    /// Runs one collection. Never fails: failures are in the collector statuses.
+    pub async fn collect(&self) -> Snapshot {
+        let observed = self.observe().await;
+        let inputs = Inputs::of(&observed);
+        let previous = self
+            .previous
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .filter(|previous| previous.inputs.same_as(&inputs));
+        let accounting = match &previous {
+            Some(previous) => Arc::clone(&previous.accounting),
+            None => Arc::new(pipeline::account(&self.plan, &inputs)),
+        };
+        // The verdicts are asked on every collection (lookups are due by time), for the
+        // orphans as the accounting classified them; never longer than the tracked timeout.
+        let verdicts = match (&self.orphan_resolver, &accounting.orphan_candidates) {
+            (Some(resolver), Some(candidates)) => Some(
+                resolver
+                    .verdicts(&candidates.uuids(), self.tracked_timeout)
+                    .await,
+            ),
+            _ => None,
+        };
+        let orphans = match previous {
+            Some(previous) if previous.verdicts == verdicts => previous.orphans,
+            _ => pipeline::orphans(accounting.orphan_candidates.as_ref(), verdicts.as_ref()),
+        };
+        let outcomes = pipeline::outcomes(&observed, &accounting);
+        let collectors = self
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remember(outcomes, accounting.local_source_doubts.as_deref());
+        let snapshot = Snapshot {
+            collectors,
+            host: accounting
+                .host
+                .as_ref()
+                .and_then(|host| host.as_ref().ok())
+                .cloned(),
+            sources: accounting.sources.clone(),
+            nova_vg: self.plan.nova_vg.clone(),
+            primary: self.plan.primary,
+            audit: accounting.audit.clone(),
+            finished_unix: unix_now(),
+            raw_methods: observed.raw.methods,
+            flavor_fit: accounting.flavor_fit.clone(),
+            orphans: orphans.clone(),
+            local_source_doubts: accounting.local_source_doubts.clone(),
+        };
+        *self.previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(Previous {
+            inputs,
+            accounting,
+            verdicts,
+            orphans,
+        });
+        snapshot
+    }
+
+    /// Reads every source concurrently, each under its own timeout.
+    async fn observe(&self) -> Observations {
+        let raw = observe_raw(
+            self.raw.as_ref(),
+            &self.plan.watched_vgs,
+            self.raw_timeout,
+            self.lvm_look.as_ref(),
+        );
+        let tracked = futures::future::join_all(self.tracked.iter().map(|source| async {
+            (
+                source.kind(),
+                observe_tracked(source.as_ref(), self.tracked_timeout).await,
+            )
+        }));
+        let flavors = async {
+            match &self.flavor_catalog {
+                Some(catalog) => Some(observe_flavors(catalog, self.tracked_timeout).await),
+                None => None,
+            }
+        };
+        let (raw, tracked, flavors) = tokio::join!(raw, tracked, flavors);
+        Observations {
+            raw,
+            tracked,
+            flavors,
+        }
+    }
+}
+
+impl CollectorMemory {
+    /// The statuses of one collection's outcomes, remembering each collector's last success
+    /// (`data_unix` when its data is older than this collection, a cached source; else now)
+    /// and logging a failure when it starts or changes and a recovery; then the doubted local
+    /// sources when the doubt starts, changes or ends.
+    fn remember(
+        &mut self,
+        outcomes: Vec<Outcome>,
+        doubts: Option<&[LocalSourceDoubt]>,
+    ) -> Vec<CollectorStatus> {
+        let now = unix_now();
+        let statuses = outcomes
+            .into_iter()
+            .map(|outcome| self.status(outcome, now))
+            .collect();
+        self.log_doubts(doubts);
+        statuses
+    }
+
+    fn status(&mut self, outcome: Outcome, now: f64) -> CollectorStatus {
+        let Outcome {
+            name,
+            duration,
+            result,
+        } = outcome;
+        let error = match result {
+            Ok(data_unix) => {
+                self.last_success.insert(name, data_unix.unwrap_or(now));
+                if self.last_error.remove(name).is_some() {
+                    tracing::info!(collector = name, "collector recovered");
+                }
+                None
+            }
+            Err(error) => {
+                let message = error.to_string();
+                // The same failure on every scrape is said once (then at debug level), so that
+                // a persistent condition does not flood the log; a different one is said again.
+                if self.last_error.get(name) == Some(&message) {
+                    tracing::debug!(collector = name, error = %message, "collector still failing")
+                } else {
+                    tracing::warn!(collector = name, error = %message, "collector failed");
+                    self.last_error.insert(name, message);
+                }
+                Some(error)
+            }
+        };
+        CollectorStatus {
+            name,
+            success: error.is_none(),
+            duration,
+            last_success_unix: self.last_success.get(name).copied(),
+            error,
+        }
+    }
+
     /// Logs a doubted local source when the doubt starts or changes (contradicted or not), and
     /// its end, so that a persistent condition is said once.
-    fn log_doubts(&self, doubts: Option<&[LocalSourceDoubt]>) {
+    fn log_doubts(&mut self, doubts: Option<&[LocalSourceDoubt]>) {
         let Some(doubts) = doubts else { return };
         let now: Vec<(SourceKind, bool)> = doubts
             .iter()
             .map(|d| (d.source, d.contradicted()))
             .collect();
-        let mut last = self.last_doubts.lock().unwrap_or_else(|e| e.into_inner());
-        if *last == now {
+        if self.last_doubts == now {
             return;
         }
         for doubt in doubts {
@@ -205,325 +396,7 @@ impl SnapshotCollector {
         if now.is_empty() {
             tracing::info!("every local source lists instances again");
         }
-        *last = now;
-    }
-
-    /// Looks up why each orphan LV is one with `resolver` (the nova source's compute API).
-    pub fn with_orphan_resolver(mut self, resolver: OrphanResolver) -> Self {
-        self.orphan_resolver = Some(Arc::new(resolver));
-        self
-    }
-
-    /// The orphans of nova's VG as the accounting classified them (with the primary source's
-    /// `tracked` instances), each with its reason: looked up when a resolver is set, waiting for
-    /// it no longer than the tracked timeout, else `unknown`. Never fails the collection.
-    async fn orphans(&self, host: Option<&HostAccounting>) -> Option<OrphanReasons> {
-        let mut orphans = orphan_lvs(host?, &self.nova_vg)?;
-        if let Some(resolver) = &self.orphan_resolver {
-            let verdicts = resolver
-                .verdicts(&orphans.uuids(), self.tracked_timeout)
-                .await;
-            for lv in &mut orphans.lvs {
-                if let Some(verdict) = verdicts.get(&lv.uuid) {
-                    lv.verdict = verdict.clone();
-                }
-            }
-        }
-        Some(orphans)
-    }
-
-    /// Runs one collection. Never fails: failures are in the collector statuses.
-    pub async fn collect(&self) -> Snapshot {
-        // The figures and how each VG was read come back together, from this one collection.
-        let raw = timed(
-            self.raw_timeout,
-            caught(async {
-                let collection = self.raw.collect_with_methods(&self.watched_vgs).await;
-                Ok::<_, std::convert::Infallible>(collection)
-            }),
-        );
-        let tracked = futures::future::join_all(
-            self.tracked
-                .iter()
-                .map(|source| timed(self.tracked_timeout, caught(source.collect()))),
-        );
-        let listed = async {
-            match &self.flavors.catalog {
-                Some(catalog) => Some(timed(self.tracked_timeout, caught(catalog.current())).await),
-                None => None,
-            }
-        };
-        let ((raw_result, raw_duration), tracked_results, listed) =
-            tokio::join!(raw, tracked, listed);
-
-        // A collection that timed out or panicked has no provenance: none is shown rather than
-        // an earlier collection's.
-        let (raw_result, raw_methods) = match raw_result {
-            Ok(collection) => (
-                collection.report.map_err(|e| e.to_string()),
-                collection.methods,
-            ),
-            Err(error) => (Err(error), Vec::new()),
-        };
-        let mut statuses = Vec::with_capacity(1 + self.tracked.len());
-        let report: Option<Arc<VgReport>> = match raw_result {
-            Ok(report) => {
-                let missing: Vec<&str> = self
-                    .watched_vgs
-                    .iter()
-                    .filter(|name| report.vg(name).is_none())
-                    .map(String::as_str)
-                    .collect();
-                let error = match (&self.lvm_look, missing.is_empty()) {
-                    (_, true) => None,
-                    (None, false) => Some(missing_vg_message(&missing, None, false)),
-                    (Some(look), false) => {
-                        let seen =
-                            see_lvm(&look.lvm_path, &look.command_prefix, look.timeout).await;
-                        Some(missing_vg_message(
-                            &missing,
-                            seen.as_ref(),
-                            look.devices_listed,
-                        ))
-                    }
-                };
-                statuses.push(self.status(LVM_COLLECTOR, raw_duration, error, None));
-                Some(report)
-            }
-            Err(error) => {
-                statuses.push(self.status(LVM_COLLECTOR, raw_duration, Some(error), None));
-                None
-            }
-        };
-
-        let nova_vg_size = report
-            .as_ref()
-            .and_then(|r| r.vg(&self.nova_vg))
-            .map(|vg| vg.size_bytes);
-        // A source whose figures do not fit the accounting fails alone, naming them.
-        let mut outcomes: Vec<(SourceKind, Duration, Result<_, String>)> = self
-            .tracked
-            .iter()
-            .zip(tracked_results)
-            .map(|(source, (result, duration))| {
-                let outcome = result.and_then(|usage| {
-                    source_figures(&usage, nova_vg_size)
-                        .map(|figures| (usage, figures))
-                        .map_err(|e| e.to_string())
-                });
-                (source.kind(), duration, outcome)
-            })
-            .collect();
-        let primary_index = self.primary.and_then(|kind| {
-            outcomes
-                .iter()
-                .position(|(k, _, outcome)| *k == kind && outcome.is_ok())
-        });
-        let mut host = None;
-        if let Some(report) = &report {
-            // Every source that answered vetoes the orphan verdict for the instances it places
-            // here, whichever is primary (an instance with no allocation is still running).
-            let here = instances_here(
-                outcomes
-                    .iter()
-                    .filter_map(|(_, _, outcome)| Some(&outcome.as_ref().ok()?.0)),
-            );
-            let account = |usage: Option<&TrackedUsage>| {
-                account_host_with(
-                    report,
-                    &self.watched_vgs,
-                    Some(&self.nova_vg),
-                    usage,
-                    &here,
-                    self.lv_series_limit,
-                )
-            };
-            let primary_usage = primary_index
-                .and_then(|i| outcomes[i].2.as_ref().ok())
-                .map(|(usage, _)| usage);
-            // Placement knows no flavors: the other sources' name a disk = 0 root LV.
-            let with_flavors = primary_usage.and_then(|primary| {
-                with_flavors_from(
-                    primary,
-                    outcomes
-                        .iter()
-                        .filter_map(|(_, _, outcome)| Some(&outcome.as_ref().ok()?.0)),
-                )
-            });
-            let primary_usage = with_flavors.as_ref().or(primary_usage);
-            let accounted = match account(primary_usage) {
-                // With LVM's figures alone it fits: the primary source's figures are to blame.
-                Err(error) if primary_usage.is_some() => {
-                    if let Some(i) = primary_index {
-                        outcomes[i].2 = Err(error.to_string());
-                    }
-                    account(None)
-                }
-                accounted => accounted,
-            };
-            match accounted {
-                Ok(accounting) => host = Some(accounting),
-                Err(error) => {
-                    statuses[0] =
-                        self.status(LVM_COLLECTOR, raw_duration, Some(error.to_string()), None)
-                }
-            }
-        }
-
-        let usages: Vec<(SourceKind, &TrackedUsage)> = outcomes
-            .iter()
-            .filter_map(|(kind, _, outcome)| Some((*kind, &outcome.as_ref().ok()?.0)))
-            .collect();
-        let audit = audit_collection(report.as_deref(), &self.watched_vgs, &usages, self.primary);
-        // The flavors of the instances defined here (the libvirt source), whichever is primary.
-        let domain_flavors: Vec<NamedFlavor> = usages
-            .iter()
-            .flat_map(|(_, usage)| usage.flavors.iter().cloned())
-            .collect();
-        // As the accounting classified them: none without host accounting or a primary source.
-        let orphans = self.orphans(host.as_ref()).await;
-        let local_source_doubts = report
-            .as_ref()
-            .filter(|report| report.vg(&self.nova_vg).is_some())
-            .map(|report| {
-                // The walk over nova's LVs runs only when a local source lists no instance.
-                if !usages
-                    .iter()
-                    .any(|(kind, usage)| is_empty_local(*kind, usage))
-                {
-                    return Vec::new();
-                }
-                let lv_bytes = crate::accounting::audit::nova_lv_bytes(
-                    report,
-                    std::slice::from_ref(&self.nova_vg),
-                );
-                doubt_local_sources(&self.nova_vg, &lv_bytes, &usages)
-            });
-        self.log_doubts(local_source_doubts.as_deref());
-
-        let mut sources = Vec::new();
-        for (kind, duration, outcome) in outcomes {
-            match outcome {
-                Ok((usage, figures)) => {
-                    statuses.push(self.status(kind.as_str(), duration, None, usage.fetched_unix));
-                    sources.push((kind, figures));
-                }
-                Err(error) => {
-                    statuses.push(self.status(kind.as_str(), duration, Some(error), None))
-                }
-            }
-        }
-
-        let listing = listed.map(|(result, duration)| {
-            let fetched = result.as_ref().ok().map(|l| l.fetched_unix);
-            let error = result.as_ref().err().cloned();
-            statuses.push(self.status(FLAVORS_COLLECTOR, duration, error, fetched));
-            result.ok()
-        });
-        let flavor_fit = self.flavor_fit(
-            report.as_deref(),
-            host.as_ref(),
-            &sources,
-            listing.flatten(),
-            domain_flavors,
-        );
-
-        Snapshot {
-            collectors: statuses,
-            host,
-            sources,
-            nova_vg: self.nova_vg.clone(),
-            primary: self.primary,
-            audit,
-            finished_unix: unix_now(),
-            raw_methods,
-            flavor_fit,
-            orphans,
-            local_source_doubts,
-        }
-    }
-
-    /// Adds the flavors whose fit is computed: `configured` (always), the compute API's list
-    /// from `catalog` (when the nova source is on), at most `limit` in all. The flavors of the
-    /// domains defined here come with the libvirt source's data on every collection.
-    pub fn with_flavors(
-        mut self,
-        configured: Vec<NamedFlavor>,
-        limit: usize,
-        catalog: Option<FlavorCatalog>,
-    ) -> Self {
-        self.flavors = FlavorSettings {
-            configured,
-            limit,
-            catalog,
-        };
-        self
-    }
-
-    /// The flavor fit of nova's VG ([`flavor_fit`]): needs its accounting with a tracked source
-    /// (corrected free and the scheduler's view) and at least one flavor. A flavor the compute
-    /// API lists wins over a domain's flavor of the same name (the API's is the flavor as it is
-    /// now).
-    fn flavor_fit(
-        &self,
-        report: Option<&VgReport>,
-        host: Option<&HostAccounting>,
-        sources: &[(SourceKind, SourceFigures)],
-        listing: Option<FlavorListing>,
-        domain_flavors: Vec<NamedFlavor>,
-    ) -> Option<FlavorFitSummary> {
-        let mut listed = listing.map(|l| l.flavors).unwrap_or_default();
-        listed.extend(domain_flavors);
-        let primary_figures = sources
-            .iter()
-            .find(|(kind, _)| Some(*kind) == self.primary)
-            .map(|(_, figures)| figures);
-        flavor_fit(
-            &self.flavors.configured,
-            &listed,
-            self.flavors.limit,
-            &self.nova_vg,
-            report,
-            host,
-            primary_figures,
-        )
-    }
-
-    /// Builds a status, logs a failure and remembers the time of a success: `data_unix` when
-    /// the data is older than this collection (a cached source), else now.
-    fn status(
-        &self,
-        name: &'static str,
-        duration: Duration,
-        error: Option<String>,
-        data_unix: Option<f64>,
-    ) -> CollectorStatus {
-        let mut last_success = self.last_success.lock().unwrap_or_else(|e| e.into_inner());
-        let mut last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        match &error {
-            None => {
-                last_success.insert(name, data_unix.unwrap_or_else(unix_now));
-                if last_error.remove(name).is_some() {
-                    tracing::info!(collector = name, "collector recovered");
-                }
-            }
-            // The same failure on every scrape is said once (then at debug level), so that a
-            // persistent condition does not flood the log; a different failure is said again.
-            Some(message) if last_error.get(name) == Some(message) => {
-                tracing::debug!(collector = name, error = %message, "collector still failing")
-            }
-            Some(message) => {
-                tracing::warn!(collector = name, error = %message, "collector failed");
-                last_error.insert(name, message.clone());
-            }
-        }
-        CollectorStatus {
-            name,
-            success: error.is_none(),
-            duration,
-            last_success_unix: last_success.get(name).copied(),
-            error,
-        }
+        self.last_doubts = now;
     }
 }
 
@@ -537,8 +410,8 @@ fn unix_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lvm::{LvmError, Vg};
-    use crate::tracked::{Flavor, HostDiskSettings, TrackedError, TrackedInstance};
+    use crate::lvm::{LvmError, Vg, VgReport};
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedError, TrackedInstance, TrackedUsage};
     use crate::units::GIB;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -634,7 +507,7 @@ mod tests {
         assert!(snapshot.collectors[0].success);
         assert!(!snapshot.collectors[1].success);
         assert_eq!(
-            snapshot.collectors[1].error.as_deref(),
+            snapshot.collectors[1].error_text().as_deref(),
             Some("instances.json: bad")
         );
         let host = snapshot.host.expect("raw figures");
@@ -695,13 +568,11 @@ mod tests {
         };
         assert!(lvm.success, "{lvm:?}");
         assert!(libvirt
-            .error
-            .as_deref()
+            .error_text()
             .unwrap()
             .starts_with("the tracked disk of the 5 instances: more than"));
         assert!(file
-            .error
-            .as_deref()
+            .error_text()
             .unwrap()
             .starts_with("the over-estimate (scheduler free 9223372036854775807 - corrected free"));
         assert!(snapshot.sources.is_empty());
@@ -726,7 +597,11 @@ mod tests {
         let libvirt = &snapshot.collectors[1];
         assert_eq!(libvirt.name, "libvirt");
         assert!(!libvirt.success);
-        assert!(libvirt.error.as_deref().unwrap().contains("timed out"));
+        assert!(libvirt
+            .error_text()
+            .as_deref()
+            .unwrap()
+            .contains("timed out"));
         assert!(libvirt.last_success_unix.is_none());
         let derived = snapshot.host.unwrap().vgs[0]
             .tracked
@@ -748,7 +623,7 @@ mod tests {
         let snapshot = collector.collect().await;
         assert!(!snapshot.collectors[0].success);
         assert_eq!(
-            snapshot.collectors[0].error.as_deref(),
+            snapshot.collectors[0].error_text().as_deref(),
             Some("volume group not found: gone-vg")
         );
         assert_eq!(snapshot.host.unwrap().vgs.len(), 1);

@@ -428,7 +428,11 @@ mod tests {
             success,
             duration: Duration::from_millis(42),
             last_success_unix: success.then_some(1_700_000_000.0),
-            error: (!success).then(|| "boom".to_string()),
+            error: (!success).then(|| {
+                crate::collect::CollectorError::Source(crate::collect::SourceError::Text(
+                    "boom".into(),
+                ))
+            }),
         }
     }
 
@@ -478,10 +482,10 @@ mod tests {
         let accounting = account_vg(&vg, &lvs, tracked_ok.then_some(&usage), 100).unwrap();
         Snapshot {
             collectors: vec![status("lvm", true), status("libvirt", tracked_ok)],
-            host: Some(HostAccounting {
+            host: Some(std::sync::Arc::new(HostAccounting {
                 vgs: vec![accounting],
                 missing_vgs: vec![],
-            }),
+            })),
             sources: if tracked_ok {
                 vec![(
                     SourceKind::Libvirt,
@@ -637,12 +641,12 @@ mod tests {
             allocated_bytes: 40 * GIB,
             flavor: None,
         };
-        snap.audit = Some(crate::accounting::audit::audit(
+        snap.audit = Some(std::sync::Arc::new(crate::accounting::audit::audit(
             SourceKind::Libvirt,
             &[leaked],
             &[],
             &Default::default(),
-        ));
+        )));
         let text = render(&snap);
         let audit_series = |family: &str| {
             text.lines()
@@ -693,14 +697,14 @@ mod tests {
             named("odd \"name\"\\x", 20),
             named("zero", 0),
         ];
-        snap.flavor_fit = Some(FlavorFitSummary {
+        snap.flavor_fit = Some(std::sync::Arc::new(FlavorFitSummary {
             vg: "vms-group".into(),
             extent_bytes: 4 * MIB,
             corrected_free_bytes: 76_231_475_200,
             scheduler,
             flavors: fit_flavors(&flavors, 76_231_475_200, 4 * MIB, &scheduler),
             omitted: 3,
-        });
+        }));
         let text = render(&snap);
         let fit = |flavor: &str, view: &str| {
             value(
