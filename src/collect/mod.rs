@@ -581,6 +581,120 @@ mod tests {
         assert!(host.vgs[0].tracked.is_none());
     }
 
+    /// A raw source that hands every collection the report it holds as one shared value (the
+    /// metadata reader's way with unchanged VGs); [`SharedRaw::set`] changes it.
+    struct SharedRaw(Mutex<Arc<VgReport>>);
+
+    impl SharedRaw {
+        fn new(vg_free_bytes: u64) -> Arc<Self> {
+            Arc::new(Self(Mutex::new(Arc::new(Self::report(vg_free_bytes)))))
+        }
+
+        fn report(vg_free_bytes: u64) -> VgReport {
+            VgReport {
+                vgs: vec![Vg {
+                    name: "vms-group".into(),
+                    size_bytes: 20 * GIB,
+                    free_bytes: vg_free_bytes,
+                    extent_size_bytes: 4 << 20,
+                }],
+                lvs: vec![],
+            }
+        }
+
+        fn set(&self, vg_free_bytes: u64) {
+            *self.0.lock().unwrap() = Arc::new(Self::report(vg_free_bytes));
+        }
+    }
+
+    #[async_trait]
+    impl RawSource for SharedRaw {
+        async fn collect(&self, _vg_names: &[String]) -> Result<VgReport, LvmError> {
+            Ok((**self.0.lock().unwrap()).clone())
+        }
+
+        async fn collect_with_methods(&self, _vg_names: &[String]) -> crate::lvm::RawCollection {
+            crate::lvm::RawCollection {
+                report: Ok(Arc::clone(&self.0.lock().unwrap())),
+                methods: Vec::new(),
+            }
+        }
+    }
+
+    /// A file source whose instances [`SwitchTracked`]'s holder can change.
+    struct SwitchTracked(Arc<Mutex<Vec<TrackedInstance>>>);
+
+    #[async_trait]
+    impl TrackedSource for SwitchTracked {
+        fn kind(&self) -> SourceKind {
+            SourceKind::File
+        }
+        async fn collect(&self) -> Result<TrackedUsage, TrackedError> {
+            Ok(TrackedUsage::from_local(
+                self.0.lock().unwrap().clone(),
+                &HostDiskSettings::default(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_input_reuses_the_accounting_and_a_changed_one_does_not() {
+        let raw = SharedRaw::new(15 * GIB);
+        let instances = Arc::new(Mutex::new(vec![instance()]));
+        let tracked: Vec<Box<dyn TrackedSource>> =
+            vec![Box::new(SwitchTracked(Arc::clone(&instances)))];
+        let collector = SnapshotCollector::new(
+            Box::new(Arc::clone(&raw)),
+            tracked,
+            settings(SourceKind::File),
+        );
+        let first = collector.collect().await;
+        let again = collector.collect().await;
+        let host = |snapshot: &Snapshot| Arc::clone(snapshot.host.as_ref().expect("accounted"));
+        assert!(Arc::ptr_eq(&host(&first), &host(&again)));
+        assert_eq!(first.sources, again.sources);
+        // The collection's own parts are fresh.
+        assert!(again.finished_unix >= first.finished_unix);
+        assert!(again.collectors.iter().all(|status| status.success));
+
+        // The tracked source changed: accounted again.
+        instances.lock().unwrap().clear();
+        let untracked = collector.collect().await;
+        assert!(!Arc::ptr_eq(&host(&again), &host(&untracked)));
+        let tracked = |snapshot: &Snapshot| host(snapshot).vgs[0].tracked.clone().unwrap();
+        assert_eq!(tracked(&again).tracked_used_bytes, 5 * GIB);
+        assert_eq!(tracked(&untracked).tracked_used_bytes, 0);
+
+        // LVM's report changed (a new value): accounted again.
+        raw.set(14 * GIB);
+        let grown = collector.collect().await;
+        assert!(!Arc::ptr_eq(&host(&untracked), &host(&grown)));
+        assert_eq!(host(&grown).vgs[0].free_bytes, 14 * GIB);
+        let settled = collector.collect().await;
+        assert!(Arc::ptr_eq(&host(&grown), &host(&settled)));
+    }
+
+    #[tokio::test]
+    async fn lvm_figures_that_do_not_fit_fail_the_lvm_collector_without_a_success() {
+        let raw = CountingRaw {
+            calls: Arc::default(),
+            delay: Duration::ZERO,
+            vg_free_bytes: 21 * GIB,
+        };
+        let collector = SnapshotCollector::new(Box::new(raw), vec![], settings(SourceKind::File));
+        let snapshot = collector.collect().await;
+        let lvm = &snapshot.collectors[0];
+        assert!(!lvm.success);
+        assert!(matches!(lvm.error, Some(CollectorError::DoesNotFit(_))));
+        assert_eq!(
+            lvm.error_text().as_deref(),
+            Some("VG vms-group: vg_free 22548578304 is larger than vg_size 21474836480")
+        );
+        // A collection whose figures could not be accounted is no success of LVM's.
+        assert_eq!(lvm.last_success_unix, None);
+        assert!(snapshot.host.is_none());
+    }
+
     #[tokio::test]
     async fn a_hanging_source_times_out_without_holding_the_others() {
         let raw = CountingRaw {

@@ -362,3 +362,242 @@ pub fn outcomes(observed: &Observations, accounting: &Accounting) -> Vec<Outcome
     }
     outcomes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::observe::{Observation, RawObservation};
+    use crate::lvm::{Lv, Vg};
+    use crate::tracked::orphans::OrphanReason;
+    use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance};
+    use crate::units::GIB;
+
+    const HERE: &str = "a0000000-0000-4000-8000-000000000001";
+    const GONE: &str = "d0000000-0000-4000-8000-000000000004";
+
+    fn plan() -> AccountingPlan {
+        AccountingPlan {
+            watched_vgs: vec!["vms".into()],
+            nova_vg: "vms".into(),
+            primary: Some(SourceKind::File),
+            lv_series_limit: 100,
+            configured_flavors: Vec::new(),
+            flavor_limit: crate::accounting::fit::DEFAULT_FLAVOR_LIMIT,
+        }
+    }
+
+    fn lv(name: &str, bytes: u64) -> Lv {
+        Lv {
+            vg: "vms".into(),
+            name: name.into(),
+            hidden: false,
+            size_bytes: bytes,
+            attr: "-wi-a-----".into(),
+            segtype: "linear".into(),
+            pool_lv: String::new(),
+            parent: String::new(),
+            data_used_ratio: None,
+            metadata_used_ratio: None,
+            creation_unix: None,
+            tags: vec![],
+        }
+    }
+
+    /// A 20 GiB VG with the disk of one instance here (5 GiB) and of one gone (3 GiB).
+    fn report(size_bytes: u64, free_bytes: u64) -> Arc<VgReport> {
+        Arc::new(VgReport {
+            vgs: vec![Vg {
+                name: "vms".into(),
+                size_bytes,
+                free_bytes,
+                extent_size_bytes: 4 << 20,
+            }],
+            lvs: vec![
+                lv(&format!("{HERE}_disk"), 5 * GIB),
+                lv(&format!("{GONE}_disk"), 3 * GIB),
+            ],
+        })
+    }
+
+    fn usage(instances: &[&str]) -> Arc<TrackedUsage> {
+        let flavor = Flavor {
+            root_gb: 5,
+            ..Flavor::default()
+        };
+        Arc::new(TrackedUsage::from_local(
+            instances
+                .iter()
+                .map(|uuid| TrackedInstance::from_flavor(*uuid, &flavor))
+                .collect(),
+            &HostDiskSettings::default(),
+        ))
+    }
+
+    fn inputs(
+        report: Option<Arc<VgReport>>,
+        usages: Vec<(SourceKind, Option<Arc<TrackedUsage>>)>,
+    ) -> Inputs {
+        Inputs {
+            report,
+            usages,
+            listing: None,
+        }
+    }
+
+    /// The observations that gave `inputs`, each read taking no time, with `missing` as the
+    /// raw read's missing VGs.
+    fn observed(inputs: &Inputs, missing: Option<CollectorError>) -> Observations {
+        let failed = || CollectorError::TimedOut {
+            after: Duration::from_millis(200),
+        };
+        Observations {
+            raw: RawObservation {
+                report: Observation {
+                    result: inputs.report.clone().ok_or_else(failed),
+                    duration: Duration::ZERO,
+                },
+                methods: Vec::new(),
+                missing,
+            },
+            tracked: inputs
+                .usages
+                .iter()
+                .map(|(kind, usage)| {
+                    let result = usage.clone().ok_or_else(failed);
+                    (
+                        *kind,
+                        Observation {
+                            result,
+                            duration: Duration::ZERO,
+                        },
+                    )
+                })
+                .collect(),
+            flavors: None,
+        }
+    }
+
+    #[test]
+    fn the_primarys_figures_that_do_not_fit_fail_that_source_alone_with_its_typed_error() {
+        // Fits on its own, not with LVM's figures: its own free space of 2^63 - 1 against a
+        // corrected free space near -2^63 over-estimates beyond 64 bits.
+        let mut extreme = (*usage(&[HERE])).clone();
+        extreme.tracked_used_bytes = Some(crate::accounting::drift::MAX_ACCOUNTED_BYTES);
+        extreme.scheduler_free_bytes = Some(i64::MAX);
+        let inputs = inputs(
+            Some(report(20 * GIB, 12 * GIB)),
+            vec![
+                (SourceKind::Libvirt, Some(usage(&[HERE]))),
+                (SourceKind::File, Some(Arc::new(extreme))),
+            ],
+        );
+        let accounting = account(&plan(), &inputs);
+        assert!(matches!(accounting.figures[0], Some(Ok(_))));
+        let Some(Err(misfit)) = &accounting.figures[1] else {
+            panic!("{:?}", accounting.figures[1])
+        };
+        assert!(misfit
+            .to_string()
+            .starts_with("the over-estimate (scheduler free 9223372036854775807"));
+        // LVM's figures remain, accounted without the primary; the other source's figures too.
+        let host = accounting.host.clone().unwrap().unwrap();
+        assert_eq!(host.vgs[0].used_bytes, 8 * GIB);
+        assert!(host.vgs[0].tracked.is_none());
+        assert_eq!(accounting.sources.len(), 1);
+        assert_eq!(accounting.sources[0].0, SourceKind::Libvirt);
+        assert!(accounting.orphan_candidates.is_none());
+
+        let outcomes = outcomes(&observed(&inputs, None), &accounting);
+        let names: Vec<&str> = outcomes.iter().map(|o| o.name).collect();
+        assert_eq!(names, ["lvm", "libvirt", "file"]);
+        assert_eq!(outcomes[0].result, Ok(None));
+        assert_eq!(outcomes[1].result, Ok(None));
+        assert_eq!(
+            outcomes[2].result,
+            Err(CollectorError::DoesNotFit(misfit.clone()))
+        );
+    }
+
+    #[test]
+    fn lvm_figures_that_do_not_fit_fail_the_lvm_collector_before_a_missing_vg_does() {
+        let misfit = inputs(
+            Some(report(GIB, 2 * GIB)),
+            vec![(SourceKind::Libvirt, Some(usage(&[HERE])))],
+        );
+        let accounting = account(&plan(), &misfit);
+        let Some(Err(error)) = &accounting.host else {
+            panic!("{:?}", accounting.host)
+        };
+        assert_eq!(
+            error.to_string(),
+            "VG vms: vg_free 2147483648 is larger than vg_size 1073741824"
+        );
+        assert!(accounting.orphan_candidates.is_none());
+        let missing = CollectorError::VgMissing {
+            vgs: vec!["gone-vg".into()],
+            message: "volume group not found: gone-vg".into(),
+        };
+        let failed = outcomes(&observed(&misfit, Some(missing.clone())), &accounting);
+        assert_eq!(
+            failed[0].result,
+            Err(CollectorError::DoesNotFit(error.clone()))
+        );
+        // A source other than the primary whose own figures fit does not fail with LVM.
+        assert_eq!(failed[1].result, Ok(None));
+
+        // Figures that fit: the missing VG is the lvm collector's error.
+        let fitting = inputs(Some(report(20 * GIB, 12 * GIB)), Vec::new());
+        let accounting = account(&plan(), &fitting);
+        let missed = outcomes(&observed(&fitting, Some(missing.clone())), &accounting);
+        assert_eq!(missed[0].result, Err(missing));
+    }
+
+    #[test]
+    fn the_orphan_verdicts_are_an_input_of_the_orphans_not_a_change_to_the_accounting() {
+        let inputs = inputs(
+            Some(report(20 * GIB, 12 * GIB)),
+            vec![(SourceKind::File, Some(usage(&[HERE])))],
+        );
+        let accounting = account(&plan(), &inputs);
+        let candidates = accounting.orphan_candidates.as_ref().expect("classified");
+        assert_eq!(candidates.uuids(), [(GONE.to_string(), 3 * GIB)]);
+        assert_eq!(candidates.lvs[0].verdict.reason, OrphanReason::Unknown);
+
+        // No lookup: the candidates as they are, shared.
+        let unlooked = orphans(Some(candidates), None).unwrap();
+        assert!(Arc::ptr_eq(&unlooked, candidates));
+
+        let deleted = OrphanVerdict {
+            reason: OrphanReason::Deleted,
+            detail: "nova deleted it".into(),
+        };
+        let verdicts = HashMap::from([(GONE.to_string(), deleted.clone())]);
+        let looked_up = orphans(Some(candidates), Some(&verdicts)).unwrap();
+        assert_eq!(looked_up.lvs[0].verdict, deleted);
+        assert_eq!(looked_up.totals(OrphanReason::Deleted), (1, 3 * GIB));
+        // The accounting's candidates are untouched.
+        assert_eq!(candidates.lvs[0].verdict.reason, OrphanReason::Unknown);
+        assert_eq!(orphans(None, Some(&verdicts)), None);
+    }
+
+    #[test]
+    fn inputs_are_the_same_only_for_the_same_report_and_equal_usages() {
+        let shared = report(20 * GIB, 12 * GIB);
+        let with = |report: &Arc<VgReport>, usage: Option<Arc<TrackedUsage>>| {
+            inputs(Some(Arc::clone(report)), vec![(SourceKind::File, usage)])
+        };
+        let first = with(&shared, Some(usage(&[HERE])));
+        assert!(first.same_as(&with(&shared, Some(usage(&[HERE])))));
+        // An equal report read again is a new value: taken as changed.
+        let reread = Arc::new((*shared).clone());
+        assert!(!first.same_as(&with(&reread, Some(usage(&[HERE])))));
+        assert!(!first.same_as(&with(&shared, Some(usage(&[HERE, GONE])))));
+        assert!(!first.same_as(&with(&shared, None)));
+        assert!(!first.same_as(&inputs(
+            None,
+            vec![(SourceKind::File, Some(usage(&[HERE])))]
+        )));
+        // The same inputs give the same accounting.
+        assert_eq!(account(&plan(), &first), account(&plan(), &first));
+    }
+}
