@@ -127,8 +127,9 @@ pub struct Accounting {
 /// Accounts one collection's inputs.
 ///
 /// A tracked source whose figures do not fit the accounting fails alone: on their own
-/// ([`source_figures`]), or, for the primary, when LVM's accounting fits without them but not
-/// with them. LVM's accounting failing leaves no host figures (the lvm collector fails).
+/// ([`source_figures`]), or, for the primary, when the host accounting with them fails (LVM's
+/// figures are then accounted alone). LVM's own accounting failing leaves no host figures (the
+/// lvm collector fails).
 pub fn account(plan: &AccountingPlan, inputs: &Inputs) -> Accounting {
     let report = inputs.report.as_deref();
     let nova_vg_size = report
@@ -253,7 +254,8 @@ fn account_host<'a>(
     let with_flavors = primary.and_then(|primary| with_flavors_from(primary, answered));
     let primary = with_flavors.as_ref().or(primary);
     match account(primary) {
-        // With LVM's figures alone it fits: the primary source's figures are to blame.
+        // The primary source's figures are blamed, and LVM's accounted alone (when those do
+        // not fit either, the lvm collector fails as well).
         Err(error) if primary.is_some() => (account(None), Some(error)),
         accounted => (accounted, None),
     }
