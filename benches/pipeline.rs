@@ -117,14 +117,14 @@ fn main() {
                     source_figures(&usage, parsed.vgs.first().map(|vg| vg.size_bytes))
                         .expect("the bench figures fit"),
                 )],
-                host: Some(host),
+                host: Some(std::sync::Arc::new(host)),
                 nova_vg: "vms-group".into(),
                 primary: Some(SourceKind::Libvirt),
                 audit: None,
                 finished_unix: 1.7e9,
                 raw_methods: Vec::new(),
                 flavor_fit: None,
-                orphans: orphan_reasons,
+                orphans: orphan_reasons.map(std::sync::Arc::new),
                 // The libvirt source lists instances: no local source to doubt.
                 local_source_doubts: Some(Vec::new()),
                 lv_series_limit: 100,

@@ -93,7 +93,7 @@ pub fn account(data: &[u8]) {
             error: None,
         }],
         sources: vec![(crate::tracked::SourceKind::File, figures)],
-        host: Some(host),
+        host: Some(std::sync::Arc::new(host)),
         nova_vg,
         primary: Some(crate::tracked::SourceKind::File),
         audit: None,

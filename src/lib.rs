@@ -36,8 +36,10 @@
 //!      and by the scheduler's rule.
 //!    - [`accounting::orphans`]: the orphan LVs of nova's VG and why each is one, totalled per
 //!      reason.
-//! 5. [`collect`]: one collection: every source concurrently under its timeout, accounted into a
-//!    snapshot; concurrent scrapes share one collection.
+//! 5. [`collect`]: one collection, one way: every source observed concurrently under its
+//!    timeout (one immutable observation each, errors typed), a pure accounting step
+//!    ([`collect::pipeline`], reused while no input changed), one snapshot; concurrent scrapes
+//!    share one collection.
 //! 6. [`output`]: what a snapshot becomes: the metrics, the report (JSON and text), the status
 //!    page, `check`'s verdict.
 //! 7. [`web`]: the HTTP side: the server (limits, TLS, shutdown), routes, basic auth, the

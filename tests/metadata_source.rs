@@ -710,7 +710,7 @@ fn the_pvs_are_found_by_their_labels_where_lvm_cannot_run() {
         let snapshot = rt.block_on(partial.collect());
         let lvm = &snapshot.collectors[0];
         assert!(!lvm.success);
-        let error = lvm.error.as_deref().unwrap_or_default();
+        let error = lvm.error_text().unwrap_or_default();
         assert!(
             error.contains(&missing) && error.contains("missing_pv"),
             "{error}"

@@ -14,7 +14,7 @@
 //! places those instances on this host means the directory is wrong, not that the disks are
 //! orphans (`nova_lvm_local_source_suspect`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::FxHashMap;
 
@@ -53,6 +53,22 @@ impl OrphanReasons {
             .fold((0, 0), |(lvs, bytes), lv| {
                 (lvs + 1, bytes.saturating_add(lv.bytes))
             })
+    }
+
+    /// The same orphans, each with its verdict from `verdicts` (by instance UUID) where it has
+    /// one, else as it was.
+    pub fn with_verdicts(&self, verdicts: &HashMap<String, OrphanVerdict>) -> OrphanReasons {
+        OrphanReasons {
+            vg: self.vg.clone(),
+            lvs: self
+                .lvs
+                .iter()
+                .map(|lv| OrphanLv {
+                    verdict: verdicts.get(&lv.uuid).unwrap_or(&lv.verdict).clone(),
+                    ..lv.clone()
+                })
+                .collect(),
+        }
     }
 
     /// The orphans' instance UUIDs, each once, with the bytes of its LVs (largest first).

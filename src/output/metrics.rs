@@ -143,12 +143,12 @@ struct StableInputs<'a> {
 impl<'a> StableInputs<'a> {
     fn of(snapshot: &'a Snapshot) -> Self {
         Self {
-            host: snapshot.host.as_ref(),
+            host: snapshot.host.as_deref(),
             sources: &snapshot.sources,
             nova_vg: &snapshot.nova_vg,
-            audit: snapshot.audit.as_ref(),
-            flavor_fit: snapshot.flavor_fit.as_ref(),
-            orphans: snapshot.orphans.as_ref(),
+            audit: snapshot.audit.as_deref(),
+            flavor_fit: snapshot.flavor_fit.as_deref(),
+            orphans: snapshot.orphans.as_deref(),
             local_source_doubts: snapshot.local_source_doubts.as_deref(),
             raw_methods: &snapshot.raw_methods,
             lv_series_limit: snapshot.lv_series_limit,
@@ -938,7 +938,11 @@ mod tests {
             success,
             duration: Duration::from_millis(42),
             last_success_unix: success.then_some(1_700_000_000.0),
-            error: (!success).then(|| "boom".to_string()),
+            error: (!success).then(|| {
+                crate::collect::CollectorError::Source(crate::collect::SourceError::Text(
+                    "boom".into(),
+                ))
+            }),
         }
     }
 
@@ -988,10 +992,10 @@ mod tests {
         let accounting = account_vg(&vg, &lvs, tracked_ok.then_some(&usage)).unwrap();
         Snapshot {
             collectors: vec![status("lvm", true), status("libvirt", tracked_ok)],
-            host: Some(HostAccounting {
+            host: Some(std::sync::Arc::new(HostAccounting {
                 vgs: vec![accounting],
                 missing_vgs: vec![],
-            }),
+            })),
             sources: if tracked_ok {
                 vec![(
                     SourceKind::Libvirt,
@@ -1148,12 +1152,12 @@ mod tests {
             allocated_bytes: 40 * GIB,
             flavor: None,
         };
-        snap.audit = Some(crate::accounting::audit::audit(
+        snap.audit = Some(std::sync::Arc::new(crate::accounting::audit::audit(
             SourceKind::Libvirt,
             &[leaked],
             &[],
             &Default::default(),
-        ));
+        )));
         let text = render(&snap);
         let audit_series = |family: &str| {
             text.lines()
@@ -1204,14 +1208,14 @@ mod tests {
             named("odd \"name\"\\x", 20),
             named("zero", 0),
         ];
-        snap.flavor_fit = Some(FlavorFitSummary {
+        snap.flavor_fit = Some(std::sync::Arc::new(FlavorFitSummary {
             vg: "vms-group".into(),
             extent_bytes: 4 * MIB,
             corrected_free_bytes: 76_231_475_200,
             scheduler,
             flavors: fit_flavors(&flavors, 76_231_475_200, 4 * MIB, &scheduler),
             omitted: 3,
-        });
+        }));
         let text = render(&snap);
         let fit = |flavor: &str, view: &str| {
             value(
@@ -1286,14 +1290,14 @@ mod tests {
         let accounted = account_vg(&other, &lvs, None).unwrap();
         let mut orphan = lvs[8].clone();
         orphan.instance_uuid = Some("0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6".into());
-        let host = snap.host.as_mut().unwrap();
+        let host = Arc::make_mut(snap.host.as_mut().unwrap());
         host.vgs.push(accounted);
         host.vgs[0].orphans = Some(vec![crate::accounting::drift::OrphanAllocation {
             name: orphan.name.clone(),
             instance_uuid: orphan.instance_uuid.clone().unwrap(),
             allocated_bytes: orphan.allocated_bytes,
         }]);
-        snap.orphans = crate::accounting::orphans::orphan_lvs(host, "vms-group");
+        snap.orphans = crate::accounting::orphans::orphan_lvs(host, "vms-group").map(Arc::new);
         assert!(snap.orphans.is_some());
         snap.lv_series_limit = 3;
         let tracked = host.vgs[0].tracked.as_mut().unwrap();
@@ -1308,7 +1312,7 @@ mod tests {
         placement.scheduler_free_bytes = Some(-5);
         placement.disk_available_least_bytes = Some(7);
         snap.sources.push((SourceKind::Placement, placement));
-        snap.audit = Some(crate::accounting::audit::audit(
+        snap.audit = Some(Arc::new(crate::accounting::audit::audit(
             SourceKind::Libvirt,
             &[TrackedInstance {
                 uuid: "aaaaaaaa-0000-4000-8000-000000000001".into(),
@@ -1318,7 +1322,7 @@ mod tests {
             }],
             &[],
             &Default::default(),
-        ));
+        )));
         let named = |name: &str, root_gb| NamedFlavor {
             name: name.into(),
             flavor: Flavor {
@@ -1336,14 +1340,14 @@ mod tests {
             named("odd \"name\"\\x\nline", 20),
             named("zero", 0),
         ];
-        snap.flavor_fit = Some(FlavorFitSummary {
+        snap.flavor_fit = Some(Arc::new(FlavorFitSummary {
             vg: "vms-group".into(),
             extent_bytes: 4 * MIB,
             corrected_free_bytes: 76_231_475_200,
             scheduler,
             flavors: fit_flavors(&flavors, 76_231_475_200, 4 * MIB, &scheduler),
             omitted: 3,
-        });
+        }));
         snap.local_source_doubts = Some(vec![crate::accounting::orphans::LocalSourceDoubt {
             source: SourceKind::Libvirt,
             vg: "vms-group".into(),
@@ -1458,7 +1462,7 @@ mod tests {
         let first = Arc::new(comparable_snapshot());
         let before = cache.render(&first);
         let mut changed = comparable_snapshot();
-        changed.host.as_mut().unwrap().vgs[0].free_bytes = 9 * GIB;
+        Arc::make_mut(changed.host.as_mut().unwrap()).vgs[0].free_bytes = 9 * GIB;
         let changed = Arc::new(changed);
         let after = cache.render(&changed);
         assert_ne!(stable_text_of(&before), stable_text_of(&after));
@@ -1468,7 +1472,7 @@ mod tests {
         );
         // The limit is an input too.
         let mut limited = comparable_snapshot();
-        limited.host.as_mut().unwrap().vgs[0].free_bytes = 9 * GIB;
+        Arc::make_mut(limited.host.as_mut().unwrap()).vgs[0].free_bytes = 9 * GIB;
         limited.lv_series_limit = 100;
         let limited = cache.render(&Arc::new(limited));
         assert_ne!(stable_text_of(&after), stable_text_of(&limited));

@@ -650,7 +650,7 @@ impl Report {
                 success: status.success,
                 duration_seconds: status.duration.as_secs_f64(),
                 last_success_unix: status.last_success_unix,
-                error: status.error.clone(),
+                error: status.error_text(),
             })
             .collect();
         let figures_of = |source: &str| {
@@ -794,12 +794,12 @@ impl Report {
                 .as_ref()
                 .map(|h| h.missing_vgs.clone())
                 .unwrap_or_default(),
-            audit: snapshot.audit.as_ref().map(AuditReport::new),
+            audit: snapshot.audit.as_deref().map(AuditReport::new),
             flavor_fit: snapshot
                 .flavor_fit
-                .as_ref()
+                .as_deref()
                 .map(crate::output::fit::FlavorFitReport::new),
-            orphans: snapshot.orphans.as_ref().map(OrphansReport::new),
+            orphans: snapshot.orphans.as_deref().map(OrphansReport::new),
             local_source_warnings: snapshot
                 .local_source_doubts
                 .iter()
@@ -996,11 +996,15 @@ pub(crate) mod tests {
             success: error.is_none(),
             duration: std::time::Duration::ZERO,
             last_success_unix: None,
-            error: error.map(str::to_string),
+            error: error.map(|text| {
+                crate::collect::CollectorError::Source(crate::collect::SourceError::Text(
+                    text.to_string(),
+                ))
+            }),
         };
         let snapshot = Snapshot {
             collectors: vec![status("lvm", None), status("libvirt", error)],
-            host: Some(host),
+            host: Some(std::sync::Arc::new(host)),
             sources,
             nova_vg: "vg1".into(),
             primary: Some(SourceKind::Libvirt),
@@ -1081,7 +1085,7 @@ pub(crate) mod tests {
                 .unwrap();
         let snapshot = Snapshot {
             collectors: vec![],
-            host: Some(host),
+            host: Some(std::sync::Arc::new(host)),
             sources: vec![],
             nova_vg: "vg1".into(),
             primary: None,

@@ -592,7 +592,9 @@ mod tests {
                 success: false,
                 duration: Duration::from_millis(5),
                 last_success_unix: None,
-                error: Some("vgs said <b>\"no\"</b> & left".to_string()),
+                error: Some(crate::collect::CollectorError::Source(
+                    crate::collect::SourceError::Text("vgs said <b>\"no\"</b> & left".into()),
+                )),
             }],
             host: None,
             sources: vec![],
@@ -637,7 +639,9 @@ mod tests {
                 success: false,
                 duration: Duration::from_millis(5),
                 last_success_unix: None,
-                error: Some("vg <x>: missing".to_string()),
+                error: Some(crate::collect::CollectorError::Source(
+                    crate::collect::SourceError::Text("vg <x>: missing".into()),
+                )),
             }],
             host: None,
             sources: vec![],
@@ -704,12 +708,12 @@ mod tests {
             sources: vec![],
             nova_vg: "vms-group".into(),
             primary: Some(SourceKind::Libvirt),
-            audit: Some(crate::accounting::audit::audit(
+            audit: Some(std::sync::Arc::new(crate::accounting::audit::audit(
                 SourceKind::Libvirt,
                 &[leaked],
                 &[],
                 &Default::default(),
-            )),
+            ))),
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
             flavor_fit: None,
@@ -763,16 +767,16 @@ mod tests {
             sources: vec![],
             nova_vg: "vms-group".into(),
             primary: Some(SourceKind::Libvirt),
-            audit: Some(crate::accounting::audit::audit(
+            audit: Some(std::sync::Arc::new(crate::accounting::audit::audit(
                 SourceKind::Libvirt,
                 &leaked,
                 &[],
                 &Default::default(),
-            )),
+            ))),
             finished_unix: 1_700_000_000.0,
             raw_methods: Vec::new(),
             flavor_fit: None,
-            orphans: Some(orphans),
+            orphans: Some(std::sync::Arc::new(orphans)),
             local_source_doubts: None,
             lv_series_limit: 100,
         };
@@ -801,7 +805,9 @@ mod tests {
         assert_eq!(json["audit"]["consumers"].as_array().unwrap().len(), 5_011);
 
         // Exactly at the limit: every row and no "more" line.
-        snapshot.orphans.as_mut().unwrap().lvs.truncate(LISTED_ROWS);
+        std::sync::Arc::make_mut(snapshot.orphans.as_mut().unwrap())
+            .lvs
+            .truncate(LISTED_ROWS);
         let report = Report::new(&snapshot, &ReportContext::default(), 10);
         let html = render(&report, "/metrics", &[]);
         assert_eq!(rows_of(&html, "orphan-lvs"), LISTED_ROWS);

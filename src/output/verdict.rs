@@ -240,7 +240,11 @@ mod tests {
             success: error.is_none(),
             duration: Duration::from_millis(5),
             last_success_unix: None,
-            error: error.map(str::to_string),
+            error: error.map(|text| {
+                crate::collect::CollectorError::Source(crate::collect::SourceError::Text(
+                    text.into(),
+                ))
+            }),
         }
     }
 
