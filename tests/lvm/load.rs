@@ -9,7 +9,7 @@
 //! Bounded in count and time, loopback only. `NOVA_LVM_LOAD_SECONDS` (default 30) sets how long
 //! the concurrent scrapers run.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::Write;

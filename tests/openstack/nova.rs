@@ -11,9 +11,8 @@
 //! Keystone's catalog and validate every token with that Keystone, as nova's keystonemiddleware
 //! does.
 
-mod common;
-#[path = "common/openstack.rs"]
-mod openstack;
+use crate::common;
+use crate::openstack;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -3,7 +3,7 @@
 //! scrapes that stay consistent while LVM rewrites the metadata, and the background check that
 //! sends a VG back to exec when LVM disagrees.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 //!
 //! Needs root, lvm2, prometheus (and promtool) and prometheus-node-exporter.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

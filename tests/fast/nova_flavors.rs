@@ -10,7 +10,7 @@
 //! exporter is scraped; a failing list is reported as `collector="flavors"` and never fails the
 //! scrape, and the configured flavors keep their fit.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

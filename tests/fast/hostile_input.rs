@@ -3,7 +3,7 @@
 //!
 //! None of these needs root or LVM: the LVM figures come from a replay file.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

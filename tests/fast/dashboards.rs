@@ -5,7 +5,7 @@
 //! PromQL. That each query parses and returns data is checked against a real Prometheus in
 //! `tests/e2e_alerting.rs`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -3,9 +3,8 @@
 //! body. Each test checks that the scrape still answers within its timeout, that only the
 //! placement collector fails, and that the error says what happened. No python needed.
 
-mod common;
-#[path = "common/openstack.rs"]
-mod openstack;
+use crate::common;
+use crate::openstack;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -4,7 +4,7 @@
 //! `NOVA_LVM_UPDATE_SCREENSHOTS=1`, kept as `docs/status-page.png`), and page views never run LVM
 //! beside the scrapes' shared collection.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

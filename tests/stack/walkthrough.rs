@@ -9,7 +9,7 @@
 //! with sudo and root without capabilities), and a real Prometheus loads the shipped rules,
 //! shortened with the documented `scripts/shorten-for`, until the untracked alert fires.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

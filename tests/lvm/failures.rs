@@ -5,7 +5,7 @@
 //! LVM failures are injected with small scripts standing in for `lvm`; the tracked side uses
 //! the example host's saved report, so most of these tests need neither root nor lvm2.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

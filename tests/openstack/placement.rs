@@ -5,9 +5,8 @@
 //! All tests share one environment (started on first use) and use their own resource provider,
 //! so they can run in parallel; none of them stops a server (that is `placement_faults.rs`).
 
-mod common;
-#[path = "common/openstack.rs"]
-mod openstack;
+use crate::common;
+use crate::openstack;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

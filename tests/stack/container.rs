@@ -17,7 +17,7 @@
 //! hadolint venv and the lvm2 layer are cached; vfs storage copies every layer, which is most
 //! of what is left).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

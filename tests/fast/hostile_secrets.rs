@@ -6,7 +6,7 @@
 //! is then searched for every secret: the log at debug level, `/`, `/metrics`, `report`,
 //! `report --format json`, `check` and `--config.check`.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -4,7 +4,7 @@
 //! selects metrics the exporter exports (or series the rules record). The test-only rule file of
 //! the end-to-end test differs from the real one only in `for:` and the evaluation interval.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

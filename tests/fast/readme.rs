@@ -3,15 +3,15 @@
 //! must list every metric, `docs/configuration.md` must list every flag with the default
 //! `--help` prints, and no relative link in the docs may be dead.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::*;
 
-const README: &str = include_str!("../README.md");
-const CONFIGURATION: &str = include_str!("../docs/configuration.md");
+const README: &str = include_str!("../../README.md");
+const CONFIGURATION: &str = include_str!("../../docs/configuration.md");
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

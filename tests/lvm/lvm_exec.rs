@@ -3,7 +3,7 @@
 //! of a thin pool and an LV of two segments. The fake-`lvm` tests of the same type (arguments,
 //! exit statuses, timeouts, output bounds) are unit tests next to it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

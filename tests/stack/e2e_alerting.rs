@@ -28,7 +28,7 @@
 //! Needs root, lvm2, prometheus and prometheus-alertmanager (the fleet scenario also
 //! victoria-metrics): skips loudly without them on a laptop, fails under CI=true.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

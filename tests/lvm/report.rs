@@ -3,7 +3,7 @@
 //! over-committed host, and failed collectors. Exit codes, the figures to the byte, the text's
 //! arithmetic and the JSON document against `docs/report-schema.json`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! start-up when malformed, and the server's own limits (methods, paths, slow clients).
 //! Clients are the real `curl` and `openssl`; the exporter replays the example host.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -5,9 +5,8 @@
 //! whose token cache is off (so a revocation is seen at once). The tests stop and start servers,
 //! so they run one at a time.
 
-mod common;
-#[path = "common/openstack.rs"]
-mod openstack;
+use crate::common;
+use crate::openstack;
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};

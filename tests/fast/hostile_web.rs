@@ -3,7 +3,7 @@
 //! are not web configurations (their content must never be printed), `--config.check` of the
 //! web configuration, and telemetry paths that are route patterns.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -23,11 +23,10 @@ const BINARY: &str = env!("CARGO_BIN_EXE_nova-lvm-exporter");
 const SECRET: &str = "Pl4ntedS3cret";
 
 /// Held by the tests that measure time or load the CPU (the flood, the timing comparison), so
-/// that they never run beside each other: a flood next door made the timing test flaky.
-static TIMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
+/// that they never run beside each other: a flood next door made the timing test flaky. The
+/// lock is the tier's ([`common::cpu_heavy`]), so `hostile.rs`'s flood waits for it too.
 fn timed() -> std::sync::MutexGuard<'static, ()> {
-    TIMED.lock().unwrap_or_else(|e| e.into_inner())
+    common::cpu_heavy()
 }
 
 fn example_args(extra: &[String]) -> Vec<String> {

@@ -1,7 +1,7 @@
 //! The built exporter against a real volume group on a loop device and a directory of nova
 //! libvirt domain XMLs: every exported value checked to the byte against hand-computed figures.
 
-mod common;
+use crate::common;
 
 use common::*;
 

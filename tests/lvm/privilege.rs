@@ -2,7 +2,7 @@
 //! an unprivileged user with the shipped sudoers rule reads a real VG through `sudo -n` and can
 //! run nothing else; root with an empty capability set (the `root.conf` drop-in) reads it too.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
