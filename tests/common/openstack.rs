@@ -2,8 +2,8 @@
 //! seeding of providers, inventories and allocations exactly as nova-compute and the scheduler
 //! write them.
 //!
-//! One environment per test binary, on ports chosen per run in 19000-19999, in a temporary state
-//! directory; the venvs are cached across runs. The servers exit with the test binary (the wsgi
+//! One environment per test module that needs one (its static), on ports chosen per run in
+//! 19000-19999, in a temporary state directory; the venvs are cached across runs. The servers exit with the test binary (the wsgi
 //! runner watches its pid), and are stopped explicitly at exit. Without python3 + venv the tests
 //! skip loudly; under `CI=true` they fail instead.
 

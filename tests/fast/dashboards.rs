@@ -3,7 +3,7 @@
 //! every datasource reference resolving to the declared input/variable, every `$variable`
 //! defined, every selected series exported or recorded, and `dashboards/README.md` showing every panel's
 //! PromQL. That each query parses and returns data is checked against a real Prometheus in
-//! `tests/e2e_alerting.rs`.
+//! `tests/stack/e2e_alerting.rs`.
 
 use crate::common;
 

@@ -280,7 +280,7 @@ fn every_top_level_module_has_a_layer() {
         .collect();
     assert!(
         unplaced.is_empty(),
-        "modules in no layer (add them to LAYERS in tests/layers.rs and to the Layout in src/lib.rs): {unplaced:?}"
+        "modules in no layer (add them to LAYERS in tests/fast/layers.rs and to the Layout in src/lib.rs): {unplaced:?}"
     );
 }
 

@@ -1,6 +1,6 @@
 //! The compute API's flavor list in the flavor fit, against an in-test compute API whose answers
 //! have the shape of nova's `flavors-detail-resp.json` API sample (a real nova-api does not run
-//! here: see tests/nova.rs). The host is the seed incident (examples/seed-incident, replayed, the
+//! here: see tests/openstack/nova.rs). The host is the seed incident (examples/seed-incident, replayed, the
 //! file source primary), so every fit is known by hand: corrected free 71.0 GiB, the scheduler's
 //! 270 GiB of 499.
 //!

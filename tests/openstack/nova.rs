@@ -1020,7 +1020,7 @@ fn a_garbage_body_fails_only_the_nova_collector() {
     assert!(log.contains("502 Bad Gateway"), "{log}");
 }
 
-/// One real Keystone per test binary, with the fake compute API registered in its catalog.
+/// One real Keystone for this module, with the fake compute API registered in its catalog.
 fn real_keystone() -> Option<&'static (OpenStack, FakeNova)> {
     static ENV: OnceLock<Option<(OpenStack, FakeNova)>> = OnceLock::new();
     ENV.get_or_init(|| {

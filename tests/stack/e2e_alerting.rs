@@ -385,7 +385,7 @@ fn a_foreign_lv_pages_through_alertmanager_every_panel_has_data_and_removal_reso
         ("__range", "1h"),
     ];
     // The audit needs Placement beside the local source; this host has none, so its panels
-    // must parse but cannot have data here (tests/placement.rs checks those series against a
+    // must parse but cannot have data here (tests/openstack/placement.rs checks those series against a
     // real Placement).
     let check = prometheus.check_panel_queries(&values, NEEDS_PLACEMENT);
     let ran = check.ran;

@@ -32,7 +32,7 @@ const NEEDS_PLACEMENT: &[&str] = &["nova_lvm_audit_"];
 
 /// Fleet forecasts that exist only where corrected free space shrinks (more than 1 MiB a day,
 /// alerts/nova-lvm.rules.yml): the file here is rewritten with the same figures. The end-to-end
-/// fleet test (tests/e2e_alerting.rs) checks them with a shrinking VG.
+/// fleet test (tests/stack/e2e_alerting.rs) checks them with a shrinking VG.
 const NEEDS_TREND: &[&str] = &["nova_lvm_days_until_full:"];
 
 /// A real node_exporter with only its textfile collector, reading `dir`; killed on drop.
