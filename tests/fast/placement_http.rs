@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{get, write_nova_conf, Exporter, Exposition, GIB};
-use openstack::{write_lvm_report, ReportLv};
+use nova_lvm_exporter::lvm::build::linear_lv;
+use openstack::write_lvm_report;
 
 const PROVIDER: &str = "c0ffee00-0000-4000-8000-000000000001";
 const CONSUMER: &str = "a0000000-0000-4000-8000-000000000001";
@@ -180,10 +181,11 @@ fn start_exporter(cloud: &FakeCloud, dir: &std::path::Path) -> Exporter {
         &dir.join("lvm-report.json"),
         "vms-group",
         100 * GIB,
-        &[ReportLv {
-            name: &format!("{CONSUMER}_disk"),
-            bytes: 20 * GIB,
-        }],
+        &[linear_lv(
+            "vms-group",
+            &format!("{CONSUMER}_disk"),
+            20 * GIB,
+        )],
     );
     let auth_url = format!("http://127.0.0.1:{}/v3", cloud.port);
     Exporter::start_with_env(

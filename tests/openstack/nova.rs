@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{get, Exporter, Exposition, GIB, MIB};
-use openstack::{openstack_available, write_lvm_report, OpenStack, Options, ReportLv};
+use nova_lvm_exporter::lvm::build::linear_lv;
+use nova_lvm_exporter::lvm::Lv;
+use openstack::{openstack_available, write_lvm_report, OpenStack, Options};
 use serde_json::{json, Value};
 
 const VG: &str = "vms-group";
@@ -586,12 +588,9 @@ fn write_host(dir: &std::path::Path, host: &str) {
     )
     .unwrap();
     let lvs = lvs();
-    let report: Vec<ReportLv> = lvs
+    let report: Vec<Lv> = lvs
         .iter()
-        .map(|(name, bytes)| ReportLv {
-            name,
-            bytes: *bytes,
-        })
+        .map(|(name, bytes)| linear_lv(VG, name, *bytes))
         .collect();
     write_lvm_report(&dir.join("lvm-report.json"), VG, VG_BYTES, &report);
     std::fs::write(

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{get, write_nova_conf, Exporter, Exposition, MIB};
+use nova_lvm_exporter::lvm::build::linear_lv;
 use openstack::*;
 
 const VG: &str = "vms-group";
@@ -92,22 +93,10 @@ fn seed_host(os: &OpenStack, name: &str, tag: u32) -> Host {
         VG,
         VG_BYTES,
         &[
-            ReportLv {
-                name: &a_disk,
-                bytes: 20 * GIB,
-            },
-            ReportLv {
-                name: &b_disk,
-                bytes: 40 * GIB,
-            },
-            ReportLv {
-                name: &c_disk,
-                bytes: 10 * GIB,
-            },
-            ReportLv {
-                name: "scratch",
-                bytes: 5 * GIB,
-            },
+            linear_lv(VG, &a_disk, 20 * GIB),
+            linear_lv(VG, &b_disk, 40 * GIB),
+            linear_lv(VG, &c_disk, 10 * GIB),
+            linear_lv(VG, "scratch", 5 * GIB),
         ],
     );
     write_nova_conf(
@@ -1187,22 +1176,10 @@ fn the_audit_finds_a_leaked_allocation_an_unallocated_instance_and_a_mismatch() 
         VG,
         VG_BYTES,
         &[
-            ReportLv {
-                name: &unallocated_disk,
-                bytes: 10 * GIB,
-            },
-            ReportLv {
-                name: &unallocated_swap,
-                bytes: 1536 * MIB,
-            },
-            ReportLv {
-                name: &mismatched_disk,
-                bytes: 20 * GIB,
-            },
-            ReportLv {
-                name: &agreeing_disk,
-                bytes: 40 * GIB,
-            },
+            linear_lv(VG, &unallocated_disk, 10 * GIB),
+            linear_lv(VG, &unallocated_swap, 1536 * MIB),
+            linear_lv(VG, &mismatched_disk, 20 * GIB),
+            linear_lv(VG, &agreeing_disk, 40 * GIB),
         ],
     );
     write_nova_conf(&dir.path().join("nova.conf"), VG, RESERVED_HOST_DISK_MB);

@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{write_nova_conf, Exporter, Exposition, MIB};
+use nova_lvm_exporter::lvm::build::linear_lv;
 use openstack::*;
 
 const VG: &str = "vms-group";
@@ -82,10 +83,7 @@ fn seed(os: &OpenStack, name: &str, tag: u32) -> Host {
         &dir.path().join("lvm-report.json"),
         VG,
         VG_BYTES,
-        &[ReportLv {
-            name: &format!("{consumer}_disk"),
-            bytes: 20 * GIB,
-        }],
+        &[linear_lv(VG, &format!("{consumer}_disk"), 20 * GIB)],
     );
     write_nova_conf(&dir.path().join("nova.conf"), VG, 0);
     Host {
