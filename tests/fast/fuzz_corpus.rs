@@ -1,12 +1,18 @@
 //! Replays the fuzz corpus seeds and every input that ever crashed a target
 //! (`fuzz/regressions/<target>/`) through the fuzz entry points, on every run of the test suite:
 //! a cheap, deterministic guard that what was fixed stays fixed. Then a short mutation smoke run
-//! (a few thousand seeded mutations of the seeds per target, on stable Rust, no sanitizer). The
-//! long coverage-guided runs are `scripts/fuzz`.
+//! with proptest (a few thousand mutations of the seeds per target, on stable Rust, no
+//! sanitizer; a panic is shrunk and its seed kept). The long coverage-guided runs are
+//! `scripts/fuzz`.
 
+use std::cell::Cell;
 use std::path::Path;
 
 use nova_lvm_exporter::fuzzing::TARGETS;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+use proptest::test_runner::{TestCaseError, TestRunner};
 
 const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz");
 
@@ -52,22 +58,6 @@ fn every_target_has_a_fuzz_binary() {
         assert!(Path::new(FUZZ)
             .join(format!("fuzz_targets/{name}.rs"))
             .exists());
-    }
-}
-
-/// A small deterministic PRNG (xorshift64*): the smoke run is the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 
@@ -118,72 +108,125 @@ const INTERESTING: &[&[u8]] = &[
     b"status = [\"READ\", \"WRITE\"]",
 ];
 
-fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
+/// One edit of an input. Positions are [`Index`]es, resolved against the input's length when
+/// the edit is applied (an edit that needs bytes an empty input lacks leaves it as it is).
+#[derive(Debug, Clone)]
+enum Edit {
+    /// Flips bit `bit` of one byte.
+    FlipBit { byte: Index, bit: u8 },
+    /// Inserts a token of [`INTERESTING`].
+    Insert { at: Index, token: &'static [u8] },
+    /// Removes 1 to 16 bytes.
+    Remove { at: Index, len: usize },
+    /// Cuts the input.
+    Truncate { at: Index },
+    /// Inserts 1 to 64 bytes of the other seed.
+    Splice { at: Index, from: Index, len: usize },
+    /// Swaps two bytes.
+    Swap { a: Index, b: Index },
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (any::<Index>(), 0..8u8).prop_map(|(byte, bit)| Edit::FlipBit { byte, bit }),
+        (any::<Index>(), select(INTERESTING)).prop_map(|(at, token)| Edit::Insert { at, token }),
+        (any::<Index>(), 1..=16usize).prop_map(|(at, len)| Edit::Remove { at, len }),
+        any::<Index>().prop_map(|at| Edit::Truncate { at }),
+        (any::<Index>(), any::<Index>(), 1..=64usize).prop_map(|(at, from, len)| Edit::Splice {
+            at,
+            from,
+            len
+        }),
+        (any::<Index>(), any::<Index>()).prop_map(|(a, b)| Edit::Swap { a, b }),
+    ]
+}
+
+/// A mutation: which seed, which other seed to splice from, and 1 to 4 edits.
+fn mutation() -> impl Strategy<Value = (Index, Index, Vec<Edit>)> {
+    (any::<Index>(), any::<Index>(), vec(edit(), 1..=4))
+}
+
+fn mutate(seed: &[u8], other: &[u8], edits: &[Edit]) -> Vec<u8> {
     let mut data = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(data.len() + 1);
-        match rng.below(6) {
-            0 if !data.is_empty() => {
-                let i = rng.below(data.len());
-                data[i] ^= 1 << rng.below(8);
-            }
-            1 => {
-                let token = INTERESTING[rng.below(INTERESTING.len())];
+    for edit in edits {
+        let len = data.len();
+        match *edit {
+            Edit::FlipBit { byte, bit } if len > 0 => data[byte.index(len)] ^= 1 << bit,
+            Edit::Insert { at, token } => {
+                let at = at.index(len + 1);
                 data.splice(at..at, token.iter().copied());
             }
-            2 if at < data.len() => {
-                let end = (at + 1 + rng.below(16)).min(data.len());
-                data.drain(at..end);
+            Edit::Remove { at, len: count } if len > 0 => {
+                let at = at.index(len);
+                data.drain(at..(at + count).min(len));
             }
-            3 => data.truncate(at),
-            4 if !other.is_empty() => {
-                let from = rng.below(other.len());
-                let end = (from + 1 + rng.below(64)).min(other.len());
+            Edit::Truncate { at } => data.truncate(at.index(len + 1)),
+            Edit::Splice {
+                at,
+                from,
+                len: count,
+            } if !other.is_empty() => {
+                let at = at.index(len + 1);
+                let from = from.index(other.len());
+                let end = (from + count).min(other.len());
                 data.splice(at..at, other[from..end].iter().copied());
             }
-            _ => {
-                let len = data.len();
-                if len > 1 {
-                    let (a, b) = (rng.below(len), rng.below(len));
-                    data.swap(a, b);
-                }
-            }
+            Edit::Swap { a, b } if len > 1 => data.swap(a.index(len), b.index(len)),
+            _ => {}
         }
     }
     data
 }
 
+/// A mutation smoke run with proptest: per target, `NOVA_LVM_FUZZ_SMOKE_ITERATIONS` mutations
+/// (default 3,000) of its seeds, each 1 to 4 edits (bit flips, [`INTERESTING`] tokens, cuts,
+/// splices of another seed, swaps). A panic is shrunk to the fewest and smallest edits, and its
+/// seed is saved under `proptest-regressions/` and replayed first on the next run
+/// (`PROPTEST_RNG_SEED` fixes the generator for a repeatable run).
 #[test]
 fn a_mutation_smoke_run_finds_no_panic() {
-    let iterations: usize = std::env::var("NOVA_LVM_FUZZ_SMOKE_ITERATIONS")
+    let iterations: u32 = std::env::var("NOVA_LVM_FUZZ_SMOKE_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
     // Each target's run stops early after this long (a slow debug build on a busy CI runner):
-    // the same mutations in the same order, only fewer of them.
+    // the remaining cases pass at once, unless a failure is being shrunk.
     let budget = std::time::Duration::from_secs(3);
-    for (index, (name, entry)) in TARGETS.into_iter().enumerate() {
-        // A generator per target: a run cut short leaves the next target's mutations as they were.
-        let mut rng =
-            Rng(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1).wrapping_mul(0x0100_0000_01b3));
-        let started = std::time::Instant::now();
+    for (name, entry) in TARGETS {
         let seeds: Vec<Vec<u8>> = inputs(&Path::new(FUZZ).join("corpus").join(name))
             .iter()
             .map(|p| std::fs::read(p).unwrap())
             .collect();
-        for i in 0..iterations {
-            if started.elapsed() > budget && i >= 100 {
-                break;
+        let config = ProptestConfig {
+            cases: iterations,
+            source_file: Some(file!()),
+            ..ProptestConfig::default()
+        };
+        let mut runner = TestRunner::new(config);
+        let started = std::time::Instant::now();
+        let (run, failed) = (Cell::new(0u32), Cell::new(false));
+        let result = runner.run(&mutation(), |(seed, other, edits)| {
+            if !failed.get() && started.elapsed() > budget && run.get() >= 100 {
+                return Ok(());
             }
-            let seed = &seeds[rng.below(seeds.len())];
-            let other = &seeds[rng.below(seeds.len())];
-            let data = mutate(&mut rng, seed, other);
-            let outcome = std::panic::catch_unwind(|| entry(&data));
-            assert!(
-                outcome.is_ok(),
-                "{name} panicked on mutation {i}: {:?}",
-                String::from_utf8_lossy(&data)
+            run.set(run.get() + 1);
+            let data = mutate(
+                &seeds[seed.index(seeds.len())],
+                &seeds[other.index(seeds.len())],
+                &edits,
             );
+            let outcome = std::panic::catch_unwind(|| entry(&data));
+            if outcome.is_err() {
+                failed.set(true);
+                return Err(TestCaseError::fail(format!(
+                    "{name} panicked on {:?}",
+                    String::from_utf8_lossy(&data)
+                )));
+            }
+            Ok(())
+        });
+        if let Err(failure) = result {
+            panic!("{name}: {failure}");
         }
     }
 }
