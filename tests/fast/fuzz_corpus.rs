@@ -185,6 +185,9 @@ fn mutate(seed: &[u8], other: &[u8], edits: &[Edit]) -> Vec<u8> {
 /// (`PROPTEST_RNG_SEED` fixes the generator for a repeatable run).
 #[test]
 fn a_mutation_smoke_run_finds_no_panic() {
+    // Seconds of one core at full load, each target within a time budget: not beside the
+    // tier's timing tests.
+    let _cpu = crate::common::cpu_heavy();
     let iterations: u32 = std::env::var("NOVA_LVM_FUZZ_SMOKE_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
