@@ -7,8 +7,10 @@
 //! With `--features fuzzing` the fuzz corpus replay (`fuzz_corpus`) joins it.
 //!
 //! One module per former test binary (ripgrep's layout): one link of the crate instead of one
-//! per file. Tests that load the CPU or measure time take [`common::cpu_heavy`], as they did
-//! within their old binary.
+//! per file. The tests that load the CPU (`hostile`'s flood, `hostile_input`'s FIFO swapper,
+//! the fuzz mutation run, `hostile_web`'s flood and timing comparison) take
+//! [`common::cpu_heavy`], so that no two of them run side by side: as separate binaries they
+//! never did.
 
 #[path = "../common/mod.rs"]
 mod common;
