@@ -224,12 +224,7 @@ mod tests {
     const C: &str = "cccccccc-0000-4000-8000-000000000003";
 
     fn consumer(uuid: &str, disk_gb: u64) -> TrackedInstance {
-        TrackedInstance {
-            uuid: uuid.to_string(),
-            tracked_bytes: disk_gb * GIB,
-            allocated_bytes: disk_gb * GIB,
-            flavor: None,
-        }
+        TrackedInstance::from_allocation(uuid, disk_gb * GIB)
     }
 
     fn instance(uuid: &str, root_gb: u64, ephemeral_gb: u64, swap_mb: u64) -> TrackedInstance {
