@@ -1,4 +1,4 @@
-//! Entry points for the fuzz targets in `fuzz/` and for `tests/fuzz_corpus.rs`, which replays
+//! Entry points for the fuzz targets in `fuzz/` and for `tests/fast/fuzz_corpus.rs`, which replays
 //! the saved corpus and every crash ever found on each run of the test suite. Each takes
 //! arbitrary bytes and must return without panicking whatever they are: parsers report errors.
 //!

@@ -6,7 +6,7 @@
 //! ([`tracked`]) are collected concurrently ([`collect`]), [`accounting`] turns them into the
 //! derived figures with pure functions, and [`output`] renders them. The modules form layers,
 //! bottom to top; a module imports only from its own layer and the ones below
-//! (`tests/layers.rs` holds the order and checks it):
+//! (`tests/fast/layers.rs` holds the order and checks it):
 //!
 //! Below every layer is the workspace's [`lvm_metadata`] crate (`crates/lvm-metadata`): LVM's
 //! metadata read straight from the PVs, pure and synchronous; [`lvm`] builds its metadata source

@@ -215,6 +215,7 @@ pub fn audit_collection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lvm::build::{linear_lv, vg};
     use crate::tracked::Flavor;
     use crate::units::{GIB, MIB};
 
@@ -223,12 +224,7 @@ mod tests {
     const C: &str = "cccccccc-0000-4000-8000-000000000003";
 
     fn consumer(uuid: &str, disk_gb: u64) -> TrackedInstance {
-        TrackedInstance {
-            uuid: uuid.to_string(),
-            tracked_bytes: disk_gb * GIB,
-            allocated_bytes: disk_gb * GIB,
-            flavor: None,
-        }
+        TrackedInstance::from_allocation(uuid, disk_gb * GIB)
     }
 
     fn instance(uuid: &str, root_gb: u64, ephemeral_gb: u64, swap_mb: u64) -> TrackedInstance {
@@ -429,27 +425,13 @@ mod tests {
     }
 
     fn report(lvs: &[(&str, u64)]) -> VgReport {
-        let lv = |name: &str, size_bytes: u64| Lv {
-            vg: "vms-group".into(),
-            name: name.into(),
-            hidden: false,
-            size_bytes,
-            attr: "-wi-a-----".into(),
-            segtype: "linear".into(),
-            pool_lv: String::new(),
-            parent: String::new(),
-            data_used_ratio: None,
-            metadata_used_ratio: None,
-            creation_unix: None,
-            tags: vec![],
-        };
+        let lv = |name: &str, size_bytes: u64| linear_lv("vms-group", name, size_bytes);
         VgReport {
-            vgs: vec![crate::lvm::Vg {
-                name: "vms-group".into(),
-                size_bytes: 100 * GIB,
-                free_bytes: 100 * GIB - lvs.iter().map(|(_, b)| b).sum::<u64>(),
-                extent_size_bytes: 4 * MIB,
-            }],
+            vgs: vec![vg(
+                "vms-group",
+                100 * GIB,
+                100 * GIB - lvs.iter().map(|(_, b)| b).sum::<u64>(),
+            )],
             lvs: lvs.iter().map(|(name, bytes)| lv(name, *bytes)).collect(),
         }
     }

@@ -227,7 +227,7 @@ pub fn doubt_local_sources(
 mod tests {
     use super::*;
     use crate::accounting::drift::account_host;
-    use crate::lvm::{Lv, Vg, VgReport};
+    use crate::lvm::{Lv, VgReport};
     use crate::tracked::{Flavor, HostDiskSettings, TrackedInstance, TrackedUsage};
     use crate::units::GIB;
 
@@ -236,31 +236,13 @@ mod tests {
     const MOVED: &str = "e0000000-0000-4000-8000-000000000005";
 
     fn lv(name: &str, bytes: u64) -> Lv {
-        Lv {
-            vg: "vms".into(),
-            name: name.into(),
-            hidden: false,
-            size_bytes: bytes,
-            attr: "-wi-a-----".into(),
-            segtype: "linear".into(),
-            pool_lv: String::new(),
-            parent: String::new(),
-            data_used_ratio: None,
-            metadata_used_ratio: None,
-            creation_unix: None,
-            tags: vec![],
-        }
+        crate::lvm::build::linear_lv("vms", name, bytes)
     }
 
     #[test]
     fn orphans_are_the_accountings_and_their_reasons_add_up() {
         let report = VgReport {
-            vgs: vec![Vg {
-                name: "vms".into(),
-                size_bytes: 100 * GIB,
-                free_bytes: 80 * GIB,
-                extent_size_bytes: 4 << 20,
-            }],
+            vgs: vec![crate::lvm::build::vg("vms", 100 * GIB, 80 * GIB)],
             lvs: vec![
                 lv(&format!("{HERE}_disk"), 5 * GIB),
                 lv(&format!("{GONE}_disk"), 10 * GIB),

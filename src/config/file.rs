@@ -24,7 +24,7 @@ use crate::config::flags::Cli;
 const NOT_IN_FILE: &[&str] = &["help", "version", "config.file", "config.check"];
 
 /// Switches (with a `--no-` twin) that are on when neither is given (their tables).
-/// tests/config_file.rs proves this list against what the configuration enables.
+/// tests/fast/config_file.rs proves this list against what the configuration enables.
 const ENABLED_BY_DEFAULT: &[&str] = &[
     "collector.libvirt",
     "collector.lvm.sync-io",

@@ -30,7 +30,7 @@
 //! `sudo -n` this cannot be done (a seccomp filter needs `no_new_privs`, which stops sudo), so
 //! set `use_aio = 0` in lvm.conf's `global` section there for the same gain.
 //!
-//! What this module verified against LVM 2.03.16 on a loop device (`tests/lvm_exec.rs`):
+//! What this module verified against LVM 2.03.16 on a loop device (`tests/lvm/lvm_exec.rs`):
 //! - LVM prints `/dev/mapper/control: open failed` (and more) on stderr when the kernel has no
 //!   device-mapper, and still exits 0: stderr is logged at debug, success is judged by the exit
 //!   status and the parsed output.

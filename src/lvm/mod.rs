@@ -12,6 +12,7 @@
 //! - [`sync_io`]: the seccomp filter that makes a child read without AIO.
 //! - [`report`]: parsing LVM's JSON report; [`replay`]: a saved report as a source.
 //! - [`owner`]: who an LV belongs to.
+//! - [`build`]: the model's builders with every field spelled out once, for tests and examples.
 //! - [`metadata`]: [`metadata::source::MetadataSource`], the raw source that reads LVM's
 //!   metadata straight from the PVs with the workspace's [`lvm_metadata`] crate (label, metadata
 //!   area headers, the checksummed text parsed into a VG; issue 14) and `lvm fullreport` as the
@@ -20,6 +21,7 @@
 //!
 //! [`Vg`] and [`Lv`], the figures every source reports, are the [`lvm_metadata`] crate's.
 
+pub mod build;
 pub mod exec;
 pub mod metadata;
 pub mod missing_vg;

@@ -278,18 +278,8 @@ mod tests {
 
     fn lv(name: &str, segtype: &str, size_bytes: u64) -> Lv {
         Lv {
-            vg: "vms-group".into(),
-            name: name.into(),
-            hidden: false,
-            size_bytes,
-            attr: "-wi-XX----".into(),
             segtype: segtype.into(),
-            pool_lv: String::new(),
-            parent: String::new(),
-            data_used_ratio: None,
-            metadata_used_ratio: None,
-            creation_unix: None,
-            tags: vec![],
+            ..crate::lvm::build::linear_lv("vms-group", name, size_bytes)
         }
     }
 
@@ -311,12 +301,7 @@ mod tests {
     }
 
     fn vg(size_bytes: u64, free_bytes: u64) -> Vg {
-        Vg {
-            name: "vms-group".into(),
-            size_bytes,
-            free_bytes,
-            extent_size_bytes: 4 * MIB,
-        }
+        crate::lvm::build::vg("vms-group", size_bytes, free_bytes)
     }
 
     fn tracked(uuids: &[&'static str]) -> FxHashSet<&'static str> {

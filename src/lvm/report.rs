@@ -726,12 +726,11 @@ mod tests {
         let report = parse(&text, "example").expect("parses");
         assert_eq!(
             report.vgs,
-            vec![Vg {
-                name: "vms-group".into(),
-                size_bytes: 536_866_717_696,
-                free_bytes: 76_231_475_200,
-                extent_size_bytes: 4 * MIB,
-            }]
+            vec![crate::lvm::build::vg(
+                "vms-group",
+                536_866_717_696,
+                76_231_475_200
+            )]
         );
         assert_eq!(report.lvs.len(), 7);
         let scratch = lv(&report, "scratch_data");
@@ -1070,18 +1069,10 @@ mod tests {
         assert_eq!(
             report.lvs,
             vec![Lv {
-                vg: "v".into(),
-                name: "l".into(),
-                hidden: false,
-                size_bytes: 10,
                 attr: String::new(),
                 segtype: String::new(),
-                pool_lv: String::new(),
-                parent: String::new(),
-                data_used_ratio: None,
-                metadata_used_ratio: None,
                 creation_unix: Some(1_767_229_323),
-                tags: vec![],
+                ..crate::lvm::build::linear_lv("v", "l", 10)
             }]
         );
     }

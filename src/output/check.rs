@@ -54,7 +54,7 @@ impl Status {
 }
 
 /// The one definition of the alerting thresholds: the defaults of `check` are made of these,
-/// and tests/alerts.rs holds the `nova-lvm-thresholds` group of alerts/nova-lvm.rules.yml to
+/// and tests/stack/alerts.rs holds the `nova-lvm-thresholds` group of alerts/nova-lvm.rules.yml to
 /// them (a rule file and a command line cannot share a constant, so a test keeps them equal).
 pub mod defaults {
     use crate::units::GIB;
@@ -74,7 +74,7 @@ pub mod defaults {
 }
 
 /// The rules' threshold series (`nova_lvm:alert_threshold:*`) that `check` mirrors, with their
-/// values: what tests/alerts.rs compares the rule file with.
+/// values: what tests/stack/alerts.rs compares the rule file with.
 pub fn rule_thresholds() -> [(&'static str, f64); 5] {
     [
         (

@@ -384,12 +384,7 @@ mod tests {
                 return Err(TrackedError::Api(format!("refresh {n} failed")));
             }
             Ok(TrackedUsage::from_local(
-                vec![TrackedInstance {
-                    uuid: format!("refresh-{n}"),
-                    tracked_bytes: n,
-                    allocated_bytes: n,
-                    flavor: None,
-                }],
+                vec![TrackedInstance::from_allocation(format!("refresh-{n}"), n)],
                 &HostDiskSettings::default(),
             ))
         }

@@ -133,6 +133,18 @@ impl TrackedInstance {
             flavor: Some(*flavor),
         }
     }
+
+    /// An instance known only by what the scheduler allocated for it (a placement consumer's
+    /// DISK_GB, in bytes): that is both its tracked and its allocated bytes; its flavor is
+    /// unknown.
+    pub fn from_allocation(uuid: impl Into<String>, allocated_bytes: u64) -> Self {
+        Self {
+            uuid: uuid.into(),
+            tracked_bytes: allocated_bytes,
+            allocated_bytes,
+            flavor: None,
+        }
+    }
 }
 
 /// Host-level settings that nova applies to DISK_GB, in the units nova keeps them.

@@ -393,12 +393,7 @@ pub fn usage_from(
         // An instance is one consumer however it is spelled: the first spelling counts.
         let uuid = canonical_uuid(consumer).unwrap_or_default();
         if seen.insert(uuid.clone()) {
-            instances.push(TrackedInstance {
-                uuid,
-                tracked_bytes: bytes,
-                allocated_bytes: bytes,
-                flavor: None,
-            });
+            instances.push(TrackedInstance::from_allocation(uuid, bytes));
         }
     }
     Ok(TrackedUsage {
@@ -689,12 +684,7 @@ mod tests {
         assert_eq!(usage.instances.len(), 3);
         assert_eq!(
             usage.instances[1],
-            TrackedInstance {
-                uuid: "22222222-2222-4222-8222-22222222222a".into(),
-                tracked_bytes: 40 * GIB,
-                allocated_bytes: 40 * GIB,
-                flavor: None,
-            }
+            TrackedInstance::from_allocation("22222222-2222-4222-8222-22222222222a", 40 * GIB)
         );
         // A boot-from-volume consumer holds no DISK_GB but is still an instance on this host.
         assert_eq!(usage.instances[2].tracked_bytes, 0);

@@ -755,3 +755,13 @@ pub fn wait_until<T>(
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by a test that loads the CPU (a flood of connections, bcrypt at a high cost) or measures
+/// time, so that no two of them run side by side in one tier's binary. When every file was its
+/// own binary only the tests of one file ran at once; a tier runs several files' tests together,
+/// and a flood next door made a timing test flaky.
+pub fn cpu_heavy() -> std::sync::MutexGuard<'static, ()> {
+    CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}

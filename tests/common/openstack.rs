@@ -2,8 +2,8 @@
 //! seeding of providers, inventories and allocations exactly as nova-compute and the scheduler
 //! write them.
 //!
-//! One environment per test binary, on ports chosen per run in 19000-19999, in a temporary state
-//! directory; the venvs are cached across runs. The servers exit with the test binary (the wsgi
+//! One environment per test module that needs one (its static), on ports chosen per run in
+//! 19000-19999, in a temporary state directory; the venvs are cached across runs. The servers exit with the test binary (the wsgi
 //! runner watches its pid), and are stopped explicitly at exit. Without python3 + venv the tests
 //! skip loudly; under `CI=true` they fail instead.
 
@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use nova_lvm_exporter::lvm::Lv;
 use serde_json::{json, Value};
 
 /// Bytes in one GiB.
@@ -655,27 +656,28 @@ impl Placement {
     }
 }
 
-/// An LV of a saved LVM report.
-pub struct ReportLv<'a> {
-    /// LV name.
-    pub name: &'a str,
-    /// Size in bytes (a multiple of the extent size).
-    pub bytes: u64,
-}
-
 /// Writes an LVM JSON report (what `vgs` + `lvs -a --reportformat json --units b --nosuffix`
-/// print) of one VG with linear LVs, 4 MiB extents; `vg_free` = size - the LVs.
-pub fn write_lvm_report(path: &Path, vg: &str, vg_bytes: u64, lvs: &[ReportLv]) {
-    let used: u64 = lvs.iter().map(|lv| lv.bytes).sum();
+/// print) of VG `vg` with 4 MiB extents; `vg_free` = size - the LVs. Each LV is the exporter's
+/// model, made with `nova_lvm_exporter::lvm::build::linear_lv` (sizes a multiple of the extent
+/// size), and is written with the fields such a report has: name, size, attributes, segment type,
+/// pool, parent, data percent and tags.
+pub fn write_lvm_report(path: &Path, vg: &str, vg_bytes: u64, lvs: &[Lv]) {
+    let used: u64 = lvs.iter().map(|lv| lv.size_bytes).sum();
     let vgs = json!({"report": [{"vg": [{
         "vg_name": vg, "vg_size": vg_bytes.to_string(), "vg_free": (vg_bytes - used).to_string(),
         "vg_extent_size": (4u64 << 20).to_string()}]}]});
     let lv_rows: Vec<Value> = lvs
         .iter()
         .map(|lv| {
-            json!({"vg_name": vg, "lv_name": lv.name, "lv_size": lv.bytes.to_string(),
-                   "lv_attr": "-wi-XX----", "segtype": "linear", "pool_lv": "", "lv_parent": "",
-                   "data_percent": "", "lv_tags": ""})
+            assert_eq!(lv.vg, vg, "an LV of another VG in the report of {vg}");
+            let data_percent = lv
+                .data_used_ratio
+                .map(|ratio| format!("{:.2}", ratio * 100.0))
+                .unwrap_or_default();
+            json!({"vg_name": lv.vg, "lv_name": lv.name, "lv_size": lv.size_bytes.to_string(),
+                   "lv_attr": lv.attr, "segtype": lv.segtype, "pool_lv": lv.pool_lv,
+                   "lv_parent": lv.parent, "data_percent": data_percent,
+                   "lv_tags": lv.tags.join(",")})
         })
         .collect();
     let lvs = json!({"report": [{"lv": lv_rows}]});

@@ -1,4 +1,4 @@
-"""nova's resource tracker as an oracle for tests/nova_oracle.rs.
+"""nova's resource tracker as an oracle for tests/openstack/nova_oracle.rs.
 
 Reads {"reserved_host_disk_mb": N, "instances": [{"root_gb", "ephemeral_gb", "swap_mb",
 "boot_from_volume"}, ...]} on stdin and prints {"local_gb_used": N, "per_instance": [...]}: what

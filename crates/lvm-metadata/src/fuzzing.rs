@@ -1,5 +1,5 @@
 //! Entry points for fuzz targets (the exporter's `fuzz/lvm_pv` and `fuzz/lvm_metadata_text`, and
-//! its `tests/fuzz_corpus.rs`, which replays their corpora on every test run). Each takes
+//! its `tests/fast/fuzz_corpus.rs`, which replays their corpora on every test run). Each takes
 //! arbitrary bytes and must return without panicking whatever they are: parsers report errors.
 //!
 //! Built only with the `fuzzing` feature; not part of the crate's API.

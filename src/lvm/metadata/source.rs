@@ -1270,18 +1270,9 @@ mod tests {
 
     fn lv(name: &str, segtype: &str, attr: &str) -> Lv {
         Lv {
-            vg: "vg".into(),
-            name: name.into(),
-            hidden: false,
-            size_bytes: 1 << 30,
             attr: attr.into(),
             segtype: segtype.into(),
-            pool_lv: String::new(),
-            parent: String::new(),
-            data_used_ratio: None,
-            metadata_used_ratio: None,
-            creation_unix: None,
-            tags: Vec::new(),
+            ..crate::lvm::build::linear_lv("vg", name, 1 << 30)
         }
     }
 
@@ -1301,12 +1292,7 @@ mod tests {
 
     fn view() -> VgMetadata {
         VgMetadata {
-            vg: crate::lvm::Vg {
-                name: "vg".into(),
-                size_bytes: 100 << 30,
-                free_bytes: 90 << 30,
-                extent_size_bytes: 4 << 20,
-            },
+            vg: crate::lvm::build::vg("vg", 100 << 30, 90 << 30),
             seqno: 7,
             lvs: vec![
                 lv("a", "linear", "-wi-------"),
@@ -1397,12 +1383,7 @@ mod tests {
     #[test]
     fn a_pool_is_active_when_the_kernel_lists_its_data_device() {
         let metadata = VgMetadata {
-            vg: crate::lvm::Vg {
-                name: "nova-vg".into(),
-                size_bytes: 1 << 34,
-                free_bytes: 1 << 33,
-                extent_size_bytes: 4 << 20,
-            },
+            vg: crate::lvm::build::vg("nova-vg", 1 << 34, 1 << 33),
             seqno: 3,
             lvs: vec![lv("pool", "thin-pool", "twi---tz--")],
         };
