@@ -17,6 +17,7 @@ mod common;
 #[path = "../common/openstack.rs"]
 mod openstack;
 
+mod allocator;
 mod cli;
 mod config_file;
 mod dashboards;
