@@ -15,9 +15,12 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::label::{parse_label, DiskLocn, PvLabel, LABEL_SCAN_BYTES};
-use crate::mda::{assemble_text, parse_mda_header, seqno, MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use crate::mda::{
+    assemble_text, parse_mda_header, seqno, MdaHeader, RawLocn, VerifiedText, MDA_HEADER_SIZE,
+};
 use crate::scan::{vg_identity, worth_scanning, BlockDeviceInfo, ScannedPv};
 use crate::MetadataError;
 
@@ -139,14 +142,39 @@ pub struct MdaText {
     pub header: MdaHeader,
     /// Where the text was (`raw_locn[0]`): a cache of the parsed VG can be keyed on it.
     pub locn: RawLocn,
-    /// The text, without its terminating NUL; its checksum matched.
-    pub text: String,
+    /// The text, without its terminating NUL; its checksum matched. Shared: when the bytes
+    /// were those of the `previous` text handed to [`read_mda_text_unparsed`], this is that
+    /// text's allocation.
+    pub text: Arc<str>,
     /// True when the text wrapped around the end of the area's circular buffer.
     pub wrapped: bool,
     /// The VG's `seqno` from the text, when it has one.
     pub seqno: Option<u64>,
     /// Reads it took (1 unless LVM wrote while it was read).
     pub attempts: u32,
+    /// `locn` and `text` as verified, kept apart from the public fields (which a caller may
+    /// change) for [`MdaText::verified`].
+    verified: VerifiedText,
+}
+
+impl MdaText {
+    /// The text as this read verified it, to hand to the next read of the same area
+    /// ([`read_mda_text_unparsed`]'s `previous`).
+    pub fn verified(&self) -> VerifiedText {
+        self.verified.clone()
+    }
+
+    /// Makes this text share `other`'s allocation when `other` holds the same bytes (the same
+    /// allocation, or compared in full), so that equal copies of a VG's metadata are held once
+    /// and recognised by pointer on the next read. Returns whether it does.
+    pub fn share(&mut self, other: &Arc<str>) -> bool {
+        if !Arc::ptr_eq(&self.text, other) && *self.text != **other {
+            return false;
+        }
+        self.text = Arc::clone(other);
+        self.verified = VerifiedText::new(self.locn, Arc::clone(other));
+        true
+    }
 }
 
 /// One metadata area of a PV and what reading it gave.
@@ -244,16 +272,23 @@ pub fn read_mda_header(
 /// did not match its checksum and the header moved, starts over, at most [`READ_ATTEMPTS`]
 /// times ([`MetadataError::Moved`]).
 pub fn read_mda_text(device: &mut impl ReadAt, area: &DiskLocn) -> Result<MdaText, MetadataError> {
-    let mut text = read_mda_text_unparsed(device, area)?;
+    let mut text = read_mda_text_unparsed(device, area, None)?;
     text.seqno = seqno(&text.text);
     Ok(text)
 }
 
 /// Like [`read_mda_text`], without parsing the text: its `seqno` is left `None`, for a caller
 /// that parses the text itself (once per distinct text).
+///
+/// `previous` is what the last read of this area verified ([`MdaText::verified`]), if any.
+/// The header is read and checked before and after the text as always; when `raw_locn[0]` is
+/// still `previous`'s and the bytes read are its bytes, compared in full, the text handed back
+/// is `previous`'s own (no checksum, copy or UTF-8 check: identical bytes have the identical
+/// checksum). A changed byte, or another location, is checked in full.
 pub fn read_mda_text_unparsed(
     device: &mut impl ReadAt,
     area: &DiskLocn,
+    previous: Option<&VerifiedText>,
 ) -> Result<MdaText, MetadataError> {
     let mut header = read_mda_header(device, area)?;
     for attempt in 1..=READ_ATTEMPTS {
@@ -265,7 +300,7 @@ pub fn read_mda_text_unparsed(
             Some((offset, len)) => read(device, "wrapped metadata text", offset, len as usize)?,
             None => Vec::new(),
         };
-        let text = assemble_text(&first, &wrapped, &locn);
+        let text = assemble_text(&first, &wrapped, &locn, previous);
         let again = read_mda_header(device, area)?;
         if again.raw_locns.first() == Some(&locn) {
             let text = text?;
@@ -273,6 +308,7 @@ pub fn read_mda_text_unparsed(
                 seqno: None,
                 header: again,
                 locn,
+                verified: VerifiedText::new(locn, Arc::clone(&text)),
                 text,
                 wrapped: span.wrapped.is_some(),
                 attempts: attempt,

@@ -52,7 +52,7 @@ use async_trait::async_trait;
 use lvm_metadata::device::{
     block_devices, read_label, read_mda_text_unparsed, scan_device, PvDevice,
 };
-use lvm_metadata::mda::vg_seqno;
+use lvm_metadata::mda::{vg_seqno, VerifiedText};
 use lvm_metadata::scan::{group, vg_identity, ScanError, ScannedPv};
 use lvm_metadata::vg::{from_tree, VgError, VgMetadata};
 use lvm_metadata::{text, MetadataError};
@@ -190,15 +190,21 @@ pub fn fallback_for_vg(error: &VgError) -> Fallback {
     }
 }
 
-/// What one VG's reads left for the next collection: each metadata text the last read saw with
-/// its `seqno`, and the VG parsed from the newest with that text. A text is recognised by its
-/// bytes, compared in full (never by where it is or its CRC: other bytes under the same
-/// location and CRC are parsed again).
+/// What one VG's reads left for the next collection: each metadata area's text as the last
+/// read verified it, each distinct text with its `seqno`, and the VG parsed from the newest
+/// with that text. A text is recognised by its bytes, compared in full by the area's next read
+/// (never by where it is or its CRC: other bytes under the same location and CRC are checked
+/// and parsed again); the bytes of an unchanged area come back as the same allocation, so
+/// `seqno` and parse are found by pointer.
 #[derive(Debug, Clone, Default)]
 pub struct VgCache {
+    areas: Vec<(AreaKey, VerifiedText)>,
     seqnos: Vec<(Arc<str>, u64)>,
     parsed: Option<(Arc<str>, Arc<VgMetadata>)>,
 }
+
+/// One metadata area: the device LVM named for the PV and the area's offset on it.
+type AreaKey = (PathBuf, u64);
 
 /// One collection's read of one VG.
 #[derive(Debug, Clone)]
@@ -241,6 +247,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
     // The distinct texts read, each kept once (the cache's own copy when the bytes are equal).
     let mut texts: Vec<Arc<str>> = Vec::new();
     let mut copies: Vec<(PathBuf, usize)> = Vec::new();
+    let mut areas: Vec<(AreaKey, VerifiedText)> = Vec::new();
     for pv in pvs {
         let path = pv_device(pv)?;
         let mut device = PvDevice::open(path).map_err(|e| {
@@ -260,23 +267,29 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             ));
         }
         for area in &label.metadata_areas {
-            let read = match read_mda_text_unparsed(&mut device, area) {
+            let previous = cache
+                .areas
+                .iter()
+                .find(|((device, offset), _)| device == path && *offset == area.offset)
+                .map(|(_, verified)| verified);
+            let mut read = match read_mda_text_unparsed(&mut device, area, previous) {
                 Ok(read) => read,
                 Err(MetadataError::Ignored) => continue,
                 Err(e) => return Err(fallback_for(path, "metadata area", &e)),
             };
-            let index = match texts.iter().position(|text| **text == *read.text) {
+            // An unchanged area's text is the cache's own allocation: found by pointer. Only
+            // a text read in full is compared with the other texts.
+            let index = match texts.iter().position(|text| read.share(text)) {
                 Some(index) => index,
                 None => {
-                    let known = cache
-                        .seqnos
-                        .iter()
-                        .find(|(text, _)| **text == *read.text)
-                        .map(|(text, _)| Arc::clone(text));
-                    texts.push(known.unwrap_or_else(|| Arc::from(read.text)));
+                    // A text the last collection saw (in this area or another) keeps its
+                    // allocation, so that its seqno and parse are found by pointer.
+                    let _seen_before = cache.seqnos.iter().any(|(text, _)| read.share(text));
+                    texts.push(Arc::clone(&read.text));
                     texts.len() - 1
                 }
             };
+            areas.push(((path.to_path_buf(), area.offset), read.verified()));
             copies.push((path.to_path_buf(), index));
         }
     }
@@ -387,6 +400,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
     let parsed_text = Arc::clone(&texts[newest]);
     Ok(VgRead {
         cache: VgCache {
+            areas,
             seqnos: texts.into_iter().zip(seqnos).collect(),
             parsed: Some((parsed_text, Arc::clone(&metadata))),
         },

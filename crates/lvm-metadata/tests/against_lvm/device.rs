@@ -575,7 +575,7 @@ fn read_vg(vg: &str, devices: &[String], uuids: &[String]) -> Result<VgMetadata,
             return Err(format!("{device}: another PV UUID"));
         }
         for area in &label.metadata_areas {
-            let read = match read_mda_text_unparsed(&mut pv, area) {
+            let read = match read_mda_text_unparsed(&mut pv, area, None) {
                 Ok(read) => read,
                 Err(MetadataError::Ignored) => continue,
                 Err(e) => return Err(format!("{device}: metadata area: {e}")),
