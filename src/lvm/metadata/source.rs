@@ -1543,4 +1543,47 @@ mod tests {
             Reason::UnreadableDevice
         );
     }
+
+    /// The head of a real PV of VG `probevg` (label, metadata area header, text at 4608).
+    const SEED_PV: &[u8] = include_bytes!("../../../fuzz/corpus/lvm_pv/seed-1.bin");
+
+    #[test]
+    fn an_unchanged_area_is_read_as_the_text_verified_before_and_copies_share_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<PvRow> = ["a.img", "b.img"]
+            .iter()
+            .map(|name| {
+                let path = dir.path().join(name);
+                std::fs::write(&path, SEED_PV).unwrap();
+                PvRow {
+                    vg: "probevg".into(),
+                    device: path.display().to_string(),
+                    uuid: "2ofoesBB8lQdVAT1XGiF2lE1u1pV8Q6d".into(),
+                }
+            })
+            .collect();
+        let first = read_vg("probevg", &rows, &VgCache::default()).expect("the seed PV reads");
+        assert!(first.parsed);
+        // Both copies of the text are held once, by the areas and the seqno list alike.
+        let [(held, _)] = &first.cache.seqnos[..] else {
+            panic!("one distinct text: {:?}", first.cache.seqnos)
+        };
+        assert_eq!(first.cache.areas.len(), 2);
+        for (_, verified) in &first.cache.areas {
+            assert!(Arc::ptr_eq(verified.text(), held));
+        }
+        let again = read_vg("probevg", &rows, &first.cache).expect("read again");
+        assert!(!again.parsed);
+        assert!(Arc::ptr_eq(&again.metadata, &first.metadata));
+        assert!(Arc::ptr_eq(&again.cache.seqnos[0].0, held));
+        for (_, verified) in &again.cache.areas {
+            assert!(Arc::ptr_eq(verified.text(), held));
+        }
+        // A changed byte under the same raw_locn is checked in full: refused.
+        let mut changed = SEED_PV.to_vec();
+        changed[4608 + 20] ^= 1;
+        std::fs::write(&rows[1].device, changed).unwrap();
+        let refused = read_vg("probevg", &rows, &again.cache).unwrap_err();
+        assert_eq!(refused.reason.token(), "checksum", "{}", refused.message);
+    }
 }
