@@ -7,8 +7,11 @@
 //!   then read at once, and the report's figures are LVM's only for a VG that falls back.
 //! - **Steady state.** Each later collection checks every PV's label (the UUID must still match),
 //!   the header of each of its metadata areas and the text it locates (inside the area, checksum
-//!   verified), and no LVM process runs. When the newest text's bytes are the ones already parsed
-//!   (compared in full), the parsed VG is reused; otherwise the text is parsed. Of several copies (PVs,
+//!   verified), and no LVM process runs. The text each area held last time is handed to its read:
+//!   under the same `raw_locn` and with the same bytes (compared in full) the read hands it back
+//!   without computing its checksum again, so that its `seqno` and parse are found by pointer.
+//!   When the newest text's bytes are the ones already parsed, the parsed VG is reused;
+//!   otherwise the text is parsed. Of several copies (PVs,
 //!   two areas per PV) the highest `seqno` of the parsed VG section wins. Copies that disagree
 //!   are logged once per change of which copies lag, and only when that is not a commit in
 //!   flight (one copy one `seqno` behind, once).
