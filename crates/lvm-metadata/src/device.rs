@@ -164,15 +164,16 @@ impl MdaText {
         self.verified.clone()
     }
 
-    /// Makes this text share `other`'s allocation when `other` holds the same bytes (the same
-    /// allocation, or compared in full), so that equal copies of a VG's metadata are held once
+    /// Makes this text share `other`'s allocation when `other` holds the bytes this read
+    /// verified (the same allocation, or compared in full), so that equal copies of a VG's metadata are held once
     /// and recognised by pointer on the next read. Returns whether it does.
     pub fn share(&mut self, other: &Arc<str>) -> bool {
-        if !Arc::ptr_eq(&self.text, other) && *self.text != **other {
+        let verified = self.verified.text();
+        if !Arc::ptr_eq(verified, other) && **verified != **other {
             return false;
         }
         self.text = Arc::clone(other);
-        self.verified = VerifiedText::new(self.locn, Arc::clone(other));
+        self.verified = VerifiedText::new(*self.verified.locn(), Arc::clone(other));
         true
     }
 }
@@ -790,7 +791,12 @@ mod tests {
         let area = Area::new(&sample_text(), 512);
         let mut read = area.read(None).0.unwrap();
         let verified = read.verified();
-        read.text = Arc::from("forged {\n}\n");
+        let forged: Arc<str> = Arc::from("forged {\n}\n");
+        read.text = Arc::clone(&forged);
+        read.locn.checksum ^= 1;
+        assert_eq!(read.verified(), verified);
+        // What is shared is compared with the verified bytes, not the fields.
+        assert!(!read.share(&forged));
         assert_eq!(read.verified(), verified);
         // Sharing an equal text's allocation keeps the text; an unequal one is refused.
         let equal: Arc<str> = Arc::from(&*sample_text());

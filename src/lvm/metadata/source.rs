@@ -11,8 +11,8 @@
 //!   under the same `raw_locn` and with the same bytes (compared in full) the read hands it back
 //!   without computing its checksum again, so that its `seqno` and parse are found by pointer.
 //!   When the newest text's bytes are the ones already parsed, the parsed VG is reused;
-//!   otherwise the text is parsed. Of several copies (PVs,
-//!   two areas per PV) the highest `seqno` of the parsed VG section wins. Copies that disagree
+//!   otherwise the text is parsed. Of several copies (PVs, two areas per PV) the highest
+//!   `seqno` of the parsed VG section wins. Copies that disagree
 //!   are logged once per change of which copies lag, and only when that is not a commit in
 //!   flight (one copy one `seqno` behind, once).
 //! - **Which devices.** Only devices LVM's PV list names (absolute paths: a missing PV, which LVM
@@ -280,8 +280,8 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
                 Err(MetadataError::Ignored) => continue,
                 Err(e) => return Err(fallback_for(path, "metadata area", &e)),
             };
-            // An unchanged area's text is the cache's own allocation: found by pointer. Only
-            // a text read in full is compared with the other texts.
+            // An unchanged area's text is the cache's own allocation, found by pointer; a
+            // text of another allocation is compared in full.
             let index = match texts.iter().position(|text| read.share(text)) {
                 Some(index) => index,
                 None => {
