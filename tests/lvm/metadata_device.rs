@@ -83,7 +83,7 @@ impl TwoPvVg {
             .newest()
             .expect("a metadata text")
             .text
-            .clone()
+            .to_string()
     }
 
     /// Writes `text` (plus LVM's terminating NUL) as the committed metadata of every metadata

@@ -855,7 +855,7 @@ fn committed_text(device: &Path) -> String {
         .as_ref()
         .expect("a readable text")
         .text
-        .clone()
+        .to_string()
 }
 
 /// Writes `text` as the committed metadata text of the first metadata area of `device` as LVM

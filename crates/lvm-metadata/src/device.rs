@@ -15,9 +15,12 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::label::{parse_label, DiskLocn, PvLabel, LABEL_SCAN_BYTES};
-use crate::mda::{assemble_text, parse_mda_header, seqno, MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use crate::mda::{
+    assemble_text, parse_mda_header, seqno, MdaHeader, RawLocn, VerifiedText, MDA_HEADER_SIZE,
+};
 use crate::scan::{vg_identity, worth_scanning, BlockDeviceInfo, ScannedPv};
 use crate::MetadataError;
 
@@ -139,14 +142,40 @@ pub struct MdaText {
     pub header: MdaHeader,
     /// Where the text was (`raw_locn[0]`): a cache of the parsed VG can be keyed on it.
     pub locn: RawLocn,
-    /// The text, without its terminating NUL; its checksum matched.
-    pub text: String,
+    /// The text, without its terminating NUL; its checksum matched. Shared: when the bytes
+    /// were those of the `previous` text handed to [`read_mda_text_unparsed`], this is that
+    /// text's allocation.
+    pub text: Arc<str>,
     /// True when the text wrapped around the end of the area's circular buffer.
     pub wrapped: bool,
     /// The VG's `seqno` from the text, when it has one.
     pub seqno: Option<u64>,
     /// Reads it took (1 unless LVM wrote while it was read).
     pub attempts: u32,
+    /// `locn` and `text` as verified, kept apart from the public fields (which a caller may
+    /// change) for [`MdaText::verified`].
+    verified: VerifiedText,
+}
+
+impl MdaText {
+    /// The text as this read verified it, to hand to the next read of the same area
+    /// ([`read_mda_text_unparsed`]'s `previous`).
+    pub fn verified(&self) -> VerifiedText {
+        self.verified.clone()
+    }
+
+    /// Makes this text share `other`'s allocation when `other` holds the bytes this read
+    /// verified (the same allocation, or compared in full), so that equal copies of a VG's metadata are held once
+    /// and recognised by pointer on the next read. Returns whether it does.
+    pub fn share(&mut self, other: &Arc<str>) -> bool {
+        let verified = self.verified.text();
+        if !Arc::ptr_eq(verified, other) && **verified != **other {
+            return false;
+        }
+        self.text = Arc::clone(other);
+        self.verified = VerifiedText::new(*self.verified.locn(), Arc::clone(other));
+        true
+    }
 }
 
 /// One metadata area of a PV and what reading it gave.
@@ -244,16 +273,23 @@ pub fn read_mda_header(
 /// did not match its checksum and the header moved, starts over, at most [`READ_ATTEMPTS`]
 /// times ([`MetadataError::Moved`]).
 pub fn read_mda_text(device: &mut impl ReadAt, area: &DiskLocn) -> Result<MdaText, MetadataError> {
-    let mut text = read_mda_text_unparsed(device, area)?;
+    let mut text = read_mda_text_unparsed(device, area, None)?;
     text.seqno = seqno(&text.text);
     Ok(text)
 }
 
 /// Like [`read_mda_text`], without parsing the text: its `seqno` is left `None`, for a caller
 /// that parses the text itself (once per distinct text).
+///
+/// `previous` is what the last read of this area verified ([`MdaText::verified`]), if any.
+/// The header is read and checked before and after the text as always; when `raw_locn[0]` is
+/// still `previous`'s and the bytes read are its bytes, compared in full, the text handed back
+/// is `previous`'s own (no checksum, copy or UTF-8 check: identical bytes have the identical
+/// checksum). A changed byte, or another location, is checked in full.
 pub fn read_mda_text_unparsed(
     device: &mut impl ReadAt,
     area: &DiskLocn,
+    previous: Option<&VerifiedText>,
 ) -> Result<MdaText, MetadataError> {
     let mut header = read_mda_header(device, area)?;
     for attempt in 1..=READ_ATTEMPTS {
@@ -265,7 +301,7 @@ pub fn read_mda_text_unparsed(
             Some((offset, len)) => read(device, "wrapped metadata text", offset, len as usize)?,
             None => Vec::new(),
         };
-        let text = assemble_text(&first, &wrapped, &locn);
+        let text = assemble_text(&first, &wrapped, &locn, previous);
         let again = read_mda_header(device, area)?;
         if again.raw_locns.first() == Some(&locn) {
             let text = text?;
@@ -273,6 +309,7 @@ pub fn read_mda_text_unparsed(
                 seqno: None,
                 header: again,
                 locn,
+                verified: VerifiedText::new(locn, Arc::clone(&text)),
                 text,
                 wrapped: span.wrapped.is_some(),
                 attempts: attempt,
@@ -542,5 +579,231 @@ mod tests {
                 attempts: READ_ATTEMPTS
             })
         );
+    }
+
+    const AREA: DiskLocn = DiskLocn {
+        offset: 4096,
+        size: 4096,
+    };
+
+    /// A metadata area at [`AREA`] whose circular buffer holds `text` (plus its NUL) at
+    /// `offset` from the area's start, wrapping past the area's end when it does not fit.
+    struct Area {
+        image: Vec<u8>,
+        offset: u64,
+        size: usize,
+    }
+
+    impl Area {
+        fn new(text: &str, offset: u64) -> Self {
+            let mut area = Area {
+                image: vec![0; (AREA.offset + AREA.size) as usize],
+                offset,
+                size: text.len() + 1,
+            };
+            area.image[4096..4608].copy_from_slice(&REAL[4096..4608]);
+            area.image[4096 + 32..4096 + 40].copy_from_slice(&AREA.size.to_le_bytes());
+            let mut with_nul = text.as_bytes().to_vec();
+            with_nul.push(0);
+            for (at, byte) in with_nul.iter().enumerate() {
+                let device_offset = area.device_offset(at);
+                area.image[device_offset] = *byte;
+            }
+            area.seal(calc_crc(INITIAL_CRC, &with_nul));
+            area
+        }
+
+        /// Where byte `at` of the text (its NUL included) lies on the device.
+        fn device_offset(&self, at: usize) -> usize {
+            let buffer = AREA.size as usize - MDA_HEADER_SIZE;
+            let relative = (self.offset as usize - MDA_HEADER_SIZE + at) % buffer;
+            AREA.offset as usize + MDA_HEADER_SIZE + relative
+        }
+
+        /// Writes `raw_locn[0]` with `checksum` and reseals the header.
+        fn seal(&mut self, checksum: u32) {
+            let header = &mut self.image[4096..4608];
+            header[40..48].copy_from_slice(&self.offset.to_le_bytes());
+            header[48..56].copy_from_slice(&(self.size as u64).to_le_bytes());
+            header[56..60].copy_from_slice(&checksum.to_le_bytes());
+            header[60..64].fill(0);
+            let crc = calc_crc(INITIAL_CRC, &header[4..]);
+            header[..4].copy_from_slice(&crc.to_le_bytes());
+        }
+
+        /// The text bytes (NUL included) as the device holds them.
+        fn bytes(&self) -> Vec<u8> {
+            (0..self.size)
+                .map(|at| self.image[self.device_offset(at)])
+                .collect()
+        }
+
+        /// Reads the area, handing `previous` to the read, and counts the bytes checksummed.
+        fn read(&self, previous: Option<&VerifiedText>) -> (Result<MdaText, MetadataError>, u64) {
+            let before = crate::crc::BYTES_CHECKSUMMED.with(std::cell::Cell::get);
+            let read = read_mda_text_unparsed(&mut &self.image[..], &AREA, previous);
+            let after = crate::crc::BYTES_CHECKSUMMED.with(std::cell::Cell::get);
+            (read, after - before)
+        }
+    }
+
+    /// What checking one header costs: the 508 bytes its checksum covers.
+    const HEADER_CRC_BYTES: u64 = (MDA_HEADER_SIZE - 4) as u64;
+
+    fn sample_text() -> String {
+        (0..40).fold(String::from("vg {\nseqno = 7\n"), |text, i| {
+            text + &format!("lv{i} {{\nid = \"x\"\n}}\n")
+        }) + "}\n"
+    }
+
+    /// Unwrapped, and wrapped at several points (the area's buffer is 3,584 bytes).
+    fn placements(text: &str) -> Vec<u64> {
+        let size = text.len() as u64 + 1;
+        vec![512, 4096 - size, 4096 - 1, 4096 - size / 2, 4096 - 7]
+    }
+
+    #[test]
+    fn unchanged_bytes_hand_back_the_verified_text_without_a_checksum() {
+        let text = sample_text();
+        for offset in placements(&text) {
+            let area = Area::new(&text, offset);
+            let (first, checksummed) = area.read(None);
+            let first = first.unwrap();
+            assert_eq!(&*first.text, text.trim_end_matches('\0'), "{offset}");
+            assert_eq!(first.wrapped, offset + area.size as u64 > 4096, "{offset}");
+            // Headers before and after, and the text.
+            assert_eq!(checksummed, 2 * HEADER_CRC_BYTES + area.size as u64);
+            let (again, checksummed) = area.read(Some(&first.verified()));
+            let again = again.unwrap();
+            assert!(Arc::ptr_eq(&again.text, &first.text), "{offset}");
+            // Both headers still checked; the text's checksum not computed again.
+            assert_eq!(checksummed, 2 * HEADER_CRC_BYTES, "{offset}");
+            assert_eq!(again.verified(), first.verified());
+            assert_eq!((again.locn, again.attempts), (first.locn, 1));
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_anywhere_is_checked_in_full() {
+        let text = sample_text();
+        for offset in placements(&text) {
+            let area = Area::new(&text, offset);
+            let verified = area.read(None).0.unwrap().verified();
+            let size = area.size;
+            // First, middle, last byte of the text, its NUL, and (when wrapped) the first byte
+            // after the wrap.
+            let wrap_at = (4096 - offset) as usize;
+            let mut positions = vec![0, size / 2, size - 2, size - 1];
+            if wrap_at < size {
+                positions.extend([wrap_at, wrap_at - 1]);
+            }
+            for at in positions {
+                let mut changed = Area::new(&text, offset);
+                let device_offset = changed.device_offset(at);
+                changed.image[device_offset] = b'#';
+                // Under the old checksum: refused.
+                let (read, checksummed) = changed.read(Some(&verified));
+                assert!(
+                    matches!(
+                        read,
+                        Err(MetadataError::BadChecksum {
+                            what: "metadata text",
+                            ..
+                        })
+                    ),
+                    "{offset} {at}: {read:?}"
+                );
+                assert_eq!(checksummed, 2 * HEADER_CRC_BYTES + size as u64);
+                // Resealed with the new bytes' checksum: read in full, a new text.
+                changed.seal(calc_crc(INITIAL_CRC, &changed.bytes()));
+                let (read, checksummed) = changed.read(Some(&verified));
+                let read = read.unwrap();
+                assert!(!Arc::ptr_eq(&read.text, verified.text()), "{offset} {at}");
+                let mut expected = text.clone().into_bytes();
+                expected.push(0);
+                expected[at] = b'#';
+                if expected.last() == Some(&0) {
+                    expected.pop();
+                }
+                assert_eq!(read.text.as_bytes(), expected, "{offset} {at}");
+                assert_eq!(checksummed, 2 * HEADER_CRC_BYTES + size as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn the_same_bytes_under_another_raw_locn_are_checked_in_full() {
+        let text = sample_text();
+        let area = Area::new(&text, 512);
+        let verified = area.read(None).0.unwrap().verified();
+        // The header's checksum of the text corrupted, the bytes untouched: refused.
+        let mut corrupted = Area::new(&text, 512);
+        corrupted.seal(verified.locn().checksum ^ 1);
+        let (read, checksummed) = corrupted.read(Some(&verified));
+        assert!(
+            matches!(read, Err(MetadataError::BadChecksum { .. })),
+            "{read:?}"
+        );
+        assert_eq!(checksummed, 2 * HEADER_CRC_BYTES + area.size as u64);
+        // The same text at another offset: read in full, equal but not the verified one.
+        let moved = Area::new(&text, 1024);
+        let (read, checksummed) = moved.read(Some(&verified));
+        let read = read.unwrap();
+        assert_eq!(read.text, *verified.text());
+        assert!(!Arc::ptr_eq(&read.text, verified.text()));
+        assert_eq!(checksummed, 2 * HEADER_CRC_BYTES + area.size as u64);
+    }
+
+    #[test]
+    fn a_moving_header_is_retried_with_a_verified_text() {
+        let area = DiskLocn {
+            offset: 4096,
+            size: 0x1f_f000,
+        };
+        let mut image = REAL;
+        let verified = read_mda_text_unparsed(&mut image, &area, None)
+            .unwrap()
+            .verified();
+        let mut settles = Racing {
+            image: REAL.to_vec(),
+            header_reads: 0,
+            moves: 2,
+        };
+        let text = read_mda_text_unparsed(&mut settles, &area, Some(&verified)).unwrap();
+        assert_eq!((text.attempts, text.locn.offset), (3, 514));
+        assert_eq!(text.text, *verified.text());
+        assert!(!Arc::ptr_eq(&text.text, verified.text()));
+        let mut never = Racing {
+            image: REAL.to_vec(),
+            header_reads: 0,
+            moves: u32::MAX,
+        };
+        assert_eq!(
+            read_mda_text_unparsed(&mut never, &area, Some(&verified)),
+            Err(MetadataError::Moved {
+                attempts: READ_ATTEMPTS
+            })
+        );
+    }
+
+    #[test]
+    fn the_verified_text_is_not_what_a_caller_writes_into_the_fields() {
+        let area = Area::new(&sample_text(), 512);
+        let mut read = area.read(None).0.unwrap();
+        let verified = read.verified();
+        let forged: Arc<str> = Arc::from("forged {\n}\n");
+        read.text = Arc::clone(&forged);
+        read.locn.checksum ^= 1;
+        assert_eq!(read.verified(), verified);
+        // What is shared is compared with the verified bytes, not the fields.
+        assert!(!read.share(&forged));
+        assert_eq!(read.verified(), verified);
+        // Sharing an equal text's allocation keeps the text; an unequal one is refused.
+        let equal: Arc<str> = Arc::from(&*sample_text());
+        let mut shared = area.read(None).0.unwrap();
+        assert!(shared.share(&equal));
+        assert!(Arc::ptr_eq(&shared.text, &equal) && Arc::ptr_eq(shared.verified().text(), &equal));
+        assert!(!shared.share(&Arc::from("other")));
+        assert!(Arc::ptr_eq(&shared.text, &equal));
     }
 }

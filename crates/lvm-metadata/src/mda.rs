@@ -15,6 +15,8 @@
 //! `offset` bytes from the header's `start`, `size` bytes long; when `offset + size` passes the
 //! area's `size`, the rest continues right after the header sector.
 
+use std::sync::Arc;
+
 use crate::crc::{calc_crc, INITIAL_CRC};
 use crate::text::{ConfigTree, Value};
 use crate::{le_u32, le_u64, MetadataError, MAX_TEXT_BYTES, SECTOR_SIZE};
@@ -202,13 +204,64 @@ impl MdaHeader {
     }
 }
 
+/// A metadata text an earlier read of one metadata area verified (its checksum matched, it is
+/// UTF-8), with the `raw_locn` it was read under. Only a successful read makes one
+/// ([`crate::device::MdaText::verified`]); handed back to the next read of the same area
+/// ([`crate::device::read_mda_text_unparsed`]), it lets that read skip the checksum, the copy
+/// and the UTF-8 check when the bytes it reads are these bytes, compared in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedText {
+    locn: RawLocn,
+    text: Arc<str>,
+}
+
+impl VerifiedText {
+    /// Made by the crate from a text it verified, never from outside: holding one means these
+    /// bytes matched this `raw_locn`'s checksum.
+    pub(crate) fn new(locn: RawLocn, text: Arc<str>) -> Self {
+        VerifiedText { locn, text }
+    }
+
+    /// Where the text was (`raw_locn[0]` of the read that verified it).
+    pub fn locn(&self) -> &RawLocn {
+        &self.locn
+    }
+
+    /// The text, without its terminating NUL.
+    pub fn text(&self) -> &Arc<str> {
+        &self.text
+    }
+
+    /// True when `first` then `wrapped`, read under `locn`, are the bytes this text was
+    /// verified from: the same `raw_locn` (offset, size, checksum, flags) and every byte equal
+    /// (the text, then the NULs that ended it).
+    fn is_read_as(&self, first: &[u8], wrapped: &[u8], locn: &RawLocn) -> bool {
+        let text = self.text.as_bytes();
+        if self.locn != *locn || text.len() > first.len() + wrapped.len() {
+            return false;
+        }
+        let (in_first, in_wrapped) = text.split_at(text.len().min(first.len()));
+        let padding_only = |bytes: &[u8]| bytes.iter().all(|byte| *byte == 0);
+        first[..in_first.len()] == *in_first
+            && padding_only(&first[in_first.len()..])
+            && wrapped[..in_wrapped.len()] == *in_wrapped
+            && padding_only(&wrapped[in_wrapped.len()..])
+    }
+}
+
 /// Checks the text read from a [`TextSpan`] (`first`, then `wrapped`, empty when it did not
 /// wrap) against `locn.checksum` and returns it without its terminating NUL.
+///
+/// `previous` is the text this area held when last verified: when `locn` is its `raw_locn` and
+/// the bytes read are its bytes, compared in full, it is handed back (the same allocation)
+/// without computing the checksum again: identical bytes have the identical checksum. Any
+/// other bytes are checked in full.
 pub fn assemble_text(
     first: &[u8],
     wrapped: &[u8],
     locn: &RawLocn,
-) -> Result<String, MetadataError> {
+    previous: Option<&VerifiedText>,
+) -> Result<Arc<str>, MetadataError> {
     let expected = locn.size;
     let got = (first.len() + wrapped.len()) as u64;
     if got != expected {
@@ -217,6 +270,9 @@ pub fn assemble_text(
             needed: expected,
             available: got,
         });
+    }
+    if let Some(previous) = previous.filter(|previous| previous.is_read_as(first, wrapped, locn)) {
+        return Ok(Arc::clone(&previous.text));
     }
     let computed = calc_crc(calc_crc(INITIAL_CRC, first), wrapped);
     if computed != locn.checksum {
@@ -232,10 +288,12 @@ pub fn assemble_text(
     while text.last() == Some(&0) {
         text.pop();
     }
-    String::from_utf8(text).map_err(|e| MetadataError::Malformed {
-        what: "metadata text",
-        detail: format!("not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
-    })
+    String::from_utf8(text)
+        .map(Arc::from)
+        .map_err(|e| MetadataError::Malformed {
+            what: "metadata text",
+            detail: format!("not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
+        })
 }
 
 /// The VG's `seqno` from its metadata text, as LVM reads it: the text parsed, then the `seqno`
@@ -285,7 +343,7 @@ mod tests {
                 wrapped: None
             }
         );
-        let text = assemble_text(&REAL[4608..4608 + 0x2c6], &[], &locn).unwrap();
+        let text = assemble_text(&REAL[4608..4608 + 0x2c6], &[], &locn, None).unwrap();
         assert!(text.starts_with("probevg {\nid = "));
         assert!(text.ends_with("\n"));
         assert_eq!(seqno(&text), Some(1));
@@ -423,20 +481,20 @@ mod tests {
         for split in 0..text.len() {
             let (first, wrapped) = text.split_at(split);
             assert_eq!(
-                assemble_text(first, wrapped, &whole).unwrap(),
+                &*assemble_text(first, wrapped, &whole, None).unwrap(),
                 "vg {\nseqno = 7\n}\n"
             );
         }
         let (first, wrapped) = text.split_at(5);
         assert!(matches!(
-            assemble_text(wrapped, first, &whole),
+            assemble_text(wrapped, first, &whole, None),
             Err(MetadataError::BadChecksum {
                 what: "metadata text",
                 ..
             })
         ));
         assert!(matches!(
-            assemble_text(first, &[], &whole),
+            assemble_text(first, &[], &whole, None),
             Err(MetadataError::Truncated { .. })
         ));
         let bad_utf8 = [0xff, 0xfe, 0];
@@ -446,7 +504,7 @@ mod tests {
             ..whole
         };
         assert!(matches!(
-            assemble_text(&bad_utf8, &[], &bad),
+            assemble_text(&bad_utf8, &[], &bad, None),
             Err(MetadataError::Malformed { .. })
         ));
     }

@@ -7,9 +7,12 @@
 //!   then read at once, and the report's figures are LVM's only for a VG that falls back.
 //! - **Steady state.** Each later collection checks every PV's label (the UUID must still match),
 //!   the header of each of its metadata areas and the text it locates (inside the area, checksum
-//!   verified), and no LVM process runs. When the newest text's bytes are the ones already parsed
-//!   (compared in full), the parsed VG is reused; otherwise the text is parsed. Of several copies (PVs,
-//!   two areas per PV) the highest `seqno` of the parsed VG section wins. Copies that disagree
+//!   verified), and no LVM process runs. The text each area held last time is handed to its read:
+//!   under the same `raw_locn` and with the same bytes (compared in full) the read hands it back
+//!   without computing its checksum again, so that its `seqno` and parse are found by pointer.
+//!   When the newest text's bytes are the ones already parsed, the parsed VG is reused;
+//!   otherwise the text is parsed. Of several copies (PVs, two areas per PV) the highest
+//!   `seqno` of the parsed VG section wins. Copies that disagree
 //!   are logged once per change of which copies lag, and only when that is not a commit in
 //!   flight (one copy one `seqno` behind, once).
 //! - **Which devices.** Only devices LVM's PV list names (absolute paths: a missing PV, which LVM
@@ -52,7 +55,7 @@ use async_trait::async_trait;
 use lvm_metadata::device::{
     block_devices, read_label, read_mda_text_unparsed, scan_device, PvDevice,
 };
-use lvm_metadata::mda::vg_seqno;
+use lvm_metadata::mda::{vg_seqno, VerifiedText};
 use lvm_metadata::scan::{group, vg_identity, ScanError, ScannedPv};
 use lvm_metadata::vg::{from_tree, VgError, VgMetadata};
 use lvm_metadata::{text, MetadataError};
@@ -190,15 +193,21 @@ pub fn fallback_for_vg(error: &VgError) -> Fallback {
     }
 }
 
-/// What one VG's reads left for the next collection: each metadata text the last read saw with
-/// its `seqno`, and the VG parsed from the newest with that text. A text is recognised by its
-/// bytes, compared in full (never by where it is or its CRC: other bytes under the same
-/// location and CRC are parsed again).
+/// What one VG's reads left for the next collection: each metadata area's text as the last
+/// read verified it, each distinct text with its `seqno`, and the VG parsed from the newest
+/// with that text. A text is recognised by its bytes, compared in full by the area's next read
+/// (never by where it is or its CRC: other bytes under the same location and CRC are checked
+/// and parsed again); the bytes of an unchanged area come back as the same allocation, so
+/// `seqno` and parse are found by pointer.
 #[derive(Debug, Clone, Default)]
 pub struct VgCache {
+    areas: Vec<(AreaKey, VerifiedText)>,
     seqnos: Vec<(Arc<str>, u64)>,
     parsed: Option<(Arc<str>, Arc<VgMetadata>)>,
 }
+
+/// One metadata area: the device LVM named for the PV and the area's offset on it.
+type AreaKey = (PathBuf, u64);
 
 /// One collection's read of one VG.
 #[derive(Debug, Clone)]
@@ -241,6 +250,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
     // The distinct texts read, each kept once (the cache's own copy when the bytes are equal).
     let mut texts: Vec<Arc<str>> = Vec::new();
     let mut copies: Vec<(PathBuf, usize)> = Vec::new();
+    let mut areas: Vec<(AreaKey, VerifiedText)> = Vec::new();
     for pv in pvs {
         let path = pv_device(pv)?;
         let mut device = PvDevice::open(path).map_err(|e| {
@@ -260,23 +270,29 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
             ));
         }
         for area in &label.metadata_areas {
-            let read = match read_mda_text_unparsed(&mut device, area) {
+            let previous = cache
+                .areas
+                .iter()
+                .find(|((device, offset), _)| device == path && *offset == area.offset)
+                .map(|(_, verified)| verified);
+            let mut read = match read_mda_text_unparsed(&mut device, area, previous) {
                 Ok(read) => read,
                 Err(MetadataError::Ignored) => continue,
                 Err(e) => return Err(fallback_for(path, "metadata area", &e)),
             };
-            let index = match texts.iter().position(|text| **text == *read.text) {
+            // An unchanged area's text is the cache's own allocation, found by pointer; a
+            // text of another allocation is compared in full.
+            let index = match texts.iter().position(|text| read.share(text)) {
                 Some(index) => index,
                 None => {
-                    let known = cache
-                        .seqnos
-                        .iter()
-                        .find(|(text, _)| **text == *read.text)
-                        .map(|(text, _)| Arc::clone(text));
-                    texts.push(known.unwrap_or_else(|| Arc::from(read.text)));
+                    // A text the last collection saw (in this area or another) keeps its
+                    // allocation, so that its seqno and parse are found by pointer.
+                    let _seen_before = cache.seqnos.iter().any(|(text, _)| read.share(text));
+                    texts.push(Arc::clone(&read.text));
                     texts.len() - 1
                 }
             };
+            areas.push(((path.to_path_buf(), area.offset), read.verified()));
             copies.push((path.to_path_buf(), index));
         }
     }
@@ -387,6 +403,7 @@ pub fn read_vg(vg: &str, pvs: &[PvRow], cache: &VgCache) -> Result<VgRead, Fallb
     let parsed_text = Arc::clone(&texts[newest]);
     Ok(VgRead {
         cache: VgCache {
+            areas,
             seqnos: texts.into_iter().zip(seqnos).collect(),
             parsed: Some((parsed_text, Arc::clone(&metadata))),
         },
@@ -1528,5 +1545,48 @@ mod tests {
             read_vg("vg", &[gone], &cache).unwrap_err().reason,
             Reason::UnreadableDevice
         );
+    }
+
+    /// The head of a real PV of VG `probevg` (label, metadata area header, text at 4608).
+    const SEED_PV: &[u8] = include_bytes!("../../../fuzz/corpus/lvm_pv/seed-1.bin");
+
+    #[test]
+    fn an_unchanged_area_is_read_as_the_text_verified_before_and_copies_share_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<PvRow> = ["a.img", "b.img"]
+            .iter()
+            .map(|name| {
+                let path = dir.path().join(name);
+                std::fs::write(&path, SEED_PV).unwrap();
+                PvRow {
+                    vg: "probevg".into(),
+                    device: path.display().to_string(),
+                    uuid: "2ofoesBB8lQdVAT1XGiF2lE1u1pV8Q6d".into(),
+                }
+            })
+            .collect();
+        let first = read_vg("probevg", &rows, &VgCache::default()).expect("the seed PV reads");
+        assert!(first.parsed);
+        // Both copies of the text are held once, by the areas and the seqno list alike.
+        let [(held, _)] = &first.cache.seqnos[..] else {
+            panic!("one distinct text: {:?}", first.cache.seqnos)
+        };
+        assert_eq!(first.cache.areas.len(), 2);
+        for (_, verified) in &first.cache.areas {
+            assert!(Arc::ptr_eq(verified.text(), held));
+        }
+        let again = read_vg("probevg", &rows, &first.cache).expect("read again");
+        assert!(!again.parsed);
+        assert!(Arc::ptr_eq(&again.metadata, &first.metadata));
+        assert!(Arc::ptr_eq(&again.cache.seqnos[0].0, held));
+        for (_, verified) in &again.cache.areas {
+            assert!(Arc::ptr_eq(verified.text(), held));
+        }
+        // A changed byte under the same raw_locn is checked in full: refused.
+        let mut changed = SEED_PV.to_vec();
+        changed[4608 + 20] ^= 1;
+        std::fs::write(&rows[1].device, changed).unwrap();
+        let refused = read_vg("probevg", &rows, &again.cache).unwrap_err();
+        assert_eq!(refused.reason.token(), "checksum", "{}", refused.message);
     }
 }

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use lvm_metadata::crc::{calc_crc, INITIAL_CRC};
 use lvm_metadata::device::{
@@ -404,7 +405,7 @@ impl TwoPvVg {
             .newest()
             .expect("a metadata text")
             .text
-            .clone()
+            .to_string()
     }
 
     /// Writes `text` (plus LVM's terminating NUL) as the committed metadata of every metadata
@@ -565,7 +566,7 @@ impl TwoPvVg {
 /// different texts of the same `seqno` are refused) turned into the VG, which must list exactly
 /// these PVs and bear the name asked for. Any failure is a refusal, with the reason.
 fn read_vg(vg: &str, devices: &[String], uuids: &[String]) -> Result<VgMetadata, String> {
-    let mut texts: Vec<String> = Vec::new();
+    let mut texts: Vec<Arc<str>> = Vec::new();
     let mut copies: Vec<usize> = Vec::new();
     for (device, uuid) in devices.iter().zip(uuids) {
         let path = Path::new(device);
@@ -575,7 +576,7 @@ fn read_vg(vg: &str, devices: &[String], uuids: &[String]) -> Result<VgMetadata,
             return Err(format!("{device}: another PV UUID"));
         }
         for area in &label.metadata_areas {
-            let read = match read_mda_text_unparsed(&mut pv, area) {
+            let read = match read_mda_text_unparsed(&mut pv, area, None) {
                 Ok(read) => read,
                 Err(MetadataError::Ignored) => continue,
                 Err(e) => return Err(format!("{device}: metadata area: {e}")),
