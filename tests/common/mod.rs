@@ -303,6 +303,20 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The example host of the README (`examples/seed-incident/`: a saved LVM report and a file
+/// source, no LVM or OpenStack needed): its flags, then `extra`.
+pub fn example_host_args(extra: &[String]) -> Vec<String> {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed-incident");
+    let mut args = vec![
+        format!("--nova.config-file={example}/nova.conf"),
+        format!("--collector.lvm.replay-file={example}/lvm-report.json"),
+        format!("--collector.file.path={example}/instances.json"),
+        "--no-collector.libvirt".to_string(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// The exporter binary the tests run: `NOVA_LVM_EXPORTER_BIN` when set (`scripts/same-output
 /// --scenarios` runs the real-VG scenarios against two builds), else this build's.
 pub fn exporter_binary() -> String {

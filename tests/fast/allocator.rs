@@ -9,22 +9,11 @@ use std::sync::Arc;
 
 use common::*;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed-incident");
-
-fn example_args() -> Vec<String> {
-    vec![
-        format!("--nova.config-file={EXAMPLE}/nova.conf"),
-        format!("--collector.lvm.replay-file={EXAMPLE}/lvm-report.json"),
-        format!("--collector.file.path={EXAMPLE}/instances.json"),
-        "--no-collector.libvirt".to_string(),
-    ]
-}
-
 /// Scrapes from 8 threads at once, so that the runtime's workers and the blocking threads all
 /// allocate, then counts the heaps of arenas other than the main one: anonymous inaccessible
 /// mappings of 16 MiB or more (a thread stack's guard is one page).
 fn arena_heaps_after_concurrent_scrapes(env: &[(&str, &str)]) -> usize {
-    let exporter = Arc::new(Exporter::start_with_env(&example_args(), env));
+    let exporter = Arc::new(Exporter::start_with_env(&example_host_args(&[]), env));
     let scrapers: Vec<_> = (0..8)
         .map(|_| {
             let exporter = Arc::clone(&exporter);

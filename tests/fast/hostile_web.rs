@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::*;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed-incident");
 const BINARY: &str = env!("CARGO_BIN_EXE_nova-lvm-exporter");
 
 /// A value planted in files that must never appear in any output.
@@ -29,20 +28,9 @@ fn timed() -> std::sync::MutexGuard<'static, ()> {
     common::cpu_heavy()
 }
 
-fn example_args(extra: &[String]) -> Vec<String> {
-    let mut args = vec![
-        format!("--nova.config-file={EXAMPLE}/nova.conf"),
-        format!("--collector.lvm.replay-file={EXAMPLE}/lvm-report.json"),
-        format!("--collector.file.path={EXAMPLE}/instances.json"),
-        "--no-collector.libvirt".to_string(),
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
 fn run(extra: &[String]) -> Output {
     Command::new(BINARY)
-        .args(example_args(extra))
+        .args(example_host_args(extra))
         .output()
         .expect("run the exporter")
 }
@@ -120,7 +108,7 @@ fn a_flood_of_wrong_passwords_does_not_delay_an_authenticated_scrape() {
         dir.path(),
         &format!("basic_auth_users:\n  prometheus: {hash}\n"),
     );
-    let exporter = Exporter::start_listening(&example_args(&[
+    let exporter = Exporter::start_listening(&example_host_args(&[
         format!("--web.config.file={}", config.display()),
         "--web.request-timeout=3s".to_string(),
     ]));
@@ -211,7 +199,7 @@ fn unknown_users_take_as_long_as_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     let hash = bcrypt::hash("s3cret", 8).unwrap();
     let config = web_config(dir.path(), &format!("basic_auth_users:\n  alice: {hash}\n"));
-    let exporter = Exporter::start_listening(&example_args(&[format!(
+    let exporter = Exporter::start_listening(&example_host_args(&[format!(
         "--web.config.file={}",
         config.display()
     )]));
@@ -308,7 +296,7 @@ fn a_reload_after_a_symlink_swap_logs_no_content() {
     .unwrap();
     let link = dir.path().join("web.yml");
     std::os::unix::fs::symlink(&good, &link).unwrap();
-    let exporter = Exporter::start_listening(&example_args(&[
+    let exporter = Exporter::start_listening(&example_host_args(&[
         format!("--web.config.file={}", link.display()),
         "--log.level=debug".to_string(),
     ]));
@@ -407,8 +395,8 @@ fn telemetry_paths_must_be_literal() {
         assert!(stderr.contains("--web.telemetry-path"), "{path}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{path}: {stderr}");
     }
-    let exporter = Exporter::start(&example_args(&[
-        "--web.telemetry-path=/nova/lvm-metrics".to_string()
+    let exporter = Exporter::start(&example_host_args(&[
+        "--web.telemetry-path=/nova/lvm-metrics".to_string(),
     ]));
     let (status, body) = get(exporter.port, "/nova/lvm-metrics").unwrap();
     assert_eq!(status, 200);

@@ -13,19 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seed-incident");
-
-fn example_args(extra: &[String]) -> Vec<String> {
-    let mut args = vec![
-        format!("--nova.config-file={EXAMPLE}/nova.conf"),
-        format!("--collector.lvm.replay-file={EXAMPLE}/lvm-report.json"),
-        format!("--collector.file.path={EXAMPLE}/instances.json"),
-        "--no-collector.libvirt".to_string(),
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
 fn openssl(dir: &Path, args: &[&str]) {
     let output = Command::new("openssl")
         .current_dir(dir)
@@ -156,7 +143,7 @@ fn tls_with_a_test_ca_serves_the_metrics_and_refuses_plain_http() {
     let pki = Pki::new();
     let config =
         pki.write_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
-    let exporter = Exporter::start_listening(&example_args(&[format!(
+    let exporter = Exporter::start_listening(&example_host_args(&[format!(
         "--web.config.file={}",
         config.display()
     )]));
@@ -204,7 +191,7 @@ fn a_client_certificate_can_be_required() {
     let config = pki.write_config(
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client-ca.crt\n",
     );
-    let exporter = Exporter::start_listening(&example_args(&[format!(
+    let exporter = Exporter::start_listening(&example_host_args(&[format!(
         "--web.config.file={}",
         config.display()
     )]));
@@ -259,7 +246,7 @@ fn basic_auth_right_wrong_and_missing_and_headers_configured() {
         ),
     )
     .unwrap();
-    let exporter = Exporter::start_listening(&example_args(&[format!(
+    let exporter = Exporter::start_listening(&example_host_args(&[format!(
         "--web.config.file={}",
         config.display()
     )]));
@@ -338,7 +325,7 @@ fn a_malformed_web_config_is_refused_at_start_up_naming_the_line() {
     let config = dir.path().join("web.yml");
     std::fs::write(&config, "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  client_auth: RequireAndVerifyClientCert\n").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
-        .args(example_args(&[
+        .args(example_host_args(&[
             format!("--web.config.file={}", config.display()),
             "--web.listen-address=127.0.0.1:0".into(),
         ]))
@@ -356,7 +343,7 @@ fn a_malformed_web_config_is_refused_at_start_up_naming_the_line() {
     )
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_nova-lvm-exporter"))
-        .args(example_args(&[format!(
+        .args(example_host_args(&[format!(
             "--web.config.file={}",
             config.display()
         )]))
@@ -368,7 +355,7 @@ fn a_malformed_web_config_is_refused_at_start_up_naming_the_line() {
 
 #[test]
 fn the_exposition_is_the_text_format_0_0_4_with_its_length() {
-    let exporter = Exporter::start(&example_args(&[]));
+    let exporter = Exporter::start(&example_host_args(&[]));
     let url = format!("http://127.0.0.1:{}/metrics", exporter.port);
     let (status, response) = curl(&[&url]);
     assert_eq!(status, 200);
@@ -389,7 +376,7 @@ fn the_exposition_is_the_text_format_0_0_4_with_its_length() {
 
 #[test]
 fn only_get_and_head_on_known_paths_are_served() {
-    let exporter = Exporter::start(&example_args(&[]));
+    let exporter = Exporter::start(&example_host_args(&[]));
     let base = format!("http://127.0.0.1:{}", exporter.port);
     assert_eq!(curl(&["-X", "POST", &format!("{base}/metrics")]).0, 405);
     assert_eq!(curl(&["-X", "DELETE", &format!("{base}/")]).0, 405);
@@ -413,7 +400,9 @@ fn only_get_and_head_on_known_paths_are_served() {
 
 #[test]
 fn slow_clients_are_cut_off_and_scrapes_keep_being_answered() {
-    let exporter = Exporter::start(&example_args(&["--web.read-header-timeout=1s".to_string()]));
+    let exporter = Exporter::start(&example_host_args(&[
+        "--web.read-header-timeout=1s".to_string()
+    ]));
     // Ten slowloris connections: a partial request line, then silence.
     let mut slow: Vec<TcpStream> = (0..10)
         .map(|_| {
